@@ -1,0 +1,3 @@
+"""Slotwise: an appointment-scheduling backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,38 @@
+"""The access-token denylist: in Redis when configured (expiring keys), else in the database."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from redis.asyncio import Redis
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.auth.models import RevokedAccessToken
+
+_PREFIX = "slotwise:revoked-jti:"
+
+
+async def revoke(
+    session: AsyncSession, redis: Redis | None, *, jti: str, expires_at: datetime, now: datetime
+) -> None:
+    if expires_at <= now:
+        return
+    if redis is not None:
+        ttl = math.ceil((expires_at - now).total_seconds())
+        await redis.set(_PREFIX + jti, "1", ex=ttl)
+        return
+    if await session.get(RevokedAccessToken, jti) is None:
+        session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
+        # Expired entries are no longer needed: the token's own `exp` refuses it.
+        await session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now))
+
+
+async def is_revoked(session: AsyncSession, redis: Redis | None, *, jti: str) -> bool:
+    if redis is not None:
+        return bool(await redis.exists(_PREFIX + jti))
+    found = await session.scalar(
+        select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == jti)
+    )
+    return found is not None

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Request, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from slotwise.auth import service
+from slotwise.auth.deps import CurrentClaims, CurrentUser
+from slotwise.auth.schemas import LoginJSON, LogoutRequest, RefreshRequest, TokenPair
+from slotwise.db import SessionDep
+from slotwise.errors import responses
+from slotwise.state import AppState, NowDep, StateDep
+from slotwise.users.schemas import UserCreate, UserRead
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _login(
+    request: Request, session: SessionDep, app: AppState, *, email: str, password: str, now: NowDep
+) -> TokenPair:
+    settings = app.settings
+    await app.limiter.hit(settings.rate_limit_login_ip, "login-ip", _client_ip(request))
+    await app.limiter.hit(settings.rate_limit_login_account, "login-account", email.lower())
+    user = await service.authenticate(session, app, email=email, password=password)
+    return await service.login(session, app, user=user, now=now)
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=responses(409, 413, 415, 422, 429),
+    summary="Create an account (provider or client)",
+)
+async def register(
+    request: Request, data: UserCreate, session: SessionDep, app: StateDep, now: NowDep
+) -> UserRead:
+    await app.limiter.hit(app.settings.rate_limit_register_ip, "register-ip", _client_ip(request))
+    user = await service.register(session, app, data=data, now=now)
+    return UserRead.model_validate(user)
+
+
+_LOGIN_ERRORS = responses(401, 403, 422, 429)
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=_LOGIN_ERRORS,
+    summary="Log in with an OAuth2 password form (username = email)",
+)
+@router.post(
+    "/jwt/login",
+    response_model=TokenPair,
+    responses=_LOGIN_ERRORS,
+    summary="Log in with an OAuth2 password form (seed 000's path)",
+)
+async def login_form(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
+) -> TokenPair:
+    return await _login(request, session, app, email=form.username, password=form.password, now=now)
+
+
+@router.post(
+    "/login/json",
+    response_model=TokenPair,
+    responses=_LOGIN_ERRORS,
+    summary="Log in with a JSON body",
+)
+async def login_json(
+    request: Request, data: LoginJSON, session: SessionDep, app: StateDep, now: NowDep
+) -> TokenPair:
+    return await _login(request, session, app, email=data.email, password=data.password, now=now)
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses=responses(401, 422, 429),
+    summary="Exchange a refresh token for a new pair (the old one is spent)",
+)
+async def refresh(
+    request: Request, data: RefreshRequest, session: SessionDep, app: StateDep, now: NowDep
+) -> TokenPair:
+    await app.limiter.hit(app.settings.rate_limit_refresh_ip, "refresh-ip", _client_ip(request))
+    return await service.refresh(session, app, refresh_token=data.refresh_token, now=now)
+
+
+_LOGOUT_BODY = Body(description="Optionally, the refresh token to revoke too.")
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 422),
+    summary="Revoke this session's refresh tokens and access token",
+)
+@router.post(
+    "/jwt/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 422),
+    summary="Log out (seed 000's path)",
+)
+async def logout(
+    claims: CurrentClaims,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
+    data: Annotated[LogoutRequest | None, _LOGOUT_BODY] = None,
+) -> None:
+    token = data.refresh_token if data else None
+    await service.logout(session, app, claims=claims, refresh_token=token, now=now)
+
+
+@router.get("/me", response_model=UserRead, responses=responses(401), summary="The signed-in user")
+async def me(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)

@@ -1,0 +1,191 @@
+"""Use cases of authentication: register, log in, refresh with rotation, log out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.auth import revocation, tokens
+from slotwise.auth.models import RefreshToken
+from slotwise.auth.passwords import check_policy
+from slotwise.auth.schemas import TokenPair
+from slotwise.auth.tokens import InvalidToken, TokenClaims, TokenType
+from slotwise.errors import Conflict, Forbidden, Unauthorized
+from slotwise.state import AppState
+from slotwise.users import repository as users_repo
+from slotwise.users.models import User
+from slotwise.users.schemas import UserCreate
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+    message = "An account with this email already exists."
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+    message = "Incorrect email or password."
+
+
+class AccountDisabled(Forbidden):
+    code = "account_disabled"
+    message = "This account is deactivated or blocked."
+
+
+class RefreshTokenReused(InvalidToken):
+    code = "refresh_token_reused"
+    message = "This refresh token was already used; the session has been revoked."
+    # The family's revocation must survive the error response (see db.get_session).
+    keep_changes = True
+
+
+async def register(
+    session: AsyncSession, app: AppState, *, data: UserCreate, now: datetime
+) -> User:
+    check_policy(data.password, email=data.email)
+    if await users_repo.get_by_email(session, data.email) is not None:
+        raise EmailTaken()
+    user = User(
+        email=data.email,
+        full_name=data.full_name,
+        role=data.role,
+        timezone=data.timezone,
+        hashed_password=await app.hasher.hash(data.password),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent registration of the same email won
+        raise EmailTaken() from exc
+    return user
+
+
+async def authenticate(session: AsyncSession, app: AppState, *, email: str, password: str) -> User:
+    user = await users_repo.get_by_email(session, email)
+    valid = await app.hasher.verify(password, user.hashed_password if user else None)
+    if user is None or not valid:
+        raise InvalidCredentials()
+    if not user.is_active or user.is_blocked:
+        raise AccountDisabled()
+    return user
+
+
+async def _issue_pair(
+    session: AsyncSession, app: AppState, *, user: User, family_id: uuid.UUID, now: datetime
+) -> TokenPair:
+    access = tokens.issue(
+        app.settings, user_id=user.id, session_id=family_id, token_type=TokenType.ACCESS, now=now
+    )
+    refresh = tokens.issue(
+        app.settings, user_id=user.id, session_id=family_id, token_type=TokenType.REFRESH, now=now
+    )
+    session.add(
+        RefreshToken(
+            token_hash=tokens.fingerprint(refresh.token),
+            family_id=family_id,
+            user_id=user.id,
+            issued_at=now,
+            expires_at=refresh.claims.expires_at,
+        )
+    )
+    await session.flush()
+    return TokenPair(
+        access_token=access.token,
+        refresh_token=refresh.token,
+        expires_in=app.settings.access_token_minutes * 60,
+    )
+
+
+async def login(session: AsyncSession, app: AppState, *, user: User, now: datetime) -> TokenPair:
+    """Start a new session: a new refresh-token family."""
+    return await _issue_pair(session, app, user=user, family_id=uuid.uuid4(), now=now)
+
+
+async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def revoke_user_sessions(
+    session: AsyncSession, *, user_id: uuid.UUID, now: datetime, keep: uuid.UUID | None = None
+) -> None:
+    query = update(RefreshToken).where(
+        RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None)
+    )
+    if keep is not None:
+        query = query.where(RefreshToken.family_id != keep)
+    await session.execute(query.values(revoked_at=now))
+
+
+async def refresh(
+    session: AsyncSession, app: AppState, *, refresh_token: str, now: datetime
+) -> TokenPair:
+    """Rotate: the presented token is spent and a new pair of the same family is issued.
+
+    A token that was already spent is a sign of theft (RFC 9700 §4.14.2): the whole
+    family is revoked, so neither the thief nor the victim can go on with it.
+    """
+    claims = tokens.decode(app.settings, refresh_token, expected=TokenType.REFRESH)
+    row = await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == tokens.fingerprint(refresh_token))
+    )
+    if row is None or row.revoked_at is not None or row.family_id != claims.session_id:
+        raise InvalidToken()
+    spent = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
+        .values(rotated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        await revoke_family(session, family_id=row.family_id, now=now)
+        raise RefreshTokenReused()
+    user = await users_repo.get_by_id(session, row.user_id)
+    if user is None or not user.is_active or user.is_blocked:
+        raise InvalidToken()
+    return await _issue_pair(session, app, user=user, family_id=row.family_id, now=now)
+
+
+async def logout(
+    session: AsyncSession,
+    app: AppState,
+    *,
+    claims: TokenClaims,
+    refresh_token: str | None,
+    now: datetime,
+) -> None:
+    """Revoke the session's refresh family and deny the access token until it expires."""
+    await revoke_family(session, family_id=claims.session_id, now=now)
+    if refresh_token:
+        row = await session.scalar(
+            select(RefreshToken).where(
+                RefreshToken.token_hash == tokens.fingerprint(refresh_token),
+                RefreshToken.user_id == claims.user_id,
+            )
+        )
+        if row is not None:
+            await revoke_family(session, family_id=row.family_id, now=now)
+    await revocation.revoke(
+        session, app.redis, jti=claims.jti, expires_at=claims.expires_at, now=now
+    )
+
+
+async def user_for_access_token(
+    session: AsyncSession, app: AppState, *, token: str
+) -> tuple[User, TokenClaims]:
+    claims = tokens.decode(app.settings, token, expected=TokenType.ACCESS)
+    if await revocation.is_revoked(session, app.redis, jti=claims.jti):
+        raise InvalidToken()
+    user = await users_repo.get_by_id(session, claims.user_id)
+    if user is None or not user.is_active or user.is_blocked:
+        raise InvalidToken()
+    return user, claims

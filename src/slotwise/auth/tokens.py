@@ -1,0 +1,115 @@
+"""JWT access and refresh tokens (PyJWT), with the algorithm pinned and every claim checked."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import jwt
+
+from slotwise.config import Settings
+from slotwise.errors import Unauthorized
+
+
+class TokenType(StrEnum):
+    ACCESS = "access"
+    REFRESH = "refresh"
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+    message = "The token is invalid, expired or revoked."
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    jti: str
+    expires_at: datetime
+    token_type: TokenType
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    claims: TokenClaims
+
+
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "typ", "sid"]
+
+
+def new_secret_token() -> str:
+    """An opaque token of 256 random bits from the CSPRNG."""
+    return secrets.token_urlsafe(32)
+
+
+def fingerprint(token: str) -> str:
+    """What the database keeps of a token: its SHA-256, never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    token_type: TokenType,
+    now: datetime,
+) -> IssuedToken:
+    lifetime = (
+        timedelta(minutes=settings.access_token_minutes)
+        if token_type is TokenType.ACCESS
+        else timedelta(days=settings.refresh_token_days)
+    )
+    claims = TokenClaims(
+        user_id=user_id,
+        session_id=session_id,
+        jti=secrets.token_hex(16),
+        expires_at=now + lifetime,
+        token_type=token_type,
+    )
+    payload = {
+        "sub": str(user_id),
+        "sid": str(session_id),
+        "jti": claims.jti,
+        "typ": token_type.value,
+        "iat": int(now.timestamp()),
+        "exp": int(claims.expires_at.timestamp()),
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+    token = jwt.encode(payload, settings.signing_key(), algorithm=settings.jwt_algorithm)
+    return IssuedToken(token=token, claims=claims)
+
+
+def decode(settings: Settings, token: str, *, expected: TokenType) -> TokenClaims:
+    """Verify signature, algorithm, expiry, issuer, audience and type, or raise InvalidToken."""
+    try:
+        payload = jwt.decode(
+            token,
+            settings.signing_key(),
+            algorithms=[settings.jwt_algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": REQUIRED_CLAIMS},
+        )
+        token_type = TokenType(payload["typ"])
+        claims = TokenClaims(
+            user_id=uuid.UUID(payload["sub"]),
+            session_id=uuid.UUID(payload["sid"]),
+            jti=str(payload["jti"]),
+            expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=UTC),
+            token_type=token_type,
+        )
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidToken() from exc
+    if token_type is not expected:
+        raise InvalidToken(
+            f"A {token_type.value} token was given where {expected.value} is needed."
+        )
+    return claims

@@ -1,0 +1,115 @@
+"""Settings, read from the environment (prefix ``SLOTWISE_``) or a ``.env`` file.
+
+Every setting is documented in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+import zoneinfo
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_SECRET_FILE = ".slotwise-secret"  # noqa: S105 - a file name, not a secret
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SLOTWISE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite+aiosqlite:///{Path.cwd() / 'slotwise.db'}",
+        description="SQLAlchemy async URL; default an SQLite file in the working directory.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs tokens. Required in production."
+    )
+    access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=7, ge=1, le=365)
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "slotwise"
+    jwt_audience: str = "slotwise-api"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    default_timezone: str = "America/Guayaquil"
+    redis_url: str | None = None
+    rate_limit_enabled: bool = True
+    rate_limit_login_ip: str = "20/minute"
+    rate_limit_login_account: str = "5/minute"
+    rate_limit_register_ip: str = "10/hour"
+    rate_limit_refresh_ip: str = "30/minute"
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_level: str = "INFO"
+    log_json: bool = False
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in zoneinfo.available_timezones():
+            raise ValueError(f"unknown IANA time zone: {value!r}")
+        return value
+
+    @field_validator("jwt_algorithm")
+    @classmethod
+    def _hmac_only(cls, value: str) -> str:
+        if value not in {"HS256", "HS384", "HS512"}:
+            raise ValueError("jwt_algorithm must be one of HS256, HS384, HS512")
+        return value
+
+    @model_validator(mode="after")
+    def _require_secret_in_production(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            if self.secret_key is None:
+                raise ValueError("SLOTWISE_SECRET_KEY must be set in production")
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("SLOTWISE_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def signing_key(self) -> str:
+        """The token signing key; in development one is generated once and kept on disk."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = Path(DEV_SECRET_FILE)
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+            warnings.warn(
+                f"SLOTWISE_SECRET_KEY is not set: generated a development key in {path}. "
+                "Set SLOTWISE_SECRET_KEY in production.",
+                stacklevel=2,
+            )
+        key = path.read_text().strip()
+        self.secret_key = SecretStr(key)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

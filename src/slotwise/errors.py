@@ -1,0 +1,203 @@
+"""Domain errors, the one table that maps them to HTTP, and the one JSON error shape.
+
+Domain code raises subclasses of :class:`AppError`; they know nothing about HTTP. Every
+error leaves the API as ``{"code", "message", "details", "request_id"}``.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+class AppError(Exception):
+    """Base of every error the API reports on purpose."""
+
+    code: ClassVar[str] = "error"
+    message: ClassVar[str] = "The request failed."
+    # True for the rare error whose transaction must still commit (e.g. a security
+    # revocation made while refusing the request); see db.get_session.
+    keep_changes: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        super().__init__(message or self.message)
+        self.detail_message = message or self.message
+        self.details = details
+
+
+class InvalidInput(AppError):
+    code = "invalid_input"
+    message = "The request is not valid."
+
+
+class Unauthorized(AppError):
+    code = "not_authenticated"
+    message = "Authentication is required."
+
+
+class Forbidden(AppError):
+    code = "forbidden"
+    message = "You are not allowed to do this."
+
+
+class NotFound(AppError):
+    code = "not_found"
+    message = "Not found."
+
+
+class Conflict(AppError):
+    code = "conflict"
+    message = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(AppError):
+    code = "payload_too_large"
+    message = "The request body is too large."
+
+
+class UnsupportedMediaType(AppError):
+    code = "unsupported_media_type"
+    message = "Send the body as application/json."
+
+
+class RateLimited(AppError):
+    code = "rate_limited"
+    message = "Too many requests; try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(AppError):
+    code = "service_unavailable"
+    message = "A dependency of the service is unavailable."
+
+
+# The one table: error category -> HTTP status. Subclasses inherit their category's status.
+STATUS_BY_ERROR: dict[type[AppError], int] = {
+    InvalidInput: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    RateLimited: 429,
+    ServiceUnavailable: 503,
+}
+
+
+def status_for(error: AppError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    code: str = Field(description="Stable, machine-readable error code.", examples=["not_found"])
+    message: str = Field(description="Human-readable explanation.")
+    details: Any = Field(default=None, description="Structured context, when there is any.")
+    request_id: str | None = Field(default=None, description="Echo of the X-Request-ID header.")
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Not authenticated, or the token is invalid, expired or revoked",
+    403: "Authenticated but not allowed",
+    404: "Not found (or not yours)",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    415: "Unsupported content type",
+    422: "Invalid input",
+    429: "Rate limited; see Retry-After",
+    503: "A dependency is unavailable",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the error statuses a route can return."""
+    return {
+        status: {"model": ErrorBody, "description": _DESCRIPTIONS.get(status, "Error")}
+        for status in statuses
+    }
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, details: Any = None
+) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    body = ErrorBody(code=code, message=message, details=details, request_id=request_id)
+    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    response = error_response(request, status_for(exc), exc.code, exc.detail_message, exc.details)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
+    cleaned = []
+    for error in errors:
+        cleaned.append(
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "")),
+                "type": str(error.get("type", "")),
+            }
+        )
+    return cleaned
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(
+        request,
+        422,
+        "validation_error",
+        "The request did not pass validation.",
+        _clean_validation_errors(exc.errors()),
+    )
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated"}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower())
+    code = code.replace(" ", "_")
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    response = error_response(request, exc.status_code, code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", exc_info=exc)
+    return error_response(request, 500, "internal_error", "An unexpected error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

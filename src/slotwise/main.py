@@ -1,0 +1,105 @@
+"""The application factory: create_app(settings) wires routers, errors and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from redis.asyncio import Redis
+
+from slotwise import __version__
+from slotwise.auth.passwords import PasswordHasher
+from slotwise.auth.router import router as auth_router
+from slotwise.config import Settings, get_settings
+from slotwise.db import Database
+from slotwise.errors import install_error_handlers, responses
+from slotwise.health import router as health_router
+from slotwise.observability import Metrics, RequestContextMiddleware, configure_logging
+from slotwise.ratelimit import RateLimiter
+from slotwise.state import AppState
+from slotwise.users.router import router as users_router
+
+API_PREFIX = "/api/v1"
+API_ROUTERS = [auth_router, users_router]
+
+DESCRIPTION = """
+Slotwise publishes providers' working hours as bookable slots, takes bookings that can never
+collide, and keeps everyone informed.
+
+Every error has the same JSON shape: `{"code", "message", "details", "request_id"}`.
+Authenticate with `Authorization: Bearer <access_token>` from `POST /api/v1/auth/login`.
+"""
+
+
+def _document_common_errors(router: APIRouter) -> APIRouter:
+    """Every route that takes input can answer 422; every body route 413 and 415."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        extra = [422]
+        if (route.methods or set()) & {"POST", "PUT", "PATCH"}:
+            extra += [413, 415]
+        for status, spec in responses(*extra).items():
+            route.responses.setdefault(status, spec)
+    return router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, json_logs=settings.log_json)
+    settings.signing_key()  # fail fast (or create the development key) at start-up
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    state = AppState(
+        settings=settings,
+        db=Database(settings.database_url, pool_size=settings.db_pool_size),
+        hasher=PasswordHasher(
+            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
+        ),
+        limiter=RateLimiter(enabled=settings.rate_limit_enabled, redis_url=settings.redis_url),
+        redis=redis,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await state.db.dispose()
+        if state.redis is not None:
+            await state.redis.aclose()
+
+    app = FastAPI(
+        title="Slotwise",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.slotwise = state
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+
+    for router in API_ROUTERS:
+        app.include_router(_document_common_errors(router), prefix=API_PREFIX)
+    app.include_router(health_router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(
+        RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+    )
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for uvicorn (``slotwise.main:app_factory`` with ``--factory``)."""
+    return create_app()

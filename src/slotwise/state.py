@@ -1,0 +1,40 @@
+"""What one application instance shares across requests, reachable as a dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from slotwise.auth.passwords import PasswordHasher
+from slotwise.config import Settings
+from slotwise.db import Database
+from slotwise.ratelimit import RateLimiter
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    hasher: PasswordHasher
+    limiter: RateLimiter
+    redis: Redis | None
+
+
+def get_app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.slotwise
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_app_state)]
+
+
+def get_now() -> datetime:
+    """The request's clock; tests override this dependency to control time."""
+    return datetime.now(UTC)
+
+
+NowDep = Annotated[datetime, Depends(get_now)]

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from slotwise.auth.deps import AdminUser, CurrentClaims, CurrentUser
+from slotwise.db import SessionDep
+from slotwise.errors import responses
+from slotwise.pagination import Page, PageParams, page_params
+from slotwise.state import NowDep, StateDep
+from slotwise.users import service
+from slotwise.users.models import Role
+from slotwise.users.schemas import UserAdminUpdate, UserRead, UserSelfUpdate
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me", response_model=UserRead, responses=responses(401), summary="Your account")
+async def read_me(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+@router.patch(
+    "/me",
+    response_model=UserRead,
+    responses=responses(401, 403, 422),
+    summary="Update your name, time zone or password",
+)
+async def update_me(
+    data: UserSelfUpdate,
+    user: CurrentUser,
+    claims: CurrentClaims,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
+) -> UserRead:
+    updated = await service.update_self(
+        session, app, user=user, data=data, current_session=claims.session_id, now=now
+    )
+    return UserRead.model_validate(updated)
+
+
+@router.get(
+    "/",
+    response_model=Page[UserRead],
+    responses=responses(401, 403, 422),
+    summary="List users (admin)",
+)
+async def list_users(
+    _admin: AdminUser,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    role: Annotated[Role | None, Query(description="Only users with this role.")] = None,
+) -> Page[UserRead]:
+    users, total = await service.list_users(
+        session, role=role, limit=page.limit, offset=page.offset
+    )
+    return Page[UserRead](
+        items=[UserRead.model_validate(u) for u in users],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get(
+    "/{user_id}",
+    response_model=UserRead,
+    responses=responses(401, 403, 404, 422),
+    summary="One user (admin)",
+)
+async def read_user(user_id: uuid.UUID, _admin: AdminUser, session: SessionDep) -> UserRead:
+    return UserRead.model_validate(await service.get(session, user_id=user_id))
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=UserRead,
+    responses=responses(401, 403, 404, 409, 422),
+    summary="Change a user's role, or deactivate or block them (admin)",
+)
+async def update_user(
+    user_id: uuid.UUID, data: UserAdminUpdate, admin: AdminUser, session: SessionDep, now: NowDep
+) -> UserRead:
+    updated = await service.admin_update(session, admin=admin, user_id=user_id, data=data, now=now)
+    return UserRead.model_validate(updated)

@@ -1,0 +1,100 @@
+"""Use cases on accounts: read, self-service update, admin management."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.auth import service as auth_service
+from slotwise.auth.passwords import check_policy
+from slotwise.errors import Conflict, Forbidden, InvalidInput, NotFound
+from slotwise.state import AppState
+from slotwise.users import repository
+from slotwise.users.models import Role, User
+from slotwise.users.schemas import UserAdminUpdate, UserSelfUpdate
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    message = "No such user."
+
+
+class CurrentPasswordIncorrect(Forbidden):
+    code = "current_password_incorrect"
+    message = "The current password is incorrect."
+
+
+class CurrentPasswordRequired(InvalidInput):
+    code = "current_password_required"
+    message = "Changing the password requires current_password."
+
+
+class CannotModifySelf(Conflict):
+    code = "cannot_modify_self"
+    message = "Admins cannot change their own role or deactivate or block themselves."
+
+
+async def get(session: AsyncSession, *, user_id: uuid.UUID) -> User:
+    user = await repository.get_by_id(session, user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def update_self(
+    session: AsyncSession,
+    app: AppState,
+    *,
+    user: User,
+    data: UserSelfUpdate,
+    current_session: uuid.UUID,
+    now: datetime,
+) -> User:
+    if data.full_name is not None:
+        user.full_name = data.full_name
+    if "timezone" in data.model_fields_set:
+        user.timezone = data.timezone
+    if data.new_password is not None:
+        if data.current_password is None:
+            raise CurrentPasswordRequired()
+        if not await app.hasher.verify(data.current_password, user.hashed_password):
+            raise CurrentPasswordIncorrect()
+        check_policy(data.new_password, email=user.email)
+        user.hashed_password = await app.hasher.hash(data.new_password)
+        # Sign out every other session; the one making the change goes on.
+        await auth_service.revoke_user_sessions(
+            session, user_id=user.id, now=now, keep=current_session
+        )
+    user.updated_at = now
+    await session.flush()
+    return user
+
+
+async def admin_update(
+    session: AsyncSession, *, admin: User, user_id: uuid.UUID, data: UserAdminUpdate, now: datetime
+) -> User:
+    user = await get(session, user_id=user_id)
+    demotes_self = data.role is not None and data.role is not Role.ADMIN
+    if user.id == admin.id and (demotes_self or data.is_active is False or data.is_blocked):
+        raise CannotModifySelf()
+    if data.full_name is not None:
+        user.full_name = data.full_name
+    if data.role is not None:
+        user.role = data.role
+    if data.is_active is not None:
+        user.is_active = data.is_active
+    if data.is_blocked is not None:
+        user.is_blocked = data.is_blocked
+    if user.is_blocked or not user.is_active:
+        await auth_service.revoke_user_sessions(session, user_id=user.id, now=now)
+    user.updated_at = now
+    await session.flush()
+    return user
+
+
+async def list_users(
+    session: AsyncSession, *, role: Role | None, limit: int, offset: int
+) -> tuple[list[User], int]:
+    return await repository.list_page(session, role=role, limit=limit, offset=offset)

@@ -1,0 +1,75 @@
+"""Small async helpers that create accounts and sign them in through the API."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+from slotwise.config import Settings
+from slotwise.users.admin import create_admin
+
+PASSWORD = "a-long-and-unusual-passphrase"
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def register(
+    client: httpx.AsyncClient,
+    *,
+    role: str = "client",
+    email: str | None = None,
+    password: str = PASSWORD,
+    full_name: str = "Test Person",
+) -> dict[str, object]:
+    response = await client.post(
+        "/auth/register",
+        json={
+            "email": email or unique_email(role),
+            "password": password,
+            "full_name": full_name,
+            "role": role,
+        },
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
+    response = await client.post("/auth/login", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    tokens: dict[str, str] = response.json()
+    return tokens
+
+
+async def signed_in(client: httpx.AsyncClient, role: str = "client") -> Account:
+    user = await register(client, role=role)
+    email = str(user["email"])
+    tokens = await login(client, email)
+    return Account(
+        str(user["id"]), email, PASSWORD, tokens["access_token"], tokens["refresh_token"]
+    )
+
+
+async def signed_in_admin(client: httpx.AsyncClient, settings: Settings) -> Account:
+    email = unique_email("admin")
+    user_id = await create_admin(settings, email=email, full_name="Admin", password=PASSWORD)
+    tokens = await login(client, email)
+    return Account(str(user_id), email, PASSWORD, tokens["access_token"], tokens["refresh_token"])

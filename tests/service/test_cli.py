@@ -1,0 +1,136 @@
+"""The command line: migrate, create-admin, and settings that refuse to start."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from slotwise.cli import app as cli
+from slotwise.config import DEV_SECRET_FILE, Environment, Settings, get_settings
+from slotwise.main import create_app
+from tests.conftest import make_settings
+from tests.factories import PASSWORD
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("SLOTWISE_DATABASE_URL", "SLOTWISE_SECRET_KEY", "SLOTWISE_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_create_admin_is_the_way_to_an_admin(workdir: Path) -> None:
+    result = runner.invoke(
+        cli,
+        [
+            "create-admin",
+            "--email",
+            "Root@Example.com",
+            "--full-name",
+            "Root",
+            "--password",
+            PASSWORD,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (workdir / "slotwise.db").exists()
+    again = runner.invoke(
+        cli,
+        [
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--full-name",
+            "Root",
+            "--password",
+            PASSWORD,
+        ],
+    )
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    weak = runner.invoke(
+        cli,
+        [
+            "create-admin",
+            "--email",
+            "b@example.com",
+            "--full-name",
+            "B",
+            "--password",
+            "password123",
+        ],
+    )
+    assert weak.exit_code == 1
+
+
+async def test_created_admin_can_log_in_with_role_admin(workdir: Path) -> None:
+    result = await asyncio.to_thread(
+        runner.invoke,
+        cli,
+        [
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--full-name",
+            "Root",
+            "--password",
+            PASSWORD,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    app = create_app(make_settings(f"sqlite+aiosqlite:///{workdir / 'slotwise.db'}"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as client:
+        tokens = (
+            await client.post(
+                "/auth/login", data={"username": "root@example.com", "password": PASSWORD}
+            )
+        ).json()
+        me = await client.get(
+            "/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
+    await app.state.slotwise.db.dispose()
+    assert me.json()["role"] == "admin"
+
+
+def test_migrate_up_and_down(workdir: Path) -> None:
+    assert runner.invoke(cli, ["migrate"]).exit_code == 0
+    down = runner.invoke(cli, ["migrate", "base", "--down"])
+    assert down.exit_code == 0, down.output
+
+
+def test_development_generates_and_keeps_a_secret(workdir: Path) -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    with pytest.warns(UserWarning, match="SLOTWISE_SECRET_KEY"):
+        first = settings.signing_key()
+    assert (workdir / DEV_SECRET_FILE).read_text() == first
+    assert Settings(_env_file=None).signing_key() == first  # type: ignore[call-arg]
+
+
+def test_production_refuses_to_start_without_a_secret(workdir: Path) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings(_env_file=None, env=Environment.PRODUCTION)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="32 characters"):
+        Settings(_env_file=None, env=Environment.PRODUCTION, secret_key="short")  # type: ignore[call-arg]
+
+
+def test_settings_read_the_environment(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLOTWISE_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("SLOTWISE_ACCESS_TOKEN_MINUTES", "15")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.access_token_minutes == 15
+    assert settings.default_timezone == "America/Guayaquil"
+    monkeypatch.setenv("SLOTWISE_DEFAULT_TIMEZONE", "Not/AZone")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # type: ignore[call-arg]

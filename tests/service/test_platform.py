@@ -1,0 +1,114 @@
+"""Health, metrics, request ids, the error shape, OpenAPI."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from slotwise.main import create_app
+from tests.conftest import make_settings
+
+
+async def test_health_reports_db_and_disabled_redis(client: httpx.AsyncClient) -> None:
+    for path in ("/health", "/health/db", "/health/redis"):
+        response = await client.get(f"http://test{path}")
+        assert response.status_code == 200, path
+    body = (await client.get("http://test/health")).json()
+    assert body == {"status": "ok", "checks": {"db": "ok", "redis": "disabled"}}
+
+
+async def test_health_is_503_when_configured_redis_is_down(database_url: str) -> None:
+    app = create_app(make_settings(database_url, redis_url="redis://127.0.0.1:1/0"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        overall = await client.get("/health")
+        redis = await client.get("/health/redis")
+        db = await client.get("/health/db")
+    await app.state.slotwise.db.dispose()
+    assert overall.status_code == 503
+    assert overall.json()["checks"] == {"db": "ok", "redis": "error"}
+    assert redis.status_code == 503
+    assert db.status_code == 200
+
+
+async def test_health_is_503_when_the_database_is_down() -> None:
+    url = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
+    app = create_app(make_settings(url))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/health/db")
+    await app.state.slotwise.db.dispose()
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "checks": {"db": "error"}}
+
+
+async def test_health_redis_ok_when_configured_and_up(database_url: str) -> None:
+    app = create_app(make_settings(database_url, redis_url="redis://127.0.0.1:6379/15"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/health/redis")
+    await app.state.slotwise.db.dispose()
+    await app.state.slotwise.redis.aclose()
+    assert response.json()["checks"]["redis"] == "ok"
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    generated = await client.get("/users/me")
+    assert len(generated.headers["x-request-id"]) == 32
+    assert generated.json()["request_id"] == generated.headers["x-request-id"]
+    echoed = await client.get("/users/me", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    unsafe = await client.get("/users/me", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
+
+
+async def test_unknown_route_and_method_use_the_error_shape(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/nope")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "not_found"
+    wrong_method = await client.delete("/auth/me")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["code"] == "method_not_allowed"
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/users/00000000-0000-0000-0000-000000000000")
+    metrics = await client.get("http://test/metrics")
+    assert metrics.status_code == 200
+    text = metrics.text
+    assert 'route="/api/v1/users/{user_id}"' in text
+    assert "slotwise_http_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_documents_every_route_with_its_errors(app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        schema = (await client.get("/openapi.json")).json()
+        assert (await client.get("/docs")).status_code == 200
+        assert (await client.get("/redoc")).status_code == 200
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/jwt/login",
+        "/api/v1/auth/login/json",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/jwt/logout",
+        "/api/v1/auth/me",
+        "/api/v1/users/me",
+        "/api/v1/users/",
+        "/api/v1/users/{user_id}",
+        "/health",
+        "/health/db",
+        "/health/redis",
+    ):
+        assert path in paths, path
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if path.startswith("/api/"):
+                errors = {code for code in operation["responses"] if code.startswith(("4", "5"))}
+                assert errors, f"{method.upper()} {path} documents no errors"
+                for code in errors:
+                    ref = operation["responses"][code]["content"]["application/json"]["schema"]
+                    assert ref["$ref"].endswith("/ErrorBody"), (path, code)
