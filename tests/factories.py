@@ -73,3 +73,29 @@ async def signed_in_admin(client: httpx.AsyncClient, settings: Settings) -> Acco
     user_id = await create_admin(settings, email=email, full_name="Admin", password=PASSWORD)
     tokens = await login(client, email)
     return Account(str(user_id), email, PASSWORD, tokens["access_token"], tokens["refresh_token"])
+
+
+async def provider_with_profile(
+    client: httpx.AsyncClient, **profile: object
+) -> tuple[Account, dict[str, object]]:
+    """A signed-in provider with a profile (handle unique per call)."""
+    account = await signed_in(client, "provider")
+    body: dict[str, object] = {"public_handle": f"p-{uuid.uuid4().hex[:10]}"}
+    body.update(profile)
+    response = await client.post("/providers/me", headers=account.headers, json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, object] = response.json()
+    return account, created
+
+
+async def add_pattern(
+    client: httpx.AsyncClient, account: Account, day: int, start: str, end: str
+) -> dict[str, object]:
+    response = await client.post(
+        "/providers/me/availability",
+        headers=account.headers,
+        json={"day_of_week": day, "start_time": start, "end_time": end},
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, object] = response.json()
+    return created

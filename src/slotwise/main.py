@@ -13,17 +13,22 @@ from redis.asyncio import Redis
 from slotwise import __version__
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.router import router as auth_router
+from slotwise.availability.router import provider_router as availability_router
+from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.config import Settings, get_settings
 from slotwise.db import Database
 from slotwise.errors import install_error_handlers, responses
 from slotwise.health import router as health_router
 from slotwise.observability import Metrics, RequestContextMiddleware, configure_logging
+from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
 from slotwise.state import AppState
 from slotwise.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
-API_ROUTERS = [auth_router, users_router]
+API_ROUTERS = [(auth_router, "/auth", "auth"), (users_router, "/users", "users")]
+# One provider API, answering under the seeds' names too (seed 000: /tutors, 002: /doctors).
+PROVIDER_PREFIXES = [("/providers", "providers"), ("/tutors", "aliases"), ("/doctors", "aliases")]
 
 DESCRIPTION = """
 Slotwise publishes providers' working hours as bookable slots, takes bookings that can never
@@ -81,8 +86,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_error_handlers(app)
 
-    for router in API_ROUTERS:
-        app.include_router(_document_common_errors(router), prefix=API_PREFIX)
+    for router, prefix, tag in API_ROUTERS:
+        app.include_router(_document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag])
+    app.include_router(
+        _document_common_errors(availability_seed_router), prefix=API_PREFIX, tags=["availability"]
+    )
+    for prefix, tag in PROVIDER_PREFIXES:
+        # The availability routes go first: /providers/availability is not a handle.
+        for router in (availability_router, providers_router):
+            app.include_router(
+                _document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag]
+            )
     app.include_router(health_router)
 
     if settings.cors_origins:

@@ -1,7 +1,19 @@
 """Every ORM model, imported in one place so that ``Base.metadata`` is complete."""
 
 from slotwise.auth.models import RefreshToken, RevokedAccessToken
+from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
 from slotwise.db import Base
+from slotwise.providers.models import Provider, Service
 from slotwise.users.models import User
 
-__all__ = ["Base", "RefreshToken", "RevokedAccessToken", "User"]
+__all__ = [
+    "Base",
+    "DateOverride",
+    "Provider",
+    "RefreshToken",
+    "RevokedAccessToken",
+    "Service",
+    "TimeOff",
+    "User",
+    "WeeklyPattern",
+]

@@ -38,3 +38,11 @@ def get_now() -> datetime:
 
 
 NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def wall_clock() -> datetime:
+    """The real time, for tokens: PyJWT verifies them against it, so they are issued by it."""
+    return datetime.now(UTC)
+
+
+WallClock = Annotated[datetime, Depends(wall_clock)]

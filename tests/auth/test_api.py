@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from slotwise.config import Settings
-from slotwise.state import get_now
+from slotwise.state import wall_clock
 from tests.factories import PASSWORD, login, register, signed_in, unique_email
 
 
@@ -282,7 +282,7 @@ async def test_expired_access_token_refused_with_controlled_clock(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     past = datetime.now(UTC) - timedelta(hours=2)
-    app.dependency_overrides[get_now] = lambda: past
+    app.dependency_overrides[wall_clock] = lambda: past
     account = await signed_in(client)
     app.dependency_overrides.clear()
     response = await client.get("/auth/me", headers=account.headers)

@@ -10,10 +10,10 @@ from slotwise.auth.deps import CurrentClaims, CurrentUser
 from slotwise.auth.schemas import LoginJSON, LogoutRequest, RefreshRequest, TokenPair
 from slotwise.db import SessionDep
 from slotwise.errors import responses
-from slotwise.state import AppState, NowDep, StateDep
+from slotwise.state import AppState, StateDep, WallClock
 from slotwise.users.schemas import UserCreate, UserRead
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter()
 
 
 def _client_ip(request: Request) -> str:
@@ -21,7 +21,13 @@ def _client_ip(request: Request) -> str:
 
 
 async def _login(
-    request: Request, session: SessionDep, app: AppState, *, email: str, password: str, now: NowDep
+    request: Request,
+    session: SessionDep,
+    app: AppState,
+    *,
+    email: str,
+    password: str,
+    now: WallClock,
 ) -> TokenPair:
     settings = app.settings
     await app.limiter.hit(settings.rate_limit_login_ip, "login-ip", _client_ip(request))
@@ -38,7 +44,7 @@ async def _login(
     summary="Create an account (provider or client)",
 )
 async def register(
-    request: Request, data: UserCreate, session: SessionDep, app: StateDep, now: NowDep
+    request: Request, data: UserCreate, session: SessionDep, app: StateDep, now: WallClock
 ) -> UserRead:
     await app.limiter.hit(app.settings.rate_limit_register_ip, "register-ip", _client_ip(request))
     user = await service.register(session, app, data=data, now=now)
@@ -65,7 +71,7 @@ async def login_form(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     app: StateDep,
-    now: NowDep,
+    now: WallClock,
 ) -> TokenPair:
     return await _login(request, session, app, email=form.username, password=form.password, now=now)
 
@@ -77,7 +83,7 @@ async def login_form(
     summary="Log in with a JSON body",
 )
 async def login_json(
-    request: Request, data: LoginJSON, session: SessionDep, app: StateDep, now: NowDep
+    request: Request, data: LoginJSON, session: SessionDep, app: StateDep, now: WallClock
 ) -> TokenPair:
     return await _login(request, session, app, email=data.email, password=data.password, now=now)
 
@@ -89,7 +95,7 @@ async def login_json(
     summary="Exchange a refresh token for a new pair (the old one is spent)",
 )
 async def refresh(
-    request: Request, data: RefreshRequest, session: SessionDep, app: StateDep, now: NowDep
+    request: Request, data: RefreshRequest, session: SessionDep, app: StateDep, now: WallClock
 ) -> TokenPair:
     await app.limiter.hit(app.settings.rate_limit_refresh_ip, "refresh-ip", _client_ip(request))
     return await service.refresh(session, app, refresh_token=data.refresh_token, now=now)
@@ -114,7 +120,7 @@ async def logout(
     claims: CurrentClaims,
     session: SessionDep,
     app: StateDep,
-    now: NowDep,
+    now: WallClock,
     data: Annotated[LogoutRequest | None, _LOGOUT_BODY] = None,
 ) -> None:
     token = data.refresh_token if data else None

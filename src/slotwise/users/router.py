@@ -9,12 +9,12 @@ from slotwise.auth.deps import AdminUser, CurrentClaims, CurrentUser
 from slotwise.db import SessionDep
 from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
-from slotwise.state import NowDep, StateDep
+from slotwise.state import StateDep, WallClock
 from slotwise.users import service
 from slotwise.users.models import Role
 from slotwise.users.schemas import UserAdminUpdate, UserRead, UserSelfUpdate
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter()
 
 
 @router.get("/me", response_model=UserRead, responses=responses(401), summary="Your account")
@@ -34,7 +34,7 @@ async def update_me(
     claims: CurrentClaims,
     session: SessionDep,
     app: StateDep,
-    now: NowDep,
+    now: WallClock,
 ) -> UserRead:
     updated = await service.update_self(
         session, app, user=user, data=data, current_session=claims.session_id, now=now
@@ -82,7 +82,7 @@ async def read_user(user_id: uuid.UUID, _admin: AdminUser, session: SessionDep) 
     summary="Change a user's role, or deactivate or block them (admin)",
 )
 async def update_user(
-    user_id: uuid.UUID, data: UserAdminUpdate, admin: AdminUser, session: SessionDep, now: NowDep
+    user_id: uuid.UUID, data: UserAdminUpdate, admin: AdminUser, session: SessionDep, now: WallClock
 ) -> UserRead:
     updated = await service.admin_update(session, admin=admin, user_id=user_id, data=data, now=now)
     return UserRead.model_validate(updated)

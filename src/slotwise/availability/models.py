@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, time
+
+from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from slotwise.db import Base, TimestampMixin
+from slotwise.scheduling import OverrideKind
+
+
+class WeeklyPattern(TimestampMixin, Base):
+    """Recurring hours: a wall-clock range on one day of the week, in the provider's zone."""
+
+    __tablename__ = "weekly_patterns"
+    __table_args__ = (
+        CheckConstraint("day_of_week BETWEEN 0 AND 6", name="day_of_week_range"),
+        CheckConstraint("start_time < end_time", name="start_before_end"),
+        Index("ix_weekly_patterns_provider_day", "provider_id", "day_of_week"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    day_of_week: Mapped[int]
+    start_time: Mapped[time]
+    end_time: Mapped[time]
+    is_active: Mapped[bool] = mapped_column(default=True)
+    valid_from_date: Mapped[date | None] = mapped_column(default=None)
+    valid_until_date: Mapped[date | None] = mapped_column(default=None)
+
+
+class DateOverride(TimestampMixin, Base):
+    """One date's exception: replace the weekly hours, add hours, or be unavailable."""
+
+    __tablename__ = "date_overrides"
+    __table_args__ = (Index("ix_date_overrides_provider_date", "provider_id", "on_date"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    on_date: Mapped[date]
+    kind: Mapped[OverrideKind] = mapped_column(
+        Enum(
+            OverrideKind,
+            name="override_kind",
+            native_enum=False,
+            length=20,
+            values_callable=lambda kinds: [k.value for k in kinds],
+        )
+    )
+    # [["09:00:00", "12:00:00"], ...]; empty for "unavailable".
+    ranges: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    note: Mapped[str | None] = mapped_column(String(200))
+
+
+class TimeOff(TimestampMixin, Base):
+    """Whole local days off, inclusive (holidays, leave)."""
+
+    __tablename__ = "time_off"
+    __table_args__ = (
+        CheckConstraint("start_date <= end_date", name="start_not_after_end"),
+        Index("ix_time_off_provider_dates", "provider_id", "start_date", "end_date"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    start_date: Mapped[date]
+    end_date: Mapped[date]
+    reason: Mapped[str | None] = mapped_column(String(200))

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
+
+
+async def patterns_for(
+    session: AsyncSession, provider_id: uuid.UUID, *, active_only: bool
+) -> list[WeeklyPattern]:
+    query = select(WeeklyPattern).where(WeeklyPattern.provider_id == provider_id)
+    if active_only:
+        query = query.where(WeeklyPattern.is_active)
+    query = query.order_by(WeeklyPattern.day_of_week, WeeklyPattern.start_time)
+    return list(await session.scalars(query))
+
+
+async def pattern(
+    session: AsyncSession, provider_id: uuid.UUID, pattern_id: uuid.UUID
+) -> WeeklyPattern | None:
+    return await session.scalar(
+        select(WeeklyPattern).where(
+            WeeklyPattern.id == pattern_id, WeeklyPattern.provider_id == provider_id
+        )
+    )
+
+
+def _between(
+    query: Select[DateOverride], first: date | None, last: date | None
+) -> Select[DateOverride]:
+    if first is not None:
+        query = query.where(DateOverride.on_date >= first)
+    if last is not None:
+        query = query.where(DateOverride.on_date <= last)
+    return query
+
+
+async def overrides_between(
+    session: AsyncSession, provider_id: uuid.UUID, first: date | None, last: date | None
+) -> list[DateOverride]:
+    query = _between(
+        select(DateOverride).where(DateOverride.provider_id == provider_id), first, last
+    )
+    return list(
+        await session.scalars(query.order_by(DateOverride.on_date, DateOverride.created_at))
+    )
+
+
+async def override(
+    session: AsyncSession, provider_id: uuid.UUID, override_id: uuid.UUID
+) -> DateOverride | None:
+    return await session.scalar(
+        select(DateOverride).where(
+            DateOverride.id == override_id, DateOverride.provider_id == provider_id
+        )
+    )
+
+
+async def time_off_between(
+    session: AsyncSession, provider_id: uuid.UUID, first: date | None, last: date | None
+) -> list[TimeOff]:
+    query = select(TimeOff).where(TimeOff.provider_id == provider_id)
+    if first is not None:
+        query = query.where(TimeOff.end_date >= first)
+    if last is not None:
+        query = query.where(TimeOff.start_date <= last)
+    return list(await session.scalars(query.order_by(TimeOff.start_date)))
+
+
+async def time_off(
+    session: AsyncSession, provider_id: uuid.UUID, time_off_id: uuid.UUID
+) -> TimeOff | None:
+    return await session.scalar(
+        select(TimeOff).where(TimeOff.id == time_off_id, TimeOff.provider_id == provider_id)
+    )

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+from typing import Annotated, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    model_validator,
+)
+
+from slotwise.scheduling import OverrideKind
+
+# Fields named `date` shadow the type inside their class; annotate them with this alias.
+Date = date
+
+DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DayOfWeek = Annotated[int, Field(ge=0, le=6, description="0 = Monday … 6 = Sunday.")]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+def check_range(start_time: time | None, end_time: time | None) -> None:
+    if start_time is not None and end_time is not None and end_time <= start_time:
+        raise ValueError("end_time must be after start_time")
+
+
+def check_dates(first: date | None, last: date | None, names: str) -> None:
+    if first is not None and last is not None and last < first:
+        raise ValueError(f"{names}: the last date is before the first")
+
+
+class PatternCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    day_of_week: DayOfWeek
+    start_time: time = Field(examples=["09:00:00"], description="Local wall time.")
+    end_time: time = Field(examples=["17:00:00"], description="Local wall time, after start.")
+    is_active: bool = True
+    valid_from_date: date | None = Field(default=None, description="First date it applies.")
+    valid_until_date: date | None = Field(default=None, description="Last date it applies.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        check_range(self.start_time, self.end_time)
+        check_dates(self.valid_from_date, self.valid_until_date, "valid_from/until_date")
+        return self
+
+
+class PatternUpdate(BaseModel):
+    """Fields to change; those left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    day_of_week: DayOfWeek | None = None
+    start_time: time | None = None
+    end_time: time | None = None
+    is_active: bool | None = None
+    valid_from_date: date | None = None
+    valid_until_date: date | None = None
+
+
+class PatternRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    day_of_week: int
+    start_time: time
+    end_time: time
+    is_active: bool
+    valid_from_date: date | None
+    valid_until_date: date | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def day_name(self) -> str:
+        return DAY_NAMES[self.day_of_week]
+
+
+class TimeRangeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_time: time
+    end_time: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        check_range(self.start_time, self.end_time)
+        return self
+
+
+class OverrideCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    date: Date
+    kind: OverrideKind = Field(
+        description="replace: these hours instead of the weekly ones; add: these hours too; "
+        "unavailable: no hours that date."
+    )
+    ranges: list[TimeRangeBody] = Field(default_factory=list, max_length=48)
+    note: Note | None = None
+
+    @model_validator(mode="after")
+    def _ranges_fit_kind(self) -> Self:
+        if self.kind is OverrideKind.UNAVAILABLE and self.ranges:
+            raise ValueError("an 'unavailable' override takes no ranges")
+        if self.kind is not OverrideKind.UNAVAILABLE and not self.ranges:
+            raise ValueError(f"a '{self.kind.value}' override needs at least one range")
+        return self
+
+
+class OverrideRead(BaseModel):
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    date: Date
+    kind: OverrideKind
+    ranges: list[TimeRangeBody]
+    note: str | None
+
+
+class TimeOffCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_date: date
+    end_date: date
+    reason: Note | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        check_dates(self.start_date, self.end_date, "start_date/end_date")
+        return self
+
+
+class TimeOffRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    start_date: date
+    end_date: date
+    reason: str | None
+
+
+class SeedAvailabilityCreate(BaseModel):
+    """Seed 003's body for ``POST /availability/``: a weekly pattern, or a specific date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    staff_id: uuid.UUID | None = Field(
+        default=None, description="Provider id or provider's user id; default: yourself."
+    )
+    day_of_week: DayOfWeek | None = None
+    specific_date: date | None = Field(
+        default=None, description="With is_recurring false: extra hours on this date."
+    )
+    start_time: time
+    end_time: time
+    is_recurring: bool = True
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        check_range(self.start_time, self.end_time)
+        if self.is_recurring and self.day_of_week is None:
+            raise ValueError("a recurring pattern needs day_of_week")
+        if not self.is_recurring and self.specific_date is None:
+            raise ValueError("a non-recurring entry needs specific_date")
+        return self
+
+
+class SlotRead(BaseModel):
+    start_at: datetime = Field(description="Start, with the provider's UTC offset.")
+    end_at: datetime
+    date: Date = Field(description="The provider's local date of the slot.")
+    client_start_at: datetime | None = Field(
+        default=None, description="Start in the zone asked for with tz=."
+    )
+    client_end_at: datetime | None = None
+
+
+class SlotsRead(BaseModel):
+    provider_id: uuid.UUID
+    public_handle: str
+    timezone: str
+    client_timezone: str | None
+    service_id: uuid.UUID | None
+    duration_minutes: int
+    from_date: date
+    to_date: date
+    slots: list[SlotRead]

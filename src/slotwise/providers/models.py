@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from slotwise.db import Base, TimestampMixin
+from slotwise.users.models import User
+
+
+class Provider(TimestampMixin, Base):
+    """A bookable person's public profile and booking rules; one per provider user."""
+
+    __tablename__ = "providers"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    public_handle: Mapped[str] = mapped_column(String(40), unique=True)
+    specialty: Mapped[str | None] = mapped_column(String(120), index=True)
+    bio: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64))
+    session_duration_minutes: Mapped[int] = mapped_column(default=60)
+    buffer_before_minutes: Mapped[int] = mapped_column(default=0)
+    buffer_after_minutes: Mapped[int] = mapped_column(default=0)
+    min_notice_minutes: Mapped[int] = mapped_column(default=0)
+    max_advance_days: Mapped[int] = mapped_column(default=90)
+    slot_interval_minutes: Mapped[int | None] = mapped_column(default=None)
+    requires_confirmation: Mapped[bool] = mapped_column(default=True)
+    cancellation_window_minutes: Mapped[int] = mapped_column(default=120)
+    accepting_bookings: Mapped[bool] = mapped_column(default=True)
+
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def full_name(self) -> str:
+        return self.user.full_name
+
+
+class Service(TimestampMixin, Base):
+    """A bookable offering of a provider (Cal.com's event type): its own length and buffers."""
+
+    __tablename__ = "services"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(Text)
+    duration_minutes: Mapped[int]
+    buffer_before_minutes: Mapped[int] = mapped_column(default=0)
+    buffer_after_minutes: Mapped[int] = mapped_column(default=0)
+    slot_interval_minutes: Mapped[int | None] = mapped_column(default=None)
+    is_active: Mapped[bool] = mapped_column(default=True)

@@ -1,0 +1,42 @@
+"""The scheduling core: pure functions on plain dataclasses and zoneinfo zones.
+
+Standard library only. Nothing here reads the clock or the environment: `now` is an argument.
+Instants (`*_at`) are timezone-aware UTC datetimes, dates (`*_date`) are local calendar dates
+in the provider's zone, and wall times (`*_time`) are naive local clock readings.
+"""
+
+from slotwise.scheduling.intervals import Interval, merge, subtract
+from slotwise.scheduling.policies import BookingPolicy, earliest_start, latest_start
+from slotwise.scheduling.rules import (
+    DateOverride,
+    OverrideKind,
+    TimeOff,
+    TimeRange,
+    WeeklyRule,
+    availability_for,
+    day_extent,
+    local_ranges_for,
+    resolve_wall_time,
+)
+from slotwise.scheduling.slots import ServiceSpec, Slot, compute_slots
+
+__all__ = [
+    "BookingPolicy",
+    "DateOverride",
+    "Interval",
+    "OverrideKind",
+    "ServiceSpec",
+    "Slot",
+    "TimeOff",
+    "TimeRange",
+    "WeeklyRule",
+    "availability_for",
+    "compute_slots",
+    "day_extent",
+    "earliest_start",
+    "latest_start",
+    "local_ranges_for",
+    "merge",
+    "resolve_wall_time",
+    "subtract",
+]

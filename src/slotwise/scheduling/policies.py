@@ -1,0 +1,34 @@
+"""When bookings may start, relative to a `now` the caller supplies."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from slotwise.scheduling.intervals import as_utc
+
+
+@dataclass(frozen=True, slots=True)
+class BookingPolicy:
+    """A slot may start no sooner than `min_notice` and no later than `max_advance` from now.
+
+    Both bounds are inclusive and measured in elapsed time; `max_advance=None` means no horizon.
+    """
+
+    min_notice: timedelta = timedelta(0)
+    max_advance: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_notice < timedelta(0):
+            raise ValueError("min_notice must not be negative")
+        if self.max_advance is not None and self.max_advance < timedelta(0):
+            raise ValueError("max_advance must not be negative")
+
+
+def earliest_start(now: datetime, policy: BookingPolicy) -> datetime:
+    """The first instant (UTC) a slot may start at."""
+    return as_utc(now, "now") + policy.min_notice
+
+
+def latest_start(now: datetime, policy: BookingPolicy) -> datetime | None:
+    """The last instant (UTC) a slot may start at, or None without a horizon."""
+    now_at = as_utc(now, "now")
+    return None if policy.max_advance is None else now_at + policy.max_advance

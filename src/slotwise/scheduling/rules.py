@@ -1,0 +1,183 @@
+"""Availability rules in local wall time, and their translation to UTC instants.
+
+Wall times are resolved as RFC 5545 §3.3.5 prescribes, which is what zoneinfo does with
+`fold=0`: a time skipped by a spring-forward gap is read with the UTC offset in force before
+the gap (New York 02:30 on 2026-03-08 is 07:30Z, shown as 03:30 EDT), and a time repeated by
+a fall-back fold is its first occurrence.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from slotwise.scheduling.intervals import Interval, merge
+
+ONE_DAY = timedelta(days=1)
+
+
+def _check_wall_times(start_time: time, end_time: time) -> None:
+    if start_time.tzinfo is not None or end_time.tzinfo is not None:
+        raise ValueError("wall times must be naive: the zone belongs to the provider")
+    if not start_time < end_time:
+        raise ValueError(f"start_time {start_time} must be before end_time {end_time}")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A wall-clock range within one local day: `start_time <= t < end_time`."""
+
+    start_time: time
+    end_time: time
+
+    def __post_init__(self) -> None:
+        _check_wall_times(self.start_time, self.end_time)
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyRule:
+    """Available every `day_of_week` (0 = Monday) from `start_time` to `end_time`.
+
+    The optional validity dates are inclusive.
+    """
+
+    day_of_week: int
+    start_time: time
+    end_time: time
+    valid_from_date: date | None = None
+    valid_until_date: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.day_of_week not in range(7):
+            raise ValueError(f"day_of_week must be 0 (Monday) to 6, got {self.day_of_week}")
+        _check_wall_times(self.start_time, self.end_time)
+        if (
+            self.valid_from_date is not None
+            and self.valid_until_date is not None
+            and self.valid_until_date < self.valid_from_date
+        ):
+            raise ValueError("valid_from_date must not be after valid_until_date")
+
+
+class OverrideKind(StrEnum):
+    REPLACE = "replace"  # these ranges instead of the weekly rules
+    ADD = "add"  # these ranges as well
+    UNAVAILABLE = "unavailable"  # nothing at all that day
+
+
+@dataclass(frozen=True, slots=True)
+class DateOverride:
+    on_date: date
+    kind: OverrideKind
+    ranges: tuple[TimeRange, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ranges", tuple(self.ranges))
+        if self.kind is OverrideKind.UNAVAILABLE and self.ranges:
+            raise ValueError("an UNAVAILABLE override takes no ranges")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeOff:
+    """Whole local days off, both ends inclusive."""
+
+    start_date: date
+    end_date: date
+
+    def __post_init__(self) -> None:
+        if self.end_date < self.start_date:
+            raise ValueError("start_date must not be after end_date")
+
+
+def _applies(rule: WeeklyRule, on_date: date) -> bool:
+    return (
+        on_date.weekday() == rule.day_of_week
+        and (rule.valid_from_date is None or rule.valid_from_date <= on_date)
+        and (rule.valid_until_date is None or on_date <= rule.valid_until_date)
+    )
+
+
+def _merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
+    merged: list[TimeRange] = []
+    for time_range in sorted(ranges, key=lambda item: (item.start_time, item.end_time)):
+        if merged and time_range.start_time <= merged[-1].end_time:
+            if time_range.end_time > merged[-1].end_time:
+                merged[-1] = TimeRange(merged[-1].start_time, time_range.end_time)
+        else:
+            merged.append(time_range)
+    return merged
+
+
+def local_ranges_for(
+    on_date: date,
+    weekly: Sequence[WeeklyRule],
+    overrides: Sequence[DateOverride],
+    time_off: Sequence[TimeOff],
+) -> list[TimeRange]:
+    """The wall-clock ranges available on `on_date`, merged and sorted.
+
+    Time off or an UNAVAILABLE override empties the day. Otherwise REPLACE overrides (all of
+    them, united) stand in for the weekly rules, and ADD overrides are united with the result.
+    """
+    if any(off.start_date <= on_date <= off.end_date for off in time_off):
+        return []
+    todays = [override for override in overrides if override.on_date == on_date]
+    if any(override.kind is OverrideKind.UNAVAILABLE for override in todays):
+        return []
+    replacing = [override for override in todays if override.kind is OverrideKind.REPLACE]
+    ranges = (
+        [time_range for override in replacing for time_range in override.ranges]
+        if replacing
+        else [
+            TimeRange(rule.start_time, rule.end_time) for rule in weekly if _applies(rule, on_date)
+        ]
+    )
+    ranges += [
+        time_range
+        for override in todays
+        if override.kind is OverrideKind.ADD
+        for time_range in override.ranges
+    ]
+    return _merge_ranges(ranges)
+
+
+def resolve_wall_time(on_date: date, wall_time: time, zone: ZoneInfo) -> datetime:
+    """The UTC instant of `wall_time` on `on_date` in `zone`, per RFC 5545 (see module doc)."""
+    if wall_time.tzinfo is not None:
+        raise ValueError("wall_time must be naive: the zone is given separately")
+    return datetime.combine(on_date, wall_time.replace(fold=0), zone).astimezone(UTC)
+
+
+def day_extent(on_date: date, zone: ZoneInfo) -> Interval:
+    """The instants belonging to local `on_date`: from its midnight to the next one.
+
+    Consecutive days tile time exactly. A day the zone skipped entirely (Pacific/Apia,
+    2011-12-30) is empty, because both midnights resolve to the same instant.
+    """
+    start_at = resolve_wall_time(on_date, time(), zone)
+    end_at = resolve_wall_time(on_date + ONE_DAY, time(), zone)
+    return Interval(start_at, max(start_at, end_at))
+
+
+def availability_for(
+    on_date: date,
+    zone: ZoneInfo,
+    weekly: Sequence[WeeklyRule],
+    overrides: Sequence[DateOverride],
+    time_off: Sequence[TimeOff],
+) -> list[Interval]:
+    """The UTC intervals available on local `on_date`: sorted, merged, inside its day_extent.
+
+    A range whose ends resolve out of order (it starts in a gap and ends just after it) is
+    dropped; clipping to the day keeps a skipped day empty and stops a range read with the
+    pre-gap offset from spilling into the next date.
+    """
+    extent = day_extent(on_date, zone)
+    available: list[Interval] = []
+    for time_range in local_ranges_for(on_date, weekly, overrides, time_off):
+        start_at = max(resolve_wall_time(on_date, time_range.start_time, zone), extent.start_at)
+        end_at = min(resolve_wall_time(on_date, time_range.end_time, zone), extent.end_at)
+        if start_at < end_at:
+            available.append(Interval(start_at, end_at))
+    return merge(available)

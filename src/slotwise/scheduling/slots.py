@@ -1,0 +1,118 @@
+"""Bookable slots: availability on a grid, minus busy time, within the booking policy."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from slotwise.scheduling.intervals import Interval, merged_bounds
+from slotwise.scheduling.policies import BookingPolicy, earliest_start, latest_start
+from slotwise.scheduling.rules import (
+    ONE_DAY,
+    DateOverride,
+    TimeOff,
+    WeeklyRule,
+    availability_for,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """What is booked: its length, the free time it needs around it, and the grid step.
+
+    `interval=None` steps by the duration, giving back-to-back slots.
+    """
+
+    duration: timedelta
+    buffer_before: timedelta = timedelta(0)
+    buffer_after: timedelta = timedelta(0)
+    interval: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.duration <= timedelta(0):
+            raise ValueError("duration must be positive")
+        if self.buffer_before < timedelta(0) or self.buffer_after < timedelta(0):
+            raise ValueError("buffer_before and buffer_after must not be negative")
+        if self.interval is not None and self.interval <= timedelta(0):
+            raise ValueError("interval must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A bookable `[start_at, end_at)` in UTC; buffers are not part of it."""
+
+    start_at: datetime
+    end_at: datetime
+
+
+def _grid_point_from(anchor_at: datetime, step: timedelta, target_at: datetime) -> datetime:
+    """The first of `anchor_at`, `anchor_at + step`, ... that is not before `target_at`."""
+    if target_at <= anchor_at:
+        return anchor_at
+    return anchor_at - ((anchor_at - target_at) // step) * step
+
+
+def compute_slots(
+    *,
+    zone: ZoneInfo,
+    start_date: date,
+    end_date: date,
+    weekly: Sequence[WeeklyRule],
+    overrides: Sequence[DateOverride] = (),
+    time_off: Sequence[TimeOff] = (),
+    busy: Sequence[Interval] = (),
+    service: ServiceSpec,
+    policy: BookingPolicy = BookingPolicy(),  # frozen, so safe to share
+    now: datetime,
+) -> list[Slot]:
+    """The bookable slots on local dates `start_date..end_date` (inclusive), sorted by start.
+
+    On each date's availability (see `availability_for`) candidates start at each interval's
+    start and step by `service.interval` in elapsed time, so a slot lasts exactly
+    `service.duration` even across a DST change, and must fit inside the interval. A candidate
+    is dropped if `[start - buffer_before, end + buffer_after)` overlaps a `busy` interval
+    (busy time is expected to be widened by its own buffers already; touching is fine), or if
+    it starts before `earliest_start` or after `latest_start`.
+
+    Busy time is merged once and swept with one forward pointer, and a conflict jumps straight
+    to the first grid point clear of it: O(busy log busy + days + slots), whatever the grid.
+    """
+    if end_date < start_date:
+        raise ValueError(f"start_date {start_date} is after end_date {end_date}")
+    earliest_at = earliest_start(now, policy)
+    latest_at = latest_start(now, policy)
+    overrides = [item for item in overrides if start_date <= item.on_date <= end_date]
+    time_off = [
+        item for item in time_off if item.start_date <= end_date and start_date <= item.end_date
+    ]
+    busy_starts, busy_ends = merged_bounds(busy)
+    busy_count = len(busy_ends)
+    duration = service.duration
+    before = service.buffer_before
+    after = service.buffer_after
+    step = service.interval or duration
+
+    slots: list[Slot] = []
+    busy_index = 0  # the first busy interval that may still overlap a candidate
+    on_date = start_date
+    while on_date <= end_date:
+        for available in availability_for(on_date, zone, weekly, overrides, time_off):
+            anchor_at = available.start_at
+            last_start_at = available.end_at - duration
+            if latest_at is not None and latest_at < last_start_at:
+                last_start_at = latest_at
+            start_at = _grid_point_from(anchor_at, step, earliest_at)
+            while start_at <= last_start_at:
+                while busy_index < busy_count and busy_ends[busy_index] <= start_at - before:
+                    busy_index += 1
+                if (
+                    busy_index < busy_count
+                    and busy_starts[busy_index] < start_at + duration + after
+                ):
+                    # every candidate before busy end + buffer_before overlaps this busy time
+                    start_at = _grid_point_from(anchor_at, step, busy_ends[busy_index] + before)
+                    continue
+                slots.append(Slot(start_at, start_at + duration))
+                start_at += step
+        on_date += ONE_DAY
+    return slots
