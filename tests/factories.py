@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 
@@ -99,3 +100,43 @@ async def add_pattern(
     assert response.status_code == 201, response.text
     created: dict[str, object] = response.json()
     return created
+
+
+async def bookable_provider(
+    client: httpx.AsyncClient,
+    *,
+    hours: tuple[str, str] = ("09:00:00", "17:00:00"),
+    **profile: object,
+) -> tuple[Account, dict[str, object]]:
+    """A provider open every day during ``hours``, in UTC unless a timezone is given."""
+    values: dict[str, object] = {"timezone": "UTC", "max_advance_days": 365}
+    values.update(profile)
+    account, created = await provider_with_profile(client, **values)
+    for day in range(7):
+        await add_pattern(client, account, day, *hours)
+    return account, created
+
+
+def guest_booking(
+    provider_id: object, start: str, email: str | None = None, **extra: object
+) -> dict[str, object]:
+    body: dict[str, object] = {
+        "provider_id": provider_id,
+        "start_datetime": start,
+        "guest_details": {"name": "Guest", "email": email or unique_email("guest")},
+    }
+    body.update(extra)
+    return body
+
+
+BOOKING_NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)  # a Monday
+
+
+class Clock:
+    """The request clock, under the test's control."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     rate_limit_refresh_ip: str = "30/minute"
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
+    no_show_block_threshold: int = Field(default=3, ge=1, le=100)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
     log_json: bool = False

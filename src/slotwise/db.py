@@ -116,10 +116,22 @@ class Database:
         await self.engine.dispose()
 
 
+def serialize_writes(request: Request) -> None:
+    """Route dependency: this request checks, then writes, and must not interleave.
+
+    On SQLite its transaction starts with BEGIN IMMEDIATE (the write lock is taken at once,
+    so nothing commits between the check and the write). PostgreSQL needs nothing: its
+    constraints hold the invariant.
+    """
+    request.state.serialize_writes = True
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: committed when the handler succeeds, rolled back otherwise."""
     database: Database = request.app.state.slotwise.db
     async with database.sessionmaker() as session:
+        if database.is_sqlite and getattr(request.state, "serialize_writes", False):
+            await session.connection(execution_options={"sqlite_immediate": True})
         try:
             yield session
             await session.commit()

@@ -15,6 +15,9 @@ from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.router import router as auth_router
 from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
+from slotwise.booking.router import guest_router, standings_router
+from slotwise.booking.router import provider_router as provider_booking_router
+from slotwise.booking.router import router as booking_router
 from slotwise.config import Settings, get_settings
 from slotwise.db import Database
 from slotwise.errors import install_error_handlers, responses
@@ -26,7 +29,14 @@ from slotwise.state import AppState
 from slotwise.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
-API_ROUTERS = [(auth_router, "/auth", "auth"), (users_router, "/users", "users")]
+API_ROUTERS = [
+    (auth_router, "/auth", "auth"),
+    (users_router, "/users", "users"),
+    (availability_seed_router, "", "availability"),  # before /appointments/{id}
+    (booking_router, "/appointments", "appointments"),
+    (guest_router, "/bookings", "guest bookings"),
+    (standings_router, "/client-standings", "client standings"),
+]
 # One provider API, answering under the seeds' names too (seed 000: /tutors, 002: /doctors).
 PROVIDER_PREFIXES = [("/providers", "providers"), ("/tutors", "aliases"), ("/doctors", "aliases")]
 
@@ -88,12 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router, prefix, tag in API_ROUTERS:
         app.include_router(_document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag])
-    app.include_router(
-        _document_common_errors(availability_seed_router), prefix=API_PREFIX, tags=["availability"]
-    )
     for prefix, tag in PROVIDER_PREFIXES:
         # The availability routes go first: /providers/availability is not a handle.
-        for router in (availability_router, providers_router):
+        for router in (availability_router, provider_booking_router, providers_router):
             app.include_router(
                 _document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag]
             )

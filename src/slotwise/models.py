@@ -2,13 +2,18 @@
 
 from slotwise.auth.models import RefreshToken, RevokedAccessToken
 from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
+from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding, IdempotencyKey
 from slotwise.db import Base
 from slotwise.providers.models import Provider, Service
 from slotwise.users.models import User
 
 __all__ = [
+    "Appointment",
+    "AppointmentEvent",
     "Base",
+    "ClientStanding",
     "DateOverride",
+    "IdempotencyKey",
     "Provider",
     "RefreshToken",
     "RevokedAccessToken",

@@ -450,3 +450,73 @@ async def test_seed_slot_forms(client: httpx.AsyncClient, fixed_clock: datetime)
         params={"provider_id": "00000000-0000-0000-0000-000000000000", "date": "2026-03-02"},
     )
     assert unknown.status_code == 404
+
+
+async def test_hidden_and_closed_providers_offer_no_slots(
+    client: httpx.AsyncClient, settings: Settings, fixed_clock: datetime
+) -> None:
+    admin = await signed_in_admin(client, settings)
+    account, profile = await provider_with_profile(client, timezone="UTC")
+    await add_pattern(client, account, 0, "09:00:00", "11:00:00")
+    url = f"/providers/{profile['id']}/slots"
+    assert len((await client.get(url, params={"date": "2026-03-02"})).json()["slots"]) == 2
+    await client.put("/providers/me", headers=account.headers, json={"accepting_bookings": False})
+    assert (await client.get(url, params={"date": "2026-03-02"})).json()["slots"] == []
+    await client.patch(f"/users/{account.id}", headers=admin.headers, json={"is_blocked": True})
+    assert (await client.get(url, params={"date": "2026-03-02"})).status_code == 404
+    assert (await client.get("/providers")).json()["total"] == 0
+    # An admin still manages a suspended provider's profile.
+    managed = await client.put(
+        f"/providers/{profile['id']}", headers=admin.headers, json={"bio": "on leave"}
+    )
+    assert managed.status_code == 200
+
+
+async def test_override_notes_and_time_off_reasons_are_private(
+    client: httpx.AsyncClient,
+) -> None:
+    account, profile = await provider_with_profile(client)
+    await client.post(
+        "/providers/me/date-overrides",
+        headers=account.headers,
+        json={"date": "2026-03-04", "kind": "unavailable", "note": "Dentist"},
+    )
+    await client.post(
+        "/providers/me/time-off",
+        headers=account.headers,
+        json={"start_date": "2026-03-05", "end_date": "2026-03-06", "reason": "Surgery"},
+    )
+    handle = profile["public_handle"]
+    public_override = (await client.get(f"/providers/{handle}/date-overrides")).json()
+    public_leave = (await client.get(f"/providers/{handle}/time-off")).json()
+    assert public_override[0]["note"] is None
+    assert public_leave[0]["reason"] is None
+    own_override = await client.get("/providers/me/date-overrides", headers=account.headers)
+    own_leave = await client.get("/providers/me/time-off", headers=account.headers)
+    assert own_override.json()[0]["note"] == "Dentist"
+    assert own_leave.json()[0]["reason"] == "Surgery"
+
+
+async def test_seed_paths_without_trailing_slash_and_clear_errors(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    account, profile = await provider_with_profile(client)
+    created = await client.post(
+        "/availability",
+        headers=account.headers,
+        json={"day_of_week": 1, "start_time": "09:00:00", "end_time": "10:00:00"},
+    )
+    assert created.status_code == 201
+    listed = await client.get("/availability", params={"staff_id": profile["id"]})
+    assert listed.status_code == 200
+    assert len(listed.json()) == 1
+    no_id = await client.get("/tutors/availability", params={"date": "2026-03-02"})
+    assert no_id.json()["code"] == "provider_id_required"
+    admin = await signed_in_admin(client, settings)
+    forgot = await client.post(
+        "/availability/",
+        headers=admin.headers,
+        json={"day_of_week": 3, "start_time": "08:00:00", "end_time": "12:00:00"},
+    )
+    assert forgot.status_code == 422
+    assert "staff_id" in forgot.json()["message"]

@@ -30,13 +30,14 @@ from slotwise.availability.schemas import (
     TimeRangeBody,
 )
 from slotwise.db import SessionDep
-from slotwise.errors import responses
+from slotwise.errors import InvalidInput, responses
 from slotwise.providers import service as providers_service
 from slotwise.providers.deps import ManagedProvider, ViewedProvider
 from slotwise.providers.models import Provider
 from slotwise.scheduling import OverrideKind
 from slotwise.state import NowDep
 from slotwise.timezones import TimeZoneName
+from slotwise.users.models import Role
 
 provider_router = APIRouter()
 seed_router = APIRouter()
@@ -134,7 +135,7 @@ async def slots_by_query(
 ) -> SlotsRead:
     ref = provider_id or tutor_id or doctor_id
     if ref is None:
-        raise slots_service.InvalidWindow("Give provider_id (or tutor_id / doctor_id).")
+        raise slots_service.ProviderRequired()
     provider = await providers_service.get_public(session, ref=str(ref))
     return await _slots(session, provider, query, now)
 
@@ -236,10 +237,15 @@ async def delete_pattern(
     summary="Date-specific hours (replace, add, unavailable)",
 )
 async def list_overrides(
-    provider: ViewedProvider, session: SessionDep, first: FromDate = None, last: ToDate = None
+    provider: ViewedProvider,
+    user: OptionalUser,
+    session: SessionDep,
+    first: FromDate = None,
+    last: ToDate = None,
 ) -> list[OverrideRead]:
     rows = await service.list_overrides(session, provider=provider, first=first, last=last)
-    return [service.override_read(row) for row in rows]
+    private = providers_service.can_manage(user, provider)
+    return [service.override_read(row, with_note=private) for row in rows]
 
 
 @provider_router.post(
@@ -275,10 +281,18 @@ async def delete_override(
     summary="Days off (holidays, leave)",
 )
 async def list_time_off(
-    provider: ViewedProvider, session: SessionDep, first: FromDate = None, last: ToDate = None
+    provider: ViewedProvider,
+    user: OptionalUser,
+    session: SessionDep,
+    first: FromDate = None,
+    last: ToDate = None,
 ) -> list[TimeOffRead]:
     rows = await service.list_time_off(session, provider=provider, first=first, last=last)
-    return [TimeOffRead.model_validate(row) for row in rows]
+    private = providers_service.can_manage(user, provider)
+    return [
+        TimeOffRead.model_validate(row).model_copy(update={} if private else {"reason": None})
+        for row in rows
+    ]
 
 
 @provider_router.post(
@@ -326,6 +340,12 @@ async def list_slots(
 
 
 @seed_router.post(
+    "/availability",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PatternRead | OverrideRead,
+    include_in_schema=False,
+)
+@seed_router.post(
     "/availability/",
     status_code=status.HTTP_201_CREATED,
     response_model=PatternRead | OverrideRead,
@@ -335,6 +355,8 @@ async def list_slots(
 async def seed_add_availability(
     data: SeedAvailabilityCreate, user: CurrentUser, session: SessionDep, now: NowDep
 ) -> PatternRead | OverrideRead:
+    if data.staff_id is None and user.role is Role.ADMIN:
+        raise InvalidInput("Admins name the provider with staff_id.")
     ref = str(data.staff_id) if data.staff_id else providers_service.MY_PROFILE
     provider = await providers_service.get_managed(session, user=user, ref=ref)
     if not data.is_recurring:
@@ -355,6 +377,7 @@ async def seed_add_availability(
     )
 
 
+@seed_router.get("/availability", response_model=list[PatternRead], include_in_schema=False)
 @seed_router.get(
     "/availability/",
     response_model=list[PatternRead],

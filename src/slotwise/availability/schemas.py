@@ -109,7 +109,7 @@ class OverrideCreate(BaseModel):
         if self.kind is OverrideKind.UNAVAILABLE and self.ranges:
             raise ValueError("an 'unavailable' override takes no ranges")
         if self.kind is not OverrideKind.UNAVAILABLE and not self.ranges:
-            raise ValueError(f"a '{self.kind.value}' override needs at least one range")
+            raise ValueError(f"an override of kind '{self.kind.value}' needs at least one range")
         return self
 
 

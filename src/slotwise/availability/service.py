@@ -133,7 +133,8 @@ async def delete_pattern(
     await session.flush()
 
 
-def override_read(row: DateOverride) -> OverrideRead:
+def override_read(row: DateOverride, *, with_note: bool = True) -> OverrideRead:
+    """An override as shown; its note is private to the provider and admins."""
     return OverrideRead(
         id=row.id,
         provider_id=row.provider_id,
@@ -143,7 +144,7 @@ def override_read(row: DateOverride) -> OverrideRead:
             TimeRangeBody(start_time=time.fromisoformat(a), end_time=time.fromisoformat(b))
             for a, b in row.ranges
         ],
-        note=row.note,
+        note=row.note if with_note else None,
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotwise import scheduling
 from slotwise.availability import repository
 from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
+from slotwise.booking import repository as booking_repo
 from slotwise.errors import InvalidInput
 from slotwise.providers.models import Provider, Service
 
@@ -20,6 +21,11 @@ MAX_WINDOW_DAYS = 62
 class InvalidWindow(InvalidInput):
     code = "invalid_window"
     message = "Give date, or from (and optionally to) with to not before from."
+
+
+class ProviderRequired(InvalidInput):
+    code = "provider_id_required"
+    message = "Give provider_id (or the seeds' tutor_id / doctor_id)."
 
 
 class WindowTooLong(InvalidInput):
@@ -74,7 +80,7 @@ def policy_of(provider: Provider) -> scheduling.BookingPolicy:
     )
 
 
-def _weekly(rows: list[WeeklyPattern]) -> list[scheduling.WeeklyRule]:
+def weekly_rules(rows: list[WeeklyPattern]) -> list[scheduling.WeeklyRule]:
     return [
         scheduling.WeeklyRule(
             day_of_week=row.day_of_week,
@@ -87,7 +93,7 @@ def _weekly(rows: list[WeeklyPattern]) -> list[scheduling.WeeklyRule]:
     ]
 
 
-def _overrides(rows: list[DateOverride]) -> list[scheduling.DateOverride]:
+def override_rules(rows: list[DateOverride]) -> list[scheduling.DateOverride]:
     return [
         scheduling.DateOverride(
             on_date=row.on_date,
@@ -101,15 +107,16 @@ def _overrides(rows: list[DateOverride]) -> list[scheduling.DateOverride]:
     ]
 
 
-def _time_off(rows: list[TimeOff]) -> list[scheduling.TimeOff]:
+def time_off_rules(rows: list[TimeOff]) -> list[scheduling.TimeOff]:
     return [scheduling.TimeOff(start_date=row.start_date, end_date=row.end_date) for row in rows]
 
 
 async def busy_intervals(
     session: AsyncSession, *, provider_id: uuid.UUID, start_at: datetime, end_at: datetime
 ) -> list[scheduling.Interval]:
-    """Provider time already taken, widened by its buffers. Bookings feed this."""
-    return []
+    """Provider time already taken: active appointments widened by their buffers."""
+    rows = await booking_repo.busy_between(session, provider_id, start_at, end_at)
+    return [scheduling.Interval(start, end) for start, end in rows]
 
 
 async def open_slots(
@@ -122,6 +129,8 @@ async def open_slots(
     duration_minutes: int | None,
     now: datetime,
 ) -> list[scheduling.Slot]:
+    if not provider.accepting_bookings:
+        return []
     zone = ZoneInfo(provider.timezone)
     patterns = await repository.patterns_for(session, provider.id, active_only=True)
     overrides = await repository.overrides_between(session, provider.id, start_date, end_date)
@@ -136,9 +145,9 @@ async def open_slots(
         zone=zone,
         start_date=start_date,
         end_date=end_date,
-        weekly=_weekly(patterns),
-        overrides=_overrides(overrides),
-        time_off=_time_off(time_off),
+        weekly=weekly_rules(patterns),
+        overrides=override_rules(overrides),
+        time_off=time_off_rules(time_off),
         busy=busy,
         service=service_spec(provider, service, duration_minutes),
         policy=policy_of(provider),

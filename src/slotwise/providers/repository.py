@@ -42,7 +42,11 @@ async def handle_taken(
 async def search(
     session: AsyncSession, *, specialty: str | None, text: str | None, limit: int, offset: int
 ) -> tuple[list[Provider], int]:
-    query = select(Provider).join(User, Provider.user_id == User.id).where(User.is_active)
+    query = (
+        select(Provider)
+        .join(User, Provider.user_id == User.id)
+        .where(User.is_active, ~User.is_blocked)
+    )
     if specialty:
         query = query.where(func.lower(Provider.specialty) == specialty.strip().lower())
     if text:
@@ -78,3 +82,7 @@ async def get_service(
     return await session.scalar(
         select(Service).where(Service.id == service_id, Service.provider_id == provider_id)
     )
+
+
+async def get(session: AsyncSession, provider_id: uuid.UUID) -> Provider | None:
+    return await session.get(Provider, provider_id)

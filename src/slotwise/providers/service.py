@@ -52,9 +52,14 @@ class HandleTaken(Conflict):
     message = "This public handle is taken."
 
 
+def is_listed(provider: Provider) -> bool:
+    """Deactivated or suspended accounts are not shown (nor bookable) in public."""
+    return provider.user.is_active and not provider.user.is_blocked
+
+
 async def get_public(session: AsyncSession, *, ref: str) -> Provider:
     provider = await repository.get_by_ref(session, ref)
-    if provider is None or not provider.user.is_active:
+    if provider is None or not is_listed(provider):
         raise ProviderNotFound()
     return provider
 
@@ -76,6 +81,11 @@ async def get_managed(session: AsyncSession, *, user: User, ref: str) -> Provide
     """The provider ``ref`` ("me", handle or id) if ``user`` owns it or is an admin."""
     if ref == MY_PROFILE:
         return await get_own(session, user=user)
+    if user.role is Role.ADMIN:
+        found = await repository.get_by_ref(session, ref)
+        if found is None:
+            raise ProviderNotFound()
+        return found
     provider = await get_public(session, ref=ref)
     if not can_manage(user, provider):
         raise Forbidden("Only the provider or an admin can change this.")

@@ -1,0 +1,50 @@
+"""Who is acting on an appointment, and in which capacity. Anyone else gets a 404."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.auth import tokens
+from slotwise.booking import repository
+from slotwise.booking.errors import AppointmentNotFound
+from slotwise.booking.events import ActorRole
+from slotwise.booking.models import Appointment
+from slotwise.providers import repository as providers_repo
+from slotwise.users.models import Role, User
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    appointment: Appointment
+    actor: User | None
+    role: ActorRole
+
+    @property
+    def is_client_side(self) -> bool:
+        """Clients and guests are bound by the provider's policies; others are not."""
+        return self.role in (ActorRole.CLIENT, ActorRole.GUEST)
+
+
+async def for_user(session: AsyncSession, *, user: User, appointment_id: uuid.UUID) -> Access:
+    appointment = await repository.get(session, appointment_id)
+    if appointment is None:
+        raise AppointmentNotFound()
+    if user.role is Role.ADMIN:
+        return Access(appointment, user, ActorRole.ADMIN)
+    if appointment.client_id == user.id:
+        return Access(appointment, user, ActorRole.CLIENT)
+    if user.role is Role.PROVIDER:
+        provider = await providers_repo.get_for_user(session, user.id)
+        if provider is not None and appointment.provider_id == provider.id:
+            return Access(appointment, user, ActorRole.PROVIDER)
+    raise AppointmentNotFound()
+
+
+async def for_guest_token(session: AsyncSession, *, token: str) -> Access:
+    appointment = await repository.get_by_token_hash(session, tokens.fingerprint(token))
+    if appointment is None:
+        raise AppointmentNotFound()
+    return Access(appointment, None, ActorRole.GUEST)

@@ -1,0 +1,141 @@
+"""Booking: a signed-in client or a guest takes a slot the engine offers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.auth import tokens
+from slotwise.booking import repository, rules
+from slotwise.booking.errors import (
+    CannotBookYourself,
+    ClientBlocked,
+    GuestDetailsNotAllowed,
+    GuestDetailsRequired,
+    ProviderNotAccepting,
+)
+from slotwise.booking.events import ActorRole, record
+from slotwise.booking.integrity import raise_for_constraint
+from slotwise.booking.models import Appointment, Status
+from slotwise.booking.schemas import AppointmentCreate
+from slotwise.providers import service as providers_service
+from slotwise.providers.models import Provider
+from slotwise.users.models import User
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    appointment: Appointment
+    manage_token: str | None  # guests only: shown once
+
+
+def client_key_for(user: User | None, data: AppointmentCreate) -> str:
+    if user is not None:
+        return user.email.lower()
+    assert data.guest_details is not None
+    return str(data.guest_details.email).lower()
+
+
+async def book(
+    session: AsyncSession, *, user: User | None, data: AppointmentCreate, now: datetime
+) -> Booked:
+    if user is None and data.guest_details is None:
+        raise GuestDetailsRequired()
+    if user is not None and data.guest_details is not None:
+        raise GuestDetailsNotAllowed()
+    provider = await providers_service.get_public(session, ref=str(data.provider_id))
+    if user is not None and provider.user_id == user.id:
+        raise CannotBookYourself()
+    if not provider.accepting_bookings:
+        raise ProviderNotAccepting()
+    service = None
+    if data.service_id is not None:
+        service = await providers_service.get_service(
+            session, provider=provider, service_id=data.service_id, active_only=True
+        )
+    client_key = client_key_for(user, data)
+    standing = await repository.standing(session, client_key)
+    if standing is not None and standing.blocked:
+        raise ClientBlocked()
+
+    placement = rules.place(provider, service, data.start_datetime, data.end_datetime)
+    rules.check_policy(provider, placement, now=now)
+    await rules.check_offered(session, provider, service, placement)
+    await rules.check_free(session, provider=provider, client_key=client_key, placement=placement)
+    return await _insert(
+        session,
+        provider=provider,
+        service_id=service.id if service else None,
+        user=user,
+        data=data,
+        client_key=client_key,
+        placement=placement,
+        now=now,
+    )
+
+
+async def _insert(
+    session: AsyncSession,
+    *,
+    provider: Provider,
+    service_id: uuid.UUID | None,
+    user: User | None,
+    data: AppointmentCreate,
+    client_key: str,
+    placement: rules.Placement,
+    now: datetime,
+) -> Booked:
+    status = Status.PENDING if provider.requires_confirmation else Status.CONFIRMED
+    guest = data.guest_details
+    manage_token = tokens.new_secret_token() if guest is not None else None
+    appointment = Appointment(
+        id=uuid.uuid4(),
+        provider_id=provider.id,
+        service_id=service_id,
+        client_id=user.id if user else None,
+        guest_name=guest.name if guest else None,
+        guest_email=str(guest.email).lower() if guest else None,
+        guest_phone=guest.phone if guest else None,
+        client_key=client_key,
+        start_at=placement.start_at,
+        end_at=placement.end_at,
+        blocked_start_at=placement.blocked_start_at,
+        blocked_end_at=placement.blocked_end_at,
+        timezone=provider.timezone,
+        status=status,
+        notes=data.notes,
+        manage_token_hash=tokens.fingerprint(manage_token) if manage_token else None,
+        created_at=now,
+        updated_at=now,
+        events=[],
+    )
+    record(
+        appointment,
+        actor=user,
+        role=ActorRole.CLIENT if user else ActorRole.GUEST,
+        action="created",
+        now=now,
+        to_status=status.value,
+        to_start_at=placement.start_at,
+    )
+    session.add(appointment)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent booking won the race (PostgreSQL)
+        raise_for_constraint(exc)
+    return Booked(appointment=appointment, manage_token=manage_token)
+
+
+async def rotate_manage_token(session: AsyncSession, *, appointment_id: uuid.UUID) -> str | None:
+    """A new manage token for a guest booking (the old one stops working)."""
+    appointment = await repository.get(session, appointment_id)
+    if appointment is None or appointment.guest_email is None:
+        return None
+    token = tokens.new_secret_token()
+    appointment.manage_token_hash = tokens.fingerprint(token)
+    await session.flush()
+    return token

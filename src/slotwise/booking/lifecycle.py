@@ -1,0 +1,143 @@
+"""Changes of status: confirm, decline, cancel, complete, no-show; and notes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.booking.access import Access
+from slotwise.booking.errors import (
+    InvalidTransition,
+    NotAllowed,
+    NotStarted,
+    PolicyWindowClosed,
+)
+from slotwise.booking.events import ActorRole, record
+from slotwise.booking.models import Appointment, ClientStanding, Status
+from slotwise.providers.models import Provider
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.CONFIRMED, Status.DECLINED, Status.CANCELLED}),
+    Status.CONFIRMED: frozenset({Status.CANCELLED, Status.COMPLETED, Status.NO_SHOW}),
+}
+PROVIDER_SIDE = (ActorRole.PROVIDER, ActorRole.ADMIN)
+
+
+def check_transition(appointment: Appointment, to: Status) -> None:
+    if to not in TRANSITIONS.get(appointment.status, frozenset()):
+        raise InvalidTransition(details={"from": appointment.status.value, "to": to.value})
+
+
+def check_window(access: Access, provider: Provider, *, now: datetime) -> None:
+    """Clients and guests may not cancel or reschedule inside the cancellation window."""
+    if not access.is_client_side:
+        return
+    closes_at = access.appointment.start_at - timedelta(
+        minutes=provider.cancellation_window_minutes
+    )
+    if now >= closes_at:
+        raise PolicyWindowClosed(
+            details={
+                "cancellation_window_minutes": provider.cancellation_window_minutes,
+                "closed_at": closes_at.isoformat(),
+            }
+        )
+
+
+def _move(access: Access, to: Status, *, now: datetime, reason: str | None) -> Appointment:
+    appointment = access.appointment
+    check_transition(appointment, to)
+    before = appointment.status
+    appointment.status = to
+    appointment.updated_at = now
+    appointment.sequence += 1
+    record(
+        appointment,
+        actor=access.actor,
+        role=access.role,
+        action="status_changed",
+        now=now,
+        from_status=before.value,
+        to_status=to.value,
+        reason=reason,
+    )
+    return appointment
+
+
+async def set_status(
+    session: AsyncSession,
+    access: Access,
+    provider: Provider,
+    *,
+    to: Status,
+    reason: str | None,
+    now: datetime,
+) -> Appointment:
+    """Seed 000's PATCH /status: the provider confirms, declines or cancels."""
+    if to is Status.CANCELLED:
+        return await cancel(session, access, provider, reason=reason, now=now)
+    if access.role not in PROVIDER_SIDE:
+        raise NotAllowed("Only the provider or an admin can confirm or decline.")
+    appointment = _move(access, to, now=now, reason=reason)
+    await session.flush()
+    return appointment
+
+
+async def cancel(
+    session: AsyncSession,
+    access: Access,
+    provider: Provider,
+    *,
+    reason: str | None,
+    now: datetime,
+) -> Appointment:
+    check_transition(access.appointment, Status.CANCELLED)
+    check_window(access, provider, now=now)
+    appointment = _move(access, Status.CANCELLED, now=now, reason=reason)
+    appointment.cancel_reason = reason
+    await session.flush()
+    return appointment
+
+
+async def mark_finished(
+    session: AsyncSession, access: Access, *, to: Status, now: datetime, block_after: int
+) -> Appointment:
+    """Completed or no-show: the provider or an admin, once the appointment has started."""
+    if access.role not in PROVIDER_SIDE:
+        raise NotAllowed("Only the provider or an admin can mark an appointment.")
+    appointment = access.appointment
+    check_transition(appointment, to)
+    if now < appointment.start_at:
+        raise NotStarted(details={"start_at": appointment.start_at.isoformat()})
+    _move(access, to, now=now, reason=None)
+    if to is Status.NO_SHOW:
+        await _count_no_show(session, appointment.client_key, block_after=block_after, now=now)
+    await session.flush()
+    return appointment
+
+
+async def _count_no_show(
+    session: AsyncSession, email: str, *, block_after: int, now: datetime
+) -> None:
+    standing = await session.get(ClientStanding, email, with_for_update=True)
+    if standing is None:
+        standing = ClientStanding(
+            email=email, no_show_count=0, blocked=False, created_at=now, updated_at=now
+        )
+        session.add(standing)
+    standing.no_show_count += 1
+    standing.updated_at = now
+    if standing.no_show_count >= block_after:
+        standing.blocked = True
+
+
+async def update_notes(
+    session: AsyncSession, access: Access, *, notes: str | None, now: datetime
+) -> Appointment:
+    appointment = access.appointment
+    appointment.notes = notes
+    appointment.updated_at = now
+    record(appointment, actor=access.actor, role=access.role, action="notes_updated", now=now)
+    await session.flush()
+    return appointment

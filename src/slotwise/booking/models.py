@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from slotwise.db import Base, TimestampMixin, utcnow
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+
+
+ACTIVE_STATUSES = (Status.PENDING, Status.CONFIRMED)
+ACTIVE_SQL = "status IN ('pending', 'confirmed')"
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        length=20,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Appointment(TimestampMixin, Base):
+    """One booking. ``blocked_*`` is the provider time it takes: the slot widened by buffers.
+
+    No two active appointments of a provider may overlap in blocked time: on PostgreSQL an
+    exclusion constraint holds this (see migration 0003); on SQLite the booking transaction
+    runs under ``BEGIN IMMEDIATE`` and checks before it writes.
+    """
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        CheckConstraint("start_at < end_at", name="start_before_end"),
+        CheckConstraint(
+            "blocked_start_at <= start_at AND end_at <= blocked_end_at", name="blocked_covers"
+        ),
+        CheckConstraint("client_id IS NOT NULL OR guest_email IS NOT NULL", name="has_client"),
+        Index("ix_appointments_provider_blocked", "provider_id", "blocked_start_at"),
+        Index("ix_appointments_client_key_start", "client_key", "start_at"),
+        Index("ix_appointments_client_id_start", "client_id", "start_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    service_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("services.id", ondelete="SET NULL")
+    )
+    client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    guest_name: Mapped[str | None] = mapped_column(String(200))
+    guest_email: Mapped[str | None] = mapped_column(String(320))
+    guest_phone: Mapped[str | None] = mapped_column(String(40))
+    # Whose time this is, for the client-side overlap rule: the client's email, lower-cased
+    # (a guest and a signed-in client with one email are one person).
+    client_key: Mapped[str] = mapped_column(String(320))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    blocked_start_at: Mapped[datetime]
+    blocked_end_at: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[Status] = mapped_column(_enum(Status, "appointment_status"), index=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    manage_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # iCalendar SEQUENCE: bumped on every change a calendar must see.
+    sequence: Mapped[int] = mapped_column(default=0)
+
+    events: Mapped[list[AppointmentEvent]] = relationship(
+        order_by="AppointmentEvent.at", lazy="raise", cascade="all, delete-orphan"
+    )
+
+
+class AppointmentEvent(Base):
+    """The history of an appointment: who changed what, when, from what, to what, and why."""
+
+    __tablename__ = "appointment_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    appointment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("appointments.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(30))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    from_start_at: Mapped[datetime | None]
+    to_start_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ClientStanding(TimestampMixin, Base):
+    """No-shows per client email (guests are counted by email too) and the booking block."""
+
+    __tablename__ = "client_standings"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    no_show_count: Mapped[int] = mapped_column(default=0)
+    blocked: Mapped[bool] = mapped_column(default=False)
+
+
+class IdempotencyKey(Base):
+    """A booking request's Idempotency-Key and the response it got."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    scope: Mapped[str] = mapped_column(String(340))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int]
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, false, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from slotwise.booking.models import ACTIVE_STATUSES, Appointment, ClientStanding, Status
+
+# The longest blocked span an appointment can have (12 h session + 2 x 4 h buffers), so
+# that a window query can be an index range scan on (provider_id, blocked_start_at).
+LONGEST_BLOCK = timedelta(hours=21)
+
+
+def _active() -> ColumnElement[bool]:
+    return Appointment.status.in_(ACTIVE_STATUSES)
+
+
+async def busy_between(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start_at: datetime,
+    end_at: datetime,
+    *,
+    exclude_id: uuid.UUID | None = None,
+) -> list[tuple[datetime, datetime]]:
+    """Blocked spans of the provider's active appointments that touch [start_at, end_at)."""
+    query = select(Appointment.blocked_start_at, Appointment.blocked_end_at).where(
+        Appointment.provider_id == provider_id,
+        Appointment.blocked_start_at >= start_at - LONGEST_BLOCK,
+        Appointment.blocked_start_at < end_at,
+        Appointment.blocked_end_at > start_at,
+        _active(),
+    )
+    if exclude_id is not None:
+        query = query.where(Appointment.id != exclude_id)
+    rows = await session.execute(query.order_by(Appointment.blocked_start_at))
+    return [(row[0], row[1]) for row in rows]
+
+
+async def client_has_overlap(
+    session: AsyncSession,
+    client_key: str,
+    start_at: datetime,
+    end_at: datetime,
+    *,
+    exclude_id: uuid.UUID | None = None,
+) -> bool:
+    query = select(Appointment.id).where(
+        Appointment.client_key == client_key,
+        Appointment.start_at < end_at,
+        Appointment.end_at > start_at,
+        _active(),
+    )
+    if exclude_id is not None:
+        query = query.where(Appointment.id != exclude_id)
+    return await session.scalar(query.limit(1)) is not None
+
+
+async def get(session: AsyncSession, appointment_id: uuid.UUID) -> Appointment | None:
+    return await session.scalar(
+        select(Appointment)
+        .where(Appointment.id == appointment_id)
+        .options(selectinload(Appointment.events))
+    )
+
+
+async def get_by_token_hash(session: AsyncSession, token_hash: str) -> Appointment | None:
+    return await session.scalar(
+        select(Appointment)
+        .where(Appointment.manage_token_hash == token_hash)
+        .options(selectinload(Appointment.events))
+    )
+
+
+def visible_to(
+    *, client_id: uuid.UUID | None, provider_id: uuid.UUID | None, everyone: bool
+) -> ColumnElement[bool]:
+    if everyone:
+        return true()
+    clauses = []
+    if client_id is not None:
+        clauses.append(Appointment.client_id == client_id)
+    if provider_id is not None:
+        clauses.append(Appointment.provider_id == provider_id)
+    return or_(*clauses) if clauses else false()
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    visible: ColumnElement[bool],
+    statuses: list[Status] | None,
+    start_from: datetime | None,
+    start_to: datetime | None,
+    provider_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Appointment], int]:
+    query: Select[Appointment] = select(Appointment).where(visible)
+    if statuses:
+        query = query.where(Appointment.status.in_(statuses))
+    if start_from is not None:
+        query = query.where(Appointment.start_at >= start_from)
+    if start_to is not None:
+        query = query.where(Appointment.start_at < start_to)
+    if provider_id is not None:
+        query = query.where(Appointment.provider_id == provider_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.options(selectinload(Appointment.events))
+        .order_by(Appointment.start_at, Appointment.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def standing(session: AsyncSession, email: str) -> ClientStanding | None:
+    return await session.get(ClientStanding, email.lower())
+
+
+async def standings_page(
+    session: AsyncSession, *, blocked: bool | None, limit: int, offset: int
+) -> tuple[list[ClientStanding], int]:
+    query = select(ClientStanding)
+    if blocked is not None:
+        query = query.where(ClientStanding.blocked == blocked)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(ClientStanding.email).limit(limit).offset(offset))
+    return list(rows), int(total or 0)

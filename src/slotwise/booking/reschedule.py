@@ -1,0 +1,76 @@
+"""Rescheduling: the new time is checked and taken in the transaction that frees the old."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.booking import rules
+from slotwise.booking.access import Access
+from slotwise.booking.errors import InvalidTransition, TooSoon
+from slotwise.booking.events import record
+from slotwise.booking.integrity import raise_for_constraint
+from slotwise.booking.lifecycle import check_window
+from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
+from slotwise.booking.schemas import RescheduleRequest
+from slotwise.providers import repository as providers_repo
+from slotwise.providers.models import Provider
+
+
+async def reschedule(
+    session: AsyncSession,
+    access: Access,
+    provider: Provider,
+    *,
+    data: RescheduleRequest,
+    now: datetime,
+) -> Appointment:
+    appointment = access.appointment
+    if appointment.status not in ACTIVE_STATUSES:
+        raise InvalidTransition(details={"from": appointment.status.value, "to": "rescheduled"})
+    check_window(access, provider, now=now)
+    service = None
+    if appointment.service_id is not None:
+        service = await providers_repo.get_service(session, provider.id, appointment.service_id)
+    placement = rules.place(provider, service, data.new_start_time, data.new_end_time)
+    if access.is_client_side:
+        rules.check_policy(provider, placement, now=now)
+    elif placement.start_at < now:
+        raise TooSoon()  # providers and admins skip notice and horizon, not the past
+    await rules.check_offered(session, provider, service, placement)
+    await rules.check_free(
+        session,
+        provider=provider,
+        client_key=appointment.client_key,
+        placement=placement,
+        exclude_id=appointment.id,
+    )
+    before_start, before_status = appointment.start_at, appointment.status
+    appointment.start_at = placement.start_at
+    appointment.end_at = placement.end_at
+    appointment.blocked_start_at = placement.blocked_start_at
+    appointment.blocked_end_at = placement.blocked_end_at
+    appointment.sequence += 1
+    appointment.updated_at = now
+    # A client's new time needs the provider's confirmation again, if the provider confirms.
+    if access.is_client_side and provider.requires_confirmation:
+        appointment.status = Status.PENDING
+    record(
+        appointment,
+        actor=access.actor,
+        role=access.role,
+        action="rescheduled",
+        now=now,
+        from_status=before_status.value,
+        to_status=appointment.status.value,
+        from_start_at=before_start,
+        to_start_at=placement.start_at,
+        reason=data.reason,
+    )
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise_for_constraint(exc)
+    return appointment

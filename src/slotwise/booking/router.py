@@ -1,0 +1,441 @@
+"""Appointments: booking, life cycle, reading; guest management by token; no-show records."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, status
+from fastapi.responses import JSONResponse
+
+from slotwise.auth.deps import AdminUser, CurrentUser, OptionalUser
+from slotwise.booking import access as access_rules
+from slotwise.booking import create, idempotency, lifecycle, queries
+from slotwise.booking.models import IdempotencyKey, Status
+from slotwise.booking.present import appointment_read, booking_created
+from slotwise.booking.reschedule import reschedule
+from slotwise.booking.schemas import (
+    AppointmentCreate,
+    AppointmentRead,
+    BookingCreated,
+    CancelRequest,
+    NotesUpdate,
+    RescheduleRequest,
+    Standing,
+    StandingUpdate,
+    StatusChange,
+)
+from slotwise.db import SessionDep, serialize_writes
+from slotwise.errors import responses
+from slotwise.pagination import Page, PageParams, page_params
+from slotwise.providers import repository as providers_repo
+from slotwise.providers import service as providers_service
+from slotwise.providers.models import Provider
+from slotwise.state import NowDep, StateDep
+
+router = APIRouter()
+guest_router = APIRouter()
+provider_router = APIRouter()
+standings_router = APIRouter()
+
+SERIALIZED = [Depends(serialize_writes)]
+AppointmentId = Annotated[uuid.UUID, Path(description="Appointment id.")]
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def _page(items: list[AppointmentRead], total: int, page: PageParams) -> Page[AppointmentRead]:
+    return Page[AppointmentRead](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+async def _provider(session: SessionDep, provider_id: uuid.UUID) -> Provider:
+    provider = await providers_repo.get(session, provider_id)
+    assert provider is not None  # appointments cascade with their provider
+    return provider
+
+
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BookingCreated,
+    dependencies=SERIALIZED,
+    responses=responses(401, 404, 409, 422),
+    summary="Book a slot, signed in or as a guest",
+)
+async def book(
+    data: AppointmentCreate,
+    user: OptionalUser,
+    session: SessionDep,
+    now: NowDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=idempotency.MAX_KEY_LENGTH,
+            description="Retry safely: the same key and body replay the first response.",
+        ),
+    ] = None,
+) -> BookingCreated | JSONResponse:
+    claim: IdempotencyKey | None = None
+    if idempotency_key:
+        scope = f"user:{user.id}" if user else f"guest:{_guest_email(data)}"
+        digest = idempotency.request_hash(data.model_dump_json())
+        found = await idempotency.claim(
+            session, scope=scope, key=idempotency_key, digest=digest, now=now
+        )
+        if isinstance(found, idempotency.Replay):
+            return await _replay(session, found)
+        claim = found
+    booked = await create.book(session, user=user, data=data, now=now)
+    body = booking_created(booked.appointment, booked.manage_token)
+    if claim is not None:
+        stored = body.model_copy(update={"manage_token": None}).model_dump_json()
+        idempotency.remember(claim, status=201, body=stored)
+    return body
+
+
+def _guest_email(data: AppointmentCreate) -> str:
+    return str(data.guest_details.email).lower() if data.guest_details else ""
+
+
+async def _replay(session: SessionDep, replay: idempotency.Replay) -> JSONResponse:
+    """The first response again; a guest gets a fresh manage token (never stored in clear)."""
+    content = json.loads(replay.body)
+    if content.get("guest") is not None:
+        content["manage_token"] = await create.rotate_manage_token(
+            session, appointment_id=uuid.UUID(content["id"])
+        )
+    return JSONResponse(content, status_code=replay.status, headers={"Idempotent-Replayed": "true"})
+
+
+@router.get(
+    "/me",
+    response_model=Page[AppointmentRead],
+    responses=responses(401),
+    summary="Your appointments, as client and as provider",
+)
+async def my_appointments(
+    user: CurrentUser, session: SessionDep, page: PageDep
+) -> Page[AppointmentRead]:
+    rows, total = await queries.page_for(
+        session,
+        user=user,
+        statuses=None,
+        start_from=None,
+        start_to=None,
+        provider_id=None,
+        limit=page.limit,
+        offset=page.offset,
+        as_client_and_provider=True,
+    )
+    return _page([appointment_read(a) for a in rows], total, page)
+
+
+@router.get(
+    "/",
+    response_model=Page[AppointmentRead],
+    responses=responses(401),
+    summary="Appointments you may see (clients theirs, providers theirs, admins all)",
+)
+async def list_appointments(
+    user: CurrentUser,
+    session: SessionDep,
+    page: PageDep,
+    status_: Annotated[list[Status] | None, Query(alias="status")] = None,
+    start_from: Annotated[
+        datetime | None, Query(alias="from", description="Starts at or after.")
+    ] = None,
+    start_to: Annotated[datetime | None, Query(alias="to", description="Starts before.")] = None,
+    provider_id: uuid.UUID | None = None,
+) -> Page[AppointmentRead]:
+    rows, total = await queries.page_for(
+        session,
+        user=user,
+        statuses=status_,
+        start_from=start_from,
+        start_to=start_to,
+        provider_id=provider_id,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return _page([appointment_read(a) for a in rows], total, page)
+
+
+@router.get(
+    "/{appointment_id}",
+    response_model=AppointmentRead,
+    responses=responses(401, 404),
+    summary="One appointment (its client, its provider, or an admin)",
+)
+async def read_appointment(
+    appointment_id: AppointmentId, user: CurrentUser, session: SessionDep
+) -> AppointmentRead:
+    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    return appointment_read(acting.appointment)
+
+
+@router.patch(
+    "/{appointment_id}",
+    response_model=AppointmentRead,
+    responses=responses(401, 404),
+    summary="Change the notes",
+)
+async def update_notes(
+    appointment_id: AppointmentId,
+    data: NotesUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    now: NowDep,
+) -> AppointmentRead:
+    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    updated = await lifecycle.update_notes(session, acting, notes=data.notes, now=now)
+    return appointment_read(updated)
+
+
+@router.patch(
+    "/{appointment_id}/status",
+    response_model=AppointmentRead,
+    responses=responses(401, 403, 404, 409),
+    summary="Confirm, decline or cancel (seed 000)",
+)
+async def change_status(
+    appointment_id: AppointmentId,
+    data: StatusChange,
+    user: CurrentUser,
+    session: SessionDep,
+    now: NowDep,
+) -> AppointmentRead:
+    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    provider = await _provider(session, acting.appointment.provider_id)
+    updated = await lifecycle.set_status(
+        session, acting, provider, to=Status(data.status), reason=data.reason, now=now
+    )
+    return appointment_read(updated)
+
+
+async def _cancel(
+    appointment_id: uuid.UUID,
+    reason: str | None,
+    user: CurrentUser,
+    session: SessionDep,
+    now: NowDep,
+) -> AppointmentRead:
+    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    provider = await _provider(session, acting.appointment.provider_id)
+    return appointment_read(
+        await lifecycle.cancel(session, acting, provider, reason=reason, now=now)
+    )
+
+
+@router.post(
+    "/{appointment_id}/cancel",
+    response_model=AppointmentRead,
+    responses=responses(401, 404, 409),
+    summary="Cancel (seed 004); the record is kept",
+)
+async def cancel(
+    appointment_id: AppointmentId,
+    user: CurrentUser,
+    session: SessionDep,
+    now: NowDep,
+    data: CancelRequest | None = None,
+) -> AppointmentRead:
+    return await _cancel(appointment_id, data.reason if data else None, user, session, now)
+
+
+@router.delete(
+    "/{appointment_id}",
+    response_model=AppointmentRead,
+    responses=responses(401, 404, 409),
+    summary="Cancel (seeds 001, 002); the record is kept for history",
+)
+async def delete_appointment(
+    appointment_id: AppointmentId,
+    user: CurrentUser,
+    session: SessionDep,
+    now: NowDep,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> AppointmentRead:
+    return await _cancel(appointment_id, reason, user, session, now)
+
+
+@router.post(
+    "/{appointment_id}/reschedule",
+    response_model=AppointmentRead,
+    dependencies=SERIALIZED,
+    responses=responses(401, 404, 409, 422),
+    summary="Move to another slot, atomically",
+)
+async def reschedule_appointment(
+    appointment_id: AppointmentId,
+    data: RescheduleRequest,
+    user: CurrentUser,
+    session: SessionDep,
+    now: NowDep,
+) -> AppointmentRead:
+    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    provider = await _provider(session, acting.appointment.provider_id)
+    return appointment_read(await reschedule(session, acting, provider, data=data, now=now))
+
+
+async def _mark(
+    appointment_id: uuid.UUID,
+    to: Status,
+    user: CurrentUser,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
+) -> AppointmentRead:
+    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    updated = await lifecycle.mark_finished(
+        session, acting, to=to, now=now, block_after=app.settings.no_show_block_threshold
+    )
+    return appointment_read(updated)
+
+
+@router.post(
+    "/{appointment_id}/mark-completed",
+    response_model=AppointmentRead,
+    responses=responses(401, 403, 404, 409),
+    summary="Mark as completed (provider or admin)",
+)
+async def mark_completed(
+    appointment_id: AppointmentId,
+    user: CurrentUser,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
+) -> AppointmentRead:
+    return await _mark(appointment_id, Status.COMPLETED, user, session, app, now)
+
+
+@router.post(
+    "/{appointment_id}/mark-no-show",
+    response_model=AppointmentRead,
+    responses=responses(401, 403, 404, 409),
+    summary="Mark as a no-show (provider or admin); the client's count goes up",
+)
+async def mark_no_show(
+    appointment_id: AppointmentId,
+    user: CurrentUser,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
+) -> AppointmentRead:
+    return await _mark(appointment_id, Status.NO_SHOW, user, session, app, now)
+
+
+# -- guests, by their manage token ---------------------------------------------------------
+
+Token = Annotated[str, Path(min_length=16, max_length=128, description="The manage token.")]
+
+
+@guest_router.get(
+    "/{token}",
+    response_model=AppointmentRead,
+    responses=responses(404),
+    summary="A guest's booking",
+)
+async def guest_read(token: Token, session: SessionDep) -> AppointmentRead:
+    acting = await access_rules.for_guest_token(session, token=token)
+    return appointment_read(acting.appointment)
+
+
+@guest_router.post(
+    "/{token}/cancel",
+    response_model=AppointmentRead,
+    responses=responses(404, 409),
+    summary="A guest cancels (same policies as clients)",
+)
+async def guest_cancel(
+    token: Token, session: SessionDep, now: NowDep, data: CancelRequest | None = None
+) -> AppointmentRead:
+    acting = await access_rules.for_guest_token(session, token=token)
+    provider = await _provider(session, acting.appointment.provider_id)
+    reason = data.reason if data else None
+    return appointment_read(
+        await lifecycle.cancel(session, acting, provider, reason=reason, now=now)
+    )
+
+
+@guest_router.post(
+    "/{token}/reschedule",
+    response_model=AppointmentRead,
+    dependencies=SERIALIZED,
+    responses=responses(404, 409, 422),
+    summary="A guest reschedules (same policies)",
+)
+async def guest_reschedule(
+    token: Token, data: RescheduleRequest, session: SessionDep, now: NowDep
+) -> AppointmentRead:
+    acting = await access_rules.for_guest_token(session, token=token)
+    provider = await _provider(session, acting.appointment.provider_id)
+    return appointment_read(await reschedule(session, acting, provider, data=data, now=now))
+
+
+# -- the provider's own list (seed 002: /doctors/me/appointments) ---------------------------
+
+
+@provider_router.get(
+    "/me/appointments",
+    response_model=Page[AppointmentRead],
+    responses=responses(401, 403, 404),
+    summary="Your upcoming appointments as a provider",
+)
+async def provider_upcoming(
+    user: CurrentUser, session: SessionDep, now: NowDep, page: PageDep
+) -> Page[AppointmentRead]:
+    provider = await providers_service.get_own(session, user=user)
+    rows, total = await queries.upcoming_for_provider(
+        session, provider_id=provider.id, now=now, limit=page.limit, offset=page.offset
+    )
+    return _page([appointment_read(a) for a in rows], total, page)
+
+
+# -- no-show records (admin) ----------------------------------------------------------------
+
+
+@standings_router.get(
+    "/",
+    response_model=Page[Standing],
+    responses=responses(401, 403),
+    summary="No-show counts and booking blocks by client email (admin)",
+)
+async def list_standings(
+    _admin: AdminUser,
+    session: SessionDep,
+    page: PageDep,
+    blocked: Annotated[bool | None, Query()] = None,
+) -> Page[Standing]:
+    rows, total = await queries.standings(
+        session, blocked=blocked, limit=page.limit, offset=page.offset
+    )
+    return Page[Standing](
+        items=[Standing.model_validate(r) for r in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@standings_router.patch(
+    "/{email}",
+    response_model=Standing,
+    responses=responses(401, 403, 404),
+    summary="Block or unblock a client's booking, optionally resetting the count (admin)",
+)
+async def update_standing(
+    email: Annotated[str, Path(max_length=320)],
+    data: StandingUpdate,
+    _admin: AdminUser,
+    session: SessionDep,
+    now: NowDep,
+) -> Standing:
+    row = await queries.update_standing(
+        session,
+        email=email.lower(),
+        blocked=data.blocked,
+        reset_no_shows=data.reset_no_shows,
+        now=now,
+    )
+    return Standing.model_validate(row)

@@ -1,0 +1,123 @@
+"""Checks shared by booking and rescheduling: is this a time the provider offers, free?"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise import scheduling
+from slotwise.availability import repository as availability_repo
+from slotwise.availability import slots as slots_service
+from slotwise.booking import repository
+from slotwise.booking.errors import (
+    ClientConflict,
+    DurationMismatch,
+    OutsideAvailability,
+    SlotUnavailable,
+    TooFar,
+    TooSoon,
+)
+from slotwise.providers.models import Provider, Service
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an appointment sits: its time, and the provider time it blocks."""
+
+    start_at: datetime
+    end_at: datetime
+    blocked_start_at: datetime
+    blocked_end_at: datetime
+
+
+def read_instant(value: datetime, zone: ZoneInfo) -> datetime:
+    """An offset-less datetime is a wall time in the provider's zone (RFC 5545 resolution)."""
+    if value.tzinfo is None:
+        return scheduling.resolve_wall_time(value.date(), value.time(), zone)
+    return value
+
+
+def place(
+    provider: Provider, service: Service | None, start: datetime, end: datetime | None
+) -> Placement:
+    zone = ZoneInfo(provider.timezone)
+    spec = slots_service.service_spec(provider, service, None)
+    start_at = read_instant(start, zone)
+    end_at = start_at + spec.duration
+    if end is not None and read_instant(end, zone) != end_at:
+        minutes = int(spec.duration.total_seconds() // 60)
+        raise DurationMismatch(details={"duration_minutes": minutes})
+    return Placement(
+        start_at=start_at,
+        end_at=end_at,
+        blocked_start_at=start_at - spec.buffer_before,
+        blocked_end_at=end_at + spec.buffer_after,
+    )
+
+
+def check_policy(provider: Provider, placement: Placement, *, now: datetime) -> None:
+    """Notice and horizon: the provider's policy, which an admin may override."""
+    if placement.start_at < now + timedelta(minutes=provider.min_notice_minutes):
+        raise TooSoon(details={"min_notice_minutes": provider.min_notice_minutes})
+    if placement.start_at > now + timedelta(days=provider.max_advance_days):
+        raise TooFar(details={"max_advance_days": provider.max_advance_days})
+
+
+async def check_offered(
+    session: AsyncSession, provider: Provider, service: Service | None, placement: Placement
+) -> None:
+    """The time must be one of the slots the engine offers for that date (busy aside)."""
+    zone = ZoneInfo(provider.timezone)
+    on_date = placement.start_at.astimezone(zone).date()
+    patterns = await availability_repo.patterns_for(session, provider.id, active_only=True)
+    overrides = await availability_repo.overrides_between(session, provider.id, on_date, on_date)
+    time_off = await availability_repo.time_off_between(session, provider.id, on_date, on_date)
+    offered = scheduling.compute_slots(
+        zone=zone,
+        start_date=on_date,
+        end_date=on_date,
+        weekly=slots_service.weekly_rules(patterns),
+        overrides=slots_service.override_rules(overrides),
+        time_off=slots_service.time_off_rules(time_off),
+        service=slots_service.service_spec(provider, service, None),
+        now=placement.start_at - timedelta(days=1),  # notice and horizon are checked apart
+    )
+    if scheduling.Slot(placement.start_at, placement.end_at) not in set(offered):
+        raise OutsideAvailability()
+
+
+async def check_free(
+    session: AsyncSession,
+    *,
+    provider: Provider,
+    client_key: str,
+    placement: Placement,
+    exclude_id: uuid.UUID | None = None,
+) -> None:
+    """No active appointment of the provider, nor of the client, overlaps this one.
+
+    On PostgreSQL the exclusion constraints make this authoritative even under races; this
+    check gives the same answer early. On SQLite the booking transaction holds the write
+    lock (BEGIN IMMEDIATE), so the check itself is authoritative.
+    """
+    busy = await repository.busy_between(
+        session,
+        provider.id,
+        placement.blocked_start_at,
+        placement.blocked_end_at,
+        exclude_id=exclude_id,
+    )
+    if busy:
+        raise SlotUnavailable()
+    if await repository.client_has_overlap(
+        session,
+        client_key,
+        placement.start_at,
+        placement.end_at,
+        exclude_id=exclude_id,
+    ):
+        raise ClientConflict()

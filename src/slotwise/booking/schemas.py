@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+
+from slotwise.booking.models import Status
+
+Notes = Annotated[str, StringConstraints(max_length=2000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+
+class GuestDetails(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    email: EmailStr
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+
+
+class AppointmentCreate(BaseModel):
+    """A booking. The seeds' names are accepted: tutor_id, doctor_id, staff_id for
+    provider_id; start_time/end_time for start_datetime/end_datetime.
+
+    A datetime without an offset is read in the provider's time zone; one with an offset is
+    taken as given. The end may be left out: it is then the service's duration.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: uuid.UUID = Field(
+        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id")
+    )
+    start_datetime: datetime = Field(
+        validation_alias=AliasChoices("start_datetime", "start_time", "start_at")
+    )
+    end_datetime: datetime | None = Field(
+        default=None, validation_alias=AliasChoices("end_datetime", "end_time", "end_at")
+    )
+    service_id: uuid.UUID | None = None
+    notes: Notes | None = None
+    guest_details: GuestDetails | None = Field(
+        default=None, description="Required when booking without a token."
+    )
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["confirmed", "declined", "cancelled"]
+    reason: Reason | None = None
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason | None = None
+
+
+class RescheduleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    new_start_time: datetime = Field(
+        validation_alias=AliasChoices("new_start_time", "start_datetime", "start_time")
+    )
+    new_end_time: datetime | None = Field(
+        default=None, validation_alias=AliasChoices("new_end_time", "end_datetime", "end_time")
+    )
+    reason: Reason | None = None
+
+
+class NotesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notes: Notes | None
+
+
+class EventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor_id: uuid.UUID | None
+    actor_role: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    from_start_at: datetime | None
+    to_start_at: datetime | None
+    reason: str | None
+
+
+class GuestRead(BaseModel):
+    name: str
+    email: str
+    phone: str | None
+
+
+class AppointmentRead(BaseModel):
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    service_id: uuid.UUID | None
+    client_id: uuid.UUID | None
+    guest: GuestRead | None
+    start_at: datetime = Field(description="With the provider's UTC offset.")
+    end_at: datetime
+    timezone: str = Field(description="The provider's IANA zone.")
+    status: Status
+    notes: str | None
+    cancel_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    history: list[EventRead]
+
+
+class BookingCreated(AppointmentRead):
+    manage_token: str | None = Field(
+        default=None,
+        description="Guests only, shown once: manage the booking at /bookings/{token}.",
+    )
+
+
+class Standing(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    email: str
+    no_show_count: int
+    blocked: bool
+
+
+class StandingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    blocked: bool
+    reset_no_shows: bool = False
