@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -61,6 +63,13 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid()}
 
 
+def insert_ignoring_duplicates(session: AsyncSession, model: type[Base]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, in the session's own dialect."""
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        return sqlite_insert(model).on_conflict_do_nothing()
+    return postgresql_insert(model).on_conflict_do_nothing()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -84,8 +93,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Writers that must serialise (booking) ask for BEGIN IMMEDIATE: SQLite then takes
-        # the write lock at the start, so their check-then-insert cannot interleave.
+        # Writers ask for BEGIN IMMEDIATE: SQLite then takes the write lock at the start,
+        # so their check-then-write cannot interleave (see get_session).
         if conn.get_execution_options().get("sqlite_immediate"):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
@@ -107,6 +116,14 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessionmaker = self.sessionmaker
+        if self.is_sqlite:
+            immediate = self.engine.execution_options(sqlite_immediate=True)
+            self._write_sessionmaker = async_sessionmaker(immediate, expire_on_commit=False)
+
+    def session(self, *, writes: bool) -> AsyncSession:
+        """A new session; on SQLite, ``writes`` makes its transactions BEGIN IMMEDIATE."""
+        return (self._write_sessionmaker if writes else self.sessionmaker)()
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,22 +133,21 @@ class Database:
         await self.engine.dispose()
 
 
-def serialize_writes(request: Request) -> None:
-    """Route dependency: this request checks, then writes, and must not interleave.
-
-    On SQLite its transaction starts with BEGIN IMMEDIATE (the write lock is taken at once,
-    so nothing commits between the check and the write). PostgreSQL needs nothing: its
-    constraints hold the invariant.
-    """
-    request.state.serialize_writes = True
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed when the handler succeeds, rolled back otherwise."""
+    """One session per request: committed when the handler succeeds, rolled back otherwise.
+
+    On SQLite every request that may write runs as BEGIN IMMEDIATE (begun at its first
+    statement): it takes the write lock before it reads, so a check and the write that
+    follows cannot interleave with another writer, and a reader turned writer never meets
+    a stale snapshot. PostgreSQL needs nothing of the kind: its constraints and row locks
+    hold the invariants.
+    """
     database: Database = request.app.state.slotwise.db
-    async with database.sessionmaker() as session:
-        if database.is_sqlite and getattr(request.state, "serialize_writes", False):
-            await session.connection(execution_options={"sqlite_immediate": True})
+    writes = request.method not in READ_METHODS
+    async with database.session(writes=writes) as session:
         try:
             yield session
             await session.commit()

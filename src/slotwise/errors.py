@@ -202,9 +202,14 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+# Deadlock detected, serialization failure: the transaction may simply be retried.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 async def _database_error_or_crash(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated or isinstance(exc.orig, OSError | ConnectionError):
+    transient = getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+    if transient or exc.connection_invalidated or isinstance(exc.orig, OSError | ConnectionError):
         return await _database_error(request, exc)
     return await _unexpected_error(request, exc)
 

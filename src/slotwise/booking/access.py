@@ -28,8 +28,11 @@ class Access:
         return self.role in (ActorRole.CLIENT, ActorRole.GUEST)
 
 
-async def for_user(session: AsyncSession, *, user: User, appointment_id: uuid.UUID) -> Access:
-    appointment = await repository.get(session, appointment_id)
+async def for_user(
+    session: AsyncSession, *, user: User, appointment_id: uuid.UUID, lock: bool = False
+) -> Access:
+    """``lock`` when the caller will change it: the row is locked until the commit."""
+    appointment = await repository.get(session, appointment_id, lock=lock)
     if appointment is None:
         raise AppointmentNotFound()
     if user.role is Role.ADMIN:
@@ -43,8 +46,8 @@ async def for_user(session: AsyncSession, *, user: User, appointment_id: uuid.UU
     raise AppointmentNotFound()
 
 
-async def for_guest_token(session: AsyncSession, *, token: str) -> Access:
-    appointment = await repository.get_by_token_hash(session, tokens.fingerprint(token))
+async def for_guest_token(session: AsyncSession, *, token: str, lock: bool = False) -> Access:
+    appointment = await repository.get_by_token_hash(session, tokens.fingerprint(token), lock=lock)
     if appointment is None:
         raise AppointmentNotFound()
     return Access(appointment, None, ActorRole.GUEST)

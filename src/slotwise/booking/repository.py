@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, false, func, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -59,20 +59,23 @@ async def client_has_overlap(
     return await session.scalar(query.limit(1)) is not None
 
 
-async def get(session: AsyncSession, appointment_id: uuid.UUID) -> Appointment | None:
-    return await session.scalar(
-        select(Appointment)
-        .where(Appointment.id == appointment_id)
-        .options(selectinload(Appointment.events))
-    )
+def _one(where: ColumnElement[bool], *, lock: bool) -> Select[Appointment]:
+    query = select(Appointment).where(where).options(selectinload(Appointment.events))
+    # A change locks the row (PostgreSQL), so two concurrent changes apply one after the
+    # other and the second sees the first's status. SQLite's BEGIN IMMEDIATE does the same.
+    return query.with_for_update(of=Appointment) if lock else query
 
 
-async def get_by_token_hash(session: AsyncSession, token_hash: str) -> Appointment | None:
-    return await session.scalar(
-        select(Appointment)
-        .where(Appointment.manage_token_hash == token_hash)
-        .options(selectinload(Appointment.events))
-    )
+async def get(
+    session: AsyncSession, appointment_id: uuid.UUID, *, lock: bool = False
+) -> Appointment | None:
+    return await session.scalar(_one(Appointment.id == appointment_id, lock=lock))
+
+
+async def get_by_token_hash(
+    session: AsyncSession, token_hash: str, *, lock: bool = False
+) -> Appointment | None:
+    return await session.scalar(_one(Appointment.manage_token_hash == token_hash, lock=lock))
 
 
 def visible_to(
@@ -131,3 +134,16 @@ async def standings_page(
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(query.order_by(ClientStanding.email).limit(limit).offset(offset))
     return list(rows), int(total or 0)
+
+
+async def lock_client(session: AsyncSession, client_key: str) -> None:
+    """Serialise one client's bookings (PostgreSQL; SQLite's write lock already does).
+
+    Two exclusion constraints (provider, client) checked by concurrent inserts can wait on
+    each other and deadlock; taking the client's lock first makes such a cycle impossible.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": client_key}
+        )

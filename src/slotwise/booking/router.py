@@ -27,7 +27,7 @@ from slotwise.booking.schemas import (
     StandingUpdate,
     StatusChange,
 )
-from slotwise.db import SessionDep, serialize_writes
+from slotwise.db import SessionDep
 from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import repository as providers_repo
@@ -40,7 +40,6 @@ guest_router = APIRouter()
 provider_router = APIRouter()
 standings_router = APIRouter()
 
-SERIALIZED = [Depends(serialize_writes)]
 AppointmentId = Annotated[uuid.UUID, Path(description="Appointment id.")]
 PageDep = Annotated[PageParams, Depends(page_params)]
 
@@ -59,7 +58,6 @@ async def _provider(session: SessionDep, provider_id: uuid.UUID) -> Provider:
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=BookingCreated,
-    dependencies=SERIALIZED,
     responses=responses(401, 404, 409, 422),
     summary="Book a slot, signed in or as a guest",
 )
@@ -187,7 +185,9 @@ async def update_notes(
     session: SessionDep,
     now: NowDep,
 ) -> AppointmentRead:
-    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    acting = await access_rules.for_user(
+        session, user=user, appointment_id=appointment_id, lock=True
+    )
     updated = await lifecycle.update_notes(session, acting, notes=data.notes, now=now)
     return appointment_read(updated)
 
@@ -205,7 +205,9 @@ async def change_status(
     session: SessionDep,
     now: NowDep,
 ) -> AppointmentRead:
-    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    acting = await access_rules.for_user(
+        session, user=user, appointment_id=appointment_id, lock=True
+    )
     provider = await _provider(session, acting.appointment.provider_id)
     updated = await lifecycle.set_status(
         session, acting, provider, to=Status(data.status), reason=data.reason, now=now
@@ -220,7 +222,9 @@ async def _cancel(
     session: SessionDep,
     now: NowDep,
 ) -> AppointmentRead:
-    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    acting = await access_rules.for_user(
+        session, user=user, appointment_id=appointment_id, lock=True
+    )
     provider = await _provider(session, acting.appointment.provider_id)
     return appointment_read(
         await lifecycle.cancel(session, acting, provider, reason=reason, now=now)
@@ -262,7 +266,6 @@ async def delete_appointment(
 @router.post(
     "/{appointment_id}/reschedule",
     response_model=AppointmentRead,
-    dependencies=SERIALIZED,
     responses=responses(401, 404, 409, 422),
     summary="Move to another slot, atomically",
 )
@@ -273,7 +276,9 @@ async def reschedule_appointment(
     session: SessionDep,
     now: NowDep,
 ) -> AppointmentRead:
-    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    acting = await access_rules.for_user(
+        session, user=user, appointment_id=appointment_id, lock=True
+    )
     provider = await _provider(session, acting.appointment.provider_id)
     return appointment_read(await reschedule(session, acting, provider, data=data, now=now))
 
@@ -286,7 +291,9 @@ async def _mark(
     app: StateDep,
     now: NowDep,
 ) -> AppointmentRead:
-    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+    acting = await access_rules.for_user(
+        session, user=user, appointment_id=appointment_id, lock=True
+    )
     updated = await lifecycle.mark_finished(
         session, acting, to=to, now=now, block_after=app.settings.no_show_block_threshold
     )
@@ -350,7 +357,7 @@ async def guest_read(token: Token, session: SessionDep) -> AppointmentRead:
 async def guest_cancel(
     token: Token, session: SessionDep, now: NowDep, data: CancelRequest | None = None
 ) -> AppointmentRead:
-    acting = await access_rules.for_guest_token(session, token=token)
+    acting = await access_rules.for_guest_token(session, token=token, lock=True)
     provider = await _provider(session, acting.appointment.provider_id)
     reason = data.reason if data else None
     return appointment_read(
@@ -361,14 +368,13 @@ async def guest_cancel(
 @guest_router.post(
     "/{token}/reschedule",
     response_model=AppointmentRead,
-    dependencies=SERIALIZED,
     responses=responses(404, 409, 422),
     summary="A guest reschedules (same policies)",
 )
 async def guest_reschedule(
     token: Token, data: RescheduleRequest, session: SessionDep, now: NowDep
 ) -> AppointmentRead:
-    acting = await access_rules.for_guest_token(session, token=token)
+    acting = await access_rules.for_guest_token(session, token=token, lock=True)
     provider = await _provider(session, acting.appointment.provider_id)
     return appointment_read(await reschedule(session, acting, provider, data=data, now=now))
 
