@@ -1,4 +1,4 @@
-"""The ``slotwise`` command: serve, migrate, create-admin."""
+"""The ``slotwise`` command: serve, migrate, create-admin, demo."""
 
 from __future__ import annotations
 
@@ -81,6 +81,19 @@ def create_admin(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(f"admin {email} created (id {user_id})")
+
+
+@app.command()
+def demo() -> None:
+    """Fill the database with demo providers, services, hours, clients and appointments."""
+    from datetime import UTC, datetime
+
+    from slotwise.demo import populate
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+    for line in asyncio.run(populate(settings, now=datetime.now(UTC))):
+        typer.echo(line)
 
 
 if __name__ == "__main__":

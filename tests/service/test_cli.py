@@ -134,3 +134,30 @@ def test_settings_read_the_environment(workdir: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("SLOTWISE_DEFAULT_TIMEZONE", "Not/AZone")
     with pytest.raises(ValidationError):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+async def test_demo_fills_a_world_you_can_sign_in_to(workdir: Path) -> None:
+    first = await asyncio.to_thread(runner.invoke, cli, ["demo"])
+    assert first.exit_code == 0, first.output
+    assert "maria@demo.slotwise.dev" in first.output
+    again = await asyncio.to_thread(runner.invoke, cli, ["demo"])  # idempotent
+    assert again.exit_code == 0, again.output
+    app = create_app(make_settings(f"sqlite+aiosqlite:///{workdir / 'slotwise.db'}"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as client:
+        tokens = (
+            await client.post(
+                "/auth/login",
+                data={
+                    "username": "maria@demo.slotwise.dev",
+                    "password": "slotwise-demo-passphrase",
+                },
+            )
+        ).json()
+        mine = await client.get(
+            "/appointments/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
+        providers = await client.get("/providers")
+    await app.state.slotwise.db.dispose()
+    assert mine.json()["total"] == 2
+    assert providers.json()["total"] == 3
