@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 
 from slotwise import __version__
+from slotwise.auth.deps import bearer
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.router import router as auth_router
 from slotwise.availability.router import provider_router as availability_router
@@ -49,12 +51,19 @@ Authenticate with `Authorization: Bearer <access_token>` from `POST /api/v1/auth
 """
 
 
+def _reads_token(dependant: Dependant) -> bool:
+    return dependant.call is bearer or any(_reads_token(d) for d in dependant.dependencies)
+
+
 def _document_common_errors(router: APIRouter) -> APIRouter:
-    """Every route that takes input can answer 422; every body route 413 and 415."""
+    """Every route that takes input can answer 422; every body route 413 and 415; every
+    route that reads a bearer token (even optionally) 401, for a bad one."""
     for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
         extra = [422]
+        if _reads_token(route.dependant):
+            extra.append(401)
         if (route.methods or set()) & {"POST", "PUT", "PATCH"}:
             extra += [413, 415]
         for status, spec in responses(*extra).items():

@@ -109,6 +109,9 @@ async def test_overlapping_range_is_409(client: httpx.AsyncClient) -> None:
             "valid_until_date": "2026-04-01",
         },
         {"day_of_week": 0, "start_time": "09:00:00"},
+        # Found by fuzzing: offsets on wall times compared as instants, then stored without.
+        {"day_of_week": 6, "start_time": "22:01:47Z", "end_time": "15:27:41-20:21"},
+        {"day_of_week": 6, "start_time": "09:00:00+02:00", "end_time": "10:00:00+02:00"},
     ],
 )
 async def test_invalid_pattern_is_422(client: httpx.AsyncClient, body: dict[str, object]) -> None:

@@ -69,7 +69,7 @@ async def test_password_change_needs_the_current_password(client: httpx.AsyncCli
     weak = await client.patch(
         "/users/me",
         headers=account.headers,
-        json={"current_password": PASSWORD, "new_password": "password1"},
+        json={"current_password": PASSWORD, "new_password": "password123"},
     )
     assert weak.status_code == 422
     assert weak.json()["code"] == "weak_password"

@@ -5,6 +5,7 @@ from datetime import date, datetime, time
 from typing import Annotated, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,7 +24,17 @@ DayOfWeek = Annotated[int, Field(ge=0, le=6, description="0 = Monday … 6 = Sun
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
-def check_range(start_time: time | None, end_time: time | None) -> None:
+def _naive(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a wall time takes no offset: it is read in the provider's time zone")
+    return value
+
+
+# A local wall-clock reading in the provider's zone: "09:00:00", never "09:00:00Z".
+WallTime = Annotated[time, AfterValidator(_naive)]
+
+
+def check_range(start_time: WallTime | None, end_time: WallTime | None) -> None:
     if start_time is not None and end_time is not None and end_time <= start_time:
         raise ValueError("end_time must be after start_time")
 
@@ -37,8 +48,8 @@ class PatternCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     day_of_week: DayOfWeek
-    start_time: time = Field(examples=["09:00:00"], description="Local wall time.")
-    end_time: time = Field(examples=["17:00:00"], description="Local wall time, after start.")
+    start_time: WallTime = Field(examples=["09:00:00"], description="Local wall time.")
+    end_time: WallTime = Field(examples=["17:00:00"], description="Local wall time, after start.")
     is_active: bool = True
     valid_from_date: date | None = Field(default=None, description="First date it applies.")
     valid_until_date: date | None = Field(default=None, description="Last date it applies.")
@@ -56,8 +67,8 @@ class PatternUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     day_of_week: DayOfWeek | None = None
-    start_time: time | None = None
-    end_time: time | None = None
+    start_time: WallTime | None = None
+    end_time: WallTime | None = None
     is_active: bool | None = None
     valid_from_date: date | None = None
     valid_until_date: date | None = None
@@ -69,8 +80,8 @@ class PatternRead(BaseModel):
     id: uuid.UUID
     provider_id: uuid.UUID
     day_of_week: int
-    start_time: time
-    end_time: time
+    start_time: WallTime
+    end_time: WallTime
     is_active: bool
     valid_from_date: date | None
     valid_until_date: date | None
@@ -84,8 +95,8 @@ class PatternRead(BaseModel):
 class TimeRangeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start_time: time
-    end_time: time
+    start_time: WallTime
+    end_time: WallTime
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -157,8 +168,8 @@ class SeedAvailabilityCreate(BaseModel):
     specific_date: date | None = Field(
         default=None, description="With is_recurring false: extra hours on this date."
     )
-    start_time: time
-    end_time: time
+    start_time: WallTime
+    end_time: WallTime
     is_recurring: bool = True
 
     @model_validator(mode="after")

@@ -136,14 +136,18 @@ async def standings_page(
     return list(rows), int(total or 0)
 
 
-async def lock_client(session: AsyncSession, client_key: str) -> None:
-    """Serialise one client's bookings (PostgreSQL; SQLite's write lock already does).
+async def lock_booking(session: AsyncSession, *, provider_id: uuid.UUID, client_key: str) -> None:
+    """Serialise bookings of one provider and of one client (PostgreSQL; on SQLite the
+    write lock taken by BEGIN IMMEDIATE already does).
 
-    Two exclusion constraints (provider, client) checked by concurrent inserts can wait on
-    each other and deadlock; taking the client's lock first makes such a cycle impossible.
+    Concurrent inserts that conflict on an exclusion constraint can wait on each other and
+    deadlock; two constraints (provider, client) make it likelier. Taking the provider's
+    lock, then the client's — always in that order — before the check means conflicting
+    writers queue instead. The constraints stay as the guarantee; the locks make its
+    refusals orderly 409s.
     """
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": client_key}
-        )
+        lock = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :seed))")
+        await session.execute(lock, {"key": str(provider_id), "seed": 1})
+        await session.execute(lock, {"key": client_key, "seed": 2})

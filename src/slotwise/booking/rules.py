@@ -104,7 +104,7 @@ async def check_free(
     check gives the same answer early. On SQLite the booking transaction holds the write
     lock (BEGIN IMMEDIATE), so the check itself is authoritative.
     """
-    await repository.lock_client(session, client_key)
+    await repository.lock_booking(session, provider_id=provider.id, client_key=client_key)
     busy = await repository.busy_between(
         session,
         provider.id,

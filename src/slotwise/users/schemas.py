@@ -40,13 +40,15 @@ def _lower(value: object) -> object:
 Email = Annotated[EmailStr, BeforeValidator(_lower), Field(max_length=320)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
+# A password being set: the policy's length is part of the schema (commonness is not).
+NewPassword = Annotated[str, Field(min_length=8, max_length=128)]
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Email
-    password: Password = Field(description="8 to 128 characters; common passwords are refused.")
+    password: NewPassword = Field(description="8 to 128 characters; common passwords are refused.")
     full_name: FullName
     role: Annotated[Role, BeforeValidator(_registration_role)] = Field(
         default=Role.CLIENT,
@@ -77,7 +79,7 @@ class UserSelfUpdate(BaseModel):
     current_password: Password | None = Field(
         default=None, description="Required to set new_password."
     )
-    new_password: Password | None = None
+    new_password: NewPassword | None = None
 
 
 class UserAdminUpdate(BaseModel):
