@@ -127,7 +127,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
                     user=clients[index % 2],
                     now=now,
                     data=AppointmentCreate(
-                        provider_id=provider.id,
+                        provider_id=str(provider.id),
                         start_datetime=_next_weekday(now, zone, 2),
                         notes="Booked by the demo",
                     ),
@@ -137,7 +137,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
                     user=None,
                     now=now,
                     data=AppointmentCreate(
-                        provider_id=provider.id,
+                        provider_id=str(provider.id),
                         start_datetime=_next_weekday(now, zone, 3),
                         guest_details=GuestDetails(
                             name="Guest Demo", email=f"guest{index}@demo.slotwise.dev"

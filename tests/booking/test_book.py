@@ -380,3 +380,19 @@ async def test_datetime_without_offset_in_a_dst_gap_follows_rfc_5545(
     assert response.status_code == 201, response.text
     # Read with the offset before the gap: 02:30 EST = 07:30Z = 03:30 EDT.
     assert response.json()["start_at"] == "2027-03-14T03:30:00-04:00"
+
+
+async def test_seed_paths_without_the_trailing_slash(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client)
+    customer = await signed_in(client)
+    booked = await client.post(
+        "/appointments",
+        headers=customer.headers,
+        json={"doctor_id": provider["public_handle"], "start_datetime": f"{DAY}T09:00:00Z"},
+    )
+    assert booked.status_code == 201, booked.text  # a handle names the provider too
+    listed = await client.get("/appointments", headers=customer.headers)
+    assert listed.status_code == 200
+    assert listed.json()["total"] == 1

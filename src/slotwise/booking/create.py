@@ -47,7 +47,7 @@ async def book(
         raise GuestDetailsRequired()
     if user is not None and data.guest_details is not None:
         raise GuestDetailsNotAllowed()
-    provider = await providers_service.get_public(session, ref=str(data.provider_id))
+    provider = await providers_service.get_public(session, ref=data.provider_id)
     if user is not None and provider.user_id == user.id:
         raise CannotBookYourself()
     if not provider.accepting_bookings:

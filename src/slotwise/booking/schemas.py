@@ -37,8 +37,11 @@ class AppointmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: uuid.UUID = Field(
-        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id")
+    provider_id: str = Field(
+        min_length=1,
+        max_length=64,
+        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),
+        description="The provider's id, user id or public handle.",
     )
     start_datetime: datetime = Field(
         validation_alias=AliasChoices("start_datetime", "start_time", "start_at")
