@@ -66,11 +66,11 @@ async def _user(
     return user, True
 
 
-def _next_weekday(now: datetime, zone: ZoneInfo, days_ahead: int) -> datetime:
+def _next_weekday(now: datetime, zone: ZoneInfo, days_ahead: int, hour: int) -> datetime:
     day = (now.astimezone(zone) + timedelta(days=days_ahead)).date()
     while day.weekday() >= 5:
         day += timedelta(days=1)
-    return resolve_wall_time(day, time(10), zone)
+    return resolve_wall_time(day, time(hour), zone)
 
 
 async def populate(settings: Settings, *, now: datetime) -> list[str]:
@@ -128,7 +128,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
                     now=now,
                     data=AppointmentCreate(
                         provider_id=str(provider.id),
-                        start_datetime=_next_weekday(now, zone, 2),
+                        start_datetime=_next_weekday(now, zone, 2, hour=10),
                         notes="Booked by the demo",
                     ),
                 )
@@ -138,7 +138,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
                     now=now,
                     data=AppointmentCreate(
                         provider_id=str(provider.id),
-                        start_datetime=_next_weekday(now, zone, 3),
+                        start_datetime=_next_weekday(now, zone, 3, hour=14),
                         guest_details=GuestDetails(
                             name="Guest Demo", email=f"guest{index}@demo.slotwise.dev"
                         ),

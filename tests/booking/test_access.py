@@ -133,3 +133,28 @@ async def test_provider_who_is_also_a_client_sees_both(
     assert own_booking.status_code == 201
     mine = await client.get("/appointments/me", headers=provider_a.headers)
     assert mine.json()["total"] == 2
+
+
+async def test_list_filters_need_an_offset(client: httpx.AsyncClient, clock: Clock) -> None:
+    customer = await signed_in(client)
+    for value in ("2026-11-25", "2026-11-25T00:00:00"):
+        response = await client.get(
+            "/appointments/", headers=customer.headers, params={"from": value}
+        )
+        assert response.status_code == 422, value
+
+
+async def test_admin_blocks_an_email_before_any_no_show(
+    client: httpx.AsyncClient, clock: Clock, settings: Settings
+) -> None:
+    admin = await signed_in_admin(client, settings)
+    _, provider = await bookable_provider(client)
+    blocked = await client.patch(
+        "/client-standings/spammer@example.com", headers=admin.headers, json={"blocked": True}
+    )
+    assert blocked.json() == {"email": "spammer@example.com", "no_show_count": 0, "blocked": True}
+    refused = await client.post(
+        "/appointments/",
+        json=guest_booking(provider["id"], f"{DAY}T09:00:00Z", "spammer@example.com"),
+    )
+    assert refused.json()["code"] == "client_blocked"

@@ -161,3 +161,17 @@ async def test_demo_fills_a_world_you_can_sign_in_to(workdir: Path) -> None:
     await app.state.slotwise.db.dispose()
     assert mine.json()["total"] == 2
     assert providers.json()["total"] == 3
+
+
+@pytest.mark.parametrize("weekday", [3, 4])  # Thursday and Friday once collided
+async def test_demo_works_on_any_day(workdir: Path, weekday: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from slotwise import migrate
+    from slotwise.demo import populate
+
+    url = f"sqlite+aiosqlite:///{workdir / 'demo.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    monday = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    lines = await populate(make_settings(url), now=monday + timedelta(days=weekday))
+    assert any("maria@demo.slotwise.dev" in line for line in lines)

@@ -47,7 +47,7 @@ class TooFar(InvalidInput):
 
 class DurationMismatch(InvalidInput):
     code = "duration_mismatch"
-    message = "The end does not match the service's duration."
+    message = "The end does not match the session length (the service's, or the profile's)."
 
 
 class GuestDetailsRequired(InvalidInput):

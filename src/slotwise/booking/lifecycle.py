@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +41,9 @@ def check_window(access: Access, provider: Provider, *, now: datetime) -> None:
         raise PolicyWindowClosed(
             details={
                 "cancellation_window_minutes": provider.cancellation_window_minutes,
-                "closed_at": closes_at.isoformat(),
+                "closed_at": closes_at.astimezone(
+                    ZoneInfo(access.appointment.timezone)
+                ).isoformat(),
             }
         )
 
@@ -109,7 +112,8 @@ async def mark_finished(
     appointment = access.appointment
     check_transition(appointment, to)
     if now < appointment.start_at:
-        raise NotStarted(details={"start_at": appointment.start_at.isoformat()})
+        local_start = appointment.start_at.astimezone(ZoneInfo(appointment.timezone))
+        raise NotStarted(details={"start_at": local_start.isoformat()})
     _move(access, to, now=now, reason=None)
     if to is Status.NO_SHOW:
         await _count_no_show(session, appointment.client_key, block_after=block_after, now=now)

@@ -9,14 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking import repository
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, ClientStanding, Status
-from slotwise.errors import NotFound
 from slotwise.providers import repository as providers_repo
 from slotwise.users.models import Role, User
-
-
-class StandingNotFound(NotFound):
-    code = "standing_not_found"
-    message = "No no-show record for this email."
 
 
 async def page_for(
@@ -78,8 +72,11 @@ async def update_standing(
     session: AsyncSession, *, email: str, blocked: bool, reset_no_shows: bool, now: datetime
 ) -> ClientStanding:
     standing = await repository.standing(session, email)
-    if standing is None:
-        raise StandingNotFound()
+    if standing is None:  # an admin may block an email before any no-show
+        standing = ClientStanding(
+            email=email, no_show_count=0, blocked=False, created_at=now, updated_at=now
+        )
+        session.add(standing)
     standing.blocked = blocked
     if reset_no_shows:
         standing.no_show_count = 0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, status
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from slotwise.auth.deps import AdminUser, CurrentUser, OptionalUser
 from slotwise.booking import access as access_rules
@@ -148,9 +148,11 @@ async def list_appointments(
     page: PageDep,
     status_: Annotated[list[Status] | None, Query(alias="status")] = None,
     start_from: Annotated[
-        datetime | None, Query(alias="from", description="Starts at or after.")
+        AwareDatetime | None, Query(alias="from", description="Starts at or after (with offset).")
     ] = None,
-    start_to: Annotated[datetime | None, Query(alias="to", description="Starts before.")] = None,
+    start_to: Annotated[
+        AwareDatetime | None, Query(alias="to", description="Starts before (with offset).")
+    ] = None,
     provider_id: uuid.UUID | None = None,
 ) -> Page[AppointmentRead]:
     rows, total = await queries.page_for(
