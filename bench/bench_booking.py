@@ -1,0 +1,324 @@
+"""Benchmark of booking over HTTP: `uv run python bench/bench_booking.py [--quick]`.
+
+Scenario, on SQLite and on PostgreSQL, one uvicorn worker each:
+
+- 20 providers (America/New_York) working 09:00-17:00 every day, 30-minute sessions on a
+  30-minute grid, no notice, no confirmation step (bookings are created confirmed).
+- 20 signed-in clients (access tokens minted as auth/service.py does). Connection i is client
+  i booking provider i's free slots in time order, from 2 days ahead on: every request
+  POST /api/v1/appointments/ is a distinct free slot, and no client ever holds two
+  overlapping appointments, so every answer should be 201.
+- Measured: bookings/s, p50, p99 and the count of non-201 answers over the window after the
+  warm-up; afterwards the appointments in the database are counted against the 201s.
+- The floor, in the same run, on the same database: bench/floor_app.py (one INSERT per
+  request, same engine settings) under the same load; then the trivial route GET /ping of
+  that app and loadgen's static server (the client's ceiling), both with 20 connections.
+
+Targets: bookings/s at least half the floor's rate (both databases); on PostgreSQL at least
+800 bookings/s with p99 under 50 ms; no non-201 answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import loadgen
+from sqlalchemy import func, select
+from support import (
+    BENCH_DIR,
+    DATABASES,
+    SECRET_KEY,
+    CpuMeter,
+    Report,
+    SeededProvider,
+    Server,
+    add_provider,
+    banner,
+    bench_database,
+    postgres_unavailable,
+    seeding_session,
+    static_server,
+    uvicorn_server,
+)
+
+from slotwise.auth import tokens
+from slotwise.auth.tokens import TokenType
+from slotwise.config import Settings
+from slotwise.models import Appointment, User
+from slotwise.users.models import Role
+
+CLIENTS = 20
+SLOTS_PER_DAY = 16  # 09:00 to 16:30, every 30 minutes
+TARGET_FLOOR_SHARE = 0.5
+TARGET_PG_RPS = 800.0
+TARGET_PG_P99_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    days: int  # of free slots per client: days * 16
+    duration_s: float
+    warmup_s: float
+    ceiling_s: float
+
+
+FULL = Plan(days=120, duration_s=10.0, warmup_s=2.0, ceiling_s=3.0)
+QUICK = Plan(days=12, duration_s=2.0, warmup_s=0.5, ceiling_s=1.0)
+
+
+async def seed(url: str) -> list[SeededProvider]:
+    async with seeding_session(url) as session:
+        providers = [
+            await add_provider(session, handle=f"bench-book-{i:02d}", interval_minutes=30)
+            for i in range(CLIENTS)
+        ]
+        await session.commit()
+    return providers
+
+
+async def add_clients(url: str) -> list[str]:
+    """CLIENTS client accounts, signed in: access tokens minted as auth/service.py does.
+
+    (Logging in through the API would only add 20 argon2 hashes to the set-up; the token
+    path a booking runs - decode, denylist check, user load - is the same.)
+    """
+    settings = Settings(_env_file=None, database_url=url, secret_key=SECRET_KEY)
+    now = datetime.now(UTC)
+    users = [
+        User(
+            id=uuid.uuid4(),
+            email=f"bench-client-{i:02d}@example.com",
+            full_name=f"Client {i}",
+            role=Role.CLIENT,
+            hashed_password="!",
+            created_at=now,
+            updated_at=now,
+        )
+        for i in range(CLIENTS)
+    ]
+    async with seeding_session(url) as session:
+        session.add_all(users)
+        await session.commit()
+    return [
+        tokens.issue(
+            settings, user_id=user.id, session_id=uuid.uuid4(), token_type=TokenType.ACCESS, now=now
+        ).token
+        for user in users
+    ]
+
+
+def slot_starts(provider: SeededProvider, first_date: date, days: int) -> list[datetime]:
+    return [
+        datetime.combine(first_date + timedelta(days=d), time(9), provider.zone)
+        + timedelta(minutes=30 * k)
+        for d in range(days)
+        for k in range(SLOTS_PER_DAY)
+    ]
+
+
+def booking_requests(
+    providers: list[SeededProvider], tokens: list[str], days: int
+) -> loadgen.RequestSource:
+    first_date = datetime.now(providers[0].zone).date() + timedelta(days=2)
+    per_client = [
+        [
+            loadgen.json_request(
+                "POST",
+                "/api/v1/appointments/",
+                {"provider_id": str(provider.id), "start_datetime": start.isoformat()},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            for start in slot_starts(provider, first_date, days)
+        ]
+        for provider, token in zip(providers, tokens, strict=True)
+    ]
+    return lambda index: iter(per_client[index])
+
+
+def floor_requests(providers: list[SeededProvider], days: int) -> loadgen.RequestSource:
+    first_date = datetime.now(providers[0].zone).date() + timedelta(days=2)
+    per_connection = [
+        [
+            loadgen.json_request(
+                "POST",
+                "/floor/insert",
+                {"provider_id": str(provider.id), "start_datetime": start.isoformat()},
+            )
+            for start in slot_starts(provider, first_date, days)
+        ]
+        for provider in providers
+    ]
+    return lambda index: iter(per_connection[index])
+
+
+async def count_appointments(url: str) -> int:
+    async with seeding_session(url) as session:
+        return int(await session.scalar(select(func.count()).select_from(Appointment)) or 0)
+
+
+def _load(
+    server: Server, source: loadgen.RequestSource, plan: Plan, label: str
+) -> tuple[loadgen.LoadResult, dict[str, float]]:
+    meter = CpuMeter(server.pid).start()
+    result = asyncio.run(
+        loadgen.run_load(
+            server.url,
+            source,
+            connections=CLIENTS,
+            duration_s=plan.duration_s,
+            warmup_s=plan.warmup_s,
+            label=label,
+        )
+    )
+    cpu = meter.stop(sum(result.all_statuses.values()))
+    print(result.line())
+    print(
+        f"   worker CPU {cpu['worker_cpu_ms_per_request']:.2f} ms/request; "
+        f"machine CPU {cpu['machine_cpu_busy_pct']:.0f}% busy"
+    )
+    for sample in result.error_samples[:3]:
+        print("   sample:", sample)
+    return result, cpu
+
+
+def measure_database(kind: str, plan: Plan, report: Report) -> None:
+    label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
+    banner(f"booking on {label}")
+    with bench_database(kind, "booking") as url:
+        providers = asyncio.run(seed(url))
+        access_tokens = asyncio.run(add_clients(url))
+        with uvicorn_server("slotwise.main:app_factory", url, label=f"slotwise-{kind}") as server:
+            booked, booked_cpu = _load(
+                server, booking_requests(providers, access_tokens, plan.days), plan, "bookings"
+            )
+            rss = server.rss_mb()
+            print(f"worker RSS after the run: {rss['VmRSS']:.0f} MB (peak {rss['VmHWM']:.0f} MB)")
+        rows = asyncio.run(count_appointments(url))
+        created = booked.all_statuses.get("201", 0)
+        print(f"appointments in the database: {rows} (201 answers: {created})")
+        with uvicorn_server(
+            "floor_app:app_factory",
+            url,
+            label=f"floor-{kind}",
+            ready_path="/ping",
+            app_dir=BENCH_DIR,
+        ) as floor_server:
+            floor, floor_cpu = _load(
+                floor_server, floor_requests(providers, plan.days), plan, "floor: one INSERT"
+            )
+            trivial, trivial_cpu = _load(
+                floor_server,
+                loadgen.repeat(loadgen.build_request("GET", "/ping")),
+                Plan(plan.days, plan.ceiling_s, plan.warmup_s, plan.ceiling_s),
+                "trivial route (floor GET /ping)",
+            )
+    non_201 = sum(n for status, n in booked.statuses.items() if status != "201") + booked.errors
+    share = booked.rps / floor.rps if floor.rps else 0.0
+    name = f"Booking, {CLIENTS} clients"
+    report.add(
+        name,
+        label,
+        "bookings/s (p50 / p99)",
+        f"{booked.rps:,.0f} ({booked.p50_ms:.1f} / {booked.p99_ms:.1f} ms)",
+        f">= 1/2 floor ({floor.rps * TARGET_FLOOR_SHARE:,.0f}/s)",
+        share >= TARGET_FLOOR_SHARE,
+    )
+    if kind == "postgresql":
+        report.add(
+            name,
+            label,
+            "bookings/s",
+            f"{booked.rps:,.0f}",
+            f">= {TARGET_PG_RPS:,.0f}/s",
+            booked.rps >= TARGET_PG_RPS,
+        )
+        report.add(
+            name,
+            label,
+            "p99",
+            f"{booked.p99_ms:.1f} ms",
+            f"< {TARGET_PG_P99_MS:g} ms",
+            booked.p99_ms < TARGET_PG_P99_MS,
+        )
+    report.add(name, label, "non-201 answers", f"{non_201} of {booked.requests}", "0", non_201 == 0)
+    report.add(
+        f"Floor: one INSERT, {CLIENTS} conn",
+        label,
+        "req/s (p50 / p99)",
+        f"{floor.rps:,.0f} ({floor.p50_ms:.1f} / {floor.p99_ms:.1f} ms)",
+    )
+    report.add(
+        f"Trivial route, {CLIENTS} conn",
+        label,
+        "req/s (p50 / p99)",
+        f"{trivial.rps:,.0f} ({trivial.p50_ms:.1f} / {trivial.p99_ms:.1f} ms)",
+    )
+    report.details[kind] = {
+        "bookings": booked.as_dict() | {"cpu": booked_cpu},
+        "floor": floor.as_dict() | {"cpu": floor_cpu},
+        "trivial_route": trivial.as_dict() | {"cpu": trivial_cpu},
+        "share_of_floor": share,
+        "appointments_in_db": rows,
+        "rows_match_201s": rows == created,
+        "rss_mb": rss,
+    }
+    if rows != created:
+        raise RuntimeError(f"{label}: {rows} appointments in the database, {created} answers 201")
+
+
+def ceiling(plan: Plan, report: Report) -> None:
+    with static_server() as server:
+        result = asyncio.run(
+            loadgen.run_load(
+                server.url,
+                loadgen.repeat(loadgen.build_request("GET", "/")),
+                connections=CLIENTS,
+                duration_s=plan.ceiling_s,
+                warmup_s=plan.warmup_s,
+                label="client ceiling (static server)",
+            )
+        )
+    print(result.line())
+    report.add(
+        f"Load client ceiling, {CLIENTS} conn",
+        "-",
+        "req/s vs static asyncio server",
+        f"{result.rps:,.0f}",
+    )
+    report.details["client_ceiling"] = result.as_dict()
+
+
+def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[str, Any]:
+    plan = QUICK if quick else FULL
+    loop_name = loadgen.install_uvloop()
+    report = Report(
+        "booking", details={"loop": loop_name, "started_at": datetime.now(UTC).isoformat()}
+    )
+    banner(f"booking ({'quick' if quick else 'full'}), load client on {loop_name}")
+    ceiling(plan, report)
+    for kind in databases:
+        if kind == "postgresql" and (reason := postgres_unavailable()):
+            print(f"skipped PostgreSQL: {reason}")
+            report.skipped.append(reason)
+            continue
+        measure_database(kind, plan, report)
+    return report.as_dict()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Benchmark of booking throughput.")
+    parser.add_argument("--quick", action="store_true", help="small counts, a few seconds")
+    parser.add_argument("--db", choices=DATABASES, action="append", help="default: both")
+    args = parser.parse_args()
+    run(quick=args.quick, databases=tuple(args.db or DATABASES))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Where a request's time goes: `uv run python bench/profile_requests.py SCENARIO [--db ...]`.
+
+Not a benchmark with a target: a tool for acting on a missed one. It seeds the same data as
+the benchmark, builds the app in-process (`create_app`, the same settings as the served
+one) and calls it as an ASGI app directly, without uvicorn or sockets:
+
+1. N requests, `--concurrency` at a time, unprofiled: wall time per request, the SQL
+   statements each runs (counted with engine events) and the time spent inside them.
+2. The same N under cProfile (standard library): own time summed by layer (package), then
+   the top functions by own time. cProfile inflates call-heavy code, so read the layers as
+   shares, and the plain timings of step 1 as the truth.
+
+Scenarios: slots-date (one date), slots-window (31 days), booking (distinct free slots,
+signed-in clients), health (GET /health).
+
+    uv run python bench/profile_requests.py booking --db postgresql --concurrency 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import itertools
+import json
+import pstats
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import bench_booking
+import bench_slots
+import loadgen
+from fastapi import FastAPI
+from sqlalchemy import event
+from support import DATABASES, SECRET_KEY, bench_database
+
+from slotwise.config import Settings
+from slotwise.main import create_app
+
+Call = tuple[str, str, str, bytes, dict[str, str]]  # method, path, query, body, headers
+
+LAYERS = (
+    ("slotwise/scheduling", "slotwise core (scheduling)"),
+    ("slotwise/", "slotwise (routers, services, repositories)"),
+    ("sqlalchemy/orm", "SQLAlchemy ORM"),
+    ("sqlalchemy/sql", "SQLAlchemy SQL building and compiling"),
+    ("sqlalchemy/engine", "SQLAlchemy engine and results"),
+    ("sqlalchemy/dialects", "SQLAlchemy dialect adapters"),
+    ("sqlalchemy", "SQLAlchemy other (pool, greenlet bridge, events)"),
+    ("asyncpg", "asyncpg"),
+    ("aiosqlite", "aiosqlite (thread hand-off)"),
+    ("sqlite3", "sqlite3"),
+    ("fastapi", "FastAPI (routing, dependencies, validation)"),
+    ("starlette", "Starlette"),
+    ("pydantic", "pydantic"),
+    ("anyio", "anyio (threadpool for sync dependencies)"),
+    ("structlog", "structlog"),
+    ("prometheus_client", "prometheus_client"),
+    ("jwt", "PyJWT"),
+    ("greenlet", "greenlet"),
+    ("threading", "threads (locks, conditions)"),
+    ("asyncio", "asyncio"),
+)
+
+
+def layer_of(filename: str) -> str:
+    for needle, name in LAYERS:
+        if needle in filename:
+            return name
+    if filename == "~":
+        return "built-ins (C functions: datetime, dict, str, socket...)"
+    return "other Python (stdlib)"
+
+
+async def call(app: FastAPI, request: Call) -> tuple[int, bytes]:
+    method, path, query, body, headers = request
+    raw_headers = [(b"host", b"bench")] + [
+        (k.lower().encode(), v.encode()) for k, v in headers.items()
+    ]
+    if body:
+        raw_headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    sent = False
+    messages: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    status = messages[0]["status"]
+    payload = b"".join(m.get("body", b"") for m in messages[1:])
+    return status, payload
+
+
+@asynccontextmanager
+async def scenario(name: str, url: str) -> AsyncIterator[Callable[[], Iterator[Call]]]:
+    """Seed the database; yield a factory of request streams (one per concurrent caller)."""
+    if name.startswith("slots") or name == "health":
+        seeded = await bench_slots.seed_base(url)
+        await bench_slots.top_up(url, seeded, 10_000, postgres="postgresql" in url)
+        path = f"/api/v1/providers/{seeded.main.handle}/slots"
+        if name == "slots-date":
+            queries = [f"date={seeded.first_date + timedelta(days=d)}" for d in range(31)]
+        elif name == "slots-window":
+            queries = [f"from={seeded.first_date}&to={seeded.last_date}"]
+        else:
+            path, queries = "/health", [""]
+        yield lambda: itertools.cycle([("GET", path, q, b"", {}) for q in queries])
+        return
+    providers = await bench_booking.seed(url)
+    access_tokens = await bench_booking.add_clients(url)
+    first_date = datetime.now(providers[0].zone).date() + timedelta(days=2)
+    streams = iter(
+        [
+            iter(
+                [
+                    (
+                        "POST",
+                        "/api/v1/appointments/",
+                        "",
+                        json.dumps(
+                            {"provider_id": str(provider.id), "start_datetime": start.isoformat()}
+                        ).encode(),
+                        {"authorization": f"Bearer {token}"},
+                    )
+                    for start in bench_booking.slot_starts(provider, first_date, 90)
+                ]
+            )
+            for provider, token in zip(providers, access_tokens, strict=True)
+        ]
+    )
+    yield lambda: next(streams)
+
+
+async def drive(
+    app: FastAPI, streams: list[Iterator[Call]], total: int
+) -> tuple[float, Counter[int]]:
+    statuses: Counter[int] = Counter()
+    per_caller = total // len(streams)
+
+    async def caller(stream: Iterator[Call]) -> None:
+        for request in itertools.islice(stream, per_caller):
+            status, body = await call(app, request)
+            statuses[status] += 1
+            if status >= 400 and statuses[status] <= 2:
+                print(f"   {status}: {body[:200]!r}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller(stream) for stream in streams))
+    return time.perf_counter() - started, statuses
+
+
+async def profile(name: str, url: str, *, requests: int, concurrency: int, top: int) -> None:
+    async with scenario(name, url) as make_stream:
+        settings = Settings(
+            _env_file=None,
+            database_url=url,
+            secret_key=SECRET_KEY,
+            rate_limit_enabled=False,
+            log_level="WARNING",
+        )
+        app = create_app(settings)
+        engine = app.state.slotwise.db.engine.sync_engine
+        sql = {"count": 0, "seconds": 0.0}
+        kinds: Counter[str] = Counter()
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _before(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            conn.info["bench_t0"] = time.perf_counter()
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _after(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            sql["count"] += 1
+            sql["seconds"] += time.perf_counter() - conn.info.pop("bench_t0")
+            words = statement.split()
+            table = words[words.index("FROM") + 1] if "FROM" in words else ""
+            if words[0] in ("INSERT", "UPDATE", "DELETE"):
+                table = words[2]
+            kinds[f"{words[0]} {table}".strip()] += 1
+
+        streams = [make_stream() for _ in range(concurrency)]
+        await drive(app, streams, max(concurrency * 5, 20))  # warm-up
+        sql.update(count=0, seconds=0.0)
+        kinds.clear()
+        elapsed, statuses = await drive(app, streams, requests)
+        done = sum(statuses.values())
+        print(
+            f"{name} on {url.split(':')[0]}, {concurrency} at a time: {done} requests in "
+            f"{elapsed:.2f} s = {done / elapsed:,.0f}/s, {elapsed / done * 1000 * concurrency:.2f} "
+            f"ms each; statuses {dict(statuses)}"
+        )
+        print(
+            f"SQL: {sql['count'] / done:.1f} statements per request, "
+            f"{sql['seconds'] / done * 1000:.2f} ms per request inside them"
+        )
+        for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]):
+            print(f"   {n / done:5.2f} x {kind}")
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await drive(app, streams, requests)
+        profiler.disable()
+        await app.state.slotwise.db.dispose()
+
+    stats = pstats.Stats(profiler)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in raw.values())
+    by_layer: Counter[str] = Counter()
+    for (filename, _line, _func), entry in raw.items():
+        by_layer[layer_of(filename)] += entry[2]
+    print(f"\ncProfile own time by layer ({total:.2f} s profiled):")
+    for layer, seconds in by_layer.most_common():
+        print(f"  {seconds / total * 100:5.1f}%  {layer}")
+    print(f"\ntop {top} functions by own time:")
+    ranked = sorted(raw.items(), key=lambda item: -item[1][2])[:top]
+    for (filename, line, func), entry in ranked:
+        short = filename.split("site-packages/")[-1].split("src/")[-1]
+        print(f"  {entry[2] / total * 100:5.1f}%  {entry[1]:>8} calls  {func}  ({short}:{line})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Profile one kind of request in-process.")
+    parser.add_argument("scenario", choices=["slots-date", "slots-window", "booking", "health"])
+    parser.add_argument("--db", choices=DATABASES, default="sqlite")
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    loadgen.install_uvloop()
+    with bench_database(args.db, "profile") as url:
+        asyncio.run(
+            profile(
+                args.scenario,
+                url,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                top=args.top,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
