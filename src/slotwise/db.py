@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -117,7 +119,12 @@ class Database:
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessionmaker = self.sessionmaker
+        # SQLite admits one writer. Within a process, writers queue on this lock and are
+        # woken the moment it is free, instead of polling in SQLite's busy handler (which
+        # sleeps up to 100 ms a try); across processes the busy handler still arbitrates.
+        self.write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
+            self.write_lock = asyncio.Lock()
             immediate = self.engine.execution_options(sqlite_immediate=True)
             self._write_sessionmaker = async_sessionmaker(immediate, expire_on_commit=False)
 
@@ -147,7 +154,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """
     database: Database = request.app.state.slotwise.db
     writes = request.method not in READ_METHODS
-    async with database.session(writes=writes) as session:
+    lock = database.write_lock if writes else None
+    async with _held(lock), database.session(writes=writes) as session:
         try:
             yield session
             await session.commit()
@@ -157,6 +165,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def _held(lock: asyncio.Lock | None) -> AsyncIterator[None]:
+    if lock is None:
+        yield
+        return
+    async with lock:
+        yield
 
 
 # scope="function": commit before the response is sent, so a 2xx means the change is durable.

@@ -24,7 +24,7 @@ class AppState:
     redis: Redis | None
 
 
-def get_app_state(request: Request) -> AppState:
+async def get_app_state(request: Request) -> AppState:
     state: AppState = request.app.state.slotwise
     return state
 
@@ -32,7 +32,7 @@ def get_app_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_app_state)]
 
 
-def get_now() -> datetime:
+async def get_now() -> datetime:
     """The request's clock; tests override this dependency to control time."""
     return datetime.now(UTC)
 
@@ -40,7 +40,7 @@ def get_now() -> datetime:
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
-def wall_clock() -> datetime:
+async def wall_clock() -> datetime:
     """The real time, for tokens: PyJWT verifies them against it, so they are issued by it."""
     return datetime.now(UTC)
 

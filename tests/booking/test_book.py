@@ -396,3 +396,19 @@ async def test_seed_paths_without_the_trailing_slash(
     listed = await client.get("/appointments", headers=customer.headers)
     assert listed.status_code == 200
     assert listed.json()["total"] == 1
+
+
+async def test_slots_hide_bookings_late_on_the_last_day(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """A one-day window must still see the evening's bookings (a window-bound regression)."""
+    _, provider = await bookable_provider(client, hours=("09:00:00", "23:00:00"))
+    booked = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T21:00:00Z")
+    )
+    assert booked.status_code == 201
+    slots = await client.get(f"/providers/{provider['id']}/slots", params={"date": DAY})
+    starts = [s["start_at"][11:16] for s in slots.json()["slots"]]
+    assert "21:00" not in starts
+    assert "20:00" in starts
+    assert "22:00" in starts

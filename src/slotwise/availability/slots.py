@@ -135,9 +135,11 @@ async def open_slots(
     patterns = await repository.patterns_for(session, provider.id, active_only=True)
     overrides = await repository.overrides_between(session, provider.id, start_date, end_date)
     time_off = await repository.time_off_between(session, provider.id, start_date, end_date)
-    margin = timedelta(days=2)  # covers any zone offset plus the widest buffers
+    # The busy time that matters: the local days asked for, widened by the largest buffer
+    # (4 hours) and a DST shift at midnight.
+    margin = timedelta(hours=6)
     window_start = datetime.combine(start_date, time(), zone) - margin
-    window_end = datetime.combine(end_date, time(), zone) + margin
+    window_end = datetime.combine(end_date + timedelta(days=1), time(), zone) + margin
     busy = await busy_intervals(
         session, provider_id=provider.id, start_at=window_start, end_at=window_end
     )
