@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -119,6 +120,26 @@ async def busy_intervals(
     return [scheduling.Interval(start, end) for start, end in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderRules:
+    """A provider's hours for some dates, as the engine takes them."""
+
+    weekly: list[scheduling.WeeklyRule]
+    overrides: list[scheduling.DateOverride]
+    time_off: list[scheduling.TimeOff]
+
+
+async def rules_for(
+    session: AsyncSession, provider: Provider, start_date: date, end_date: date
+) -> ProviderRules:
+    patterns = await repository.patterns_for(session, provider.id, active_only=True)
+    overrides = await repository.overrides_between(session, provider.id, start_date, end_date)
+    time_off = await repository.time_off_between(session, provider.id, start_date, end_date)
+    return ProviderRules(
+        weekly_rules(patterns), override_rules(overrides), time_off_rules(time_off)
+    )
+
+
 async def open_slots(
     session: AsyncSession,
     *,
@@ -132,9 +153,7 @@ async def open_slots(
     if not provider.accepting_bookings:
         return []
     zone = ZoneInfo(provider.timezone)
-    patterns = await repository.patterns_for(session, provider.id, active_only=True)
-    overrides = await repository.overrides_between(session, provider.id, start_date, end_date)
-    time_off = await repository.time_off_between(session, provider.id, start_date, end_date)
+    rules = await rules_for(session, provider, start_date, end_date)
     # The busy time that matters: the local days asked for, widened by the largest buffer
     # (4 hours) and a DST shift at midnight.
     margin = timedelta(hours=6)
@@ -147,9 +166,9 @@ async def open_slots(
         zone=zone,
         start_date=start_date,
         end_date=end_date,
-        weekly=weekly_rules(patterns),
-        overrides=override_rules(overrides),
-        time_off=time_off_rules(time_off),
+        weekly=rules.weekly,
+        overrides=rules.overrides,
+        time_off=rules.time_off,
         busy=busy,
         service=service_spec(provider, service, duration_minutes),
         policy=policy_of(provider),

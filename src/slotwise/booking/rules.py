@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
-from slotwise.availability import repository as availability_repo
 from slotwise.availability import slots as slots_service
 from slotwise.booking import repository
 from slotwise.booking.errors import (
@@ -73,16 +72,14 @@ async def check_offered(
     """The time must be one of the slots the engine offers for that date (busy aside)."""
     zone = ZoneInfo(provider.timezone)
     on_date = placement.start_at.astimezone(zone).date()
-    patterns = await availability_repo.patterns_for(session, provider.id, active_only=True)
-    overrides = await availability_repo.overrides_between(session, provider.id, on_date, on_date)
-    time_off = await availability_repo.time_off_between(session, provider.id, on_date, on_date)
+    rules = await slots_service.rules_for(session, provider, on_date, on_date)
     offered = scheduling.compute_slots(
         zone=zone,
         start_date=on_date,
         end_date=on_date,
-        weekly=slots_service.weekly_rules(patterns),
-        overrides=slots_service.override_rules(overrides),
-        time_off=slots_service.time_off_rules(time_off),
+        weekly=rules.weekly,
+        overrides=rules.overrides,
+        time_off=rules.time_off,
         service=slots_service.service_spec(provider, service, None),
         now=placement.start_at - timedelta(days=1),  # notice and horizon are checked apart
     )
