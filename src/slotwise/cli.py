@@ -1,8 +1,10 @@
-"""The ``slotwise`` command: serve, migrate, create-admin, demo."""
+"""The ``slotwise`` command: serve, worker, migrate, create-admin, demo."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import signal
 from typing import Annotated
 
 import typer
@@ -23,22 +25,74 @@ def serve(
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")
     ] = True,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
+    with_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--with-worker/--no-worker",
+            help="Also run the mail worker in its own process "
+            "(default: SLOTWISE_RUN_WORKER_IN_SERVE, on in development).",
+        ),
+    ] = None,
 ) -> None:
-    """Apply migrations, then run the HTTP API with uvicorn."""
+    """Apply migrations, then run the HTTP API with uvicorn (and, in development, the worker)."""
     settings = get_settings()
     settings.signing_key()
     if migrate:
         migrations.upgrade(settings.database_url)
-    uvicorn.run(
-        "slotwise.main:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=None if reload else workers,
-        reload=reload,
-        proxy_headers=True,
-        access_log=False,
-    )
+    mailer = None
+    if settings.worker_in_serve if with_worker is None else with_worker:
+        mailer = multiprocessing.get_context("spawn").Process(
+            target=_worker_process, name="slotwise-worker", daemon=True
+        )
+        mailer.start()
+    try:
+        uvicorn.run(
+            "slotwise.main:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=None if reload else workers,
+            reload=reload,
+            proxy_headers=True,
+            access_log=False,
+        )
+    finally:
+        if mailer is not None:
+            mailer.terminate()  # SIGTERM: the worker finishes the message in hand, then stops
+            mailer.join(timeout=30)
+
+
+def _worker_process() -> None:
+    asyncio.run(_run_worker())
+
+
+async def _run_worker() -> None:
+    from slotwise.notifications.worker import run
+    from slotwise.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json_logs=settings.log_json)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await run(settings, stop)
+
+
+@app.command()
+def worker(
+    migrate: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")
+    ] = True,
+) -> None:
+    """Deliver queued email and reminders until stopped (SIGINT or SIGTERM).
+
+    On PostgreSQL, run as many as you like; on SQLite, run one.
+    """
+    settings = get_settings()
+    if migrate:
+        migrations.upgrade(settings.database_url)
+    asyncio.run(_run_worker())
 
 
 @app.command()

@@ -25,6 +25,12 @@ class Environment(StrEnum):
     TEST = "test"
 
 
+class SmtpSecurity(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SLOTWISE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -51,6 +57,8 @@ class Settings(BaseSettings):
     rate_limit_login_account: str = "5/minute"
     rate_limit_register_ip: str = "10/hour"
     rate_limit_refresh_ip: str = "30/minute"
+    rate_limit_reset_ip: str = "10/hour"
+    rate_limit_reset_account: str = "3/hour"
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
     no_show_block_threshold: int = Field(default=3, ge=1, le=100)
@@ -58,6 +66,30 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     db_pool_size: int = Field(default=10, ge=1)
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server; none writes messages to mail_dir instead."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
+    smtp_timeout_seconds: float = Field(default=30, gt=0)
+    mail_from: str = "Slotwise <no-reply@slotwise.invalid>"
+    mail_dir: Path = Field(default=Path("var/mail"), description="Where unsent-by-SMTP mail goes.")
+    reminder_offsets_minutes: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1440],
+        description="Reminders before each confirmed appointment, in minutes (e.g. 1440,60).",
+    )
+    worker_poll_seconds: float = Field(default=5, gt=0)
+    worker_batch_size: int = Field(default=50, ge=1, le=1000)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    outbox_retry_base_seconds: float = Field(default=30, gt=0)
+    outbox_lease_seconds: float = Field(default=300, gt=0)
+    run_worker_in_serve: bool | None = Field(
+        default=None, description="`slotwise serve` starts a worker; default: in development."
+    )
+    public_base_url: str = "http://127.0.0.1:8000"
+    password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -65,6 +97,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("reminder_offsets_minutes", mode="before")
+    @classmethod
+    def _split_offsets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("reminder_offsets_minutes")
+    @classmethod
+    def _positive_offsets(cls, value: list[int]) -> list[int]:
+        if any(offset <= 0 for offset in value):
+            raise ValueError("reminder offsets must be positive minutes")
+        return sorted(set(value), reverse=True)
 
     @field_validator("default_timezone")
     @classmethod
@@ -88,6 +134,12 @@ class Settings(BaseSettings):
             if len(self.secret_key.get_secret_value()) < 32:
                 raise ValueError("SLOTWISE_SECRET_KEY must be at least 32 characters")
         return self
+
+    @property
+    def worker_in_serve(self) -> bool:
+        if self.run_worker_in_serve is not None:
+            return self.run_worker_in_serve
+        return self.env is Environment.DEVELOPMENT
 
     @property
     def is_sqlite(self) -> bool:

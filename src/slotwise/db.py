@@ -114,10 +114,15 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 class Database:
     """The engine and session factory of one application instance."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, session_info: dict[str, Any] | None = None
+    ) -> None:
+        """``session_info`` is given to every session (``session.info``): application-wide
+        values that domain code reads without taking settings, e.g. the reminder offsets."""
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        info = dict(session_info or {})
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write_sessionmaker = self.sessionmaker
         # SQLite admits one writer. Within a process, writers queue on this lock and are
         # woken the moment it is free, instead of polling in SQLite's busy handler (which
@@ -126,7 +131,9 @@ class Database:
         if self.is_sqlite:
             self.write_lock = asyncio.Lock()
             immediate = self.engine.execution_options(sqlite_immediate=True)
-            self._write_sessionmaker = async_sessionmaker(immediate, expire_on_commit=False)
+            self._write_sessionmaker = async_sessionmaker(
+                immediate, expire_on_commit=False, info=info
+            )
 
     def session(self, *, writes: bool) -> AsyncSession:
         """A new session; on SQLite, ``writes`` makes its transactions BEGIN IMMEDIATE."""

@@ -20,10 +20,12 @@ from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.booking.router import guest_router, standings_router
 from slotwise.booking.router import provider_router as provider_booking_router
 from slotwise.booking.router import router as booking_router
+from slotwise.calendars.router import router as calendars_router
 from slotwise.config import Settings, get_settings
 from slotwise.db import Database
 from slotwise.errors import install_error_handlers, responses
 from slotwise.health import router as health_router
+from slotwise.notifications import outbox
 from slotwise.observability import Metrics, RequestContextMiddleware, configure_logging
 from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
@@ -33,6 +35,7 @@ from slotwise.users.router import router as users_router
 API_PREFIX = "/api/v1"
 API_ROUTERS = [
     (auth_router, "/auth", "auth"),
+    (calendars_router, "", "calendars"),  # before /users/{id} and /appointments/{id}
     (users_router, "/users", "users"),
     (availability_seed_router, "", "availability"),  # before /appointments/{id}
     (booking_router, "/appointments", "appointments"),
@@ -78,7 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     state = AppState(
         settings=settings,
-        db=Database(settings.database_url, pool_size=settings.db_pool_size),
+        db=Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            # Booking code queues reminders at this application's offsets.
+            session_info={outbox.REMINDER_OFFSETS_KEY: tuple(settings.reminder_offsets_minutes)},
+        ),
         hasher=PasswordHasher(
             time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
         ),

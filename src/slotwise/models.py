@@ -1,9 +1,11 @@
 """Every ORM model, imported in one place so that ``Base.metadata`` is complete."""
 
-from slotwise.auth.models import RefreshToken, RevokedAccessToken
+from slotwise.auth.models import PasswordResetToken, RefreshToken, RevokedAccessToken
 from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
 from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding, IdempotencyKey
+from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
+from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider, Service
 from slotwise.users.models import User
 
@@ -11,9 +13,12 @@ __all__ = [
     "Appointment",
     "AppointmentEvent",
     "Base",
+    "CalendarFeed",
     "ClientStanding",
     "DateOverride",
     "IdempotencyKey",
+    "OutboxMessage",
+    "PasswordResetToken",
     "Provider",
     "RefreshToken",
     "RevokedAccessToken",

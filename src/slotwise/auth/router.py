@@ -5,12 +5,20 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from slotwise.auth import service
+from slotwise.auth import reset, service
 from slotwise.auth.deps import CurrentClaims, CurrentUser
-from slotwise.auth.schemas import LoginJSON, LogoutRequest, RefreshRequest, TokenPair
+from slotwise.auth.schemas import (
+    ForgotPasswordAccepted,
+    ForgotPasswordRequest,
+    LoginJSON,
+    LogoutRequest,
+    RefreshRequest,
+    ResetPasswordRequest,
+    TokenPair,
+)
 from slotwise.db import SessionDep
 from slotwise.errors import responses
-from slotwise.state import AppState, StateDep, WallClock
+from slotwise.state import AppState, NowDep, StateDep, WallClock
 from slotwise.users.schemas import UserCreate, UserRead
 
 router = APIRouter()
@@ -130,3 +138,39 @@ async def logout(
 @router.get("/me", response_model=UserRead, responses=responses(401), summary="The signed-in user")
 async def me(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
+
+
+@router.post(
+    "/forgot-password",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ForgotPasswordAccepted,
+    responses=responses(422, 429),
+    summary="Mail a password reset link (the same answer whether or not the account exists)",
+)
+async def forgot_password(
+    request: Request,
+    data: ForgotPasswordRequest,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
+) -> ForgotPasswordAccepted:
+    settings = app.settings
+    await app.limiter.hit(settings.rate_limit_reset_ip, "reset-ip", _client_ip(request))
+    await app.limiter.hit(settings.rate_limit_reset_account, "reset-account", data.email)
+    reset_page = settings.public_base_url.rstrip("/") + "/reset-password"
+    await reset.request_reset(session, app, email=data.email, reset_page=reset_page, now=now)
+    return ForgotPasswordAccepted()
+
+
+@router.post(
+    "/reset-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(400, 422),
+    summary="Set a new password with a mailed token; every session of the account ends",
+)
+async def reset_password(
+    data: ResetPasswordRequest, session: SessionDep, app: StateDep, now: NowDep
+) -> None:
+    await reset.reset_password(
+        session, app, token=data.token, new_password=data.new_password, now=now
+    )

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from slotwise.users.schemas import Email, Password
+from slotwise.users.schemas import Email, NewPassword, Password
 
 
 class LoginJSON(BaseModel):
@@ -31,3 +31,20 @@ class LogoutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     refresh_token: str | None = Field(default=None, max_length=4096)
+
+
+class ForgotPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class ForgotPasswordAccepted(BaseModel):
+    detail: str = "If an account exists for this email, a reset link is on its way."
+
+
+class ResetPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=16, max_length=128)
+    new_password: NewPassword

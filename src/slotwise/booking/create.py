@@ -22,6 +22,7 @@ from slotwise.booking.events import ActorRole, record
 from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.models import Appointment, Status
 from slotwise.booking.schemas import AppointmentCreate
+from slotwise.notifications import outbox
 from slotwise.providers import service as providers_service
 from slotwise.providers.models import Provider
 from slotwise.users.models import User
@@ -127,6 +128,7 @@ async def _insert(
         await session.flush()
     except IntegrityError as exc:  # a concurrent booking won the race (PostgreSQL)
         raise_for_constraint(exc)
+    await outbox.enqueue_booked(session, appointment=appointment, provider=provider, now=now)
     return Booked(appointment=appointment, manage_token=manage_token)
 
 

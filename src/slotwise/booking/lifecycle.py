@@ -16,6 +16,7 @@ from slotwise.booking.errors import (
 )
 from slotwise.booking.events import ActorRole, record
 from slotwise.booking.models import Appointment, ClientStanding, Status
+from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -82,8 +83,12 @@ async def set_status(
         return await cancel(session, access, provider, reason=reason, now=now)
     if access.role not in PROVIDER_SIDE:
         raise NotAllowed("Only the provider or an admin can confirm or decline.")
+    before = access.appointment.status
     appointment = _move(access, to, now=now, reason=reason)
     await session.flush()
+    await outbox.enqueue_status_changed(
+        session, appointment=appointment, provider=provider, before=before, now=now
+    )
     return appointment
 
 
@@ -97,9 +102,13 @@ async def cancel(
 ) -> Appointment:
     check_transition(access.appointment, Status.CANCELLED)
     check_window(access, provider, now=now)
+    before = access.appointment.status
     appointment = _move(access, Status.CANCELLED, now=now, reason=reason)
     appointment.cancel_reason = reason
     await session.flush()
+    await outbox.enqueue_status_changed(
+        session, appointment=appointment, provider=provider, before=before, now=now
+    )
     return appointment
 
 

@@ -15,6 +15,7 @@ from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.lifecycle import check_window
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
 from slotwise.booking.schemas import RescheduleRequest
+from slotwise.notifications import outbox
 from slotwise.providers import repository as providers_repo
 from slotwise.providers.models import Provider
 
@@ -48,6 +49,7 @@ async def reschedule(
         exclude_id=appointment.id,
     )
     before_start, before_status = appointment.start_at, appointment.status
+    before_end = appointment.end_at
     appointment.start_at = placement.start_at
     appointment.end_at = placement.end_at
     appointment.blocked_start_at = placement.blocked_start_at
@@ -73,4 +75,13 @@ async def reschedule(
         await session.flush()
     except IntegrityError as exc:
         raise_for_constraint(exc)
+    await outbox.enqueue_rescheduled(
+        session,
+        appointment=appointment,
+        provider=provider,
+        previous_start_at=before_start,
+        previous_end_at=before_end,
+        before=before_status,
+        now=now,
+    )
     return appointment

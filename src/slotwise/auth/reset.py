@@ -1,0 +1,70 @@
+"""Forgotten passwords: a single-use, hashed, one-hour token mailed through the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.auth import service, tokens
+from slotwise.auth.models import PasswordResetToken
+from slotwise.auth.passwords import check_policy
+from slotwise.errors import AppError
+from slotwise.notifications import outbox
+from slotwise.state import AppState
+from slotwise.users import repository as users_repo
+
+
+class InvalidResetToken(AppError):
+    code = "invalid_reset_token"
+    message = "This reset link is invalid, used or expired; ask for a new one."
+
+
+async def request_reset(
+    session: AsyncSession, app: AppState, *, email: str, reset_page: str, now: datetime
+) -> None:
+    """Mail a reset link if the account exists and may sign in; say nothing either way."""
+    user = await users_repo.get_by_email(session, email)
+    if user is None or not user.is_active or user.is_blocked:
+        return
+    token = tokens.new_secret_token()  # 256 random bits; only the hash is stored
+    minutes = app.settings.password_reset_minutes
+    session.add(
+        PasswordResetToken(
+            token_hash=tokens.fingerprint(token),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + timedelta(minutes=minutes),
+        )
+    )
+    await outbox.enqueue_password_reset(
+        session, user=user, reset_url=f"{reset_page}?token={token}", valid_minutes=minutes, now=now
+    )
+
+
+async def reset_password(
+    session: AsyncSession, app: AppState, *, token: str, new_password: str, now: datetime
+) -> None:
+    """Spend the token, set the password, end every session of the user."""
+    row = await session.scalar(
+        select(PasswordResetToken)
+        .where(PasswordResetToken.token_hash == tokens.fingerprint(token))
+        .with_for_update()
+    )
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        raise InvalidResetToken()
+    user = await users_repo.get_by_id(session, row.user_id)
+    if user is None or not user.is_active or user.is_blocked:
+        raise InvalidResetToken()
+    check_policy(new_password, email=user.email)
+    user.hashed_password = await app.hasher.hash(new_password)
+    user.updated_at = now
+    # This token and any other outstanding one of the user are spent.
+    await session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    await service.revoke_user_sessions(session, user_id=user.id, now=now)
+    await session.flush()

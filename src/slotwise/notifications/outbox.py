@@ -1,0 +1,271 @@
+"""Queueing messages: rows in the outbox, added to the caller's session (flush, never commit).
+
+Booking code calls these in the transaction of the change, so a message exists exactly when
+the change does. Reminders are rows due ``offset`` before the start; moving or cancelling an
+appointment withdraws its pending reminders.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.booking.models import Appointment, Status
+from slotwise.calendars import entries, ics
+from slotwise.calendars.entries import Parties, Party
+from slotwise.config import get_settings
+from slotwise.notifications.models import OutboxMessage, OutboxStatus
+from slotwise.providers.models import Provider
+from slotwise.users.models import User
+
+# The session-info key under which the application puts its reminder offsets
+# (main.py gives them to db.Database, which gives them to every session).
+REMINDER_OFFSETS_KEY = "slotwise.reminder_offsets_minutes"
+REMINDER = "reminder"
+
+
+def new_message_id() -> str:
+    return f"<{uuid.uuid4()}@slotwise>"
+
+
+def reminder_offsets(session: AsyncSession) -> list[int]:
+    offsets = session.info.get(REMINDER_OFFSETS_KEY)
+    if offsets is None:
+        offsets = get_settings().reminder_offsets_minutes
+    return list(offsets)
+
+
+def add(
+    session: AsyncSession,
+    *,
+    kind: str,
+    to: Party,
+    context: dict[str, Any],
+    now: datetime,
+    due_at: datetime | None = None,
+    appointment_id: uuid.UUID | None = None,
+    ics_text: str | None = None,
+) -> OutboxMessage:
+    message = OutboxMessage(
+        id=uuid.uuid4(),
+        message_id=new_message_id(),
+        kind=kind,
+        recipient_email=to.email,
+        recipient_name=to.name,
+        recipient_timezone=to.timezone,
+        context=context,
+        ics=ics_text,
+        appointment_id=appointment_id,
+        status=OutboxStatus.PENDING,
+        due_at=due_at or now,
+        attempts=0,
+        created_at=now,
+    )
+    session.add(message)
+    return message
+
+
+def _context(appointment: Appointment, parties: Parties, **extra: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "appointment_id": str(appointment.id),
+        "title": parties.title,
+        "provider_name": parties.provider.name,
+        "client_name": parties.client.name,
+        "start_at": appointment.start_at.isoformat(),
+        "end_at": appointment.end_at.isoformat(),
+        "status": appointment.status.value,
+        "notes": appointment.notes,
+    }
+    context.update(extra)
+    return context
+
+
+def _invitation(
+    appointment: Appointment, parties: Parties, *, now: datetime, method: ics.Method
+) -> str:
+    entry = entries.entry(appointment, parties)
+    return ics.document([entry], stamp_at=now, method=method)
+
+
+def _both(
+    session: AsyncSession,
+    appointment: Appointment,
+    parties: Parties,
+    *,
+    kind: str,
+    now: datetime,
+    ics_text: str | None = None,
+    **extra: Any,
+) -> None:
+    for role, party in (("provider", parties.provider), ("client", parties.client)):
+        add(
+            session,
+            kind=kind,
+            to=party,
+            context=_context(appointment, parties, recipient_role=role, **extra),
+            now=now,
+            appointment_id=appointment.id,
+            ics_text=ics_text,
+        )
+
+
+def _schedule_reminders(
+    session: AsyncSession, appointment: Appointment, parties: Parties, *, now: datetime
+) -> None:
+    """One reminder per offset still ahead; an offset already past is skipped, not sent late."""
+    for minutes in reminder_offsets(session):
+        due_at = appointment.start_at - timedelta(minutes=minutes)
+        if due_at < now:
+            continue
+        add(
+            session,
+            kind=REMINDER,
+            to=parties.client,
+            context=_context(appointment, parties, offset_minutes=minutes),
+            now=now,
+            due_at=due_at,
+            appointment_id=appointment.id,
+        )
+
+
+async def _withdraw_reminders(session: AsyncSession, appointment_id: uuid.UUID) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.appointment_id == appointment_id,
+            OutboxMessage.kind == REMINDER,
+            OutboxMessage.status == OutboxStatus.PENDING,
+        )
+        .values(status=OutboxStatus.CANCELLED)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def enqueue_booked(
+    session: AsyncSession, *, appointment: Appointment, provider: Provider, now: datetime
+) -> None:
+    """A new booking: the provider hears of it; the client gets a confirmation, or word that
+    it awaits the provider's."""
+    parties = await entries.parties_of(session, appointment, provider)
+    add(
+        session,
+        kind="booking_received",
+        to=parties.provider,
+        context=_context(appointment, parties, recipient_role="provider"),
+        now=now,
+        appointment_id=appointment.id,
+    )
+    if appointment.status is Status.CONFIRMED:
+        await _confirmed(session, appointment, parties, now=now)
+    else:
+        add(
+            session,
+            kind="booking_pending",
+            to=parties.client,
+            context=_context(appointment, parties, recipient_role="client"),
+            now=now,
+            appointment_id=appointment.id,
+        )
+    await session.flush()
+
+
+async def _confirmed(
+    session: AsyncSession, appointment: Appointment, parties: Parties, *, now: datetime
+) -> None:
+    add(
+        session,
+        kind="booking_confirmed",
+        to=parties.client,
+        context=_context(appointment, parties, recipient_role="client"),
+        now=now,
+        appointment_id=appointment.id,
+        ics_text=_invitation(appointment, parties, now=now, method=ics.Method.REQUEST),
+    )
+    _schedule_reminders(session, appointment, parties, now=now)
+
+
+async def enqueue_status_changed(
+    session: AsyncSession,
+    *,
+    appointment: Appointment,
+    provider: Provider,
+    before: Status,
+    now: datetime,
+) -> None:
+    """Confirmed, declined or cancelled; other changes send nothing."""
+    parties = await entries.parties_of(session, appointment, provider)
+    if appointment.status is Status.CONFIRMED:
+        await _confirmed(session, appointment, parties, now=now)
+    elif appointment.status is Status.DECLINED:
+        add(
+            session,
+            kind="booking_declined",
+            to=parties.client,
+            context=_context(appointment, parties, recipient_role="client"),
+            now=now,
+            appointment_id=appointment.id,
+        )
+    elif appointment.status is Status.CANCELLED:
+        await _withdraw_reminders(session, appointment.id)
+        cancellation = None
+        if before is Status.CONFIRMED:  # calendars hold the event: remove it
+            cancellation = _invitation(appointment, parties, now=now, method=ics.Method.CANCEL)
+        _both(
+            session,
+            appointment,
+            parties,
+            kind="booking_cancelled",
+            now=now,
+            ics_text=cancellation,
+            reason=appointment.cancel_reason,
+        )
+    await session.flush()
+
+
+async def enqueue_rescheduled(
+    session: AsyncSession,
+    *,
+    appointment: Appointment,
+    provider: Provider,
+    previous_start_at: datetime,
+    previous_end_at: datetime,
+    before: Status,
+    now: datetime,
+) -> None:
+    """Both parties hear of the new time; calendars get the update; reminders move."""
+    parties = await entries.parties_of(session, appointment, provider)
+    await _withdraw_reminders(session, appointment.id)
+    # A calendar that holds (or should hold) the event gets the update, same UID.
+    held = Status.CONFIRMED in (before, appointment.status)
+    method = ics.Method.REQUEST if held else None
+    _both(
+        session,
+        appointment,
+        parties,
+        kind="booking_rescheduled",
+        now=now,
+        ics_text=_invitation(appointment, parties, now=now, method=method) if method else None,
+        old_start_at=previous_start_at.isoformat(),
+        old_end_at=previous_end_at.isoformat(),
+    )
+    if appointment.status is Status.CONFIRMED:
+        _schedule_reminders(session, appointment, parties, now=now)
+    await session.flush()
+
+
+async def enqueue_password_reset(
+    session: AsyncSession, *, user: User, reset_url: str, valid_minutes: int, now: datetime
+) -> None:
+    to = Party(email=user.email, name=user.full_name, timezone=user.timezone or "UTC")
+    add(
+        session,
+        kind="password_reset",
+        to=to,
+        context={"reset_url": reset_url, "valid_minutes": valid_minutes},
+        now=now,
+    )
+    await session.flush()
