@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 
 import httpx
 
 from slotwise.notifications.worker import Worker
-from tests.factories import PASSWORD, Clock, signed_in, unique_email
+from tests.factories import PASSWORD, Clock, login, signed_in, unique_email
 from tests.notifications.conftest import SmtpServer
 
 NEW_PASSWORD = "another-long-and-unusual-passphrase"
@@ -73,3 +74,23 @@ async def test_reset_token_expires_after_an_hour(
         "/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD}
     )
     assert response.status_code == 400
+
+
+async def test_reset_ends_access_tokens_issued_before_it(
+    client: httpx.AsyncClient, clock: Clock, smtp: SmtpServer, worker: Worker
+) -> None:
+    """Refresh tokens are revoked by the reset; access tokens must stop at once too."""
+    account = await signed_in(client)
+    assert (await client.get("/users/me", headers=account.headers)).status_code == 200
+    await client.post("/auth/forgot-password", json={"email": account.email})
+    await worker.run_until_idle(now=clock.now)
+    token = await _mailed_token(smtp, account.email)
+    await asyncio.sleep(1.05)  # `iat` has whole seconds: the cutoff falls after this token's
+    reset = await client.post(
+        "/auth/reset-password", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert reset.status_code == 204
+    assert (await client.get("/users/me", headers=account.headers)).status_code == 401
+    fresh = await login(client, account.email, NEW_PASSWORD)
+    me = await client.get("/users/me", headers={"Authorization": f"Bearer {fresh['access_token']}"})
+    assert me.status_code == 200

@@ -44,9 +44,19 @@ async def request_reset(
 
 
 async def reset_password(
-    session: AsyncSession, app: AppState, *, token: str, new_password: str, now: datetime
+    session: AsyncSession,
+    app: AppState,
+    *,
+    token: str,
+    new_password: str,
+    now: datetime,
+    wall_now: datetime,
 ) -> None:
-    """Spend the token, set the password, end every session of the user."""
+    """Spend the token, set the password, end every session of the user.
+
+    Access tokens already issued stop working too: they are JWTs checked against the wall
+    clock, so the cutoff is the wall-clock time (``wall_now``), not the request clock.
+    """
     row = await session.scalar(
         select(PasswordResetToken)
         .where(PasswordResetToken.token_hash == tokens.fingerprint(token))
@@ -67,4 +77,5 @@ async def reset_password(
         .values(used_at=now)
     )
     await service.revoke_user_sessions(session, user_id=user.id, now=now)
+    user.tokens_valid_after = wall_now
     await session.flush()

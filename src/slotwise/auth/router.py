@@ -169,8 +169,8 @@ async def forgot_password(
     summary="Set a new password with a mailed token; every session of the account ends",
 )
 async def reset_password(
-    data: ResetPasswordRequest, session: SessionDep, app: StateDep, now: NowDep
+    data: ResetPasswordRequest, session: SessionDep, app: StateDep, now: NowDep, wall: WallClock
 ) -> None:
     await reset.reset_password(
-        session, app, token=data.token, new_password=data.new_password, now=now
+        session, app, token=data.token, new_password=data.new_password, now=now, wall_now=wall
     )

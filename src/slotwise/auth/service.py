@@ -150,7 +150,7 @@ async def refresh(
         await revoke_family(session, family_id=row.family_id, now=now)
         raise RefreshTokenReused()
     user = await users_repo.get_by_id(session, row.user_id)
-    if user is None or not user.is_active or user.is_blocked:
+    if user is None or not user.is_active or user.is_blocked or _predates_cutoff(user, claims):
         raise InvalidToken()
     return await _issue_pair(session, app, user=user, family_id=row.family_id, now=now)
 
@@ -186,6 +186,12 @@ async def user_for_access_token(
     if await revocation.is_revoked(session, app.redis, jti=claims.jti):
         raise InvalidToken()
     user = await users_repo.get_by_id(session, claims.user_id)
-    if user is None or not user.is_active or user.is_blocked:
+    if user is None or not user.is_active or user.is_blocked or _predates_cutoff(user, claims):
         raise InvalidToken()
     return user, claims
+
+
+def _predates_cutoff(user: User, claims: TokenClaims) -> bool:
+    """A token issued before the user's cutoff (a password reset); `iat` has whole seconds."""
+    cutoff = user.tokens_valid_after
+    return cutoff is not None and claims.issued_at < cutoff.replace(microsecond=0)

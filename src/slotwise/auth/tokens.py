@@ -32,6 +32,7 @@ class TokenClaims:
     jti: str
     expires_at: datetime
     token_type: TokenType
+    issued_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ def issue(
         jti=secrets.token_hex(16),
         expires_at=now + lifetime,
         token_type=token_type,
+        issued_at=now,
     )
     payload = {
         "sub": str(user_id),
@@ -105,6 +107,7 @@ def decode(settings: Settings, token: str, *, expected: TokenType) -> TokenClaim
             jti=str(payload["jti"]),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=UTC),
             token_type=token_type,
+            issued_at=datetime.fromtimestamp(int(payload["iat"]), tz=UTC),
         )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise InvalidToken() from exc

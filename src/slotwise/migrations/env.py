@@ -27,7 +27,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    engine = make_engine(url, pool_size=1)
+    engine = make_engine(url, pool_size=1, foreign_keys=False)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

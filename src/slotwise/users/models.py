@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Enum, String
@@ -35,3 +36,5 @@ class User(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     # Suspended by an admin: every token of the user stops working at once.
     is_blocked: Mapped[bool] = mapped_column(default=False)
+    # Tokens issued before this instant are refused (set by a password reset).
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(default=None)
