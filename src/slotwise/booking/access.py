@@ -13,6 +13,7 @@ from slotwise.booking.errors import AppointmentNotFound
 from slotwise.booking.events import ActorRole
 from slotwise.booking.models import Appointment
 from slotwise.providers import repository as providers_repo
+from slotwise.providers.models import Provider
 from slotwise.users.models import Role, User
 
 
@@ -21,6 +22,7 @@ class Access:
     appointment: Appointment
     actor: User | None
     role: ActorRole
+    provider: Provider  # whose appointment it is: its policies apply
 
     @property
     def is_client_side(self) -> bool:
@@ -36,13 +38,13 @@ async def for_user(
     if appointment is None:
         raise AppointmentNotFound()
     if user.role is Role.ADMIN:
-        return Access(appointment, user, ActorRole.ADMIN)
+        return await _access(session, appointment, user, ActorRole.ADMIN)
     if appointment.client_id == user.id:
-        return Access(appointment, user, ActorRole.CLIENT)
+        return await _access(session, appointment, user, ActorRole.CLIENT)
     if user.role is Role.PROVIDER:
         provider = await providers_repo.get_for_user(session, user.id)
         if provider is not None and appointment.provider_id == provider.id:
-            return Access(appointment, user, ActorRole.PROVIDER)
+            return Access(appointment, user, ActorRole.PROVIDER, provider)
     raise AppointmentNotFound()
 
 
@@ -50,4 +52,12 @@ async def for_guest_token(session: AsyncSession, *, token: str, lock: bool = Fal
     appointment = await repository.get_by_token_hash(session, tokens.fingerprint(token), lock=lock)
     if appointment is None:
         raise AppointmentNotFound()
-    return Access(appointment, None, ActorRole.GUEST)
+    return await _access(session, appointment, None, ActorRole.GUEST)
+
+
+async def _access(
+    session: AsyncSession, appointment: Appointment, actor: User | None, role: ActorRole
+) -> Access:
+    provider = await providers_repo.get(session, appointment.provider_id)
+    assert provider is not None  # appointments are deleted with their provider
+    return Access(appointment, actor, role, provider)

@@ -6,13 +6,14 @@ import json
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from slotwise.auth.deps import AdminUser, CurrentUser, OptionalUser
 from slotwise.booking import access as access_rules
 from slotwise.booking import create, idempotency, lifecycle, queries
+from slotwise.booking.access import Access
 from slotwise.booking.models import IdempotencyKey, Status
 from slotwise.booking.present import appointment_read, booking_created
 from slotwise.booking.reschedule import reschedule
@@ -27,12 +28,10 @@ from slotwise.booking.schemas import (
     StandingUpdate,
     StatusChange,
 )
-from slotwise.db import SessionDep
+from slotwise.db import READ_METHODS, SessionDep
 from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
-from slotwise.providers import repository as providers_repo
 from slotwise.providers import service as providers_service
-from slotwise.providers.models import Provider
 from slotwise.state import NowDep, StateDep
 
 router = APIRouter()
@@ -41,17 +40,12 @@ provider_router = APIRouter()
 standings_router = APIRouter()
 
 AppointmentId = Annotated[uuid.UUID, Path(description="Appointment id.")]
+Token = Annotated[str, Path(min_length=16, max_length=128, description="The manage token.")]
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 def _page(items: list[AppointmentRead], total: int, page: PageParams) -> Page[AppointmentRead]:
     return Page[AppointmentRead](items=items, total=total, limit=page.limit, offset=page.offset)
-
-
-async def _provider(session: SessionDep, provider_id: uuid.UUID) -> Provider:
-    provider = await providers_repo.get(session, provider_id)
-    assert provider is not None  # appointments cascade with their provider
-    return provider
 
 
 @router.post(
@@ -168,16 +162,38 @@ async def list_appointments(
     return _page([appointment_read(a) for a in rows], total, page)
 
 
+# -- one appointment, as its client, its provider or an admin (anyone else: 404) -------------
+
+
+async def _acting(
+    request: Request, appointment_id: AppointmentId, user: CurrentUser, session: SessionDep
+) -> Access:
+    """The appointment in the path and the caller's capacity on it; locked until the
+    commit when the request changes it."""
+    return await access_rules.for_user(
+        session, user=user, appointment_id=appointment_id, lock=_changes(request)
+    )
+
+
+async def _acting_as_guest(request: Request, token: Token, session: SessionDep) -> Access:
+    return await access_rules.for_guest_token(session, token=token, lock=_changes(request))
+
+
+def _changes(request: Request) -> bool:
+    return request.method not in READ_METHODS
+
+
+Acting = Annotated[Access, Depends(_acting)]
+GuestActing = Annotated[Access, Depends(_acting_as_guest)]
+
+
 @router.get(
     "/{appointment_id}",
     response_model=AppointmentRead,
     responses=responses(401, 404),
     summary="One appointment (its client, its provider, or an admin)",
 )
-async def read_appointment(
-    appointment_id: AppointmentId, user: CurrentUser, session: SessionDep
-) -> AppointmentRead:
-    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
+async def read_appointment(acting: Acting) -> AppointmentRead:
     return appointment_read(acting.appointment)
 
 
@@ -188,15 +204,8 @@ async def read_appointment(
     summary="Change the notes",
 )
 async def update_notes(
-    appointment_id: AppointmentId,
-    data: NotesUpdate,
-    user: CurrentUser,
-    session: SessionDep,
-    now: NowDep,
+    acting: Acting, data: NotesUpdate, session: SessionDep, now: NowDep
 ) -> AppointmentRead:
-    acting = await access_rules.for_user(
-        session, user=user, appointment_id=appointment_id, lock=True
-    )
     updated = await lifecycle.update_notes(session, acting, notes=data.notes, now=now)
     return appointment_read(updated)
 
@@ -208,36 +217,12 @@ async def update_notes(
     summary="Confirm, decline or cancel (seed 000)",
 )
 async def change_status(
-    appointment_id: AppointmentId,
-    data: StatusChange,
-    user: CurrentUser,
-    session: SessionDep,
-    now: NowDep,
+    acting: Acting, data: StatusChange, session: SessionDep, now: NowDep
 ) -> AppointmentRead:
-    acting = await access_rules.for_user(
-        session, user=user, appointment_id=appointment_id, lock=True
-    )
-    provider = await _provider(session, acting.appointment.provider_id)
     updated = await lifecycle.set_status(
-        session, acting, provider, to=Status(data.status), reason=data.reason, now=now
+        session, acting, acting.provider, to=Status(data.status), reason=data.reason, now=now
     )
     return appointment_read(updated)
-
-
-async def _cancel(
-    appointment_id: uuid.UUID,
-    reason: str | None,
-    user: CurrentUser,
-    session: SessionDep,
-    now: NowDep,
-) -> AppointmentRead:
-    acting = await access_rules.for_user(
-        session, user=user, appointment_id=appointment_id, lock=True
-    )
-    provider = await _provider(session, acting.appointment.provider_id)
-    return appointment_read(
-        await lifecycle.cancel(session, acting, provider, reason=reason, now=now)
-    )
 
 
 @router.post(
@@ -247,13 +232,12 @@ async def _cancel(
     summary="Cancel (seed 004); the record is kept",
 )
 async def cancel(
-    appointment_id: AppointmentId,
-    user: CurrentUser,
-    session: SessionDep,
-    now: NowDep,
-    data: CancelRequest | None = None,
+    acting: Acting, session: SessionDep, now: NowDep, data: CancelRequest | None = None
 ) -> AppointmentRead:
-    return await _cancel(appointment_id, data.reason if data else None, user, session, now)
+    reason = data.reason if data else None
+    return appointment_read(
+        await lifecycle.cancel(session, acting, acting.provider, reason=reason, now=now)
+    )
 
 
 @router.delete(
@@ -263,13 +247,14 @@ async def cancel(
     summary="Cancel (seeds 001, 002); the record is kept for history",
 )
 async def delete_appointment(
-    appointment_id: AppointmentId,
-    user: CurrentUser,
+    acting: Acting,
     session: SessionDep,
     now: NowDep,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> AppointmentRead:
-    return await _cancel(appointment_id, reason, user, session, now)
+    return appointment_read(
+        await lifecycle.cancel(session, acting, acting.provider, reason=reason, now=now)
+    )
 
 
 @router.post(
@@ -279,34 +264,9 @@ async def delete_appointment(
     summary="Move to another slot, atomically",
 )
 async def reschedule_appointment(
-    appointment_id: AppointmentId,
-    data: RescheduleRequest,
-    user: CurrentUser,
-    session: SessionDep,
-    now: NowDep,
+    acting: Acting, data: RescheduleRequest, session: SessionDep, now: NowDep
 ) -> AppointmentRead:
-    acting = await access_rules.for_user(
-        session, user=user, appointment_id=appointment_id, lock=True
-    )
-    provider = await _provider(session, acting.appointment.provider_id)
-    return appointment_read(await reschedule(session, acting, provider, data=data, now=now))
-
-
-async def _mark(
-    appointment_id: uuid.UUID,
-    to: Status,
-    user: CurrentUser,
-    session: SessionDep,
-    app: StateDep,
-    now: NowDep,
-) -> AppointmentRead:
-    acting = await access_rules.for_user(
-        session, user=user, appointment_id=appointment_id, lock=True
-    )
-    updated = await lifecycle.mark_finished(
-        session, acting, to=to, now=now, block_after=app.settings.no_show_block_threshold
-    )
-    return appointment_read(updated)
+    return appointment_read(await reschedule(session, acting, acting.provider, data=data, now=now))
 
 
 @router.post(
@@ -316,13 +276,14 @@ async def _mark(
     summary="Mark as completed (provider or admin)",
 )
 async def mark_completed(
-    appointment_id: AppointmentId,
-    user: CurrentUser,
-    session: SessionDep,
-    app: StateDep,
-    now: NowDep,
+    acting: Acting, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
-    return await _mark(appointment_id, Status.COMPLETED, user, session, app, now)
+    block_after = app.settings.no_show_block_threshold
+    return appointment_read(
+        await lifecycle.mark_finished(
+            session, acting, to=Status.COMPLETED, now=now, block_after=block_after
+        )
+    )
 
 
 @router.post(
@@ -332,18 +293,17 @@ async def mark_completed(
     summary="Mark as a no-show (provider or admin); the client's count goes up",
 )
 async def mark_no_show(
-    appointment_id: AppointmentId,
-    user: CurrentUser,
-    session: SessionDep,
-    app: StateDep,
-    now: NowDep,
+    acting: Acting, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
-    return await _mark(appointment_id, Status.NO_SHOW, user, session, app, now)
+    block_after = app.settings.no_show_block_threshold
+    return appointment_read(
+        await lifecycle.mark_finished(
+            session, acting, to=Status.NO_SHOW, now=now, block_after=block_after
+        )
+    )
 
 
 # -- guests, by their manage token ---------------------------------------------------------
-
-Token = Annotated[str, Path(min_length=16, max_length=128, description="The manage token.")]
 
 
 @guest_router.get(
@@ -352,8 +312,7 @@ Token = Annotated[str, Path(min_length=16, max_length=128, description="The mana
     responses=responses(404),
     summary="A guest's booking",
 )
-async def guest_read(token: Token, session: SessionDep) -> AppointmentRead:
-    acting = await access_rules.for_guest_token(session, token=token)
+async def guest_read(acting: GuestActing) -> AppointmentRead:
     return appointment_read(acting.appointment)
 
 
@@ -364,13 +323,11 @@ async def guest_read(token: Token, session: SessionDep) -> AppointmentRead:
     summary="A guest cancels (same policies as clients)",
 )
 async def guest_cancel(
-    token: Token, session: SessionDep, now: NowDep, data: CancelRequest | None = None
+    acting: GuestActing, session: SessionDep, now: NowDep, data: CancelRequest | None = None
 ) -> AppointmentRead:
-    acting = await access_rules.for_guest_token(session, token=token, lock=True)
-    provider = await _provider(session, acting.appointment.provider_id)
     reason = data.reason if data else None
     return appointment_read(
-        await lifecycle.cancel(session, acting, provider, reason=reason, now=now)
+        await lifecycle.cancel(session, acting, acting.provider, reason=reason, now=now)
     )
 
 
@@ -381,11 +338,9 @@ async def guest_cancel(
     summary="A guest reschedules (same policies)",
 )
 async def guest_reschedule(
-    token: Token, data: RescheduleRequest, session: SessionDep, now: NowDep
+    acting: GuestActing, data: RescheduleRequest, session: SessionDep, now: NowDep
 ) -> AppointmentRead:
-    acting = await access_rules.for_guest_token(session, token=token, lock=True)
-    provider = await _provider(session, acting.appointment.provider_id)
-    return appointment_read(await reschedule(session, acting, provider, data=data, now=now))
+    return appointment_read(await reschedule(session, acting, acting.provider, data=data, now=now))
 
 
 # -- the provider's own list (seed 002: /doctors/me/appointments) ---------------------------
