@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
     log_json: bool = False
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=20, ge=1)
     smtp_host: str | None = Field(
         default=None, description="SMTP server; none writes messages to mail_dir instead."
     )

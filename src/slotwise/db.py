@@ -110,7 +110,10 @@ def make_engine(url: str, *, pool_size: int = 10, foreign_keys: bool = True) -> 
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine, foreign_keys=foreign_keys)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # A fixed pool: overflow connections are closed when handed back, so under steady
+    # concurrency above pool_size they are opened again and again (connection set-up and
+    # statement preparation each time). Requests beyond pool_size wait for a connection.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
 class Database:
