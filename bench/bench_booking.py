@@ -41,9 +41,9 @@ from support import (
     add_provider,
     banner,
     bench_database,
+    measure_client_ceiling,
     postgres_unavailable,
     seeding_session,
-    static_server,
     uvicorn_server,
 )
 
@@ -272,28 +272,6 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
         raise RuntimeError(f"{label}: {rows} appointments in the database, {created} answers 201")
 
 
-def ceiling(plan: Plan, report: Report) -> None:
-    with static_server() as server:
-        result = asyncio.run(
-            loadgen.run_load(
-                server.url,
-                loadgen.repeat(loadgen.build_request("GET", "/")),
-                connections=CLIENTS,
-                duration_s=plan.ceiling_s,
-                warmup_s=plan.warmup_s,
-                label="client ceiling (static server)",
-            )
-        )
-    print(result.line())
-    report.add(
-        f"Load client ceiling, {CLIENTS} conn",
-        "-",
-        "req/s vs static asyncio server",
-        f"{result.rps:,.0f}",
-    )
-    report.details["client_ceiling"] = result.as_dict()
-
-
 def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[str, Any]:
     plan = QUICK if quick else FULL
     loop_name = loadgen.install_uvloop()
@@ -301,7 +279,9 @@ def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[
         "booking", details={"loop": loop_name, "started_at": datetime.now(UTC).isoformat()}
     )
     banner(f"booking ({'quick' if quick else 'full'}), load client on {loop_name}")
-    ceiling(plan, report)
+    measure_client_ceiling(
+        report, connections=CLIENTS, duration_s=plan.ceiling_s, warmup_s=plan.warmup_s
+    )
     for kind in databases:
         if kind == "postgresql" and (reason := postgres_unavailable()):
             print(f"skipped PostgreSQL: {reason}")

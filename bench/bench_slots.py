@@ -49,9 +49,9 @@ from support import (
     bench_database,
     insert_appointments,
     local_midnight,
+    measure_client_ceiling,
     postgres_unavailable,
     seeding_session,
-    static_server,
     uvicorn_server,
     wrk,
 )
@@ -317,28 +317,6 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
     }
 
 
-def ceiling(plan: Plan, report: Report) -> None:
-    with static_server() as server:
-        result = asyncio.run(
-            loadgen.run_load(
-                server.url,
-                loadgen.repeat(loadgen.build_request("GET", "/")),
-                connections=CONNECTIONS,
-                duration_s=min(plan.duration_s, 3.0),
-                warmup_s=plan.warmup_s,
-                label="client ceiling (static server)",
-            )
-        )
-    print(result.line())
-    report.add(
-        f"Load client ceiling, {CONNECTIONS} conn",
-        "-",
-        "req/s vs static asyncio server",
-        f"{result.rps:,.0f}",
-    )
-    report.details["client_ceiling"] = result.as_dict()
-
-
 def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[str, Any]:
     plan = QUICK if quick else FULL
     loop_name = loadgen.install_uvloop()
@@ -346,7 +324,12 @@ def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[
         "slots", details={"loop": loop_name, "started_at": datetime.now(UTC).isoformat()}
     )
     banner(f"slots endpoint ({'quick' if quick else 'full'}), load client on {loop_name}")
-    ceiling(plan, report)
+    measure_client_ceiling(
+        report,
+        connections=CONNECTIONS,
+        duration_s=min(plan.duration_s, 3.0),
+        warmup_s=plan.warmup_s,
+    )
     for kind in databases:
         if kind == "postgresql" and (reason := postgres_unavailable()):
             print(f"skipped PostgreSQL: {reason}")

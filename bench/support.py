@@ -513,3 +513,28 @@ def machine() -> str:
 
 def banner(text: str) -> None:
     print(f"\n== {text} " + "=" * max(0, 86 - len(text)), flush=True)
+
+
+def measure_client_ceiling(
+    report: Report, *, connections: int, duration_s: float, warmup_s: float
+) -> None:
+    """The load client's own ceiling, against a static server, in the same run."""
+    with static_server() as server:
+        result = asyncio.run(
+            loadgen.run_load(
+                server.url,
+                loadgen.repeat(loadgen.build_request("GET", "/")),
+                connections=connections,
+                duration_s=duration_s,
+                warmup_s=warmup_s,
+                label="client ceiling (static server)",
+            )
+        )
+    print(result.line())
+    report.add(
+        f"Load client ceiling, {connections} conn",
+        "-",
+        "req/s vs static asyncio server",
+        f"{result.rps:,.0f}",
+    )
+    report.details["client_ceiling"] = result.as_dict()

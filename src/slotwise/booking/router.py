@@ -278,12 +278,7 @@ async def reschedule_appointment(
 async def mark_completed(
     acting: Acting, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
-    block_after = app.settings.no_show_block_threshold
-    return appointment_read(
-        await lifecycle.mark_finished(
-            session, acting, to=Status.COMPLETED, now=now, block_after=block_after
-        )
-    )
+    return await _mark(acting, Status.COMPLETED, session, app, now)
 
 
 @router.post(
@@ -295,11 +290,15 @@ async def mark_completed(
 async def mark_no_show(
     acting: Acting, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
+    return await _mark(acting, Status.NO_SHOW, session, app, now)
+
+
+async def _mark(
+    acting: Access, to: Status, session: SessionDep, app: StateDep, now: NowDep
+) -> AppointmentRead:
     block_after = app.settings.no_show_block_threshold
     return appointment_read(
-        await lifecycle.mark_finished(
-            session, acting, to=Status.NO_SHOW, now=now, block_after=block_after
-        )
+        await lifecycle.mark_finished(session, acting, to=to, now=now, block_after=block_after)
     )
 
 
