@@ -203,7 +203,7 @@ def sequential(
 
 
 def one_date_concurrent(
-    server: Server, seeded: Seeded, plan: Plan
+    server: Server, seeded: Seeded, plan: Plan, *, label: str = "one date, concurrent"
 ) -> tuple[loadgen.LoadResult, dict[str, float], float | None]:
     """GET ...?date= on CONNECTIONS connections, each cycling through the window's dates."""
     path = f"/api/v1/providers/{seeded.main.handle}/slots?date="
@@ -219,7 +219,7 @@ def one_date_concurrent(
             connections=CONNECTIONS,
             duration_s=plan.duration_s,
             warmup_s=plan.warmup_s,
-            label="one date, concurrent",
+            label=label,
         )
     )
     cpu = meter.stop(sum(result.all_statuses.values()))
@@ -229,7 +229,7 @@ def one_date_concurrent(
         f"machine CPU {cpu['machine_cpu_busy_pct']:.0f}% busy"
     )
     wrk_rps = None
-    if plan is FULL:
+    if plan is FULL and "cache off" not in label:
         wrk_rps = wrk(
             f"{server.url}{path}{seeded.first_date}", connections=CONNECTIONS, duration_s=5
         )
@@ -239,6 +239,8 @@ def one_date_concurrent(
 
 
 def measure_database(kind: str, plan: Plan, report: Report) -> None:
+    """First the computation (a server with its slot cache off: every request reads the
+    database and runs the engine), then the default server, whose cache answers repeats."""
     label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
     banner(f"slots on {label}")
     with bench_database(kind, "slots") as url:
@@ -247,13 +249,18 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
             f"/api/v1/providers/{seeded.main.handle}/slots"
             f"?from={seeded.first_date}&to={seeded.last_date}"
         )
-        with uvicorn_server("slotwise.main:app_factory", url, label=f"slotwise-{kind}") as server:
+        with uvicorn_server(
+            "slotwise.main:app_factory",
+            url,
+            label=f"slotwise-{kind}-cache-off",
+            env={"SLOTWISE_SLOT_CACHE_MB": "0"},
+        ) as server:
             status, body = asyncio.run(loadgen.fetch(server.url + window_path))
             assert status == 200, body[:500]
             slot_count = len(json.loads(body)["slots"])
             print(
                 f"window {seeded.first_date}..{seeded.last_date}: {slot_count} open slots, "
-                f"response {len(body) / 1024:.0f} KiB"
+                f"response {len(body) / 1024:.0f} KiB; slot cache off:"
             )
             growth: dict[int, dict[str, float]] = {}
             for level in plan.levels:
@@ -274,11 +281,21 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
                     f"{cpu['worker_cpu_ms_per_request']:.1f} ms/request"
                 )
                 if level == plan.headline_level:
-                    concurrent, concurrent_cpu, wrk_rps = one_date_concurrent(server, seeded, plan)
+                    cold, cold_cpu, _ = one_date_concurrent(
+                        server, seeded, plan, label="one date, concurrent, cache off"
+                    )
+        print("slot cache on (the default):")
+        with uvicorn_server("slotwise.main:app_factory", url, label=f"slotwise-{kind}") as server:
+            warm, warm_cpu = sequential(server, window_path, plan.sequential_runs, plan.warmup_runs)
+            print(
+                f"31-day, cached: median {warm.p50_ms:6.2f} ms  p95 {warm.p95_ms:6.2f} ms; "
+                f"worker CPU {warm_cpu['worker_cpu_ms_per_request']:.2f} ms/request"
+            )
+            concurrent, concurrent_cpu, wrk_rps = one_date_concurrent(server, seeded, plan)
             rss = server.rss_mb()
             print(f"worker RSS after the run: {rss['VmRSS']:.0f} MB (peak {rss['VmHWM']:.0f} MB)")
     headline = growth[plan.headline_level]
-    name = f"Slots, 31 days, 1 conn ({plan.headline_level // 1000}k outside)"
+    name = f"Slots, 31 days, 1 conn ({plan.headline_level // 1000}k outside), cache off"
     report.add(
         name,
         label,
@@ -288,6 +305,14 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
         headline["median_ms"] < TARGET_SEQUENTIAL_MS,
     )
     report.add(
+        "Slots, 31 days, 1 conn, cached",
+        label,
+        "median / p95",
+        f"{warm.p50_ms:.2f} / {warm.p95_ms:.2f} ms",
+        "reference",
+        None,
+    )
+    report.add(
         f"Slots, one date, {CONNECTIONS} conn",
         label,
         "req/s (p50 / p99)",
@@ -295,12 +320,20 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
         f">= {TARGET_RPS:,.0f} req/s",
         concurrent.rps >= TARGET_RPS and concurrent.not_ok == 0 and concurrent.errors == 0,
     )
+    report.add(
+        f"Slots, one date, {CONNECTIONS} conn, cache off",
+        label,
+        "req/s (p50 / p99)",
+        f"{cold.rps:,.0f} ({cold.p50_ms:.1f} / {cold.p99_ms:.1f} ms)",
+        "reference",
+        None,
+    )
     smallest, largest = growth[plan.levels[0]], growth[plan.levels[-1]]
     flat = largest["median_ms"] <= max(
         smallest["median_ms"] * FLAT_RATIO, smallest["median_ms"] + FLAT_SLACK_MS
     )
     report.add(
-        "Slots growth, 31 days, 1 conn",
+        "Slots growth, 31 days, 1 conn, cache off",
         label,
         "median at " + " / ".join(f"{level // 1000}k" for level in plan.levels),
         " / ".join(f"{growth[level]['median_ms']:.1f}" for level in plan.levels) + " ms",
@@ -310,8 +343,10 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
     report.details[kind] = {
         "window": [str(seeded.first_date), str(seeded.last_date)],
         "open_slots_in_window": slot_count,
-        "growth": {str(k): v for k, v in growth.items()},
+        "growth_cache_off": {str(k): v for k, v in growth.items()},
+        "cached_31_days": warm.as_dict() | {"cpu": warm_cpu},
         "concurrent": concurrent.as_dict() | {"cpu": concurrent_cpu},
+        "concurrent_cache_off": cold.as_dict() | {"cpu": cold_cpu},
         "wrk_one_date_rps": wrk_rps,
         "rss_mb": rss,
     }

@@ -123,7 +123,7 @@ async def call(app: FastAPI, request: Call) -> tuple[int, bytes]:
 @asynccontextmanager
 async def scenario(name: str, url: str) -> AsyncIterator[Callable[[], Iterator[Call]]]:
     """Seed the database; yield a factory of request streams (one per concurrent caller)."""
-    if name.startswith("slots") or name == "health":
+    if name.startswith("slots") or name in ("health", "trivial"):
         seeded = await bench_slots.seed_base(url)
         await bench_slots.top_up(url, seeded, 10_000, postgres="postgresql" in url)
         path = f"/api/v1/providers/{seeded.main.handle}/slots"
@@ -131,6 +131,8 @@ async def scenario(name: str, url: str) -> AsyncIterator[Callable[[], Iterator[C
             queries = [f"date={seeded.first_date + timedelta(days=d)}" for d in range(31)]
         elif name == "slots-window":
             queries = [f"from={seeded.first_date}&to={seeded.last_date}"]
+        elif name == "trivial":  # no database, no Redis: the framework's own cost
+            path, queries = "/health/redis", [""]
         else:
             path, queries = "/health", [""]
         yield lambda: itertools.cycle([("GET", path, q, b"", {}) for q in queries])
@@ -248,7 +250,9 @@ async def profile(name: str, url: str, *, requests: int, concurrency: int, top: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Profile one kind of request in-process.")
-    parser.add_argument("scenario", choices=["slots-date", "slots-window", "booking", "health"])
+    parser.add_argument(
+        "scenario", choices=["slots-date", "slots-window", "booking", "health", "trivial"]
+    )
     parser.add_argument("--db", choices=DATABASES, default="sqlite")
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=1)

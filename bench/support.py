@@ -191,6 +191,7 @@ def uvicorn_server(
     ready_path: str = "/health",
     app_dir: Path | None = None,
     workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """One uvicorn process (its own process group) on a free port; killed on exit."""
     port = free_port()
@@ -205,7 +206,7 @@ def uvicorn_server(
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             command,
             cwd=workdir,
-            env=server_env(database_url),
+            env=server_env(database_url, **(env or {})),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -128,10 +128,7 @@ def settings(database_url: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     yield application
-    state = application.state.slotwise
-    await state.db.dispose()
-    if state.redis is not None:
-        await state.redis.aclose()
+    await application.state.slotwise.aclose()
 
 
 @pytest.fixture

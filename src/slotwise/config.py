@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     db_pool_size: int = Field(default=20, ge=1)
+    slot_cache_mb: int = Field(
+        default=32, ge=0, description="Slot listings each worker keeps in memory; 0: none."
+    )
     smtp_host: str | None = Field(
         default=None, description="SMTP server; none writes messages to mail_dir instead."
     )

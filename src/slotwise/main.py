@@ -15,8 +15,12 @@ from slotwise import __version__
 from slotwise.auth.deps import bearer
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.router import router as auth_router
+from slotwise.availability import changes
+from slotwise.availability.cache import SlotCache
 from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
+from slotwise.availability.router import slots_router
+from slotwise.availability.slots import SlotListings
 from slotwise.booking.router import guest_router, standings_router
 from slotwise.booking.router import provider_router as provider_booking_router
 from slotwise.booking.router import router as booking_router
@@ -79,27 +83,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(level=settings.log_level, json_logs=settings.log_json)
     settings.signing_key()  # fail fast (or create the development key) at start-up
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    slot_cache = SlotCache(max_bytes=settings.slot_cache_mb * 1_000_000)
+    database = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        session_info={
+            # Booking code queues reminders at this application's offsets.
+            outbox.REMINDER_OFFSETS_KEY: tuple(settings.reminder_offsets_minutes),
+            # What this application's commits change, its slot cache hears of.
+            changes.CACHE_KEY: slot_cache,
+        },
+    )
     state = AppState(
         settings=settings,
-        db=Database(
-            settings.database_url,
-            pool_size=settings.db_pool_size,
-            # Booking code queues reminders at this application's offsets.
-            session_info={outbox.REMINDER_OFFSETS_KEY: tuple(settings.reminder_offsets_minutes)},
-        ),
+        db=database,
         hasher=PasswordHasher(
             time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
         ),
         limiter=RateLimiter(enabled=settings.rate_limit_enabled, redis_url=settings.redis_url),
         redis=redis,
+        slots=SlotListings(database, slot_cache),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        await state.db.dispose()
-        if state.redis is not None:
-            await state.redis.aclose()
+        await state.aclose()
 
     app = FastAPI(
         title="Slotwise",
@@ -113,11 +122,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_error_handlers(app)
 
+    # FastAPI tries routes in order (a few microseconds each): the hottest route goes first.
+    app.include_router(
+        _document_common_errors(slots_router), prefix=API_PREFIX + "/providers", tags=["providers"]
+    )
     for router, prefix, tag in API_ROUTERS:
         app.include_router(_document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag])
     for prefix, tag in PROVIDER_PREFIXES:
         # The availability routes go first: /providers/availability is not a handle.
-        for router in (availability_router, provider_booking_router, providers_router):
+        routers = [availability_router, provider_booking_router, providers_router]
+        if prefix != "/providers":
+            routers.insert(0, slots_router)
+        for router in routers:
             app.include_router(
                 _document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag]
             )

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from slotwise.auth.passwords import PasswordHasher
+from slotwise.availability.slots import SlotListings
 from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.ratelimit import RateLimiter
@@ -22,6 +23,14 @@ class AppState:
     hasher: PasswordHasher
     limiter: RateLimiter
     redis: Redis | None
+    slots: SlotListings
+
+    async def aclose(self) -> None:
+        """Let go of connections: the slot cache's listener, the pool, Redis."""
+        await self.slots.aclose()
+        await self.db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 async def get_app_state(request: Request) -> AppState:

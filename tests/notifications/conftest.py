@@ -92,7 +92,7 @@ def settings(database_url: str, smtp: SmtpServer) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     yield application
-    await application.state.slotwise.db.dispose()
+    await application.state.slotwise.aclose()
 
 
 @pytest.fixture

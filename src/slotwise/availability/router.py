@@ -1,18 +1,17 @@
 """Weekly patterns, date overrides, time off and open slots of a provider.
 
 ``provider_router`` is mounted under /providers (and the /tutors and /doctors aliases);
+``slots_router`` too, first of all routes (it is the hottest: see main.API_ROUTERS);
 ``seed_router`` answers the seeds' own forms at /availability and /appointments/availability.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from slotwise.auth.deps import CurrentUser, OptionalUser
 from slotwise.availability import service
@@ -24,105 +23,38 @@ from slotwise.availability.schemas import (
     PatternRead,
     PatternUpdate,
     SeedAvailabilityCreate,
-    SlotRead,
     SlotsRead,
     TimeOffCreate,
     TimeOffRead,
     TimeRangeBody,
 )
+from slotwise.availability.schemas import (
+    SlotQuery as SlotQueryParams,
+)
 from slotwise.db import SessionDep
 from slotwise.errors import InvalidInput, responses
 from slotwise.providers import service as providers_service
-from slotwise.providers.deps import ManagedProvider, ViewedProvider
-from slotwise.providers.models import Provider
+from slotwise.providers.deps import ManagedProvider, ProviderRef, ViewedProvider
 from slotwise.scheduling import OverrideKind
-from slotwise.state import NowDep
-from slotwise.timezones import TimeZoneName
+from slotwise.state import NowDep, StateDep
 from slotwise.users.models import Role
 
 provider_router = APIRouter()
+slots_router = APIRouter()
 seed_router = APIRouter()
 
 FromDate = Annotated[date | None, Query(alias="from", description="First local date.")]
 ToDate = Annotated[date | None, Query(alias="to", description="Last local date (inclusive).")]
 
 
-@dataclass(frozen=True, slots=True)
-class SlotParams:
-    """The query of a slot listing: one date or a window, a service, the client's zone."""
-
-    on_date: date | None
-    first: date | None
-    last: date | None
-    service_id: uuid.UUID | None
-    tz: str | None
-    slot_duration: int | None
-
-
-async def slot_params(
-    on_date: Annotated[date | None, Query(alias="date", description="One local date.")] = None,
-    first: FromDate = None,
-    last: ToDate = None,
-    service: Annotated[uuid.UUID | None, Query(description="A service id.")] = None,
-    tz: Annotated[TimeZoneName | None, Query(description="Also give slots in this zone.")] = None,
-    slot_duration: Annotated[
-        int | None, Query(ge=5, le=720, description="Minutes, instead of the default session.")
-    ] = None,
-) -> SlotParams:
-    return SlotParams(on_date, first, last, service, tz, slot_duration)
-
-
-SlotQuery = Annotated[SlotParams, Depends(slot_params)]
+SlotQuery = Annotated[SlotQueryParams, Query()]
 _SLOT_ERRORS = responses(404, 422)
 
 
-async def _slots(
-    session: SessionDep, provider: Provider, query: SlotParams, now: NowDep
-) -> Response:
-    """Open slots as a JSON response, built without re-validation (the hot path: a month
-    can hold hundreds of slots, every field of which this function computes itself)."""
-    first, last = slots_service.window(query.on_date, query.first, query.last)
-    offered = None
-    if query.service_id is not None:
-        offered = await providers_service.get_service(
-            session, provider=provider, service_id=query.service_id, active_only=True
-        )
-    found = await slots_service.open_slots(
-        session,
-        provider=provider,
-        start_date=first,
-        end_date=last,
-        service=offered,
-        duration_minutes=query.slot_duration,
-        now=now,
-    )
-    zone = ZoneInfo(provider.timezone)
-    client_zone = ZoneInfo(query.tz) if query.tz else None
-    spec = slots_service.service_spec(provider, offered, query.slot_duration)
-    items = []
-    for slot in found:
-        local_start = slot.start_at.astimezone(zone)
-        items.append(
-            SlotRead.model_construct(
-                start_at=local_start,
-                end_at=slot.end_at.astimezone(zone),
-                date=local_start.date(),
-                client_start_at=slot.start_at.astimezone(client_zone) if client_zone else None,
-                client_end_at=slot.end_at.astimezone(client_zone) if client_zone else None,
-            )
-        )
-    body = SlotsRead.model_construct(
-        provider_id=provider.id,
-        public_handle=provider.public_handle,
-        timezone=provider.timezone,
-        client_timezone=query.tz,
-        service_id=offered.id if offered else None,
-        duration_minutes=int(spec.duration.total_seconds() // 60),
-        from_date=first,
-        to_date=last,
-        slots=items,
-    )
-    return Response(body.model_dump_json(), media_type="application/json")
+async def _listing(app: StateDep, ref: str, query: SlotQueryParams, now: NowDep) -> Response:
+    """Open slots as a JSON response, from the worker's cache when it is current (the hot
+    path: the body is assembled from each slot's JSON, computed when the schedule was read)."""
+    return Response(await app.slots.body(ref, query, now), media_type="application/json")
 
 
 # -- seed forms that live under the provider prefix --------------------------------------
@@ -135,7 +67,7 @@ async def _slots(
     summary="Open slots by query (seed 000: /tutors/availability?tutor_id=&date=)",
 )
 async def slots_by_query(
-    session: SessionDep,
+    app: StateDep,
     query: SlotQuery,
     now: NowDep,
     provider_id: Annotated[uuid.UUID | None, Query(description="Provider id.")] = None,
@@ -145,8 +77,7 @@ async def slots_by_query(
     ref = provider_id or tutor_id or doctor_id
     if ref is None:
         raise slots_service.ProviderRequired()
-    provider = await providers_service.get_public(session, ref=str(ref))
-    return await _slots(session, provider, query, now)
+    return await _listing(app, str(ref), query, now)
 
 
 @provider_router.post(
@@ -333,16 +264,28 @@ async def delete_time_off(
 # -- slots ------------------------------------------------------------------------------------
 
 
-@provider_router.get(
+@slots_router.get(
+    "/me/slots",
+    response_model=SlotsRead,
+    responses=responses(401, 403, 404, 422),
+    summary="Open slots of your own profile (as clients see them)",
+)
+async def list_my_slots(
+    user: CurrentUser, session: SessionDep, app: StateDep, query: SlotQuery, now: NowDep
+) -> Response:
+    provider = await providers_service.get_own(session, user=user)
+    body = await app.slots.body_for(session, provider, query, now)
+    return Response(body, media_type="application/json")
+
+
+@slots_router.get(
     "/{ref}/slots",
     response_model=SlotsRead,
     responses=_SLOT_ERRORS,
     summary="Open slots for a date or a window of up to 62 days",
 )
-async def list_slots(
-    provider: ViewedProvider, session: SessionDep, query: SlotQuery, now: NowDep
-) -> Response:
-    return await _slots(session, provider, query, now)
+async def list_slots(ref: ProviderRef, app: StateDep, query: SlotQuery, now: NowDep) -> Response:
+    return await _listing(app, ref, query, now)
 
 
 # -- seed 003 and seed 004 forms -----------------------------------------------------------
@@ -409,13 +352,12 @@ async def seed_list_availability(
     summary="Open slots (seed 003: ?staff_id=&date=&slot_duration=)",
 )
 async def seed_slots(
-    session: SessionDep,
+    app: StateDep,
     query: SlotQuery,
     now: NowDep,
     staff_id: Annotated[uuid.UUID, Query(description="Provider id or user id.")],
 ) -> Response:
-    provider = await providers_service.get_public(session, ref=str(staff_id))
-    return await _slots(session, provider, query, now)
+    return await _listing(app, str(staff_id), query, now)
 
 
 @seed_router.get(
@@ -425,10 +367,9 @@ async def seed_slots(
     summary="Open slots (seed 004: ?provider_id=&date=)",
 )
 async def seed_appointment_slots(
-    session: SessionDep,
+    app: StateDep,
     query: SlotQuery,
     now: NowDep,
     provider_id: Annotated[uuid.UUID, Query(description="Provider id or user id.")],
 ) -> Response:
-    provider = await providers_service.get_public(session, ref=str(provider_id))
-    return await _slots(session, provider, query, now)
+    return await _listing(app, str(provider_id), query, now)

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from slotwise.scheduling import OverrideKind
+from slotwise.timezones import TimeZoneName
 
 # Fields named `date` shadow the type inside their class; annotate them with this alias.
 Date = date
@@ -180,6 +181,24 @@ class SeedAvailabilityCreate(BaseModel):
         if not self.is_recurring and self.specific_date is None:
             raise ValueError("a non-recurring entry needs specific_date")
         return self
+
+
+class SlotQuery(BaseModel):
+    """A slot listing's query: one date or a window (from/to), a service, the client's zone.
+
+    Read as one model: FastAPI then validates the query string in one pass (the slot
+    listing is the hottest route)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    on_date: Date | None = Field(default=None, alias="date", description="One local date.")
+    first: Date | None = Field(default=None, alias="from", description="First local date.")
+    last: Date | None = Field(default=None, alias="to", description="Last local date (inclusive).")
+    service_id: uuid.UUID | None = Field(default=None, alias="service", description="A service id.")
+    tz: TimeZoneName | None = Field(default=None, description="Also give slots in this zone.")
+    slot_duration: int | None = Field(
+        default=None, ge=5, le=720, description="Minutes, instead of the default session."
+    )
 
 
 class SlotRead(BaseModel):

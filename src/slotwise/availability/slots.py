@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
 from slotwise.availability import repository
+from slotwise.availability.cache import SlotAnswer, SlotCache, SlotKey
+from slotwise.availability.changes import PostgresListener, SqliteWatch
 from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
+from slotwise.availability.schemas import SlotQuery, SlotRead, SlotsRead
 from slotwise.booking import repository as booking_repo
+from slotwise.db import Database
 from slotwise.errors import InvalidInput
+from slotwise.providers import service as providers_service
 from slotwise.providers.models import Provider, Service
 
 MAX_WINDOW_DAYS = 62
@@ -148,8 +155,10 @@ async def open_slots(
     end_date: date,
     service: Service | None,
     duration_minutes: int | None,
-    now: datetime,
+    now: datetime | None,
 ) -> list[scheduling.Slot]:
+    """The open slots; with `now=None` the booking policy is not applied (see
+    `scheduling.bookable_range`)."""
     if not provider.accepting_bookings:
         return []
     zone = ZoneInfo(provider.timezone)
@@ -173,4 +182,128 @@ async def open_slots(
         service=service_spec(provider, service, duration_minutes),
         policy=policy_of(provider),
         now=now,
+    )
+
+
+class SlotListings:
+    """Slot listings as JSON bodies, answered from this worker's cache when nothing they
+    depend on has changed (see `slotwise.availability.cache` and `.changes`)."""
+
+    def __init__(self, database: Database, cache: SlotCache) -> None:
+        self.db = database
+        self.cache = cache
+        # Listings being computed: a burst of requests for one that is not cached waits for
+        # one computation instead of each running its own.
+        self._computing: dict[SlotKey, asyncio.Future[SlotAnswer | None]] = {}
+        self.watch: SqliteWatch | PostgresListener | None = None
+        url = make_url(database.url)
+        if database.is_sqlite:
+            if url.database and url.database != ":memory:":
+                self.watch = SqliteWatch(url.database, cache)
+        else:
+            self.watch = PostgresListener(database.url, cache)
+
+    async def body(self, ref: str, query: SlotQuery, now: datetime) -> bytes:
+        """The listing of the provider `ref` (handle, id or user id), as it is at `now`."""
+        key = self._key(ref, query)
+        usable = self.cache.max_bytes > 0 and self.watch is not None and self.watch.ready()
+        if not usable:
+            return (await self._compute(ref, key)).body(now)
+        answer = self.cache.get(key)
+        if answer is None and key in self._computing:
+            answer = await asyncio.shield(self._computing[key])
+            if answer is not None and not self.cache.is_current(answer):
+                answer = None  # something changed while it was computed: it may have missed it
+        if answer is not None:
+            return answer.body(now)
+        computing = self._computing[key] = asyncio.get_running_loop().create_future()
+        answer = None
+        try:
+            answer = await self._compute(ref, key)
+            self.cache.put(key, answer)
+        finally:
+            if self._computing.get(key) is computing:
+                del self._computing[key]
+            computing.set_result(answer)  # None on an error: the waiters try themselves
+        return answer.body(now)
+
+    async def _compute(self, ref: str, key: SlotKey) -> SlotAnswer:
+        marked_at = self.cache.mark()
+        async with self.db.session(writes=False) as session:
+            provider = await providers_service.get_public(session, ref=ref)
+            return await _compute(session, provider, key, marked_at)
+
+    async def body_for(
+        self, session: AsyncSession, provider: Provider, query: SlotQuery, now: datetime
+    ) -> bytes:
+        """The listing of a provider already loaded (your own profile): not cached."""
+        key = self._key(str(provider.id), query)
+        return (await _compute(session, provider, key, self.cache.mark())).body(now)
+
+    async def aclose(self) -> None:
+        if self.watch is not None:
+            await self.watch.aclose()
+
+    @staticmethod
+    def _key(ref: str, query: SlotQuery) -> SlotKey:
+        first, last = window(query.on_date, query.first, query.last)
+        return SlotKey(ref, first, last, query.service_id, query.slot_duration, query.tz)
+
+
+async def _compute(
+    session: AsyncSession, provider: Provider, key: SlotKey, marked_at: int
+) -> SlotAnswer:
+    offered = None
+    if key.service_id is not None:
+        offered = await providers_service.get_service(
+            session, provider=provider, service_id=key.service_id, active_only=True
+        )
+    found = await open_slots(
+        session,
+        provider=provider,
+        start_date=key.first,
+        end_date=key.last,
+        service=offered,
+        duration_minutes=key.slot_duration,
+        now=None,
+    )
+    zone = ZoneInfo(provider.timezone)
+    client_zone = ZoneInfo(key.tz) if key.tz else None
+    spec = service_spec(provider, offered, key.slot_duration)
+    items = []
+    for slot in found:
+        local_start = slot.start_at.astimezone(zone)
+        item = SlotRead.model_construct(
+            start_at=local_start,
+            end_at=slot.end_at.astimezone(zone),
+            date=local_start.date(),
+            client_start_at=slot.start_at.astimezone(client_zone) if client_zone else None,
+            client_end_at=slot.end_at.astimezone(client_zone) if client_zone else None,
+        )
+        items.append(item.model_dump_json().encode())
+    empty = (
+        SlotsRead.model_construct(
+            provider_id=provider.id,
+            public_handle=provider.public_handle,
+            timezone=provider.timezone,
+            client_timezone=key.tz,
+            service_id=offered.id if offered else None,
+            duration_minutes=int(spec.duration.total_seconds() // 60),
+            from_date=key.first,
+            to_date=key.last,
+            slots=[],
+        )
+        .model_dump_json()
+        .encode()
+    )
+    split_at = empty.rindex(b"[]") + 1  # the slots go between the brackets: the last field
+    return SlotAnswer(
+        provider_id=provider.id,
+        user_id=provider.user_id,
+        policy=policy_of(provider),
+        starts_at=[slot.start_at for slot in found],
+        head=empty[:split_at],
+        items=items,
+        tail=empty[split_at:],
+        marked_at=marked_at,
     )

@@ -6,7 +6,12 @@ in the provider's zone, and wall times (`*_time`) are naive local clock readings
 """
 
 from slotwise.scheduling.intervals import Interval, merge, subtract
-from slotwise.scheduling.policies import BookingPolicy, earliest_start, latest_start
+from slotwise.scheduling.policies import (
+    BookingPolicy,
+    bookable_range,
+    earliest_start,
+    latest_start,
+)
 from slotwise.scheduling.rules import (
     DateOverride,
     OverrideKind,
@@ -31,6 +36,7 @@ __all__ = [
     "TimeRange",
     "WeeklyRule",
     "availability_for",
+    "bookable_range",
     "compute_slots",
     "day_extent",
     "earliest_start",

@@ -1,5 +1,7 @@
 """When bookings may start, relative to a `now` the caller supplies."""
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,3 +34,15 @@ def latest_start(now: datetime, policy: BookingPolicy) -> datetime | None:
     """The last instant (UTC) a slot may start at, or None without a horizon."""
     now_at = as_utc(now, "now")
     return None if policy.max_advance is None else now_at + policy.max_advance
+
+
+def bookable_range(starts_at: Sequence[datetime], policy: BookingPolicy, now: datetime) -> slice:
+    """The part of `starts_at` (sorted UTC instants) that `policy` admits at `now`.
+
+    Slots computed without a clock and cut by this range are the slots computed at `now`,
+    so a cached slot list stays valid as the clock moves.
+    """
+    first = bisect_left(starts_at, earliest_start(now, policy))
+    latest_at = latest_start(now, policy)
+    last = len(starts_at) if latest_at is None else bisect_right(starts_at, latest_at)
+    return slice(first, max(first, last))

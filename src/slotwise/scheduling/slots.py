@@ -63,7 +63,7 @@ def compute_slots(
     busy: Sequence[Interval] = (),
     service: ServiceSpec,
     policy: BookingPolicy = BookingPolicy(),  # frozen, so safe to share
-    now: datetime,
+    now: datetime | None,
 ) -> list[Slot]:
     """The bookable slots on local dates `start_date..end_date` (inclusive), sorted by start.
 
@@ -72,15 +72,16 @@ def compute_slots(
     `service.duration` even across a DST change, and must fit inside the interval. A candidate
     is dropped if `[start - buffer_before, end + buffer_after)` overlaps a `busy` interval
     (busy time is expected to be widened by its own buffers already; touching is fine), or if
-    it starts before `earliest_start` or after `latest_start`.
+    it starts before `earliest_start` or after `latest_start`. With `now=None` the policy is
+    not applied: `bookable_range` applies it later (what a cache of slots does).
 
     Busy time is merged once and swept with one forward pointer, and a conflict jumps straight
     to the first grid point clear of it: O(busy log busy + days + slots), whatever the grid.
     """
     if end_date < start_date:
         raise ValueError(f"start_date {start_date} is after end_date {end_date}")
-    earliest_at = earliest_start(now, policy)
-    latest_at = latest_start(now, policy)
+    earliest_at = None if now is None else earliest_start(now, policy)
+    latest_at = None if now is None else latest_start(now, policy)
     overrides = [item for item in overrides if start_date <= item.on_date <= end_date]
     time_off = [
         item for item in time_off if item.start_date <= end_date and start_date <= item.end_date
@@ -101,7 +102,9 @@ def compute_slots(
             last_start_at = available.end_at - duration
             if latest_at is not None and latest_at < last_start_at:
                 last_start_at = latest_at
-            start_at = _grid_point_from(anchor_at, step, earliest_at)
+            start_at = anchor_at
+            if earliest_at is not None:
+                start_at = _grid_point_from(anchor_at, step, earliest_at)
             while start_at <= last_start_at:
                 while busy_index < busy_count and busy_ends[busy_index] <= start_at - before:
                     busy_index += 1

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from slotwise.scheduling import BookingPolicy, earliest_start, latest_start
+from slotwise.scheduling import BookingPolicy, bookable_range, earliest_start, latest_start
 
 NOW_AT = datetime(2026, 3, 2, 8, 15, tzinfo=UTC)
 
@@ -51,3 +51,12 @@ def test_durations_are_elapsed_time_even_when_now_is_local() -> None:
     policy = BookingPolicy(min_notice=timedelta(hours=24), max_advance=timedelta(hours=24))
     assert earliest_start(now_at, policy) == datetime(2026, 3, 8, 17, tzinfo=UTC)
     assert latest_start(now_at, policy) == datetime(2026, 3, 8, 17, tzinfo=UTC)
+
+
+def test_bookable_range_cuts_sorted_starts_at_notice_and_horizon() -> None:
+    starts = [NOW_AT + timedelta(hours=hours) for hours in range(6)]
+    policy = BookingPolicy(min_notice=timedelta(hours=1), max_advance=timedelta(hours=3))
+    assert bookable_range(starts, policy, NOW_AT) == slice(1, 4)  # both bounds inclusive
+    assert bookable_range(starts, BookingPolicy(), NOW_AT) == slice(0, 6)
+    assert bookable_range(starts, BookingPolicy(), NOW_AT + timedelta(days=1)) == slice(6, 6)
+    assert bookable_range([], policy, NOW_AT) == slice(0, 0)

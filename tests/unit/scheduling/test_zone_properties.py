@@ -24,6 +24,7 @@ from slotwise.scheduling import (
     TimeRange,
     WeeklyRule,
     availability_for,
+    bookable_range,
     compute_slots,
     day_extent,
     local_ranges_for,
@@ -408,3 +409,13 @@ def test_availability_stays_in_its_day(
             for time_range in local_ranges_for(on_date, **rules)
         ]
         assert availability == expected
+
+
+@PROPERTY_SETTINGS
+@given(scenarios())
+def test_the_policy_applied_afterwards_gives_the_same_slots(scenario: dict[str, Any]) -> None:
+    """What the slot cache relies on: slots computed without a clock, then cut to the policy
+    at `now`, are exactly the slots computed at `now`."""
+    clockless = compute_slots(**{**scenario, "now": None})
+    cut = bookable_range([slot.start_at for slot in clockless], scenario["policy"], scenario["now"])
+    assert clockless[cut] == compute_slots(**scenario)

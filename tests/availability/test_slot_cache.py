@@ -1,0 +1,371 @@
+"""The slot cache: repeated listings cost no query, and no change they depend on is missed,
+whether this worker, another worker or a tool outside Slotwise made it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from slotwise.availability.cache import SlotCache
+from slotwise.config import Settings
+from slotwise.main import create_app
+from slotwise.state import get_now
+from tests.factories import (
+    BOOKING_NOW,
+    Account,
+    Clock,
+    bookable_provider,
+    signed_in,
+    signed_in_admin,
+)
+
+DAY = "2027-03-03"  # a Wednesday, two days after BOOKING_NOW
+HOURS = [f"{hour:02d}:00" for hour in range(9, 17)]
+
+
+@pytest.fixture
+def clock(app: FastAPI) -> Iterator[Clock]:
+    controlled = Clock(BOOKING_NOW)
+    app.dependency_overrides[get_now] = controlled
+    yield controlled
+    app.dependency_overrides.pop(get_now, None)
+
+
+async def cache_in_use(app: FastAPI) -> SlotCache:
+    """The app's slot cache once it may be used (on PostgreSQL: once its listener listens)."""
+    listings = app.state.slotwise.slots
+    for _ in range(250):
+        if listings.watch.ready():
+            cache: SlotCache = listings.cache
+            return cache
+        await asyncio.sleep(0.02)
+    raise AssertionError("the slot cache never came into use")
+
+
+class StatementCounter:
+    def __init__(self, app: FastAPI) -> None:
+        self.count = 0
+        engine = app.state.slotwise.db.engine.sync_engine
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(*_args: Any) -> None:
+            self.count += 1
+
+
+async def hours(client: httpx.AsyncClient, handle: object, on: str = DAY) -> list[str]:
+    response = await client.get(f"/providers/{handle}/slots", params={"date": on})
+    assert response.status_code == 200, response.text
+    return [slot["start_at"][11:16] for slot in response.json()["slots"]]
+
+
+@pytest.fixture
+async def provider(
+    client: httpx.AsyncClient, app: FastAPI, clock: Clock
+) -> tuple[Account, dict[str, Any]]:
+    account, profile = await bookable_provider(client, session_duration_minutes=60)
+    await cache_in_use(app)
+    return account, profile
+
+
+async def test_a_repeated_listing_runs_no_query(
+    client: httpx.AsyncClient, app: FastAPI, provider: tuple[Account, dict[str, Any]]
+) -> None:
+    _account, profile = provider
+    statements = StatementCounter(app)
+    first = await client.get(f"/providers/{profile['public_handle']}/slots", params={"date": DAY})
+    queried = statements.count
+    again = await client.get(f"/providers/{profile['public_handle']}/slots", params={"date": DAY})
+    assert queried > 0
+    assert statements.count == queried  # the second answer came from the cache
+    assert again.content == first.content
+    by_id = await client.get(f"/providers/{profile['id']}/slots", params={"date": DAY})
+    assert by_id.json() == first.json()  # another key for the same listing, same answer
+
+
+async def test_a_burst_for_an_uncached_listing_computes_it_once(
+    client: httpx.AsyncClient, app: FastAPI, provider: tuple[Account, dict[str, Any]]
+) -> None:
+    _account, profile = provider
+    path = f"/providers/{profile['public_handle']}/slots"
+    statements = StatementCounter(app)
+    await client.get(path, params={"date": "2027-03-04"})
+    one_computation = statements.count
+    burst = await asyncio.gather(*(client.get(path, params={"date": DAY}) for _ in range(10)))
+    assert {response.status_code for response in burst} == {200}
+    assert len({response.content for response in burst}) == 1
+    assert statements.count == 2 * one_computation
+
+
+async def test_the_clock_cuts_a_cached_listing(
+    client: httpx.AsyncClient, app: FastAPI, clock: Clock, provider: tuple[Account, Any]
+) -> None:
+    account, profile = provider
+    await client.put("/providers/me", headers=account.headers, json={"min_notice_minutes": 90})
+    handle = profile["public_handle"]
+    assert await hours(client, handle) == HOURS
+    statements = StatementCounter(app)
+    clock.now = BOOKING_NOW.replace(day=3, hour=10, minute=31)  # 10:31 + 90 min: 12:01
+    assert await hours(client, handle) == HOURS[4:]
+    clock.now = BOOKING_NOW.replace(day=3, hour=10, minute=30)  # notice ends at 12:00 exactly
+    assert await hours(client, handle) == HOURS[3:]
+    assert statements.count == 0
+
+
+async def _add_hours(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+    await client.post(
+        "/providers/me/date-overrides",
+        headers=account.headers,
+        json={
+            "date": DAY,
+            "kind": "add",
+            "ranges": [{"start_time": "18:00:00", "end_time": "19:00:00"}],
+        },
+    )
+
+
+async def _change_pattern(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+    patterns = (await client.get("/providers/me/availability", headers=account.headers)).json()
+    wednesday = next(p for p in patterns if p["day_of_week"] == 2)
+    await client.put(
+        f"/providers/me/availability/{wednesday['id']}",
+        headers=account.headers,
+        json={"end_time": "12:00:00"},
+    )
+
+
+async def _delete_pattern(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+    patterns = (await client.get("/providers/me/availability", headers=account.headers)).json()
+    wednesday = next(p for p in patterns if p["day_of_week"] == 2)
+    await client.delete(f"/providers/me/availability/{wednesday['id']}", headers=account.headers)
+
+
+async def _day_off(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+    await client.post(
+        "/providers/me/date-overrides",
+        headers=account.headers,
+        json={"date": DAY, "kind": "unavailable"},
+    )
+
+
+async def _time_off(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+    await client.post(
+        "/providers/me/time-off",
+        headers=account.headers,
+        json={"start_date": DAY, "end_date": DAY},
+    )
+
+
+async def _book(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+    booker = await signed_in(client)
+    booked = await client.post(
+        "/appointments/",
+        headers=booker.headers,
+        json={"provider_id": profile["id"], "start_datetime": f"{DAY}T10:00:00Z"},
+    )
+    assert booked.status_code == 201, booked.text
+
+
+async def _longer_sessions(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+    await client.put(
+        "/providers/me", headers=account.headers, json={"session_duration_minutes": 120}
+    )
+
+
+async def _stop_accepting(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+    await client.put("/providers/me", headers=account.headers, json={"accepting_bookings": False})
+
+
+async def _move_zone(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+    await client.put("/providers/me", headers=account.headers, json={"timezone": "Asia/Kolkata"})
+
+
+CHANGES: dict[str, tuple[Callable[..., Awaitable[None]], list[str]]] = {
+    "extra hours": (_add_hours, [*HOURS, "18:00"]),
+    "shorter weekly hours": (_change_pattern, HOURS[:3]),
+    "weekly hours deleted": (_delete_pattern, []),
+    "a day off": (_day_off, []),
+    "time off": (_time_off, []),
+    "a booking": (_book, [h for h in HOURS if h != "10:00"]),
+    "a longer session": (_longer_sessions, HOURS[::2][:4]),
+    "not accepting bookings": (_stop_accepting, []),
+    "another time zone": (_move_zone, HOURS),  # same wall hours, other offsets
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+async def test_the_next_listing_shows_every_change(
+    client: httpx.AsyncClient, provider: tuple[Account, Any], change: str
+) -> None:
+    account, profile = provider
+    make_change, expected = CHANGES[change]
+    before = await client.get(f"/providers/{profile['public_handle']}/slots", params={"date": DAY})
+    assert [s["start_at"][11:16] for s in before.json()["slots"]] == HOURS
+    await make_change(client, account, profile)
+    after = await client.get(f"/providers/{profile['public_handle']}/slots", params={"date": DAY})
+    assert [s["start_at"][11:16] for s in after.json()["slots"]] == expected
+    assert after.content != before.content
+
+
+async def test_a_cancellation_frees_the_slot_again(
+    client: httpx.AsyncClient, provider: tuple[Account, Any]
+) -> None:
+    _account, profile = provider
+    booker = await signed_in(client)
+    booked = await client.post(
+        "/appointments/",
+        headers=booker.headers,
+        json={"provider_id": profile["id"], "start_datetime": f"{DAY}T10:00:00Z"},
+    )
+    assert "10:00" not in await hours(client, profile["public_handle"])
+    cancelled = await client.post(
+        f"/appointments/{booked.json()['id']}/cancel", headers=booker.headers, json={}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert await hours(client, profile["public_handle"]) == HOURS
+
+
+async def test_a_suspended_provider_disappears_at_once(
+    client: httpx.AsyncClient, settings: Settings, provider: tuple[Account, Any]
+) -> None:
+    account, profile = provider
+    assert await hours(client, profile["public_handle"]) == HOURS
+    admin = await signed_in_admin(client, settings)
+    await client.patch(f"/users/{account.id}", headers=admin.headers, json={"is_blocked": True})
+    gone = await client.get(f"/providers/{profile['public_handle']}/slots", params={"date": DAY})
+    assert gone.status_code == 404
+
+
+async def test_a_deactivated_service_is_no_longer_listed(
+    client: httpx.AsyncClient, provider: tuple[Account, Any]
+) -> None:
+    account, profile = provider
+    created = await client.post(
+        "/providers/me/services",
+        headers=account.headers,
+        json={"name": "Intro", "duration_minutes": 30},
+    )
+    service_id = created.json()["id"]
+    path = f"/providers/{profile['public_handle']}/slots"
+    listed = await client.get(path, params={"date": DAY, "service": service_id})
+    assert listed.status_code == 200
+    await client.delete(f"/providers/me/services/{service_id}", headers=account.headers)
+    gone = await client.get(path, params={"date": DAY, "service": service_id})
+    assert gone.status_code == 404
+
+
+@pytest.fixture
+async def other_worker(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A second application on the same database: another uvicorn worker, as it were."""
+    application = create_app(settings)
+    application.dependency_overrides[get_now] = lambda: BOOKING_NOW
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as client:
+        yield client
+    await application.state.slotwise.aclose()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 3.0) -> bool:
+    """PostgreSQL tells other workers as soon as the change commits, but asynchronously."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def test_another_workers_booking_reaches_this_workers_cache(
+    client: httpx.AsyncClient,
+    other_worker: httpx.AsyncClient,
+    provider: tuple[Account, Any],
+) -> None:
+    _account, profile = provider
+    handle = profile["public_handle"]
+    assert await hours(client, handle) == HOURS  # cached here
+    booker = await signed_in(other_worker)
+    booked = await other_worker.post(
+        "/appointments/",
+        headers=booker.headers,
+        json={"provider_id": profile["id"], "start_datetime": f"{DAY}T11:00:00Z"},
+    )
+    assert booked.status_code == 201, booked.text
+
+    async def seen() -> bool:
+        return "11:00" not in await hours(client, handle)
+
+    assert await eventually(seen)
+
+
+async def test_a_change_made_outside_slotwise_reaches_the_cache(
+    client: httpx.AsyncClient, settings: Settings, provider: tuple[Account, Any]
+) -> None:
+    """Triggers (PostgreSQL) and the file's data version (SQLite) see any writer, e.g. an
+    operator's SQL."""
+    _account, profile = provider
+    handle = profile["public_handle"]
+    assert await hours(client, handle) == HOURS
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "UPDATE providers SET session_duration_minutes = 240 WHERE public_handle = :h"
+                ),
+                {"h": handle},
+            )
+    finally:
+        await engine.dispose()
+
+    async def seen() -> bool:
+        return await hours(client, handle) == ["09:00", "13:00"]
+
+    assert await eventually(seen)
+
+
+async def test_a_lost_listener_disables_the_cache_until_it_listens_again(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, provider: tuple[Account, Any]
+) -> None:
+    if app.state.slotwise.db.is_sqlite:
+        pytest.skip("PostgreSQL's listener; SQLite has no connection to lose")
+    _account, profile = provider
+    handle = profile["public_handle"]
+    cache = await cache_in_use(app)
+    assert await hours(client, handle) == HOURS
+    listener = app.state.slotwise.slots.watch
+    dsn, listener.dsn = listener.dsn, "postgresql://postgres@127.0.0.1:1/nowhere"  # no way back
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.begin() as connection:
+            ended = await connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            )
+        assert ended == 1
+        assert await eventually(lambda: _is(cache.enabled, False))
+        # Changed while nobody listens: the cache is off, so the listing still shows it.
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "UPDATE providers SET session_duration_minutes = 240 WHERE public_handle = :h"
+                ),
+                {"h": handle},
+            )
+        assert await hours(client, handle) == ["09:00", "13:00"]
+        listener.dsn = dsn  # the database is back: it listens again, with an empty cache
+        assert await eventually(lambda: _is(cache.enabled, True), seconds=10)
+        assert await hours(client, handle) == ["09:00", "13:00"]
+    finally:
+        await engine.dispose()
+
+
+async def _is(value: object, expected: object) -> bool:
+    return value is expected

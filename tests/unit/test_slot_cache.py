@@ -1,0 +1,98 @@
+"""SlotCache: an answer is used only while nothing it was computed from has changed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from slotwise.availability.cache import SlotAnswer, SlotCache, SlotKey
+from slotwise.scheduling import BookingPolicy
+
+NOW = datetime(2027, 3, 1, 12, tzinfo=UTC)
+PROVIDER = uuid.uuid4()
+USER = uuid.uuid4()
+
+
+def key(ref: str = "ada") -> SlotKey:
+    return SlotKey(ref, NOW.date(), NOW.date(), None, None, None)
+
+
+def answer(marked_at: int, *, provider: uuid.UUID = PROVIDER, items: int = 3) -> SlotAnswer:
+    return SlotAnswer(
+        provider_id=provider,
+        user_id=USER,
+        policy=BookingPolicy(min_notice=timedelta(hours=1)),
+        starts_at=[NOW + timedelta(hours=hour) for hour in range(items)],
+        head=b'{"slots":[',
+        items=[b'"%d"' % hour for hour in range(items)],
+        tail=b"]}",
+        marked_at=marked_at,
+    )
+
+
+def test_an_answer_is_kept_until_its_provider_changes() -> None:
+    cache = SlotCache(max_bytes=10_000)
+    cache.put(key(), answer(cache.mark()))
+    cache.changed([uuid.uuid4()])  # someone else
+    assert cache.get(key()) is not None
+    cache.changed([PROVIDER])
+    assert cache.get(key()) is None
+
+
+def test_a_change_during_the_reads_voids_the_answer() -> None:
+    cache = SlotCache(max_bytes=10_000)
+    marked_at = cache.mark()
+    cache.changed([PROVIDER])  # committed after the reads began: they may have missed it
+    cache.put(key(), answer(marked_at))
+    assert cache.get(key()) is None
+    cache.put(key(), answer(cache.mark()))  # read after the change: fine
+    assert cache.get(key()) is not None
+
+
+def test_a_change_to_the_providers_user_voids_it() -> None:
+    cache = SlotCache(max_bytes=10_000)
+    cache.put(key(), answer(cache.mark()))
+    cache.changed([USER])
+    assert cache.get(key()) is None
+
+
+def test_flush_voids_everything_even_answers_being_computed() -> None:
+    cache = SlotCache(max_bytes=10_000)
+    marked_at = cache.mark()
+    cache.put(key("a"), answer(marked_at))
+    cache.flush()
+    cache.put(key("b"), answer(marked_at))
+    assert cache.get(key("a")) is None
+    assert cache.get(key("b")) is None
+    assert len(cache) == 0
+
+
+def test_a_disabled_cache_answers_nothing() -> None:
+    cache = SlotCache(max_bytes=10_000)
+    cache.put(key(), answer(cache.mark()))
+    cache.enabled = False
+    assert cache.get(key()) is None
+    cache.put(key(), answer(cache.mark()))
+    assert len(cache) == 0
+
+
+def test_the_least_recently_used_answers_go_first_when_full() -> None:
+    one = answer(0)
+    cache = SlotCache(max_bytes=one.weight() * 2)
+    cache.put(key("a"), answer(cache.mark()))
+    cache.put(key("b"), answer(cache.mark()))
+    assert cache.get(key("a")) is not None  # a is now the most recently used
+    cache.put(key("c"), answer(cache.mark()))
+    assert cache.get(key("b")) is None
+    assert cache.get(key("a")) is not None
+    assert cache.get(key("c")) is not None
+    cache.put(key("huge"), answer(cache.mark(), items=1000))  # bigger than the whole cache
+    assert cache.get(key("huge")) is None
+    assert len(cache) == 2
+
+
+def test_the_body_is_cut_to_the_policy_at_each_now() -> None:
+    cached = answer(0, items=4)  # slots at now, +1 h, +2 h, +3 h; notice: 1 h
+    assert cached.body(NOW) == b'{"slots":["1","2","3"]}'
+    assert cached.body(NOW + timedelta(hours=2, seconds=1)) == b'{"slots":[]}'
+    assert cached.body(NOW + timedelta(hours=2)) == b'{"slots":["3"]}'
