@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from slotwise.availability.cache import SlotAnswer, SlotCache, SlotKey
+from slotwise.availability.schemas import SlotRead
+from slotwise.availability.slots import _each_json
 from slotwise.scheduling import BookingPolicy
 
 NOW = datetime(2027, 3, 1, 12, tzinfo=UTC)
@@ -96,3 +99,19 @@ def test_the_body_is_cut_to_the_policy_at_each_now() -> None:
     assert cached.body(NOW) == b'{"slots":["1","2","3"]}'
     assert cached.body(NOW + timedelta(hours=2, seconds=1)) == b'{"slots":[]}'
     assert cached.body(NOW + timedelta(hours=2)) == b'{"slots":["3"]}'
+
+
+def test_each_slots_json_is_what_it_would_serialise_to_alone() -> None:
+    zone = ZoneInfo("America/New_York")
+    slots = [
+        SlotRead.model_construct(
+            start_at=datetime(2027, 3, 3, 9, tzinfo=zone) + timedelta(hours=hour),
+            end_at=datetime(2027, 3, 3, 10, tzinfo=zone) + timedelta(hours=hour),
+            date=date(2027, 3, 3),
+            client_start_at=NOW + timedelta(hours=hour) if hour % 2 else None,
+            client_end_at=NOW + timedelta(hours=hour + 1) if hour % 2 else None,
+        )
+        for hour in range(4)
+    ]
+    assert _each_json(slots) == [slot.model_dump_json().encode() for slot in slots]
+    assert _each_json([]) == []

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from slotwise.auth.deps import CurrentUser, OptionalUser
 from slotwise.availability import service
@@ -36,7 +38,7 @@ from slotwise.errors import InvalidInput, responses
 from slotwise.providers import service as providers_service
 from slotwise.providers.deps import ManagedProvider, ProviderRef, ViewedProvider
 from slotwise.scheduling import OverrideKind
-from slotwise.state import NowDep, StateDep
+from slotwise.state import AppState, NowDep, StateDep
 from slotwise.users.models import Role
 
 provider_router = APIRouter()
@@ -278,14 +280,42 @@ async def list_my_slots(
     return Response(body, media_type="application/json")
 
 
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """OpenAPI query parameters for the fields of `model`, as FastAPI writes them."""
+    schema = model.model_json_schema(by_alias=True)
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": field,
+            "description": field.get("description"),
+        }
+        for name, field in schema["properties"].items()
+    ]
+
+
+def _read_query(request: Request) -> SlotQueryParams:
+    """The slot query, validated in one pass, with the errors FastAPI would give (the
+    hottest route skips FastAPI's per-parameter resolution: about a fifth of its time)."""
+    try:
+        return SlotQueryParams.model_validate(dict(request.query_params))
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**item, "loc": ("query", *item["loc"])} for item in error.errors()]
+        ) from None
+
+
 @slots_router.get(
     "/{ref}/slots",
     response_model=SlotsRead,
     responses=_SLOT_ERRORS,
     summary="Open slots for a date or a window of up to 62 days",
+    openapi_extra={"parameters": _query_parameters(SlotQueryParams)},
 )
-async def list_slots(ref: ProviderRef, app: StateDep, query: SlotQuery, now: NowDep) -> Response:
-    return await _listing(app, ref, query, now)
+async def list_slots(request: Request, ref: ProviderRef, now: NowDep) -> Response:
+    app: AppState = request.app.state.slotwise
+    return await _listing(app, ref, _read_query(request), now)
 
 
 # -- seed 003 and seed 004 forms -----------------------------------------------------------
