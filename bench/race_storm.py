@@ -788,6 +788,30 @@ def unguarded_app_factory() -> FastAPI:
         assert user is not None
         return user.email.lower(), user.id
 
+    async def conflict(
+        session: Any,
+        provider_id: uuid.UUID,
+        client_key: str,
+        placement: rules.Placement,
+        exclude_id: uuid.UUID | None = None,
+    ) -> JSONResponse | None:
+        """The application's own check, without its lock and apart from the write."""
+        found = await repository.conflicts(
+            session,
+            provider_id=provider_id,
+            client_key=client_key,
+            start_at=placement.start_at,
+            end_at=placement.end_at,
+            blocked_start_at=placement.blocked_start_at,
+            blocked_end_at=placement.blocked_end_at,
+            exclude_id=exclude_id,
+        )
+        if found.provider_busy:
+            return refuse(409, "slot_unavailable")
+        if found.client_busy:
+            return refuse(409, "client_conflict")
+        return None
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -803,14 +827,8 @@ def unguarded_app_factory() -> FastAPI:
             service = await session.get(Service, uuid.UUID(service_id)) if service_id else None
             start = datetime.fromisoformat(body["start_datetime"])
             placement = rules.place(provider, service, start, None)
-            if await repository.busy_between(
-                session, provider.id, placement.blocked_start_at, placement.blocked_end_at
-            ):
-                return refuse(409, "slot_unavailable")
-            if await repository.client_has_overlap(
-                session, client_key, placement.start_at, placement.end_at
-            ):
-                return refuse(409, "client_conflict")
+            if refusal := await conflict(session, provider.id, client_key, placement):
+                return refusal
         await asyncio.sleep(window_s)
         guest = body.get("guest_details")
         now = datetime.now(UTC)
@@ -864,22 +882,10 @@ def unguarded_app_factory() -> FastAPI:
             service = await session.get(Service, sid) if sid else None
             start = datetime.fromisoformat(body["new_start_time"])
             placement = rules.place(provider, service, start, None)
-            if await repository.busy_between(
-                session,
-                provider.id,
-                placement.blocked_start_at,
-                placement.blocked_end_at,
-                exclude_id=appointment.id,
+            if refusal := await conflict(
+                session, provider.id, appointment.client_key, placement, appointment.id
             ):
-                return refuse(409, "slot_unavailable")
-            if await repository.client_has_overlap(
-                session,
-                appointment.client_key,
-                placement.start_at,
-                placement.end_at,
-                exclude_id=appointment.id,
-            ):
-                return refuse(409, "client_conflict")
+                return refusal
         await asyncio.sleep(window_s)
         async with writes() as session, session.begin():
             moved = await load(session, appointment_id)

@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import Exists, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth.models import RevokedAccessToken
@@ -27,6 +27,11 @@ async def revoke(
         session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
         # Expired entries are no longer needed: the token's own `exp` refuses it.
         await session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now))
+
+
+def listed(jti: str) -> Exists:
+    """`jti` is on the database denylist: a clause, to ask in the query that loads the user."""
+    return exists().where(RevokedAccessToken.jti == jti)
 
 
 async def is_revoked(session: AsyncSession, redis: Redis | None, *, jti: str) -> bool:

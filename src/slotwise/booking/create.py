@@ -13,7 +13,6 @@ from slotwise.auth import tokens
 from slotwise.booking import repository, rules
 from slotwise.booking.errors import (
     CannotBookYourself,
-    ClientBlocked,
     GuestDetailsNotAllowed,
     GuestDetailsRequired,
     ProviderNotAccepting,
@@ -59,14 +58,16 @@ async def book(
             session, provider=provider, service_id=data.service_id, active_only=True
         )
     client_key = client_key_for(user, data)
-    standing = await repository.standing(session, client_key)
-    if standing is not None and standing.blocked:
-        raise ClientBlocked()
-
     placement = rules.place(provider, service, data.start_datetime, data.end_datetime)
     rules.check_policy(provider, placement, now=now)
     await rules.check_offered(session, provider, service, placement)
-    await rules.check_free(session, provider=provider, client_key=client_key, placement=placement)
+    await rules.check_free(
+        session,
+        provider=provider,
+        client_key=client_key,
+        placement=placement,
+        check_standing=True,
+    )
     return await _insert(
         session,
         provider=provider,

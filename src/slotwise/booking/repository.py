@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select, text, true
+from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -38,25 +39,6 @@ async def busy_between(
         query = query.where(Appointment.id != exclude_id)
     rows = await session.execute(query.order_by(Appointment.blocked_start_at))
     return [(row[0], row[1]) for row in rows]
-
-
-async def client_has_overlap(
-    session: AsyncSession,
-    client_key: str,
-    start_at: datetime,
-    end_at: datetime,
-    *,
-    exclude_id: uuid.UUID | None = None,
-) -> bool:
-    query = select(Appointment.id).where(
-        Appointment.client_key == client_key,
-        Appointment.start_at < end_at,
-        Appointment.end_at > start_at,
-        _active(),
-    )
-    if exclude_id is not None:
-        query = query.where(Appointment.id != exclude_id)
-    return await session.scalar(query.limit(1)) is not None
 
 
 def _one(where: ColumnElement[bool], *, lock: bool) -> Select[Appointment]:
@@ -148,6 +130,61 @@ async def lock_booking(session: AsyncSession, *, provider_id: uuid.UUID, client_
     """
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        lock = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :seed))")
-        await session.execute(lock, {"key": str(provider_id), "seed": 1})
-        await session.execute(lock, {"key": client_key, "seed": 2})
+        # One round trip; PostgreSQL evaluates a select list from left to right.
+        await session.execute(_LOCK_BOOKING, {"provider": str(provider_id), "client": client_key})
+
+
+_LOCK_BOOKING = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(:provider, 1)),"
+    " pg_advisory_xact_lock(hashtextextended(:client, 2))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Conflicts:
+    provider_busy: bool
+    client_busy: bool
+    client_blocked: bool
+
+
+async def conflicts(
+    session: AsyncSession,
+    *,
+    provider_id: uuid.UUID,
+    client_key: str,
+    start_at: datetime,
+    end_at: datetime,
+    blocked_start_at: datetime,
+    blocked_end_at: datetime,
+    exclude_id: uuid.UUID | None = None,
+    standing: bool = False,
+) -> Conflicts:
+    """In one query: does an active appointment of the provider overlap the blocked span, or
+    one of the client's overlap the appointment; and (``standing``) is the client blocked?"""
+    provider_busy = select(Appointment.id).where(
+        Appointment.provider_id == provider_id,
+        Appointment.blocked_start_at >= blocked_start_at - LONGEST_BLOCK,
+        Appointment.blocked_start_at < blocked_end_at,
+        Appointment.blocked_end_at > blocked_start_at,
+        _active(),
+    )
+    client_busy = select(Appointment.id).where(
+        Appointment.client_key == client_key,
+        Appointment.start_at < end_at,
+        Appointment.end_at > start_at,
+        _active(),
+    )
+    if exclude_id is not None:
+        provider_busy = provider_busy.where(Appointment.id != exclude_id)
+        client_busy = client_busy.where(Appointment.id != exclude_id)
+    blocked = (
+        exists().where(ClientStanding.email == client_key, ClientStanding.blocked)
+        if standing
+        else false()
+    )
+    row = (
+        await session.execute(select(provider_busy.exists(), client_busy.exists(), blocked))
+    ).one()
+    return Conflicts(
+        provider_busy=bool(row[0]), client_busy=bool(row[1]), client_blocked=bool(row[2])
+    )

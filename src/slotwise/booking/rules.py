@@ -13,6 +13,7 @@ from slotwise import scheduling
 from slotwise.availability import slots as slots_service
 from slotwise.booking import repository
 from slotwise.booking.errors import (
+    ClientBlocked,
     ClientConflict,
     DurationMismatch,
     OutsideAvailability,
@@ -81,7 +82,7 @@ async def check_offered(
         overrides=rules.overrides,
         time_off=rules.time_off,
         service=slots_service.service_spec(provider, service, None),
-        now=placement.start_at - timedelta(days=1),  # notice and horizon are checked apart
+        now=None,  # notice and horizon are checked apart (check_policy)
     )
     if scheduling.Slot(placement.start_at, placement.end_at) not in set(offered):
         raise OutsideAvailability()
@@ -94,28 +95,30 @@ async def check_free(
     client_key: str,
     placement: Placement,
     exclude_id: uuid.UUID | None = None,
+    check_standing: bool = False,
 ) -> None:
-    """No active appointment of the provider, nor of the client, overlaps this one.
+    """No active appointment of the provider, nor of the client, overlaps this one; and
+    (``check_standing``, for new bookings) the client is not blocked for no-shows.
 
     On PostgreSQL the exclusion constraints make this authoritative even under races; this
     check gives the same answer early. On SQLite the booking transaction holds the write
     lock (BEGIN IMMEDIATE), so the check itself is authoritative.
     """
     await repository.lock_booking(session, provider_id=provider.id, client_key=client_key)
-    busy = await repository.busy_between(
+    found = await repository.conflicts(
         session,
-        provider.id,
-        placement.blocked_start_at,
-        placement.blocked_end_at,
+        provider_id=provider.id,
+        client_key=client_key,
+        start_at=placement.start_at,
+        end_at=placement.end_at,
+        blocked_start_at=placement.blocked_start_at,
+        blocked_end_at=placement.blocked_end_at,
         exclude_id=exclude_id,
+        standing=check_standing,
     )
-    if busy:
+    if found.client_blocked:
+        raise ClientBlocked()
+    if found.provider_busy:
         raise SlotUnavailable()
-    if await repository.client_has_overlap(
-        session,
-        client_key,
-        placement.start_at,
-        placement.end_at,
-        exclude_id=exclude_id,
-    ):
+    if found.client_busy:
         raise ClientConflict()
