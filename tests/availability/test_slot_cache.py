@@ -4,6 +4,7 @@ whether this worker, another worker or a tool outside Slotwise made it."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from slotwise.availability.cache import SlotCache
 from slotwise.config import Settings
 from slotwise.main import create_app
+from slotwise.providers.models import Provider
 from slotwise.state import get_now
 from tests.factories import (
     BOOKING_NOW,
@@ -346,7 +348,8 @@ async def test_a_lost_listener_disables_the_cache_until_it_listens_again(
             ended = await connection.scalar(
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                    " WHERE datname = current_database()"
+                    " AND application_name = 'slotwise-slot-cache'"
                 )
             )
         assert ended == 1
@@ -369,3 +372,138 @@ async def test_a_lost_listener_disables_the_cache_until_it_listens_again(
 
 async def _is(value: object, expected: object) -> bool:
     return value is expected
+
+
+class SilentProxy:
+    """A TCP relay to PostgreSQL that can start swallowing everything without closing: a
+    database host gone, or a NAT entry dropped, as the listener's connection sees it."""
+
+    def __init__(self) -> None:
+        self.silent = False
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.silent:
+                writer.write(data)
+                await writer.drain()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", 5432)
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer),
+            self._pipe(upstream_reader, writer),
+            return_exceptions=True,
+        )
+
+    def close(self) -> None:
+        self.server.close()
+
+
+async def _outside_sql(settings: Settings, sql: str, **params: object) -> None:
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(sql), params)
+    finally:
+        await engine.dispose()
+
+
+def _postgres_listener(app: FastAPI) -> Any:
+    if app.state.slotwise.db.is_sqlite:
+        pytest.skip("PostgreSQL's listener")
+    listener = app.state.slotwise.slots.watch
+    listener.heartbeat_seconds, listener.heartbeat_timeout_seconds = 0.2, 0.5
+    return listener
+
+
+async def test_a_listener_that_stops_hearing_turns_the_cache_off(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, clock: Clock
+) -> None:
+    listener = _postgres_listener(app)
+    if "127.0.0.1:5432" not in listener.dsn:
+        pytest.skip("the relay expects PostgreSQL on 127.0.0.1:5432")
+    proxy = SilentProxy()
+    await proxy.start()
+    listener.dsn = listener.dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    try:
+        _account, profile = await bookable_provider(client, session_duration_minutes=60)
+        cache = await cache_in_use(app)
+        handle = profile["public_handle"]
+        assert await hours(client, handle) == HOURS
+        proxy.silent = True  # no FIN, no RST: only the heartbeat can tell
+        await _outside_sql(
+            settings,
+            "UPDATE providers SET session_duration_minutes = 240 WHERE public_handle = :h",
+            h=handle,
+        )
+        assert await eventually(lambda: _is(cache.enabled, False))
+        assert await hours(client, handle) == ["09:00", "13:00"]
+    finally:
+        proxy.close()
+
+
+async def test_disabled_triggers_turn_the_cache_off_until_they_are_back(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, provider: tuple[Account, Any]
+) -> None:
+    listener = _postgres_listener(app)
+    _account, profile = provider
+    cache = listener.cache
+    handle = profile["public_handle"]
+    assert await hours(client, handle) == HOURS
+    await _outside_sql(settings, "ALTER TABLE providers DISABLE TRIGGER providers_schedule_changed")
+    assert await eventually(lambda: _is(cache.enabled, False))
+    await _outside_sql(
+        settings,
+        "UPDATE providers SET session_duration_minutes = 240 WHERE public_handle = :h",
+        h=handle,
+    )
+    assert await hours(client, handle) == ["09:00", "13:00"]  # unannounced, yet seen
+    await _outside_sql(settings, "ALTER TABLE providers ENABLE TRIGGER providers_schedule_changed")
+    assert await eventually(lambda: _is(cache.enabled, True))
+    assert await hours(client, handle) == ["09:00", "13:00"]
+
+
+async def test_a_truncate_empties_every_workers_cache(
+    client: httpx.AsyncClient, settings: Settings, provider: tuple[Account, Any]
+) -> None:
+    _account, profile = provider
+    handle = profile["public_handle"]
+    booker = await signed_in(client)
+    await client.post(
+        "/appointments/",
+        headers=booker.headers,
+        json={"provider_id": profile["id"], "start_datetime": f"{DAY}T10:00:00Z"},
+    )
+    assert "10:00" not in await hours(client, handle)
+    await _outside_sql(settings, "DELETE FROM appointment_events")
+    if settings.database_url.startswith("postgresql"):
+        await _outside_sql(settings, "TRUNCATE appointments CASCADE")
+    else:
+        await _outside_sql(settings, "DELETE FROM appointments")
+
+    async def freed() -> bool:
+        return await hours(client, handle) == HOURS
+
+    assert await eventually(freed)
+
+
+async def test_a_released_savepoint_is_not_yet_a_commit(
+    app: FastAPI, provider: tuple[Account, Any]
+) -> None:
+    _account, profile = provider
+    database = app.state.slotwise.db
+    cache: SlotCache = app.state.slotwise.slots.cache
+    async with database.session(writes=True) as session:
+        marked_before = cache.mark()
+        async with session.begin_nested():
+            row = await session.get(Provider, uuid.UUID(str(profile["id"])))
+            assert row is not None
+            row.bio = "Changed inside a savepoint"
+        assert cache.mark() == marked_before  # released: nothing is committed yet
+        await session.commit()
+    assert cache.mark() > marked_before

@@ -10,14 +10,16 @@ Three sources, so that a cached answer never outlives a change it depends on:
   it is read on every slot request, and any change flushes the whole cache.
 - **Other processes on PostgreSQL**: triggers (migration 0006) announce every change to the
   watched tables on the channel `slotwise_schedule`, whoever made it; each worker listens
-  on a connection of its own. Until it listens, and whenever that connection is lost, the
-  cache is disabled, and it is flushed when listening starts again.
+  on a connection of its own. Until listening is known to work (triggers armed, a
+  notification's round trip), and whenever it stops working, the cache is off, and it
+  starts empty when it is on again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -37,9 +39,26 @@ from slotwise.providers.models import Provider, Service
 from slotwise.users.models import User
 
 CHANNEL = "slotwise_schedule"
+# The tables whose changes move slots; migration 0006 gives each a trigger of this name.
+WATCHED_TABLES = (
+    "providers",
+    "services",
+    "weekly_patterns",
+    "date_overrides",
+    "time_off",
+    "appointments",
+    "users",
+)
+TRIGGER_NAMES = tuple(f"{table}_schedule_changed" for table in WATCHED_TABLES)
+_ARMED_TRIGGERS = (
+    "SELECT count(*) FROM pg_trigger WHERE tgname = ANY($1::text[]) AND tgenabled <> 'D'"
+)
+APPLICATION_NAME = "slotwise-slot-cache"  # how the listener shows in pg_stat_activity
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_TIMEOUT_SECONDS = 5.0
 CACHE_KEY = "slotwise.slot_cache"  # in session.info: the cache this session's commits reach
 _CHANGED_KEY = "slotwise.schedule_changed"
-RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
+RECONNECT_SECONDS = (0.2, 1.0, 2.0, 5.0)
 
 log = structlog.get_logger("slotwise.slots")
 
@@ -63,6 +82,8 @@ def _collect(session: Session, _context: UOWTransaction) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _report(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: the commit is yet to come
+        return
     changed = session.info.pop(_CHANGED_KEY, None)
     cache: SlotCache | None = session.info.get(CACHE_KEY)
     if changed and cache is not None:
@@ -106,18 +127,36 @@ class SqliteWatch:
 
 
 class PostgresListener:
-    """LISTENs on `slotwise_schedule`; the cache is enabled only while it does."""
+    """LISTENs on `slotwise_schedule`; the cache is on only while that is known to work.
+
+    Known to work means: the triggers that announce changes are in place and enabled, and a
+    notification this connection sends comes back to it. Both are checked when listening
+    starts and then every `heartbeat_seconds`, so a connection that died without a word (a
+    database host gone, a NAT entry dropped: no FIN ever arrives) or a pooler that does not
+    pass notifications through turns the cache off within seconds instead of never.
+    """
 
     def __init__(self, url: str, cache: SlotCache) -> None:
-        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        parsed = make_url(url)
+        # The SQLAlchemy dialect's URL options are not asyncpg's server settings; only
+        # ssl carries over.
+        self.ssl = parsed.query.get("ssl") or parsed.query.get("sslmode")
+        self.dsn = parsed.set(drivername="postgresql", query={}).render_as_string(
+            hide_password=False
+        )
         self.cache = cache
         self._task: asyncio.Task[None] | None = None
+        self._echo: tuple[str, asyncio.Future[None]] | None = None
+        self._unarmed = False
+        self.heartbeat_seconds = HEARTBEAT_SECONDS
+        self.heartbeat_timeout_seconds = HEARTBEAT_TIMEOUT_SECONDS
         cache.enabled = False
 
     def ready(self) -> bool:
-        """True if the cache may be used for this request: while listening. The first call
-        starts listening, so any way of running the app (with its lifespan or not) gets it."""
-        if self._task is None:
+        """True if the cache may be used for this request: while listening works. The first
+        call starts listening, so any way of running the app (with its lifespan or not)
+        gets it; a listener that ended for any reason is started again."""
+        if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._listen_forever())
         return self.cache.enabled
 
@@ -125,38 +164,67 @@ class PostgresListener:
         failures = 0
         while True:
             try:
-                connection = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError) as error:
-                delay = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
-                failures += 1
-                log.warning("slot_cache_listen_failed", error=str(error), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                continue
-            failures = 0
-            try:
-                await self._listen(connection)
+                connection = await asyncpg.connect(
+                    self.dsn, ssl=self.ssl, server_settings={"application_name": APPLICATION_NAME}
+                )
             except (OSError, asyncpg.PostgresError) as error:
                 log.warning("slot_cache_listen_failed", error=str(error))
-            finally:
-                self.cache.enabled = False
-                self.cache.flush()
-                with contextlib.suppress(Exception):
-                    await connection.close(timeout=1)
+            else:
+                try:
+                    await self._listen(connection)
+                    failures = 0
+                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    log.warning("slot_cache_listen_lost", exc_info=True)
+                finally:
+                    self._off()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(connection.close(), timeout=1)
+            await asyncio.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
+            failures += 1
 
     async def _listen(self, connection: Any) -> None:
-        """Until the connection is lost: the cache is on, and told of every change."""
+        """Until the connection is lost or stops answering: the cache is on while checks
+        pass, and told of every change."""
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _connection: lost.set())
         await connection.add_listener(CHANNEL, self._heard)
-        self.cache.flush()  # whatever changed while nobody listened
-        self.cache.enabled = True
-        await lost.wait()
-        log.warning("slot_cache_listen_lost")
+        while not lost.is_set():
+            if await asyncio.wait_for(self._working(connection), self.heartbeat_timeout_seconds):
+                if not self.cache.enabled:
+                    self.cache.flush()  # whatever changed while nobody listened
+                    self.cache.enabled = True
+            else:
+                self._off()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), self.heartbeat_seconds)
+
+    async def _working(self, connection: Any) -> bool:
+        armed = await connection.fetchval(_ARMED_TRIGGERS, list(TRIGGER_NAMES))
+        if armed != len(TRIGGER_NAMES):  # migration 0006 missing, or triggers disabled
+            if not self._unarmed:
+                log.warning("slot_cache_triggers_missing", armed=armed, of=len(TRIGGER_NAMES))
+            self._unarmed = True
+            return False
+        self._unarmed = False
+        token = f"echo:{secrets.token_hex(8)}"
+        echoed = asyncio.get_running_loop().create_future()
+        self._echo = (token, echoed)
+        await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, token)
+        await echoed
+        return True
+
+    def _off(self) -> None:
+        self.cache.enabled = False
+        self.cache.flush()
 
     def _heard(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith("echo:"):
+            if self._echo is not None and self._echo[0] == payload and not self._echo[1].done():
+                self._echo[1].set_result(None)
+            return
         try:
             changed = uuid.UUID(payload)
-        except ValueError:
+        except ValueError:  # "flush" (a TRUNCATE), or anything unexpected
             self.cache.flush()
             return
         self.cache.changed((changed,))

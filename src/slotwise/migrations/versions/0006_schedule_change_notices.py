@@ -51,15 +51,31 @@ $$
 """
 
 
+# TRUNCATE has no rows to name: every worker forgets everything.
+TRUNCATED = f"""
+CREATE FUNCTION slotwise_schedule_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{CHANNEL}', 'flush');
+    RETURN NULL;
+END
+$$
+"""
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return  # SQLite: workers watch PRAGMA data_version instead
     op.execute(FUNCTION)
+    op.execute(TRUNCATED)
     for table, column in WATCHED.items():
         op.execute(
             f"CREATE TRIGGER {table}_schedule_changed"
             f" AFTER INSERT OR UPDATE OR DELETE ON {table}"
             f" FOR EACH ROW EXECUTE FUNCTION slotwise_schedule_changed('{column}')"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_schedule_truncated AFTER TRUNCATE ON {table}"
+            " FOR EACH STATEMENT EXECUTE FUNCTION slotwise_schedule_truncated()"
         )
 
 
@@ -68,4 +84,6 @@ def downgrade() -> None:
         return
     for table in WATCHED:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_schedule_changed ON {table}")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_schedule_truncated ON {table}")
     op.execute("DROP FUNCTION IF EXISTS slotwise_schedule_changed()")
+    op.execute("DROP FUNCTION IF EXISTS slotwise_schedule_truncated()")
