@@ -9,6 +9,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from slotwise.db import Base, TimestampMixin
 from slotwise.scheduling import OverrideKind
 
+# An end time of 00:00 is the midnight that ends the day. One text for both databases: on
+# PostgreSQL both literals are the time 00:00; SQLite stores times as "00:00:00.000000".
+MIDNIGHT_OR_AFTER_START = (
+    "start_time < end_time OR end_time = '00:00:00' OR end_time = '00:00:00.000000'"
+)
+
 
 class WeeklyPattern(TimestampMixin, Base):
     """Recurring hours: a wall-clock range on one day of the week, in the provider's zone."""
@@ -16,7 +22,7 @@ class WeeklyPattern(TimestampMixin, Base):
     __tablename__ = "weekly_patterns"
     __table_args__ = (
         CheckConstraint("day_of_week BETWEEN 0 AND 6", name="day_of_week_range"),
-        CheckConstraint("start_time < end_time", name="start_before_end"),
+        CheckConstraint(MIDNIGHT_OR_AFTER_START, name="start_before_end"),
         Index("ix_weekly_patterns_provider_day", "provider_id", "day_of_week"),
     )
 

@@ -7,6 +7,7 @@ from typing import Annotated, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -14,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from slotwise.scheduling import OverrideKind
+from slotwise.scheduling import OverrideKind, end_since_midnight, since_midnight
 from slotwise.timezones import TimeZoneName
 
 # Fields named `date` shadow the type inside their class; annotate them with this alias.
@@ -31,13 +32,23 @@ def _naive(value: time) -> time:
     return value
 
 
+def _midnight_as_24(value: object) -> object:
+    return "00:00:00" if value in ("24:00", "24:00:00") else value
+
+
 # A local wall-clock reading in the provider's zone: "09:00:00", never "09:00:00Z".
 WallTime = Annotated[time, AfterValidator(_naive)]
+# An end: 00:00 (or "24:00") is the midnight that ends the day.
+EndWallTime = Annotated[time, BeforeValidator(_midnight_as_24), AfterValidator(_naive)]
 
 
 def check_range(start_time: WallTime | None, end_time: WallTime | None) -> None:
-    if start_time is not None and end_time is not None and end_time <= start_time:
-        raise ValueError("end_time must be after start_time")
+    if (
+        start_time is not None
+        and end_time is not None
+        and end_since_midnight(end_time) <= since_midnight(start_time)
+    ):
+        raise ValueError("end_time must be after start_time (00:00 as an end is midnight)")
 
 
 def check_dates(first: date | None, last: date | None, names: str) -> None:
@@ -50,7 +61,10 @@ class PatternCreate(BaseModel):
 
     day_of_week: DayOfWeek
     start_time: WallTime = Field(examples=["09:00:00"], description="Local wall time.")
-    end_time: WallTime = Field(examples=["17:00:00"], description="Local wall time, after start.")
+    end_time: EndWallTime = Field(
+        examples=["17:00:00"],
+        description="Local wall time, after start; 00:00 (or 24:00) is the end of the day.",
+    )
     is_active: bool = True
     valid_from_date: date | None = Field(default=None, description="First date it applies.")
     valid_until_date: date | None = Field(default=None, description="Last date it applies.")
@@ -69,7 +83,7 @@ class PatternUpdate(BaseModel):
 
     day_of_week: DayOfWeek | None = None
     start_time: WallTime | None = None
-    end_time: WallTime | None = None
+    end_time: EndWallTime | None = None
     is_active: bool | None = None
     valid_from_date: date | None = None
     valid_until_date: date | None = None
@@ -97,7 +111,7 @@ class TimeRangeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     start_time: WallTime
-    end_time: WallTime
+    end_time: EndWallTime
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -21,6 +21,7 @@ from slotwise.availability.schemas import (
 )
 from slotwise.errors import Conflict, InvalidInput, NotFound
 from slotwise.providers.models import Provider
+from slotwise.scheduling import end_since_midnight, since_midnight
 
 
 class PatternNotFound(NotFound):
@@ -61,8 +62,8 @@ async def _check_no_overlap(session: AsyncSession, pattern: WeeklyPattern) -> No
         if (
             other.id != pattern.id
             and other.day_of_week == pattern.day_of_week
-            and other.start_time < pattern.end_time
-            and pattern.start_time < other.end_time
+            and since_midnight(other.start_time) < end_since_midnight(pattern.end_time)
+            and since_midnight(pattern.start_time) < end_since_midnight(other.end_time)
             and _validity_overlaps(other, pattern)
         ):
             raise PatternOverlap(details={"conflicting_id": str(other.id)})

@@ -20,8 +20,10 @@ from slotwise.scheduling.rules import (
     WeeklyRule,
     availability_for,
     day_extent,
+    end_since_midnight,
     local_ranges_for,
     resolve_wall_time,
+    since_midnight,
 )
 from slotwise.scheduling.slots import ServiceSpec, Slot, compute_slots
 
@@ -40,9 +42,11 @@ __all__ = [
     "compute_slots",
     "day_extent",
     "earliest_start",
+    "end_since_midnight",
     "latest_start",
     "local_ranges_for",
     "merge",
     "resolve_wall_time",
+    "since_midnight",
     "subtract",
 ]

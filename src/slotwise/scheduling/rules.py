@@ -15,18 +15,35 @@ from zoneinfo import ZoneInfo
 from slotwise.scheduling.intervals import Interval, merge
 
 ONE_DAY = timedelta(days=1)
+MIDNIGHT = time(0)  # as an end time: the midnight that ends the day (24:00)
+
+
+def since_midnight(wall_time: time) -> timedelta:
+    """How far into its day a wall time (a start) is."""
+    return timedelta(
+        hours=wall_time.hour,
+        minutes=wall_time.minute,
+        seconds=wall_time.second,
+        microseconds=wall_time.microsecond,
+    )
+
+
+def end_since_midnight(end_time: time) -> timedelta:
+    """How far into its day an end time is: 00:00 as an end is the day's last midnight."""
+    return ONE_DAY if end_time == MIDNIGHT else since_midnight(end_time)
 
 
 def _check_wall_times(start_time: time, end_time: time) -> None:
     if start_time.tzinfo is not None or end_time.tzinfo is not None:
         raise ValueError("wall times must be naive: the zone belongs to the provider")
-    if not start_time < end_time:
+    if not since_midnight(start_time) < end_since_midnight(end_time):
         raise ValueError(f"start_time {start_time} must be before end_time {end_time}")
 
 
 @dataclass(frozen=True, slots=True)
 class TimeRange:
-    """A wall-clock range within one local day: `start_time <= t < end_time`."""
+    """A wall-clock range within one local day: `start_time <= t < end_time`; an end of
+    00:00 is the midnight that ends the day (00:00-00:00 is the whole day)."""
 
     start_time: time
     end_time: time
@@ -100,9 +117,12 @@ def _applies(rule: WeeklyRule, on_date: date) -> bool:
 
 def _merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
     merged: list[TimeRange] = []
-    for time_range in sorted(ranges, key=lambda item: (item.start_time, item.end_time)):
-        if merged and time_range.start_time <= merged[-1].end_time:
-            if time_range.end_time > merged[-1].end_time:
+    ordered = sorted(ranges, key=lambda item: (item.start_time, end_since_midnight(item.end_time)))
+    for time_range in ordered:
+        if merged and since_midnight(time_range.start_time) <= end_since_midnight(
+            merged[-1].end_time
+        ):
+            if end_since_midnight(time_range.end_time) > end_since_midnight(merged[-1].end_time):
                 merged[-1] = TimeRange(merged[-1].start_time, time_range.end_time)
         else:
             merged.append(time_range)
@@ -177,7 +197,8 @@ def availability_for(
     available: list[Interval] = []
     for time_range in local_ranges_for(on_date, weekly, overrides, time_off):
         start_at = max(resolve_wall_time(on_date, time_range.start_time, zone), extent.start_at)
-        end_at = min(resolve_wall_time(on_date, time_range.end_time, zone), extent.end_at)
+        end_date = on_date + ONE_DAY if time_range.end_time == MIDNIGHT else on_date
+        end_at = min(resolve_wall_time(end_date, time_range.end_time, zone), extent.end_at)
         if start_at < end_at:
             available.append(Interval(start_at, end_at))
     return merge(available)

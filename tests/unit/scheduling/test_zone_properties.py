@@ -27,6 +27,7 @@ from slotwise.scheduling import (
     bookable_range,
     compute_slots,
     day_extent,
+    end_since_midnight,
     local_ranges_for,
     resolve_wall_time,
 )
@@ -144,14 +145,15 @@ def zone_date_and_wall_time(draw: st.DrawFn) -> tuple[ZoneInfo, date, time]:
 
 
 def wall_time(minute_of_day: int) -> time:
-    return time(minute_of_day // 60, minute_of_day % 60)
+    """Minutes into the day as a wall time; 24:00 is 00:00 (as an end: midnight)."""
+    return time(minute_of_day // 60 % 24, minute_of_day % 60)
 
 
 @st.composite
 def time_ranges(draw: st.DrawFn) -> TimeRange:
     start = draw(st.integers(0, 23).map(lambda hour: hour * 60) | st.integers(0, 24 * 60 - 2))
     length = draw(st.sampled_from([60, 180, 480, 24 * 60]) | st.integers(1, 24 * 60))
-    end = min(start + length, 24 * 60 - 1)
+    end = min(start + length, 24 * 60)  # often exactly midnight: an evening to its end
     return TimeRange(wall_time(start), wall_time(end))
 
 
@@ -404,7 +406,10 @@ def test_availability_stays_in_its_day(
         expected = [
             Interval(
                 datetime.combine(on_date, time_range.start_time, UTC) - offset_at_start,
-                datetime.combine(on_date, time_range.end_time, UTC) - offset_at_start,
+                # an end of 00:00 is the midnight that ends the day
+                datetime.combine(on_date, time(), UTC)
+                + end_since_midnight(time_range.end_time)
+                - offset_at_start,
             )
             for time_range in local_ranges_for(on_date, **rules)
         ]
