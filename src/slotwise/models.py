@@ -1,7 +1,7 @@
 """Every ORM model, imported in one place so that ``Base.metadata`` is complete."""
 
 from slotwise.auth.models import PasswordResetToken, RefreshToken, RevokedAccessToken
-from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
+from slotwise.availability.models import DateOverride, ScheduleChange, TimeOff, WeeklyPattern
 from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding, IdempotencyKey
 from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
@@ -22,6 +22,7 @@ __all__ = [
     "Provider",
     "RefreshToken",
     "RevokedAccessToken",
+    "ScheduleChange",
     "Service",
     "TimeOff",
     "User",

@@ -507,3 +507,38 @@ async def test_a_released_savepoint_is_not_yet_a_commit(
         assert cache.mark() == marked_before  # released: nothing is committed yet
         await session.commit()
     assert cache.mark() > marked_before
+
+
+async def test_a_commit_that_changes_no_schedule_keeps_the_cache(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, provider: tuple[Account, Any]
+) -> None:
+    _account, profile = provider
+    handle = profile["public_handle"]
+    assert await hours(client, handle) == HOURS
+    await signed_in(client)  # a registration and a login: users and tokens written
+    await hours(client, handle)  # whatever that invalidated, it is computed again here
+    statements = StatementCounter(app)
+    await _outside_sql(
+        settings,
+        "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ('x', '2030-01-01')",
+    )  # another process's commit that touches no schedule
+    assert await hours(client, handle) == HOURS
+    assert statements.count == 0
+
+
+async def test_a_worker_left_behind_by_the_log_forgets_everything(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, provider: tuple[Account, Any]
+) -> None:
+    if not app.state.slotwise.db.is_sqlite:
+        pytest.skip("SQLite's change log")
+    _account, profile = provider
+    handle = profile["public_handle"]
+    assert await hours(client, handle) == HOURS
+    statements = StatementCounter(app)
+    await _outside_sql(  # more changes than the log keeps, none of them this provider's
+        settings,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10050)"
+        " INSERT INTO schedule_changes (ref) SELECT '00000000000000000000000000000000' FROM n",
+    )
+    assert await hours(client, handle) == HOURS
+    assert statements.count > 0  # computed again: what was missed is unknown

@@ -5,9 +5,10 @@ Three sources, so that a cached answer never outlives a change it depends on:
 - **This process's commits**: SQLAlchemy session events collect the providers (and users)
   whose rows a flush wrote, and report them to the cache when the transaction commits,
   before the response that made the change is sent.
-- **Other processes on SQLite**: `PRAGMA data_version` on a connection of the cache's own
-  changes whenever another connection commits to the file. It costs a few microseconds, so
-  it is read on every slot request, and any change flushes the whole cache.
+- **Other processes on SQLite**: triggers (migration 0008) log whose schedule changed in
+  `schedule_changes`; `PRAGMA data_version` on a connection of the cache's own changes
+  whenever another connection commits to the file. It costs a few microseconds, so it is
+  read on every slot request, and when it moved the new log rows are read.
 - **Other processes on PostgreSQL**: triggers (migration 0006) announce every change to the
   watched tables on the channel `slotwise_schedule`, whoever made it; each worker listens
   on a connection of its own. Until listening is known to work (triggers armed, a
@@ -91,29 +92,51 @@ def _report(session: Session) -> None:
 
 
 class SqliteWatch:
-    """Flushes the cache when the database file changed since the last look."""
+    """Reads the change log (migration 0008) when the database file's data version moved.
+
+    `PRAGMA data_version` on the watch's own connection changes whenever another connection
+    commits (about 5 µs to read, so it is read at every slot request). Only then are the new
+    rows of `schedule_changes` read, and only the providers (or users) they name are
+    forgotten: a commit that changed no schedule (a login, a mail marked sent) costs the
+    cache nothing. A log that skips rows (this worker fell more than its kept length behind),
+    or cannot be read, empties the cache.
+    """
 
     def __init__(self, path: str, cache: SlotCache) -> None:
         self.path = path
         self.cache = cache
         self._connection: sqlite3.Connection | None = None
         self._seen: int | None = None
+        self._last_seq: int | None = None
 
     def ready(self) -> bool:
-        """True if the cache may be used for this request (it was flushed if need be)."""
+        """True if the cache may be used for this request (it was told of changes first)."""
         try:
             if self._connection is None:
                 self._connection = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False
                 )
-            version = self._connection.execute("PRAGMA data_version").fetchone()[0]
+            connection = self._connection
+            version = connection.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._seen:
+                return True
+            self._seen = version
+            if self._last_seq is None:  # first look: start from the end of the log
+                self._last_seq = connection.execute(_LOG_END).fetchone()[0]
+                self.cache.flush()
+                return True
+            rows = connection.execute(_LOG_SINCE, (self._last_seq,)).fetchall()
         except sqlite3.Error:
             self.cache.flush()
             self.close()
             return False
-        if version != self._seen:
-            self._seen = version
+        if not rows:
+            return True
+        if rows[0][0] != self._last_seq + 1:  # pruned past us: what we missed is unknown
             self.cache.flush()
+        else:
+            self.cache.changed(uuid.UUID(ref) for _seq, ref in rows)
+        self._last_seq = rows[-1][0]
         return True
 
     async def aclose(self) -> None:
@@ -124,6 +147,11 @@ class SqliteWatch:
             self._connection.close()
             self._connection = None
             self._seen = None
+            self._last_seq = None
+
+
+_LOG_END = "SELECT coalesce(max(seq), 0) FROM schedule_changes"
+_LOG_SINCE = "SELECT seq, ref FROM schedule_changes WHERE seq > ? ORDER BY seq"
 
 
 class PostgresListener:
@@ -148,6 +176,7 @@ class PostgresListener:
         self._task: asyncio.Task[None] | None = None
         self._echo: tuple[str, asyncio.Future[None]] | None = None
         self._unarmed = False
+        self._closed = False
         self.heartbeat_seconds = HEARTBEAT_SECONDS
         self.heartbeat_timeout_seconds = HEARTBEAT_TIMEOUT_SECONDS
         cache.enabled = False
@@ -156,13 +185,13 @@ class PostgresListener:
         """True if the cache may be used for this request: while listening works. The first
         call starts listening, so any way of running the app (with its lifespan or not)
         gets it; a listener that ended for any reason is started again."""
-        if self._task is None or self._task.done():
+        if not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self._listen_forever())
         return self.cache.enabled
 
     async def _listen_forever(self) -> None:
         failures = 0
-        while True:
+        while not self._closed:
             try:
                 connection = await asyncpg.connect(
                     self.dsn, ssl=self.ssl, server_settings={"application_name": APPLICATION_NAME}
@@ -178,7 +207,8 @@ class PostgresListener:
                 finally:
                     self._off()
                     with contextlib.suppress(Exception):
-                        await asyncio.wait_for(connection.close(), timeout=1)
+                        async with asyncio.timeout(1):
+                            await connection.close()
             await asyncio.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
             failures += 1
 
@@ -188,15 +218,19 @@ class PostgresListener:
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _connection: lost.set())
         await connection.add_listener(CHANNEL, self._heard)
-        while not lost.is_set():
-            if await asyncio.wait_for(self._working(connection), self.heartbeat_timeout_seconds):
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
+        while not lost.is_set() and not self._closed:
+            async with asyncio.timeout(self.heartbeat_timeout_seconds):
+                working = await self._working(connection)
+            if working:
                 if not self.cache.enabled:
                     self.cache.flush()  # whatever changed while nobody listened
                     self.cache.enabled = True
             else:
                 self._off()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), self.heartbeat_seconds)
+                async with asyncio.timeout(self.heartbeat_seconds):
+                    await lost.wait()
 
     async def _working(self, connection: Any) -> bool:
         armed = await connection.fetchval(_ARMED_TRIGGERS, list(TRIGGER_NAMES))
@@ -230,8 +264,11 @@ class PostgresListener:
         self.cache.changed((changed,))
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._closed = True
+        task, self._task = self._task, None
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: it ended, and nobody else will ask
+        self._off()

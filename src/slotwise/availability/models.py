@@ -73,3 +73,17 @@ class TimeOff(TimestampMixin, Base):
     start_date: Mapped[date]
     end_date: Mapped[date]
     reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class ScheduleChange(Base):
+    """SQLite's log of changes to what slots are computed from, written by triggers
+    (migration 0008): whose (a provider's or a provider user's id), in commit order. Workers
+    read what is new when the file's data version moves, so a commit that changes no
+    schedule (a login, a mail marked sent) empties no cache. PostgreSQL announces the same
+    changes with NOTIFY and leaves this table empty."""
+
+    __tablename__ = "schedule_changes"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    ref: Mapped[uuid.UUID]
