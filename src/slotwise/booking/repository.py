@@ -37,7 +37,10 @@ async def busy_between(
     )
     if exclude_id is not None:
         query = query.where(Appointment.id != exclude_id)
-    rows = await session.execute(query.order_by(Appointment.blocked_start_at))
+    # Plain rows from the connection: a month can hold thousands, and the ORM's row
+    # handling would cost more than the query.
+    connection = await session.connection()
+    rows = await connection.execute(query.order_by(Appointment.blocked_start_at))
     return [(row[0], row[1]) for row in rows]
 
 
