@@ -40,8 +40,8 @@ async def busy_between(
     # Plain rows from the connection: a month can hold thousands, and the ORM's row
     # handling would cost more than the query.
     connection = await session.connection()
-    rows = await connection.execute(query.order_by(Appointment.blocked_start_at))
-    return [(row[0], row[1]) for row in rows]
+    result = await connection.execute(query.order_by(Appointment.blocked_start_at))
+    return [(start_at, end_at) for start_at, end_at in result.all()]
 
 
 def _one(where: ColumnElement[bool], *, lock: bool) -> Select[Appointment]:

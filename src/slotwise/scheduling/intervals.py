@@ -8,6 +8,8 @@ from operator import attrgetter
 
 def as_utc(moment_at: datetime, name: str) -> datetime:
     """`moment_at` in UTC; ValueError if it is naive."""
+    if moment_at.tzinfo is UTC:  # the common case (what the database hands over): as is
+        return moment_at
     if moment_at.tzinfo is None or moment_at.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {moment_at!r}")
     return moment_at.astimezone(UTC)
