@@ -59,6 +59,24 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value if value.tzinfo is UTC else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """On SQLite, the stored text straight to an aware instant in one C call: a month's
+        busy time is thousands of values, and parse-then-replace costs five times as much."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        fallback = super().result_processor(dialect, coltype)
+
+        def process(value: object) -> datetime | None:
+            if isinstance(value, str):
+                try:
+                    return datetime.fromisoformat(value + "+00:00")  # stored as naive UTC
+                except ValueError:
+                    pass  # written with an offset by another tool: the general path
+            result: datetime | None = fallback(value) if fallback else value  # type: ignore[assignment]
+            return result
+
+        return process
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
