@@ -210,7 +210,7 @@ class SlotListings:
         key = self._key(ref, query)
         usable = self.cache.max_bytes > 0 and self.watch is not None and self.watch.ready()
         if not usable:
-            return (await self._compute(ref, key)).body(now)
+            return (await self._answer(ref, key)).body(now)
         answer = self.cache.get(key)
         if answer is None and key in self._computing:
             answer = await asyncio.shield(self._computing[key])
@@ -221,7 +221,7 @@ class SlotListings:
         computing = self._computing[key] = asyncio.get_running_loop().create_future()
         answer = None
         try:
-            answer = await self._compute(ref, key)
+            answer = await self._answer(ref, key)
             self.cache.put(key, answer)
         finally:
             if self._computing.get(key) is computing:
@@ -229,7 +229,8 @@ class SlotListings:
             computing.set_result(answer)  # None on an error: the waiters try themselves
         return answer.body(now)
 
-    async def _compute(self, ref: str, key: SlotKey) -> SlotAnswer:
+    async def _answer(self, ref: str, key: SlotKey) -> SlotAnswer:
+        """Computed from the database, marked before its first read (see SlotCache.mark)."""
         marked_at = self.cache.mark()
         async with self.db.session(writes=False) as session:
             provider = await providers_service.get_public(session, ref=ref)
