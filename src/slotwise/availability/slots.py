@@ -157,10 +157,9 @@ async def open_slots(
     end_date: date,
     service: Service | None,
     duration_minutes: int | None,
-    now: datetime | None,
 ) -> list[scheduling.Slot]:
-    """The open slots; with `now=None` the booking policy is not applied (see
-    `scheduling.bookable_range`)."""
+    """The open slots, before the booking policy: the caller cuts them to notice and horizon
+    at its own `now` (`scheduling.bookable_range`), so they can be kept."""
     if not provider.accepting_bookings:
         return []
     zone = ZoneInfo(provider.timezone)
@@ -182,8 +181,7 @@ async def open_slots(
         time_off=rules.time_off,
         busy=busy,
         service=service_spec(provider, service, duration_minutes),
-        policy=policy_of(provider),
-        now=now,
+        now=None,
     )
 
 
@@ -268,7 +266,6 @@ async def _compute(
         end_date=key.last,
         service=offered,
         duration_minutes=key.slot_duration,
-        now=None,
     )
     zone = ZoneInfo(provider.timezone)
     client_zone = ZoneInfo(key.tz) if key.tz else None

@@ -19,24 +19,26 @@ def _active() -> ColumnElement[bool]:
     return Appointment.status.in_(ACTIVE_STATUSES)
 
 
-async def busy_between(
-    session: AsyncSession,
-    provider_id: uuid.UUID,
-    start_at: datetime,
-    end_at: datetime,
-    *,
-    exclude_id: uuid.UUID | None = None,
-) -> list[tuple[datetime, datetime]]:
-    """Blocked spans of the provider's active appointments that touch [start_at, end_at)."""
-    query = select(Appointment.blocked_start_at, Appointment.blocked_end_at).where(
+def _blocking(
+    provider_id: uuid.UUID, start_at: datetime, end_at: datetime
+) -> tuple[ColumnElement[bool], ...]:
+    """The provider's active appointments whose blocked span overlaps [start_at, end_at)."""
+    return (
         Appointment.provider_id == provider_id,
         Appointment.blocked_start_at >= start_at - LONGEST_BLOCK,
         Appointment.blocked_start_at < end_at,
         Appointment.blocked_end_at > start_at,
         _active(),
     )
-    if exclude_id is not None:
-        query = query.where(Appointment.id != exclude_id)
+
+
+async def busy_between(
+    session: AsyncSession, provider_id: uuid.UUID, start_at: datetime, end_at: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Blocked spans of the provider's active appointments that touch [start_at, end_at)."""
+    query = select(Appointment.blocked_start_at, Appointment.blocked_end_at).where(
+        *_blocking(provider_id, start_at, end_at)
+    )
     # Plain rows from the connection: a month can hold thousands, and the ORM's row
     # handling would cost more than the query.
     connection = await session.connection()
@@ -165,11 +167,7 @@ async def conflicts(
     """In one query: does an active appointment of the provider overlap the blocked span, or
     one of the client's overlap the appointment; and (``standing``) is the client blocked?"""
     provider_busy = select(Appointment.id).where(
-        Appointment.provider_id == provider_id,
-        Appointment.blocked_start_at >= blocked_start_at - LONGEST_BLOCK,
-        Appointment.blocked_start_at < blocked_end_at,
-        Appointment.blocked_end_at > blocked_start_at,
-        _active(),
+        *_blocking(provider_id, blocked_start_at, blocked_end_at)
     )
     client_busy = select(Appointment.id).where(
         Appointment.client_key == client_key,
