@@ -246,6 +246,11 @@ async def profile(name: str, url: str, *, requests: int, concurrency: int, top: 
     for (filename, line, func), entry in ranked:
         short = filename.split("site-packages/")[-1].split("src/")[-1]
         print(f"  {entry[2] / total * 100:5.1f}%  {entry[1]:>8} calls  {func}  ({short}:{line})")
+    print(f"\ntop {top} slotwise functions by cumulative time (own time and callees):")
+    ours = [item for item in raw.items() if "slotwise/" in item[0][0]]
+    for (filename, line, func), entry in sorted(ours, key=lambda item: -item[1][3])[:top]:
+        short = filename.split("src/")[-1]
+        print(f"  {entry[3] / total * 100:5.1f}%  {entry[1]:>8} calls  {func}  ({short}:{line})")
 
 
 def main() -> int:

@@ -51,6 +51,50 @@ class CalendarEntry:
     url: str | None = None
 
 
+def snapshot(entry: CalendarEntry, *, stamp_at: datetime, method: Method) -> dict[str, str]:
+    """An invitation as JSON-safe values, to be rendered when it is sent (``from_snapshot``).
+
+    Rendering with icalendar costs more than the rest of a booking's outbox rows together;
+    the outbox keeps what the invitation says, as of the change, and the sender renders it.
+    """
+    values = {
+        "method": method.value,
+        "stamp_at": stamp_at.astimezone(UTC).isoformat(),
+        "appointment_id": str(entry.appointment_id),
+        "sequence": str(entry.sequence),
+        "status": entry.status,
+        "start_at": entry.start_at.astimezone(UTC).isoformat(),
+        "end_at": entry.end_at.astimezone(UTC).isoformat(),
+        "title": entry.title,
+        "provider_name": entry.provider_name,
+        "provider_email": entry.provider_email,
+        "client_name": entry.client_name,
+        "client_email": entry.client_email,
+    }
+    if entry.notes:
+        values["notes"] = entry.notes
+    return values
+
+
+def from_snapshot(values: dict[str, str]) -> str:
+    """The invitation a ``snapshot`` describes, as an RFC 5545 document."""
+    entry = CalendarEntry(
+        appointment_id=uuid.UUID(values["appointment_id"]),
+        sequence=int(values["sequence"]),
+        status=values["status"],
+        start_at=datetime.fromisoformat(values["start_at"]),
+        end_at=datetime.fromisoformat(values["end_at"]),
+        title=values["title"],
+        provider_name=values["provider_name"],
+        provider_email=values["provider_email"],
+        client_name=values["client_name"],
+        client_email=values["client_email"],
+        notes=values.get("notes"),
+    )
+    method = Method(values["method"])
+    return document([entry], stamp_at=datetime.fromisoformat(values["stamp_at"]), method=method)
+
+
 def uid_for(appointment_id: uuid.UUID) -> str:
     return f"{appointment_id}@slotwise"
 

@@ -26,6 +26,8 @@ from slotwise.users.models import User
 # (main.py gives them to db.Database, which gives them to every session).
 REMINDER_OFFSETS_KEY = "slotwise.reminder_offsets_minutes"
 REMINDER = "reminder"
+# The context key of a message's calendar invitation (see add).
+INVITATION = "invitation"
 
 
 def new_message_id() -> str:
@@ -48,8 +50,12 @@ def add(
     now: datetime,
     due_at: datetime | None = None,
     appointment_id: uuid.UUID | None = None,
-    ics_text: str | None = None,
+    invitation: dict[str, str] | None = None,
 ) -> OutboxMessage:
+    """``invitation``: an iCalendar snapshot (``ics.snapshot``) to attach, rendered when the
+    message is sent."""
+    if invitation is not None:
+        context = {**context, INVITATION: invitation}
     message = OutboxMessage(
         id=uuid.uuid4(),
         message_id=new_message_id(),
@@ -58,7 +64,7 @@ def add(
         recipient_name=to.name,
         recipient_timezone=to.timezone,
         context=context,
-        ics=ics_text,
+        ics=None,
         appointment_id=appointment_id,
         status=OutboxStatus.PENDING,
         due_at=due_at or now,
@@ -86,9 +92,8 @@ def _context(appointment: Appointment, parties: Parties, **extra: Any) -> dict[s
 
 def _invitation(
     appointment: Appointment, parties: Parties, *, now: datetime, method: ics.Method
-) -> str:
-    entry = entries.entry(appointment, parties)
-    return ics.document([entry], stamp_at=now, method=method)
+) -> dict[str, str]:
+    return ics.snapshot(entries.entry(appointment, parties), stamp_at=now, method=method)
 
 
 def _both(
@@ -98,7 +103,7 @@ def _both(
     *,
     kind: str,
     now: datetime,
-    ics_text: str | None = None,
+    invitation: dict[str, str] | None = None,
     **extra: Any,
 ) -> None:
     for role, party in (("provider", parties.provider), ("client", parties.client)):
@@ -109,7 +114,7 @@ def _both(
             context=_context(appointment, parties, recipient_role=role, **extra),
             now=now,
             appointment_id=appointment.id,
-            ics_text=ics_text,
+            invitation=invitation,
         )
 
 
@@ -183,7 +188,7 @@ async def _confirmed(
         context=_context(appointment, parties, recipient_role="client"),
         now=now,
         appointment_id=appointment.id,
-        ics_text=_invitation(appointment, parties, now=now, method=ics.Method.REQUEST),
+        invitation=_invitation(appointment, parties, now=now, method=ics.Method.REQUEST),
     )
     _schedule_reminders(session, appointment, parties, now=now)
 
@@ -220,7 +225,7 @@ async def enqueue_status_changed(
             parties,
             kind="booking_cancelled",
             now=now,
-            ics_text=cancellation,
+            invitation=cancellation,
             reason=appointment.cancel_reason,
         )
     await session.flush()
@@ -248,7 +253,7 @@ async def enqueue_rescheduled(
         parties,
         kind="booking_rescheduled",
         now=now,
-        ics_text=_invitation(appointment, parties, now=now, method=method) if method else None,
+        invitation=_invitation(appointment, parties, now=now, method=method) if method else None,
         old_start_at=previous_start_at.isoformat(),
         old_end_at=previous_end_at.isoformat(),
     )

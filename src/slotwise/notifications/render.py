@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from slotwise.calendars import ics
 from slotwise.notifications.models import OutboxMessage
+from slotwise.notifications.outbox import INVITATION
 
 SUBJECTS = {
     "booking_received": "New booking: {title}, {start}",
@@ -81,6 +83,13 @@ class _Lenient(dict[str, Any]):
         return ""
 
 
+def _invitation(row: OutboxMessage) -> str | None:
+    """The calendar attachment: rendered now from the snapshot queued with the message (rows
+    queued by earlier versions carry it rendered, in ``ics``)."""
+    snapshot = row.context.get(INVITATION)
+    return ics.from_snapshot(snapshot) if snapshot is not None else row.ics
+
+
 def email(row: OutboxMessage, *, sender: str) -> EmailMessage:
     context = template_context(row)
     environment = _environment()
@@ -95,10 +104,11 @@ def email(row: OutboxMessage, *, sender: str) -> EmailMessage:
     message.add_alternative(
         environment.get_template(f"{row.kind}.html").render(context), subtype="html"
     )
-    if row.ics is not None:
-        method = "CANCEL" if "METHOD:CANCEL" in row.ics else "REQUEST"
+    invitation = _invitation(row)
+    if invitation is not None:
+        method = "CANCEL" if "METHOD:CANCEL" in invitation else "REQUEST"
         message.add_attachment(
-            row.ics.encode(),
+            invitation.encode(),
             maintype="text",
             subtype="calendar",
             filename="invite.ics",
