@@ -80,7 +80,7 @@ from support import (
 
 from slotwise.auth import tokens
 from slotwise.auth.tokens import TokenType
-from slotwise.booking import repository, rules
+from slotwise.booking import repository, rules, terms
 from slotwise.booking.models import ACTIVE_STATUSES, Status
 from slotwise.config import Settings
 from slotwise.db import make_engine
@@ -821,21 +821,21 @@ def unguarded_app_factory() -> FastAPI:
         body = await request.json()
         client_key, client_id = await client_of(request, body)
         async with sessions() as session:  # the check, in a transaction of its own
-            provider = await session.get(Provider, uuid.UUID(body["provider_id"]))
-            assert provider is not None
+            provider = await terms.read(session, body["provider_id"], now=datetime.now(UTC))
             service_id = body.get("service_id")
-            service = await session.get(Service, uuid.UUID(service_id)) if service_id else None
+            offering = provider.offering(uuid.UUID(service_id) if service_id else None)
+            assert offering is not None
             start = datetime.fromisoformat(body["start_datetime"])
-            placement = rules.place(provider, service, start, None)
-            if refusal := await conflict(session, provider.id, client_key, placement):
+            placement = rules.place(provider, offering, start, None)
+            if refusal := await conflict(session, provider.provider_id, client_key, placement):
                 return refusal
         await asyncio.sleep(window_s)
         guest = body.get("guest_details")
         now = datetime.now(UTC)
         appointment = Appointment(
             id=uuid.uuid4(),
-            provider_id=provider.id,
-            service_id=service.id if service else None,
+            provider_id=provider.provider_id,
+            service_id=offering.id,
             client_id=client_id,
             guest_name=guest["name"] if guest else None,
             guest_email=client_key if guest else None,
@@ -876,14 +876,15 @@ def unguarded_app_factory() -> FastAPI:
                 return refuse(404, "appointment_not_found")
             if appointment.status not in ACTIVE_STATUSES:
                 return refuse(409, "invalid_transition")
-            provider = await session.get(Provider, appointment.provider_id)
-            assert provider is not None
-            sid = appointment.service_id
-            service = await session.get(Service, sid) if sid else None
+            provider = await terms.read(
+                session, str(appointment.provider_id), now=datetime.now(UTC)
+            )
+            offering = provider.offering(appointment.service_id)
+            assert offering is not None
             start = datetime.fromisoformat(body["new_start_time"])
-            placement = rules.place(provider, service, start, None)
+            placement = rules.place(provider, offering, start, None)
             if refusal := await conflict(
-                session, provider.id, appointment.client_key, placement, appointment.id
+                session, provider.provider_id, appointment.client_key, placement, appointment.id
             ):
                 return refusal
         await asyncio.sleep(window_s)

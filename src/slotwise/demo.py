@@ -13,6 +13,7 @@ from slotwise.availability.schemas import PatternCreate
 from slotwise.availability.service import add_pattern
 from slotwise.booking.create import book
 from slotwise.booking.schemas import AppointmentCreate, GuestDetails
+from slotwise.booking.terms import TermsCache
 from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.providers import service as providers_service
@@ -81,6 +82,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
     database = Database(settings.database_url, pool_size=1)
     lines = []
     try:
+        terms = TermsCache()  # kept for this run only
         async with database.session(writes=True) as session, session.begin():
             await _user(session, hasher, *ADMIN, Role.ADMIN, now)
             clients = [
@@ -124,6 +126,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
                 zone = ZoneInfo(spec.timezone)
                 await book(
                     session,
+                    kept_terms=terms,
                     user=clients[index % 2],
                     now=now,
                     data=AppointmentCreate(
@@ -134,6 +137,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
                 )
                 await book(
                     session,
+                    kept_terms=terms,
                     user=None,
                     now=now,
                     data=AppointmentCreate(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.availability.slots import SlotListings
+from slotwise.booking.terms import TermsCache
 from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.ratelimit import RateLimiter
@@ -24,6 +25,7 @@ class AppState:
     limiter: RateLimiter
     redis: Redis | None
     slots: SlotListings
+    terms: TermsCache = field(default_factory=TermsCache)
 
     async def aclose(self) -> None:
         """Let go of connections: the slot cache's listener, the pool, Redis."""

@@ -139,11 +139,11 @@ class ProviderRules:
 
 
 async def rules_for(
-    session: AsyncSession, provider: Provider, start_date: date, end_date: date
+    session: AsyncSession, provider_id: uuid.UUID, start_date: date, end_date: date
 ) -> ProviderRules:
-    patterns = await repository.patterns_for(session, provider.id, active_only=True)
-    overrides = await repository.overrides_between(session, provider.id, start_date, end_date)
-    time_off = await repository.time_off_between(session, provider.id, start_date, end_date)
+    patterns = await repository.patterns_for(session, provider_id, active_only=True)
+    overrides = await repository.overrides_between(session, provider_id, start_date, end_date)
+    time_off = await repository.time_off_between(session, provider_id, start_date, end_date)
     return ProviderRules(
         weekly_rules(patterns), override_rules(overrides), time_off_rules(time_off)
     )
@@ -163,7 +163,7 @@ async def open_slots(
     if not provider.accepting_bookings:
         return []
     zone = ZoneInfo(provider.timezone)
-    rules = await rules_for(session, provider, start_date, end_date)
+    rules = await rules_for(session, provider.id, start_date, end_date)
     # The busy time that matters: the local days asked for, widened by the largest buffer
     # (4 hours) and a DST shift at midnight.
     margin = timedelta(hours=6)

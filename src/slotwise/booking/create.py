@@ -21,9 +21,10 @@ from slotwise.booking.events import ActorRole, record
 from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.models import Appointment, Status
 from slotwise.booking.schemas import AppointmentCreate
+from slotwise.booking.terms import Offering, Terms, TermsCache, checked
+from slotwise.calendars import entries
 from slotwise.notifications import outbox
-from slotwise.providers import service as providers_service
-from slotwise.providers.models import Provider
+from slotwise.providers.service import ProviderNotFound, ServiceNotFound
 from slotwise.users.models import User
 
 
@@ -41,37 +42,53 @@ def client_key_for(user: User | None, data: AppointmentCreate) -> str:
 
 
 async def book(
-    session: AsyncSession, *, user: User | None, data: AppointmentCreate, now: datetime
+    session: AsyncSession,
+    *,
+    kept_terms: TermsCache,
+    user: User | None,
+    data: AppointmentCreate,
+    now: datetime,
 ) -> Booked:
     if user is None and data.guest_details is None:
         raise GuestDetailsRequired()
     if user is not None and data.guest_details is not None:
         raise GuestDetailsNotAllowed()
-    provider = await providers_service.get_public(session, ref=data.provider_id)
-    if user is not None and provider.user_id == user.id:
-        raise CannotBookYourself()
-    if not provider.accepting_bookings:
-        raise ProviderNotAccepting()
-    service = None
-    if data.service_id is not None:
-        service = await providers_service.get_service(
-            session, provider=provider, service_id=data.service_id, active_only=True
-        )
     client_key = client_key_for(user, data)
-    placement = rules.place(provider, service, data.start_datetime, data.end_datetime)
-    rules.check_policy(provider, placement, now=now)
-    await rules.check_offered(session, provider, service, placement)
+
+    async def attempt(terms: Terms) -> Booked:
+        return await _book(session, terms, user=user, data=data, client_key=client_key, now=now)
+
+    return await checked(kept_terms, session, data.provider_id, now=now, check=attempt)
+
+
+async def _book(
+    session: AsyncSession,
+    terms: Terms,
+    *,
+    user: User | None,
+    data: AppointmentCreate,
+    client_key: str,
+    now: datetime,
+) -> Booked:
+    if not terms.listed:
+        raise ProviderNotFound()
+    if user is not None and terms.user_id == user.id:
+        raise CannotBookYourself()
+    if not terms.accepting_bookings:
+        raise ProviderNotAccepting()
+    offering = terms.offering(data.service_id)
+    if offering is None or not offering.is_active:
+        raise ServiceNotFound()
+    placement = rules.place(terms, offering, data.start_datetime, data.end_datetime)
+    rules.check_policy(terms, placement, now=now)
+    await rules.check_offered(session, terms, offering, placement)
     await rules.check_free(
-        session,
-        provider=provider,
-        client_key=client_key,
-        placement=placement,
-        check_standing=True,
+        session, terms=terms, client_key=client_key, placement=placement, check_standing=True
     )
     return await _insert(
         session,
-        provider=provider,
-        service_id=service.id if service else None,
+        terms=terms,
+        offering=offering,
         user=user,
         data=data,
         client_key=client_key,
@@ -83,21 +100,21 @@ async def book(
 async def _insert(
     session: AsyncSession,
     *,
-    provider: Provider,
-    service_id: uuid.UUID | None,
+    terms: Terms,
+    offering: Offering,
     user: User | None,
     data: AppointmentCreate,
     client_key: str,
     placement: rules.Placement,
     now: datetime,
 ) -> Booked:
-    status = Status.PENDING if provider.requires_confirmation else Status.CONFIRMED
+    status = Status.PENDING if terms.requires_confirmation else Status.CONFIRMED
     guest = data.guest_details
     manage_token = tokens.new_secret_token() if guest is not None else None
     appointment = Appointment(
         id=uuid.uuid4(),
-        provider_id=provider.id,
-        service_id=service_id,
+        provider_id=terms.provider_id,
+        service_id=offering.id,
         client_id=user.id if user else None,
         guest_name=guest.name if guest else None,
         guest_email=str(guest.email).lower() if guest else None,
@@ -107,7 +124,7 @@ async def _insert(
         end_at=placement.end_at,
         blocked_start_at=placement.blocked_start_at,
         blocked_end_at=placement.blocked_end_at,
-        timezone=provider.timezone,
+        timezone=terms.timezone,
         status=status,
         notes=data.notes,
         manage_token_hash=tokens.fingerprint(manage_token) if manage_token else None,
@@ -129,7 +146,12 @@ async def _insert(
         await session.flush()
     except IntegrityError as exc:  # a concurrent booking won the race (PostgreSQL)
         raise_for_constraint(exc)
-    await outbox.enqueue_booked(session, appointment=appointment, provider=provider, now=now)
+    parties = entries.Parties(
+        provider=entries.Party(email=terms.email, name=terms.full_name, timezone=terms.timezone),
+        client=entries.client_party(appointment, user),
+        title=entries.title(terms.full_name, offering.name),
+    )
+    await outbox.enqueue_booked(session, appointment=appointment, parties=parties, now=now)
     return Booked(appointment=appointment, manage_token=manage_token)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, ClientStanding, Status
+from slotwise.providers.models import Provider
 
 # The longest blocked span an appointment can have (12 h session + 2 x 4 h buffers), so
 # that a window query can be an index range scan on (provider_id, blocked_start_at).
@@ -150,6 +151,7 @@ class Conflicts:
     provider_busy: bool
     client_busy: bool
     client_blocked: bool
+    rules_version: int | None  # the provider's, now (None: the provider is gone)
 
 
 async def conflicts(
@@ -165,7 +167,8 @@ async def conflicts(
     standing: bool = False,
 ) -> Conflicts:
     """In one query: does an active appointment of the provider overlap the blocked span, or
-    one of the client's overlap the appointment; and (``standing``) is the client blocked?"""
+    one of the client's overlap the appointment; (``standing``) is the client blocked; and
+    what is the provider's rules version?"""
     provider_busy = select(Appointment.id).where(
         *_blocking(provider_id, blocked_start_at, blocked_end_at)
     )
@@ -183,9 +186,12 @@ async def conflicts(
         if standing
         else false()
     )
-    row = (
-        await session.execute(select(provider_busy.exists(), client_busy.exists(), blocked))
-    ).one()
+    version = select(Provider.rules_version).where(Provider.id == provider_id)
+    query = select(provider_busy.exists(), client_busy.exists(), blocked, version.scalar_subquery())
+    row = (await session.execute(query)).one()
     return Conflicts(
-        provider_busy=bool(row[0]), client_busy=bool(row[1]), client_blocked=bool(row[2])
+        provider_busy=bool(row[0]),
+        client_busy=bool(row[1]),
+        client_blocked=bool(row[2]),
+        rules_version=row[3],
     )

@@ -15,9 +15,10 @@ from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.lifecycle import check_window
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
 from slotwise.booking.schemas import RescheduleRequest
+from slotwise.booking.terms import Terms, TermsCache, checked
 from slotwise.notifications import outbox
-from slotwise.providers import repository as providers_repo
 from slotwise.providers.models import Provider
+from slotwise.providers.service import ServiceNotFound
 
 
 async def reschedule(
@@ -25,6 +26,7 @@ async def reschedule(
     access: Access,
     provider: Provider,
     *,
+    kept_terms: TermsCache,
     data: RescheduleRequest,
     now: datetime,
 ) -> Appointment:
@@ -32,22 +34,28 @@ async def reschedule(
     if appointment.status not in ACTIVE_STATUSES:
         raise InvalidTransition(details={"from": appointment.status.value, "to": "rescheduled"})
     check_window(access, provider, now=now)
-    service = None
-    if appointment.service_id is not None:
-        service = await providers_repo.get_service(session, provider.id, appointment.service_id)
-    placement = rules.place(provider, service, data.new_start_time, data.new_end_time)
-    if access.is_client_side:
-        rules.check_policy(provider, placement, now=now)
-    elif placement.start_at < now:
-        raise TooSoon()  # providers and admins skip notice and horizon, not the past
-    await rules.check_offered(session, provider, service, placement)
-    await rules.check_free(
-        session,
-        provider=provider,
-        client_key=appointment.client_key,
-        placement=placement,
-        exclude_id=appointment.id,
-    )
+
+    async def attempt(terms: Terms) -> tuple[Terms, rules.Placement]:
+        # The appointment's own service, even if no longer offered for new bookings.
+        offering = terms.offering(appointment.service_id)
+        if offering is None:
+            raise ServiceNotFound()
+        placement = rules.place(terms, offering, data.new_start_time, data.new_end_time)
+        if access.is_client_side:
+            rules.check_policy(terms, placement, now=now)
+        elif placement.start_at < now:
+            raise TooSoon()  # providers and admins skip notice and horizon, not the past
+        await rules.check_offered(session, terms, offering, placement)
+        await rules.check_free(
+            session,
+            terms=terms,
+            client_key=appointment.client_key,
+            placement=placement,
+            exclude_id=appointment.id,
+        )
+        return terms, placement
+
+    terms, placement = await checked(kept_terms, session, str(provider.id), now=now, check=attempt)
     before_start, before_status = appointment.start_at, appointment.status
     before_end = appointment.end_at
     appointment.start_at = placement.start_at
@@ -57,7 +65,7 @@ async def reschedule(
     appointment.sequence += 1
     appointment.updated_at = now
     # A client's new time needs the provider's confirmation again, if the provider confirms.
-    if access.is_client_side and provider.requires_confirmation:
+    if access.is_client_side and terms.requires_confirmation:
         appointment.status = Status.PENDING
     record(
         appointment,

@@ -65,6 +65,7 @@ async def book(
     data: AppointmentCreate,
     user: OptionalUser,
     session: SessionDep,
+    app: StateDep,
     now: NowDep,
     idempotency_key: Annotated[
         str | None,
@@ -84,7 +85,7 @@ async def book(
         if isinstance(found, idempotency.Replay):
             return await _replay(session, found)
         claim = found
-    booked = await create.book(session, user=user, data=data, now=now)
+    booked = await create.book(session, kept_terms=app.terms, user=user, data=data, now=now)
     body = booking_created(booked.appointment, booked.manage_token)
     if claim is not None:
         stored = body.model_copy(update={"manage_token": None}).model_dump_json()
@@ -264,9 +265,11 @@ async def delete_appointment(
     summary="Move to another slot, atomically",
 )
 async def reschedule_appointment(
-    acting: Acting, data: RescheduleRequest, session: SessionDep, now: NowDep
+    acting: Acting, data: RescheduleRequest, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
-    return appointment_read(await reschedule(session, acting, acting.provider, data=data, now=now))
+    return appointment_read(
+        await reschedule(session, acting, acting.provider, kept_terms=app.terms, data=data, now=now)
+    )
 
 
 @router.post(
@@ -337,9 +340,11 @@ async def guest_cancel(
     summary="A guest reschedules (same policies)",
 )
 async def guest_reschedule(
-    acting: GuestActing, data: RescheduleRequest, session: SessionDep, now: NowDep
+    acting: GuestActing, data: RescheduleRequest, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
-    return appointment_read(await reschedule(session, acting, acting.provider, data=data, now=now))
+    return appointment_read(
+        await reschedule(session, acting, acting.provider, kept_terms=app.terms, data=data, now=now)
+    )
 
 
 # -- the provider's own list (seed 002: /doctors/me/appointments) ---------------------------

@@ -37,31 +37,35 @@ async def parties_of(
         provider = await session.get(Provider, appointment.provider_id)
         assert provider is not None  # appointments cascade with their provider
     client_user = await session.get(User, appointment.client_id) if appointment.client_id else None
-    if client_user is not None:
-        client = Party(
-            email=client_user.email,
-            name=client_user.full_name,
-            timezone=client_user.timezone or appointment.timezone,
-        )
-    else:
-        client = Party(
-            email=appointment.guest_email or appointment.client_key,
-            name=appointment.guest_name or appointment.client_key,
-            timezone=appointment.timezone,
-        )
     service = await session.get(Service, appointment.service_id) if appointment.service_id else None
-    title = (
-        f"{service.name} with {provider.full_name}"
-        if service
-        else (f"Appointment with {provider.full_name}")
-    )
     return Parties(
         provider=Party(
             email=provider.user.email, name=provider.full_name, timezone=provider.timezone
         ),
-        client=client,
-        title=title,
+        client=client_party(appointment, client_user),
+        title=title(provider.full_name, service.name if service else None),
     )
+
+
+def client_party(appointment: Appointment, client_user: User | None) -> Party:
+    """The client: their account, or the guest's details (by the booking's zone)."""
+    if client_user is not None:
+        return Party(
+            email=client_user.email,
+            name=client_user.full_name,
+            timezone=client_user.timezone or appointment.timezone,
+        )
+    return Party(
+        email=appointment.guest_email or appointment.client_key,
+        name=appointment.guest_name or appointment.client_key,
+        timezone=appointment.timezone,
+    )
+
+
+def title(provider_name: str, service_name: str | None) -> str:
+    if service_name:
+        return f"{service_name} with {provider_name}"
+    return f"Appointment with {provider_name}"
 
 
 def entry(appointment: Appointment, parties: Parties) -> CalendarEntry:

@@ -151,11 +151,10 @@ async def _withdraw_reminders(session: AsyncSession, appointment_id: uuid.UUID) 
 
 
 async def enqueue_booked(
-    session: AsyncSession, *, appointment: Appointment, provider: Provider, now: datetime
+    session: AsyncSession, *, appointment: Appointment, parties: Parties, now: datetime
 ) -> None:
     """A new booking: the provider hears of it; the client gets a confirmation, or word that
     it awaits the provider's."""
-    parties = await entries.parties_of(session, appointment, provider)
     add(
         session,
         kind="booking_received",

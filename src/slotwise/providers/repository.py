@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.providers.models import Provider, Service
@@ -16,14 +16,16 @@ def _as_uuid(ref: str) -> uuid.UUID | None:
         return None
 
 
-async def get_by_ref(session: AsyncSession, ref: str) -> Provider | None:
+def by_ref(ref: str) -> Select[Provider]:
     """By public handle, provider id, or the provider's user id (seed 003's staff_id)."""
     as_id = _as_uuid(ref)
     if as_id is None:
-        return await session.scalar(select(Provider).where(Provider.public_handle == ref.lower()))
-    return await session.scalar(
-        select(Provider).where(or_(Provider.id == as_id, Provider.user_id == as_id))
-    )
+        return select(Provider).where(Provider.public_handle == ref.lower())
+    return select(Provider).where(or_(Provider.id == as_id, Provider.user_id == as_id))
+
+
+async def get_by_ref(session: AsyncSession, ref: str) -> Provider | None:
+    return await session.scalar(by_ref(ref))
 
 
 async def get_for_user(session: AsyncSession, user_id: uuid.UUID) -> Provider | None:
