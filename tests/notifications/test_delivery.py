@@ -191,14 +191,15 @@ async def _count(app: FastAPI) -> int:
 
 async def _queue(app: FastAPI, count: int) -> None:
     async with app.state.slotwise.db.session(writes=True) as session:
+        batch = outbox.Batch()
         for n in range(count):
-            outbox.add(
-                session,
+            batch.add(
                 kind="password_reset",
                 to=Party(email=f"user{n}@example.com", name=f"User {n}", timezone="UTC"),
                 context={"reset_url": f"http://test/reset#{n}", "valid_minutes": 60},
                 now=BOOKING_NOW,
             )
+        await batch.write(session)
         await session.commit()
 
 

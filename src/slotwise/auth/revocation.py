@@ -29,8 +29,9 @@ async def revoke(
         await session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now))
 
 
-def listed(jti: str) -> Exists:
-    """`jti` is on the database denylist: a clause, to ask in the query that loads the user."""
+def listed(jti: object) -> Exists:
+    """`jti` (a value or a bound parameter) is on the database denylist: a clause, to ask in
+    the query that loads the user."""
     return exists().where(RevokedAccessToken.jti == jti)
 
 

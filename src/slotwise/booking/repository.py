@@ -3,8 +3,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -21,12 +34,14 @@ def _active() -> ColumnElement[bool]:
 
 
 def _blocking(
-    provider_id: uuid.UUID, start_at: datetime, end_at: datetime
+    provider_id: object, start_at: object, end_at: object, earliest: object
 ) -> tuple[ColumnElement[bool], ...]:
-    """The provider's active appointments whose blocked span overlaps [start_at, end_at)."""
+    """The provider's active appointments whose blocked span overlaps [start_at, end_at);
+    ``earliest`` is start_at - LONGEST_BLOCK. Values, or bound parameters of a statement
+    built once."""
     return (
         Appointment.provider_id == provider_id,
-        Appointment.blocked_start_at >= start_at - LONGEST_BLOCK,
+        Appointment.blocked_start_at >= earliest,
         Appointment.blocked_start_at < end_at,
         Appointment.blocked_end_at > start_at,
         _active(),
@@ -38,7 +53,7 @@ async def busy_between(
 ) -> list[tuple[datetime, datetime]]:
     """Blocked spans of the provider's active appointments that touch [start_at, end_at)."""
     query = select(Appointment.blocked_start_at, Appointment.blocked_end_at).where(
-        *_blocking(provider_id, start_at, end_at)
+        *_blocking(provider_id, start_at, end_at, start_at - LONGEST_BLOCK)
     )
     # Plain rows from the connection: a month can hold thousands, and the ORM's row
     # handling would cost more than the query.
@@ -169,29 +184,52 @@ async def conflicts(
     """In one query: does an active appointment of the provider overlap the blocked span, or
     one of the client's overlap the appointment; (``standing``) is the client blocked; and
     what is the provider's rules version?"""
-    provider_busy = select(Appointment.id).where(
-        *_blocking(provider_id, blocked_start_at, blocked_end_at)
-    )
-    client_busy = select(Appointment.id).where(
-        Appointment.client_key == client_key,
-        Appointment.start_at < end_at,
-        Appointment.end_at > start_at,
-        _active(),
-    )
-    if exclude_id is not None:
-        provider_busy = provider_busy.where(Appointment.id != exclude_id)
-        client_busy = client_busy.where(Appointment.id != exclude_id)
-    blocked = (
-        exists().where(ClientStanding.email == client_key, ClientStanding.blocked)
-        if standing
-        else false()
-    )
-    version = select(Provider.rules_version).where(Provider.id == provider_id)
-    query = select(provider_busy.exists(), client_busy.exists(), blocked, version.scalar_subquery())
-    row = (await session.execute(query)).one()
+    query = _conflicts_query(excluding=exclude_id is not None, standing=standing)
+    values = {
+        "provider_id": provider_id,
+        "version_of": provider_id,
+        "blocked_start_at": blocked_start_at,
+        "blocked_end_at": blocked_end_at,
+        "earliest": blocked_start_at - LONGEST_BLOCK,
+        "client_key": client_key,
+        "standing_of": client_key,
+        "start_at": start_at,
+        "end_at": end_at,
+        "exclude_id": exclude_id,
+    }
+    row = (await session.execute(query, values)).one()
     return Conflicts(
         provider_busy=bool(row[0]),
         client_busy=bool(row[1]),
         client_blocked=bool(row[2]),
         rules_version=row[3],
     )
+
+
+@cache
+def _conflicts_query(*, excluding: bool, standing: bool) -> Select[Any]:
+    """The conflicts statement, built once per variant: building it costs more than running it."""
+    provider_busy = select(Appointment.id).where(
+        *_blocking(
+            bindparam("provider_id"),
+            bindparam("blocked_start_at"),
+            bindparam("blocked_end_at"),
+            bindparam("earliest"),
+        )
+    )
+    client_busy = select(Appointment.id).where(
+        Appointment.client_key == bindparam("client_key"),
+        Appointment.start_at < bindparam("end_at"),
+        Appointment.end_at > bindparam("start_at"),
+        _active(),
+    )
+    if excluding:
+        provider_busy = provider_busy.where(Appointment.id != bindparam("exclude_id"))
+        client_busy = client_busy.where(Appointment.id != bindparam("exclude_id"))
+    blocked = (
+        exists().where(ClientStanding.email == bindparam("standing_of"), ClientStanding.blocked)
+        if standing
+        else false()
+    )
+    version = select(Provider.rules_version).where(Provider.id == bindparam("version_of"))
+    return select(provider_busy.exists(), client_busy.exists(), blocked, version.scalar_subquery())

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking.models import Appointment, Status
@@ -41,38 +41,53 @@ def reminder_offsets(session: AsyncSession) -> list[int]:
     return list(offsets)
 
 
-def add(
-    session: AsyncSession,
-    *,
-    kind: str,
-    to: Party,
-    context: dict[str, Any],
-    now: datetime,
-    due_at: datetime | None = None,
-    appointment_id: uuid.UUID | None = None,
-    invitation: dict[str, str] | None = None,
-) -> OutboxMessage:
-    """``invitation``: an iCalendar snapshot (``ics.snapshot``) to attach, rendered when the
-    message is sent."""
-    if invitation is not None:
-        context = {**context, INVITATION: invitation}
-    message = OutboxMessage(
-        id=uuid.uuid4(),
-        message_id=new_message_id(),
-        kind=kind,
-        recipient_email=to.email,
-        recipient_name=to.name,
-        recipient_timezone=to.timezone,
-        context=context,
-        ics=None,
-        appointment_id=appointment_id,
-        status=OutboxStatus.PENDING,
-        due_at=due_at or now,
-        attempts=0,
-        created_at=now,
-    )
-    session.add(message)
-    return message
+class Batch:
+    """The messages one change queues, written together in one INSERT (``write``)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        *,
+        kind: str,
+        to: Party,
+        context: dict[str, Any],
+        now: datetime,
+        due_at: datetime | None = None,
+        appointment_id: uuid.UUID | None = None,
+        invitation: dict[str, str] | None = None,
+    ) -> None:
+        """``invitation``: an iCalendar snapshot (``ics.snapshot``) to attach, rendered when
+        the message is sent."""
+        if invitation is not None:
+            context = {**context, INVITATION: invitation}
+        self.rows.append(
+            {
+                "id": uuid.uuid4(),
+                "message_id": new_message_id(),
+                "kind": kind,
+                "recipient_email": to.email,
+                "recipient_name": to.name,
+                "recipient_timezone": to.timezone,
+                "context": context,
+                "ics": None,
+                "appointment_id": appointment_id,
+                "status": OutboxStatus.PENDING,
+                "due_at": due_at or now,
+                "attempts": 0,
+                "last_error": None,
+                "created_at": now,
+            }
+        )
+
+    async def write(self, session: AsyncSession) -> None:
+        """Into the caller's transaction, after the session's pending changes (so the
+        appointment the messages refer to is written before them)."""
+        await session.flush()
+        if self.rows:
+            await session.execute(insert(OutboxMessage), self.rows)
+            self.rows = []
 
 
 def _context(appointment: Appointment, parties: Parties, **extra: Any) -> dict[str, Any]:
@@ -97,7 +112,7 @@ def _invitation(
 
 
 def _both(
-    session: AsyncSession,
+    batch: Batch,
     appointment: Appointment,
     parties: Parties,
     *,
@@ -107,8 +122,7 @@ def _both(
     **extra: Any,
 ) -> None:
     for role, party in (("provider", parties.provider), ("client", parties.client)):
-        add(
-            session,
+        batch.add(
             kind=kind,
             to=party,
             context=_context(appointment, parties, recipient_role=role, **extra),
@@ -119,15 +133,19 @@ def _both(
 
 
 def _schedule_reminders(
-    session: AsyncSession, appointment: Appointment, parties: Parties, *, now: datetime
+    batch: Batch,
+    offsets: list[int],
+    appointment: Appointment,
+    parties: Parties,
+    *,
+    now: datetime,
 ) -> None:
     """One reminder per offset still ahead; an offset already past is skipped, not sent late."""
-    for minutes in reminder_offsets(session):
+    for minutes in offsets:
         due_at = appointment.start_at - timedelta(minutes=minutes)
         if due_at < now:
             continue
-        add(
-            session,
+        batch.add(
             kind=REMINDER,
             to=parties.client,
             context=_context(appointment, parties, offset_minutes=minutes),
@@ -155,8 +173,8 @@ async def enqueue_booked(
 ) -> None:
     """A new booking: the provider hears of it; the client gets a confirmation, or word that
     it awaits the provider's."""
-    add(
-        session,
+    batch = Batch()
+    batch.add(
         kind="booking_received",
         to=parties.provider,
         context=_context(appointment, parties, recipient_role="provider"),
@@ -164,24 +182,22 @@ async def enqueue_booked(
         appointment_id=appointment.id,
     )
     if appointment.status is Status.CONFIRMED:
-        await _confirmed(session, appointment, parties, now=now)
+        _confirmed(batch, reminder_offsets(session), appointment, parties, now=now)
     else:
-        add(
-            session,
+        batch.add(
             kind="booking_pending",
             to=parties.client,
             context=_context(appointment, parties, recipient_role="client"),
             now=now,
             appointment_id=appointment.id,
         )
-    await session.flush()
+    await batch.write(session)
 
 
-async def _confirmed(
-    session: AsyncSession, appointment: Appointment, parties: Parties, *, now: datetime
+def _confirmed(
+    batch: Batch, offsets: list[int], appointment: Appointment, parties: Parties, *, now: datetime
 ) -> None:
-    add(
-        session,
+    batch.add(
         kind="booking_confirmed",
         to=parties.client,
         context=_context(appointment, parties, recipient_role="client"),
@@ -189,7 +205,7 @@ async def _confirmed(
         appointment_id=appointment.id,
         invitation=_invitation(appointment, parties, now=now, method=ics.Method.REQUEST),
     )
-    _schedule_reminders(session, appointment, parties, now=now)
+    _schedule_reminders(batch, offsets, appointment, parties, now=now)
 
 
 async def enqueue_status_changed(
@@ -201,12 +217,12 @@ async def enqueue_status_changed(
     now: datetime,
 ) -> None:
     """Confirmed, declined or cancelled; other changes send nothing."""
+    batch = Batch()
     parties = await entries.parties_of(session, appointment, provider)
     if appointment.status is Status.CONFIRMED:
-        await _confirmed(session, appointment, parties, now=now)
+        _confirmed(batch, reminder_offsets(session), appointment, parties, now=now)
     elif appointment.status is Status.DECLINED:
-        add(
-            session,
+        batch.add(
             kind="booking_declined",
             to=parties.client,
             context=_context(appointment, parties, recipient_role="client"),
@@ -219,7 +235,7 @@ async def enqueue_status_changed(
         if before is Status.CONFIRMED:  # calendars hold the event: remove it
             cancellation = _invitation(appointment, parties, now=now, method=ics.Method.CANCEL)
         _both(
-            session,
+            batch,
             appointment,
             parties,
             kind="booking_cancelled",
@@ -227,7 +243,7 @@ async def enqueue_status_changed(
             invitation=cancellation,
             reason=appointment.cancel_reason,
         )
-    await session.flush()
+    await batch.write(session)
 
 
 async def enqueue_rescheduled(
@@ -241,13 +257,14 @@ async def enqueue_rescheduled(
     now: datetime,
 ) -> None:
     """Both parties hear of the new time; calendars get the update; reminders move."""
+    batch = Batch()
     parties = await entries.parties_of(session, appointment, provider)
     await _withdraw_reminders(session, appointment.id)
     # A calendar that holds (or should hold) the event gets the update, same UID.
     held = Status.CONFIRMED in (before, appointment.status)
     method = ics.Method.REQUEST if held else None
     _both(
-        session,
+        batch,
         appointment,
         parties,
         kind="booking_rescheduled",
@@ -257,19 +274,19 @@ async def enqueue_rescheduled(
         old_end_at=previous_end_at.isoformat(),
     )
     if appointment.status is Status.CONFIRMED:
-        _schedule_reminders(session, appointment, parties, now=now)
-    await session.flush()
+        _schedule_reminders(batch, reminder_offsets(session), appointment, parties, now=now)
+    await batch.write(session)
 
 
 async def enqueue_password_reset(
     session: AsyncSession, *, user: User, reset_url: str, valid_minutes: int, now: datetime
 ) -> None:
+    batch = Batch()
     to = Party(email=user.email, name=user.full_name, timezone=user.timezone or "UTC")
-    add(
-        session,
+    batch.add(
         kind="password_reset",
         to=to,
         context={"reset_url": reset_url, "valid_minutes": valid_minutes},
         now=now,
     )
-    await session.flush()
+    await batch.write(session)
