@@ -7,10 +7,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -81,6 +81,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid()}
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, for Core statements (typed: ``__table__`` is a FromClause to mypy)."""
+    return cast(Table, model.__table__)
 
 
 def insert_ignoring_duplicates(session: AsyncSession, model: type[Base]) -> Any:

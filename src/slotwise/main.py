@@ -15,6 +15,7 @@ from slotwise import __version__
 from slotwise.auth.deps import bearer
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.router import router as auth_router
+from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.availability import changes
 from slotwise.availability.cache import SlotCache
 from slotwise.availability.router import provider_router as availability_router
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=RateLimiter(enabled=settings.rate_limit_enabled, redis_url=settings.redis_url),
         redis=redis,
         slots=SlotListings(database, slot_cache),
+        access_tokens=VerifiedAccessTokens(settings),
     )
 
     @asynccontextmanager

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from slotwise.auth.passwords import PasswordHasher
+from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.availability.slots import SlotListings
 from slotwise.booking.terms import TermsCache
 from slotwise.config import Settings
@@ -25,6 +26,7 @@ class AppState:
     limiter: RateLimiter
     redis: Redis | None
     slots: SlotListings
+    access_tokens: VerifiedAccessTokens
     terms: TermsCache = field(default_factory=TermsCache)
 
     async def aclose(self) -> None:

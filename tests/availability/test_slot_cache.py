@@ -542,3 +542,21 @@ async def test_a_worker_left_behind_by_the_log_forgets_everything(
     )
     assert await hours(client, handle) == HOURS
     assert statements.count > 0  # computed again: what was missed is unknown
+
+
+async def test_this_workers_booking_reaches_its_cache_before_the_answer(
+    client: httpx.AsyncClient, app: FastAPI, provider: tuple[Account, Any]
+) -> None:
+    """Bookings are written with Core statements, not the ORM's flush: they report their
+    provider themselves, without waiting for a notification or the change log."""
+    _account, profile = provider
+    cache = await cache_in_use(app)
+    before = cache.mark()
+    booker = await signed_in(client)
+    booked = await client.post(
+        "/appointments/",
+        headers=booker.headers,
+        json={"provider_id": profile["id"], "start_datetime": f"{DAY}T13:00:00Z"},
+    )
+    assert booked.status_code == 201, booked.text
+    assert cache._changed_at.get(uuid.UUID(profile["id"]), 0) > before

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
@@ -182,7 +182,7 @@ async def logout(
 async def user_for_access_token(
     session: AsyncSession, app: AppState, *, token: str
 ) -> tuple[User, TokenClaims]:
-    claims = tokens.decode(app.settings, token, expected=TokenType.ACCESS)
+    claims = app.access_tokens.claims(token, now=datetime.now(UTC))
     if app.redis is not None:
         revoked = await revocation.is_revoked(session, app.redis, jti=claims.jti)
         user = None if revoked else await users_repo.get_by_id(session, claims.user_id)

@@ -116,3 +116,31 @@ def decode(settings: Settings, token: str, *, expected: TokenType) -> TokenClaim
             f"A {token_type.value} token was given where {expected.value} is needed."
         )
     return claims
+
+
+class VerifiedAccessTokens:
+    """Access tokens this worker has verified, by their text, with their claims.
+
+    A signed-in client sends the same token with every request, and verifying it (HMAC,
+    JSON, every claim) was the largest part of authenticating one. The same text verifies
+    the same way, except for time: a kept token's expiry is checked again at every use.
+    Revocation, the account's state and the password-reset cutoff are not kept here: they
+    are checked against the database on every request (auth.service).
+    """
+
+    def __init__(self, settings: Settings, *, max_entries: int = 10_000) -> None:
+        self.settings = settings
+        self.max_entries = max_entries
+        self._claims: dict[str, TokenClaims] = {}
+
+    def claims(self, token: str, *, now: datetime) -> TokenClaims:
+        found = self._claims.get(token)
+        if found is None:
+            found = decode(self.settings, token, expected=TokenType.ACCESS)
+            if len(self._claims) >= self.max_entries:
+                del self._claims[next(iter(self._claims))]  # the oldest verified
+            self._claims[token] = found
+        if found.expires_at <= now:  # as PyJWT decides: valid while now < exp
+            del self._claims[token]
+            raise InvalidToken()
+        return found

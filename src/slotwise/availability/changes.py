@@ -81,6 +81,13 @@ def _collect(session: Session, _context: UOWTransaction) -> None:
         changed.update(_concerned(instance))
 
 
+def note(session: Session, provider_id: uuid.UUID) -> None:
+    """A change written with a Core statement, which the flush above does not see: reported
+    to the cache when the transaction commits, as a flushed one is."""
+    if CACHE_KEY in session.info:
+        session.info.setdefault(_CHANGED_KEY, set()).add(provider_id)
+
+
 @event.listens_for(Session, "after_commit")
 def _report(session: Session) -> None:
     if session.in_nested_transaction():  # a savepoint released: the commit is yet to come

@@ -128,6 +128,8 @@ async def _insert(
         status=status,
         notes=data.notes,
         manage_token_hash=tokens.fingerprint(manage_token) if manage_token else None,
+        cancel_reason=None,
+        sequence=0,
         created_at=now,
         updated_at=now,
         events=[],
@@ -141,9 +143,8 @@ async def _insert(
         to_status=status.value,
         to_start_at=placement.start_at,
     )
-    session.add(appointment)
     try:
-        await session.flush()
+        await repository.insert_new(session, appointment)
     except IntegrityError as exc:  # a concurrent booking won the race (PostgreSQL)
         raise_for_constraint(exc)
     parties = entries.Parties(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 
@@ -30,6 +31,7 @@ def record(
     reason: str | None = None,
 ) -> AppointmentEvent:
     event = AppointmentEvent(
+        id=uuid.uuid4(),
         appointment_id=appointment.id,
         at=now,
         actor_id=actor.id if actor else None,

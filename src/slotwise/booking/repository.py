@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
     bindparam,
     exists,
     false,
     func,
+    insert,
     or_,
     select,
     text,
@@ -21,7 +23,15 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from slotwise.booking.models import ACTIVE_STATUSES, Appointment, ClientStanding, Status
+from slotwise.availability import changes
+from slotwise.booking.models import (
+    ACTIVE_STATUSES,
+    Appointment,
+    AppointmentEvent,
+    ClientStanding,
+    Status,
+)
+from slotwise.db import table_of
 from slotwise.providers.models import Provider
 
 # The longest blocked span an appointment can have (12 h session + 2 x 4 h buffers), so
@@ -233,3 +243,25 @@ def _conflicts_query(*, excluding: bool, standing: bool) -> Select[Any]:
     )
     version = select(Provider.rules_version).where(Provider.id == bindparam("version_of"))
     return select(provider_busy.exists(), client_busy.exists(), blocked, version.scalar_subquery())
+
+
+_APPOINTMENTS = table_of(Appointment)
+_EVENTS = table_of(AppointmentEvent)
+_INSERT_APPOINTMENT = insert(_APPOINTMENTS)
+_INSERT_EVENTS = insert(_EVENTS)
+
+
+async def insert_new(session: AsyncSession, appointment: Appointment) -> None:
+    """A new appointment and its history, as plain INSERTs: the ORM's unit of work cost more
+    than the statements. The objects stay transient (the answer and the messages read
+    them); every column must be set on them."""
+    connection = await session.connection()
+    await connection.execute(_INSERT_APPOINTMENT, _values(appointment, _APPOINTMENTS))
+    await connection.execute(
+        _INSERT_EVENTS, [_values(event, _EVENTS) for event in appointment.events]
+    )
+    changes.note(session.sync_session, appointment.provider_id)
+
+
+def _values(instance: object, table: Table) -> dict[str, Any]:
+    return {column.key: getattr(instance, column.key) for column in table.columns}

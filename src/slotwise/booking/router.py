@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime
 
 from slotwise.auth.deps import AdminUser, CurrentUser, OptionalUser
@@ -74,7 +74,7 @@ async def book(
             description="Retry safely: the same key and body replay the first response.",
         ),
     ] = None,
-) -> BookingCreated | JSONResponse:
+) -> Response:
     claim: IdempotencyKey | None = None
     if idempotency_key:
         scope = f"user:{user.id}" if user else f"guest:{_guest_email(data)}"
@@ -90,7 +90,8 @@ async def book(
     if claim is not None:
         stored = body.model_copy(update={"manage_token": None}).model_dump_json()
         idempotency.remember(claim, status=201, body=stored)
-    return body
+    # Serialised here, once: FastAPI would validate the model again against response_model.
+    return Response(body.model_dump_json(), status_code=201, media_type="application/json")
 
 
 def _guest_email(data: AppointmentCreate) -> str:

@@ -18,6 +18,7 @@ from slotwise.booking.models import Appointment, Status
 from slotwise.calendars import entries, ics
 from slotwise.calendars.entries import Parties, Party
 from slotwise.config import get_settings
+from slotwise.db import table_of
 from slotwise.notifications.models import OutboxMessage, OutboxStatus
 from slotwise.providers.models import Provider
 from slotwise.users.models import User
@@ -39,6 +40,9 @@ def reminder_offsets(session: AsyncSession) -> list[int]:
     if offsets is None:
         offsets = get_settings().reminder_offsets_minutes
     return list(offsets)
+
+
+_INSERT_MESSAGES = insert(table_of(OutboxMessage))  # built once
 
 
 class Batch:
@@ -86,7 +90,8 @@ class Batch:
         appointment the messages refer to is written before them)."""
         await session.flush()
         if self.rows:
-            await session.execute(insert(OutboxMessage), self.rows)
+            connection = await session.connection()
+            await connection.execute(_INSERT_MESSAGES, self.rows)
             self.rows = []
 
 
