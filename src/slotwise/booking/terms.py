@@ -78,7 +78,6 @@ class Terms:
     requires_confirmation: bool
     min_notice: timedelta
     max_advance: timedelta
-    cancellation_window: timedelta
     default: Offering
     services: dict[uuid.UUID, Offering]
     weekly: list[scheduling.WeeklyRule]
@@ -160,7 +159,6 @@ async def read(session: AsyncSession, ref: str, *, now: datetime) -> Terms:
         requires_confirmation=provider.requires_confirmation,
         min_notice=timedelta(minutes=provider.min_notice_minutes),
         max_advance=timedelta(days=provider.max_advance_days),
-        cancellation_window=timedelta(minutes=provider.cancellation_window_minutes),
         default=_offering(provider, None),
         services={service.id: _offering(provider, service) for service in services},
         weekly=rules.weekly,
