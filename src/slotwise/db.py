@@ -171,6 +171,29 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    @asynccontextmanager
+    async def transaction(self, *, writes: bool) -> AsyncIterator[AsyncSession]:
+        """A session whose work is committed when the block succeeds and rolled back when
+        it raises (an ``AppError`` that keeps its changes is committed, then raised).
+
+        On SQLite a writing transaction runs as BEGIN IMMEDIATE (begun at its first
+        statement) under this process's write lock: it takes the lock before it reads, so
+        a check and the write that follows cannot interleave with another writer, and a
+        reader turned writer never meets a stale snapshot. PostgreSQL needs nothing of the
+        kind: its constraints and row locks hold the invariants.
+        """
+        lock = self.write_lock if writes else None
+        async with _held(lock), self.session(writes=writes) as session:
+            try:
+                yield session
+                await session.commit()
+            except AppError as error:
+                await (session.commit() if error.keep_changes else session.rollback())
+                raise
+            except BaseException:
+                await session.rollback()
+                raise
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -179,27 +202,11 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed when the handler succeeds, rolled back otherwise.
-
-    On SQLite every request that may write runs as BEGIN IMMEDIATE (begun at its first
-    statement): it takes the write lock before it reads, so a check and the write that
-    follows cannot interleave with another writer, and a reader turned writer never meets
-    a stale snapshot. PostgreSQL needs nothing of the kind: its constraints and row locks
-    hold the invariants.
-    """
+    """One transaction per request (``Database.transaction``), writing unless the method
+    only reads."""
     database: Database = request.app.state.slotwise.db
-    writes = request.method not in READ_METHODS
-    lock = database.write_lock if writes else None
-    async with _held(lock), database.session(writes=writes) as session:
-        try:
-            yield session
-            await session.commit()
-        except AppError as error:
-            await (session.commit() if error.keep_changes else session.rollback())
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
+    async with database.transaction(writes=request.method not in READ_METHODS) as session:
+        yield session
 
 
 @asynccontextmanager

@@ -22,9 +22,11 @@ from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.availability.router import slots_router
 from slotwise.availability.slots import SlotListings
+from slotwise.booking.group import BookingWriter
 from slotwise.booking.router import guest_router, standings_router
 from slotwise.booking.router import provider_router as provider_booking_router
 from slotwise.booking.router import router as booking_router
+from slotwise.booking.terms import TermsCache
 from slotwise.calendars.router import router as calendars_router
 from slotwise.config import Settings, get_settings
 from slotwise.db import Database
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             changes.CACHE_KEY: slot_cache,
         },
     )
+    terms = TermsCache()
     state = AppState(
         settings=settings,
         db=database,
@@ -105,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis=redis,
         slots=SlotListings(database, slot_cache),
         access_tokens=VerifiedAccessTokens(settings),
+        terms=terms,
+        bookings=BookingWriter(database, terms, redis),
     )
 
     @asynccontextmanager

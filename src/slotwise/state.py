@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.availability.slots import SlotListings
+from slotwise.booking.group import BookingWriter
 from slotwise.booking.terms import TermsCache
 from slotwise.config import Settings
 from slotwise.db import Database
@@ -27,10 +28,13 @@ class AppState:
     redis: Redis | None
     slots: SlotListings
     access_tokens: VerifiedAccessTokens
-    terms: TermsCache = field(default_factory=TermsCache)
+    terms: TermsCache
+    bookings: BookingWriter
 
     async def aclose(self) -> None:
-        """Let go of connections: the slot cache's listener, the pool, Redis."""
+        """Let go of connections: the slot cache's listener, the pool, Redis (once the
+        bookings under way are written)."""
+        await self.bookings.aclose()
         await self.slots.aclose()
         await self.db.dispose()
         if self.redis is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -32,6 +33,16 @@ async def optional_user(
     return user
 
 
+async def optional_claims(
+    app: StateDep, token: Annotated[str | None, Depends(bearer)]
+) -> TokenClaims | None:
+    """A signed-in caller's verified token (signature, expiry, type), or None for an
+    anonymous one; the user it names is not looked up (a bad token is still 401)."""
+    if token is None:
+        return None
+    return app.access_tokens.claims(token, now=datetime.now(UTC))
+
+
 async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise Unauthorized()
@@ -53,6 +64,7 @@ def require_role(*roles: Role) -> Callable[[User], Awaitable[User]]:
 
 
 OptionalUser = Annotated[User | None, Depends(optional_user)]
+OptionalClaims = Annotated[TokenClaims | None, Depends(optional_claims)]
 CurrentUser = Annotated[User, Depends(current_user)]
 CurrentClaims = Annotated[TokenClaims, Depends(token_claims)]
 AdminUser = Annotated[User, Depends(require_role(Role.ADMIN))]

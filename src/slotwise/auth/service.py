@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.auth import revocation, tokens
+from slotwise.auth import callers, revocation, tokens
 from slotwise.auth.models import RefreshToken
 from slotwise.auth.passwords import check_policy
 from slotwise.auth.schemas import TokenPair
@@ -150,7 +150,12 @@ async def refresh(
         await revoke_family(session, family_id=row.family_id, now=now)
         raise RefreshTokenReused()
     user = await users_repo.get_by_id(session, row.user_id)
-    if user is None or not user.is_active or user.is_blocked or _predates_cutoff(user, claims):
+    if (
+        user is None
+        or not user.is_active
+        or user.is_blocked
+        or callers.predates_cutoff(user, claims)
+    ):
         raise InvalidToken()
     return await _issue_pair(session, app, user=user, family_id=row.family_id, now=now)
 
@@ -183,25 +188,4 @@ async def user_for_access_token(
     session: AsyncSession, app: AppState, *, token: str
 ) -> tuple[User, TokenClaims]:
     claims = app.access_tokens.claims(token, now=datetime.now(UTC))
-    if app.redis is not None:
-        revoked = await revocation.is_revoked(session, app.redis, jti=claims.jti)
-        user = None if revoked else await users_repo.get_by_id(session, claims.user_id)
-    else:  # the denylist is a table: one query asks for the user and for the token
-        values = {"user_id": claims.user_id, "jti": claims.jti}
-        row = (await session.execute(_USER_UNLESS_REVOKED, values)).first()
-        user = None if row is None or row[1] else row[0]
-    if user is None or not user.is_active or user.is_blocked or _predates_cutoff(user, claims):
-        raise InvalidToken()
-    return user, claims
-
-
-# Built once: on a signed-in request, building the statement cost more than running it.
-_USER_UNLESS_REVOKED = select(User, revocation.listed(bindparam("jti"))).where(
-    User.id == bindparam("user_id")
-)
-
-
-def _predates_cutoff(user: User, claims: TokenClaims) -> bool:
-    """A token issued before the user's cutoff (a password reset); `iat` has whole seconds."""
-    cutoff = user.tokens_valid_after
-    return cutoff is not None and claims.issued_at < cutoff.replace(microsecond=0)
+    return await callers.user_for_claims(session, app.redis, claims), claims

@@ -28,17 +28,21 @@ from slotwise.providers.service import ProviderNotFound, ServiceNotFound
 from slotwise.users.models import User
 
 
-@dataclass(frozen=True, slots=True)
-class Booked:
-    appointment: Appointment
-    manage_token: str | None  # guests only: shown once
-
-
 def client_key_for(user: User | None, data: AppointmentCreate) -> str:
     if user is not None:
         return user.email.lower()
     assert data.guest_details is not None
     return str(data.guest_details.email).lower()
+
+
+def check_caller(user: User | None, data: AppointmentCreate) -> str:
+    """A booking is the signed-in client's, or a guest's with their details (never both);
+    the client key its overlaps are checked by."""
+    if user is None and data.guest_details is None:
+        raise GuestDetailsRequired()
+    if user is not None and data.guest_details is not None:
+        raise GuestDetailsNotAllowed()
+    return client_key_for(user, data)
 
 
 async def book(
@@ -49,27 +53,45 @@ async def book(
     data: AppointmentCreate,
     now: datetime,
 ) -> Booked:
-    if user is None and data.guest_details is None:
-        raise GuestDetailsRequired()
-    if user is not None and data.guest_details is not None:
-        raise GuestDetailsNotAllowed()
-    client_key = client_key_for(user, data)
+    """One booking in the session's transaction: checked, then written with its history and
+    its messages. (``booking.group`` writes concurrent bookings together.)"""
+    client_key = check_caller(user, data)
 
     async def attempt(terms: Terms) -> Booked:
-        return await _book(session, terms, user=user, data=data, client_key=client_key, now=now)
+        candidate = await prepare(session, terms, user=user, data=data, now=now)
+        await rules.check_free(
+            session,
+            terms=terms,
+            client_key=client_key,
+            placement=candidate.placement,
+            check_standing=True,
+        )
+        booked = new_booking(candidate, user=user, data=data, client_key=client_key, now=now)
+        await write(session, [booked])
+        return booked
 
     return await checked(kept_terms, session, data.provider_id, now=now, check=attempt)
 
 
-async def _book(
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A booking that the provider's terms allow, before its time is checked for conflicts."""
+
+    terms: Terms
+    offering: Offering
+    placement: rules.Placement
+
+
+async def prepare(
     session: AsyncSession,
     terms: Terms,
     *,
     user: User | None,
     data: AppointmentCreate,
-    client_key: str,
     now: datetime,
-) -> Booked:
+) -> Candidate:
+    """Check a booking against the provider's terms: listed, accepting, the service, the
+    duration, notice and horizon, and a slot the engine offers."""
     if not terms.listed:
         raise ProviderNotFound()
     if user is not None and terms.user_id == user.id:
@@ -82,32 +104,26 @@ async def _book(
     placement = rules.place(terms, offering, data.start_datetime, data.end_datetime)
     rules.check_policy(terms, placement, now=now)
     await rules.check_offered(session, terms, offering, placement)
-    await rules.check_free(
-        session, terms=terms, client_key=client_key, placement=placement, check_standing=True
-    )
-    return await _insert(
-        session,
-        terms=terms,
-        offering=offering,
-        user=user,
-        data=data,
-        client_key=client_key,
-        placement=placement,
-        now=now,
-    )
+    return Candidate(terms=terms, offering=offering, placement=placement)
 
 
-async def _insert(
-    session: AsyncSession,
+@dataclass(frozen=True, slots=True)
+class Booked:
+    appointment: Appointment
+    manage_token: str | None  # guests only: shown once
+    parties: entries.Parties
+
+
+def new_booking(
+    candidate: Candidate,
     *,
-    terms: Terms,
-    offering: Offering,
     user: User | None,
     data: AppointmentCreate,
     client_key: str,
-    placement: rules.Placement,
     now: datetime,
 ) -> Booked:
+    """The appointment (not yet written), its first history entry and its parties."""
+    terms, offering, placement = candidate.terms, candidate.offering, candidate.placement
     status = Status.PENDING if terms.requires_confirmation else Status.CONFIRMED
     guest = data.guest_details
     manage_token = tokens.new_secret_token() if guest is not None else None
@@ -143,17 +159,35 @@ async def _insert(
         to_status=status.value,
         to_start_at=placement.start_at,
     )
-    try:
-        await repository.insert_new(session, appointment)
-    except IntegrityError as exc:  # a concurrent booking won the race (PostgreSQL)
-        raise_for_constraint(exc)
     parties = entries.Parties(
         provider=entries.Party(email=terms.email, name=terms.full_name, timezone=terms.timezone),
         client=entries.client_party(appointment, user),
         title=entries.title(terms.full_name, offering.name),
     )
-    await outbox.enqueue_booked(session, appointment=appointment, parties=parties, now=now)
-    return Booked(appointment=appointment, manage_token=manage_token)
+    return Booked(appointment=appointment, manage_token=manage_token, parties=parties)
+
+
+async def write(session: AsyncSession, bookings: list[Booked]) -> None:
+    """Checked bookings, their history and their messages: one INSERT per table.
+
+    On PostgreSQL an exclusion constraint may still refuse one (a race the locks did not
+    order): the 409 it means is raised, and the transaction must be rolled back."""
+    try:
+        await repository.insert_new(session, [booked.appointment for booked in bookings])
+    except IntegrityError as exc:
+        raise_for_constraint(exc)
+    messages = outbox.Batch()
+    offsets = outbox.reminder_offsets(session)
+    for booked in bookings:
+        appointment = booked.appointment
+        outbox.add_booked(
+            messages,
+            offsets,
+            appointment=appointment,
+            parties=booked.parties,
+            now=appointment.created_at,
+        )
+    await messages.write(session)
 
 
 async def rotate_manage_token(session: AsyncSession, *, appointment_id: uuid.UUID) -> str | None:

@@ -149,25 +149,31 @@ async def standings_page(
     return list(rows), int(total or 0)
 
 
-async def lock_booking(session: AsyncSession, *, provider_id: uuid.UUID, client_key: str) -> None:
+async def lock_bookings(session: AsyncSession, bookings: list[tuple[uuid.UUID, str]]) -> None:
     """Serialise bookings of one provider and of one client (PostgreSQL; on SQLite the
-    write lock taken by BEGIN IMMEDIATE already does).
+    write lock taken by BEGIN IMMEDIATE already does). ``bookings``: (provider id, client
+    key) pairs, one or many written in the same transaction.
 
     Concurrent inserts that conflict on an exclusion constraint can wait on each other and
-    deadlock; two constraints (provider, client) make it likelier. Taking the provider's
-    lock, then the client's — always in that order — before the check means conflicting
-    writers queue instead. The constraints stay as the guarantee; the locks make its
-    refusals orderly 409s.
+    deadlock; two constraints (provider, client) make it likelier. Taking the providers'
+    locks, then the clients' — each in sorted order, so that every transaction takes them
+    in one global order — before the check means conflicting writers queue instead. The
+    constraints stay as the guarantee; the locks make its refusals orderly 409s.
     """
     bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        # One round trip; PostgreSQL evaluates a select list from left to right.
-        await session.execute(_LOCK_BOOKING, {"provider": str(provider_id), "client": client_key})
+    if bind.dialect.name != "postgresql":
+        return
+    providers = sorted({str(provider_id) for provider_id, _ in bookings})
+    clients = sorted({client_key for _, client_key in bookings})
+    keys = providers + clients
+    seeds = [1] * len(providers) + [2] * len(clients)
+    await session.execute(_LOCK_BOOKINGS, {"keys": keys, "seeds": seeds})
 
 
-_LOCK_BOOKING = text(
-    "SELECT pg_advisory_xact_lock(hashtextextended(:provider, 1)),"
-    " pg_advisory_xact_lock(hashtextextended(:client, 2))"
+# One round trip; the locks are taken in the arrays' order (a function scan's rows).
+_LOCK_BOOKINGS = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(key, seed)))"
+    " FROM unnest(CAST(:keys AS text[]), CAST(:seeds AS bigint[])) AS lock(key, seed)"
 )
 
 
@@ -177,6 +183,18 @@ class Conflicts:
     client_busy: bool
     client_blocked: bool
     rules_version: int | None  # the provider's, now (None: the provider is gone)
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A time to check for conflicts (``conflicts_among``)."""
+
+    provider_id: uuid.UUID
+    client_key: str
+    start_at: datetime
+    end_at: datetime
+    blocked_start_at: datetime
+    blocked_end_at: datetime
 
 
 async def conflicts(
@@ -194,55 +212,98 @@ async def conflicts(
     """In one query: does an active appointment of the provider overlap the blocked span, or
     one of the client's overlap the appointment; (``standing``) is the client blocked; and
     what is the provider's rules version?"""
-    query = _conflicts_query(excluding=exclude_id is not None, standing=standing)
+    asked = Asked(provider_id, client_key, start_at, end_at, blocked_start_at, blocked_end_at)
+    query = _conflicts_query(1, excluding=exclude_id is not None, standing=standing)
+    values = _conflict_values(asked, "_0")
+    values["exclude_id"] = exclude_id
+    return _read_conflicts((await session.execute(query, values)).one(), 1)[0]
+
+
+async def conflicts_among(session: AsyncSession, many: list[Asked]) -> list[Conflicts]:
+    """``conflicts`` (with the client's standing) for several new bookings in one query."""
+    if not many:
+        return []
+    query = _conflicts_query(len(many), excluding=False, standing=True)
+    values: dict[str, Any] = {}
+    for i, asked in enumerate(many):
+        values.update(_conflict_values(asked, f"_{i}"))
+    return _read_conflicts((await session.execute(query, values)).one(), len(many))
+
+
+def _conflict_values(asked: Asked, suffix: str) -> dict[str, Any]:
     values = {
-        "provider_id": provider_id,
-        "version_of": provider_id,
-        "blocked_start_at": blocked_start_at,
-        "blocked_end_at": blocked_end_at,
-        "earliest": blocked_start_at - LONGEST_BLOCK,
-        "client_key": client_key,
-        "standing_of": client_key,
-        "start_at": start_at,
-        "end_at": end_at,
-        "exclude_id": exclude_id,
+        "provider_id": asked.provider_id,
+        "version_of": asked.provider_id,
+        "blocked_start_at": asked.blocked_start_at,
+        "blocked_end_at": asked.blocked_end_at,
+        "earliest": asked.blocked_start_at - LONGEST_BLOCK,
+        "client_key": asked.client_key,
+        "standing_of": asked.client_key,
+        "start_at": asked.start_at,
+        "end_at": asked.end_at,
     }
-    row = (await session.execute(query, values)).one()
-    return Conflicts(
-        provider_busy=bool(row[0]),
-        client_busy=bool(row[1]),
-        client_blocked=bool(row[2]),
-        rules_version=row[3],
-    )
+    return {name + suffix: value for name, value in values.items()}
 
 
+def _read_conflicts(row: Any, count: int) -> list[Conflicts]:
+    return [
+        Conflicts(
+            provider_busy=bool(row[4 * i]),
+            client_busy=bool(row[4 * i + 1]),
+            client_blocked=bool(row[4 * i + 2]),
+            rules_version=row[4 * i + 3],
+        )
+        for i in range(count)
+    ]
+
+
+# The batches a worker writes are at most this many bookings (booking.group.MAX_BATCH); the
+# statements for every size are built once each.
 @cache
-def _conflicts_query(*, excluding: bool, standing: bool) -> Select[Any]:
-    """The conflicts statement, built once per variant: building it costs more than running it."""
+def _conflicts_query(count: int, *, excluding: bool, standing: bool) -> Select[Any]:
+    """The conflicts statement for ``count`` times (four columns each), built once per
+    variant: building it costs more than running it."""
+    columns: list[ColumnElement[Any]] = []
+    for i in range(count):
+        columns.extend(_conflict_columns(f"_{i}", excluding=excluding, standing=standing))
+    return select(*columns)
+
+
+def _conflict_columns(
+    suffix: str, *, excluding: bool, standing: bool
+) -> tuple[ColumnElement[Any], ...]:
+    def param(name: str) -> Any:
+        return bindparam(name + suffix)
+
     provider_busy = select(Appointment.id).where(
         *_blocking(
-            bindparam("provider_id"),
-            bindparam("blocked_start_at"),
-            bindparam("blocked_end_at"),
-            bindparam("earliest"),
+            param("provider_id"),
+            param("blocked_start_at"),
+            param("blocked_end_at"),
+            param("earliest"),
         )
     )
     client_busy = select(Appointment.id).where(
-        Appointment.client_key == bindparam("client_key"),
-        Appointment.start_at < bindparam("end_at"),
-        Appointment.end_at > bindparam("start_at"),
+        Appointment.client_key == param("client_key"),
+        Appointment.start_at < param("end_at"),
+        Appointment.end_at > param("start_at"),
         _active(),
     )
     if excluding:
         provider_busy = provider_busy.where(Appointment.id != bindparam("exclude_id"))
         client_busy = client_busy.where(Appointment.id != bindparam("exclude_id"))
     blocked = (
-        exists().where(ClientStanding.email == bindparam("standing_of"), ClientStanding.blocked)
+        exists().where(ClientStanding.email == param("standing_of"), ClientStanding.blocked)
         if standing
         else false()
     )
-    version = select(Provider.rules_version).where(Provider.id == bindparam("version_of"))
-    return select(provider_busy.exists(), client_busy.exists(), blocked, version.scalar_subquery())
+    version = select(Provider.rules_version).where(Provider.id == param("version_of"))
+    return (
+        provider_busy.exists(),
+        client_busy.exists(),
+        blocked,
+        version.scalar_subquery(),
+    )
 
 
 _APPOINTMENTS = table_of(Appointment)
@@ -251,16 +312,20 @@ _INSERT_APPOINTMENT = insert(_APPOINTMENTS)
 _INSERT_EVENTS = insert(_EVENTS)
 
 
-async def insert_new(session: AsyncSession, appointment: Appointment) -> None:
-    """A new appointment and its history, as plain INSERTs: the ORM's unit of work cost more
-    than the statements. The objects stay transient (the answer and the messages read
-    them); every column must be set on them."""
+async def insert_new(session: AsyncSession, appointments: list[Appointment]) -> None:
+    """New appointments and their history, as plain INSERTs (one per table): the ORM's unit
+    of work cost more than the statements. The objects stay transient (the answer and the
+    messages read them); every column must be set on them."""
     connection = await session.connection()
-    await connection.execute(_INSERT_APPOINTMENT, _values(appointment, _APPOINTMENTS))
     await connection.execute(
-        _INSERT_EVENTS, [_values(event, _EVENTS) for event in appointment.events]
+        _INSERT_APPOINTMENT, [_values(appointment, _APPOINTMENTS) for appointment in appointments]
     )
-    changes.note(session.sync_session, appointment.provider_id)
+    await connection.execute(
+        _INSERT_EVENTS,
+        [_values(event, _EVENTS) for appointment in appointments for event in appointment.events],
+    )
+    for appointment in appointments:
+        changes.note(session.sync_session, appointment.provider_id)
 
 
 def _values(instance: object, table: Table) -> dict[str, Any]:

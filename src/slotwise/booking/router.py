@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.auth.deps import AdminUser, CurrentUser, OptionalUser
+from slotwise.auth import callers
+from slotwise.auth.deps import AdminUser, CurrentUser, OptionalClaims
+from slotwise.auth.tokens import TokenClaims
 from slotwise.booking import access as access_rules
 from slotwise.booking import create, idempotency, lifecycle, queries
 from slotwise.booking.access import Access
-from slotwise.booking.models import IdempotencyKey, Status
+from slotwise.booking.models import Status
 from slotwise.booking.present import appointment_read, booking_created
 from slotwise.booking.reschedule import reschedule
 from slotwise.booking.schemas import (
@@ -32,7 +36,7 @@ from slotwise.db import READ_METHODS, SessionDep
 from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import service as providers_service
-from slotwise.state import NowDep, StateDep
+from slotwise.state import AppState, NowDep, StateDep
 
 router = APIRouter()
 guest_router = APIRouter()
@@ -63,8 +67,7 @@ def _page(items: list[AppointmentRead], total: int, page: PageParams) -> Page[Ap
 )
 async def book(
     data: AppointmentCreate,
-    user: OptionalUser,
-    session: SessionDep,
+    claims: OptionalClaims,
     app: StateDep,
     now: NowDep,
     idempotency_key: Annotated[
@@ -75,21 +78,33 @@ async def book(
         ),
     ] = None,
 ) -> Response:
-    claim: IdempotencyKey | None = None
     if idempotency_key:
+        return await _book_once(app, claims, data, now, key=idempotency_key)
+    # Written with the bookings that arrive alongside, in one transaction (booking.group).
+    booked = await app.bookings.book(claims=claims, data=data, now=now)
+    return _created(booked)
+
+
+async def _book_once(
+    app: AppState, claims: TokenClaims | None, data: AppointmentCreate, now: datetime, *, key: str
+) -> Response:
+    """A booking with an Idempotency-Key: the key's claim and the booking in one transaction."""
+    async with app.db.transaction(writes=True) as session:
+        user = await callers.user_for_claims(session, app.redis, claims) if claims else None
         scope = f"user:{user.id}" if user else f"guest:{_guest_email(data)}"
         digest = idempotency.request_hash(data.model_dump_json())
-        found = await idempotency.claim(
-            session, scope=scope, key=idempotency_key, digest=digest, now=now
-        )
+        found = await idempotency.claim(session, scope=scope, key=key, digest=digest, now=now)
         if isinstance(found, idempotency.Replay):
             return await _replay(session, found)
-        claim = found
-    booked = await create.book(session, kept_terms=app.terms, user=user, data=data, now=now)
+        booked = await create.book(session, kept_terms=app.terms, user=user, data=data, now=now)
+        response = _created(booked)
+        stored = booking_created(booked.appointment, None).model_dump_json()
+        idempotency.remember(found, status=201, body=stored)
+        return response
+
+
+def _created(booked: create.Booked) -> Response:
     body = booking_created(booked.appointment, booked.manage_token)
-    if claim is not None:
-        stored = body.model_copy(update={"manage_token": None}).model_dump_json()
-        idempotency.remember(claim, status=201, body=stored)
     # Serialised here, once: FastAPI would validate the model again against response_model.
     return Response(body.model_dump_json(), status_code=201, media_type="application/json")
 
@@ -98,7 +113,7 @@ def _guest_email(data: AppointmentCreate) -> str:
     return str(data.guest_details.email).lower() if data.guest_details else ""
 
 
-async def _replay(session: SessionDep, replay: idempotency.Replay) -> JSONResponse:
+async def _replay(session: AsyncSession, replay: idempotency.Replay) -> JSONResponse:
     """The first response again; a guest gets a fresh manage token (never stored in clear)."""
     content = json.loads(replay.body)
     if content.get("guest") is not None:

@@ -89,7 +89,7 @@ async def check_free(
     check gives the same answer early. On SQLite the booking transaction holds the write
     lock (BEGIN IMMEDIATE), so the check itself is authoritative.
     """
-    await repository.lock_booking(session, provider_id=terms.provider_id, client_key=client_key)
+    await repository.lock_bookings(session, [(terms.provider_id, client_key)])
     found = await repository.conflicts(
         session,
         provider_id=terms.provider_id,
@@ -101,6 +101,12 @@ async def check_free(
         exclude_id=exclude_id,
         standing=check_standing,
     )
+    refuse_conflicts(terms, found)
+
+
+def refuse_conflicts(terms: Terms, found: repository.Conflicts) -> None:
+    """What the conflicts query found, as the refusal to answer (StaleTerms first: every
+    other finding is judged against current terms)."""
     if found.rules_version != terms.version:
         raise StaleTerms()
     if found.client_blocked:

@@ -173,12 +173,16 @@ async def _withdraw_reminders(session: AsyncSession, appointment_id: uuid.UUID) 
     )
 
 
-async def enqueue_booked(
-    session: AsyncSession, *, appointment: Appointment, parties: Parties, now: datetime
+def add_booked(
+    batch: Batch,
+    offsets: list[int],
+    *,
+    appointment: Appointment,
+    parties: Parties,
+    now: datetime,
 ) -> None:
-    """A new booking: the provider hears of it; the client gets a confirmation, or word that
-    it awaits the provider's."""
-    batch = Batch()
+    """A new booking's messages, added to ``batch``: the provider hears of it; the client
+    gets a confirmation, or word that it awaits the provider's."""
     batch.add(
         kind="booking_received",
         to=parties.provider,
@@ -187,7 +191,7 @@ async def enqueue_booked(
         appointment_id=appointment.id,
     )
     if appointment.status is Status.CONFIRMED:
-        _confirmed(batch, reminder_offsets(session), appointment, parties, now=now)
+        _confirmed(batch, offsets, appointment, parties, now=now)
     else:
         batch.add(
             kind="booking_pending",
@@ -196,7 +200,6 @@ async def enqueue_booked(
             now=now,
             appointment_id=appointment.id,
         )
-    await batch.write(session)
 
 
 def _confirmed(

@@ -1,0 +1,282 @@
+"""Group commit: the bookings a worker receives together are checked and written in one
+transaction, each still answered on its own.
+
+A booking's own work is small; what it costs is the transaction around it (a connection,
+BEGIN, the locks, COMMIT, and each statement's fixed cost through the driver). So each
+worker has one writer: a booking request queues its job and waits; the writer takes every
+job queued so far and, in one transaction, looks up each caller, checks each booking against
+the provider's kept terms, takes all their locks in one statement, checks each for
+conflicts, and writes them all with one INSERT per table. While that transaction runs, the
+next requests queue, and form the next batch; a lone request goes at once.
+
+Each job is answered by what its own checks found: a refusal (409, 422, 401) as soon as the
+writer knows it, a booking once the transaction holding it is committed. Anything the batch
+cannot settle for a job by itself is done again alone, exactly as a single booking is
+(``create.book``) in a transaction of its own after the batch: kept terms that proved stale
+or refused, a booking that overlaps another of the same batch (one of the two must lose,
+and the database says which), and every job of a batch the database refused as a whole
+(an exclusion constraint, a deadlock), which is rolled back first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.auth import callers
+from slotwise.auth.tokens import InvalidToken, TokenClaims
+from slotwise.booking import create, repository, rules
+from slotwise.booking.create import Booked, Candidate
+from slotwise.booking.schemas import AppointmentCreate
+from slotwise.booking.terms import REFUSALS_FROM_TERMS, StaleTerms, TermsCache
+from slotwise.db import Database
+from slotwise.errors import AppError
+from slotwise.users.models import User
+
+MAX_BATCH = 64
+WRITERS = 2
+
+log = structlog.get_logger("slotwise.booking")
+
+
+@dataclass(slots=True)
+class _Job:
+    claims: TokenClaims | None  # verified; the user is looked up in the batch
+    data: AppointmentCreate
+    now: datetime
+    answer: asyncio.Future[Booked]
+
+
+@dataclass(slots=True)
+class _Checked:
+    job: _Job
+    user: User | None
+    client_key: str
+    candidate: Candidate
+
+
+class _RefusedAsAWhole(Exception):
+    """The database refused the batch's transaction: roll it back, book each job alone."""
+
+
+class BookingWriter:
+    """One per worker: ``book`` queues a booking for the next batch and waits for its answer."""
+
+    def __init__(
+        self,
+        database: Database,
+        terms: TermsCache,
+        redis: Redis | None,
+        *,
+        max_batch: int = MAX_BATCH,
+        writers: int | None = None,
+    ) -> None:
+        """``writers``: batches in flight at once (default: one on SQLite, whose write lock
+        admits one anyway; several on PostgreSQL, so that while one batch waits on the
+        database the worker checks the next)."""
+        self.database = database
+        self.terms = terms
+        self.redis = redis
+        self.max_batch = max_batch
+        self.writers = writers or (1 if database.is_sqlite else WRITERS)
+        self._queue: list[_Job] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def book(
+        self, *, claims: TokenClaims | None, data: AppointmentCreate, now: datetime
+    ) -> Booked:
+        answer: asyncio.Future[Booked] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Job(claims=claims, data=data, now=now, answer=answer))
+        if len(self._running) < self.writers:
+            writer = asyncio.create_task(self._drain(), name="slotwise-booking-writer")
+            self._running.add(writer)
+        return await answer
+
+    async def aclose(self) -> None:
+        """Let the batches under way finish (their bookings commit and are answered)."""
+        if self._running:
+            await asyncio.shield(asyncio.gather(*self._running, return_exceptions=True))
+
+    async def _drain(self) -> None:
+        """Write batches while jobs are queued."""
+        this = asyncio.current_task()
+        try:
+            while self._queue:
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+                try:
+                    await self._write(batch)
+                except BaseException as exc:
+                    _fail_all(batch, exc)
+                    raise
+        except BaseException as exc:  # cancelled (shutdown) or a bug: nobody waits forever
+            if not self._running - {this}:
+                _fail_all(self._queue, exc)
+                self._queue.clear()
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("booking_writer_failed")
+        finally:
+            # At once, not in a done callback: a job queued from now on starts a writer.
+            self._running.discard(this)
+
+    async def _write(self, batch: list[_Job]) -> None:
+        jobs = [job for job in batch if not job.answer.done()]  # cancelled while queued
+        alone: list[_Job] = []
+        try:
+            async with self.database.transaction(writes=True) as session:
+                written = await self._check_and_write(session, jobs, alone)
+        except _RefusedAsAWhole:
+            written, alone = [], [job for job in jobs if not job.answer.done()]
+        except Exception as exc:  # the database failed: every job still open hears of it
+            _fail_all(jobs, exc)
+            return
+        for checked, booked in written:
+            _answer(checked.job, booked)
+        for job in alone:
+            await self._book_alone(job)
+
+    async def _check_and_write(
+        self, session: AsyncSession, jobs: list[_Job], alone: list[_Job]
+    ) -> list[tuple[_Checked, Booked]]:
+        signed_in = [job.claims for job in jobs if job.claims is not None]
+        users = iter(await callers.users_for_claims(session, self.redis, signed_in))
+        allowed: list[_Checked] = []
+        for job in jobs:
+            user = next(users) if job.claims is not None else None
+            if isinstance(user, InvalidToken):
+                _refuse(job, user)
+            elif checked := await self._check(session, job, user, alone):
+                allowed.append(checked)
+        if not allowed:
+            return []
+        try:
+            await repository.lock_bookings(
+                session, [(c.candidate.terms.provider_id, c.client_key) for c in allowed]
+            )
+            found = await repository.conflicts_among(session, [_asked(c) for c in allowed])
+            accepted: list[_Checked] = []
+            for checked, conflicts in zip(allowed, found, strict=True):
+                try:
+                    rules.refuse_conflicts(checked.candidate.terms, conflicts)
+                except StaleTerms:
+                    alone.append(checked.job)  # checked again on fresh terms
+                except AppError as refusal:
+                    _refuse(checked.job, refusal)
+                else:
+                    if _overlaps_any(checked, accepted):
+                        alone.append(checked.job)  # the database decides which one wins
+                    else:
+                        accepted.append(checked)
+            written = [(checked, _new_booking(checked)) for checked in accepted]
+            if written:
+                await create.write(session, [booked for _, booked in written])
+        except (DBAPIError, AppError) as exc:  # a constraint's 409, a deadlock: roll back
+            raise _RefusedAsAWhole() from exc
+        return written
+
+    async def _check(
+        self, session: AsyncSession, job: _Job, user: User | None, alone: list[_Job]
+    ) -> _Checked | None:
+        """The booking against the provider's (kept) terms; None if the job was answered or
+        set aside to be booked alone."""
+        kept = False
+        try:
+            client_key = create.check_caller(user, job.data)
+            terms, kept = await self.terms.get(session, job.data.provider_id, now=job.now)
+            candidate = await create.prepare(session, terms, user=user, data=job.data, now=job.now)
+        except REFUSALS_FROM_TERMS as refusal:
+            if kept:  # kept terms may be stale: confirmed against fresh ones, alone
+                alone.append(job)
+            else:
+                _refuse(job, refusal)
+            return None
+        except AppError as refusal:
+            _refuse(job, refusal)
+            return None
+        return _Checked(job=job, user=user, client_key=client_key, candidate=candidate)
+
+    async def _book_alone(self, job: _Job) -> None:
+        if job.answer.done():
+            return
+        try:
+            async with self.database.transaction(writes=True) as session:
+                user = (
+                    await callers.user_for_claims(session, self.redis, job.claims)
+                    if job.claims
+                    else None
+                )
+                booked = await create.book(
+                    session, kept_terms=self.terms, user=user, data=job.data, now=job.now
+                )
+        except Exception as exc:
+            _refuse(job, exc)
+            return
+        _answer(job, booked)
+
+
+def _new_booking(checked: _Checked) -> Booked:
+    job = checked.job
+    return create.new_booking(
+        checked.candidate,
+        user=checked.user,
+        data=job.data,
+        client_key=checked.client_key,
+        now=job.now,
+    )
+
+
+def _asked(checked: _Checked) -> repository.Asked:
+    placement = checked.candidate.placement
+    return repository.Asked(
+        provider_id=checked.candidate.terms.provider_id,
+        client_key=checked.client_key,
+        start_at=placement.start_at,
+        end_at=placement.end_at,
+        blocked_start_at=placement.blocked_start_at,
+        blocked_end_at=placement.blocked_end_at,
+    )
+
+
+def _overlaps_any(checked: _Checked, accepted: list[_Checked]) -> bool:
+    """Would this booking collide with one already accepted in the batch: the provider's
+    blocked time, or the client's own appointments?"""
+    mine = checked.candidate
+    for other in accepted:
+        theirs = other.candidate
+        same_provider = mine.terms.provider_id == theirs.terms.provider_id
+        if same_provider and (
+            mine.placement.blocked_start_at < theirs.placement.blocked_end_at
+            and theirs.placement.blocked_start_at < mine.placement.blocked_end_at
+        ):
+            return True
+        if checked.client_key == other.client_key and (
+            mine.placement.start_at < theirs.placement.end_at
+            and theirs.placement.start_at < mine.placement.end_at
+        ):
+            return True
+    return False
+
+
+def _answer(job: _Job, booked: Booked) -> None:
+    if not job.answer.done():
+        job.answer.set_result(booked)
+
+
+def _refuse(job: _Job, exc: BaseException) -> None:
+    if not job.answer.done():
+        job.answer.set_exception(exc)
+
+
+def _fail_all(jobs: list[_Job], exc: BaseException) -> None:
+    for job in jobs:
+        if not isinstance(exc, Exception):  # the writer was cancelled: so are its jobs
+            job.answer.cancel()
+        else:
+            _refuse(job, exc)

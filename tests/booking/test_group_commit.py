@@ -1,0 +1,233 @@
+"""Group commit: bookings that arrive together are checked and written in one transaction,
+and each still gets the answer it would have got alone."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, func, select
+
+from slotwise.auth.tokens import TokenClaims
+from slotwise.booking import repository
+from slotwise.booking.create import Booked
+from slotwise.booking.schemas import AppointmentCreate
+from slotwise.errors import AppError
+from slotwise.models import Appointment, AppointmentEvent, OutboxMessage
+from slotwise.state import AppState
+from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, signed_in
+
+DAY = "2027-03-03"
+PAST = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)  # before BOOKING_NOW
+
+
+def state_of(app: FastAPI) -> AppState:
+    state: AppState = app.state.slotwise
+    return state
+
+
+class Commits:
+    """Counts the transactions the application's engine commits."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.engine = state_of(app).db.engine.sync_engine
+        self.count = 0
+
+    def _committed(self, _connection: object) -> None:
+        self.count += 1
+
+    def __enter__(self) -> Commits:
+        event.listen(self.engine, "commit", self._committed)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "commit", self._committed)
+
+
+def claims_of(app: FastAPI, account: Account) -> TokenClaims:
+    return state_of(app).access_tokens.claims(account.access_token, now=datetime.now(UTC))
+
+
+def asked(provider: dict[str, Any], at: str, **extra: Any) -> AppointmentCreate:
+    return AppointmentCreate.model_validate(
+        {"provider_id": provider["id"], "start_datetime": f"{DAY}T{at}:00Z", **extra}
+    )
+
+
+async def answers(
+    app: FastAPI, jobs: list[tuple[Account | None, AppointmentCreate]]
+) -> list[Booked | BaseException]:
+    """The jobs handed to the worker's writer at once: they reach it as one batch."""
+    writer = state_of(app).bookings
+    return await asyncio.gather(
+        *(
+            writer.book(
+                claims=claims_of(app, account) if account else None, data=data, now=BOOKING_NOW
+            )
+            for account, data in jobs
+        ),
+        return_exceptions=True,
+    )
+
+
+def code(answer: Booked | BaseException) -> str:
+    if isinstance(answer, Booked):
+        return "booked"
+    assert isinstance(answer, AppError), answer
+    return answer.code
+
+
+async def count(app: FastAPI, model: Any, **where: Any) -> int:
+    async with state_of(app).db.session(writes=False) as session:
+        query = select(func.count()).select_from(model).filter_by(**where)
+        return int(await session.scalar(query) or 0)
+
+
+async def test_bookings_arriving_together_are_committed_together(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client)
+    clients = [await signed_in(client) for _ in range(8)]
+    with Commits(app) as commits:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    "/appointments/",
+                    headers=account.headers,
+                    json={
+                        "provider_id": provider["id"],
+                        "start_datetime": f"{DAY}T{9 + i:02d}:00:00Z",
+                    },
+                )
+                for i, account in enumerate(clients)
+            )
+        )
+    assert [r.status_code for r in responses] == [201] * 8, [r.json() for r in responses]
+    assert commits.count < 8  # one transaction per booking would be 8
+    # Each is whole: the appointment, its history and its messages.
+    for response in responses:
+        booked_id = uuid.UUID(response.json()["id"])
+        assert await count(app, AppointmentEvent, appointment_id=booked_id) == 1
+        kinds = await count(app, OutboxMessage, appointment_id=booked_id)
+        assert kinds >= 2  # the provider's notice, the client's confirmation (and reminders)
+    assert await count(app, Appointment) == 8
+
+
+async def test_every_booking_of_a_batch_gets_its_own_answer(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    owner, provider = await bookable_provider(client)
+    _, other_provider = await bookable_provider(client)
+    first, second, third, logged_out = [await signed_in(client) for _ in range(4)]
+    revoked = await client.post("/auth/logout", headers=logged_out.headers)
+    assert revoked.status_code in (200, 204)
+    jobs: list[tuple[Account | None, AppointmentCreate]] = [
+        (first, asked(provider, "10:00")),
+        (second, asked(provider, "11:00")),
+        (third, asked(provider, "10:00")),  # the same slot as the first, in the same batch
+        (first, asked(other_provider, "10:00")),  # the first client is busy then
+        (logged_out, asked(provider, "12:00")),
+        (owner, asked(provider, "13:00")),  # a provider cannot book themself
+        (second, asked(provider, "10:00").model_copy(update={"start_datetime": PAST})),
+        (None, asked(provider, "14:00")),  # a guest without their details
+        (third, asked(provider, "15:00")),
+    ]
+    with Commits(app) as commits:
+        found = await answers(app, jobs)
+    assert [code(answer) for answer in found] == [
+        "booked",
+        "booked",
+        "slot_unavailable",
+        "client_conflict",
+        "invalid_token",
+        "cannot_book_yourself",
+        "too_soon",
+        "guest_details_required",
+        "booked",
+    ]
+    # One transaction committed: the batch. The bookings it could not settle by itself (one
+    # colliding with a booking of the same batch, one refused by terms kept from before) were
+    # tried alone, refused, and rolled back.
+    assert commits.count == 1
+    assert await count(app, Appointment) == 3
+
+
+async def test_a_kept_refusal_is_confirmed_on_fresh_terms(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    owner, provider = await bookable_provider(client, accepting_bookings=False)
+    booker = await signed_in(client)
+    [refused] = await answers(app, [(booker, asked(provider, "10:00"))])
+    assert code(refused) == "provider_not_accepting"
+    opened = await client.patch(
+        "/providers/me", headers=owner.headers, json={"accepting_bookings": True}
+    )
+    assert opened.status_code == 200
+    [booked] = await answers(app, [(booker, asked(provider, "10:00"))])
+    assert code(booked) == "booked"
+
+
+@pytest.fixture
+def checks_that_miss_a_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch's conflict check reports every time free, as if another worker's booking
+    had slipped past it: what is left to refuse it is the database's own constraint."""
+    real = repository.conflicts_among
+
+    async def nothing_found(session: Any, many: list[Any]) -> list[repository.Conflicts]:
+        found = await real(session, many)
+        return [
+            repository.Conflicts(
+                provider_busy=False,
+                client_busy=False,
+                client_blocked=False,
+                rules_version=conflicts.rules_version,
+            )
+            for conflicts in found
+        ]
+
+    monkeypatch.setattr(repository, "conflicts_among", nothing_found)
+
+
+async def test_a_batch_the_database_refuses_is_rolled_back_and_booked_one_by_one(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    settings: Any,
+    checks_that_miss_a_conflict: None,
+) -> None:
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the database's own refusal of an overlap is PostgreSQL's constraint")
+    _, provider = await bookable_provider(client)
+    earlier, first, second = [await signed_in(client) for _ in range(3)]
+    [taken] = await answers(app, [(earlier, asked(provider, "10:00"))])
+    assert code(taken) == "booked"
+    with Commits(app) as commits:
+        found = await answers(
+            app, [(first, asked(provider, "09:00")), (second, asked(provider, "10:00"))]
+        )
+    assert [code(answer) for answer in found] == ["booked", "slot_unavailable"]
+    assert commits.count == 1  # the batch rolled back; the first booked alone
+    assert await count(app, Appointment) == 2
+    assert Counter(a.appointment.client_key for a in found if isinstance(a, Booked)) == {
+        first.email: 1
+    }
+
+
+async def test_closing_waits_for_the_bookings_under_way(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client)
+    booker = await signed_in(client)
+    writer = state_of(app).bookings
+    pending = asyncio.ensure_future(answers(app, [(booker, asked(provider, "10:00"))]))
+    await asyncio.sleep(0)  # queued; its writer has started
+    await writer.aclose()
+    [booked] = await pending
+    assert code(booked) == "booked"
+    assert await count(app, Appointment) == 1
