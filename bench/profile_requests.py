@@ -4,8 +4,9 @@ Not a benchmark with a target: a tool for acting on a missed one. It seeds the s
 the benchmark, builds the app in-process (`create_app`, the same settings as the served
 one) and calls it as an ASGI app directly, without uvicorn or sockets:
 
-1. N requests, `--concurrency` at a time, unprofiled: wall time per request, the SQL
-   statements each runs (counted with engine events) and the time spent inside them.
+1. N requests, `--concurrency` at a time, unprofiled: wall time and this process's CPU
+   time per request, the SQL statements each runs (counted with engine events) and the
+   time spent inside them.
 2. The same N under cProfile (standard library): own time summed by layer (package), then
    the top functions by own time. cProfile inflates call-heavy code, so read the layers as
    shares, and the plain timings of step 1 as the truth.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import itertools
 import json
 import pstats
@@ -164,7 +166,8 @@ async def scenario(name: str, url: str) -> AsyncIterator[Callable[[], Iterator[C
 
 async def drive(
     app: FastAPI, streams: list[Iterator[Call]], total: int
-) -> tuple[float, Counter[int]]:
+) -> tuple[float, float, Counter[int]]:
+    """Wall seconds, this process's CPU seconds, statuses."""
     statuses: Counter[int] = Counter()
     per_caller = total // len(streams)
 
@@ -176,8 +179,9 @@ async def drive(
                 print(f"   {status}: {body[:200]!r}")
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     await asyncio.gather(*(caller(stream) for stream in streams))
-    return time.perf_counter() - started, statuses
+    return time.perf_counter() - started, time.process_time() - cpu_started, statuses
 
 
 async def profile(name: str, url: str, *, requests: int, concurrency: int, top: int) -> None:
@@ -190,6 +194,7 @@ async def profile(name: str, url: str, *, requests: int, concurrency: int, top: 
             log_level="WARNING",
         )
         app = create_app(settings)
+        gc.freeze()  # as the served app's lifespan does at start-up
         engine = app.state.slotwise.db.engine.sync_engine
         sql = {"count": 0, "seconds": 0.0}
         kinds: Counter[str] = Counter()
@@ -212,13 +217,14 @@ async def profile(name: str, url: str, *, requests: int, concurrency: int, top: 
         await drive(app, streams, max(concurrency * 5, 20))  # warm-up
         sql.update(count=0, seconds=0.0)
         kinds.clear()
-        elapsed, statuses = await drive(app, streams, requests)
+        elapsed, cpu, statuses = await drive(app, streams, requests)
         done = sum(statuses.values())
         print(
             f"{name} on {url.split(':')[0]}, {concurrency} at a time: {done} requests in "
             f"{elapsed:.2f} s = {done / elapsed:,.0f}/s, {elapsed / done * 1000 * concurrency:.2f} "
             f"ms each; statuses {dict(statuses)}"
         )
+        print(f"this process's CPU: {cpu / done * 1000:.3f} ms per request (no HTTP parsing)")
         print(
             f"SQL: {sql['count'] / done:.1f} statements per request, "
             f"{sql['seconds'] / done * 1000:.2f} ms per request inside them"

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, Table, event
@@ -20,10 +20,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, class_mapper, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
 
 from slotwise.errors import AppError
+
+T = TypeVar("T")
+M = TypeVar("M", bound="Base")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -86,6 +89,27 @@ class Base(DeclarativeBase):
 def table_of(model: type[Base]) -> Table:
     """A model's table, for Core statements (typed: ``__table__`` is a FromClause to mypy)."""
     return cast(Table, model.__table__)
+
+
+def unsaved(model: type[M], **values: Any) -> M:
+    """A model instance to read from, for a row written with a Core INSERT: its attributes
+    set without the ORM's change tracking, at a tenth of the constructor's cost. Never to be
+    added to a session (it would not know what to write); every attribute read must be
+    given, relationships as plain lists."""
+    instance: M = class_mapper(model).class_manager.new_instance()
+    instance.__dict__.update(values)
+    return instance
+
+
+def padded(values: list[T]) -> list[T]:
+    """``values``, the last repeated up to the next power of two. A statement whose text
+    depends on a count (an expanding IN, a set of columns per item) is then built, cached
+    and prepared by the driver for a handful of counts (1, 2, 4 ... 64) rather than each:
+    fewer statements kept in memory and in the driver's statement cache."""
+    if not values:
+        return values
+    size = 1 << (len(values) - 1).bit_length()
+    return values + [values[-1]] * (size - len(values))
 
 
 def insert_ignoring_duplicates(session: AsyncSession, model: type[Base]) -> Any:

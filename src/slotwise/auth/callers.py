@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import revocation
 from slotwise.auth.tokens import InvalidToken, TokenClaims
+from slotwise.db import padded
 from slotwise.users import repository as users_repo
 from slotwise.users.models import User
 
@@ -38,7 +39,7 @@ async def users_for_claims(
     if not many:
         return []
     revoked = await revocation.revoked_among(session, redis, [claims.jti for claims in many])
-    ids = list({claims.user_id for claims in many})
+    ids = padded(list({claims.user_id for claims in many}))
     users = {user.id: user for user in await session.scalars(_USERS_AMONG, {"ids": ids})}
     answers: list[User | InvalidToken] = []
     for claims in many:

@@ -10,6 +10,7 @@ from sqlalchemy import Exists, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth.models import RevokedAccessToken
+from slotwise.db import padded
 
 _PREFIX = "slotwise:revoked-jti:"
 
@@ -51,8 +52,8 @@ async def revoked_among(session: AsyncSession, redis: Redis | None, jtis: list[s
     if redis is not None:
         found = await redis.mget([_PREFIX + jti for jti in jtis])
         return {jti for jti, value in zip(jtis, found, strict=True) if value is not None}
-    rows = await session.scalars(_LISTED_AMONG, {"jtis": jtis})
-    return set(rows)
+    connection = await session.connection()
+    return set((await connection.execute(_LISTED_AMONG, {"jtis": padded(jtis)})).scalars())
 
 
 _LISTED_AMONG = select(RevokedAccessToken.jti).where(

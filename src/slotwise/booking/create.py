@@ -10,19 +10,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import tokens
-from slotwise.booking import repository, rules
+from slotwise.booking import events, repository, rules
 from slotwise.booking.errors import (
     CannotBookYourself,
     GuestDetailsNotAllowed,
     GuestDetailsRequired,
     ProviderNotAccepting,
 )
-from slotwise.booking.events import ActorRole, record
+from slotwise.booking.events import ActorRole
 from slotwise.booking.integrity import raise_for_constraint
-from slotwise.booking.models import Appointment, Status
+from slotwise.booking.models import Appointment, AppointmentEvent, Status
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import Offering, Terms, TermsCache, checked
 from slotwise.calendars import entries
+from slotwise.db import unsaved
 from slotwise.notifications import outbox
 from slotwise.providers.service import ProviderNotFound, ServiceNotFound
 from slotwise.users.models import User
@@ -127,7 +128,10 @@ def new_booking(
     status = Status.PENDING if terms.requires_confirmation else Status.CONFIRMED
     guest = data.guest_details
     manage_token = tokens.new_secret_token() if guest is not None else None
-    appointment = Appointment(
+    # Written by Core INSERTs (create.write); the objects are only read: the answer, the
+    # messages.
+    appointment = unsaved(
+        Appointment,
         id=uuid.uuid4(),
         provider_id=terms.provider_id,
         service_id=offering.id,
@@ -150,7 +154,7 @@ def new_booking(
         updated_at=now,
         events=[],
     )
-    record(
+    created = events.entry(
         appointment,
         actor=user,
         role=ActorRole.CLIENT if user else ActorRole.GUEST,
@@ -159,6 +163,7 @@ def new_booking(
         to_status=status.value,
         to_start_at=placement.start_at,
     )
+    appointment.events.append(unsaved(AppointmentEvent, **created))
     parties = entries.Parties(
         provider=entries.Party(email=terms.email, name=terms.full_name, timezone=terms.timezone),
         client=entries.client_party(appointment, user),

@@ -31,7 +31,7 @@ from slotwise.booking.models import (
     ClientStanding,
     Status,
 )
-from slotwise.db import table_of
+from slotwise.db import padded, table_of
 from slotwise.providers.models import Provider
 
 # The longest blocked span an appointment can have (12 h session + 2 x 4 h buffers), so
@@ -167,7 +167,8 @@ async def lock_bookings(session: AsyncSession, bookings: list[tuple[uuid.UUID, s
     clients = sorted({client_key for _, client_key in bookings})
     keys = providers + clients
     seeds = [1] * len(providers) + [2] * len(clients)
-    await session.execute(_LOCK_BOOKINGS, {"keys": keys, "seeds": seeds})
+    connection = await session.connection()  # Core statements: no ORM execution to pay for
+    await connection.execute(_LOCK_BOOKINGS, {"keys": keys, "seeds": seeds})
 
 
 # One round trip; the locks are taken in the arrays' order (a function scan's rows).
@@ -216,18 +217,21 @@ async def conflicts(
     query = _conflicts_query(1, excluding=exclude_id is not None, standing=standing)
     values = _conflict_values(asked, "_0")
     values["exclude_id"] = exclude_id
-    return _read_conflicts((await session.execute(query, values)).one(), 1)[0]
+    connection = await session.connection()
+    return _read_conflicts((await connection.execute(query, values)).one(), 1)[0]
 
 
 async def conflicts_among(session: AsyncSession, many: list[Asked]) -> list[Conflicts]:
     """``conflicts`` (with the client's standing) for several new bookings in one query."""
     if not many:
         return []
-    query = _conflicts_query(len(many), excluding=False, standing=True)
+    asking = padded(many)
+    query = _conflicts_query(len(asking), excluding=False, standing=True)
     values: dict[str, Any] = {}
-    for i, asked in enumerate(many):
+    for i, asked in enumerate(asking):
         values.update(_conflict_values(asked, f"_{i}"))
-    return _read_conflicts((await session.execute(query, values)).one(), len(many))
+    connection = await session.connection()
+    return _read_conflicts((await connection.execute(query, values)).one(), len(many))
 
 
 def _conflict_values(asked: Asked, suffix: str) -> dict[str, Any]:
@@ -257,8 +261,7 @@ def _read_conflicts(row: Any, count: int) -> list[Conflicts]:
     ]
 
 
-# The batches a worker writes are at most this many bookings (booking.group.MAX_BATCH); the
-# statements for every size are built once each.
+# Batches are asked about padded to a power of two (db.padded): a few sizes, each built once.
 @cache
 def _conflicts_query(count: int, *, excluding: bool, standing: bool) -> Select[Any]:
     """The conflicts statement for ``count`` times (four columns each), built once per
