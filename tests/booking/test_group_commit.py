@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy import event, func, select
 
@@ -19,11 +20,14 @@ from slotwise.booking import repository
 from slotwise.booking.create import Booked
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.errors import AppError
+from slotwise.main import create_app
 from slotwise.models import Appointment, AppointmentEvent, OutboxMessage
-from slotwise.state import AppState
+from slotwise.state import AppState, get_now
+from tests.conftest import make_settings
 from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, signed_in
 
 DAY = "2027-03-03"
+REDIS_URL = "redis://127.0.0.1:6379/15"
 PAST = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)  # before BOOKING_NOW
 
 
@@ -231,3 +235,30 @@ async def test_closing_waits_for_the_bookings_under_way(
     [booked] = await pending
     assert code(booked) == "booked"
     assert await count(app, Appointment) == 1
+
+
+async def test_a_token_revoked_in_redis_is_refused_in_a_batch(database_url: str) -> None:
+    """With Redis configured the denylist lives there; the batch asks it for every token."""
+    probe = aioredis.from_url(REDIS_URL)
+    try:
+        await probe.ping()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"Redis at {REDIS_URL} does not answer: {exc}")
+    finally:
+        await probe.aclose()
+    # (Without rate limits: with Redis they would be shared with every other run of this test.)
+    app = create_app(make_settings(database_url, redis_url=REDIS_URL, rate_limit_enabled=False))
+    app.dependency_overrides[get_now] = Clock(BOOKING_NOW)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as client:
+            _, provider = await bookable_provider(client)
+            kept, logged_out = await signed_in(client), await signed_in(client)
+            revoked = await client.post("/auth/logout", headers=logged_out.headers)
+            assert revoked.status_code in (200, 204)
+            found = await answers(
+                app, [(kept, asked(provider, "10:00")), (logged_out, asked(provider, "11:00"))]
+            )
+    finally:
+        await state_of(app).aclose()
+    assert [code(answer) for answer in found] == ["booked", "invalid_token"]

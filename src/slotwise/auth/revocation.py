@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import Exists, bindparam, delete, exists, select
+from sqlalchemy import BindParameter, Exists, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth.models import RevokedAccessToken
@@ -34,6 +35,11 @@ def listed(jti: object) -> Exists:
     """`jti` (a value or a bound parameter) is on the database denylist: a clause, to ask in
     the query that loads the user."""
     return exists().where(RevokedAccessToken.jti == jti)
+
+
+def listed_among(jtis: BindParameter[Any]) -> Exists:
+    """Is any of ``jtis`` (an expanding bound parameter) on the database denylist?"""
+    return exists().where(RevokedAccessToken.jti.in_(jtis))
 
 
 async def is_revoked(session: AsyncSession, redis: Redis | None, *, jti: str) -> bool:
