@@ -41,6 +41,8 @@ from slotwise.state import AppState
 from slotwise.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
+GC_THRESHOLDS = (700, 10, 50)  # CPython's defaults but the last (10)
+
 API_ROUTERS = [
     (auth_router, "/auth", "auth"),
     (calendars_router, "", "calendars"),  # before /users/{id} and /appointments/{id}
@@ -116,10 +118,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # What start-up built (modules, the app, its models and routes: ~150k objects) lives
-        # as long as the process; out of the collector's sight, a full collection looks at
-        # what requests left behind only, in milliseconds rather than 120-180 ms on these
-        # machines (a pause every few seconds under load; docs/benchmarks.md).
+        # as long as the process: frozen, out of the collector's sight, a full collection
+        # walks only what requests left behind. And a full collection at most every 50
+        # collections of the middle generation rather than 10: requests allocate fast, and
+        # the objects alive across a request's awaits are promoted, so with the default a
+        # 31-day listing paid for a full collection every ~7 requests. On these machines a
+        # full collection of the whole heap took 120-180 ms (the booking p99); now ~15 ms,
+        # a few times a minute under load (docs/benchmarks.md, "Garbage collection").
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         yield
         await state.aclose()
 
