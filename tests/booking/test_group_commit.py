@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from slotwise.auth.tokens import TokenClaims
 from slotwise.booking import repository
@@ -262,3 +263,26 @@ async def test_a_token_revoked_in_redis_is_refused_in_a_batch(database_url: str)
     finally:
         await state_of(app).aclose()
     assert [code(answer) for answer in found] == ["booked", "invalid_token"]
+
+
+async def test_a_database_failure_fails_each_booking_and_writes_nothing(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, provider = await bookable_provider(client)
+    first, second = await signed_in(client), await signed_in(client)
+
+    async def database_gone(*_args: object) -> None:
+        raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, ConnectionError("gone"))
+
+    monkeypatch.setattr(repository, "lock_bookings", database_gone)
+    found = await answers(
+        app, [(first, asked(provider, "10:00")), (second, asked(provider, "11:00"))]
+    )
+    # The batch failed as a whole, then each booking alone: each answered with the failure
+    # (the API's 503 database_unavailable), nothing written.
+    assert all(isinstance(answer, OperationalError) for answer in found), found
+    assert await count(app, Appointment) == 0
+    assert await count(app, OutboxMessage) == 0
+    monkeypatch.undo()
+    [booked] = await answers(app, [(first, asked(provider, "10:00"))])
+    assert code(booked) == "booked"  # the writer goes on once the database is back
