@@ -7,10 +7,22 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, Table, event
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TextClause,
+    event,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -111,6 +123,80 @@ def padded(values: list[T]) -> list[T]:
         return values
     size = 1 << (count - 1).bit_length() if count <= 8 else -(-count // 8) * 8
     return values + [values[-1]] * (size - count)
+
+
+async def insert_rows(
+    session: AsyncSession, tables: list[tuple[Table, list[dict[str, Any]]]]
+) -> None:
+    """Rows into several tables, in the order given (a row's parents before it), in the
+    session's transaction. On PostgreSQL one statement: the tables' INSERTs as
+    data-modifying CTEs, each row set sent as one array per column and unnested (one round
+    trip, one execution, rather than a statement per table and an execution per row);
+    foreign keys are checked at the statement's end. Elsewhere one INSERT per table."""
+    tables = [(table, rows) for table, rows in tables if rows]
+    if not tables:
+        return
+    connection = await session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        for table, rows in tables:
+            await connection.execute(table.insert(), rows)
+        return
+    shape = tuple((table.name, tuple(rows[0])) for table, rows in tables)
+    statement, parameters = _unnested_insert(shape)
+    values: dict[str, list[Any]] = {}
+    for name, number, column in parameters:
+        rows = tables[number][1]
+        key = column.key
+        process = column.type.bind_processor(dialect)
+        values[name] = (
+            [process(row[key]) for row in rows] if process else [row[key] for row in rows]
+        )
+    await connection.execute(statement, values)
+
+
+@lru_cache(maxsize=64)
+def _unnested_insert(
+    shape: tuple[tuple[str, tuple[str, ...]], ...],
+) -> tuple[TextClause, list[tuple[str, int, Column[Any]]]]:
+    """The PostgreSQL statement for rows of these tables and keys, built once per shape, and
+    its parameters: (name, the table's place in ``shape``, column), one array each."""
+    inserts: list[str] = []
+    parameters: list[tuple[str, int, Column[Any]]] = []
+    for number, (table_name, keys) in enumerate(shape):
+        table = Base.metadata.tables[table_name]
+        names, arrays = [], []
+        for key in keys:
+            column = table.columns[key]
+            name = f"t{number}_{key}"
+            names.append(f'"{column.name}"')
+            arrays.append(f"CAST(:{name} AS {_array_type(column)}[])")
+            parameters.append((name, number, column))
+        # Table and column names from the models' metadata, never from input.
+        inserts.append(
+            f'INSERT INTO "{table.name}" ({", ".join(names)})'  # noqa: S608
+            f" SELECT * FROM unnest({', '.join(arrays)})"
+        )
+    *first, last = inserts
+    with_clause = ", ".join(f"t{number} AS ({part})" for number, part in enumerate(first))
+    return text(f"WITH {with_clause} {last}" if first else last), parameters
+
+
+def _array_type(column: Column[Any]) -> str:
+    """The PostgreSQL element type an array parameter of this column is sent as (lengths
+    left to the column itself, so that a value too long is refused, not cut)."""
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return "timestamptz"
+    if isinstance(kind, Uuid):
+        return "uuid"
+    if isinstance(kind, Integer):
+        return "integer"
+    if isinstance(kind, JSON):
+        return "json"
+    if isinstance(kind, String):  # Text and (non-native) Enum included
+        return "text"
+    raise TypeError(f"no array type for {column}")
 
 
 def insert_ignoring_duplicates(session: AsyncSession, model: type[Base]) -> Any:

@@ -173,14 +173,11 @@ def new_booking(
 
 
 async def write(session: AsyncSession, bookings: list[Booked]) -> None:
-    """Checked bookings, their history and their messages: one INSERT per table.
+    """Checked bookings, their history and their messages, in one statement on PostgreSQL
+    (one INSERT per table elsewhere).
 
     On PostgreSQL an exclusion constraint may still refuse one (a race the locks did not
     order): the 409 it means is raised, and the transaction must be rolled back."""
-    try:
-        await repository.insert_new(session, [booked.appointment for booked in bookings])
-    except IntegrityError as exc:
-        raise_for_constraint(exc)
     messages = outbox.Batch()
     offsets = outbox.reminder_offsets(session)
     for booked in bookings:
@@ -192,7 +189,12 @@ async def write(session: AsyncSession, bookings: list[Booked]) -> None:
             parties=booked.parties,
             now=appointment.created_at,
         )
-    await messages.write(session)
+    try:
+        await repository.insert_new(
+            session, [booked.appointment for booked in bookings], messages.rows
+        )
+    except IntegrityError as exc:
+        raise_for_constraint(exc)
 
 
 async def rotate_manage_token(session: AsyncSession, *, appointment_id: uuid.UUID) -> str | None:

@@ -14,7 +14,6 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    insert,
     or_,
     select,
     text,
@@ -31,7 +30,8 @@ from slotwise.booking.models import (
     ClientStanding,
     Status,
 )
-from slotwise.db import padded, table_of
+from slotwise.db import insert_rows, padded, table_of
+from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider
 
 # The longest blocked span an appointment can have (12 h session + 2 x 4 h buffers), so
@@ -311,21 +311,30 @@ def _conflict_columns(
 
 _APPOINTMENTS = table_of(Appointment)
 _EVENTS = table_of(AppointmentEvent)
-_INSERT_APPOINTMENT = insert(_APPOINTMENTS)
-_INSERT_EVENTS = insert(_EVENTS)
+_MESSAGES = table_of(OutboxMessage)
 
 
-async def insert_new(session: AsyncSession, appointments: list[Appointment]) -> None:
-    """New appointments and their history, as plain INSERTs (one per table): the ORM's unit
-    of work cost more than the statements. The objects stay transient (the answer and the
-    messages read them); every column must be set on them."""
-    connection = await session.connection()
-    await connection.execute(
-        _INSERT_APPOINTMENT, [_values(appointment, _APPOINTMENTS) for appointment in appointments]
-    )
-    await connection.execute(
-        _INSERT_EVENTS,
-        [_values(event, _EVENTS) for appointment in appointments for event in appointment.events],
+async def insert_new(
+    session: AsyncSession, appointments: list[Appointment], messages: list[dict[str, Any]]
+) -> None:
+    """New appointments, their history and their messages (outbox rows), as plain INSERTs
+    (on PostgreSQL one statement, ``db.insert_rows``): the ORM's unit of work cost more than
+    the statements. The objects stay transient (``db.unsaved``: the answer and the messages
+    read them); every column must be set on them."""
+    await insert_rows(
+        session,
+        [
+            (_APPOINTMENTS, [_values(appointment, _APPOINTMENTS) for appointment in appointments]),
+            (
+                _EVENTS,
+                [
+                    _values(event, _EVENTS)
+                    for appointment in appointments
+                    for event in appointment.events
+                ],
+            ),
+            (_MESSAGES, messages),
+        ],
     )
     for appointment in appointments:
         changes.note(session.sync_session, appointment.provider_id)
