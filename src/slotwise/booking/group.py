@@ -3,11 +3,13 @@ transaction, each still answered on its own.
 
 A booking's own work is small; what it costs is the transaction around it (a connection,
 BEGIN, the locks, COMMIT, and each statement's fixed cost through the driver). So each
-worker has one writer: a booking request queues its job and waits; the writer takes every
-job queued so far and, in one transaction, looks up each caller, checks each booking against
-the provider's kept terms, takes all their locks in one statement, checks each for
-conflicts, and writes them all with one INSERT per table. While that transaction runs, the
-next requests queue, and form the next batch; a lone request goes at once.
+worker has writers (two on PostgreSQL, one on SQLite): a booking request queues its job and
+waits; a writer takes every job queued so far and, in one transaction, looks up the callers
+(one query), checks each booking against the provider's kept terms, takes all their locks in
+one statement, asks for all their conflicts in one query, and writes them all
+(``create.write``: one statement on PostgreSQL, one INSERT per table elsewhere). While that
+transaction runs, the next requests queue, and form the next batch; a lone request goes at
+once.
 
 Each job is answered by what its own checks found: a refusal (409, 422, 401) as soon as the
 writer knows it, a booking once the transaction holding it is committed. Anything the batch
