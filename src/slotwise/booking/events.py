@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired
+
+from typing_extensions import TypedDict, Unpack
 
 from slotwise.booking.models import Appointment, AppointmentEvent
 from slotwise.users.models import User
@@ -18,61 +20,40 @@ class ActorRole(StrEnum):
     ADMIN = "admin"
 
 
-def record(
-    appointment: Appointment,
-    *,
-    actor: User | None,
-    role: ActorRole,
-    action: str,
-    now: datetime,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    from_start_at: datetime | None = None,
-    to_start_at: datetime | None = None,
-    reason: str | None = None,
-) -> AppointmentEvent:
-    event = AppointmentEvent(
-        **entry(
-            appointment,
-            actor=actor,
-            role=role,
-            action=action,
-            now=now,
-            from_status=from_status,
-            to_status=to_status,
-            from_start_at=from_start_at,
-            to_start_at=to_start_at,
-            reason=reason,
-        )
-    )
+class Change(TypedDict):
+    """What a history row says: who did what, when, and what it moved."""
+
+    actor: User | None
+    role: ActorRole
+    action: str
+    now: datetime
+    from_status: NotRequired[str | None]
+    to_status: NotRequired[str | None]
+    from_start_at: NotRequired[datetime | None]
+    to_start_at: NotRequired[datetime | None]
+    reason: NotRequired[str | None]
+
+
+def record(appointment: Appointment, **change: Unpack[Change]) -> AppointmentEvent:
+    """A history row, attached to the appointment (written with it by the ORM)."""
+    event = AppointmentEvent(**entry(appointment, **change))
     appointment.events.append(event)
     return event
 
 
-def entry(
-    appointment: Appointment,
-    *,
-    actor: User | None,
-    role: ActorRole,
-    action: str,
-    now: datetime,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    from_start_at: datetime | None = None,
-    to_start_at: datetime | None = None,
-    reason: str | None = None,
-) -> dict[str, Any]:
-    """A history row's values (``record`` makes and attaches the row)."""
+def entry(appointment: Appointment, **change: Unpack[Change]) -> dict[str, Any]:
+    """A history row's values, for rows written without the ORM (``record`` attaches one)."""
+    actor = change["actor"]
     return {
         "id": uuid.uuid4(),
         "appointment_id": appointment.id,
-        "at": now,
+        "at": change["now"],
         "actor_id": actor.id if actor else None,
-        "actor_role": role.value,
-        "action": action,
-        "from_status": from_status,
-        "to_status": to_status,
-        "from_start_at": from_start_at,
-        "to_start_at": to_start_at,
-        "reason": reason,
+        "actor_role": change["role"].value,
+        "action": change["action"],
+        "from_status": change.get("from_status"),
+        "to_status": change.get("to_status"),
+        "from_start_at": change.get("from_start_at"),
+        "to_start_at": change.get("to_start_at"),
+        "reason": change.get("reason"),
     }
