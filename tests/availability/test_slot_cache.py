@@ -164,12 +164,14 @@ async def _time_off(client: httpx.AsyncClient, account: Account, profile: Any) -
     )
 
 
-async def _book(client: httpx.AsyncClient, account: Account, profile: Any) -> None:
+async def _book(
+    client: httpx.AsyncClient, account: Account, profile: Any, at: str = "10:00"
+) -> None:
     booker = await signed_in(client)
     booked = await client.post(
         "/appointments/",
         headers=booker.headers,
-        json={"provider_id": profile["id"], "start_datetime": f"{DAY}T10:00:00Z"},
+        json={"provider_id": profile["id"], "start_datetime": f"{DAY}T{at}:00Z"},
     )
     assert booked.status_code == 201, booked.text
 
@@ -549,14 +551,8 @@ async def test_this_workers_booking_reaches_its_cache_before_the_answer(
 ) -> None:
     """Bookings are written with Core statements, not the ORM's flush: they report their
     provider themselves, without waiting for a notification or the change log."""
-    _account, profile = provider
+    account, profile = provider
     cache = await cache_in_use(app)
     before = cache.mark()
-    booker = await signed_in(client)
-    booked = await client.post(
-        "/appointments/",
-        headers=booker.headers,
-        json={"provider_id": profile["id"], "start_datetime": f"{DAY}T13:00:00Z"},
-    )
-    assert booked.status_code == 201, booked.text
+    await _book(client, account, profile, at="13:00")  # asserts the 201
     assert cache._changed_at.get(uuid.UUID(profile["id"]), 0) > before
