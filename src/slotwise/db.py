@@ -14,25 +14,36 @@ from fastapi import Depends, Request
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
     DateTime,
     Integer,
     MetaData,
     String,
     Table,
     TextClause,
+    any_,
+    bindparam,
     event,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY as postgresql_array
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, class_mapper, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    QueryableAttribute,
+    class_mapper,
+    mapped_column,
+)
 from sqlalchemy.types import TypeDecorator, Uuid
 
 from slotwise.errors import AppError
@@ -123,6 +134,15 @@ def padded(values: list[T]) -> list[T]:
         return values
     size = 1 << (count - 1).bit_length() if count <= 8 else -(-count // 8) * 8
     return values + [values[-1]] * (size - count)
+
+
+def one_of(column: QueryableAttribute[Any], name: str, *, postgresql: bool) -> ColumnElement[bool]:
+    """``column`` is one of the values of the list bound as ``name``. On PostgreSQL
+    ``= ANY(array)``: one statement text however long the list. Elsewhere an expanding IN,
+    whose text SQLAlchemy rewrites for each execution (``padded`` keeps the lengths few)."""
+    if postgresql:
+        return column == any_(bindparam(name, type_=postgresql_array(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 async def insert_rows(
@@ -247,7 +267,22 @@ def make_engine(url: str, *, pool_size: int = 10, foreign_keys: bool = True) -> 
     # A fixed pool: overflow connections are closed when handed back, so under steady
     # concurrency above pool_size they are opened again and again (connection set-up and
     # statement preparation each time). Requests beyond pool_size wait for a connection.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+    event.listen(engine.sync_engine, "checkout", _discard_if_closed)
+    return engine
+
+
+def _discard_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """The pool's liveness check, without a round trip: a pooled connection the server
+    closed (a restart, an administrator's pg_terminate_backend) is known to the driver as
+    soon as the event loop has read its end, and is replaced before anyone uses it.
+
+    SQLAlchemy's ``pool_pre_ping`` asks the server instead, at every checkout: with asyncpg
+    three round trips (BEGIN, an empty query, ROLLBACK), a quarter of a booking's cost in
+    the worker (docs/benchmarks.md). A connection cut without a word (a network partition)
+    still fails its first statement: 503 database_unavailable, and the pool drops it."""
+    if record.driver_connection.is_closed():
+        raise DisconnectionError()
 
 
 class Database:

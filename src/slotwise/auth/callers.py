@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import revocation
 from slotwise.auth.tokens import InvalidToken, TokenClaims
-from slotwise.db import padded
+from slotwise.db import one_of, padded
 from slotwise.users import repository as users_repo
 from slotwise.users.models import User
 
@@ -40,11 +40,15 @@ async def users_for_claims(
         return []
     jtis = [claims.jti for claims in many]
     ids = padded(list({claims.user_id for claims in many}))
+    postgresql = session.get_bind().dialect.name == "postgresql"
     if redis is not None:
         revoked = await revocation.revoked_among(session, redis, jtis)
-        users = {user.id: user for user in await session.scalars(_USERS_AMONG, {"ids": ids})}
+        found_users = await session.scalars(_USERS_AMONG[postgresql], {"ids": ids})
+        users = {user.id: user for user in found_users}
     else:  # the users, each row saying whether any of the tokens is on the denylist
-        found = await session.execute(_USERS_AMONG_ANY_REVOKED, {"ids": ids, "jtis": padded(jtis)})
+        found = await session.execute(
+            _USERS_AMONG_ANY_REVOKED[postgresql], {"ids": ids, "jtis": padded(jtis)}
+        )
         rows = found.all()
         users = {user.id: user for user, _ in rows}
         any_revoked = any(flag for _, flag in rows)
@@ -71,10 +75,17 @@ _USER_UNLESS_REVOKED = select(User, revocation.listed(bindparam("jti"))).where(
     User.id == bindparam("user_id")
 )
 
-_USERS_AMONG = select(User).where(User.id.in_(bindparam("ids", expanding=True)))
-_USERS_AMONG_ANY_REVOKED = select(
-    User, revocation.listed_among(bindparam("jtis", expanding=True))
-).where(User.id.in_(bindparam("ids", expanding=True)))
+# By dialect (True: PostgreSQL), see db.one_of.
+_USERS_AMONG = {
+    postgresql: select(User).where(one_of(User.id, "ids", postgresql=postgresql))
+    for postgresql in (False, True)
+}
+_USERS_AMONG_ANY_REVOKED = {
+    postgresql: select(User, revocation.listed_among(postgresql=postgresql)).where(
+        one_of(User.id, "ids", postgresql=postgresql)
+    )
+    for postgresql in (False, True)
+}
 
 
 def predates_cutoff(user: User, claims: TokenClaims) -> bool:

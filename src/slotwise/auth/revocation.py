@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import BindParameter, Exists, bindparam, delete, exists, select
+from sqlalchemy import Exists, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth.models import RevokedAccessToken
-from slotwise.db import padded
+from slotwise.db import one_of, padded
 
 _PREFIX = "slotwise:revoked-jti:"
 
@@ -37,9 +36,9 @@ def listed(jti: object) -> Exists:
     return exists().where(RevokedAccessToken.jti == jti)
 
 
-def listed_among(jtis: BindParameter[Any]) -> Exists:
-    """Is any of ``jtis`` (an expanding bound parameter) on the database denylist?"""
-    return exists().where(RevokedAccessToken.jti.in_(jtis))
+def listed_among(*, postgresql: bool) -> Exists:
+    """Is any of the tokens bound as ``jtis`` (a list) on the database denylist?"""
+    return exists().where(one_of(RevokedAccessToken.jti, "jtis", postgresql=postgresql))
 
 
 async def is_revoked(session: AsyncSession, redis: Redis | None, *, jti: str) -> bool:
@@ -59,9 +58,14 @@ async def revoked_among(session: AsyncSession, redis: Redis | None, jtis: list[s
         found = await redis.mget([_PREFIX + jti for jti in jtis])
         return {jti for jti, value in zip(jtis, found, strict=True) if value is not None}
     connection = await session.connection()
-    return set((await connection.execute(_LISTED_AMONG, {"jtis": padded(jtis)})).scalars())
+    postgresql = connection.dialect.name == "postgresql"
+    rows = await connection.execute(_LISTED_AMONG[postgresql], {"jtis": padded(jtis)})
+    return set(rows.scalars())
 
 
-_LISTED_AMONG = select(RevokedAccessToken.jti).where(
-    RevokedAccessToken.jti.in_(bindparam("jtis", expanding=True))
-)
+_LISTED_AMONG = {
+    postgresql: select(RevokedAccessToken.jti).where(
+        one_of(RevokedAccessToken.jti, "jtis", postgresql=postgresql)
+    )
+    for postgresql in (False, True)
+}

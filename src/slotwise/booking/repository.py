@@ -14,6 +14,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -40,7 +41,9 @@ LONGEST_BLOCK = timedelta(hours=21)
 
 
 def _active() -> ColumnElement[bool]:
-    return Appointment.status.in_(ACTIVE_STATUSES)
+    # The statuses as constants in the SQL: a list of parameters would be an "expanding"
+    # IN, whose statement text SQLAlchemy rewrites at every execution.
+    return Appointment.status.in_([literal_column(f"'{status}'") for status in ACTIVE_STATUSES])
 
 
 def _blocking(
