@@ -17,9 +17,12 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from slotwise.auth.tokens import TokenClaims
-from slotwise.booking import repository
+from slotwise.booking import group, repository
 from slotwise.booking.create import Booked
+from slotwise.booking.group import BookingWriter, _Job
 from slotwise.booking.schemas import AppointmentCreate
+from slotwise.booking.terms import TermsCache
+from slotwise.db import Database
 from slotwise.errors import AppError
 from slotwise.main import create_app
 from slotwise.models import Appointment, AppointmentEvent, OutboxMessage
@@ -68,8 +71,10 @@ def asked(provider: dict[str, Any], at: str, **extra: Any) -> AppointmentCreate:
 async def answers(
     app: FastAPI, jobs: list[tuple[Account | None, AppointmentCreate]]
 ) -> list[Booked | BaseException]:
-    """The jobs handed to the worker's writer at once: they reach it as one batch."""
+    """The jobs handed to the worker's writer at once: they reach it as one batch (one
+    writer: two would share them, see test_two_writers_share_a_burst)."""
     writer = state_of(app).bookings
+    writer.writers = 1
     return await asyncio.gather(
         *(
             writer.book(
@@ -286,3 +291,60 @@ async def test_a_database_failure_fails_each_booking_and_writes_nothing(
     monkeypatch.undo()
     [booked] = await answers(app, [(first, asked(provider, "10:00"))])
     assert code(booked) == "booked"  # the writer goes on once the database is back
+
+
+def queue(writer: BookingWriter, count: int) -> None:
+    """Jobs queued as ``book`` queues them (no writer started: ``_fair_share`` is asked)."""
+    loop = asyncio.get_running_loop()
+    data = AppointmentCreate.model_validate(
+        {"provider_id": str(uuid.uuid4()), "start_datetime": f"{DAY}T10:00:00Z"}
+    )
+    for _ in range(count):
+        writer._queue.append(_Job(None, data, BOOKING_NOW, loop.create_future()))
+        writer._arrived.set()
+
+
+async def test_two_writers_share_a_burst(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client)
+    bookers = [await signed_in(client) for _ in range(8)]
+    writer = BookingWriter(state_of(app).db, state_of(app).terms, None, writers=2)
+    with Commits(app) as commits:
+        found = await asyncio.gather(
+            *(
+                writer.book(
+                    claims=claims_of(app, booker),
+                    data=asked(provider, f"{9 + i:02d}:00"),
+                    now=BOOKING_NOW,
+                )
+                for i, booker in enumerate(bookers)
+            )
+        )
+    assert [code(answer) for answer in found] == ["booked"] * 8
+    assert commits.count == 2  # four bookings each, written side by side
+
+
+async def test_a_writer_waits_briefly_for_the_clients_it_just_answered() -> None:
+    writer = BookingWriter(Database("sqlite+aiosqlite://"), TermsCache(), None, writers=2)
+    queue(writer, 3)
+    # Ten answered: an even share of the thirteen in play is seven.
+    share = asyncio.ensure_future(writer._fair_share(returning=10))
+    await asyncio.sleep(0)
+    assert not share.done()
+    queue(writer, 4)
+    assert await share == 7
+    queue(writer, 2)  # nine queued now
+    assert await writer._fair_share(returning=0) == 5  # nothing to wait for
+
+
+async def test_a_writer_waits_no_longer_than_its_coalescing_time() -> None:
+    writer = BookingWriter(Database("sqlite+aiosqlite://"), TermsCache(), None, writers=2)
+    loop = asyncio.get_running_loop()
+    queue(writer, 1)
+    started = loop.time()
+    assert await writer._fair_share(returning=0) == 1  # a lone booking goes at once
+    assert loop.time() - started < group.COALESCE_SECONDS
+    started = loop.time()
+    assert await writer._fair_share(returning=9) == 1  # the others did not come back
+    assert loop.time() - started >= group.COALESCE_SECONDS
