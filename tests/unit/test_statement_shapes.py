@@ -14,7 +14,8 @@ from slotwise.booking import repository
 @pytest.mark.parametrize(
     "statement",
     [
-        pytest.param(repository._conflicts_query(8, excluding=False, standing=True), id="batch"),
+        pytest.param(repository._CONFLICTS_UNNESTED, id="batch"),
+        pytest.param(repository._conflicts_query(8, excluding=False, standing=True), id="padded"),
         pytest.param(repository._conflicts_query(1, excluding=True, standing=False), id="one"),
         pytest.param(callers._USERS_AMONG[True], id="users"),
         pytest.param(callers._USERS_AMONG_ANY_REVOKED[True], id="users-denylist"),

@@ -8,20 +8,28 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Select,
     Table,
+    Text,
+    Uuid,
     bindparam,
+    cast,
+    column,
     exists,
     false,
     func,
+    literal,
     literal_column,
     or_,
     select,
     text,
     true,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.types import TypeEngine
 
 from slotwise.availability import changes
 from slotwise.booking.models import (
@@ -228,12 +236,16 @@ async def conflicts_among(session: AsyncSession, many: list[Asked]) -> list[Conf
     """``conflicts`` (with the client's standing) for several new bookings in one query."""
     if not many:
         return []
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":  # the times as arrays, a row each
+        arrays = {name: [getattr(asked, name) for asked in many] for name, _ in _ASKED_FIELDS}
+        rows = (await connection.execute(_CONFLICTS_UNNESTED, arrays)).all()
+        return [_read_conflicts(row, 1)[0] for row in rows]
     asking = padded(many)
     query = _conflicts_query(len(asking), excluding=False, standing=True)
     values: dict[str, Any] = {}
     for i, asked in enumerate(asking):
         values.update(_conflict_values(asked, f"_{i}"))
-    connection = await session.connection()
     return _read_conflicts((await connection.execute(query, values)).one(), len(many))
 
 
@@ -311,6 +323,50 @@ def _conflict_columns(
         version.scalar_subquery(),
     )
 
+
+# The fields of an Asked time, and the type of each, as conflicts_among sends them.
+_INSTANT: TypeEngine[Any] = DateTime(timezone=True)
+_ASKED_FIELDS: list[tuple[str, TypeEngine[Any]]] = [
+    ("provider_id", Uuid()),
+    ("client_key", Text()),
+    ("start_at", _INSTANT),
+    ("end_at", _INSTANT),
+    ("blocked_start_at", _INSTANT),
+    ("blocked_end_at", _INSTANT),
+]
+
+
+def _conflicts_unnested() -> Select[Any]:
+    """``conflicts_among`` on PostgreSQL: the asked times sent as one array per field and
+    unnested, the four answers a row per time, in order. One statement text and one plan
+    whatever the count (the padded form sends nine parameters a time)."""
+    arrays = (cast(bindparam(name), postgresql.ARRAY(kind)) for name, kind in _ASKED_FIELDS)
+    asked = (
+        func.unnest(*arrays)
+        .table_valued(*(column(name, kind) for name, kind in _ASKED_FIELDS), with_ordinality="n")
+        .render_derived(name="asked")
+    )
+    a = asked.c
+    earliest = a.blocked_start_at - literal(LONGEST_BLOCK)
+    provider_busy = exists().where(
+        *_blocking(a.provider_id, a.blocked_start_at, a.blocked_end_at, earliest)
+    )
+    client_busy = exists().where(
+        Appointment.client_key == a.client_key,
+        Appointment.start_at < a.end_at,
+        Appointment.end_at > a.start_at,
+        _active(),
+    )
+    blocked = exists().where(ClientStanding.email == a.client_key, ClientStanding.blocked)
+    version = select(Provider.rules_version).where(Provider.id == a.provider_id)
+    return (
+        select(provider_busy, client_busy, blocked, version.scalar_subquery())
+        .select_from(asked)
+        .order_by(a.n)
+    )
+
+
+_CONFLICTS_UNNESTED = _conflicts_unnested()
 
 _APPOINTMENTS = table_of(Appointment)
 _EVENTS = table_of(AppointmentEvent)
