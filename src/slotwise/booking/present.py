@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from slotwise.booking.models import Appointment
 from slotwise.booking.schemas import AppointmentRead, BookingCreated, EventRead, GuestRead
 
+R = TypeVar("R", bound=AppointmentRead)
+
 
 def appointment_read(appointment: Appointment) -> AppointmentRead:
+    return _read(AppointmentRead, appointment)
+
+
+def booking_created(appointment: Appointment, manage_token: str | None) -> BookingCreated:
+    return _read(BookingCreated, appointment, manage_token=manage_token)
+
+
+def _read(model: type[R], appointment: Appointment, **extra: Any) -> R:
     zone = ZoneInfo(appointment.timezone)
     guest = None
     if appointment.guest_email is not None:
@@ -17,7 +28,7 @@ def appointment_read(appointment: Appointment) -> AppointmentRead:
             email=appointment.guest_email,
             phone=appointment.guest_phone,
         )
-    return AppointmentRead(
+    return model(
         id=appointment.id,
         provider_id=appointment.provider_id,
         service_id=appointment.service_id,
@@ -32,21 +43,18 @@ def appointment_read(appointment: Appointment) -> AppointmentRead:
         created_at=appointment.created_at,
         updated_at=appointment.updated_at,
         history=[
-            EventRead.model_validate(event).model_copy(
-                update={
-                    "at": event.at,
-                    "from_start_at": event.from_start_at.astimezone(zone)
-                    if event.from_start_at
-                    else None,
-                    "to_start_at": event.to_start_at.astimezone(zone)
-                    if event.to_start_at
-                    else None,
-                }
+            EventRead(
+                at=event.at,
+                actor_id=event.actor_id,
+                actor_role=event.actor_role,
+                action=event.action,
+                from_status=event.from_status,
+                to_status=event.to_status,
+                from_start_at=event.from_start_at.astimezone(zone) if event.from_start_at else None,
+                to_start_at=event.to_start_at.astimezone(zone) if event.to_start_at else None,
+                reason=event.reason,
             )
             for event in appointment.events
         ],
+        **extra,
     )
-
-
-def booking_created(appointment: Appointment, manage_token: str | None) -> BookingCreated:
-    return BookingCreated(**appointment_read(appointment).model_dump(), manage_token=manage_token)
