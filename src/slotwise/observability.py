@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import sys
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -56,6 +56,20 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=self.registry,
         )
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter and the latency histogram of a (method, route, status), kept:
+        ``labels()`` checks and locks at every call. (Routes are templates, so the keys are
+        few.)"""
+        key = (method, route, status)
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        return found
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -106,7 +120,7 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         given = _header(scope, REQUEST_ID_HEADER.encode())
-        request_id = given if given and _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if given and _SAFE_REQUEST_ID.match(given) else secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -170,8 +184,9 @@ class RequestContextMiddleware:
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         template = route_template(scope)
         method = scope["method"]
-        self.metrics.requests.labels(method, template, str(status)).inc()
-        self.metrics.latency.labels(method, template).observe(elapsed)
+        count, latency = self.metrics.series(method, template, status)
+        count.inc()
+        latency.observe(elapsed)
         access_log.info(
             "request",
             method=method,

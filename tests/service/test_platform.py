@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 from fastapi import FastAPI
 
@@ -72,12 +74,19 @@ async def test_unknown_route_and_method_use_the_error_shape(client: httpx.AsyncC
 
 
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
-    await client.get("/users/00000000-0000-0000-0000-000000000000")
+    for user_id in ("00000000-0000-0000-0000-000000000000", uuid.uuid4()):
+        await client.get(f"/users/{user_id}")
+    await client.get("/users/me")
     metrics = await client.get("http://test/metrics")
     assert metrics.status_code == 200
     text = metrics.text
-    assert 'route="/api/v1/users/{user_id}"' in text
-    assert "slotwise_http_request_duration_seconds_bucket" in text
+    by_id = 'method="GET",route="/api/v1/users/{user_id}",status="401"'
+    assert f"slotwise_http_requests_total{{{by_id}}} 2.0" in text
+    assert 'route="/api/v1/users/me",status="401"} 1.0' in text
+    assert (
+        'slotwise_http_request_duration_seconds_count{method="GET",route="/api/v1/users/{user_id}"}'
+        " 2.0" in text
+    )
 
 
 async def test_openapi_documents_every_route_with_its_errors(app: FastAPI) -> None:
