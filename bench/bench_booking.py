@@ -8,11 +8,14 @@ Scenario, on SQLite and on PostgreSQL, one uvicorn worker each:
   i booking provider i's free slots in time order, from 2 days ahead on: every request
   POST /api/v1/appointments/ is a distinct free slot, and no client ever holds two
   overlapping appointments, so every answer should be 201.
-- Measured: bookings/s, p50, p99 and the count of non-201 answers over the window after the
-  warm-up; afterwards the appointments in the database are counted against the 201s.
 - The floor, in the same run, on the same database: bench/floor_app.py (one INSERT per
-  request, same engine settings) under the same load; then the trivial route GET /ping of
-  that app and loadgen's static server (the client's ceiling), both with 20 connections.
+  request, same engine settings) under the same load. Both servers run side by side and the
+  two loads take turns (5 rounds of 2 s each, after a 2 s warm-up, then 0.5 s before each
+  round): a slow phase of the machine falls on both alike.
+- Measured: bookings/s, p50, p99 and the count of non-201 answers over the rounds' windows;
+  afterwards the appointments in the database are counted against the 201s. Then the
+  trivial route GET /ping of the floor app and loadgen's static server (the client's
+  ceiling), both with 20 connections.
 
 Targets: bookings/s at least half the floor's rate (both databases); on PostgreSQL at least
 800 bookings/s with p99 under 50 ms; no non-201 answer.
@@ -63,13 +66,15 @@ TARGET_PG_P99_MS = 50.0
 @dataclass(frozen=True)
 class Plan:
     days: int  # of free slots per client: days * 16
-    duration_s: float
-    warmup_s: float
+    duration_s: float  # measured, per load, over all its rounds
+    warmup_s: float  # before a load's first round
     ceiling_s: float
+    rounds: int  # the booking and the floor loads take turns, this many windows each
 
 
-FULL = Plan(days=120, duration_s=10.0, warmup_s=2.0, ceiling_s=3.0)
-QUICK = Plan(days=12, duration_s=2.0, warmup_s=0.5, ceiling_s=1.0)
+FULL = Plan(days=120, duration_s=10.0, warmup_s=2.0, ceiling_s=3.0, rounds=5)
+QUICK = Plan(days=12, duration_s=2.0, warmup_s=0.5, ceiling_s=1.0, rounds=2)
+REWARM_S = 0.5  # before each later round: connections opened again, the first answers left out
 
 
 async def seed(url: str) -> list[SeededProvider]:
@@ -163,7 +168,7 @@ async def count_appointments(url: str) -> int:
 
 
 def _load(
-    server: Server, source: loadgen.RequestSource, plan: Plan, label: str
+    server: Server, source: loadgen.RequestSource, duration_s: float, warmup_s: float, label: str
 ) -> tuple[loadgen.LoadResult, dict[str, float]]:
     meter = CpuMeter(server.pid).start()
     result = asyncio.run(
@@ -171,12 +176,17 @@ def _load(
             server.url,
             source,
             connections=CLIENTS,
-            duration_s=plan.duration_s,
-            warmup_s=plan.warmup_s,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
             label=label,
         )
     )
-    cpu = meter.stop(sum(result.all_statuses.values()))
+    sent = sum(result.all_statuses.values())
+    cpu = meter.stop(sent) | {"worker_s": meter.worker_s, "sent": sent}
+    return result, cpu
+
+
+def _report(result: loadgen.LoadResult, cpu: dict[str, float]) -> None:
     print(result.line())
     print(
         f"   worker CPU {cpu['worker_cpu_ms_per_request']:.2f} ms/request; "
@@ -184,7 +194,37 @@ def _load(
     )
     for sample in result.error_samples[:3]:
         print("   sample:", sample)
-    return result, cpu
+
+
+def _in_turns(
+    loads: list[tuple[Server, loadgen.RequestSource, str]], plan: Plan
+) -> list[tuple[loadgen.LoadResult, dict[str, float]]]:
+    """Each load in turn, ``plan.rounds`` times, for an equal share of ``plan.duration_s``:
+    this machine's speed drifts by phases of minutes (docs/benchmarks.md), and a phase now
+    falls on the booking and on its floor alike. Each connection's requests go on where its
+    last round left them."""
+    window = plan.duration_s / plan.rounds
+    sources = [loadgen.resumable(source) for _, source, _ in loads]
+    parts: list[list[tuple[loadgen.LoadResult, dict[str, float]]]] = [[] for _ in loads]
+    for round_number in range(plan.rounds):
+        warmup = plan.warmup_s if round_number == 0 else REWARM_S
+        for (server, _, label), source, done in zip(loads, sources, parts, strict=True):
+            done.append(_load(server, source, window, warmup, label))
+    combined = []
+    for (_, _, label), done in zip(loads, parts, strict=True):
+        result = loadgen.combine([result for result, _ in done], label)
+        worker_s = sum(cpu["worker_s"] for _, cpu in done)
+        sent = sum(cpu["sent"] for _, cpu in done)
+        cpu = {
+            "worker_cpu_ms_per_request": round(worker_s * 1000 / max(sent, 1), 3),
+            "machine_cpu_busy_pct": round(
+                sum(cpu["machine_cpu_busy_pct"] for _, cpu in done) / len(done), 1
+            ),
+        }
+        _report(result, cpu)
+        print(f"   by round: {', '.join(f'{part.rps:,.0f}/s' for part, _ in done)}")
+        combined.append((result, cpu))
+    return combined
 
 
 def measure_database(kind: str, plan: Plan, report: Report) -> None:
@@ -193,31 +233,36 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
     with bench_database(kind, "booking") as url:
         providers = asyncio.run(seed(url))
         access_tokens = asyncio.run(add_clients(url))
-        with uvicorn_server("slotwise.main:app_factory", url, label=f"slotwise-{kind}") as server:
-            booked, booked_cpu = _load(
-                server, booking_requests(providers, access_tokens, plan.days), plan, "bookings"
+        with (
+            uvicorn_server("slotwise.main:app_factory", url, label=f"slotwise-{kind}") as server,
+            uvicorn_server(
+                "floor_app:app_factory",
+                url,
+                label=f"floor-{kind}",
+                ready_path="/ping",
+                app_dir=BENCH_DIR,
+            ) as floor_server,
+        ):
+            (booked, booked_cpu), (floor, floor_cpu) = _in_turns(
+                [
+                    (server, booking_requests(providers, access_tokens, plan.days), "bookings"),
+                    (floor_server, floor_requests(providers, plan.days), "floor: one INSERT"),
+                ],
+                plan,
             )
             rss = server.rss_mb()
             print(f"worker RSS after the run: {rss['VmRSS']:.0f} MB (peak {rss['VmHWM']:.0f} MB)")
-        rows = asyncio.run(count_appointments(url))
-        created = booked.all_statuses.get("201", 0)
-        print(f"appointments in the database: {rows} (201 answers: {created})")
-        with uvicorn_server(
-            "floor_app:app_factory",
-            url,
-            label=f"floor-{kind}",
-            ready_path="/ping",
-            app_dir=BENCH_DIR,
-        ) as floor_server:
-            floor, floor_cpu = _load(
-                floor_server, floor_requests(providers, plan.days), plan, "floor: one INSERT"
-            )
             trivial, trivial_cpu = _load(
                 floor_server,
                 loadgen.repeat(loadgen.build_request("GET", "/ping")),
-                Plan(plan.days, plan.ceiling_s, plan.warmup_s, plan.ceiling_s),
+                plan.ceiling_s,
+                plan.warmup_s,
                 "trivial route (floor GET /ping)",
             )
+            _report(trivial, trivial_cpu)
+        rows = asyncio.run(count_appointments(url))
+        created = booked.all_statuses.get("201", 0)
+        print(f"appointments in the database: {rows} (201 answers: {created})")
     non_201 = sum(n for status, n in booked.statuses.items() if status != "201") + booked.errors
     share = booked.rps / floor.rps if floor.rps else 0.0
     name = f"Booking, {CLIENTS} clients"

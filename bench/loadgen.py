@@ -85,6 +85,7 @@ class LoadResult:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     all_statuses: dict[str, int] = field(default_factory=dict)  # warm-up and tail included
+    latencies_s: list[float] = field(default_factory=list, repr=False)  # sorted; not reported
 
     @property
     def not_ok(self) -> int:
@@ -99,7 +100,38 @@ class LoadResult:
         )
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        figures = asdict(self)
+        del figures["latencies_s"]
+        return figures
+
+
+def combine(results: list[LoadResult], label: str) -> LoadResult:
+    """Several windows of the same load as one: their requests over their summed windows,
+    percentiles over all their latencies."""
+    latencies = sorted(latency for result in results for latency in result.latencies_s)
+    window = sum(result.window_s for result in results)
+    statuses: Counter[str] = Counter()
+    all_statuses: Counter[str] = Counter()
+    for result in results:
+        statuses.update(result.statuses)
+        all_statuses.update(result.all_statuses)
+    ms = 1000.0
+    return LoadResult(
+        label=label,
+        connections=results[0].connections,
+        window_s=round(window, 3),
+        requests=len(latencies),
+        rps=len(latencies) / window,
+        p50_ms=percentile(latencies, 0.50) * ms,
+        p95_ms=percentile(latencies, 0.95) * ms,
+        p99_ms=percentile(latencies, 0.99) * ms,
+        max_ms=(latencies[-1] if latencies else 0.0) * ms,
+        statuses=dict(sorted(statuses.items())),
+        errors=sum(result.errors for result in results),
+        error_samples=[sample for result in results for sample in result.error_samples][:5],
+        all_statuses=dict(sorted(all_statuses.items())),
+        latencies_s=latencies,
+    )
 
 
 class _Recorder:
@@ -225,7 +257,21 @@ async def run_load(
         errors=errors,
         error_samples=samples[:5],
         all_statuses={str(k): v for k, v in sorted(all_counts.items())},
+        latencies_s=latencies,
     )
+
+
+def resumable(source: RequestSource) -> RequestSource:
+    """``source``, each connection's requests taken up where its last load left them (for a
+    load run in several windows: no request is sent twice)."""
+    iterators: dict[int, Iterator[bytes]] = {}
+
+    def per_connection(index: int) -> Iterator[bytes]:
+        if index not in iterators:
+            iterators[index] = iter(source(index))
+        return iterators[index]
+
+    return per_connection
 
 
 def repeat(raw: bytes, count: int | None = None) -> RequestSource:
