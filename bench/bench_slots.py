@@ -15,7 +15,10 @@ Scenario, on SQLite and on PostgreSQL, one uvicorn worker each:
   -> requests/s, p50, p99. Target: >= 2,000 requests/s per worker.
 - Growth: the sequential 31-day query with 1k, 10k and 100k appointments outside the
   window (quick mode: 1k and 10k) -> the median stays flat (largest within 25% or 2 ms of
-  the smallest).
+  the smallest). One database and one cache-off server per level, the same rows in each
+  but those outside; the levels take turns (10 rounds) so that a slow phase of the
+  machine falls on all of them alike. The sequential and concurrent cache-off figures are
+  the 10k level's; the cache-on server runs on the 100k database.
 
 The load client is bench/loadgen.py; its ceiling against a trivial asyncio server is
 measured in the same run (and, with wrk installed, wrk's figure on the date query).
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -64,6 +68,7 @@ CONNECTIONS = 32
 TARGET_SEQUENTIAL_MS = 25.0
 TARGET_RPS = 2_000.0
 FLAT_RATIO, FLAT_SLACK_MS = 1.25, 2.0
+ROUNDS = 10  # the growth levels take turns, this many times
 
 
 @dataclass(frozen=True)
@@ -238,36 +243,88 @@ def one_date_concurrent(
     return result, cpu, wrk_rps
 
 
+def sequential_in_turns(
+    servers: list[Server], path: str, runs: int, warmup_runs: int
+) -> list[tuple[loadgen.LoadResult, dict[str, float]]]:
+    """``sequential`` on several servers at once, in turns: after each one's warm-up, rounds
+    of a few requests on each in turn, so that a slow phase of this machine falls on every
+    server alike (the growth levels were once measured one after the other, and a phase
+    read as growth: docs/benchmarks.md)."""
+    raw = loadgen.build_request("GET", path)
+    for server in servers:
+        asyncio.run(
+            loadgen.run_load(
+                server.url, loadgen.repeat(raw, warmup_runs), connections=1, duration_s=600
+            )
+        )
+    per_round = -(-runs // ROUNDS)
+    meters = [CpuMeter(server.pid).start() for server in servers]
+    parts: list[list[loadgen.LoadResult]] = [[] for _ in servers]
+    for _ in range(ROUNDS):
+        for server, done in zip(servers, parts, strict=True):
+            done.append(
+                asyncio.run(
+                    loadgen.run_load(
+                        server.url,
+                        loadgen.repeat(raw, per_round),
+                        connections=1,
+                        duration_s=600,
+                        label="31 days",
+                    )
+                )
+            )
+    results = [loadgen.combine(done, "31 days") for done in parts]
+    return [
+        (result, meter.stop(result.requests)) for result, meter in zip(results, meters, strict=True)
+    ]
+
+
 def measure_database(kind: str, plan: Plan, report: Report) -> None:
-    """First the computation (a server with its slot cache off: every request reads the
-    database and runs the engine), then the default server, whose cache answers repeats."""
+    """First the computation (servers with their slot cache off: every request reads the
+    database and runs the engine), one database per growth level, measured in turns; then
+    the default server, whose cache answers repeats, on the largest."""
     label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
     banner(f"slots on {label}")
-    with bench_database(kind, "slots") as url:
-        seeded = asyncio.run(seed_base(url))
+    postgres = kind == "postgresql"
+    with contextlib.ExitStack() as databases:
+        urls = [
+            databases.enter_context(bench_database(kind, f"slots_{level // 1000}k"))
+            for level in plan.levels
+        ]
+        for url, level in zip(urls, plan.levels, strict=True):
+            seeded = asyncio.run(seed_base(url))  # the same rows in each (a fixed seed)
+            asyncio.run(top_up(url, seeded, level, postgres=postgres))
         window_path = (
             f"/api/v1/providers/{seeded.main.handle}/slots"
             f"?from={seeded.first_date}&to={seeded.last_date}"
         )
-        with uvicorn_server(
-            "slotwise.main:app_factory",
-            url,
-            label=f"slotwise-{kind}-cache-off",
-            env={"SLOTWISE_SLOT_CACHE_MB": "0"},
-        ) as server:
-            status, body = asyncio.run(loadgen.fetch(server.url + window_path))
-            assert status == 200, body[:500]
-            slot_count = len(json.loads(body)["slots"])
+        with contextlib.ExitStack() as running:
+            servers = [
+                running.enter_context(
+                    uvicorn_server(
+                        "slotwise.main:app_factory",
+                        url,
+                        label=f"slotwise-{kind}-{level // 1000}k-cache-off",
+                        env={"SLOTWISE_SLOT_CACHE_MB": "0"},
+                    )
+                )
+                for url, level in zip(urls, plan.levels, strict=True)
+            ]
+            bodies = [asyncio.run(loadgen.fetch(server.url + window_path)) for server in servers]
+            assert all(status == 200 for status, _ in bodies), bodies[0][1][:500]
+            slot_counts = {len(json.loads(body)["slots"]) for _, body in bodies}
+            assert len(slot_counts) == 1, slot_counts  # every level has the same window
+            slot_count = slot_counts.pop()
             print(
                 f"window {seeded.first_date}..{seeded.last_date}: {slot_count} open slots, "
-                f"response {len(body) / 1024:.0f} KiB; slot cache off:"
+                f"response {len(bodies[0][1]) / 1024:.0f} KiB; slot cache off, the levels "
+                f"in turns ({ROUNDS} rounds):"
             )
             growth: dict[int, dict[str, float]] = {}
-            for level in plan.levels:
-                asyncio.run(top_up(url, seeded, level, postgres=kind == "postgresql"))
-                result, cpu = sequential(
-                    server, window_path, plan.sequential_runs, plan.warmup_runs
-                )
+            measured = sequential_in_turns(
+                servers, window_path, plan.sequential_runs, plan.warmup_runs
+            )
+            for level, (result, cpu) in zip(plan.levels, measured, strict=True):
                 growth[level] = {
                     "median_ms": result.p50_ms,
                     "p95_ms": result.p95_ms,
@@ -280,12 +337,14 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
                     f"({result.requests} requests, {result.statuses}); worker CPU "
                     f"{cpu['worker_cpu_ms_per_request']:.1f} ms/request"
                 )
-                if level == plan.headline_level:
-                    cold, cold_cpu, _ = one_date_concurrent(
-                        server, seeded, plan, label="one date, concurrent, cache off"
-                    )
+            headline_server = servers[plan.levels.index(plan.headline_level)]
+            cold, cold_cpu, _ = one_date_concurrent(
+                headline_server, seeded, plan, label="one date, concurrent, cache off"
+            )
         print("slot cache on (the default):")
-        with uvicorn_server("slotwise.main:app_factory", url, label=f"slotwise-{kind}") as server:
+        with uvicorn_server(
+            "slotwise.main:app_factory", urls[-1], label=f"slotwise-{kind}"
+        ) as server:
             warm, warm_cpu = sequential(server, window_path, plan.sequential_runs, plan.warmup_runs)
             print(
                 f"31-day, cached: median {warm.p50_ms:6.2f} ms  p95 {warm.p95_ms:6.2f} ms; "
