@@ -115,10 +115,34 @@ def combine(results: list[LoadResult], label: str) -> LoadResult:
     for result in results:
         statuses.update(result.statuses)
         all_statuses.update(result.all_statuses)
+    return _figures(
+        label,
+        results[0].connections,
+        window,
+        latencies,
+        statuses,
+        all_statuses,
+        errors=sum(result.errors for result in results),
+        samples=[sample for result in results for sample in result.error_samples],
+    )
+
+
+def _figures(
+    label: str,
+    connections: int,
+    window: float,
+    latencies: list[float],
+    statuses: Counter[str],
+    all_statuses: Counter[str],
+    *,
+    errors: int,
+    samples: list[str],
+) -> LoadResult:
+    """The figures of sorted latencies (seconds) over a window."""
     ms = 1000.0
     return LoadResult(
         label=label,
-        connections=results[0].connections,
+        connections=connections,
         window_s=round(window, 3),
         requests=len(latencies),
         rps=len(latencies) / window,
@@ -127,8 +151,8 @@ def combine(results: list[LoadResult], label: str) -> LoadResult:
         p99_ms=percentile(latencies, 0.99) * ms,
         max_ms=(latencies[-1] if latencies else 0.0) * ms,
         statuses=dict(sorted(statuses.items())),
-        errors=sum(result.errors for result in results),
-        error_samples=[sample for result in results for sample in result.error_samples][:5],
+        errors=errors,
+        error_samples=samples[:5],
         all_statuses=dict(sorted(all_statuses.items())),
         latencies_s=latencies,
     )
@@ -241,23 +265,15 @@ async def run_load(
                 latencies.append(latency)
                 status_counts[status] += 1
     latencies.sort()
-    window = max(window_end - window_start, 1e-9)
-    ms = 1000.0
-    return LoadResult(
-        label=label or url,
-        connections=connections,
-        window_s=round(window, 3),
-        requests=len(latencies),
-        rps=len(latencies) / window,
-        p50_ms=percentile(latencies, 0.50) * ms,
-        p95_ms=percentile(latencies, 0.95) * ms,
-        p99_ms=percentile(latencies, 0.99) * ms,
-        max_ms=(latencies[-1] if latencies else 0.0) * ms,
-        statuses={str(k): v for k, v in sorted(status_counts.items())},
+    return _figures(
+        label or url,
+        connections,
+        max(window_end - window_start, 1e-9),
+        latencies,
+        Counter({str(k): v for k, v in status_counts.items()}),
+        Counter({str(k): v for k, v in all_counts.items()}),
         errors=errors,
-        error_samples=samples[:5],
-        all_statuses={str(k): v for k, v in sorted(all_counts.items())},
-        latencies_s=latencies,
+        samples=samples,
     )
 
 
