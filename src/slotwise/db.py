@@ -281,7 +281,8 @@ def _discard_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None
     three round trips (BEGIN, an empty query, ROLLBACK), a quarter of a booking's cost in
     the worker (docs/benchmarks.md). A connection cut without a word (a network partition)
     still fails its first statement: 503 database_unavailable, and the pool drops it."""
-    if record.driver_connection.is_closed():
+    is_closed = getattr(record.driver_connection, "is_closed", None)  # asyncpg's
+    if is_closed is not None and is_closed():
         raise DisconnectionError()
 
 

@@ -119,6 +119,8 @@ class BookingWriter:
             answered = 0
             while self._queue:
                 size = await self._fair_share(returning=answered)
+                if size == 0:  # the other writer took them while this one waited
+                    continue
                 batch = self._queue[:size]
                 del self._queue[:size]
                 if self._queue:  # more than this writer's share: another writer takes it
