@@ -293,29 +293,55 @@ def _conflict_columns(
     def param(name: str) -> Any:
         return bindparam(name + suffix)
 
+    return _answers(
+        provider_id=param("provider_id"),
+        client_key=param("client_key"),
+        start_at=param("start_at"),
+        end_at=param("end_at"),
+        blocked_start_at=param("blocked_start_at"),
+        blocked_end_at=param("blocked_end_at"),
+        earliest=param("earliest"),
+        version_of=param("version_of"),
+        standing_of=param("standing_of") if standing else None,
+        exclude_id=bindparam("exclude_id") if excluding else None,
+    )
+
+
+def _answers(
+    *,
+    provider_id: Any,
+    client_key: Any,
+    start_at: Any,
+    end_at: Any,
+    blocked_start_at: Any,
+    blocked_end_at: Any,
+    earliest: Any,
+    version_of: Any,
+    standing_of: Any | None,
+    exclude_id: Any | None,
+) -> tuple[ColumnElement[Any], ...]:
+    """The four answers about one asked time (bound parameters, or the columns of the
+    unnested times): does an active appointment of the provider block it, does one of the
+    client's overlap it, is the client blocked (only if ``standing_of`` is given), and the
+    provider's rules version."""
     provider_busy = select(Appointment.id).where(
-        *_blocking(
-            param("provider_id"),
-            param("blocked_start_at"),
-            param("blocked_end_at"),
-            param("earliest"),
-        )
+        *_blocking(provider_id, blocked_start_at, blocked_end_at, earliest)
     )
     client_busy = select(Appointment.id).where(
-        Appointment.client_key == param("client_key"),
-        Appointment.start_at < param("end_at"),
-        Appointment.end_at > param("start_at"),
+        Appointment.client_key == client_key,
+        Appointment.start_at < end_at,
+        Appointment.end_at > start_at,
         _active(),
     )
-    if excluding:
-        provider_busy = provider_busy.where(Appointment.id != bindparam("exclude_id"))
-        client_busy = client_busy.where(Appointment.id != bindparam("exclude_id"))
+    if exclude_id is not None:
+        provider_busy = provider_busy.where(Appointment.id != exclude_id)
+        client_busy = client_busy.where(Appointment.id != exclude_id)
     blocked = (
-        exists().where(ClientStanding.email == param("standing_of"), ClientStanding.blocked)
-        if standing
+        exists().where(ClientStanding.email == standing_of, ClientStanding.blocked)
+        if standing_of is not None
         else false()
     )
-    version = select(Provider.rules_version).where(Provider.id == param("version_of"))
+    version = select(Provider.rules_version).where(Provider.id == version_of)
     return (
         provider_busy.exists(),
         client_busy.exists(),
@@ -347,23 +373,19 @@ def _conflicts_unnested() -> Select[Any]:
         .render_derived(name="asked")
     )
     a = asked.c
-    earliest = a.blocked_start_at - literal(LONGEST_BLOCK)
-    provider_busy = exists().where(
-        *_blocking(a.provider_id, a.blocked_start_at, a.blocked_end_at, earliest)
+    answers = _answers(
+        provider_id=a.provider_id,
+        client_key=a.client_key,
+        start_at=a.start_at,
+        end_at=a.end_at,
+        blocked_start_at=a.blocked_start_at,
+        blocked_end_at=a.blocked_end_at,
+        earliest=a.blocked_start_at - literal(LONGEST_BLOCK),
+        version_of=a.provider_id,
+        standing_of=a.client_key,
+        exclude_id=None,
     )
-    client_busy = exists().where(
-        Appointment.client_key == a.client_key,
-        Appointment.start_at < a.end_at,
-        Appointment.end_at > a.start_at,
-        _active(),
-    )
-    blocked = exists().where(ClientStanding.email == a.client_key, ClientStanding.blocked)
-    version = select(Provider.rules_version).where(Provider.id == a.provider_id)
-    return (
-        select(provider_busy, client_busy, blocked, version.scalar_subquery())
-        .select_from(asked)
-        .order_by(a.n)
-    )
+    return select(*answers).select_from(asked).order_by(a.n)
 
 
 _CONFLICTS_UNNESTED = _conflicts_unnested()
