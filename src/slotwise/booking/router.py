@@ -21,6 +21,7 @@ from slotwise.booking.access import Access
 from slotwise.booking.models import Status
 from slotwise.booking.present import appointment_read, booking_created
 from slotwise.booking.reschedule import reschedule
+from slotwise.booking.route import BookingRoute
 from slotwise.booking.schemas import (
     AppointmentCreate,
     AppointmentRead,
@@ -39,7 +40,9 @@ from slotwise.providers import service as providers_service
 from slotwise.state import AppState, NowDep, StateDep
 
 router = APIRouter()
-booking_router = APIRouter()  # POST /appointments/ alone: the application tries it early
+# POST /appointments/ alone: the application tries it early, and serves its common request
+# past FastAPI's dependency graph (booking.route).
+booking_router = APIRouter(route_class=BookingRoute)
 guest_router = APIRouter()
 provider_router = APIRouter()
 standings_router = APIRouter()
