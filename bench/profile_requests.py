@@ -7,9 +7,10 @@ one) and calls it as an ASGI app directly, without uvicorn or sockets:
 1. N requests, `--concurrency` at a time, unprofiled: wall time and this process's CPU
    time per request, the SQL statements each runs (counted with engine events) and the
    time spent inside them.
-2. The same N under cProfile (standard library): own time summed by layer (package), then
-   the top functions by own time. cProfile inflates call-heavy code, so read the layers as
-   shares, and the plain timings of step 1 as the truth.
+2. The same N under cProfile (standard library, timing CPU: waits on the database are not
+   counted): own time summed by layer (package), then the top functions by own time
+   (`--dump FILE` keeps the stats for pstats). cProfile inflates call-heavy code, so read
+   the layers as shares, and the plain timings of step 1 as the truth.
 
 Scenarios: slots-date (one date), slots-window (31 days), booking (distinct free slots,
 signed-in clients), health (GET /health).
@@ -184,7 +185,9 @@ async def drive(
     return time.perf_counter() - started, time.process_time() - cpu_started, statuses
 
 
-async def profile(name: str, url: str, *, requests: int, concurrency: int, top: int) -> None:
+async def profile(
+    name: str, url: str, *, requests: int, concurrency: int, top: int, dump: str | None
+) -> None:
     async with scenario(name, url) as make_stream:
         settings = Settings(
             _env_file=None,
@@ -232,13 +235,16 @@ async def profile(name: str, url: str, *, requests: int, concurrency: int, top: 
         for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]):
             print(f"   {n / done:5.2f} x {kind}")
 
-        profiler = cProfile.Profile()
+        # CPU time: a request's waits on the database are not its cost.
+        profiler = cProfile.Profile(time.process_time)
         profiler.enable()
         await drive(app, streams, requests)
         profiler.disable()
         await app.state.slotwise.db.dispose()
 
     stats = pstats.Stats(profiler)
+    if dump:
+        stats.dump_stats(dump)
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in raw.values())
     by_layer: Counter[str] = Counter()
@@ -268,6 +274,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--dump", help="also write the profile's stats to this file (pstats)")
     args = parser.parse_args()
     loadgen.install_uvloop()
     with bench_database(args.db, "profile") as url:
@@ -278,6 +285,7 @@ def main() -> int:
                 requests=args.requests,
                 concurrency=args.concurrency,
                 top=args.top,
+                dump=args.dump,
             )
         )
     return 0
