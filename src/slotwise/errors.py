@@ -178,7 +178,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated"}
+# As the request middleware names them (a body over the limit found while reading it, too).
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    401: "not_authenticated",
+    413: PayloadTooLarge.code,
+    415: UnsupportedMediaType.code,
+}
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -132,6 +133,23 @@ async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
     body = json.dumps({"email": unique_email(), "password": PASSWORD, "full_name": "x" * 2_000_000})
     response = await client.post(
         "/auth/register", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+async def test_oversized_body_without_length_is_the_same_413(client: httpx.AsyncClient) -> None:
+    """Streamed without Content-Length, the body is found too large while being read: the
+    same status and code as when its length said so."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"full_name": "'
+        for _ in range(600):
+            yield b"x" * 4096
+        yield b'"}'
+
+    response = await client.post(
+        "/auth/register", content=chunks(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"

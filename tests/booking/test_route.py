@@ -3,13 +3,16 @@ dependency graph, every other one through it, the same answers either way."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import fastapi.routing
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message
 
+from slotwise.config import Settings
 from slotwise.state import get_app_state
 from tests.factories import Clock, bookable_provider, guest_booking, signed_in
 
@@ -128,3 +131,51 @@ async def test_both_paths_give_the_same_answer(
             entry.pop("at", None)
         answers.append(body)
     assert answers[0] == answers[1]
+
+
+async def test_a_streamed_body_over_the_limit_is_413_on_the_short_path(
+    client: httpx.AsyncClient, settings: Settings, solved: list[str]
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"notes": "'
+        for _ in range(settings.max_body_bytes // 4096 + 1):
+            yield b"x" * 4096
+        yield b'"}'
+
+    response = await client.post(
+        "/appointments/", headers={"Content-Type": "application/json"}, content=chunks()
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert solved == []
+
+
+async def test_a_client_gone_before_its_body_gets_fastapis_answer(
+    app: FastAPI, solved: list[str]
+) -> None:
+    """No 500 and no error log for a client that left: FastAPI's handler answers it."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/appointments/",
+        "raw_path": b"/api/v1/appointments/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"test"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert solved == []  # refused while reading the body, before any dependency

@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from slotwise.auth.deps import bearer, optional_claims
 from slotwise.booking.schemas import AppointmentCreate
@@ -66,7 +67,13 @@ class BookingRoute(APIRoute):
             ):
                 return await general(request)
             try:
-                data = AppointmentCreate.model_validate_json(await request.body())
+                body = await request.body()
+            except HTTPException:
+                raise  # a body over the limit (413)
+            except Exception:  # the client left: FastAPI answers as for any route (400)
+                return await general(request)
+            try:
+                data = AppointmentCreate.model_validate_json(body)
             except ValidationError:
                 return await general(request)  # FastAPI's 422, as for any route
             app: AppState = request.app.state.slotwise
