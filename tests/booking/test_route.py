@@ -14,7 +14,7 @@ from starlette.types import Message
 
 from slotwise.config import Settings
 from slotwise.state import get_app_state
-from tests.factories import Clock, bookable_provider, guest_booking, signed_in
+from tests.factories import Account, Clock, bookable_provider, guest_booking, signed_in
 
 DAY = "2027-03-02"  # a Tuesday, the day after the test clock's now
 
@@ -37,12 +37,20 @@ def _booking(provider_id: str, start: str) -> dict[str, object]:
     return {"provider_id": provider_id, "start_datetime": start, "notes": "Lesson"}
 
 
-async def test_the_common_booking_is_served_without_the_dependency_graph(
-    client: httpx.AsyncClient, clock: Clock, solved: list[str]
-) -> None:
+async def _provider_and_client(
+    client: httpx.AsyncClient, solved: list[str]
+) -> tuple[dict[str, Any], Account]:
+    """A bookable provider and a signed-in client; what setting them up solved forgotten."""
     _, provider = await bookable_provider(client)
     customer = await signed_in(client)
     solved.clear()
+    return provider, customer
+
+
+async def test_the_common_booking_is_served_without_the_dependency_graph(
+    client: httpx.AsyncClient, clock: Clock, solved: list[str]
+) -> None:
+    provider, customer = await _provider_and_client(client, solved)
     signed = await client.post(
         "/appointments/",
         headers={**customer.headers, "Content-Type": "application/json; charset=utf-8"},
@@ -60,9 +68,7 @@ async def test_the_common_booking_is_served_without_the_dependency_graph(
 async def test_every_other_request_goes_through_fastapi(
     client: httpx.AsyncClient, clock: Clock, solved: list[str]
 ) -> None:
-    _, provider = await bookable_provider(client)
-    customer = await signed_in(client)
-    solved.clear()
+    provider, customer = await _provider_and_client(client, solved)
     keyed = await client.post(
         "/appointments/",
         headers={**customer.headers, "Idempotency-Key": "route-test-1"},
