@@ -3,6 +3,7 @@ dependency graph, every other one through it, the same answers either way."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,7 +60,9 @@ async def test_the_common_booking_is_served_without_the_dependency_graph(
         ).read(),
     )
     guest = await client.post(
-        "/appointments", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
+        "/appointments",
+        headers={"Content-Type": "application/vnd.slotwise+json"},
+        content=json.dumps(guest_booking(provider["id"], f"{DAY}T10:00:00Z")),
     )
     assert (signed.status_code, guest.status_code) == (201, 201), (signed.text, guest.text)
     assert solved == []

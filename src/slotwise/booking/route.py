@@ -34,14 +34,12 @@ from slotwise.state import AppState, get_now
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
-_JSON_TYPES = ("application/json",)
-
 
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
     media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type in _JSON_TYPES or media_type.endswith("+json")
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 async def _now(request: Request) -> datetime:
