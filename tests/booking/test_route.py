@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import fastapi.routing
@@ -14,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import Message
 
 from slotwise.config import Settings
-from slotwise.state import get_app_state
+from slotwise.state import get_app_state, get_now
 from tests.factories import Account, Clock, bookable_provider, guest_booking, signed_in
 
 DAY = "2027-03-02"  # a Tuesday, the day after the test clock's now
@@ -115,11 +116,9 @@ async def test_both_paths_give_the_same_answer(
     path, one by FastAPI (an override it does not know sends every request there)."""
     answers = []
     for overridden in (False, True):
-        _, provider = await bookable_provider(client)
-        customer = await signed_in(client)
+        provider, customer = await _provider_and_client(client, solved)
         if overridden:
             app.dependency_overrides[get_app_state] = get_app_state
-        solved.clear()
         try:
             response = await client.post(
                 "/appointments/",
@@ -138,6 +137,28 @@ async def test_both_paths_give_the_same_answer(
             entry.pop("at", None)
         answers.append(body)
     assert answers[0] == answers[1]
+
+
+async def test_an_async_clock_override_is_awaited_on_the_short_path(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, solved: list[str]
+) -> None:
+    """FastAPI accepts an async override of the clock; so does the short path."""
+
+    async def later() -> datetime:
+        return clock.now + timedelta(minutes=1)
+
+    provider, customer = await _provider_and_client(client, solved)
+    app.dependency_overrides[get_now] = later
+    response = await client.post(
+        "/appointments/",
+        headers=customer.headers,
+        json=_booking(provider["id"], f"{DAY}T09:00:00Z"),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["created_at"].startswith(
+        (clock.now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    )
+    assert solved == []
 
 
 async def test_a_streamed_body_over_the_limit_is_413_on_the_short_path(
