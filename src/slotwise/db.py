@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, TypeVar, cast
@@ -163,43 +164,64 @@ async def insert_rows(
             await connection.execute(table.insert(), rows)
         return
     shape = tuple((table.name, tuple(rows[0])) for table, rows in tables)
-    statement, parameters = _unnested_insert(shape)
+    statement, parts = _unnested_insert(shape)
     values: dict[str, list[Any]] = {}
-    for name, number, column in parameters:
-        rows = tables[number][1]
-        key = column.key
-        process = column.type.bind_processor(dialect)
-        values[name] = (
-            [process(row[key]) for row in rows] if process else [row[key] for row in rows]
-        )
+    for part, (_table, rows) in zip(parts, tables, strict=True):
+        values.update(part.values(dialect, rows))
     await connection.execute(statement, values)
+
+
+@dataclass(frozen=True, slots=True)
+class Unnested:
+    """Rows of one table sent to PostgreSQL as one array parameter per column, to be read
+    back as rows with ``unnest``: one statement text and one execution however many rows."""
+
+    columns: str  # the quoted column names, comma-separated, in the arrays' order
+    arrays: str  # the array parameters, comma-separated: the arguments of unnest(...)
+    parameters: tuple[tuple[str, Column[Any]], ...]  # (name, column), in that order
+
+    def values(self, dialect: Dialect, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """The parameters' values for these rows (each row has every key of the shape)."""
+        values: dict[str, list[Any]] = {}
+        for name, column in self.parameters:
+            key = column.key
+            process = column.type.bind_processor(dialect)
+            values[name] = (
+                [process(row[key]) for row in rows] if process else [row[key] for row in rows]
+            )
+        return values
+
+
+@lru_cache(maxsize=64)
+def unnested(table_name: str, keys: tuple[str, ...], prefix: str) -> Unnested:
+    """The arrays for rows of this table with these keys, their parameters named
+    ``{prefix}_{key}``. Names come from the models' metadata, never from input."""
+    table = Base.metadata.tables[table_name]
+    names, arrays, parameters = [], [], []
+    for key in keys:
+        column = table.columns[key]
+        name = f"{prefix}_{key}"
+        names.append(f'"{column.name}"')
+        arrays.append(f"CAST(:{name} AS {_array_type(column)}[])")
+        parameters.append((name, column))
+    return Unnested(", ".join(names), ", ".join(arrays), tuple(parameters))
 
 
 @lru_cache(maxsize=64)
 def _unnested_insert(
     shape: tuple[tuple[str, tuple[str, ...]], ...],
-) -> tuple[TextClause, list[tuple[str, int, Column[Any]]]]:
+) -> tuple[TextClause, list[Unnested]]:
     """The PostgreSQL statement for rows of these tables and keys, built once per shape, and
-    its parameters: (name, the table's place in ``shape``, column), one array each."""
-    inserts: list[str] = []
-    parameters: list[tuple[str, int, Column[Any]]] = []
-    for number, (table_name, keys) in enumerate(shape):
-        table = Base.metadata.tables[table_name]
-        names, arrays = [], []
-        for key in keys:
-            column = table.columns[key]
-            name = f"t{number}_{key}"
-            names.append(f'"{column.name}"')
-            arrays.append(f"CAST(:{name} AS {_array_type(column)}[])")
-            parameters.append((name, number, column))
-        # Table and column names from the models' metadata, never from input.
-        inserts.append(
-            f'INSERT INTO "{table.name}" ({", ".join(names)})'  # noqa: S608
-            f" SELECT * FROM unnest({', '.join(arrays)})"
-        )
+    each table's arrays, in the order of ``shape``."""
+    parts = [unnested(name, keys, f"t{number}") for number, (name, keys) in enumerate(shape)]
+    # Table and column names from the models' metadata, never from input.
+    inserts = [
+        f'INSERT INTO "{name}" ({part.columns}) SELECT * FROM unnest({part.arrays})'  # noqa: S608
+        for (name, _keys), part in zip(shape, parts, strict=True)
+    ]
     *first, last = inserts
     with_clause = ", ".join(f"t{number} AS ({part})" for number, part in enumerate(first))
-    return text(f"WITH {with_clause} {last}" if first else last), parameters
+    return text(f"WITH {with_clause} {last}" if first else last), parts
 
 
 def _array_type(column: Column[Any]) -> str:
@@ -299,6 +321,11 @@ class Database:
         info = dict(session_info or {})
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write_sessionmaker = self.sessionmaker
+        self._autocommit_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+            info=info,
+        )
         # SQLite admits one writer. Within a process, writers queue on this lock and are
         # woken the moment it is free, instead of polling in SQLite's busy handler (which
         # sleeps up to 100 ms a try); across processes the busy handler still arbitrates.
@@ -337,6 +364,23 @@ class Database:
             except AppError as error:
                 await (session.commit() if error.keep_changes else session.rollback())
                 raise
+            except BaseException:
+                await session.rollback()
+                raise
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session on PostgreSQL in which every statement is a transaction of its own: no
+        BEGIN and no COMMIT to wait for, for work whose writes are one statement (the
+        booking batch's, ``booking.group``). Reads are as in a READ COMMITTED transaction,
+        where each statement sees what was committed when it started. The session's commit
+        at the end writes nothing; it reports this process's changes to the slot cache."""
+        if self.is_sqlite:
+            raise RuntimeError("autocommit sessions are for PostgreSQL")
+        async with self._autocommit_sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
             except BaseException:
                 await session.rollback()
                 raise

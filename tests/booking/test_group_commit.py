@@ -16,8 +16,9 @@ from fastapi import FastAPI
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
+from slotwise.auth import callers
 from slotwise.auth.tokens import TokenClaims
-from slotwise.booking import group, repository
+from slotwise.booking import create, group, repository
 from slotwise.booking.create import Booked
 from slotwise.booking.group import BookingWriter, _Job
 from slotwise.booking.schemas import AppointmentCreate
@@ -183,49 +184,69 @@ async def test_a_kept_refusal_is_confirmed_on_fresh_terms(
     assert code(booked) == "booked"
 
 
-@pytest.fixture
-def checks_that_miss_a_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The batch's conflict check reports every time free, as if another worker's booking
-    had slipped past it: what is left to refuse it is the database's own constraint."""
-    real = repository.conflicts_among
-
-    async def nothing_found(session: Any, many: list[Any]) -> list[repository.Conflicts]:
-        found = await real(session, many)
-        return [
-            repository.Conflicts(
-                provider_busy=False,
-                client_busy=False,
-                client_blocked=False,
-                rules_version=conflicts.rules_version,
-            )
-            for conflicts in found
-        ]
-
-    monkeypatch.setattr(repository, "conflicts_among", nothing_found)
-
-
-async def test_a_batch_the_database_refuses_is_rolled_back_and_booked_one_by_one(
+async def test_a_time_taken_meanwhile_is_refused_and_the_rest_written(
     app: FastAPI,
     client: httpx.AsyncClient,
     clock: Clock,
     settings: Any,
-    checks_that_miss_a_conflict: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A booking that the batch's checks pass but whose time another worker took (here: a
+    booking committed between the checks and the write) is not written with the batch; it
+    is booked alone, which refuses it, and the others are written."""
     if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the database's own refusal of an overlap is PostgreSQL's constraint")
+        pytest.skip("on SQLite the batch checks and writes under the write lock: no meanwhile")
     _, provider = await bookable_provider(client)
     earlier, first, second = [await signed_in(client) for _ in range(3)]
-    [taken] = await answers(app, [(earlier, asked(provider, "10:00"))])
-    assert code(taken) == "booked"
+    real = group.BookingWriter._allowed
+
+    async def another_worker_books_first(*args: Any) -> list[Any]:
+        allowed = await real(*args)
+        writer = state_of(app).bookings
+        async with writer.database.transaction(writes=True) as session:  # another worker's
+            user = await callers.user_for_claims(session, None, claims_of(app, earlier))
+            data = asked(provider, "10:00")
+            await create.book(
+                session, kept_terms=TermsCache(), user=user, data=data, now=BOOKING_NOW
+            )
+        return allowed
+
+    monkeypatch.setattr(group.BookingWriter, "_allowed", another_worker_books_first)
+    found = await answers(
+        app, [(first, asked(provider, "09:00")), (second, asked(provider, "10:00"))]
+    )
+    assert [code(answer) for answer in found] == ["booked", "slot_unavailable"]
+    assert await count(app, Appointment) == 2
+    assert await count(app, Appointment, client_key=second.email) == 0
+
+
+async def test_a_batch_the_database_refuses_as_a_whole_is_booked_one_by_one(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal that is not about time (here a foreign key: the row names no user) fails
+    the batch's write as a whole; every booking is then made alone, from its request."""
+    _, provider = await bookable_provider(client)
+    first, second = await signed_in(client), await signed_in(client)
+    real = group._new_booking
+
+    def broken(checked: Any) -> Booked:
+        booked = real(checked)
+        if checked.client_key == second.email:
+            booked.appointment.client_id = uuid.uuid4()
+        return booked
+
+    monkeypatch.setattr(group, "_new_booking", broken)
     with Commits(app) as commits:
         found = await answers(
             app, [(first, asked(provider, "09:00")), (second, asked(provider, "10:00"))]
         )
-    assert [code(answer) for answer in found] == ["booked", "slot_unavailable"]
-    assert commits.count == 1  # the batch rolled back; the first booked alone
+    assert [code(answer) for answer in found] == ["booked", "booked"]
+    assert commits.count == 2  # nothing of the batch; each booking alone
     assert await count(app, Appointment) == 2
+    assert await count(app, AppointmentEvent) == 2
     assert Counter(a.appointment.client_key for a in found if isinstance(a, Booked)) == {
-        first.email: 1
+        first.email: 1,
+        second.email: 1,
     }
 
 
@@ -279,7 +300,8 @@ async def test_a_database_failure_fails_each_booking_and_writes_nothing(
     async def database_gone(*_args: object) -> None:
         raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, ConnectionError("gone"))
 
-    monkeypatch.setattr(repository, "lock_bookings", database_gone)
+    monkeypatch.setattr(repository, "lock_bookings", database_gone)  # SQLite, and alone
+    monkeypatch.setattr(repository, "insert_unless_taken", database_gone)  # PostgreSQL
     found = await answers(
         app, [(first, asked(provider, "10:00")), (second, asked(provider, "11:00"))]
     )

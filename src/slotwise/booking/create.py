@@ -197,6 +197,30 @@ async def write(session: AsyncSession, bookings: list[Booked]) -> None:
         raise_for_constraint(exc)
 
 
+async def write_unless_taken(
+    session: AsyncSession, bookings: list[tuple[Booked, int]]
+) -> list[Booked]:
+    """PostgreSQL, in an autocommit session: checked bookings, each with the rules version
+    its terms were checked at, written in one statement with their history and messages,
+    except those whose time proved taken, whose provider's rules changed, or whose client is
+    blocked (``repository.insert_unless_taken``); the bookings written."""
+    messages = outbox.Batch()
+    offsets = outbox.reminder_offsets(session)
+    for booked, _version in bookings:
+        appointment = booked.appointment
+        outbox.add_booked(
+            messages,
+            offsets,
+            appointment=appointment,
+            parties=booked.parties,
+            now=appointment.created_at,
+        )
+    written = await repository.insert_unless_taken(
+        session, [(booked.appointment, version) for booked, version in bookings], messages.rows
+    )
+    return [booked for booked, _ in bookings if booked.appointment.id in written]
+
+
 async def rotate_manage_token(session: AsyncSession, *, appointment_id: uuid.UUID) -> str | None:
     """A new manage token for a guest booking (the old one stops working)."""
     appointment = await repository.get(session, appointment_id)

@@ -1,23 +1,30 @@
-"""Group commit: the bookings a worker receives together are checked and written in one
-transaction, each still answered on its own.
+"""Group commit: the bookings a worker receives together are checked and written together,
+each still answered on its own.
 
 A booking's own work is small; what it costs is the transaction around it (a connection,
 BEGIN, the locks, COMMIT, and each statement's fixed cost through the driver). So each
 worker has writers (two on PostgreSQL, one on SQLite): a booking request queues its job and
-waits; a writer takes its share of the queued jobs (``_fair_share``) and, in one
-transaction, looks up the callers (one query), checks each booking against the provider's
-kept terms, takes all their locks in one statement, asks for all their conflicts in one
-query, and writes them all (``create.write``: one statement on PostgreSQL, one INSERT per
-table elsewhere). While that transaction runs, the next requests queue, and form the next
-batch; a lone request goes at once.
+waits; a writer takes its share of the queued jobs (``_fair_share``), looks up the callers
+(one query) and checks each booking against the provider's kept terms. Then:
+
+- on PostgreSQL it writes them all in one statement, in an autocommit session (no BEGIN or
+  COMMIT of its own): the statement takes their locks, inserts each whose provider is still
+  at the rules version it was checked at and whose client is not blocked, skipping any
+  whose time an exclusion constraint finds taken, with the history and messages of those
+  written (``create.write_unless_taken``). Two round trips a batch.
+- on SQLite, in one BEGIN IMMEDIATE transaction, it asks for all their conflicts in one
+  query and writes those found free (``create.write``: one INSERT per table).
+
+While a batch is written, the next requests queue, and form the next batch; a lone request
+goes at once.
 
 Each job is answered by what its own checks found: a refusal (409, 422, 401) as soon as the
-writer knows it, a booking once the transaction holding it is committed. Anything the batch
-cannot settle for a job by itself is done again alone, exactly as a single booking is
-(``create.book``) in a transaction of its own after the batch: kept terms that proved stale
-or refused, a booking that overlaps another of the same batch (one of the two must lose,
-and the database says which), and every job of a batch the database refused as a whole
-(an exclusion constraint, a deadlock), which is rolled back first.
+writer knows it, a booking once it is committed. Anything the batch cannot settle for a job
+by itself is done again alone, exactly as a single booking is (``create.book``) in a
+transaction of its own after the batch, which finds the exact refusal (or books it on fresh
+terms): kept terms that refused, or (SQLite) proved stale; a booking that overlaps another
+of the same batch; (PostgreSQL) every booking the statement skipped; and every job of a
+batch the database refused as a whole (a foreign key, a deadlock).
 """
 
 from __future__ import annotations
@@ -172,8 +179,12 @@ class BookingWriter:
         jobs = [job for job in batch if not job.answer.done()]  # cancelled while queued
         alone: list[_Job] = []
         try:
-            async with self.database.transaction(writes=True) as session:
-                written = await self._check_and_write(session, jobs, alone)
+            if self.database.is_sqlite:
+                async with self.database.transaction(writes=True) as session:
+                    written = await self._check_and_write(session, jobs, alone)
+            else:
+                async with self.database.autocommit() as session:
+                    written = await self._check_and_take(session, jobs, alone)
         except _RefusedAsAWhole:
             written, alone = [], [job for job in jobs if not job.answer.done()]
         except Exception as exc:  # the database failed: every job still open hears of it
@@ -184,9 +195,11 @@ class BookingWriter:
         for job in alone:
             await self._book_alone(job)
 
-    async def _check_and_write(
+    async def _allowed(
         self, session: AsyncSession, jobs: list[_Job], alone: list[_Job]
-    ) -> list[tuple[_Checked, Booked]]:
+    ) -> list[_Checked]:
+        """The jobs whose callers and terms allow them (the callers in one query); every
+        other job answered, or set aside to be booked alone."""
         signed_in = [job.claims for job in jobs if job.claims is not None]
         users = iter(await callers.users_for_claims(session, self.redis, signed_in))
         allowed: list[_Checked] = []
@@ -196,6 +209,42 @@ class BookingWriter:
                 _refuse(job, user)
             elif checked := await self._check(session, job, user, alone):
                 allowed.append(checked)
+        return allowed
+
+    async def _check_and_take(
+        self, session: AsyncSession, jobs: list[_Job], alone: list[_Job]
+    ) -> list[tuple[_Checked, Booked]]:
+        """PostgreSQL, in an autocommit session: two statements a batch, the callers' query
+        and one that writes every booking whose time is free (``create.write_unless_taken``).
+        A booking it did not write is booked alone, which gives its refusal (or books it on
+        fresh terms). No BEGIN, locks or conflicts query of their own to wait for."""
+        accepted: list[_Checked] = []
+        for checked in await self._allowed(session, jobs, alone):
+            if _overlaps_any(checked, accepted):
+                alone.append(checked.job)  # one of the two would be skipped: the later
+            else:
+                accepted.append(checked)
+        if not accepted:
+            return []
+        asked = [(_new_booking(checked), checked) for checked in accepted]
+        try:
+            written = await create.write_unless_taken(
+                session, [(booked, checked.candidate.terms.version) for booked, checked in asked]
+            )
+        except DBAPIError as exc:  # a foreign key, a deadlock: nothing was written
+            raise _RefusedAsAWhole() from exc
+        taken = {id(booked) for booked in written}
+        for booked, checked in asked:
+            if id(booked) not in taken:
+                alone.append(checked.job)
+        return [(checked, booked) for booked, checked in asked if id(booked) in taken]
+
+    async def _check_and_write(
+        self, session: AsyncSession, jobs: list[_Job], alone: list[_Job]
+    ) -> list[tuple[_Checked, Booked]]:
+        """In one transaction (SQLite's, under its write lock): the callers, the checks, the
+        locks (PostgreSQL), the conflicts query, then the bookings it found free."""
+        allowed = await self._allowed(session, jobs, alone)
         if not allowed:
             return []
         try:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.types import TypeEngine
 
 from slotwise.availability import changes
@@ -39,7 +40,7 @@ from slotwise.booking.models import (
     ClientStanding,
     Status,
 )
-from slotwise.db import insert_rows, padded, table_of
+from slotwise.db import Unnested, insert_rows, padded, table_of, unnested
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider
 
@@ -174,19 +175,26 @@ async def lock_bookings(session: AsyncSession, bookings: list[tuple[uuid.UUID, s
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return
+    connection = await session.connection()  # Core statements: no ORM execution to pay for
+    await connection.execute(_LOCK_BOOKINGS, _lock_keys(bookings))
+
+
+def _lock_keys(bookings: list[tuple[uuid.UUID, str]]) -> dict[str, list[Any]]:
+    """The providers' locks, then the clients', each in sorted order (``lock_bookings``)."""
     providers = sorted({str(provider_id) for provider_id, _ in bookings})
     clients = sorted({client_key for _, client_key in bookings})
-    keys = providers + clients
-    seeds = [1] * len(providers) + [2] * len(clients)
-    connection = await session.connection()  # Core statements: no ORM execution to pay for
-    await connection.execute(_LOCK_BOOKINGS, {"keys": keys, "seeds": seeds})
+    return {
+        "lock_keys": providers + clients,
+        "lock_seeds": [1] * len(providers) + [2] * len(clients),
+    }
 
 
-# One round trip; the locks are taken in the arrays' order (a function scan's rows).
-_LOCK_BOOKINGS = text(
-    "SELECT count(pg_advisory_xact_lock(hashtextextended(key, seed)))"
-    " FROM unnest(CAST(:keys AS text[]), CAST(:seeds AS bigint[])) AS lock(key, seed)"
+# The locks are taken in the arrays' order (a function scan's rows).
+_LOCKS = (
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(key, seed))) AS taken"
+    " FROM unnest(CAST(:lock_keys AS text[]), CAST(:lock_seeds AS bigint[])) AS lock(key, seed)"
 )
+_LOCK_BOOKINGS = text(_LOCKS)  # one round trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,3 +434,91 @@ def _values(instance: object, table: Table) -> dict[str, Any]:
     cost more than the dictionary)."""
     given = vars(instance)
     return {column.key: given[column.key] for column in table.columns}
+
+
+async def insert_unless_taken(
+    session: AsyncSession,
+    appointments: list[tuple[Appointment, int]],
+    messages: list[dict[str, Any]],
+) -> set[uuid.UUID]:
+    """PostgreSQL, in one statement (in an autocommit session, one transaction): new
+    appointments, each with the rules version its checks were made against, written with
+    their history and their messages unless their time is taken; the ids of those written.
+
+    The statement takes the bookings' locks (``lock_bookings``), then inserts each
+    appointment whose provider is still at that rules version and whose client is not
+    blocked, skipping (ON CONFLICT DO NOTHING) any that an exclusion constraint refuses: an
+    overlap with an active appointment of the provider or of the client, committed or
+    being written by another transaction, or written earlier in this statement. The history
+    and messages of the appointments written go with them; nothing is said of the others,
+    which the caller books again alone to learn why (``booking.group``). Any other refusal
+    (a foreign key, a deadlock) fails the whole statement and writes nothing."""
+    if not appointments:
+        return set()
+    connection = await session.connection()
+    dialect = connection.dialect
+    rows = [_values(appointment, _APPOINTMENTS) for appointment, _version in appointments]
+    events = [
+        _values(event, _EVENTS) for appointment, _ in appointments for event in appointment.events
+    ]
+    statement, parts = _insert_unless_taken_statement(
+        tuple(rows[0]), tuple(events[0]) if events else (), tuple(messages[0]) if messages else ()
+    )
+    values: dict[str, Any] = _lock_keys(
+        [(appointment.provider_id, appointment.client_key) for appointment, _ in appointments]
+    )
+    for part, part_rows in zip(parts, (rows, events, messages), strict=True):
+        if part is not None:
+            values.update(part.values(dialect, part_rows))
+    values["rules_versions"] = [version for _, version in appointments]
+    written = set((await connection.execute(statement, values)).scalars())
+    for appointment, _ in appointments:
+        if appointment.id in written:
+            changes.note(session.sync_session, appointment.provider_id)
+    return written
+
+
+@cache
+def _insert_unless_taken_statement(
+    appointment_keys: tuple[str, ...], event_keys: tuple[str, ...], message_keys: tuple[str, ...]
+) -> tuple[TextualSelect, list[Unnested | None]]:
+    """``insert_unless_taken``'s statement for rows with these keys, built once, and the
+    arrays of its appointments, history and messages (an empty key tuple: no such rows).
+
+    The locks are a one-row CTE that the appointments are cross-joined with: no appointment
+    reaches the INSERT before every lock is held. The version and standing conditions read
+    the statement's snapshot; overlaps are the exclusion constraints' to judge, which see
+    every row committed or in progress."""
+    asked = unnested(_APPOINTMENTS.name, appointment_keys, "a")
+    parts: list[Unnested | None] = [asked]
+    columns = ", ".join(f"asked.{name}" for name in asked.columns.split(", "))
+    providers, standings = table_of(Provider).name, table_of(ClientStanding).name
+    # Table and column names from the models' metadata, never from input.
+    ctes = [
+        f"locks AS ({_LOCKS})",
+        f'taken AS (INSERT INTO "{_APPOINTMENTS.name}" ({asked.columns})'  # noqa: S608
+        f" SELECT {columns}"
+        f" FROM unnest({asked.arrays}, CAST(:rules_versions AS bigint[])) WITH ORDINALITY"
+        f" AS asked({asked.columns}, rules_version, n) CROSS JOIN locks"
+        f' WHERE EXISTS (SELECT FROM "{providers}" AS p'
+        "   WHERE p.id = asked.provider_id AND p.rules_version = asked.rules_version)"
+        f' AND NOT EXISTS (SELECT FROM "{standings}" AS s'
+        "   WHERE s.email = asked.client_key AND s.blocked)"
+        " ORDER BY asked.n"
+        " ON CONFLICT DO NOTHING RETURNING id)",
+    ]
+    for number, (table, keys) in enumerate(((_EVENTS, event_keys), (_MESSAGES, message_keys))):
+        if not keys:
+            parts.append(None)
+            continue
+        part = unnested(table.name, keys, f"r{number}")
+        parts.append(part)
+        ctes.append(
+            f'r{number} AS (INSERT INTO "{table.name}" ({part.columns})'  # noqa: S608
+            f" SELECT * FROM unnest({part.arrays}) AS given({part.columns})"
+            " WHERE given.appointment_id IN (SELECT id FROM taken))"
+        )
+    statement = text(f"WITH {', '.join(ctes)} SELECT id FROM taken").columns(  # noqa: S608
+        column("id", Uuid())
+    )
+    return statement, parts
