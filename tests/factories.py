@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from slotwise.config import Settings
 from slotwise.users.admin import create_admin
@@ -25,6 +28,13 @@ class Account:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def count_rows(app: FastAPI, model: Any, **where: Any) -> int:
+    """How many rows of the model's table match the column values, read afresh."""
+    async with app.state.slotwise.db.session(writes=False) as session:
+        query = select(func.count()).select_from(model).filter_by(**where)
+        return int(await session.scalar(query) or 0)
 
 
 def unique_email(prefix: str = "user") -> str:

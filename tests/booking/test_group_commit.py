@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from slotwise.auth import callers
@@ -29,7 +29,14 @@ from slotwise.main import create_app
 from slotwise.models import Appointment, AppointmentEvent, OutboxMessage
 from slotwise.state import AppState, get_now
 from tests.conftest import make_settings
-from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, signed_in
+from tests.factories import (
+    BOOKING_NOW,
+    Account,
+    Clock,
+    bookable_provider,
+    count_rows,
+    signed_in,
+)
 
 DAY = "2027-03-03"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -94,12 +101,6 @@ def code(answer: Booked | BaseException) -> str:
     return answer.code
 
 
-async def count(app: FastAPI, model: Any, **where: Any) -> int:
-    async with state_of(app).db.session(writes=False) as session:
-        query = select(func.count()).select_from(model).filter_by(**where)
-        return int(await session.scalar(query) or 0)
-
-
 async def test_bookings_arriving_together_are_committed_together(
     app: FastAPI, client: httpx.AsyncClient, clock: Clock
 ) -> None:
@@ -124,10 +125,10 @@ async def test_bookings_arriving_together_are_committed_together(
     # Each is whole: the appointment, its history and its messages.
     for response in responses:
         booked_id = uuid.UUID(response.json()["id"])
-        assert await count(app, AppointmentEvent, appointment_id=booked_id) == 1
-        kinds = await count(app, OutboxMessage, appointment_id=booked_id)
+        assert await count_rows(app, AppointmentEvent, appointment_id=booked_id) == 1
+        kinds = await count_rows(app, OutboxMessage, appointment_id=booked_id)
         assert kinds >= 2  # the provider's notice, the client's confirmation (and reminders)
-    assert await count(app, Appointment) == 8
+    assert await count_rows(app, Appointment) == 8
 
 
 async def test_every_booking_of_a_batch_gets_its_own_answer(
@@ -166,7 +167,7 @@ async def test_every_booking_of_a_batch_gets_its_own_answer(
     # colliding with a booking of the same batch, one refused by terms kept from before) were
     # tried alone, refused, and rolled back.
     assert commits.count == 1
-    assert await count(app, Appointment) == 3
+    assert await count_rows(app, Appointment) == 3
 
 
 async def test_a_kept_refusal_is_confirmed_on_fresh_terms(
@@ -216,8 +217,8 @@ async def test_a_time_taken_meanwhile_is_refused_and_the_rest_written(
         app, [(first, asked(provider, "09:00")), (second, asked(provider, "10:00"))]
     )
     assert [code(answer) for answer in found] == ["booked", "slot_unavailable"]
-    assert await count(app, Appointment) == 2
-    assert await count(app, Appointment, client_key=second.email) == 0
+    assert await count_rows(app, Appointment) == 2
+    assert await count_rows(app, Appointment, client_key=second.email) == 0
 
 
 async def test_a_batch_the_database_refuses_as_a_whole_is_booked_one_by_one(
@@ -242,8 +243,8 @@ async def test_a_batch_the_database_refuses_as_a_whole_is_booked_one_by_one(
         )
     assert [code(answer) for answer in found] == ["booked", "booked"]
     assert commits.count == 2  # nothing of the batch; each booking alone
-    assert await count(app, Appointment) == 2
-    assert await count(app, AppointmentEvent) == 2
+    assert await count_rows(app, Appointment) == 2
+    assert await count_rows(app, AppointmentEvent) == 2
     assert Counter(a.appointment.client_key for a in found if isinstance(a, Booked)) == {
         first.email: 1,
         second.email: 1,
@@ -261,7 +262,7 @@ async def test_closing_waits_for_the_bookings_under_way(
     await writer.aclose()
     [booked] = await pending
     assert code(booked) == "booked"
-    assert await count(app, Appointment) == 1
+    assert await count_rows(app, Appointment) == 1
 
 
 async def test_a_token_revoked_in_redis_is_refused_in_a_batch(database_url: str) -> None:
@@ -308,8 +309,8 @@ async def test_a_database_failure_fails_each_booking_and_writes_nothing(
     # The batch failed as a whole, then each booking alone: each answered with the failure
     # (the API's 503 database_unavailable), nothing written.
     assert all(isinstance(answer, OperationalError) for answer in found), found
-    assert await count(app, Appointment) == 0
-    assert await count(app, OutboxMessage) == 0
+    assert await count_rows(app, Appointment) == 0
+    assert await count_rows(app, OutboxMessage) == 0
     monkeypatch.undo()
     [booked] = await answers(app, [(first, asked(provider, "10:00"))])
     assert code(booked) == "booked"  # the writer goes on once the database is back

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from slotwise.availability import changes
@@ -25,7 +24,14 @@ from slotwise.booking.terms import read
 from slotwise.db import Database
 from slotwise.models import Appointment, AppointmentEvent, ClientStanding, OutboxMessage
 from slotwise.users.models import User
-from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, signed_in
+from tests.factories import (
+    BOOKING_NOW,
+    Account,
+    Clock,
+    bookable_provider,
+    count_rows,
+    signed_in,
+)
 
 DAY = "2027-03-03"
 
@@ -64,12 +70,6 @@ async def write(app: FastAPI, bookings: list[tuple[Booked, int]]) -> list[str]:
     return [booked.appointment.start_at.strftime("%H:%M") for booked in written]
 
 
-async def count(app: FastAPI, model: Any, **where: Any) -> int:
-    async with database_of(app).session(writes=False) as session:
-        query = select(func.count()).select_from(model).filter_by(**where)
-        return int(await session.scalar(query) or 0)
-
-
 async def test_free_times_are_written_and_taken_ones_skipped(
     app: FastAPI, client: httpx.AsyncClient, clock: Clock
 ) -> None:
@@ -89,11 +89,11 @@ async def test_free_times_are_written_and_taken_ones_skipped(
     # What was written is whole; what was skipped left nothing behind.
     for booked, _ in batch:
         appointment_id = booked.appointment.id
-        written = await count(app, Appointment, id=appointment_id)
-        assert await count(app, AppointmentEvent, appointment_id=appointment_id) == written
-        messages = await count(app, OutboxMessage, appointment_id=appointment_id)
+        written = await count_rows(app, Appointment, id=appointment_id)
+        assert await count_rows(app, AppointmentEvent, appointment_id=appointment_id) == written
+        messages = await count_rows(app, OutboxMessage, appointment_id=appointment_id)
         assert (messages >= 2) if written else (messages == 0)
-    assert await count(app, Appointment) == 3
+    assert await count_rows(app, Appointment) == 3
 
 
 async def test_changed_rules_and_blocked_clients_are_skipped(
@@ -110,7 +110,7 @@ async def test_changed_rules_and_blocked_clients_are_skipped(
     async with database_of(app).transaction(writes=True) as session:
         session.add(ClientStanding(email=blocked.email, no_show_count=3, blocked=True))
     assert await write(app, [stale, refused, kept]) == ["11:00"]
-    assert await count(app, Appointment) == 1
+    assert await count_rows(app, Appointment) == 1
 
 
 async def test_a_booking_checked_at_another_version_is_skipped(
@@ -131,9 +131,9 @@ async def test_a_refusal_of_the_whole_statement_writes_nothing(
     bad.appointment.client_id = uuid.uuid4()  # no such user: a foreign key refuses it
     with pytest.raises(DBAPIError):
         await write(app, [good, (bad, version)])
-    assert await count(app, Appointment) == 0
-    assert await count(app, AppointmentEvent) == 0
-    assert await count(app, OutboxMessage) == 0
+    assert await count_rows(app, Appointment) == 0
+    assert await count_rows(app, AppointmentEvent) == 0
+    assert await count_rows(app, OutboxMessage) == 0
 
 
 async def test_the_statement_takes_the_bookings_locks_before_writing(
@@ -149,7 +149,7 @@ async def test_the_statement_takes_the_bookings_locks_before_writing(
         pending = asyncio.ensure_future(write(app, [waiting]))
         await asyncio.sleep(0.5)
         assert not pending.done()  # waiting for the lock
-        assert await count(app, Appointment) == 0
+        assert await count_rows(app, Appointment) == 0
     assert await pending == ["10:00"]  # then written, once the holder committed
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -178,21 +179,9 @@ async def write(session: AsyncSession, bookings: list[Booked]) -> None:
 
     On PostgreSQL an exclusion constraint may still refuse one (a race the locks did not
     order): the 409 it means is raised, and the transaction must be rolled back."""
-    messages = outbox.Batch()
-    offsets = outbox.reminder_offsets(session)
-    for booked in bookings:
-        appointment = booked.appointment
-        outbox.add_booked(
-            messages,
-            offsets,
-            appointment=appointment,
-            parties=booked.parties,
-            now=appointment.created_at,
-        )
+    messages = _messages(session, bookings)
     try:
-        await repository.insert_new(
-            session, [booked.appointment for booked in bookings], messages.rows
-        )
+        await repository.insert_new(session, [booked.appointment for booked in bookings], messages)
     except IntegrityError as exc:
         raise_for_constraint(exc)
 
@@ -204,21 +193,26 @@ async def write_unless_taken(
     its terms were checked at, written in one statement with their history and messages,
     except those whose time proved taken, whose provider's rules changed, or whose client is
     blocked (``repository.insert_unless_taken``); the bookings written."""
+    messages = _messages(session, [booked for booked, _ in bookings])
+    written = await repository.insert_unless_taken(
+        session, [(booked.appointment, version) for booked, version in bookings], messages
+    )
+    return [booked for booked, _ in bookings if booked.appointment.id in written]
+
+
+def _messages(session: AsyncSession, bookings: list[Booked]) -> list[dict[str, Any]]:
+    """The outbox rows announcing the bookings: confirmations or requests, and reminders."""
     messages = outbox.Batch()
     offsets = outbox.reminder_offsets(session)
-    for booked, _version in bookings:
-        appointment = booked.appointment
+    for booked in bookings:
         outbox.add_booked(
             messages,
             offsets,
-            appointment=appointment,
+            appointment=booked.appointment,
             parties=booked.parties,
-            now=appointment.created_at,
+            now=booked.appointment.created_at,
         )
-    written = await repository.insert_unless_taken(
-        session, [(booked.appointment, version) for booked, version in bookings], messages.rows
-    )
-    return [booked for booked, _ in bookings if booked.appointment.id in written]
+    return messages.rows
 
 
 async def rotate_manage_token(session: AsyncSession, *, appointment_id: uuid.UUID) -> str | None:
