@@ -92,6 +92,14 @@ class Settings(BaseSettings):
         default=None, description="`slotwise serve` starts a worker; default: in development."
     )
     public_base_url: str = "http://127.0.0.1:8000"
+    guest_manage_url: str = Field(
+        default="",
+        description=(
+            "Where a guest manages a booking, with {token} for its manage token "
+            "(e.g. https://book.example.com/manage/{token}); when set, the guest's first email "
+            "carries the link. Empty: no link is mailed."
+        ),
+    )
     password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)
 
     @field_validator("cors_origins", mode="before")
@@ -120,6 +128,14 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         if value not in zoneinfo.available_timezones():
             raise ValueError(f"unknown IANA time zone: {value!r}")
+        return value
+
+    @field_validator("guest_manage_url")
+    @classmethod
+    def _manage_url_template(cls, value: str) -> str:
+        value = value.strip()
+        if value and (not value.startswith(("https://", "http://")) or "{token}" not in value):
+            raise ValueError("guest_manage_url must be an http(s) URL containing {token}")
         return value
 
     @field_validator("jwt_algorithm")

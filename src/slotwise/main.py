@@ -96,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session_info={
             # Booking code queues reminders at this application's offsets.
             outbox.REMINDER_OFFSETS_KEY: tuple(settings.reminder_offsets_minutes),
+            # ... and mails guests this application's manage link.
+            outbox.GUEST_MANAGE_URL_KEY: settings.guest_manage_url,
             # What this application's commits change, its slot cache hears of.
             changes.CACHE_KEY: slot_cache,
         },

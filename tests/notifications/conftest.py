@@ -74,18 +74,24 @@ def smtp() -> Iterator[SmtpServer]:
     server.stop()
 
 
+def mail_settings(database_url: str, smtp: SmtpServer, **overrides: object) -> Settings:
+    """Test settings that mail through ``smtp``, with these tests' reminders and retries."""
+    values: dict[str, object] = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port,
+        "smtp_security": "none",
+        "smtp_timeout_seconds": 5,
+        "reminder_offsets_minutes": [1440, 60],
+        "outbox_retry_base_seconds": 60,
+        "outbox_max_attempts": 4,
+    }
+    values.update(overrides)
+    return make_settings(database_url, **values)
+
+
 @pytest.fixture
 def settings(database_url: str, smtp: SmtpServer) -> Settings:
-    return make_settings(
-        database_url,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        smtp_security="none",
-        smtp_timeout_seconds=5,
-        reminder_offsets_minutes=[1440, 60],
-        outbox_retry_base_seconds=60,
-        outbox_max_attempts=4,
-    )
+    return mail_settings(database_url, smtp)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from slotwise.calendars.entries import Party
 from slotwise.notifications import outbox
 from slotwise.notifications.models import OutboxMessage, OutboxStatus
 from slotwise.notifications.worker import Worker
-from tests.factories import BOOKING_NOW, Clock, bookable_provider, unique_email
+from tests.factories import BOOKING_NOW, Clock, bookable_provider, guest_booking, unique_email
 from tests.notifications.conftest import SmtpServer, register_client
 
 START = "2027-03-05T15:00:00Z"  # 10:00 in New York, 16:00 in Paris, 00:00 next day in Tokyo
@@ -166,6 +166,24 @@ async def test_rescheduled_sends_old_and_new_times_and_an_update(
     assert event["UID"] == before["UID"]
     assert int(event["SEQUENCE"]) > int(before["SEQUENCE"])
     assert event.decoded("DTSTART").isoformat() == "2027-03-06T15:00:00+00:00"
+
+
+async def test_a_guest_is_mailed_no_link_unless_the_application_has_one(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, smtp: SmtpServer, worker: Worker
+) -> None:
+    """Without ``guest_manage_url`` the token is only in the booking's answer (see
+    test_guest_manage_link.py for the link)."""
+    _, profile = await bookable_provider(
+        client, hours=("00:00:00", "23:59:00"), requires_confirmation=False
+    )
+    email = unique_email("gus")
+    response = await client.post("/appointments/", json=guest_booking(profile["id"], START, email))
+    assert response.status_code == 201, response.text
+    await worker.run_until_idle(now=clock.now)
+    (mail,) = smtp.inbox.to(email)
+    assert str(mail["X-Slotwise-Kind"]) == "booking_confirmed"
+    assert "reschedule" not in _text(mail)
+    assert response.json()["manage_token"] not in mail.as_string()
 
 
 async def test_a_rolled_back_booking_queues_nothing(

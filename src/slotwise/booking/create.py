@@ -201,7 +201,8 @@ async def write_unless_taken(
 
 
 def _messages(session: AsyncSession, bookings: list[Booked]) -> list[dict[str, Any]]:
-    """The outbox rows announcing the bookings: confirmations or requests, and reminders."""
+    """The outbox rows announcing the bookings: confirmations or requests (a guest's with
+    its manage link, where the application mails one), and reminders."""
     messages = outbox.Batch()
     offsets = outbox.reminder_offsets(session)
     for booked in bookings:
@@ -211,6 +212,7 @@ def _messages(session: AsyncSession, bookings: list[Booked]) -> list[dict[str, A
             appointment=booked.appointment,
             parties=booked.parties,
             now=booked.appointment.created_at,
+            manage_url=outbox.manage_url(session, booked.manage_token),
         )
     return messages.rows
 

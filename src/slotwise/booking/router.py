@@ -99,7 +99,7 @@ async def _book_once(
         digest = idempotency.request_hash(data.model_dump_json())
         found = await idempotency.claim(session, scope=scope, key=key, digest=digest, now=now)
         if isinstance(found, idempotency.Replay):
-            return await _replay(session, found)
+            return await _replay(session, found, mailed=bool(app.settings.guest_manage_url))
         booked = await create.book(session, kept_terms=app.terms, user=user, data=data, now=now)
         response = _created(booked)
         stored = booking_created(booked.appointment, None).model_dump_json()
@@ -117,10 +117,14 @@ def _guest_email(data: AppointmentCreate) -> str:
     return str(data.guest_details.email).lower() if data.guest_details else ""
 
 
-async def _replay(session: AsyncSession, replay: idempotency.Replay) -> JSONResponse:
-    """The first response again; a guest gets a fresh manage token (never stored in clear)."""
+async def _replay(
+    session: AsyncSession, replay: idempotency.Replay, *, mailed: bool
+) -> JSONResponse:
+    """The first response again. A guest's manage token is never stored in clear: where the
+    application mails guests their link (``mailed``), the replay carries none and the mailed
+    link keeps working; elsewhere the guest gets a fresh token and the first stops working."""
     content = json.loads(replay.body)
-    if content.get("guest") is not None:
+    if content.get("guest") is not None and not mailed:
         content["manage_token"] = await create.rotate_manage_token(
             session, appointment_id=uuid.UUID(content["id"])
         )

@@ -127,7 +127,10 @@ class AppointmentRead(BaseModel):
 class BookingCreated(AppointmentRead):
     manage_token: str | None = Field(
         default=None,
-        description="Guests only, shown once: manage the booking at /bookings/{token}.",
+        description=(
+            "Guests only, shown once: manage the booking at /bookings/{token}. Null in an "
+            "idempotent replay when the application mails guests their link instead."
+        ),
     )
 
 

@@ -29,6 +29,10 @@ REMINDER_OFFSETS_KEY = "slotwise.reminder_offsets_minutes"
 REMINDER = "reminder"
 # The context key of a message's calendar invitation (see add).
 INVITATION = "invitation"
+# ... and the session-info key of the guests' manage link template, and the context key of a
+# guest's link: a secret, which the worker removes once the message is finished.
+GUEST_MANAGE_URL_KEY = "slotwise.guest_manage_url"
+MANAGE_URL = "manage_url"
 
 
 def new_message_id() -> str:
@@ -40,6 +44,17 @@ def reminder_offsets(session: AsyncSession) -> list[int]:
     if offsets is None:
         offsets = get_settings().reminder_offsets_minutes
     return list(offsets)
+
+
+def manage_url(session: AsyncSession, token: str | None) -> str | None:
+    """A guest's link to manage a booking, when the application mails one (the setting
+    ``guest_manage_url``); None for a signed-in client's booking."""
+    template = session.info.get(GUEST_MANAGE_URL_KEY)
+    if template is None:
+        template = get_settings().guest_manage_url
+    if not template or token is None:
+        return None
+    return str(template).replace("{token}", token)
 
 
 _INSERT_MESSAGES = insert(table_of(OutboxMessage))  # built once
@@ -180,9 +195,11 @@ def add_booked(
     appointment: Appointment,
     parties: Parties,
     now: datetime,
+    manage_url: str | None = None,
 ) -> None:
     """A new booking's messages, added to ``batch``: the provider hears of it; the client
-    gets a confirmation, or word that it awaits the provider's."""
+    gets a confirmation, or word that it awaits the provider's; a guest's carries
+    ``manage_url`` when there is one."""
     batch.add(
         kind="booking_received",
         to=parties.provider,
@@ -190,25 +207,32 @@ def add_booked(
         now=now,
         appointment_id=appointment.id,
     )
+    link = {MANAGE_URL: manage_url} if manage_url else {}
     if appointment.status is Status.CONFIRMED:
-        _confirmed(batch, offsets, appointment, parties, now=now)
+        _confirmed(batch, offsets, appointment, parties, now=now, **link)
     else:
         batch.add(
             kind="booking_pending",
             to=parties.client,
-            context=_context(appointment, parties, recipient_role="client"),
+            context=_context(appointment, parties, recipient_role="client", **link),
             now=now,
             appointment_id=appointment.id,
         )
 
 
 def _confirmed(
-    batch: Batch, offsets: list[int], appointment: Appointment, parties: Parties, *, now: datetime
+    batch: Batch,
+    offsets: list[int],
+    appointment: Appointment,
+    parties: Parties,
+    *,
+    now: datetime,
+    **link: str,
 ) -> None:
     batch.add(
         kind="booking_confirmed",
         to=parties.client,
-        context=_context(appointment, parties, recipient_role="client"),
+        context=_context(appointment, parties, recipient_role="client", **link),
         now=now,
         appointment_id=appointment.id,
         invitation=_invitation(appointment, parties, now=now, method=ics.Method.REQUEST),

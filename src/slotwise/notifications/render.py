@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from slotwise.calendars import ics
 from slotwise.notifications.models import OutboxMessage
-from slotwise.notifications.outbox import INVITATION
+from slotwise.notifications.outbox import INVITATION, MANAGE_URL
 
 SUBJECTS = {
     "booking_received": "New booking: {title}, {start}",
@@ -66,6 +66,7 @@ def template_context(row: OutboxMessage) -> dict[str, Any]:
     context["zone"] = row.recipient_timezone
     context.setdefault("notes", None)
     context.setdefault("reason", None)
+    context.setdefault(MANAGE_URL, None)  # a guest's first message only, until it is finished
     if "start_at" in context:
         context["start"] = _day_and_time(_local(context["start_at"], zone))
         context["end_time"] = f"{_local(context['end_at'], zone):%H:%M}"

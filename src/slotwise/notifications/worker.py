@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import or_, select, update
@@ -26,7 +27,7 @@ from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage, OutboxStatus
-from slotwise.notifications.outbox import REMINDER
+from slotwise.notifications.outbox import MANAGE_URL, REMINDER
 from slotwise.notifications.sender import Sender, sender_for
 
 log = structlog.get_logger(__name__)
@@ -154,6 +155,7 @@ class Worker:
                     status=status,
                     sent_at=now if status is OutboxStatus.SENT else None,
                     locked_until=None,
+                    **_secrets_removed(row),
                 )
             )
 
@@ -172,8 +174,17 @@ class Worker:
                     status=OutboxStatus.DEAD if dead else OutboxStatus.PENDING,
                     due_at=row.due_at if dead else now + delay,
                     locked_until=None,
+                    **(_secrets_removed(row) if dead else {}),
                 )
             )
+
+
+def _secrets_removed(row: OutboxMessage) -> dict[str, Any]:
+    """The column values that drop a finished message's secret: a guest's manage link works
+    for as long as the booking, so it is kept only until its message is sent or given up."""
+    if MANAGE_URL not in row.context:
+        return {}
+    return {"context": {key: value for key, value in row.context.items() if key != MANAGE_URL}}
 
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
