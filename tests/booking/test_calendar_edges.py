@@ -37,6 +37,10 @@ async def test_booking_outside_the_range_is_422(
     ending = {**own, "start_datetime": "2027-03-02T10:00:00Z", "end_datetime": start}
     ended = await client.post("/appointments/", json=ending, headers=customer.headers)
     assert_refused(ended, "body", "end_datetime")
+    inside = guest_booking(provider["id"], "9998-12-31T23:59:00-23:59")  # 9999 in UTC
+    beyond = await client.post("/appointments/", json=inside)
+    assert beyond.status_code == 422
+    assert beyond.json()["code"] == "too_far"
 
 
 @pytest.mark.parametrize("start", OUTSIDE)
