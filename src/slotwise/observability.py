@@ -20,6 +20,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_TYPES = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
 
 access_log = structlog.get_logger("slotwise.access")
+error_log = structlog.get_logger("slotwise.errors")
 
 
 def configure_logging(*, level: str, json_logs: bool) -> None:
@@ -125,9 +126,12 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status_holder = {"status": 500}
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
@@ -141,6 +145,17 @@ class RequestContextMiddleware:
                 await _send_error(send, *refusal, request_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
+        except Exception:
+            # A bug. Answered here and not raised on: the server would drop the connection
+            # (without `Connection: close`) after Starlette's own 500. A response already
+            # under way cannot be mended; the server then closes the connection, as it must.
+            if started:
+                raise
+            error_log.exception("unhandled_error")
+            status_holder["status"] = 500
+            await _send_error(
+                send, 500, "internal_error", "An unexpected error occurred.", request_id
+            )
         finally:
             self._record(scope, status_holder["status"], time.perf_counter() - started)
 

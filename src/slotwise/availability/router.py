@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -33,6 +32,7 @@ from slotwise.availability.schemas import (
 from slotwise.availability.schemas import (
     SlotQuery as SlotQueryParams,
 )
+from slotwise.dates import ApiDate
 from slotwise.db import SessionDep
 from slotwise.errors import InvalidInput, responses
 from slotwise.providers import service as providers_service
@@ -45,8 +45,8 @@ provider_router = APIRouter()
 slots_router = APIRouter()
 seed_router = APIRouter()
 
-FromDate = Annotated[date | None, Query(alias="from", description="First local date.")]
-ToDate = Annotated[date | None, Query(alias="to", description="Last local date (inclusive).")]
+FromDate = Annotated[ApiDate | None, Query(alias="from", description="First local date.")]
+ToDate = Annotated[ApiDate | None, Query(alias="to", description="Last local date (inclusive).")]
 
 
 SlotQuery = Annotated[SlotQueryParams, Query()]

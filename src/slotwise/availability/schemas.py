@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from slotwise.dates import ApiDate
 from slotwise.scheduling import OverrideKind, end_since_midnight, since_midnight
 from slotwise.timezones import TimeZoneName
 
@@ -66,8 +67,8 @@ class PatternCreate(BaseModel):
         description="Local wall time, after start; 00:00 (or 24:00) is the end of the day.",
     )
     is_active: bool = True
-    valid_from_date: date | None = Field(default=None, description="First date it applies.")
-    valid_until_date: date | None = Field(default=None, description="Last date it applies.")
+    valid_from_date: ApiDate | None = Field(default=None, description="First date it applies.")
+    valid_until_date: ApiDate | None = Field(default=None, description="Last date it applies.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -85,8 +86,8 @@ class PatternUpdate(BaseModel):
     start_time: WallTime | None = None
     end_time: EndWallTime | None = None
     is_active: bool | None = None
-    valid_from_date: date | None = None
-    valid_until_date: date | None = None
+    valid_from_date: ApiDate | None = None
+    valid_until_date: ApiDate | None = None
 
 
 class PatternRead(BaseModel):
@@ -122,7 +123,7 @@ class TimeRangeBody(BaseModel):
 class OverrideCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    date: Date
+    date: ApiDate
     kind: OverrideKind = Field(
         description="replace: these hours instead of the weekly ones; add: these hours too; "
         "unavailable: no hours that date."
@@ -151,8 +152,8 @@ class OverrideRead(BaseModel):
 class TimeOffCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start_date: date
-    end_date: date
+    start_date: ApiDate
+    end_date: ApiDate
     reason: Note | None = None
 
     @model_validator(mode="after")
@@ -180,7 +181,7 @@ class SeedAvailabilityCreate(BaseModel):
         default=None, description="Provider id or provider's user id; default: yourself."
     )
     day_of_week: DayOfWeek | None = None
-    specific_date: date | None = Field(
+    specific_date: ApiDate | None = Field(
         default=None, description="With is_recurring false: extra hours on this date."
     )
     start_time: WallTime
@@ -205,9 +206,11 @@ class SlotQuery(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    on_date: Date | None = Field(default=None, alias="date", description="One local date.")
-    first: Date | None = Field(default=None, alias="from", description="First local date.")
-    last: Date | None = Field(default=None, alias="to", description="Last local date (inclusive).")
+    on_date: ApiDate | None = Field(default=None, alias="date", description="One local date.")
+    first: ApiDate | None = Field(default=None, alias="from", description="First local date.")
+    last: ApiDate | None = Field(
+        default=None, alias="to", description="Last local date (inclusive)."
+    )
     service_id: uuid.UUID | None = Field(default=None, alias="service", description="A service id.")
     tz: TimeZoneName | None = Field(default=None, description="Also give slots in this zone.")
     slot_duration: int | None = Field(

@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
-from pydantic import AwareDatetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import callers
@@ -33,6 +32,7 @@ from slotwise.booking.schemas import (
     StandingUpdate,
     StatusChange,
 )
+from slotwise.dates import ApiAwareDatetime
 from slotwise.db import READ_METHODS, SessionDep
 from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
@@ -167,10 +167,11 @@ async def list_appointments(
     page: PageDep,
     status_: Annotated[list[Status] | None, Query(alias="status")] = None,
     start_from: Annotated[
-        AwareDatetime | None, Query(alias="from", description="Starts at or after (with offset).")
+        ApiAwareDatetime | None,
+        Query(alias="from", description="Starts at or after (with offset)."),
     ] = None,
     start_to: Annotated[
-        AwareDatetime | None, Query(alias="to", description="Starts before (with offset).")
+        ApiAwareDatetime | None, Query(alias="to", description="Starts before (with offset).")
     ] = None,
     provider_id: uuid.UUID | None = None,
 ) -> Page[AppointmentRead]:

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from slotwise.booking.models import Status
+from slotwise.dates import ApiDatetime
 
 Notes = Annotated[str, StringConstraints(max_length=2000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
@@ -43,10 +44,10 @@ class AppointmentCreate(BaseModel):
         validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),
         description="The provider's id, user id or public handle.",
     )
-    start_datetime: datetime = Field(
+    start_datetime: ApiDatetime = Field(
         validation_alias=AliasChoices("start_datetime", "start_time", "start_at")
     )
-    end_datetime: datetime | None = Field(
+    end_datetime: ApiDatetime | None = Field(
         default=None, validation_alias=AliasChoices("end_datetime", "end_time", "end_at")
     )
     service_id: uuid.UUID | None = None
@@ -72,10 +73,10 @@ class CancelRequest(BaseModel):
 class RescheduleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    new_start_time: datetime = Field(
+    new_start_time: ApiDatetime = Field(
         validation_alias=AliasChoices("new_start_time", "start_datetime", "start_time")
     )
-    new_end_time: datetime | None = Field(
+    new_end_time: ApiDatetime | None = Field(
         default=None, validation_alias=AliasChoices("new_end_time", "end_datetime", "end_time")
     )
     reason: Reason | None = None

@@ -5,7 +5,7 @@ Instants (`*_at`) are timezone-aware UTC datetimes, dates (`*_date`) are local c
 in the provider's zone, and wall times (`*_time`) are naive local clock readings.
 """
 
-from slotwise.scheduling.intervals import Interval, merge, subtract
+from slotwise.scheduling.intervals import MAX_AT, MIN_AT, Interval, OutOfRange, merge, subtract
 from slotwise.scheduling.policies import (
     BookingPolicy,
     bookable_range,
@@ -25,12 +25,15 @@ from slotwise.scheduling.rules import (
     resolve_wall_time,
     since_midnight,
 )
-from slotwise.scheduling.slots import ServiceSpec, Slot, compute_slots
+from slotwise.scheduling.slots import ServiceSpec, Slot, computable_dates, compute_slots
 
 __all__ = [
+    "MAX_AT",
+    "MIN_AT",
     "BookingPolicy",
     "DateOverride",
     "Interval",
+    "OutOfRange",
     "OverrideKind",
     "ServiceSpec",
     "Slot",
@@ -39,6 +42,7 @@ __all__ = [
     "WeeklyRule",
     "availability_for",
     "bookable_range",
+    "computable_dates",
     "compute_slots",
     "day_extent",
     "earliest_start",

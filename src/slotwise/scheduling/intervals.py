@@ -5,14 +5,43 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 
+# The instants a datetime can hold, in UTC: the core's whole timeline.
+MIN_AT = datetime.min.replace(tzinfo=UTC)
+MAX_AT = datetime.max.replace(tzinfo=UTC)
+
+
+class OutOfRange(ValueError):
+    """An instant a datetime cannot hold in UTC: a reading within a day of 0001-01-01 or
+    9999-12-31 whose offset carries it past the calendar's end."""
+
 
 def as_utc(moment_at: datetime, name: str) -> datetime:
-    """`moment_at` in UTC; ValueError if it is naive."""
+    """`moment_at` in UTC; ValueError if it is naive, OutOfRange if UTC cannot hold it."""
     if moment_at.tzinfo is UTC:  # the common case (what the database hands over): as is
         return moment_at
     if moment_at.tzinfo is None or moment_at.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {moment_at!r}")
-    return moment_at.astimezone(UTC)
+    try:
+        return moment_at.astimezone(UTC)
+    except OverflowError:
+        raise OutOfRange(f"{name} {moment_at.isoformat()} is outside UTC's calendar") from None
+
+
+def clamped_utc(moment_at: datetime, name: str) -> datetime:
+    """`as_utc`, with an instant past either end of the calendar clamped to that end (an
+    offset is under a day, so only a reading in year 1 or 9999 can be past it)."""
+    try:
+        return as_utc(moment_at, name)
+    except OutOfRange:
+        return MIN_AT if moment_at.year == 1 else MAX_AT
+
+
+def shifted(moment_at: datetime, delta: timedelta) -> datetime:
+    """`moment_at + delta`, clamped to the timeline."""
+    try:
+        return moment_at + delta
+    except OverflowError:
+        return MAX_AT if delta > timedelta(0) else MIN_AT
 
 
 @dataclass(frozen=True, slots=True)

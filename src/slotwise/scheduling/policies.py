@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from slotwise.scheduling.intervals import as_utc
+from slotwise.scheduling.intervals import clamped_utc, shifted
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +26,15 @@ class BookingPolicy:
 
 
 def earliest_start(now: datetime, policy: BookingPolicy) -> datetime:
-    """The first instant (UTC) a slot may start at."""
-    return as_utc(now, "now") + policy.min_notice
+    """The first instant (UTC) a slot may start at; past the calendar's end, its end."""
+    return shifted(clamped_utc(now, "now"), policy.min_notice)
 
 
 def latest_start(now: datetime, policy: BookingPolicy) -> datetime | None:
-    """The last instant (UTC) a slot may start at, or None without a horizon."""
-    now_at = as_utc(now, "now")
-    return None if policy.max_advance is None else now_at + policy.max_advance
+    """The last instant (UTC) a slot may start at, or None without a horizon; a horizon past
+    the calendar's end is its end."""
+    now_at = clamped_utc(now, "now")
+    return None if policy.max_advance is None else shifted(now_at, policy.max_advance)
 
 
 def bookable_range(starts_at: Sequence[datetime], policy: BookingPolicy, now: datetime) -> slice:

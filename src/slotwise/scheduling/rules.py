@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from slotwise.scheduling.intervals import Interval, merge
+from slotwise.scheduling.intervals import MAX_AT, MIN_AT, Interval, OutOfRange, merge
 
 ONE_DAY = timedelta(days=1)
 MIDNIGHT = time(0)  # as an end time: the midnight that ends the day (24:00)
@@ -163,20 +163,40 @@ def local_ranges_for(
 
 
 def resolve_wall_time(on_date: date, wall_time: time, zone: ZoneInfo) -> datetime:
-    """The UTC instant of `wall_time` on `on_date` in `zone`, per RFC 5545 (see module doc)."""
+    """The UTC instant of `wall_time` on `on_date` in `zone`, per RFC 5545 (see module doc).
+
+    OutOfRange if UTC cannot hold it (within a day of the calendar's ends, in some zones).
+    """
     if wall_time.tzinfo is not None:
         raise ValueError("wall_time must be naive: the zone is given separately")
-    return datetime.combine(on_date, wall_time.replace(fold=0), zone).astimezone(UTC)
+    try:
+        return datetime.combine(on_date, wall_time.replace(fold=0), zone).astimezone(UTC)
+    except OverflowError:
+        raise OutOfRange(f"{on_date} {wall_time} in {zone} is outside UTC's calendar") from None
+
+
+def _resolve_clamped(on_date: date, wall_time: time, zone: ZoneInfo, *, next_day: bool) -> datetime:
+    """`resolve_wall_time` on `on_date` (or the day after), clamped to the timeline: the
+    midnight after 9999-12-31 is past it, for one."""
+    if next_day:
+        if on_date == date.max:
+            return MAX_AT
+        on_date += ONE_DAY
+    try:
+        return datetime.combine(on_date, wall_time, zone).astimezone(UTC)
+    except OverflowError:
+        return MIN_AT if on_date.year == 1 else MAX_AT
 
 
 def day_extent(on_date: date, zone: ZoneInfo) -> Interval:
     """The instants belonging to local `on_date`: from its midnight to the next one.
 
     Consecutive days tile time exactly. A day the zone skipped entirely (Pacific/Apia,
-    2011-12-30) is empty, because both midnights resolve to the same instant.
+    2011-12-30) is empty, because both midnights resolve to the same instant. At the
+    calendar's ends the day is clipped to the instants UTC can hold (it may be empty).
     """
-    start_at = resolve_wall_time(on_date, time(), zone)
-    end_at = resolve_wall_time(on_date + ONE_DAY, time(), zone)
+    start_at = _resolve_clamped(on_date, MIDNIGHT, zone, next_day=False)
+    end_at = _resolve_clamped(on_date, MIDNIGHT, zone, next_day=True)
     return Interval(start_at, max(start_at, end_at))
 
 
@@ -196,9 +216,13 @@ def availability_for(
     extent = day_extent(on_date, zone)
     available: list[Interval] = []
     for time_range in local_ranges_for(on_date, weekly, overrides, time_off):
-        start_at = max(resolve_wall_time(on_date, time_range.start_time, zone), extent.start_at)
-        end_date = on_date + ONE_DAY if time_range.end_time == MIDNIGHT else on_date
-        end_at = min(resolve_wall_time(end_date, time_range.end_time, zone), extent.end_at)
+        start_time = time_range.start_time.replace(fold=0)
+        start_at = max(_resolve_clamped(on_date, start_time, zone, next_day=False), extent.start_at)
+        if time_range.end_time == MIDNIGHT:
+            end_at = extent.end_at
+        else:
+            end_time = time_range.end_time.replace(fold=0)
+            end_at = min(_resolve_clamped(on_date, end_time, zone, next_day=False), extent.end_at)
         if start_at < end_at:
             available.append(Interval(start_at, end_at))
     return merge(available)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from slotwise.scheduling.intervals import Interval, merged_bounds
+from slotwise.scheduling.intervals import MAX_AT, MIN_AT, Interval, merged_bounds
 from slotwise.scheduling.policies import BookingPolicy, earliest_start, latest_start
 from slotwise.scheduling.rules import (
     ONE_DAY,
@@ -52,6 +52,23 @@ def _grid_point_from(anchor_at: datetime, step: timedelta, target_at: datetime) 
     return anchor_at - ((anchor_at - target_at) // step) * step
 
 
+def computable_dates(service: ServiceSpec) -> tuple[date, date] | None:
+    """The local dates whose slots can be computed without leaving the timeline, or None.
+
+    A date's day reaches a day either side of its UTC midnight (zone offsets are under a
+    day) and up to the next midnight; a slot's arithmetic adds the buffers, the duration and
+    one grid step. Dates closer than that to 0001-01-01 or 9999-12-31 have no slots.
+    """
+    try:
+        reach = 2 * ONE_DAY + service.duration + service.buffer_before + service.buffer_after
+        reach += service.interval or service.duration
+        first_date = (MIN_AT + reach).date() + ONE_DAY
+        last_date = (MAX_AT - reach).date()
+    except OverflowError:  # a service (with its buffers) longer than the calendar
+        return None
+    return (first_date, last_date) if first_date <= last_date else None
+
+
 def compute_slots(
     *,
     zone: ZoneInfo,
@@ -77,9 +94,17 @@ def compute_slots(
 
     Busy time is merged once and swept with one forward pointer, and a conflict jumps straight
     to the first grid point clear of it: O(busy log busy + days + slots), whatever the grid.
+
+    Dates within a few days of the calendar's ends (`computable_dates`) have no slots, and a
+    notice or horizon past its end is its end: nothing here overflows.
     """
     if end_date < start_date:
         raise ValueError(f"start_date {start_date} is after end_date {end_date}")
+    computable = computable_dates(service)
+    if computable is None:
+        return []
+    start_date = max(start_date, computable[0])
+    end_date = min(end_date, computable[1])
     earliest_at = None if now is None else earliest_start(now, policy)
     latest_at = None if now is None else latest_start(now, policy)
     overrides = [item for item in overrides if start_date <= item.on_date <= end_date]
@@ -104,6 +129,8 @@ def compute_slots(
                 last_start_at = latest_at
             start_at = anchor_at
             if earliest_at is not None:
+                if earliest_at > last_start_at:
+                    continue
                 start_at = _grid_point_from(anchor_at, step, earliest_at)
             while start_at <= last_start_at:
                 while busy_index < busy_count and busy_ends[busy_index] <= start_at - before:
@@ -113,6 +140,8 @@ def compute_slots(
                     and busy_starts[busy_index] < start_at + duration + after
                 ):
                     # every candidate before busy end + buffer_before overlaps this busy time
+                    if busy_ends[busy_index] > last_start_at:
+                        break  # so does every one left (and the busy time may end at MAX_AT)
                     start_at = _grid_point_from(anchor_at, step, busy_ends[busy_index] + before)
                     continue
                 slots.append(Slot(start_at, start_at + duration))
