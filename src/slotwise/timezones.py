@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from slotwise.text import Text
+
 
 @cache
 def known_zones() -> frozenset[str]:
@@ -21,7 +23,7 @@ def check_zone(name: str) -> str:
 
 
 TimeZoneName = Annotated[
-    str,
+    Text,
     Field(min_length=1, max_length=64, examples=["America/Guayaquil"]),
     AfterValidator(check_zone),
 ]
