@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import warnings
-import zoneinfo
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +14,8 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from slotwise.timezones import check_zone
 
 DEV_SECRET_FILE = ".slotwise-secret"  # noqa: S105 - a file name, not a secret
 
@@ -126,9 +127,7 @@ class Settings(BaseSettings):
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        if value not in zoneinfo.available_timezones():
-            raise ValueError(f"unknown IANA time zone: {value!r}")
-        return value
+        return check_zone(value)
 
     @field_validator("guest_manage_url")
     @classmethod

@@ -190,6 +190,11 @@ _HTTP_CODES = {
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a body not UTF-8
+        not_text = {"loc": ["body"], "msg": "The body is not UTF-8 text", "type": "json_invalid"}
+        return error_response(
+            request, 422, "validation_error", "The request did not pass validation.", [not_text]
+        )
     code = _HTTP_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower())
     code = code.replace(" ", "_")
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase

@@ -293,6 +293,31 @@ async def test_tampered_tokens_are_refused(client: httpx.AsyncClient, settings: 
         assert response.json()["code"] == "invalid_token", name
 
 
+async def test_time_claims_out_of_shape_are_invalid_tokens(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Signed with the key, the account's own session: only the time claims are out of shape."""
+    account = await signed_in(client)
+    claims = jwt.decode(account.access_token, options={"verify_signature": False})
+    resigned = lambda **changes: _forge(settings, **{**claims, **changes})  # noqa: E731
+    as_is = await client.get("/auth/me", headers={"Authorization": f"Bearer {resigned()}"})
+    assert as_is.status_code == 200  # the same claims re-signed are a valid token
+    out_of_shape = {
+        "exp absurd": resigned(exp=10**30),
+        "exp infinite": resigned(exp=float("inf")),
+        "exp numeric string": resigned(exp=str(claims["exp"])),
+        "exp fractional": resigned(exp=claims["exp"] + 0.5),
+        "iat numeric string": resigned(iat=str(claims["iat"])),
+        "iat before datetime's range": resigned(iat=-(10**30)),
+        "nbf numeric string": resigned(nbf=str(claims["iat"])),
+        "nbf before datetime's range": resigned(nbf=-(10**30)),
+    }
+    for name, token in out_of_shape.items():
+        response = await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, (name, response.text)
+        assert response.json()["code"] == "invalid_token", name
+
+
 async def test_expired_access_token_refused_with_controlled_clock(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Body, Form, Request, status
+from pydantic import BaseModel, Field
 
 from slotwise.auth import reset, service
 from slotwise.auth.deps import CurrentClaims, CurrentUser
@@ -19,7 +19,8 @@ from slotwise.auth.schemas import (
 from slotwise.db import SessionDep
 from slotwise.errors import responses
 from slotwise.state import AppState, NowDep, StateDep, WallClock
-from slotwise.users.schemas import UserCreate, UserRead
+from slotwise.text import Text
+from slotwise.users.schemas import Password, UserCreate, UserRead
 
 router = APIRouter()
 
@@ -62,6 +63,15 @@ async def register(
 _LOGIN_ERRORS = responses(401, 403, 422, 429)
 
 
+class PasswordForm(BaseModel):
+    """OAuth2's password grant form (RFC 6749 4.3): username is the account's email."""
+
+    grant_type: Literal["password"] | None = None
+    username: Text = Field(max_length=320)
+    password: Password
+    scope: Text = Field(default="", max_length=1024)
+
+
 @router.post(
     "/login",
     response_model=TokenPair,
@@ -76,7 +86,7 @@ _LOGIN_ERRORS = responses(401, 403, 422, 429)
 )
 async def login_form(
     request: Request,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordForm, Form()],
     session: SessionDep,
     app: StateDep,
     now: WallClock,

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from slotwise.text import Text
 from slotwise.users.schemas import Email, NewPassword, Password
 
 
@@ -24,13 +25,13 @@ class TokenPair(BaseModel):
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: str = Field(min_length=1, max_length=4096)
+    refresh_token: Text = Field(min_length=1, max_length=4096)
 
 
 class LogoutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: str | None = Field(default=None, max_length=4096)
+    refresh_token: Text | None = Field(default=None, max_length=4096)
 
 
 class ForgotPasswordRequest(BaseModel):
@@ -46,5 +47,5 @@ class ForgotPasswordAccepted(BaseModel):
 class ResetPasswordRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    token: str = Field(min_length=16, max_length=128)
+    token: Text = Field(min_length=16, max_length=128)
     new_password: NewPassword

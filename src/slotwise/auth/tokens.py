@@ -89,6 +89,15 @@ def issue(
     return IssuedToken(token=token, claims=claims)
 
 
+def _instant(claim: object) -> datetime:
+    """A time claim (exp, iat, nbf) as Slotwise issues it: whole seconds since the epoch, a
+    JSON integer (not a numeric string, not a float, not a boolean), within datetime's range.
+    """
+    if type(claim) is not int:
+        raise TypeError("a time claim must be an integer")
+    return datetime.fromtimestamp(claim, tz=UTC)
+
+
 def decode(settings: Settings, token: str, *, expected: TokenType) -> TokenClaims:
     """Verify signature, algorithm, expiry, issuer, audience and type, or raise InvalidToken."""
     try:
@@ -105,11 +114,14 @@ def decode(settings: Settings, token: str, *, expected: TokenType) -> TokenClaim
             user_id=uuid.UUID(payload["sub"]),
             session_id=uuid.UUID(payload["sid"]),
             jti=str(payload["jti"]),
-            expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=UTC),
+            expires_at=_instant(payload["exp"]),
             token_type=token_type,
-            issued_at=datetime.fromtimestamp(int(payload["iat"]), tz=UTC),
+            issued_at=_instant(payload["iat"]),
         )
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+        if "nbf" in payload:
+            _instant(payload["nbf"])
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError, OverflowError, OSError) as exc:
+        # OverflowError, OSError: a time claim beyond what a datetime (or PyJWT's int) holds
         raise InvalidToken() from exc
     if token_type is not expected:
         raise InvalidToken(

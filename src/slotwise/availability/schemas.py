@@ -11,12 +11,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     computed_field,
     model_validator,
 )
 
 from slotwise.dates import ApiDate
 from slotwise.scheduling import OverrideKind, end_since_midnight, since_midnight
+from slotwise.text import MultilineText
 from slotwise.timezones import TimeZoneName
 
 # Fields named `date` shadow the type inside their class; annotate them with this alias.
@@ -24,7 +26,7 @@ Date = date
 
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DayOfWeek = Annotated[int, Field(ge=0, le=6, description="0 = Monday … 6 = Sunday.")]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Note = Annotated[MultilineText, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
 def _naive(value: time) -> time:
@@ -37,10 +39,14 @@ def _midnight_as_24(value: object) -> object:
     return "00:00:00" if value in ("24:00", "24:00:00") else value
 
 
+# JSON Schema's "time" is RFC 3339's full-time, which has an offset; a wall time has none.
+_PARTIAL_TIME = WithJsonSchema({"type": "string", "format": "partial-time"})
 # A local wall-clock reading in the provider's zone: "09:00:00", never "09:00:00Z".
-WallTime = Annotated[time, AfterValidator(_naive)]
+WallTime = Annotated[time, AfterValidator(_naive), _PARTIAL_TIME]
 # An end: 00:00 (or "24:00") is the midnight that ends the day.
-EndWallTime = Annotated[time, BeforeValidator(_midnight_as_24), AfterValidator(_naive)]
+EndWallTime = Annotated[
+    time, BeforeValidator(_midnight_as_24), AfterValidator(_naive), _PARTIAL_TIME
+]
 
 
 def check_range(start_time: WallTime | None, end_time: WallTime | None) -> None:

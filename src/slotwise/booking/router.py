@@ -38,6 +38,7 @@ from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import service as providers_service
 from slotwise.state import AppState, NowDep, StateDep
+from slotwise.text import MultilineText, Text
 
 router = APIRouter()
 # POST /appointments/ alone: the application tries it early, and serves its common request
@@ -48,7 +49,7 @@ provider_router = APIRouter()
 standings_router = APIRouter()
 
 AppointmentId = Annotated[uuid.UUID, Path(description="Appointment id.")]
-Token = Annotated[str, Path(min_length=16, max_length=128, description="The manage token.")]
+Token = Annotated[Text, Path(min_length=16, max_length=128, description="The manage token.")]
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
@@ -75,7 +76,7 @@ async def book(
     app: StateDep,
     now: NowDep,
     idempotency_key: Annotated[
-        str | None,
+        Text | None,
         Header(
             max_length=idempotency.MAX_KEY_LENGTH,
             description="Retry safely: the same key and body replay the first response.",
@@ -276,7 +277,7 @@ async def delete_appointment(
     acting: Acting,
     session: SessionDep,
     now: NowDep,
-    reason: Annotated[str | None, Query(max_length=500)] = None,
+    reason: Annotated[MultilineText | None, Query(max_length=500)] = None,
 ) -> AppointmentRead:
     return appointment_read(
         await lifecycle.cancel(session, acting, acting.provider, reason=reason, now=now)
@@ -424,7 +425,7 @@ async def list_standings(
     summary="Block or unblock a client's booking, optionally resetting the count (admin)",
 )
 async def update_standing(
-    email: Annotated[str, Path(max_length=320)],
+    email: Annotated[Text, Path(max_length=320)],
     data: StandingUpdate,
     _admin: AdminUser,
     session: SessionDep,

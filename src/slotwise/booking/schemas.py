@@ -15,17 +15,18 @@ from pydantic import (
 
 from slotwise.booking.models import Status
 from slotwise.dates import ApiDatetime
+from slotwise.text import MultilineText, Text
 
-Notes = Annotated[str, StringConstraints(max_length=2000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Notes = Annotated[MultilineText, StringConstraints(max_length=2000)]
+Reason = Annotated[MultilineText, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
 class GuestDetails(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     email: EmailStr
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    phone: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
 
 
 class AppointmentCreate(BaseModel):
@@ -38,7 +39,7 @@ class AppointmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: str = Field(
+    provider_id: Text = Field(
         min_length=1,
         max_length=64,
         validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),

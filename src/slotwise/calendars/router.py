@@ -13,6 +13,7 @@ from slotwise.calendars import service
 from slotwise.db import SessionDep
 from slotwise.errors import responses
 from slotwise.state import NowDep, StateDep
+from slotwise.text import Text
 
 router = APIRouter()
 
@@ -89,6 +90,6 @@ async def revoke_feed(user: CurrentUser, session: SessionDep) -> None:
     summary="A calendar feed, by its secret token (no login; calendars poll it)",
 )
 async def calendar_feed(
-    token: Annotated[str, Path(min_length=16, max_length=128)], session: SessionDep, now: NowDep
+    token: Annotated[Text, Path(min_length=16, max_length=128)], session: SessionDep, now: NowDep
 ) -> Response:
     return _calendar(await service.feed(session, token=token, now=now))

@@ -11,9 +11,10 @@ from slotwise.db import SessionDep
 from slotwise.errors import Unauthorized
 from slotwise.providers import service
 from slotwise.providers.models import Provider
+from slotwise.text import Text
 
 ProviderRef = Annotated[
-    str,
+    Text,
     Path(
         min_length=1,
         max_length=64,

@@ -24,6 +24,7 @@ from slotwise.providers.schemas import (
     ServiceUpdate,
 )
 from slotwise.state import NowDep, StateDep
+from slotwise.text import Text
 
 router = APIRouter()
 
@@ -32,9 +33,9 @@ router = APIRouter()
 async def list_providers(
     session: SessionDep,
     page: Annotated[PageParams, Depends(page_params)],
-    specialty: Annotated[str | None, Query(max_length=120, description="Exact, any case.")] = None,
+    specialty: Annotated[Text | None, Query(max_length=120, description="Exact, any case.")] = None,
     q: Annotated[
-        str | None, Query(max_length=120, description="Text in name, handle, specialty, bio.")
+        Text | None, Query(max_length=120, description="Text in name, handle, specialty, bio.")
     ] = None,
 ) -> Page[ProviderRead]:
     providers, total = await service.search(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from slotwise.text import MultilineText, Text
 from slotwise.timezones import TimeZoneName
 
 HANDLE_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38})[a-z0-9]$|^[a-z0-9]{3}$")
@@ -25,9 +26,9 @@ def _handle(value: str) -> str:
     return value
 
 
-Handle = Annotated[str, AfterValidator(_handle), Field(examples=["ana-math"])]
-Specialty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-Bio = Annotated[str, StringConstraints(max_length=5000)]
+Handle = Annotated[Text, AfterValidator(_handle), Field(examples=["ana-math"])]
+Specialty = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Bio = Annotated[MultilineText, StringConstraints(max_length=5000)]
 Duration = Annotated[int, Field(ge=5, le=720, description="Minutes.")]
 Buffer = Annotated[int, Field(ge=0, le=240, description="Minutes.")]
 
@@ -112,7 +113,9 @@ class ProviderPublicRead(ProviderRead):
     services: list[ServiceRead] = Field(description="Active services on offer.")
 
 
-ServiceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+ServiceName = Annotated[
+    Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
+]
 
 
 class ServiceCreate(BaseModel):

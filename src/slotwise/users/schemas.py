@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
 
+from slotwise.text import Text
 from slotwise.timezones import TimeZoneName
 from slotwise.users.models import Role
 
@@ -38,10 +39,10 @@ def _lower(value: object) -> object:
 
 
 Email = Annotated[EmailStr, BeforeValidator(_lower), Field(max_length=320)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
+FullName = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[Text, Field(min_length=1, max_length=1024)]
 # A password being set: the policy's length is part of the schema (commonness is not).
-NewPassword = Annotated[str, Field(min_length=8, max_length=128)]
+NewPassword = Annotated[Text, Field(min_length=8, max_length=128)]
 
 
 class UserCreate(BaseModel):
