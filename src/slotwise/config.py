@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_timezone: str = "America/Guayaquil"
     redis_url: str | None = None
+    redis_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=30, description="Connect and answer timeout of each Redis call."
+    )
     rate_limit_enabled: bool = True
     rate_limit_login_ip: str = "20/minute"
     rate_limit_login_account: str = "5/minute"
