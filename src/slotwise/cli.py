@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
+import sys
+from multiprocessing.process import BaseProcess
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -14,6 +17,22 @@ from slotwise import migrate as migrations
 from slotwise.config import get_settings
 
 app = typer.Typer(help="Slotwise: appointment-scheduling backend.", no_args_is_help=True)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGINT reached `serve`: unwinds like KeyboardInterrupt (past ``except
+    Exception``), so that what `serve` started is stopped on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise _Stopped(signum)
 
 
 @app.command()
@@ -33,19 +52,34 @@ def serve(
             "(default: SLOTWISE_RUN_WORKER_IN_SERVE, on in development).",
         ),
     ] = None,
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="When stopped (SIGTERM, SIGINT): seconds given to the requests under way, "
+            "and to the mail worker for the batch in hand, before they are cut short.",
+        ),
+    ] = 30,
 ) -> None:
-    """Apply migrations, then run the HTTP API with uvicorn (and, in development, the worker)."""
+    """Apply migrations, then run the HTTP API with uvicorn (and, in development, the worker).
+
+    SIGTERM or SIGINT stops it and everything it started, within ``--graceful-timeout``."""
     settings = get_settings()
     settings.signing_key()
-    if migrate:
-        migrations.upgrade(settings.database_url)
-    mailer = None
-    if settings.worker_in_serve if with_worker is None else with_worker:
-        mailer = multiprocessing.get_context("spawn").Process(
-            target=_worker_process, name="slotwise-worker", daemon=True
-        )
-        mailer.start()
+    # uvicorn handles the signals while it serves, then re-raises the one it got, as the
+    # handler it found: this one, which unwinds to the clean-up below. Python's default
+    # action for SIGTERM would end the process at once and orphan the mail worker.
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS}
+    mailer: BaseProcess | None = None
+    stopped_by: int | None = None
     try:
+        if migrate:
+            migrations.upgrade(settings.database_url)
+        if settings.worker_in_serve if with_worker is None else with_worker:
+            mailer = multiprocessing.get_context("spawn").Process(
+                target=_worker_process, name="slotwise-worker", daemon=True
+            )
+            mailer.start()
         uvicorn.run(
             "slotwise.main:app_factory",
             factory=True,
@@ -55,11 +89,34 @@ def serve(
             reload=reload,
             proxy_headers=True,
             access_log=False,
+            timeout_graceful_shutdown=graceful_timeout,
         )
+    except _Stopped as stop:
+        stopped_by = stop.signum
     finally:
+        for signum in STOP_SIGNALS:  # a second signal does not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
         if mailer is not None:
-            mailer.terminate()  # SIGTERM: the worker finishes the message in hand, then stops
-            mailer.join(timeout=30)
+            _stop_worker(mailer, timeout=graceful_timeout)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stopped_by is not None:
+        # End as the signal ends a process, as uvicorn meant to: a supervisor sees it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(stopped_by, signal.SIG_DFL)
+        signal.raise_signal(stopped_by)
+
+
+def _stop_worker(mailer: BaseProcess, *, timeout: int) -> None:
+    """SIGTERM: the worker finishes the batch in hand, then stops; killed if it takes longer
+    than ``timeout`` (a message it had claimed is sent again when its lease expires)."""
+    mailer.terminate()
+    mailer.join(timeout=timeout)
+    if mailer.exitcode is None:
+        typer.echo(f"the mail worker did not stop within {timeout} s: killed", err=True)
+        mailer.kill()
+        mailer.join()
 
 
 def _worker_process() -> None:
@@ -76,6 +133,14 @@ async def _run_worker() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # started by `serve`: stop, too, if it dies without a word
+
+        def orphaned() -> None:
+            loop.remove_reader(parent.sentinel)
+            stop.set()
+
+        loop.add_reader(parent.sentinel, orphaned)
     await run(settings, stop)
 
 
