@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
 import sys
 from multiprocessing.process import BaseProcess
@@ -14,11 +15,12 @@ import typer
 import uvicorn
 
 from slotwise import migrate as migrations
-from slotwise.config import get_settings
+from slotwise.config import Settings, get_settings, served_base_url
 
 app = typer.Typer(help="Slotwise: appointment-scheduling backend.", no_args_is_help=True)
 
 
+LOOPBACK = "127.0.0.1"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -37,7 +39,7 @@ def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = LOOPBACK,
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     migrate: Annotated[
@@ -64,7 +66,10 @@ def serve(
     """Apply migrations, then run the HTTP API with uvicorn (and, in development, the worker).
 
     SIGTERM or SIGINT stops it and everything it started, within ``--graceful-timeout``."""
-    settings = get_settings()
+    settings = _served_at(get_settings(), host, port)
+    # The app reads its settings afresh, in this process or uvicorn's workers: from here.
+    os.environ["SLOTWISE_PUBLIC_BASE_URL"] = settings.public_base_url
+    get_settings.cache_clear()
     settings.signing_key()
     # uvicorn handles the signals while it serves, then re-raises the one it got, as the
     # handler it found: this one, which unwinds to the clean-up below. Python's default
@@ -106,6 +111,14 @@ def serve(
         sys.stderr.flush()
         signal.signal(stopped_by, signal.SIG_DFL)
         signal.raise_signal(stopped_by)
+
+
+def _served_at(settings: Settings, host: str, port: int) -> Settings:
+    """Unless SLOTWISE_PUBLIC_BASE_URL says otherwise, links (calendar feeds, password
+    resets, the demo's sign-in line) point at the address served."""
+    if "public_base_url" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"public_base_url": served_base_url(host, port)})
 
 
 def _stop_worker(mailer: BaseProcess, *, timeout: int) -> None:
@@ -203,13 +216,16 @@ def create_admin(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    host: Annotated[str, typer.Option(help="Where `serve` will listen (sign-in line).")] = LOOPBACK,
+    port: Annotated[int, typer.Option(help="Where `serve` will listen (sign-in line).")] = 8000,
+) -> None:
     """Fill the database with demo providers, services, hours, clients and appointments."""
     from datetime import UTC, datetime
 
     from slotwise.demo import populate
 
-    settings = get_settings()
+    settings = _served_at(get_settings(), host, port)
     migrations.upgrade(settings.database_url)
     for line in asyncio.run(populate(settings, now=datetime.now(UTC))):
         typer.echo(line)

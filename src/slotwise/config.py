@@ -94,7 +94,11 @@ class Settings(BaseSettings):
     run_worker_in_serve: bool | None = Field(
         default=None, description="`slotwise serve` starts a worker; default: in development."
     )
-    public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where the API is reached from outside; unset, `serve` derives it from "
+        "the address it binds (served_base_url).",
+    )
     guest_manage_url: str = Field(
         default="",
         description=(
@@ -183,6 +187,13 @@ class Settings(BaseSettings):
         key = path.read_text().strip()
         self.secret_key = SecretStr(key)
         return key
+
+
+def served_base_url(host: str, port: int) -> str:
+    """The URL of what ``serve --host HOST --port PORT`` answers, as a client on this machine
+    reaches it: a wildcard address (all interfaces) is read as loopback."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - read, not bound
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 @lru_cache
