@@ -25,37 +25,31 @@ START_SECONDS = 120  # two CPUs shared with other test runs: uvicorn's workers s
 GRACEFUL_SECONDS = 5  # serve --graceful-timeout in these tests
 
 
-def _parent_and_state(pid: int) -> tuple[int, str] | None:
+def _state_and_session(pid: int) -> tuple[str, int] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-    return int(ppid), state
+    # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses.
+    state, _ppid, _pgrp, session = stat[stat.rindex(")") + 2 :].split()[:4]
+    return state, int(session)
 
 
-def descendants(root: int) -> dict[int, str]:
-    """Every live process below ``root``, with its command line."""
-    children: dict[int, list[int]] = {}
+def in_session(session: int) -> dict[int, str]:
+    """Every live process of the session (serve's, which everything it starts inherits),
+    with its command line."""
+    found: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (found := _parent_and_state(int(entry.name))) is not None:
-            children.setdefault(found[0], []).append(int(entry.name))
-    below: dict[int, str] = {}
-    queue = list(children.get(root, []))
-    while queue:
-        pid = queue.pop()
+        if not entry.name.isdigit():
+            continue
+        stat = _state_and_session(int(entry.name))
+        if stat is None or stat[1] != session or stat[0] == "Z":  # a zombie has stopped
+            continue
         try:
-            below[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except FileNotFoundError:
             continue
-        queue.extend(children.get(pid, []))
-    return below
-
-
-def alive(pid: int) -> bool:
-    found = _parent_and_state(pid)
-    return found is not None and found[1] != "Z"  # a zombie has stopped
+    return found
 
 
 def free_port() -> int:
@@ -71,7 +65,7 @@ def environment(workdir: Path) -> dict[str, str]:
         SLOTWISE_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'slotwise.db'}",
         SLOTWISE_MAIL_DIR=str(workdir / "mail"),
         SLOTWISE_WORKER_POLL_SECONDS="0.2",
-        SLOTWISE_LOG_LEVEL="WARNING",
+        SLOTWISE_LOG_LEVEL="INFO",  # the worker says when it polls
     )
     return env
 
@@ -83,37 +77,46 @@ def start(command: list[str], workdir: Path, port: int) -> subprocess.Popen[byte
         env=environment(workdir),
         stdout=subprocess.DEVNULL,
         stderr=open(workdir / "serve.log", "wb"),  # noqa: SIM115 - closed with the process
-        start_new_session=True,  # signalled only by the test
+        start_new_session=True,  # its own session, which all it starts inherits
     )
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         assert process.poll() is None, (workdir / "serve.log").read_text()
         try:
-            if httpx.head(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
+            up = httpx.head(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
+            up = False
+        if up and "worker_started" in (workdir / "serve.log").read_text():
+            return process
         time.sleep(0.2)
     process.kill()
-    pytest.fail("serve did not answer /health: " + (workdir / "serve.log").read_text())
+    pytest.fail("serve or its worker did not start: " + (workdir / "serve.log").read_text())
 
 
 def stop_and_check(process: subprocess.Popen[bytes], target: int, signum: int) -> None:
-    """Signal ``target`` (the serve process, or uv's), then nothing below ``process`` lives."""
-    started = descendants(process.pid)
-    assert any("slotwise" in line or "spawn_main" in line for line in started.values()), started
+    """Signal ``target`` (the serve process, or uv's), then nothing that ``process`` started
+    lives on: no process is left in its session."""
+    started = in_session(process.pid)
+    commands = " | ".join(started.values())
+    assert "spawn_main" in commands, started  # the mail worker ...
+    assert "resource_tracker" in commands, started  # ... and multiprocessing's tracker
     os.kill(target, signum)
     try:
         process.wait(timeout=GRACEFUL_SECONDS + 10)
     except subprocess.TimeoutExpired:
         process.kill()
         pytest.fail("serve did not exit")
+    # Stopped by a signal it can handle, serve stops its workers before it exits; the
+    # resource tracker follows them (it ends when the last of them has).
+    workers_left = {p: c for p, c in in_session(process.pid).items() if "spawn_main" in c}
     deadline = time.monotonic() + 5
-    while (left := {p: c for p, c in started.items() if alive(p)}) and time.monotonic() < deadline:
+    while (left := in_session(process.pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in left:  # a failing test leaves nothing behind either
         os.kill(pid, signal.SIGKILL)
     assert left == {}, f"still running after serve exited: {left}"
+    if signum != signal.SIGKILL:
+        assert workers_left == {}, f"serve exited before its workers: {workers_left}"
 
 
 @pytest.fixture
