@@ -4,21 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
+import sys
+from multiprocessing.process import BaseProcess
+from types import FrameType
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from slotwise import migrate as migrations
-from slotwise.config import get_settings
+from slotwise.config import Settings, get_settings, served_base_url
 
 app = typer.Typer(help="Slotwise: appointment-scheduling backend.", no_args_is_help=True)
 
 
+LOOPBACK = "127.0.0.1"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGINT reached `serve`: unwinds like KeyboardInterrupt (past ``except
+    Exception``), so that what `serve` started is stopped on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise _Stopped(signum)
+
+
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = LOOPBACK,
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     migrate: Annotated[
@@ -33,19 +54,37 @@ def serve(
             "(default: SLOTWISE_RUN_WORKER_IN_SERVE, on in development).",
         ),
     ] = None,
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="When stopped (SIGTERM, SIGINT): seconds given to the requests under way, "
+            "and to the mail worker for the batch in hand, before they are cut short.",
+        ),
+    ] = 30,
 ) -> None:
-    """Apply migrations, then run the HTTP API with uvicorn (and, in development, the worker)."""
-    settings = get_settings()
+    """Apply migrations, then run the HTTP API with uvicorn (and, in development, the worker).
+
+    SIGTERM or SIGINT stops it and everything it started, within ``--graceful-timeout``."""
+    settings = _served_at(get_settings(), host, port)
+    # The app reads its settings afresh, in this process or uvicorn's workers: from here.
+    os.environ["SLOTWISE_PUBLIC_BASE_URL"] = settings.public_base_url
+    get_settings.cache_clear()
     settings.signing_key()
-    if migrate:
-        migrations.upgrade(settings.database_url)
-    mailer = None
-    if settings.worker_in_serve if with_worker is None else with_worker:
-        mailer = multiprocessing.get_context("spawn").Process(
-            target=_worker_process, name="slotwise-worker", daemon=True
-        )
-        mailer.start()
+    # uvicorn handles the signals while it serves, then re-raises the one it got, as the
+    # handler it found: this one, which unwinds to the clean-up below. Python's default
+    # action for SIGTERM would end the process at once and orphan the mail worker.
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS}
+    mailer: BaseProcess | None = None
+    stopped_by: int | None = None
     try:
+        if migrate:
+            migrations.upgrade(settings.database_url)
+        if settings.worker_in_serve if with_worker is None else with_worker:
+            mailer = multiprocessing.get_context("spawn").Process(
+                target=_worker_process, name="slotwise-worker", daemon=True
+            )
+            mailer.start()
         uvicorn.run(
             "slotwise.main:app_factory",
             factory=True,
@@ -55,11 +94,42 @@ def serve(
             reload=reload,
             proxy_headers=True,
             access_log=False,
+            timeout_graceful_shutdown=graceful_timeout,
         )
+    except _Stopped as stop:
+        stopped_by = stop.signum
     finally:
+        for signum in STOP_SIGNALS:  # a second signal does not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
         if mailer is not None:
-            mailer.terminate()  # SIGTERM: the worker finishes the message in hand, then stops
-            mailer.join(timeout=30)
+            _stop_worker(mailer, timeout=graceful_timeout)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stopped_by is not None:
+        # End as the signal ends a process, as uvicorn meant to: a supervisor sees it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(stopped_by, signal.SIG_DFL)
+        signal.raise_signal(stopped_by)
+
+
+def _served_at(settings: Settings, host: str, port: int) -> Settings:
+    """Unless SLOTWISE_PUBLIC_BASE_URL says otherwise, links (calendar feeds, password
+    resets, the demo's sign-in line) point at the address served."""
+    if "public_base_url" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"public_base_url": served_base_url(host, port)})
+
+
+def _stop_worker(mailer: BaseProcess, *, timeout: int) -> None:
+    """SIGTERM: the worker finishes the batch in hand, then stops; killed if it takes longer
+    than ``timeout`` (a message it had claimed is sent again when its lease expires)."""
+    mailer.terminate()
+    mailer.join(timeout=timeout)
+    if mailer.exitcode is None:
+        typer.echo(f"the mail worker did not stop within {timeout} s: killed", err=True)
+        mailer.kill()
+        mailer.join()
 
 
 def _worker_process() -> None:
@@ -76,6 +146,14 @@ async def _run_worker() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # started by `serve`: stop, too, if it dies without a word
+
+        def orphaned() -> None:
+            loop.remove_reader(parent.sentinel)
+            stop.set()
+
+        loop.add_reader(parent.sentinel, orphaned)
     await run(settings, stop)
 
 
@@ -138,13 +216,16 @@ def create_admin(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    host: Annotated[str, typer.Option(help="Where `serve` will listen (sign-in line).")] = LOOPBACK,
+    port: Annotated[int, typer.Option(help="Where `serve` will listen (sign-in line).")] = 8000,
+) -> None:
     """Fill the database with demo providers, services, hours, clients and appointments."""
     from datetime import UTC, datetime
 
     from slotwise.demo import populate
 
-    settings = get_settings()
+    settings = _served_at(get_settings(), host, port)
     migrations.upgrade(settings.database_url)
     for line in asyncio.run(populate(settings, now=datetime.now(UTC))):
         typer.echo(line)

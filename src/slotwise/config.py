@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_timezone: str = "America/Guayaquil"
     redis_url: str | None = None
+    redis_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=30, description="Connect and answer timeout of each Redis call."
+    )
     rate_limit_enabled: bool = True
     rate_limit_login_ip: str = "20/minute"
     rate_limit_login_account: str = "5/minute"
@@ -92,7 +95,11 @@ class Settings(BaseSettings):
     run_worker_in_serve: bool | None = Field(
         default=None, description="`slotwise serve` starts a worker; default: in development."
     )
-    public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where the API is reached from outside; unset, `serve` derives it from "
+        "the address it binds (served_base_url).",
+    )
     guest_manage_url: str = Field(
         default="",
         description=(
@@ -179,6 +186,13 @@ class Settings(BaseSettings):
         key = path.read_text().strip()
         self.secret_key = SecretStr(key)
         return key
+
+
+def served_base_url(host: str, port: int) -> str:
+    """The URL of what ``serve --host HOST --port PORT`` answers, as a client on this machine
+    reaches it: a wildcard address (all interfaces) is read as loopback."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - read, not bound
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 @lru_cache

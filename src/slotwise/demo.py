@@ -157,7 +157,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
     for email, _ in CLIENTS:
         lines.append(f"  client    {email}")
     lines.append(
-        "Sign in: curl -X POST http://127.0.0.1:8000/api/v1/auth/login "
+        f"Sign in: curl -X POST {settings.public_base_url.rstrip('/')}/api/v1/auth/login "
         f"-d 'username={CLIENTS[0][0]}&password={PASSWORD}'"
     )
     return lines

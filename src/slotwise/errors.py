@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -84,6 +85,17 @@ class ServiceUnavailable(AppError):
     message = "A dependency of the service is unavailable."
 
 
+class DependencyUnavailable(ServiceUnavailable):
+    """A service the request needs (Redis) cannot be reached: retry after ``retry_after``."""
+
+    code = "dependency_unavailable"
+    message = "A service this request needs is unreachable; retry shortly."
+
+    def __init__(self, dependency: str, retry_after: int = 5) -> None:
+        super().__init__(details={"dependency": dependency, "retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 # The one table: error category -> HTTP status. Subclasses inherit their category's status.
 STATUS_BY_ERROR: dict[type[AppError], int] = {
     InvalidInput: 422,
@@ -147,7 +159,7 @@ def error_response(
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     response = error_response(request, status_for(exc), exc.code, exc.detail_message, exc.details)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | DependencyUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = "Bearer"
@@ -226,6 +238,14 @@ async def _database_error_or_crash(request: Request, exc: Exception) -> JSONResp
     return await _unexpected_error(request, exc)
 
 
+async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+    """Redis is down or unreachable and the request cannot do without it (the denylist:
+    a token that cannot be checked is not taken as unrevoked, a logout that cannot be
+    recorded is not reported done). The rate limiter does without (ratelimit.py)."""
+    log.warning("redis_unavailable", error=str(exc)[:200])
+    return await _app_error(request, DependencyUnavailable("redis"))
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", exc_info=exc)
     return error_response(request, 500, "internal_error", "An unexpected error occurred.")
@@ -237,4 +257,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error_or_crash)
+    app.add_exception_handler(RedisError, _redis_error)
     app.add_exception_handler(Exception, _unexpected_error)

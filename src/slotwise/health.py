@@ -44,10 +44,13 @@ async def _check_redis(app: AppState) -> CheckStatus:
     return "ok"
 
 
-def _answer(checks: dict[str, CheckStatus]) -> JSONResponse:
+def _answer(request: Request, checks: dict[str, CheckStatus]) -> Response:
     healthy = all(status != "error" for status in checks.values())
     body = HealthRead(status="ok" if healthy else "error", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+    response = JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+    if request.method == "HEAD":  # a load balancer's probe: the GET's status and headers
+        return Response(status_code=response.status_code, headers=dict(response.headers))
+    return response
 
 
 _UNHEALTHY: dict[int | str, dict[str, Any]] = {
@@ -55,22 +58,26 @@ _UNHEALTHY: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Each check answers HEAD as GET without the body (load balancers probe with HEAD); HEAD is
+# left out of the OpenAPI document, where it would repeat the GET operation's id.
 @router.get(
     "/health",
     response_model=HealthRead,
     responses=_UNHEALTHY,
     summary="Overall health: 503 when a configured dependency is down",
 )
-async def health(app: StateDep) -> JSONResponse:
+@router.head("/health", include_in_schema=False)
+async def health(request: Request, app: StateDep) -> Response:
     db, redis = await asyncio.gather(_check_db(app), _check_redis(app))
-    return _answer({"db": db, "redis": redis})
+    return _answer(request, {"db": db, "redis": redis})
 
 
 @router.get(
     "/health/db", response_model=HealthRead, responses=_UNHEALTHY, summary="Database connectivity"
 )
-async def health_db(app: StateDep) -> JSONResponse:
-    return _answer({"db": await _check_db(app)})
+@router.head("/health/db", include_in_schema=False)
+async def health_db(request: Request, app: StateDep) -> Response:
+    return _answer(request, {"db": await _check_db(app)})
 
 
 @router.get(
@@ -79,8 +86,9 @@ async def health_db(app: StateDep) -> JSONResponse:
     responses=_UNHEALTHY,
     summary='Redis connectivity ("disabled" when no Redis is configured)',
 )
-async def health_redis(app: StateDep) -> JSONResponse:
-    return _answer({"redis": await _check_redis(app)})
+@router.head("/health/redis", include_in_schema=False)
+async def health_redis(request: Request, app: StateDep) -> Response:
+    return _answer(request, {"redis": await _check_redis(app)})
 
 
 @router.get(

@@ -10,9 +10,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
-from redis.asyncio import Redis
 
-from slotwise import __version__
+from slotwise import __version__, redis_client
 from slotwise.auth.deps import bearer
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.router import router as auth_router
@@ -88,7 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(level=settings.log_level, json_logs=settings.log_json)
     settings.signing_key()  # fail fast (or create the development key) at start-up
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = (
+        redis_client.connect(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+        if settings.redis_url
+        else None
+    )
     slot_cache = SlotCache(max_bytes=settings.slot_cache_mb * 1_000_000)
     database = Database(
         settings.database_url,
@@ -109,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hasher=PasswordHasher(
             time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
         ),
-        limiter=RateLimiter(enabled=settings.rate_limit_enabled, redis_url=settings.redis_url),
+        limiter=RateLimiter(enabled=settings.rate_limit_enabled, redis=redis),
         redis=redis,
         slots=SlotListings(database, slot_cache),
         access_tokens=VerifiedAccessTokens(settings),

@@ -1,7 +1,8 @@
 """Rate limits on credential endpoints (the ``limits`` library).
 
 Memory storage by default; Redis when ``SLOTWISE_REDIS_URL`` is set, so that every worker
-process shares one count.
+process shares one count. While Redis cannot be reached the limits still hold, counted in
+this process's memory (docs/operations.md, "When Redis is down").
 """
 
 from __future__ import annotations
@@ -9,30 +10,60 @@ from __future__ import annotations
 import math
 import time
 
-from limits import parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+import structlog
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 
 from slotwise.errors import RateLimited
+from slotwise.redis_client import REDIS_ERRORS
+
+log = structlog.get_logger(__name__)
+
+# After Redis fails, count in memory this long before asking Redis again.
+REDIS_RETRY_SECONDS = 5.0
 
 
 class RateLimiter:
-    def __init__(self, *, enabled: bool, redis_url: str | None) -> None:
+    def __init__(self, *, enabled: bool, redis: Redis | None) -> None:
         self.enabled = enabled
-        storage: Storage
-        if redis_url:
-            uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-            storage = RedisStorage(uri, implementation="redispy", key_prefix="slotwise-rl")
-        else:
-            storage = MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
+        if redis is not None:
+            storage = RedisStorage(
+                "async+redis://",
+                implementation="redispy",
+                key_prefix="slotwise-rl",
+                connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+            )
+            self._shared = MovingWindowRateLimiter(storage)
+        self._shared_down_until = 0.0  # time.monotonic() before which Redis is not asked
 
     async def hit(self, limit: str, scope: str, key: str) -> None:
         """Count one request against ``limit`` for ``scope:key``; raise when over."""
         if not self.enabled:
             return
         item = parse(limit)
-        if await self._limiter.hit(item, scope, key):
+        if self._shared is not None and time.monotonic() >= self._shared_down_until:
+            try:
+                await self._hit(self._shared, item, scope, key)
+            except REDIS_ERRORS as exc:
+                if self._shared_down_until == 0.0:
+                    log.warning("rate_limit_redis_unavailable", error=str(exc)[:200])
+                self._shared_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+            else:
+                if self._shared_down_until:
+                    log.info("rate_limit_redis_restored")
+                    self._shared_down_until = 0.0
+                return
+        await self._hit(self._memory, item, scope, key)
+
+    @staticmethod
+    async def _hit(
+        limiter: MovingWindowRateLimiter, item: RateLimitItem, scope: str, key: str
+    ) -> None:
+        if await limiter.hit(item, scope, key):
             return
-        stats = await self._limiter.get_window_stats(item, scope, key)
+        stats = await limiter.get_window_stats(item, scope, key)
         raise RateLimited(retry_after=max(1, math.ceil(stats.reset_time - time.time())))

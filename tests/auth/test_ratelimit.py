@@ -8,6 +8,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from slotwise import redis_client
 from slotwise.errors import RateLimited
 from slotwise.main import create_app
 from slotwise.ratelimit import RateLimiter
@@ -75,10 +76,12 @@ async def redis_url() -> str:
 
 async def test_redis_storage_is_shared_between_limiters(redis_url: str) -> None:
     """Two processes' limiters (two instances here) count against one Redis."""
-    first = RateLimiter(enabled=True, redis_url=redis_url)
-    second = RateLimiter(enabled=True, redis_url=redis_url)
+    clients = [redis_client.connect(redis_url, timeout_seconds=1) for _ in range(2)]
+    first, second = (RateLimiter(enabled=True, redis=client) for client in clients)
     key = uuid.uuid4().hex
     await first.hit("2/minute", "test", key)
     await second.hit("2/minute", "test", key)
     with pytest.raises(RateLimited):
         await first.hit("2/minute", "test", key)
+    for client in clients:
+        await client.aclose()

@@ -33,6 +33,23 @@ async def test_health_is_503_when_configured_redis_is_down(database_url: str) ->
     assert db.status_code == 200
 
 
+async def test_health_answers_head_as_get_without_a_body(database_url: str) -> None:
+    """Load balancers probe with HEAD: the GET's status and headers, no body."""
+    for redis_url, status in ((None, 200), ("redis://127.0.0.1:1/0", 503)):
+        app = create_app(make_settings(database_url, redis_url=redis_url))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for path in ("/health", "/health/db", "/health/redis"):
+                get = await client.get(path)
+                head = await client.head(path)
+                assert head.status_code == get.status_code, path
+                assert head.content == b"", path
+                assert head.headers["content-type"] == "application/json", path
+                assert head.headers["content-length"] == str(len(get.content)), path
+        await app.state.slotwise.aclose()
+        assert get.status_code == status  # /health/redis: ok without Redis, 503 with it down
+
+
 async def test_health_is_503_when_the_database_is_down() -> None:
     url = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
     app = create_app(make_settings(url))
