@@ -16,13 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from slotwise.main import create_app
 from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
-from slotwise.state import get_app_state
+from slotwise.state import get_app_state, get_now
 from tests.conftest import make_settings
 from tests.factories import (
     Account,
@@ -71,8 +73,6 @@ async def served(
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """An application with these settings, and a client calling from ``address``."""
     app = create_app(make_settings(database_url, **settings))
-    from slotwise.state import get_now
-
     app.dependency_overrides[get_now] = clock
     try:
         transport = httpx.ASGITransport(app=app, client=(address, 40000))
@@ -361,3 +361,56 @@ async def test_signed_in_clients_and_providers_that_do_not_verify_are_not_held(
     guest = await post(client, app, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
     assert guest.json()["status"] == "pending", guest.text
     assert await count_rows(app, OutboxMessage, kind="booking_verify") == 0
+
+
+async def test_behind_a_trusted_proxy_the_limit_counts_the_forwarded_address(
+    database_url: str, clock: Clock
+) -> None:
+    """As `slotwise serve` runs it (uvicorn's proxy headers, loopback trusted by default):
+    a loopback proxy's X-Forwarded-For is the client address the limit counts; the same
+    header from any other peer is ignored, so a client cannot pick its own count."""
+    async with served(database_url, clock, rate_limit_guest_booking_ip="1/hour") as (app, client):
+        _, provider = await bookable_provider(client)
+        trusted = uvicorn.Config(app).forwarded_allow_ips
+        assert trusted == "127.0.0.1,::1"
+        proxied = ProxyHeadersMiddleware(app, trusted_hosts=trusted)
+
+        async def book(peer: str, forwarded: str, hour: int) -> int:
+            transport = httpx.ASGITransport(app=proxied, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
+                response = await c.post(
+                    "/appointments/",
+                    json=guest_booking(provider["id"], f"{DAY}T{hour:02d}:00:00Z"),
+                    headers={"X-Forwarded-For": forwarded},
+                )
+            return response.status_code
+
+        # Behind the proxy: two clients, one count each.
+        assert await book("127.0.0.1", "198.51.100.1", 9) == 201
+        assert await book("127.0.0.1", "198.51.100.2", 10) == 201
+        assert await book("127.0.0.1", "198.51.100.1", 11) == 429
+        # Not a trusted proxy: its header is ignored, the peer is counted.
+        assert await book("203.0.113.50", "198.51.100.3", 12) == 201
+        assert await book("203.0.113.50", "198.51.100.4", 13) == 429
+
+
+async def test_a_guest_may_cancel_a_held_booking_and_the_provider_hears_nothing(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client, verify_guest_email=True)
+    held = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
+    )
+    link = await verify_link(app, held.json()["id"])
+    token = held.json()["manage_token"]
+    moved = await client.post(
+        f"/bookings/{token}/reschedule", json={"new_start_time": f"{DAY}T11:00:00Z"}
+    )
+    assert code(moved) == "invalid_transition"  # kept first, then moved
+    cancelled = await client.post(f"/bookings/{token}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert await count_rows(app, OutboxMessage, kind="booking_cancelled") == 0
+    assert "10:00" in await starts(client, provider)
+    assert code(await client.post(link)) == "invalid_transition"
+    assert code(await client.post("/bookings/verify/" + "x" * 43)) == "appointment_not_found"

@@ -12,8 +12,11 @@ waits; a writer takes its share of the queued jobs (``_fair_share``), looks up t
   at the rules version it was checked at and whose client is not blocked, skipping any
   whose time an exclusion constraint finds taken, with the history and messages of those
   written (``create.write_unless_taken``). Two round trips a batch.
-- on SQLite, in one BEGIN IMMEDIATE transaction, it asks for all their conflicts in one
-  query and writes those found free (``create.write``: one INSERT per table).
+  Guests' bookings are booked alone there: the cap on a guest's bookings must be counted
+  after the locks, and the statement's snapshot is taken before them (``booking.guests``).
+- on SQLite, in one BEGIN IMMEDIATE transaction, it releases the expired holds it could
+  meet, asks for all their conflicts (and guests' counts) in one query and writes those
+  found free (``create.write``: one INSERT per table).
 
 While a batch is written, the next requests queue, and form the next batch; a lone request
 goes at once.

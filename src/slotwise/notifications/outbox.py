@@ -291,7 +291,10 @@ async def enqueue_status_changed(
     before: Status,
     now: datetime,
 ) -> None:
-    """Confirmed, declined or cancelled; other changes send nothing."""
+    """Confirmed, declined or cancelled; other changes send nothing, nor does the end of
+    a held guest booking (only the guest heard of it, and ended it)."""
+    if before is Status.PENDING_VERIFICATION:
+        return
     batch = Batch()
     parties = await entries.parties_of(session, appointment, provider)
     if appointment.status is Status.CONFIRMED:
