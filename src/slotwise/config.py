@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     rate_limit_refresh_ip: str = "30/minute"
     rate_limit_reset_ip: str = "10/hour"
     rate_limit_reset_account: str = "3/hour"
+    rate_limit_guest_booking_ip: str = Field(
+        default="20/hour", description="Bookings made without a token, per client address."
+    )
+    guest_max_active_bookings: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Upcoming bookings a guest email may hold with one provider.",
+    )
+    guest_verify_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="How long a held guest booking waits for its email to be verified.",
+    )
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
     no_show_block_threshold: int = Field(default=3, ge=1, le=100)

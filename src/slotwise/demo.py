@@ -12,6 +12,7 @@ from slotwise.auth.passwords import PasswordHasher
 from slotwise.availability.schemas import PatternCreate
 from slotwise.availability.service import add_pattern
 from slotwise.booking.create import book
+from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.schemas import AppointmentCreate, GuestDetails
 from slotwise.booking.terms import TermsCache
 from slotwise.config import Settings
@@ -80,6 +81,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
     )
     database = Database(settings.database_url, pool_size=1)
+    guests = GuestPolicy.from_settings(settings)
     lines = []
     try:
         terms = TermsCache()  # kept for this run only
@@ -129,6 +131,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
                     kept_terms=terms,
                     user=clients[index % 2],
                     now=now,
+                    guests=guests,
                     data=AppointmentCreate(
                         provider_id=str(provider.id),
                         start_datetime=_next_weekday(now, zone, 2, hour=10),
@@ -140,6 +143,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
                     kept_terms=terms,
                     user=None,
                     now=now,
+                    guests=guests,
                     data=AppointmentCreate(
                         provider_id=str(provider.id),
                         start_datetime=_next_weekday(now, zone, 3, hour=14),

@@ -149,10 +149,17 @@ async def test_admin_blocks_an_email_before_any_no_show(
 ) -> None:
     admin = await signed_in_admin(client, settings)
     _, provider = await bookable_provider(client)
+    # A guest's standing is its own (guest: + email), apart from the account's.
     blocked = await client.patch(
-        "/client-standings/spammer@example.com", headers=admin.headers, json={"blocked": True}
+        "/client-standings/guest:spammer@example.com",
+        headers=admin.headers,
+        json={"blocked": True},
     )
-    assert blocked.json() == {"email": "spammer@example.com", "no_show_count": 0, "blocked": True}
+    assert blocked.json() == {
+        "email": "guest:spammer@example.com",
+        "no_show_count": 0,
+        "blocked": True,
+    }
     refused = await client.post(
         "/appointments/",
         json=guest_booking(provider["id"], f"{DAY}T09:00:00Z", "spammer@example.com"),

@@ -21,6 +21,7 @@ from slotwise.auth.tokens import TokenClaims
 from slotwise.booking import create, group, repository
 from slotwise.booking.create import Booked
 from slotwise.booking.group import BookingWriter, _Job
+from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import TermsCache
 from slotwise.db import Database
@@ -208,7 +209,12 @@ async def test_a_time_taken_meanwhile_is_refused_and_the_rest_written(
             user = await callers.user_for_claims(session, None, claims_of(app, earlier))
             data = asked(provider, "10:00")
             await create.book(
-                session, kept_terms=TermsCache(), user=user, data=data, now=BOOKING_NOW
+                session,
+                kept_terms=TermsCache(),
+                user=user,
+                data=data,
+                now=BOOKING_NOW,
+                guests=writer.guests,
             )
         return allowed
 
@@ -230,8 +236,8 @@ async def test_a_batch_the_database_refuses_as_a_whole_is_booked_one_by_one(
     first, second = await signed_in(client), await signed_in(client)
     real = group._new_booking
 
-    def broken(checked: Any) -> Booked:
-        booked = real(checked)
+    def broken(checked: Any, guests: GuestPolicy) -> Booked:
+        booked = real(checked, guests)
         if checked.client_key == second.email:
             booked.appointment.client_id = uuid.uuid4()
         return booked

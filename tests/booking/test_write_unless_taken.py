@@ -19,6 +19,7 @@ from slotwise.availability import changes
 from slotwise.availability.cache import SlotCache
 from slotwise.booking import create, repository
 from slotwise.booking.create import Booked
+from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import read
 from slotwise.db import Database
@@ -59,7 +60,9 @@ async def booking(
         terms = await read(session, provider["id"], now=BOOKING_NOW)
         candidate = await create.prepare(session, terms, user=user, data=data, now=BOOKING_NOW)
     key = create.check_caller(user, data)
-    booked = create.new_booking(candidate, user=user, data=data, client_key=key, now=BOOKING_NOW)
+    booked = create.new_booking(
+        candidate, user=user, data=data, client_key=key, now=BOOKING_NOW, guests=GuestPolicy()
+    )
     return booked, terms.version
 
 

@@ -32,4 +32,4 @@ def test_active_statuses_are_constants_and_lists_are_arrays() -> None:
     text = str(callers._USERS_AMONG[True].compile(dialect=asyncpg_dialect()))
     assert "= ANY ($1::UUID[])" in text
     conflicts = str(repository._conflicts_query(1, excluding=False, standing=False).compile())
-    assert "appointments.status IN ('pending', 'confirmed')" in conflicts
+    assert "appointments.status IN ('pending', 'confirmed', 'pending_verification')" in conflicts

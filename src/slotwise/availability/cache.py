@@ -50,6 +50,13 @@ class SlotAnswer:
     items: list[bytes]
     tail: bytes
     marked_at: int  # the change count before its reads began (`SlotCache.mark`)
+    # When the first guest's hold it counted as busy ends (None: none): from then on the
+    # listing is out of date, though nothing was written.
+    until: datetime | None = None
+
+    def holds_at(self, now: datetime) -> bool:
+        """Whether the listing still stands at ``now`` (no hold it counted has ended)."""
+        return self.until is None or now < self.until
 
     def body(self, now: datetime) -> bytes:
         """The response at `now`: only the slots the booking policy admits then."""

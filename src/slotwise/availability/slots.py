@@ -122,11 +122,17 @@ def time_off_rules(rows: list[TimeOff]) -> list[scheduling.TimeOff]:
 
 
 async def busy_intervals(
-    session: AsyncSession, *, provider_id: uuid.UUID, start_at: datetime, end_at: datetime
-) -> list[scheduling.Interval]:
-    """Provider time already taken: active appointments widened by their buffers."""
-    rows = await booking_repo.busy_between(session, provider_id, start_at, end_at)
-    return [scheduling.Interval(start, end) for start, end in rows]
+    session: AsyncSession,
+    *,
+    provider_id: uuid.UUID,
+    start_at: datetime,
+    end_at: datetime,
+    now: datetime,
+) -> tuple[list[scheduling.Interval], datetime | None]:
+    """Provider time already taken at ``now``: active appointments and held guest bookings,
+    widened by their buffers; and when the first of those holds ends (None: none)."""
+    busy = await booking_repo.busy_between(session, provider_id, start_at, end_at, now=now)
+    return [scheduling.Interval(start, end) for start, end in busy.spans], busy.until
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +163,13 @@ async def open_slots(
     end_date: date,
     service: Service | None,
     duration_minutes: int | None,
-) -> list[scheduling.Slot]:
+    now: datetime,
+) -> tuple[list[scheduling.Slot], datetime | None]:
     """The open slots, before the booking policy: the caller cuts them to notice and horizon
-    at its own `now` (`scheduling.bookable_range`), so they can be kept."""
+    at its own `now` (`scheduling.bookable_range`), so they can be kept until the first
+    guest's hold among the busy time ends (the second value; None: no hold)."""
     if not provider.accepting_bookings:
-        return []
+        return [], None
     zone = ZoneInfo(provider.timezone)
     rules = await rules_for(session, provider.id, start_date, end_date)
     # The busy time that matters: the local days asked for, widened by the largest buffer
@@ -169,10 +177,10 @@ async def open_slots(
     margin = timedelta(hours=6)
     window_start = datetime.combine(start_date, time(), zone) - margin
     window_end = datetime.combine(end_date + timedelta(days=1), time(), zone) + margin
-    busy = await busy_intervals(
-        session, provider_id=provider.id, start_at=window_start, end_at=window_end
+    busy, until = await busy_intervals(
+        session, provider_id=provider.id, start_at=window_start, end_at=window_end, now=now
     )
-    return scheduling.compute_slots(
+    found = scheduling.compute_slots(
         zone=zone,
         start_date=start_date,
         end_date=end_date,
@@ -183,6 +191,7 @@ async def open_slots(
         service=service_spec(provider, service, duration_minutes),
         now=None,
     )
+    return found, until
 
 
 class SlotListings:
@@ -208,18 +217,20 @@ class SlotListings:
         key = self._key(ref, query)
         usable = self.cache.max_bytes > 0 and self.watch is not None and self.watch.ready()
         if not usable:
-            return (await self._answer(ref, key)).body(now)
+            return (await self._answer(ref, key, now)).body(now)
         answer = self.cache.get(key)
+        if answer is not None and not answer.holds_at(now):
+            answer = None  # a guest's hold it counted has ended: the time is free again
         if answer is None and key in self._computing:
             answer = await asyncio.shield(self._computing[key])
-            if answer is not None and not self.cache.is_current(answer):
+            if answer is not None and not (self.cache.is_current(answer) and answer.holds_at(now)):
                 answer = None  # something changed while it was computed: it may have missed it
         if answer is not None:
             return answer.body(now)
         computing = self._computing[key] = asyncio.get_running_loop().create_future()
         answer = None
         try:
-            answer = await self._answer(ref, key)
+            answer = await self._answer(ref, key, now)
             self.cache.put(key, answer)
         finally:
             if self._computing.get(key) is computing:
@@ -227,19 +238,19 @@ class SlotListings:
             computing.set_result(answer)  # None on an error: the waiters try themselves
         return answer.body(now)
 
-    async def _answer(self, ref: str, key: SlotKey) -> SlotAnswer:
+    async def _answer(self, ref: str, key: SlotKey, now: datetime) -> SlotAnswer:
         """Computed from the database, marked before its first read (see SlotCache.mark)."""
         marked_at = self.cache.mark()
         async with self.db.session(writes=False) as session:
             provider = await providers_service.get_public(session, ref=ref)
-            return await _compute(session, provider, key, marked_at)
+            return await _compute(session, provider, key, marked_at, now)
 
     async def body_for(
         self, session: AsyncSession, provider: Provider, query: SlotQuery, now: datetime
     ) -> bytes:
         """The listing of a provider already loaded (your own profile): not cached."""
         key = self._key(str(provider.id), query)
-        return (await _compute(session, provider, key, self.cache.mark())).body(now)
+        return (await _compute(session, provider, key, self.cache.mark(), now)).body(now)
 
     async def aclose(self) -> None:
         if self.watch is not None:
@@ -252,20 +263,21 @@ class SlotListings:
 
 
 async def _compute(
-    session: AsyncSession, provider: Provider, key: SlotKey, marked_at: int
+    session: AsyncSession, provider: Provider, key: SlotKey, marked_at: int, now: datetime
 ) -> SlotAnswer:
     offered = None
     if key.service_id is not None:
         offered = await providers_service.get_service(
             session, provider=provider, service_id=key.service_id, active_only=True
         )
-    found = await open_slots(
+    found, until = await open_slots(
         session,
         provider=provider,
         start_date=key.first,
         end_date=key.last,
         service=offered,
         duration_minutes=key.slot_duration,
+        now=now,
     )
     zone = ZoneInfo(provider.timezone)
     client_zone = ZoneInfo(key.tz) if key.tz else None
@@ -307,6 +319,7 @@ async def _compute(
         items=_each_json(items),
         tail=empty[split_at:],
         marked_at=marked_at,
+        until=until,
     )
 
 

@@ -19,8 +19,9 @@ from slotwise.booking.errors import (
     ProviderNotAccepting,
 )
 from slotwise.booking.events import ActorRole
+from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.integrity import raise_for_constraint
-from slotwise.booking.models import Appointment, AppointmentEvent, Status
+from slotwise.booking.models import Appointment, AppointmentEvent, Status, guest_key
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import Offering, Terms, TermsCache, checked
 from slotwise.calendars import entries
@@ -31,10 +32,13 @@ from slotwise.users.models import User
 
 
 def client_key_for(user: User | None, data: AppointmentCreate) -> str:
+    """Whose time a booking is: the account's, or the guest's. A guest's email is never
+    verified, so a guest is its own client (``models.guest_key``), never the account with
+    that email: nothing a guest does counts against an account."""
     if user is not None:
         return user.email.lower()
     assert data.guest_details is not None
-    return str(data.guest_details.email).lower()
+    return guest_key(str(data.guest_details.email))
 
 
 def check_caller(user: User | None, data: AppointmentCreate) -> str:
@@ -54,6 +58,7 @@ async def book(
     user: User | None,
     data: AppointmentCreate,
     now: datetime,
+    guests: GuestPolicy,
 ) -> Booked:
     """One booking in the session's transaction: checked, then written with its history and
     its messages. (``booking.group`` writes concurrent bookings together.)"""
@@ -66,9 +71,13 @@ async def book(
             terms=terms,
             client_key=client_key,
             placement=candidate.placement,
+            now=now,
             check_standing=True,
+            guest_cap=guests.max_active if user is None else None,
         )
-        booked = new_booking(candidate, user=user, data=data, client_key=client_key, now=now)
+        booked = new_booking(
+            candidate, user=user, data=data, client_key=client_key, now=now, guests=guests
+        )
         await write(session, [booked])
         return booked
 
@@ -114,6 +123,7 @@ class Booked:
     appointment: Appointment
     manage_token: str | None  # guests only: shown once
     parties: entries.Parties
+    verify_url: str | None = None  # a held guest booking's: mailed to the guest, never shown
 
 
 def new_booking(
@@ -123,12 +133,19 @@ def new_booking(
     data: AppointmentCreate,
     client_key: str,
     now: datetime,
+    guests: GuestPolicy,
 ) -> Booked:
-    """The appointment (not yet written), its first history entry and its parties."""
+    """The appointment (not yet written), its first history entry and its parties. A
+    guest's booking with a provider that verifies guests' emails is held until the guest
+    follows the link mailed to them (``booking.guests``)."""
     terms, offering, placement = candidate.terms, candidate.offering, candidate.placement
     status = Status.PENDING if terms.requires_confirmation else Status.CONFIRMED
     guest = data.guest_details
     manage_token = tokens.new_secret_token() if guest is not None else None
+    verify_token = hold_until = None
+    if guest is not None and terms.verify_guest_email:
+        status = Status.PENDING_VERIFICATION
+        verify_token, hold_until = tokens.new_secret_token(), now + guests.hold
     # Written by Core INSERTs (create.write); the objects are only read: the answer, the
     # messages.
     appointment = unsaved(
@@ -149,6 +166,8 @@ def new_booking(
         status=status,
         notes=data.notes,
         manage_token_hash=tokens.fingerprint(manage_token) if manage_token else None,
+        hold_until=hold_until,
+        verify_token_hash=tokens.fingerprint(verify_token) if verify_token else None,
         cancel_reason=None,
         sequence=0,
         created_at=now,
@@ -170,7 +189,12 @@ def new_booking(
         client=entries.client_party(appointment, user),
         title=entries.title(terms.full_name, offering.name),
     )
-    return Booked(appointment=appointment, manage_token=manage_token, parties=parties)
+    return Booked(
+        appointment=appointment,
+        manage_token=manage_token,
+        parties=parties,
+        verify_url=guests.link(verify_token) if verify_token else None,
+    )
 
 
 async def write(session: AsyncSession, bookings: list[Booked]) -> None:
@@ -202,10 +226,21 @@ async def write_unless_taken(
 
 def _messages(session: AsyncSession, bookings: list[Booked]) -> list[dict[str, Any]]:
     """The outbox rows announcing the bookings: confirmations or requests (a guest's with
-    its manage link, where the application mails one), and reminders."""
+    its manage link, where the application mails one), and reminders; for a held guest
+    booking, only the guest's verification link."""
     messages = outbox.Batch()
     offsets = outbox.reminder_offsets(session)
     for booked in bookings:
+        if booked.verify_url is not None:  # held: the guest's link, and nothing else yet
+            outbox.add_held(
+                messages,
+                appointment=booked.appointment,
+                parties=booked.parties,
+                now=booked.appointment.created_at,
+                verify_url=booked.verify_url,
+                manage_url=outbox.manage_url(session, booked.manage_token),
+            )
+            continue
         outbox.add_booked(
             messages,
             offsets,

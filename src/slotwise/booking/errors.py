@@ -93,3 +93,15 @@ class IdempotencyKeyReused(InvalidInput):
 class IdempotencyKeyInUse(Conflict):
     code = "idempotency_key_in_use"
     message = "A request with this Idempotency-Key is in progress; retry shortly."
+
+
+class GuestLimitReached(Conflict):
+    code = "guest_limit_reached"
+    message = (
+        "This email already holds as many upcoming bookings with this provider as a guest may."
+    )
+
+
+class VerificationExpired(Conflict):
+    code = "verification_expired"
+    message = "The link expired and the time was released; book again."

@@ -12,8 +12,11 @@ waits; a writer takes its share of the queued jobs (``_fair_share``), looks up t
   at the rules version it was checked at and whose client is not blocked, skipping any
   whose time an exclusion constraint finds taken, with the history and messages of those
   written (``create.write_unless_taken``). Two round trips a batch.
-- on SQLite, in one BEGIN IMMEDIATE transaction, it asks for all their conflicts in one
-  query and writes those found free (``create.write``: one INSERT per table).
+  Guests' bookings are booked alone there: the cap on a guest's bookings must be counted
+  after the locks, and the statement's snapshot is taken before them (``booking.guests``).
+- on SQLite, in one BEGIN IMMEDIATE transaction, it releases the expired holds it could
+  meet, asks for all their conflicts (and guests' counts) in one query and writes those
+  found free (``create.write``: one INSERT per table).
 
 While a batch is written, the next requests queue, and form the next batch; a lone request
 goes at once.
@@ -42,6 +45,7 @@ from slotwise.auth import callers
 from slotwise.auth.tokens import InvalidToken, TokenClaims
 from slotwise.booking import create, repository, rules
 from slotwise.booking.create import Booked, Candidate
+from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import REFUSALS_FROM_TERMS, StaleTerms, TermsCache
 from slotwise.db import Database
@@ -86,13 +90,15 @@ class BookingWriter:
         *,
         max_batch: int = MAX_BATCH,
         writers: int | None = None,
+        guests: GuestPolicy | None = None,
     ) -> None:
         """``writers``: batches in flight at once (default: one on SQLite, whose write lock
         admits one anyway; several on PostgreSQL, so that while one batch waits on the
-        database the worker checks the next)."""
+        database the worker checks the next). ``guests``: what guests' bookings are held to."""
         self.database = database
         self.terms = terms
         self.redis = redis
+        self.guests = guests or GuestPolicy()
         self.max_batch = max_batch
         self.writers = writers or (1 if database.is_sqlite else WRITERS)
         self._queue: list[_Job] = []
@@ -220,13 +226,18 @@ class BookingWriter:
         fresh terms). No BEGIN, locks or conflicts query of their own to wait for."""
         accepted: list[_Checked] = []
         for checked in await self._allowed(session, jobs, alone):
-            if _overlaps_any(checked, accepted):
+            if checked.user is None:
+                # A guest's cap counts its bookings, which the statement could only read in
+                # its snapshot, taken before its locks: one committed meanwhile would be
+                # missed. Booked alone, its check reads after its locks.
+                alone.append(checked.job)
+            elif _overlaps_any(checked, accepted):
                 alone.append(checked.job)  # one of the two would be skipped: the later
             else:
                 accepted.append(checked)
         if not accepted:
             return []
-        asked = [(_new_booking(checked), checked) for checked in accepted]
+        asked = [(_new_booking(checked, self.guests), checked) for checked in accepted]
         try:
             written = await create.write_unless_taken(
                 session, [(booked, checked.candidate.terms.version) for booked, checked in asked]
@@ -248,14 +259,16 @@ class BookingWriter:
         if not allowed:
             return []
         try:
-            await repository.lock_bookings(
-                session, [(c.candidate.terms.provider_id, c.client_key) for c in allowed]
-            )
+            pairs = [(c.candidate.terms.provider_id, c.client_key) for c in allowed]
+            await repository.lock_bookings(session, pairs)
+            latest = max(c.job.now for c in allowed)
+            await repository.release_expired(session, pairs, now=latest)
             found = await repository.conflicts_among(session, [_asked(c) for c in allowed])
             accepted: list[_Checked] = []
             for checked, conflicts in zip(allowed, found, strict=True):
+                cap = self.guests.max_active if checked.user is None else None
                 try:
-                    rules.refuse_conflicts(checked.candidate.terms, conflicts)
+                    rules.refuse_conflicts(checked.candidate.terms, conflicts, guest_cap=cap)
                 except StaleTerms:
                     alone.append(checked.job)  # checked again on fresh terms
                 except AppError as refusal:
@@ -265,7 +278,7 @@ class BookingWriter:
                         alone.append(checked.job)  # the database decides which one wins
                     else:
                         accepted.append(checked)
-            written = [(checked, _new_booking(checked)) for checked in accepted]
+            written = [(checked, _new_booking(checked, self.guests)) for checked in accepted]
             if written:
                 await create.write(session, [booked for _, booked in written])
         except (DBAPIError, AppError) as exc:  # a constraint's 409, a deadlock: roll back
@@ -304,7 +317,12 @@ class BookingWriter:
                     else None
                 )
                 booked = await create.book(
-                    session, kept_terms=self.terms, user=user, data=job.data, now=job.now
+                    session,
+                    kept_terms=self.terms,
+                    user=user,
+                    data=job.data,
+                    now=job.now,
+                    guests=self.guests,
                 )
         except Exception as exc:
             _refuse(job, exc)
@@ -312,7 +330,7 @@ class BookingWriter:
         _answer(job, booked)
 
 
-def _new_booking(checked: _Checked) -> Booked:
+def _new_booking(checked: _Checked, guests: GuestPolicy) -> Booked:
     job = checked.job
     return create.new_booking(
         checked.candidate,
@@ -320,6 +338,7 @@ def _new_booking(checked: _Checked) -> Booked:
         data=job.data,
         client_key=checked.client_key,
         now=job.now,
+        guests=guests,
     )
 
 
@@ -332,16 +351,20 @@ def _asked(checked: _Checked) -> repository.Asked:
         end_at=placement.end_at,
         blocked_start_at=placement.blocked_start_at,
         blocked_end_at=placement.blocked_end_at,
+        since=checked.job.now if checked.user is None else None,
     )
 
 
 def _overlaps_any(checked: _Checked, accepted: list[_Checked]) -> bool:
     """Would this booking collide with one already accepted in the batch: the provider's
-    blocked time, or the client's own appointments?"""
+    blocked time, or the client's own appointments? (A guest's second booking with one
+    provider counts as colliding: the batch's count of its bookings misses the first.)"""
     mine = checked.candidate
     for other in accepted:
         theirs = other.candidate
         same_provider = mine.terms.provider_id == theirs.terms.provider_id
+        if same_provider and checked.user is None and checked.client_key == other.client_key:
+            return True
         if same_provider and (
             mine.placement.blocked_start_at < theirs.placement.blocked_end_at
             and theirs.placement.blocked_start_at < mine.placement.blocked_end_at

@@ -20,6 +20,8 @@ from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # A held guest booking is kept by its email's verification (booking.guests), not here.
+    Status.PENDING_VERIFICATION: frozenset({Status.CANCELLED}),
     Status.PENDING: frozenset({Status.CONFIRMED, Status.DECLINED, Status.CANCELLED}),
     Status.CONFIRMED: frozenset({Status.CANCELLED, Status.COMPLETED, Status.NO_SHOW}),
 }

@@ -25,10 +25,24 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     NO_SHOW = "no_show"
+    # A guest's booking held until the guest follows the link mailed to them (the
+    # provider's ``verify_guest_email``), or until ``hold_until``: after it, the time is free.
+    PENDING_VERIFICATION = "pending_verification"
 
 
 ACTIVE_STATUSES = (Status.PENDING, Status.CONFIRMED)
-ACTIVE_SQL = "status IN ('pending', 'confirmed')"
+# What takes time from the provider and the client: the active statuses and a held guest
+# booking. A hold past its ``hold_until`` is released (cancelled) by the next booking's
+# write of that provider or client before it checks (``repository.release_expired``), and
+# slot listings ignore it: no job needed.
+HOLDING_STATUSES = (*ACTIVE_STATUSES, Status.PENDING_VERIFICATION)
+# A guest's client key: its lower-cased email behind a prefix no account email can carry
+# (a colon is not allowed in an unquoted address), so guests are clients among guests only.
+GUEST_KEY_PREFIX = "guest:"
+
+
+def guest_key(email: str) -> str:
+    return GUEST_KEY_PREFIX + email.lower()
 
 
 def _enum(cls: type[StrEnum], name: str) -> Enum:
@@ -70,8 +84,9 @@ class Appointment(TimestampMixin, Base):
     guest_name: Mapped[str | None] = mapped_column(String(200))
     guest_email: Mapped[str | None] = mapped_column(String(320))
     guest_phone: Mapped[str | None] = mapped_column(String(40))
-    # Whose time this is, for the client-side overlap rule: the client's email, lower-cased
-    # (a guest and a signed-in client with one email are one person).
+    # Whose time this is, for the client-side overlap rule and the no-show count: an
+    # account's email, lower-cased; a guest's is ``guest_key(email)``. A guest's email is
+    # never verified, so a guest is never the account of that email (``client_key``).
     client_key: Mapped[str] = mapped_column(String(320))
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
@@ -82,6 +97,11 @@ class Appointment(TimestampMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     manage_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # A held guest booking (pending_verification): when the hold ends, and the fingerprint
+    # of the secret mailed to the guest that confirms the email (never the manage token,
+    # which the booking's response shows to whoever made it).
+    hold_until: Mapped[datetime | None]
+    verify_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     # iCalendar SEQUENCE: bumped on every change a calendar must see.
     sequence: Mapped[int] = mapped_column(default=0)
 
@@ -111,7 +131,8 @@ class AppointmentEvent(Base):
 
 
 class ClientStanding(TimestampMixin, Base):
-    """No-shows per client email (guests are counted by email too) and the booking block."""
+    """No-shows per client key (an account's email; a guest's ``guest:`` + email) and the
+    booking block."""
 
     __tablename__ = "client_standings"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -38,6 +39,7 @@ def _read(model: type[R], appointment: Appointment, **extra: Any) -> R:
         end_at=appointment.end_at.astimezone(zone),
         timezone=appointment.timezone,
         status=appointment.status,
+        hold_until=appointment.hold_until.astimezone(zone) if appointment.hold_until else None,
         notes=appointment.notes,
         cancel_reason=appointment.cancel_reason,
         created_at=appointment.created_at,
@@ -58,3 +60,34 @@ def _read(model: type[R], appointment: Appointment, **extra: Any) -> R:
         ],
         **extra,
     )
+
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="referrer" content="no-referrer"><title>{title}</title></head>
+<body style="font-family: sans-serif; line-height: 1.5; max-width: 40em; margin: 2em auto;">
+{body}
+</body>
+</html>
+"""
+
+
+def verification_page() -> str:
+    """What a guest's verification link opens: a button that posts to the same address
+    (a GET verifies nothing: mail scanners open links)."""
+    body = (
+        "<h1>Keep your booking</h1>"
+        "<p>Press the button to confirm your email and keep the booking.</p>"
+        '<form method="post"><button type="submit">Confirm my email</button></form>'
+    )
+    return _PAGE.format(title="Confirm your email", body=body)
+
+
+def verified_page(appointment: AppointmentRead) -> str:
+    """What the page's button answers: the booking kept."""
+    waiting = appointment.status == "pending"
+    then = " It now awaits the provider's confirmation." if waiting else ""
+    start = escape(appointment.start_at.isoformat())
+    body = f"<h1>Thank you</h1><p>Your booking at {start} is kept.{then}</p>"
+    return _PAGE.format(title="Booking kept", body=body)

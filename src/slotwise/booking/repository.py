@@ -19,12 +19,14 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    insert,
     literal,
     literal_column,
     or_,
     select,
     text,
     true,
+    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +36,7 @@ from sqlalchemy.types import TypeEngine
 
 from slotwise.availability import changes
 from slotwise.booking.models import (
-    ACTIVE_STATUSES,
+    HOLDING_STATUSES,
     Appointment,
     AppointmentEvent,
     ClientStanding,
@@ -50,9 +52,16 @@ LONGEST_BLOCK = timedelta(hours=21)
 
 
 def _active() -> ColumnElement[bool]:
+    """Appointments that take time: the active statuses and held guest bookings, as the
+    exclusion constraints count them. A write releases the expired holds it could meet
+    first (``release_expired``); a listing, which writes nothing, skips them (``busy_between``).
+    """
     # The statuses as constants in the SQL: a list of parameters would be an "expanding"
     # IN, whose statement text SQLAlchemy rewrites at every execution.
-    return Appointment.status.in_([literal_column(f"'{status}'") for status in ACTIVE_STATUSES])
+    return Appointment.status.in_([literal_column(f"'{status}'") for status in HOLDING_STATUSES])
+
+
+_HELD: ColumnElement[Any] = literal_column(f"'{Status.PENDING_VERIFICATION}'")
 
 
 def _blocking(
@@ -70,18 +79,105 @@ def _blocking(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """The provider's blocked spans that touch a window, as of ``now``, and when the first
+    of the holds among them ends (None: none is held), after which they are out of date."""
+
+    spans: list[tuple[datetime, datetime]]
+    until: datetime | None
+
+
 async def busy_between(
-    session: AsyncSession, provider_id: uuid.UUID, start_at: datetime, end_at: datetime
-) -> list[tuple[datetime, datetime]]:
-    """Blocked spans of the provider's active appointments that touch [start_at, end_at)."""
-    query = select(Appointment.blocked_start_at, Appointment.blocked_end_at).where(
-        *_blocking(provider_id, start_at, end_at, start_at - LONGEST_BLOCK)
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start_at: datetime,
+    end_at: datetime,
+    *,
+    now: datetime,
+) -> Busy:
+    """Blocked spans of the provider's active appointments, and of the guest bookings held
+    at ``now``, that touch [start_at, end_at)."""
+    query = select(
+        Appointment.blocked_start_at, Appointment.blocked_end_at, Appointment.hold_until
+    ).where(
+        *_blocking(provider_id, start_at, end_at, start_at - LONGEST_BLOCK),
+        or_(Appointment.status != _HELD, Appointment.hold_until > now),
     )
     # Plain rows from the connection: a month can hold thousands, and the ORM's row
     # handling would cost more than the query.
     connection = await session.connection()
     result = await connection.execute(query.order_by(Appointment.blocked_start_at))
-    return [(start_at, end_at) for start_at, end_at in result.all()]
+    rows = result.all()
+    holds = [hold_until for _, _, hold_until in rows if hold_until is not None]
+    return Busy(
+        spans=[(start_at, end_at) for start_at, end_at, _ in rows],
+        until=min(holds) if holds else None,
+    )
+
+
+async def release_expired(
+    session: AsyncSession, bookings: list[tuple[uuid.UUID, str]], *, now: datetime
+) -> None:
+    """Cancel the held guest bookings past their ``hold_until`` of these providers and
+    clients ((provider id, client key) pairs), with their history: run by a booking's
+    write after its locks, before its check, so an expired hold never refuses it (the
+    exclusion constraints, which cannot read the clock, count a hold until it is released).
+    """
+    providers = sorted({provider_id for provider_id, _ in bookings})
+    clients = sorted({client_key for _, client_key in bookings})
+    connection = await session.connection()
+    released = (
+        await connection.execute(
+            _RELEASE,
+            {"providers": providers, "clients": clients, "now": now},
+        )
+    ).all()
+    if not released:
+        return
+    await connection.execute(
+        _INSERT_EVENTS,
+        [
+            {
+                "id": uuid.uuid4(),
+                "appointment_id": appointment_id,
+                "at": now,
+                "actor_id": None,
+                "actor_role": "system",
+                "action": "status_changed",
+                "from_status": Status.PENDING_VERIFICATION.value,
+                "to_status": Status.CANCELLED.value,
+                "from_start_at": None,
+                "to_start_at": None,
+                "reason": HOLD_EXPIRED,
+            }
+            for appointment_id, _ in released
+        ],
+    )
+    for _, provider_id in released:
+        changes.note(session.sync_session, provider_id)
+
+
+HOLD_EXPIRED = "The guest did not verify their email in time."
+_RELEASE = (
+    update(Appointment)
+    .where(
+        Appointment.status == _HELD,
+        Appointment.hold_until <= bindparam("now"),
+        or_(
+            Appointment.provider_id.in_(bindparam("providers", expanding=True)),
+            Appointment.client_key.in_(bindparam("clients", expanding=True)),
+        ),
+    )
+    .values(
+        status=Status.CANCELLED,
+        cancel_reason=HOLD_EXPIRED,
+        sequence=Appointment.sequence + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(Appointment.id, Appointment.provider_id)
+)
+_INSERT_EVENTS = insert(AppointmentEvent)
 
 
 def _one(where: ColumnElement[bool], *, lock: bool) -> Select[Appointment]:
@@ -95,6 +191,12 @@ async def get(
     session: AsyncSession, appointment_id: uuid.UUID, *, lock: bool = False
 ) -> Appointment | None:
     return await session.scalar(_one(Appointment.id == appointment_id, lock=lock))
+
+
+async def get_by_verify_token_hash(
+    session: AsyncSession, token_hash: str, *, lock: bool = False
+) -> Appointment | None:
+    return await session.scalar(_one(Appointment.verify_token_hash == token_hash, lock=lock))
 
 
 async def get_by_token_hash(
@@ -203,6 +305,9 @@ class Conflicts:
     client_busy: bool
     client_blocked: bool
     rules_version: int | None  # the provider's, now (None: the provider is gone)
+    # A guest's bookings with the provider that take time and start after ``since`` (0
+    # when not asked).
+    guest_bookings: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +320,8 @@ class Asked:
     end_at: datetime
     blocked_start_at: datetime
     blocked_end_at: datetime
+    # A guest's booking: count its bookings with the provider starting after this instant.
+    since: datetime | None = None
 
 
 async def conflicts(
@@ -228,11 +335,15 @@ async def conflicts(
     blocked_end_at: datetime,
     exclude_id: uuid.UUID | None = None,
     standing: bool = False,
+    since: datetime | None = None,
 ) -> Conflicts:
     """In one query: does an active appointment of the provider overlap the blocked span, or
-    one of the client's overlap the appointment; (``standing``) is the client blocked; and
-    what is the provider's rules version?"""
-    asked = Asked(provider_id, client_key, start_at, end_at, blocked_start_at, blocked_end_at)
+    one of the client's overlap the appointment; (``standing``) is the client blocked; what
+    is the provider's rules version; and (``since``, a guest's booking) how many bookings
+    the client has with the provider starting after ``since``?"""
+    asked = Asked(
+        provider_id, client_key, start_at, end_at, blocked_start_at, blocked_end_at, since
+    )
     query = _conflicts_query(1, excluding=exclude_id is not None, standing=standing)
     values = _conflict_values(asked, "_0")
     values["exclude_id"] = exclude_id
@@ -268,17 +379,23 @@ def _conflict_values(asked: Asked, suffix: str) -> dict[str, Any]:
         "standing_of": asked.client_key,
         "start_at": asked.start_at,
         "end_at": asked.end_at,
+        "since": asked.since,
+        "counted_of": asked.provider_id,
     }
     return {name + suffix: value for name, value in values.items()}
+
+
+ANSWERS = 5  # the columns of the answers about one asked time (``_answers``)
 
 
 def _read_conflicts(row: Any, count: int) -> list[Conflicts]:
     return [
         Conflicts(
-            provider_busy=bool(row[4 * i]),
-            client_busy=bool(row[4 * i + 1]),
-            client_blocked=bool(row[4 * i + 2]),
-            rules_version=row[4 * i + 3],
+            provider_busy=bool(row[ANSWERS * i]),
+            client_busy=bool(row[ANSWERS * i + 1]),
+            client_blocked=bool(row[ANSWERS * i + 2]),
+            rules_version=row[ANSWERS * i + 3],
+            guest_bookings=int(row[ANSWERS * i + 4] or 0),
         )
         for i in range(count)
     ]
@@ -287,7 +404,7 @@ def _read_conflicts(row: Any, count: int) -> list[Conflicts]:
 # Batches are asked about padded (db.padded): a dozen sizes, each built once.
 @cache
 def _conflicts_query(count: int, *, excluding: bool, standing: bool) -> Select[Any]:
-    """The conflicts statement for ``count`` times (four columns each), built once per
+    """The conflicts statement for ``count`` times (ANSWERS columns each), built once per
     variant: building it costs more than running it."""
     columns: list[ColumnElement[Any]] = []
     for i in range(count):
@@ -310,6 +427,8 @@ def _conflict_columns(
         blocked_end_at=param("blocked_end_at"),
         earliest=param("earliest"),
         version_of=param("version_of"),
+        since=param("since"),
+        counted_of=param("counted_of"),
         standing_of=param("standing_of") if standing else None,
         exclude_id=bindparam("exclude_id") if excluding else None,
     )
@@ -325,13 +444,16 @@ def _answers(
     blocked_end_at: Any,
     earliest: Any,
     version_of: Any,
+    since: Any,
+    counted_of: Any,
     standing_of: Any | None,
     exclude_id: Any | None,
 ) -> tuple[ColumnElement[Any], ...]:
-    """The four answers about one asked time (bound parameters, or the columns of the
+    """The ANSWERS answers about one asked time (bound parameters, or the columns of the
     unnested times): does an active appointment of the provider block it, does one of the
-    client's overlap it, is the client blocked (only if ``standing_of`` is given), and the
-    provider's rules version."""
+    client's overlap it, is the client blocked (only if ``standing_of`` is given), the
+    provider's rules version, and how many of the client's bookings with the provider take
+    time and start after ``since`` (none when ``since`` is null: asked for guests only)."""
     provider_busy = select(Appointment.id).where(
         *_blocking(provider_id, blocked_start_at, blocked_end_at, earliest)
     )
@@ -350,11 +472,18 @@ def _answers(
         else false()
     )
     version = select(Provider.rules_version).where(Provider.id == version_of)
+    counted = select(func.count()).where(
+        Appointment.client_key == client_key,
+        Appointment.start_at > since,
+        Appointment.provider_id == counted_of,
+        _active(),
+    )
     return (
         provider_busy.exists(),
         client_busy.exists(),
         blocked,
         version.scalar_subquery(),
+        counted.scalar_subquery(),
     )
 
 
@@ -367,12 +496,13 @@ _ASKED_FIELDS: list[tuple[str, TypeEngine[Any]]] = [
     ("end_at", _INSTANT),
     ("blocked_start_at", _INSTANT),
     ("blocked_end_at", _INSTANT),
+    ("since", _INSTANT),
 ]
 
 
 def _conflicts_unnested() -> Select[Any]:
     """``conflicts_among`` on PostgreSQL: the asked times sent as one array per field and
-    unnested, the four answers a row per time, in order. One statement text and one plan
+    unnested, the ANSWERS answers a row per time, in order. One statement text and one plan
     whatever the count (the padded form sends nine parameters a time)."""
     arrays = (cast(bindparam(name), postgresql.ARRAY(kind)) for name, kind in _ASKED_FIELDS)
     asked = (
@@ -390,6 +520,8 @@ def _conflicts_unnested() -> Select[Any]:
         blocked_end_at=a.blocked_end_at,
         earliest=a.blocked_start_at - literal(LONGEST_BLOCK),
         version_of=a.provider_id,
+        since=a.since,
+        counted_of=a.provider_id,
         standing_of=a.client_key,
         exclude_id=None,
     )

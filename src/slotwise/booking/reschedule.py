@@ -51,6 +51,7 @@ async def reschedule(
             terms=terms,
             client_key=appointment.client_key,
             placement=placement,
+            now=now,
             exclude_id=appointment.id,
         )
         return terms, placement

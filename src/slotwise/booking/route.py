@@ -12,7 +12,8 @@ request (a body that fails validation, an idempotent retry, a dependency overrid
 path does not know) goes to FastAPI's handler, so errors, their bodies and the OpenAPI
 document stay FastAPI's own.
 
-The route's endpoint serves both: `endpoint(data=, claims=, app=, now=, idempotency_key=)`,
+The route's endpoint serves both: `endpoint(request=, data=, claims=, app=, now=,
+idempotency_key=)`,
 called here with what this path resolved and by FastAPI with what its graph did.
 """
 
@@ -77,7 +78,12 @@ class BookingRoute(APIRoute):
             app: AppState = request.app.state.slotwise
             claims = await optional_claims(request, await bearer(request))
             response: Response = await self.endpoint(
-                data=data, claims=claims, app=app, now=await _now(request), idempotency_key=None
+                request=request,
+                data=data,
+                claims=claims,
+                app=app,
+                now=await _now(request),
+                idempotency_key=None,
             )
             return response
 

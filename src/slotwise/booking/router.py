@@ -8,17 +8,22 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import callers
 from slotwise.auth.deps import AdminUser, CurrentUser, OptionalClaims
 from slotwise.auth.tokens import TokenClaims
 from slotwise.booking import access as access_rules
-from slotwise.booking import create, idempotency, lifecycle, queries
+from slotwise.booking import create, guests, idempotency, lifecycle, queries
 from slotwise.booking.access import Access
 from slotwise.booking.models import Status
-from slotwise.booking.present import appointment_read, booking_created
+from slotwise.booking.present import (
+    appointment_read,
+    booking_created,
+    verification_page,
+    verified_page,
+)
 from slotwise.booking.reschedule import reschedule
 from slotwise.booking.route import BookingRoute
 from slotwise.booking.schemas import (
@@ -67,10 +72,11 @@ def _page(items: list[AppointmentRead], total: int, page: PageParams) -> Page[Ap
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=BookingCreated,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 409, 422, 429),
     summary="Book a slot, signed in or as a guest",
 )
 async def book(
+    request: Request,
     data: AppointmentCreate,
     claims: OptionalClaims,
     app: StateDep,
@@ -83,6 +89,10 @@ async def book(
         ),
     ] = None,
 ) -> Response:
+    if claims is None:  # a guest: a public booking page's requests, per client address
+        await app.limiter.hit(
+            app.settings.rate_limit_guest_booking_ip, "guest-booking-ip", _client_address(request)
+        )
     if idempotency_key:
         return await _book_once(app, claims, data, now, key=idempotency_key)
     # Written with the bookings that arrive alongside, in one transaction (booking.group).
@@ -101,7 +111,14 @@ async def _book_once(
         found = await idempotency.claim(session, scope=scope, key=key, digest=digest, now=now)
         if isinstance(found, idempotency.Replay):
             return await _replay(session, found, mailed=bool(app.settings.guest_manage_url))
-        booked = await create.book(session, kept_terms=app.terms, user=user, data=data, now=now)
+        booked = await create.book(
+            session,
+            kept_terms=app.terms,
+            user=user,
+            data=data,
+            now=now,
+            guests=app.bookings.guests,
+        )
         response = _created(booked)
         stored = booking_created(booked.appointment, None).model_dump_json()
         idempotency.remember(found, status=201, body=stored)
@@ -112,6 +129,12 @@ def _created(booked: create.Booked) -> Response:
     body = booking_created(booked.appointment, booked.manage_token)
     # Serialised here, once: FastAPI would validate the model again against response_model.
     return Response(body.model_dump_json(), status_code=201, media_type="application/json")
+
+
+def _client_address(request: Request) -> str:
+    """The client's address as uvicorn gives it: the peer's, or the one a trusted proxy
+    forwarded (``--forwarded-allow-ips``; docs/operations.md)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _guest_email(data: AppointmentCreate) -> str:
@@ -332,6 +355,34 @@ async def _mark(
 
 
 # -- guests, by their manage token ---------------------------------------------------------
+
+
+@guest_router.get(
+    "/verify/{token}",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}}},
+    summary="The page a guest's verification link opens: a button, which verifies",
+)
+async def guest_verify_page(token: Token) -> HTMLResponse:
+    """Opening the link changes nothing (mail scanners and link previews open links); the
+    page's button posts to the same address, which verifies."""
+    return HTMLResponse(verification_page())
+
+
+@guest_router.post(
+    "/verify/{token}",
+    response_model=AppointmentRead,
+    responses=responses(404, 409),
+    summary="A guest verifies their email: the held booking is kept",
+)
+async def guest_verify(
+    request: Request, token: Token, session: SessionDep, now: NowDep
+) -> Response:
+    appointment = await guests.verify(session, token=token, now=now)
+    read = appointment_read(appointment)
+    if "text/html" in request.headers.get("accept", ""):  # the page's form, in a browser
+        return HTMLResponse(verified_page(read))
+    return Response(read.model_dump_json(), media_type="application/json")
 
 
 @guest_router.get(

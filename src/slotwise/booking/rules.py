@@ -15,6 +15,7 @@ from slotwise.booking.errors import (
     ClientBlocked,
     ClientConflict,
     DurationMismatch,
+    GuestLimitReached,
     OutsideAvailability,
     SlotUnavailable,
     TooFar,
@@ -78,18 +79,25 @@ async def check_free(
     terms: Terms,
     client_key: str,
     placement: Placement,
+    now: datetime,
     exclude_id: uuid.UUID | None = None,
     check_standing: bool = False,
+    guest_cap: int | None = None,
 ) -> None:
-    """No active appointment of the provider, nor of the client, overlaps this one; and
-    (``check_standing``, for new bookings) the client is not blocked for no-shows. The same
-    query proves ``terms`` current (StaleTerms if the provider's rules changed since).
+    """No active appointment (or held guest booking) of the provider, nor of the client,
+    overlaps this one; (``check_standing``, for new bookings) the client is not blocked for
+    no-shows; and (``guest_cap``, a guest's new booking) the guest holds fewer upcoming
+    bookings with the provider. The same query proves ``terms`` current (StaleTerms if the
+    provider's rules changed since). Expired holds of the provider and the client are
+    released first.
 
-    On PostgreSQL the exclusion constraints make this authoritative even under races; this
-    check gives the same answer early. On SQLite the booking transaction holds the write
-    lock (BEGIN IMMEDIATE), so the check itself is authoritative.
+    Under the provider's and the client's locks (PostgreSQL; SQLite's write lock, BEGIN
+    IMMEDIATE, already serializes writers), taken before the query reads, so it reads
+    every booking committed before: the check is authoritative, and on PostgreSQL the
+    exclusion constraints hold the overlaps even so.
     """
     await repository.lock_bookings(session, [(terms.provider_id, client_key)])
+    await repository.release_expired(session, [(terms.provider_id, client_key)], now=now)
     found = await repository.conflicts(
         session,
         provider_id=terms.provider_id,
@@ -100,13 +108,17 @@ async def check_free(
         blocked_end_at=placement.blocked_end_at,
         exclude_id=exclude_id,
         standing=check_standing,
+        since=now if guest_cap is not None else None,
     )
-    refuse_conflicts(terms, found)
+    refuse_conflicts(terms, found, guest_cap=guest_cap)
 
 
-def refuse_conflicts(terms: Terms, found: repository.Conflicts) -> None:
+def refuse_conflicts(
+    terms: Terms, found: repository.Conflicts, *, guest_cap: int | None = None
+) -> None:
     """What the conflicts query found, as the refusal to answer (StaleTerms first: every
-    other finding is judged against current terms)."""
+    other finding is judged against current terms). ``guest_cap``: a guest's booking, and
+    how many upcoming bookings with the provider a guest may hold."""
     if found.rules_version != terms.version:
         raise StaleTerms()
     if found.client_blocked:
@@ -115,3 +127,5 @@ def refuse_conflicts(terms: Terms, found: repository.Conflicts) -> None:
         raise SlotUnavailable()
     if found.client_busy:
         raise ClientConflict()
+    if guest_cap is not None and found.guest_bookings >= guest_cap:
+        raise GuestLimitReached(details={"max_active_bookings": guest_cap})

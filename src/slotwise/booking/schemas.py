@@ -119,6 +119,13 @@ class AppointmentRead(BaseModel):
     end_at: datetime
     timezone: str = Field(description="The provider's IANA zone.")
     status: Status
+    hold_until: datetime | None = Field(
+        default=None,
+        description=(
+            "pending_verification only: the time is held until then, for the guest to follow "
+            "the link mailed to them; after it, it is released."
+        ),
+    )
     notes: str | None
     cancel_reason: str | None
     created_at: datetime

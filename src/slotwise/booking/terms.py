@@ -76,6 +76,7 @@ class Terms:
     listed: bool
     accepting_bookings: bool
     requires_confirmation: bool
+    verify_guest_email: bool
     min_notice: timedelta
     max_advance: timedelta
     default: Offering
@@ -157,6 +158,7 @@ async def read(session: AsyncSession, ref: str, *, now: datetime) -> Terms:
         listed=providers_service.is_listed(provider),
         accepting_bookings=provider.accepting_bookings,
         requires_confirmation=provider.requires_confirmation,
+        verify_guest_email=provider.verify_guest_email,
         min_notice=timedelta(minutes=provider.min_notice_minutes),
         max_advance=timedelta(days=provider.max_advance_days),
         default=_offering(provider, None),

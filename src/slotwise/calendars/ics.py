@@ -25,6 +25,7 @@ class Method(StrEnum):
 # Appointment status -> iCalendar STATUS.
 STATUS = {
     "pending": "TENTATIVE",
+    "pending_verification": "TENTATIVE",
     "confirmed": "CONFIRMED",
     "completed": "CONFIRMED",
     "no_show": "CONFIRMED",

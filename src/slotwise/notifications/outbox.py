@@ -33,6 +33,9 @@ INVITATION = "invitation"
 # guest's link: a secret, which the worker removes once the message is finished.
 GUEST_MANAGE_URL_KEY = "slotwise.guest_manage_url"
 MANAGE_URL = "manage_url"
+# ... and a held guest booking's verification link: a secret too, removed likewise.
+VERIFY_URL = "verify_url"
+SECRETS = (MANAGE_URL, VERIFY_URL)
 
 
 def new_message_id() -> str:
@@ -220,6 +223,46 @@ def add_booked(
         )
 
 
+def add_held(
+    batch: Batch,
+    *,
+    appointment: Appointment,
+    parties: Parties,
+    now: datetime,
+    verify_url: str,
+    manage_url: str | None = None,
+) -> None:
+    """A held guest booking's one message: the link that verifies the guest's email (and
+    the manage link, where the application mails one). The provider hears of the booking,
+    and the guest gets its confirmation, once it is verified (``enqueue_verified``)."""
+    assert appointment.hold_until is not None
+    link = {MANAGE_URL: manage_url} if manage_url else {}
+    batch.add(
+        kind="booking_verify",
+        to=parties.client,
+        context=_context(
+            appointment,
+            parties,
+            recipient_role="client",
+            hold_until=appointment.hold_until.isoformat(),
+            **{VERIFY_URL: verify_url},
+            **link,
+        ),
+        now=now,
+        appointment_id=appointment.id,
+    )
+
+
+async def enqueue_verified(
+    session: AsyncSession, *, appointment: Appointment, provider: Provider, now: datetime
+) -> None:
+    """A held booking's email is verified: its messages go out as a new booking's do."""
+    batch = Batch()
+    parties = await entries.parties_of(session, appointment, provider)
+    add_booked(batch, reminder_offsets(session), appointment=appointment, parties=parties, now=now)
+    await batch.write(session)
+
+
 def _confirmed(
     batch: Batch,
     offsets: list[int],
@@ -248,7 +291,10 @@ async def enqueue_status_changed(
     before: Status,
     now: datetime,
 ) -> None:
-    """Confirmed, declined or cancelled; other changes send nothing."""
+    """Confirmed, declined or cancelled; other changes send nothing, nor does the end of
+    a held guest booking (only the guest heard of it, and ended it)."""
+    if before is Status.PENDING_VERIFICATION:
+        return
     batch = Batch()
     parties = await entries.parties_of(session, appointment, provider)
     if appointment.status is Status.CONFIRMED:

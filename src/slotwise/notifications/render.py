@@ -28,6 +28,7 @@ SUBJECTS = {
     "booking_rescheduled": "Rescheduled: {title}, now {start}",
     "reminder": "Reminder: {title}, {start}",
     "password_reset": "Reset your Slotwise password",
+    "booking_verify": "Confirm your email to keep your booking: {title}, {start}",
 }
 
 
@@ -67,6 +68,8 @@ def template_context(row: OutboxMessage) -> dict[str, Any]:
     context.setdefault("notes", None)
     context.setdefault("reason", None)
     context.setdefault(MANAGE_URL, None)  # a guest's first message only, until it is finished
+    if "hold_until" in context:
+        context["hold_until_time"] = _day_and_time(_local(context["hold_until"], zone))
     if "start_at" in context:
         context["start"] = _day_and_time(_local(context["start_at"], zone))
         context["end_time"] = f"{_local(context['end_at'], zone):%H:%M}"

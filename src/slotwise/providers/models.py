@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text
+from sqlalchemy import BigInteger, ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from slotwise.db import Base, TimestampMixin
@@ -31,6 +31,8 @@ class Provider(TimestampMixin, Base):
     requires_confirmation: Mapped[bool] = mapped_column(default=True)
     cancellation_window_minutes: Mapped[int] = mapped_column(default=120)
     accepting_bookings: Mapped[bool] = mapped_column(default=True)
+    # Guests' bookings are held until the guest follows the link mailed to them.
+    verify_guest_email: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Raised by triggers on every change to the profile, its account, services and hours
     # (migration 0009); never written by the application (see slotwise.booking.terms).
     rules_version: Mapped[int] = mapped_column(BigInteger, server_default="0")

@@ -51,6 +51,13 @@ class BookingRules(BaseModel):
         default=None, description="Clients may not cancel or reschedule this close to the start."
     )
     accepting_bookings: bool | None = None
+    verify_guest_email: bool | None = Field(
+        default=None,
+        description=(
+            "True: a guest's booking is held (status pending_verification) until the guest "
+            "follows the link mailed to them, and released if they do not in time."
+        ),
+    )
 
 
 class ProviderCreate(BookingRules):
@@ -105,6 +112,7 @@ class ProviderRead(BaseModel):
     requires_confirmation: bool
     cancellation_window_minutes: int
     accepting_bookings: bool
+    verify_guest_email: bool
     created_at: datetime
     updated_at: datetime
 

@@ -1,0 +1,86 @@
+"""Guests: what a booking without an account may do, and the verification of its email.
+
+A guest's email is never proven by booking, so a guest is its own client (its key is
+``models.guest_key(email)``, among guests only): nothing a guest does counts against an
+account. A public booking page is guarded by a rate limit per client address (the router),
+a cap on the upcoming bookings a guest email holds with one provider (checked in the
+booking's serialized write: ``rules.refuse_conflicts``), and, where the provider asks for
+it (``verify_guest_email``), a hold: the booking takes its time as ``pending_verification``
+until the guest follows the link mailed to them, and is released when the link expires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.auth import tokens
+from slotwise.booking import repository
+from slotwise.booking.errors import AppointmentNotFound, InvalidTransition, VerificationExpired
+from slotwise.booking.events import ActorRole, record
+from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
+from slotwise.config import Settings
+from slotwise.notifications import outbox
+from slotwise.providers import repository as providers_repo
+
+VERIFY_PATH = "/api/v1/bookings/verify/{token}"
+
+
+@dataclass(frozen=True, slots=True)
+class GuestPolicy:
+    """The settings guest bookings are held to."""
+
+    max_active: int = 3  # upcoming bookings of one guest email with one provider
+    hold: timedelta = timedelta(minutes=15)  # how long a held booking waits for its email
+    verify_url: str = "http://127.0.0.1:8000" + VERIFY_PATH  # with {token}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GuestPolicy:
+        return cls(
+            max_active=settings.guest_max_active_bookings,
+            hold=timedelta(minutes=settings.guest_verify_minutes),
+            verify_url=settings.public_base_url.rstrip("/") + VERIFY_PATH,
+        )
+
+    def link(self, token: str) -> str:
+        return self.verify_url.replace("{token}", token)
+
+
+async def verify(session: AsyncSession, *, token: str, now: datetime) -> Appointment:
+    """The guest followed the link mailed to them: the held booking becomes a booking like
+    any other (awaiting the provider's confirmation, or confirmed), and its messages go out.
+    Following it again answers the booking as it is; after the hold ended, 409."""
+    appointment = await repository.get_by_verify_token_hash(
+        session, tokens.fingerprint(token), lock=True
+    )
+    if appointment is None:
+        raise AppointmentNotFound()
+    if appointment.status in ACTIVE_STATUSES:
+        return appointment  # verified already (a second click)
+    if appointment.cancel_reason == repository.HOLD_EXPIRED or (
+        appointment.status is Status.PENDING_VERIFICATION
+        and (appointment.hold_until is None or appointment.hold_until <= now)
+    ):
+        raise VerificationExpired()
+    if appointment.status is not Status.PENDING_VERIFICATION:
+        raise InvalidTransition(details={"from": appointment.status.value, "to": "verified"})
+    provider = await providers_repo.get(session, appointment.provider_id)
+    assert provider is not None  # appointments are deleted with their provider
+    to = Status.PENDING if provider.requires_confirmation else Status.CONFIRMED
+    appointment.status = to
+    appointment.hold_until = None
+    appointment.updated_at = now
+    record(
+        appointment,
+        actor=None,
+        role=ActorRole.GUEST,
+        action="email_verified",
+        now=now,
+        from_status=Status.PENDING_VERIFICATION.value,
+        to_status=to.value,
+    )
+    await session.flush()
+    await outbox.enqueue_verified(session, appointment=appointment, provider=provider, now=now)
+    return appointment
