@@ -258,4 +258,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error_or_crash)
     app.add_exception_handler(RedisError, _redis_error)
+    # Starlette answers with this and raises on (the server then drops the connection):
+    # RequestContextMiddleware answers a bug first; this is for one outside it.
     app.add_exception_handler(Exception, _unexpected_error)

@@ -88,6 +88,20 @@ def open_all_week() -> list[WeeklyRule]:
     return [WeeklyRule(day, time(0), time(0)) for day in range(7)]
 
 
+@st.composite
+def some_hours(draw: st.DrawFn) -> list[WeeklyRule]:
+    """Open all week, or a few ranges on some days (an end of 00:00 is midnight)."""
+    if draw(st.booleans()):
+        return open_all_week()
+    rules = []
+    for day, start_hour, hours in draw(
+        st.lists(st.tuples(st.integers(0, 6), st.integers(0, 23), st.integers(1, 24)), max_size=4)
+    ):
+        end_hour = min(start_hour + hours, 24)
+        rules.append(WeeklyRule(day, time(start_hour), time(end_hour % 24)))
+    return rules
+
+
 @EDGE_SETTINGS
 @given(moment=aware_datetimes)
 def test_an_aware_datetime_is_utc_or_refused(moment: datetime) -> None:
@@ -160,6 +174,7 @@ def test_the_policy_bounds_clamp(
 @EDGE_SETTINGS
 @given(
     zone=zones,
+    weekly=some_hours(),
     start_date=dates,
     days=st.integers(0, 3),
     service=specs(),
@@ -170,6 +185,7 @@ def test_the_policy_bounds_clamp(
 )
 def test_slots_anywhere_in_the_calendar(
     zone: ZoneInfo,
+    weekly: list[WeeklyRule],
     start_date: date,
     days: int,
     service: ServiceSpec,
@@ -184,18 +200,24 @@ def test_slots_anywhere_in_the_calendar(
         zone=zone,
         start_date=start_date,
         end_date=end_date,
-        weekly=open_all_week(),
+        weekly=weekly,
         busy=busy,
         service=service,
         policy=policy,
         now=now,
     )
-    first_at = day_extent(start_date, zone).start_at
-    last_at = day_extent(end_date, zone).end_at
+    available = [
+        interval
+        for offset in range((end_date - start_date).days + 1)
+        for interval in availability_for(start_date + offset * ONE_DAY, zone, weekly, (), ())
+    ]
+    latest_at = None if now is None else latest_start(now, policy)
     for slot in slots:
         assert slot.end_at - slot.start_at == service.duration
-        assert first_at <= slot.start_at
-        assert slot.end_at <= last_at
+        assert any(
+            interval.contains(Interval(slot.start_at, slot.end_at)) for interval in available
+        )
+        assert latest_at is None or slot.start_at <= latest_at
         blocked = Interval(
             slot.start_at - service.buffer_before, slot.end_at + service.buffer_after
         )
