@@ -70,13 +70,14 @@ def _reads_token(dependant: Dependant) -> bool:
 
 def _document_common_errors(router: APIRouter) -> APIRouter:
     """Every route that takes input can answer 422; every body route 413 and 415; every
-    route that reads a bearer token (even optionally) 401, for a bad one."""
+    route that reads a bearer token (even optionally) 401, for a bad one, and 503 when the
+    denylist's Redis is unreachable."""
     for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
         extra = [422]
         if _reads_token(route.dependant):
-            extra.append(401)
+            extra += [401, 503]
         if (route.methods or set()) & {"POST", "PUT", "PATCH"}:
             extra += [413, 415]
         for status, spec in responses(*extra).items():

@@ -142,3 +142,10 @@ async def test_a_silent_redis_costs_a_request_its_timeouts_only(
     finally:
         await hung.state.slotwise.aclose()
     assert elapsed < 2  # two timeouts of 0.2 s (one retry), not redis-py's 10 x 5 s
+
+
+async def test_routes_that_read_a_token_document_the_503(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("http://t/openapi.json")).json()["paths"]
+    assert "503" in paths["/api/v1/users/me"]["get"]["responses"]
+    assert "503" in paths["/api/v1/appointments/"]["post"]["responses"]  # a token is optional
+    assert "503" not in paths["/api/v1/providers/{ref}/slots"]["get"]["responses"]
