@@ -63,9 +63,9 @@ async def update_self(
             raise CurrentPasswordIncorrect()
         check_policy(data.new_password, email=user.email)
         user.hashed_password = await app.hasher.hash(data.new_password)
-        # Sign out every other session; the one making the change goes on.
-        await auth_service.revoke_user_sessions(
-            session, user_id=user.id, now=now, keep=current_session
+        # End every other session at once, access tokens included; this one goes on.
+        await auth_service.end_other_sessions(
+            session, app, user_id=user.id, keep=current_session, now=now
         )
     user.updated_at = now
     await session.flush()
