@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from slotwise.auth import reset, service
+from slotwise.auth import attempts, reset, service
 from slotwise.auth.deps import CurrentClaims, CurrentUser
 from slotwise.auth.schemas import (
     ForgotPasswordAccepted,
@@ -37,10 +37,11 @@ async def _login(
     password: str,
     now: WallClock,
 ) -> TokenPair:
-    settings = app.settings
-    await app.limiter.hit(settings.rate_limit_login_ip, "login-ip", _client_ip(request))
-    await app.limiter.hit(settings.rate_limit_login_account, "login-account", email.lower())
-    user = await service.authenticate(session, app, email=email, password=password)
+    client_ip = _client_ip(request)
+    await app.limiter.hit(app.settings.rate_limit_login_ip, "login-ip", client_ip)
+    user = await attempts.authenticate(
+        session, app, email=email, password=password, client_ip=client_ip
+    )
     return await service.login(session, app, user=user, now=now)
 
 
