@@ -5,7 +5,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.users.models import Role, User
+from slotwise.users.models import Role, RoleChange, User
 
 
 async def get_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -25,5 +25,16 @@ async def list_page(
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(
         query.order_by(User.created_at, User.id).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def list_role_changes(
+    session: AsyncSession, user_id: uuid.UUID, *, limit: int, offset: int
+) -> tuple[list[RoleChange], int]:
+    query = select(RoleChange).where(RoleChange.user_id == user_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(RoleChange.changed_at, RoleChange.id).limit(limit).offset(offset)
     )
     return list(rows), int(total or 0)

@@ -12,7 +12,7 @@ from slotwise.auth.passwords import check_policy
 from slotwise.errors import Conflict, Forbidden, InvalidInput, NotFound
 from slotwise.state import AppState
 from slotwise.users import repository
-from slotwise.users.models import Role, User
+from slotwise.users.models import Role, RoleChange, User
 from slotwise.users.schemas import UserAdminUpdate, UserSelfUpdate
 
 
@@ -76,13 +76,25 @@ async def admin_update(
     session: AsyncSession, *, admin: User, user_id: uuid.UUID, data: UserAdminUpdate, now: datetime
 ) -> User:
     user = await get(session, user_id=user_id)
-    demotes_self = data.role is not None and data.role is not Role.ADMIN
+    demotes_self = data.role is not None  # an admin's role given through the API is never admin
     if user.id == admin.id and (demotes_self or data.is_active is False or data.is_blocked):
         raise CannotModifySelf()
     if data.full_name is not None:
         user.full_name = data.full_name
-    if data.role is not None:
-        user.role = data.role
+    if data.role is not None and Role(data.role) is not user.role:
+        session.add(
+            RoleChange(
+                user_id=user.id,
+                changed_by_id=admin.id,
+                changed_at=now,
+                from_role=user.role,
+                to_role=Role(data.role),
+            )
+        )
+        # A provider no longer so stops being listed, offered and bookable at once: the
+        # account's change raises its provider's rules version (migration 0009) and reaches
+        # the slot caches (availability.changes). Its appointments stay.
+        user.role = Role(data.role)
     if data.is_active is not None:
         user.is_active = data.is_active
     if data.is_blocked is not None:
@@ -98,3 +110,10 @@ async def list_users(
     session: AsyncSession, *, role: Role | None, limit: int, offset: int
 ) -> tuple[list[User], int]:
     return await repository.list_page(session, role=role, limit=limit, offset=offset)
+
+
+async def role_changes(
+    session: AsyncSession, *, user_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[RoleChange], int]:
+    await get(session, user_id=user_id)
+    return await repository.list_role_changes(session, user_id, limit=limit, offset=offset)
