@@ -4,6 +4,7 @@ appointments they have stay."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -133,12 +134,21 @@ async def _slots(client: httpx.AsyncClient, handle: str) -> httpx.Response:
     return await client.get(f"/providers/{handle}/slots", params={"date": DAY})
 
 
+async def _slot_cache_in_use(app: FastAPI) -> None:
+    """Wait until the worker's slot cache may be used (PostgreSQL: once its listener listens)."""
+    for _ in range(250):
+        if app.state.slotwise.slots.watch.ready():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the slot cache never came into use")
+
+
 CHANGES = {"demoted": {"role": "client"}, "deactivated": {"is_active": False}}
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
 async def test_a_provider_no_longer_so_is_not_listed_offered_or_bookable_at_once(
-    client: httpx.AsyncClient, settings: Settings, clock: Clock, change: str
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, clock: Clock, change: str
 ) -> None:
     admin = await signed_in_admin(client, settings)
     provider, profile = await bookable_provider(client, specialty="Roles")
@@ -149,8 +159,10 @@ async def test_a_provider_no_longer_so_is_not_listed_offered_or_bookable_at_once
     assert kept.status_code == 201, kept.text
     assert (await _book(client, None, profile, "11:00")).status_code == 201
     assert (await _book(client, booker, profile, "12:00", idempotency_key="k1")).status_code == 201
+    await _slot_cache_in_use(app)
     assert (await _slots(client, handle)).status_code == 200
-    assert (await _slots(client, handle)).json()  # served from the slot cache
+    assert len(app.state.slotwise.slots.cache) == 1  # the listing is kept
+    assert app.state.slotwise.terms._by_ref  # and so are the provider's terms
     search = await client.get("/providers", params={"specialty": "Roles"})
     assert [p["public_handle"] for p in search.json()["items"]] == [handle]
 

@@ -117,7 +117,7 @@ _LOGOUT_BODY = Body(description="Optionally, the refresh token to revoke too.")
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 422),
-    summary="Revoke this session's refresh tokens and access token",
+    summary="End this session: its refresh tokens and every access token it was given",
 )
 @router.post(
     "/jwt/logout",

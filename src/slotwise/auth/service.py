@@ -108,14 +108,6 @@ async def login(session: AsyncSession, app: AppState, *, user: User, now: dateti
     return await _issue_pair(session, app, user=user, family_id=uuid.uuid4(), now=now)
 
 
-async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-
-
 async def revoke_user_sessions(
     session: AsyncSession, *, user_id: uuid.UUID, now: datetime, keep: uuid.UUID | None = None
 ) -> None:
@@ -132,9 +124,12 @@ async def end_sessions(
 ) -> None:
     """End these sessions at once: their refresh tokens are revoked and every access token
     they were given is refused from now on (the denylist, by session)."""
-    ids = set(family_ids)
-    for family_id in ids:
-        await revoke_family(session, family_id=family_id, now=now)
+    ids = sorted(set(family_ids))
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id.in_(ids), RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
     await revocation.end_sessions(
         session, app.redis, ids, access_lifetime=_access_lifetime(app), now=now
     )

@@ -12,6 +12,12 @@ async def get_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id)
 
 
+async def get_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The user as stored now, its row locked until the transaction ends (PostgreSQL)."""
+    query = select(User).where(User.id == user_id).with_for_update()
+    return await session.scalar(query.execution_options(populate_existing=True))
+
+
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email.lower()))
 

@@ -26,7 +26,7 @@ async def read_me(user: CurrentUser) -> UserRead:
     "/me",
     response_model=UserRead,
     responses=responses(401, 403, 422),
-    summary="Update your name, time zone or password",
+    summary="Update your name, time zone or password (a new password ends your other sessions)",
 )
 async def update_me(
     data: UserSelfUpdate,

@@ -75,8 +75,11 @@ async def update_self(
 async def admin_update(
     session: AsyncSession, *, admin: User, user_id: uuid.UUID, data: UserAdminUpdate, now: datetime
 ) -> User:
-    user = await get(session, user_id=user_id)
-    demotes_self = data.role is not None  # an admin's role given through the API is never admin
+    # Locked: two admins' changes of one role are recorded one after the other.
+    user = await repository.get_for_update(session, user_id)
+    if user is None:
+        raise UserNotFound()
+    demotes_self = data.role is not None  # the API gives no one the admin role
     if user.id == admin.id and (demotes_self or data.is_active is False or data.is_blocked):
         raise CannotModifySelf()
     if data.full_name is not None:
