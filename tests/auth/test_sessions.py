@@ -4,6 +4,7 @@ the denylist in the database and in Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from slotwise.main import create_app
 from tests.conftest import make_settings
@@ -155,3 +158,47 @@ async def test_logout_ends_the_access_tokens_issued_before_a_refresh(
     assert out.status_code == 204
     assert not await _works(client, newest)
     assert not await _works(client, account.access_token)
+
+
+async def test_a_refresh_in_flight_when_its_session_ends_issues_nothing(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A refresh that read its token before the session ended (here: a password change in
+    another transaction, committed while the refresh waits on its row) issues no tokens."""
+    settings = app.state.slotwise.settings
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("on SQLite a refresh reads and spends under the write lock: no meanwhile")
+    account = await signed_in(client)
+    other = await login(client, account.email)
+    outside = create_async_engine(settings.database_url)
+    try:
+        async with outside.connect() as ending:
+            # The other session's tokens revoked, as the password change does, not yet committed.
+            await ending.execute(
+                text(
+                    "UPDATE refresh_tokens SET revoked_at = now()"
+                    " WHERE user_id = :user AND revoked_at IS NULL"
+                ),
+                {"user": account.id},
+            )
+            body = {"refresh_token": other["refresh_token"]}
+            refreshing = asyncio.create_task(client.post("/auth/refresh", json=body))
+            await _until_waiting_on_a_lock(outside)
+            await ending.commit()
+        response = await refreshing
+    finally:
+        await outside.dispose()
+    assert response.status_code == 401, response.text
+
+
+async def _until_waiting_on_a_lock(engine: AsyncEngine) -> None:
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(250):
+        async with engine.connect() as connection:
+            if await connection.scalar(query):
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the refresh never waited on the token's row")
