@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     )
     rate_limit_enabled: bool = True
     rate_limit_login_ip: str = "20/minute"
-    rate_limit_login_account: str = "5/minute"
+    rate_limit_login_account: str = "5/minute"  # failures per account and client address
+    rate_limit_login_account_ceiling: str = "30/minute"  # failures per account, all addresses
     rate_limit_register_ip: str = "10/hour"
     rate_limit_refresh_ip: str = "30/minute"
     rate_limit_reset_ip: str = "10/hour"

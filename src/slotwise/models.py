@@ -7,7 +7,7 @@ from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider, Service
-from slotwise.users.models import User
+from slotwise.users.models import RoleChange, User
 
 __all__ = [
     "Appointment",
@@ -22,6 +22,7 @@ __all__ = [
     "Provider",
     "RefreshToken",
     "RevokedAccessToken",
+    "RoleChange",
     "ScheduleChange",
     "Service",
     "TimeOff",

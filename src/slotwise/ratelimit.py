@@ -67,3 +67,19 @@ class RateLimiter:
             return
         stats = await limiter.get_window_stats(item, scope, key)
         raise RateLimited(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def check(self, limit: str, scope: str, key: str) -> None:
+        """Raise as ``hit`` would if ``scope:key`` is at ``limit``, counting nothing."""
+        if not self.enabled:
+            return
+        item = parse(limit)
+        if await self._limiter.test(item, scope, key):
+            return
+        stats = await self._limiter.get_window_stats(item, scope, key)
+        raise RateLimited(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def count(self, limit: str, scope: str, key: str) -> None:
+        """Count one event against ``limit`` for ``scope:key``, without refusing anything (an
+        event already answered, such as a failed login)."""
+        if self.enabled:
+            await self._limiter.hit(parse(limit), scope, key)

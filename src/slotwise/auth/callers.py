@@ -17,13 +17,19 @@ from slotwise.users.models import User
 
 
 async def user_for_claims(session: AsyncSession, redis: Redis | None, claims: TokenClaims) -> User:
-    """The signed-in user (InvalidToken if revoked, unknown, deactivated, blocked, or issued
-    before the user's cutoff)."""
+    """The signed-in user (InvalidToken if the token or its session was revoked, or the user
+    is unknown, deactivated, blocked, or issued it before the user's cutoff)."""
     if redis is not None:
-        revoked = await revocation.is_revoked(session, redis, jti=claims.jti)
+        revoked = await revocation.is_revoked(
+            session, redis, jti=claims.jti, session_id=claims.session_id
+        )
         user = None if revoked else await users_repo.get_by_id(session, claims.user_id)
     else:  # the denylist is a table: one query asks for the user and for the token
-        values = {"user_id": claims.user_id, "jti": claims.jti}
+        values = {
+            "user_id": claims.user_id,
+            "jti": claims.jti,
+            "sid": revocation.session_key(claims.session_id),
+        }
         row = (await session.execute(_USER_UNLESS_REVOKED, values)).first()
         user = None if row is None or row[1] else row[0]
     if not may_sign_in(user, claims):
@@ -39,23 +45,28 @@ async def users_for_claims(
     if not many:
         return []
     jtis = [claims.jti for claims in many]
+    sessions = [claims.session_id for claims in many]
     ids = padded(list({claims.user_id for claims in many}))
     postgresql = session.get_bind().dialect.name == "postgresql"
     if redis is not None:
-        revoked = await revocation.revoked_among(session, redis, jtis)
+        revoked = await revocation.revoked_among(session, redis, jtis, sessions)
         found_users = await session.scalars(_USERS_AMONG[postgresql], {"ids": ids})
         users = {user.id: user for user in found_users}
     else:  # the users, each row saying whether any of the tokens is on the denylist
+        entries = jtis + sorted({revocation.session_key(sid) for sid in sessions})
         found = await session.execute(
-            _USERS_AMONG_ANY_REVOKED[postgresql], {"ids": ids, "jtis": padded(jtis)}
+            _USERS_AMONG_ANY_REVOKED[postgresql], {"ids": ids, "jtis": padded(entries)}
         )
         rows = found.all()
         users = {user.id: user for user, _ in rows}
         any_revoked = any(flag for _, flag in rows)
-        revoked = await revocation.revoked_among(session, None, jtis) if any_revoked else set()
+        revoked = (
+            await revocation.revoked_among(session, None, jtis, sessions) if any_revoked else set()
+        )
     answers: list[User | InvalidToken] = []
     for claims in many:
-        user = None if claims.jti in revoked else users.get(claims.user_id)
+        ended = revocation.session_key(claims.session_id) in revoked
+        user = None if ended or claims.jti in revoked else users.get(claims.user_id)
         answers.append(user if may_sign_in(user, claims) else InvalidToken())
     return answers
 
@@ -71,7 +82,7 @@ def may_sign_in(user: User | None, claims: TokenClaims) -> TypeGuard[User]:
 
 
 # Built once: on a signed-in request, building the statement cost more than running it.
-_USER_UNLESS_REVOKED = select(User, revocation.listed(bindparam("jti"))).where(
+_USER_UNLESS_REVOKED = select(User, revocation.listed(bindparam("jti"), bindparam("sid"))).where(
     User.id == bindparam("user_id")
 )
 

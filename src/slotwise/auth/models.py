@@ -28,7 +28,9 @@ class RefreshToken(Base):
 
 
 class RevokedAccessToken(Base):
-    """Denylist of access tokens (by ``jti``) logged out before they expire."""
+    """Denylist of access tokens refused before they expire: one token (by its ``jti``, 32
+    hex digits) or every token of an ended session (by its ``sid``, a UUID's 36
+    characters; see auth.revocation)."""
 
     __tablename__ = "revoked_access_tokens"
 

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Form, Request, status
 from pydantic import BaseModel, Field
 
-from slotwise.auth import reset, service
+from slotwise.auth import attempts, reset, service
 from slotwise.auth.deps import CurrentClaims, CurrentUser
 from slotwise.auth.schemas import (
     ForgotPasswordAccepted,
@@ -38,10 +38,11 @@ async def _login(
     password: str,
     now: WallClock,
 ) -> TokenPair:
-    settings = app.settings
-    await app.limiter.hit(settings.rate_limit_login_ip, "login-ip", _client_ip(request))
-    await app.limiter.hit(settings.rate_limit_login_account, "login-account", email.lower())
-    user = await service.authenticate(session, app, email=email, password=password)
+    client_ip = _client_ip(request)
+    await app.limiter.hit(app.settings.rate_limit_login_ip, "login-ip", client_ip)
+    user = await attempts.authenticate(
+        session, app, email=email, password=password, client_ip=client_ip
+    )
     return await service.login(session, app, user=user, now=now)
 
 
@@ -126,7 +127,7 @@ _LOGOUT_BODY = Body(description="Optionally, the refresh token to revoke too.")
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 422),
-    summary="Revoke this session's refresh tokens and access token",
+    summary="End this session: its refresh tokens and every access token it was given",
 )
 @router.post(
     "/jwt/logout",

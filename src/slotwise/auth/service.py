@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -107,14 +108,6 @@ async def login(session: AsyncSession, app: AppState, *, user: User, now: dateti
     return await _issue_pair(session, app, user=user, family_id=uuid.uuid4(), now=now)
 
 
-async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-
-
 async def revoke_user_sessions(
     session: AsyncSession, *, user_id: uuid.UUID, now: datetime, keep: uuid.UUID | None = None
 ) -> None:
@@ -126,13 +119,55 @@ async def revoke_user_sessions(
     await session.execute(query.values(revoked_at=now))
 
 
+async def end_sessions(
+    session: AsyncSession, app: AppState, family_ids: Iterable[uuid.UUID], *, now: datetime
+) -> None:
+    """End these sessions at once: their refresh tokens are revoked and every access token
+    they were given is refused from now on (the denylist, by session)."""
+    ids = sorted(set(family_ids))
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id.in_(ids), RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await revocation.end_sessions(
+        session, app.redis, ids, access_lifetime=_access_lifetime(app), now=now
+    )
+
+
+async def end_other_sessions(
+    session: AsyncSession, app: AppState, *, user_id: uuid.UUID, keep: uuid.UUID, now: datetime
+) -> None:
+    """End every session of the user but ``keep``: refresh tokens revoked, and the access
+    tokens of those that may still hold one (a pair issued within an access token's
+    lifetime) refused."""
+    await revoke_user_sessions(session, user_id=user_id, now=now, keep=keep)
+    live = await session.scalars(
+        select(RefreshToken.family_id)
+        .where(
+            RefreshToken.user_id == user_id,
+            RefreshToken.family_id != keep,
+            RefreshToken.issued_at >= now - _access_lifetime(app),
+        )
+        .distinct()
+    )
+    await revocation.end_sessions(
+        session, app.redis, live, access_lifetime=_access_lifetime(app), now=now
+    )
+
+
+def _access_lifetime(app: AppState) -> timedelta:
+    return timedelta(minutes=app.settings.access_token_minutes)
+
+
 async def refresh(
     session: AsyncSession, app: AppState, *, refresh_token: str, now: datetime
 ) -> TokenPair:
     """Rotate: the presented token is spent and a new pair of the same family is issued.
 
     A token that was already spent is a sign of theft (RFC 9700 §4.14.2): the whole
-    family is revoked, so neither the thief nor the victim can go on with it.
+    session is ended, its refresh tokens and every access token it was given, so neither
+    the thief nor the victim can go on with it.
     """
     claims = tokens.decode(app.settings, refresh_token, expected=TokenType.REFRESH)
     row = await session.scalar(
@@ -140,14 +175,20 @@ async def refresh(
     )
     if row is None or row.revoked_at is not None or row.family_id != claims.session_id:
         raise InvalidToken()
+    # Not revoked meanwhile either (a concurrent password change or reuse): a revoked
+    # session issues no more tokens.
     spent = await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
+        .where(
+            RefreshToken.id == row.id,
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
         .values(rotated_at=now)
         .execution_options(synchronize_session=False)
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]
-        await revoke_family(session, family_id=row.family_id, now=now)
+        await end_sessions(session, app, [row.family_id], now=now)
         raise RefreshTokenReused()
     user = await users_repo.get_by_id(session, row.user_id)
     if (
@@ -168,8 +209,9 @@ async def logout(
     refresh_token: str | None,
     now: datetime,
 ) -> None:
-    """Revoke the session's refresh family and deny the access token until it expires."""
-    await revoke_family(session, family_id=claims.session_id, now=now)
+    """End the session: its refresh tokens and every access token it was given (and those of
+    the session of ``refresh_token``, if it is the user's)."""
+    ended = {claims.session_id}
     if refresh_token:
         row = await session.scalar(
             select(RefreshToken).where(
@@ -178,10 +220,8 @@ async def logout(
             )
         )
         if row is not None:
-            await revoke_family(session, family_id=row.family_id, now=now)
-    await revocation.revoke(
-        session, app.redis, jti=claims.jti, expires_at=claims.expires_at, now=now
-    )
+            ended.add(row.family_id)
+    await end_sessions(session, app, ended, now=now)
 
 
 async def user_for_access_token(

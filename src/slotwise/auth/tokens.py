@@ -136,8 +136,10 @@ class VerifiedAccessTokens:
     A signed-in client sends the same token with every request, and verifying it (HMAC,
     JSON, every claim) was the largest part of authenticating one. The same text verifies
     the same way, except for time: a kept token's expiry is checked again at every use.
-    Revocation, the account's state and the password-reset cutoff are not kept here: they
-    are checked against the database on every request (auth.service).
+    Revocation (of the token or of its whole session), the account's state and the
+    password-reset cutoff are not kept here: they are checked against the denylist and the
+    database on every request (auth.callers), so an ended session's token is refused even
+    while it is kept.
     """
 
     def __init__(self, settings: Settings, *, max_entries: int = 10_000) -> None:

@@ -18,7 +18,7 @@ from slotwise.booking.schemas import RescheduleRequest
 from slotwise.booking.terms import Terms, TermsCache, checked
 from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
-from slotwise.providers.service import ServiceNotFound
+from slotwise.providers.service import ProviderNotFound, ServiceNotFound
 
 
 async def reschedule(
@@ -36,6 +36,8 @@ async def reschedule(
     check_window(access, provider, now=now)
 
     async def attempt(terms: Terms) -> tuple[Terms, rules.Placement]:
+        if access.is_client_side and not terms.listed:
+            raise ProviderNotFound()  # a new time is a booking: not with an unlisted provider
         # The appointment's own service, even if no longer offered for new bookings.
         offering = terms.offering(appointment.service_id)
         if offering is None:

@@ -6,7 +6,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.providers.models import Provider, Service
-from slotwise.users.models import User
+from slotwise.users.models import Role, User
 
 
 def _as_uuid(ref: str) -> uuid.UUID | None:
@@ -47,7 +47,7 @@ async def search(
     query = (
         select(Provider)
         .join(User, Provider.user_id == User.id)
-        .where(User.is_active, ~User.is_blocked)
+        .where(User.role == Role.PROVIDER, User.is_active, ~User.is_blocked)  # is_listed
     )
     if specialty:
         query = query.where(func.lower(Provider.specialty) == specialty.strip().lower())

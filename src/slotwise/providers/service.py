@@ -53,8 +53,10 @@ class HandleTaken(Conflict):
 
 
 def is_listed(provider: Provider) -> bool:
-    """Deactivated or suspended accounts are not shown (nor bookable) in public."""
-    return provider.user.is_active and not provider.user.is_blocked
+    """Only an active, unblocked account with the provider role is shown (and offered, and
+    bookable) in public: a deactivated, suspended or demoted one is not."""
+    user = provider.user
+    return user.role is Role.PROVIDER and user.is_active and not user.is_blocked
 
 
 async def get_public(session: AsyncSession, *, ref: str) -> Provider:

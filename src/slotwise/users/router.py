@@ -12,7 +12,7 @@ from slotwise.pagination import Page, PageParams, page_params
 from slotwise.state import StateDep, WallClock
 from slotwise.users import service
 from slotwise.users.models import Role
-from slotwise.users.schemas import UserAdminUpdate, UserRead, UserSelfUpdate
+from slotwise.users.schemas import RoleChangeRead, UserAdminUpdate, UserRead, UserSelfUpdate
 
 router = APIRouter()
 
@@ -26,7 +26,7 @@ async def read_me(user: CurrentUser) -> UserRead:
     "/me",
     response_model=UserRead,
     responses=responses(401, 403, 422),
-    summary="Update your name, time zone or password",
+    summary="Update your name, time zone or password (a new password ends your other sessions)",
 )
 async def update_me(
     data: UserSelfUpdate,
@@ -79,10 +79,34 @@ async def read_user(user_id: uuid.UUID, _admin: AdminUser, session: SessionDep) 
     "/{user_id}",
     response_model=UserRead,
     responses=responses(401, 403, 404, 409, 422),
-    summary="Change a user's role, or deactivate or block them (admin)",
+    summary="Change a user's role (provider or client, never admin), or deactivate or block "
+    "them (admin)",
 )
 async def update_user(
     user_id: uuid.UUID, data: UserAdminUpdate, admin: AdminUser, session: SessionDep, now: WallClock
 ) -> UserRead:
     updated = await service.admin_update(session, admin=admin, user_id=user_id, data=data, now=now)
     return UserRead.model_validate(updated)
+
+
+@router.get(
+    "/{user_id}/role-changes",
+    response_model=Page[RoleChangeRead],
+    responses=responses(401, 403, 404, 422),
+    summary="A user's role changes, oldest first: who made each, when, from and to (admin)",
+)
+async def list_role_changes(
+    user_id: uuid.UUID,
+    _admin: AdminUser,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[RoleChangeRead]:
+    changes, total = await service.role_changes(
+        session, user_id=user_id, limit=page.limit, offset=page.offset
+    )
+    return Page[RoleChangeRead](
+        items=[RoleChangeRead.model_validate(c) for c in changes],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -83,10 +83,34 @@ class UserSelfUpdate(BaseModel):
     new_password: NewPassword | None = None
 
 
+def _not_admin(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() == Role.ADMIN.value:
+        raise ValueError("admin is granted only by `slotwise create-admin`, never through the API")
+    return value
+
+
+# The roles an admin may give through the API: never admin (README, docs/api.md).
+AssignableRole = Annotated[Literal["provider", "client"], BeforeValidator(_not_admin)]
+
+
 class UserAdminUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     full_name: FullName | None = None
-    role: Role | None = None
+    role: AssignableRole | None = Field(
+        default=None,
+        description="provider or client. Nobody is made admin through the API: only "
+        "`slotwise create-admin` makes one. Every change is recorded (role-changes).",
+    )
     is_active: bool | None = None
     is_blocked: bool | None = None
+
+
+class RoleChangeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: uuid.UUID
+    changed_by_id: uuid.UUID | None = Field(description="The admin who made the change.")
+    changed_at: datetime
+    from_role: Role
+    to_role: Role

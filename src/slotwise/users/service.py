@@ -12,7 +12,7 @@ from slotwise.auth.passwords import check_policy
 from slotwise.errors import Conflict, Forbidden, InvalidInput, NotFound
 from slotwise.state import AppState
 from slotwise.users import repository
-from slotwise.users.models import Role, User
+from slotwise.users.models import Role, RoleChange, User
 from slotwise.users.schemas import UserAdminUpdate, UserSelfUpdate
 
 
@@ -63,9 +63,9 @@ async def update_self(
             raise CurrentPasswordIncorrect()
         check_policy(data.new_password, email=user.email)
         user.hashed_password = await app.hasher.hash(data.new_password)
-        # Sign out every other session; the one making the change goes on.
-        await auth_service.revoke_user_sessions(
-            session, user_id=user.id, now=now, keep=current_session
+        # End every other session at once, access tokens included; this one goes on.
+        await auth_service.end_other_sessions(
+            session, app, user_id=user.id, keep=current_session, now=now
         )
     user.updated_at = now
     await session.flush()
@@ -75,14 +75,29 @@ async def update_self(
 async def admin_update(
     session: AsyncSession, *, admin: User, user_id: uuid.UUID, data: UserAdminUpdate, now: datetime
 ) -> User:
-    user = await get(session, user_id=user_id)
-    demotes_self = data.role is not None and data.role is not Role.ADMIN
+    # Locked: two admins' changes of one role are recorded one after the other.
+    user = await repository.get_for_update(session, user_id)
+    if user is None:
+        raise UserNotFound()
+    demotes_self = data.role is not None  # the API gives no one the admin role
     if user.id == admin.id and (demotes_self or data.is_active is False or data.is_blocked):
         raise CannotModifySelf()
     if data.full_name is not None:
         user.full_name = data.full_name
-    if data.role is not None:
-        user.role = data.role
+    if data.role is not None and Role(data.role) is not user.role:
+        session.add(
+            RoleChange(
+                user_id=user.id,
+                changed_by_id=admin.id,
+                changed_at=now,
+                from_role=user.role,
+                to_role=Role(data.role),
+            )
+        )
+        # A provider no longer so stops being listed, offered and bookable at once: the
+        # account's change raises its provider's rules version (migration 0009) and reaches
+        # the slot caches (availability.changes). Its appointments stay.
+        user.role = Role(data.role)
     if data.is_active is not None:
         user.is_active = data.is_active
     if data.is_blocked is not None:
@@ -98,3 +113,10 @@ async def list_users(
     session: AsyncSession, *, role: Role | None, limit: int, offset: int
 ) -> tuple[list[User], int]:
     return await repository.list_page(session, role=role, limit=limit, offset=offset)
+
+
+async def role_changes(
+    session: AsyncSession, *, user_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[RoleChange], int]:
+    await get(session, user_id=user_id)
+    return await repository.list_role_changes(session, user_id, limit=limit, offset=offset)
