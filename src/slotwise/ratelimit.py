@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 import structlog
 from limits import RateLimitItem, parse
@@ -42,12 +44,25 @@ class RateLimiter:
 
     async def hit(self, limit: str, scope: str, key: str) -> None:
         """Count one request against ``limit`` for ``scope:key``; raise when over."""
-        if not self.enabled:
-            return
-        item = parse(limit)
+        if self.enabled:
+            await self._use(self._hit, parse(limit), scope, key)
+
+    async def check(self, limit: str, scope: str, key: str) -> None:
+        """Raise as ``hit`` would if ``scope:key`` is at ``limit``, counting nothing."""
+        if self.enabled:
+            await self._use(self._check, parse(limit), scope, key)
+
+    async def count(self, limit: str, scope: str, key: str) -> None:
+        """Count one event against ``limit`` for ``scope:key``, without refusing anything (an
+        event already answered, such as a failed login)."""
+        if self.enabled:
+            await self._use(self._count, parse(limit), scope, key)
+
+    async def _use(self, operation: _Operation, item: RateLimitItem, scope: str, key: str) -> None:
+        """Run the operation on Redis's counts, or on this process's while Redis is down."""
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             try:
-                await self._hit(self._shared, item, scope, key)
+                await operation(self._shared, item, scope, key)
             except REDIS_ERRORS as exc:
                 if self._shared_down_until == 0.0:
                     log.warning("rate_limit_redis_unavailable", error=str(exc)[:200])
@@ -57,29 +72,34 @@ class RateLimiter:
                     log.info("rate_limit_redis_restored")
                     self._shared_down_until = 0.0
                 return
-        await self._hit(self._memory, item, scope, key)
+        await operation(self._memory, item, scope, key)
 
     @staticmethod
     async def _hit(
         limiter: MovingWindowRateLimiter, item: RateLimitItem, scope: str, key: str
     ) -> None:
-        if await limiter.hit(item, scope, key):
-            return
-        stats = await limiter.get_window_stats(item, scope, key)
-        raise RateLimited(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
+        if not await limiter.hit(item, scope, key):
+            await _refuse(limiter, item, scope, key)
 
-    async def check(self, limit: str, scope: str, key: str) -> None:
-        """Raise as ``hit`` would if ``scope:key`` is at ``limit``, counting nothing."""
-        if not self.enabled:
-            return
-        item = parse(limit)
-        if await self._limiter.test(item, scope, key):
-            return
-        stats = await self._limiter.get_window_stats(item, scope, key)
-        raise RateLimited(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
+    @staticmethod
+    async def _check(
+        limiter: MovingWindowRateLimiter, item: RateLimitItem, scope: str, key: str
+    ) -> None:
+        if not await limiter.test(item, scope, key):
+            await _refuse(limiter, item, scope, key)
 
-    async def count(self, limit: str, scope: str, key: str) -> None:
-        """Count one event against ``limit`` for ``scope:key``, without refusing anything (an
-        event already answered, such as a failed login)."""
-        if self.enabled:
-            await self._limiter.hit(parse(limit), scope, key)
+    @staticmethod
+    async def _count(
+        limiter: MovingWindowRateLimiter, item: RateLimitItem, scope: str, key: str
+    ) -> None:
+        await limiter.hit(item, scope, key)
+
+
+_Operation = Callable[[MovingWindowRateLimiter, RateLimitItem, str, str], Awaitable[None]]
+
+
+async def _refuse(
+    limiter: MovingWindowRateLimiter, item: RateLimitItem, scope: str, key: str
+) -> NoReturn:
+    stats = await limiter.get_window_stats(item, scope, key)
+    raise RateLimited(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
