@@ -442,3 +442,26 @@ async def test_migration_0011_gives_existing_guest_bookings_their_own_key(
     assert await keys() == [(email, "cancelled")]  # as before 0011: held ones cancelled
     await asyncio.to_thread(migrate.upgrade, database_url, "head")
     assert await keys() == [(f"guest:{email}", "cancelled")]
+
+
+async def test_the_cap_holds_across_every_way_at_once(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """One guest email already holding a booking, then seven more fired together over the
+    ways (the writer's batches and lone transactions interleaved): two written."""
+    _, provider = await bookable_provider(client)
+    email = unique_email("mixed")
+    body = guest_booking(provider["id"], f"{DAY}T09:00:00Z", email)
+    assert (await post(client, app, "short", body)).status_code == 201
+    answers = await asyncio.gather(
+        *(
+            post(
+                client, app, WAYS[h % 3], guest_booking(provider["id"], f"{DAY}T{h}:00:00Z", email)
+            )
+            for h in range(10, 17)
+        )
+    )
+    assert Counter(code(a) if a.status_code != 201 else 201 for a in answers) == {
+        201: 2,
+        "guest_limit_reached": 5,
+    }
