@@ -18,9 +18,11 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from slotwise import migrate
+from slotwise.db import make_engine
 from slotwise.main import create_app
 from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
@@ -414,3 +416,52 @@ async def test_a_guest_may_cancel_a_held_booking_and_the_provider_hears_nothing(
     assert "10:00" in await starts(client, provider)
     assert code(await client.post(link)) == "invalid_transition"
     assert code(await client.post("/bookings/verify/" + "x" * 43)) == "appointment_not_found"
+
+
+async def test_migration_0011_gives_existing_guest_bookings_their_own_key(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, database_url: str
+) -> None:
+    _, provider = await bookable_provider(client, verify_guest_email=True)
+    email = unique_email("before")
+    held = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z", email)
+    )
+    assert held.json()["status"] == "pending_verification"
+    await app.state.slotwise.db.dispose()
+
+    async def keys() -> list[tuple[str, str]]:
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                rows = await connection.execute(text("SELECT client_key, status FROM appointments"))
+                return [(key, status) for key, status in rows.all()]
+        finally:
+            await engine.dispose()
+
+    await asyncio.to_thread(migrate.downgrade, database_url, "0009")
+    assert await keys() == [(email, "cancelled")]  # as before 0011: held ones cancelled
+    await asyncio.to_thread(migrate.upgrade, database_url, "head")
+    assert await keys() == [(f"guest:{email}", "cancelled")]
+
+
+async def test_the_cap_holds_across_every_way_at_once(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """One guest email already holding a booking, then seven more fired together over the
+    ways (the writer's batches and lone transactions interleaved): two written."""
+    _, provider = await bookable_provider(client)
+    email = unique_email("mixed")
+    body = guest_booking(provider["id"], f"{DAY}T09:00:00Z", email)
+    assert (await post(client, app, "short", body)).status_code == 201
+    answers = await asyncio.gather(
+        *(
+            post(
+                client, app, WAYS[h % 3], guest_booking(provider["id"], f"{DAY}T{h}:00:00Z", email)
+            )
+            for h in range(10, 17)
+        )
+    )
+    assert Counter(code(a) if a.status_code != 201 else 201 for a in answers) == {
+        201: 2,
+        "guest_limit_reached": 5,
+    }

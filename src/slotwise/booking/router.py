@@ -359,8 +359,8 @@ async def _mark(
 
 @guest_router.get(
     "/verify/{token}",
-    response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}}},
+    response_class=Response,  # not HTMLResponse: errors are documented as JSON, as they are
+    responses={200: {"description": "A page with a button", "content": {"text/html": {}}}},
     summary="The page a guest's verification link opens: a button, which verifies",
 )
 async def guest_verify_page(token: Token) -> HTMLResponse:

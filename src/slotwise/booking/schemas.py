@@ -146,7 +146,9 @@ class BookingCreated(AppointmentRead):
 class Standing(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    email: str
+    email: str = Field(
+        description="The client: an account's email, or `guest:` and the email for a guest."
+    )
     no_show_count: int
     blocked: bool
 
