@@ -163,6 +163,46 @@ async def test_demo_fills_a_world_you_can_sign_in_to(workdir: Path) -> None:
     assert providers.json()["total"] == 3
 
 
+async def test_demo_beside_a_taken_handle_works_twice(workdir: Path, database_url: str) -> None:
+    """A database where someone else has ``ana-math`` (as after the API guide's own
+    examples): the demo gives its Ana another handle, says which, and runs again."""
+    app = create_app(make_settings(database_url))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as client:
+        someone = {"email": "ana@example.com", "password": PASSWORD, "full_name": "Ana Tutor"}
+        registered = await client.post("/auth/register", json={**someone, "role": "tutor"})
+        assert registered.status_code == 201
+        tokens = (
+            await client.post(
+                "/auth/login", data={"username": someone["email"], "password": PASSWORD}
+            )
+        ).json()
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        taken = await client.post(
+            "/providers/me", headers=headers, json={"public_handle": "ana-math"}
+        )
+        assert taken.status_code == 201
+        for _ in range(2):
+            ran = await asyncio.to_thread(
+                runner.invoke, cli, ["demo"], env={"SLOTWISE_DATABASE_URL": database_url}
+            )
+            assert ran.exit_code == 0, ran.output
+            assert ran.exception is None
+            assert (
+                "provider  ana@demo.slotwise.dev  (/providers/ana-math-demo, America/Guayaquil)"
+                in ran.output
+            )
+            assert "Sign in: curl" in ran.output
+        theirs = (await client.get("/providers/ana-math")).json()
+        demo_ana = (await client.get("/providers/ana-math-demo")).json()
+        listed = (await client.get("/providers")).json()
+    await app.state.slotwise.aclose()
+    assert theirs["full_name"] == "Ana Tutor"
+    assert demo_ana["full_name"] == "Ana Torres"
+    assert [service["name"] for service in demo_ana["services"]] == ["Intro call"]
+    assert listed["total"] == 4
+
+
 @pytest.mark.parametrize("weekday", [3, 4])  # Thursday and Friday once collided
 async def test_demo_works_on_any_day(workdir: Path, weekday: int) -> None:
     from datetime import UTC, datetime, timedelta
