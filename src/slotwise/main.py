@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from slotwise import __version__
 from slotwise.auth.deps import bearer
 from slotwise.auth.passwords import PasswordHasher
+from slotwise.auth.reset_page import router as reset_page_router
 from slotwise.auth.router import router as auth_router
 from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.availability import changes
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 _document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag]
             )
     app.include_router(health_router)
+    app.include_router(reset_page_router)
 
     if settings.cors_origins:
         app.add_middleware(
