@@ -136,6 +136,45 @@ def test_settings_read_the_environment(workdir: Path, monkeypatch: pytest.Monkey
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 
+async def test_create_admin_beside_a_running_server_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (a server, its mail worker) writes while create-admin hashes the
+    password: create-admin still writes its admin (it once failed, "database is locked",
+    its read-then-write transaction unable to take the write lock). SQLite only: the
+    failure was SQLite's."""
+    import sqlite3
+
+    from slotwise import migrate
+    from slotwise.auth.passwords import PasswordHasher
+    from slotwise.users.admin import create_admin
+
+    path = tmp_path / "slotwise.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    hash_password = PasswordHasher.hash
+    others: list[str] = []
+
+    async def hash_while_another_writes(self: PasswordHasher, password: str) -> str:
+        other = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("UPDATE users SET full_name = full_name")
+            other.execute("COMMIT")
+            others.append("wrote")
+        except sqlite3.OperationalError:
+            others.append("waited")  # create-admin holds the write lock: as it should
+        finally:
+            other.close()
+        return await hash_password(self, password)
+
+    monkeypatch.setattr(PasswordHasher, "hash", hash_while_another_writes)
+    settings = make_settings(url)
+    user_id = await create_admin(settings, email="a@example.com", full_name="A", password=PASSWORD)
+    assert user_id is not None
+    assert others == ["waited"]
+
+
 async def test_demo_fills_a_world_you_can_sign_in_to(workdir: Path) -> None:
     first = await asyncio.to_thread(runner.invoke, cli, ["demo"])
     assert first.exit_code == 0, first.output
