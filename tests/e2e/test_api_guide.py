@@ -27,6 +27,7 @@ and what the server answered; every example is run even after one fails.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -320,6 +321,7 @@ class Shell:
             cwd=workdir,
             env=env,
             text=True,
+            start_new_session=True,  # so that close() ends whatever a command left running
         )
         self.run(PRELUDE)
 
@@ -372,7 +374,7 @@ class Shell:
     def close(self) -> None:
         if self.process.stdin:
             self.process.stdin.close()
-        self.process.wait(timeout=10)
+        _stop(self.process)
 
 
 def check(step: Step, shell: Shell) -> str | None:
@@ -437,8 +439,12 @@ def _wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("the guide's server did not answer in time")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
+def _stop(process: subprocess.Popen[Any]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:  # already ended, with all it started
+        process.wait(timeout=15)
+        return
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
@@ -492,10 +498,9 @@ def run_guide(database_url: str, workdir: Path) -> list[str]:
 
 
 async def test_every_example_of_the_api_guide(database_url: str, tmp_path: Path) -> None:
-    import asyncio
-
     failures = await asyncio.to_thread(run_guide, database_url, tmp_path)
-    assert not failures, f"{len(failures)} examples drifted:\n\n" + "\n".join(failures)
+    if failures:
+        pytest.fail(f"{len(failures)} examples drifted:\n\n" + "\n".join(failures), pytrace=False)
 
 
 # -- the reader itself -----------------------------------------------------------------------
