@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     computed_field,
     model_validator,
 )
@@ -36,10 +37,17 @@ def _midnight_as_24(value: object) -> object:
     return "00:00:00" if value in ("24:00", "24:00:00") else value
 
 
+# As answered: "09:00:00", no offset (JSON Schema's "time" format requires one).
+_WALL_TIME_OUT = WithJsonSchema(
+    {"type": "string", "pattern": r"^\d{2}:\d{2}:\d{2}(\.\d+)?$", "examples": ["09:00:00"]},
+    mode="serialization",
+)
 # A local wall-clock reading in the provider's zone: "09:00:00", never "09:00:00Z".
-WallTime = Annotated[time, AfterValidator(_naive)]
+WallTime = Annotated[time, AfterValidator(_naive), _WALL_TIME_OUT]
 # An end: 00:00 (or "24:00") is the midnight that ends the day.
-EndWallTime = Annotated[time, BeforeValidator(_midnight_as_24), AfterValidator(_naive)]
+EndWallTime = Annotated[
+    time, BeforeValidator(_midnight_as_24), AfterValidator(_naive), _WALL_TIME_OUT
+]
 
 
 def check_range(start_time: WallTime | None, end_time: WallTime | None) -> None:
