@@ -7,17 +7,18 @@ The guide's conventions (written for a human reader first):
 - The ``#`` lines right after a command (or a ``#`` comment at the end of its line) show
   what it answers: an optional status (``201``, or ``HTTP/1.1 201 Created`` followed by
   headers when the command uses ``-i``), then JSON. The JSON may leave things out: ``…``
-  stands for members or items not shown, and inside a string for characters not shown
-  (``"77da…"`` is any id). Members shown must be there with those values; items of a list
-  in that order; a list without ``…`` has exactly those items. A comment that starts with
-  neither a status nor JSON is prose. With no status shown, the command must succeed (2xx).
-  After a command that is not curl (``uv run slotwise demo``), the ``#`` lines are its
-  output, line by line.
+  stands for members or items not shown, and inside a string for characters not shown,
+  together with the letters, digits, ``-`` and ``_`` just before it (``"77da…"`` is any
+  id, ``"Algebra and …"`` any text that starts so). Members shown must be there with
+  those values; items of a list in that order; a list without ``…`` has exactly those
+  items. A comment that starts with neither a status nor JSON is prose. With no status
+  shown, the command must succeed (2xx). After a command that is not curl
+  (``uv run slotwise demo``), the ``#`` lines are its output, line by line.
 - ``NAME=…`` lines tell the reader to keep a value; the test takes it from a hidden
   ``<!-- guide: shell code -->`` comment, run in the same shell, where ``body`` prints the
-  last example's answer, ``json EXPR`` evaluates ``EXPR`` on JSON read from stdin (as ``d``) and
-  ``sign_in EMAIL PASSWORD`` prints an access token (``mailed_reset_token EMAIL``: the
-  token of the reset link mailed to that address).
+  last example's answer, ``json EXPR`` evaluates ``EXPR`` on JSON read from stdin (as
+  ``d``), ``sign_in EMAIL PASSWORD`` prints an access token and ``mailed_reset_token
+  EMAIL`` the token of the reset link mailed to that address.
 - The server's request clock starts at the guide's moment (see tests/e2e/guide_clock.py),
   so its dates stay valid; ``uv run slotwise …`` runs the CLI as of that moment too.
 
@@ -310,6 +311,13 @@ def test_shown_json_leaves_out_what_it_marks() -> None:
         mismatch(shown.body, {"id": "x", "ranges": [{"start_time": "09:00:00"}], "list": [4, 1]})
         is not None
     )
+    flag = read_expected(['{"blocked": true, "count": 0, "bio": "Algebra and …"}']).body
+    assert mismatch(flag, {"blocked": True, "count": 0, "bio": "Algebra and calculus"}) is None
+    assert mismatch(flag, {"blocked": 1, "count": 0, "bio": "Algebra and calculus"}) is not None
+    assert (
+        mismatch(flag, {"blocked": True, "count": False, "bio": "Algebra and calculus"}) is not None
+    )
+    assert mismatch(flag, {"blocked": True, "count": 0, "bio": "Calculus"}) is not None
 
 
 @pytest.mark.parametrize(
