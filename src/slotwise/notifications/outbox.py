@@ -33,6 +33,9 @@ INVITATION = "invitation"
 # guest's link: a secret, which the worker removes once the message is finished.
 GUEST_MANAGE_URL_KEY = "slotwise.guest_manage_url"
 MANAGE_URL = "manage_url"
+# A password reset link is one too (its token works for an hour).
+RESET_URL = "reset_url"
+SECRET_LINKS = frozenset({MANAGE_URL, RESET_URL})
 
 
 def new_message_id() -> str:
@@ -318,7 +321,7 @@ async def enqueue_password_reset(
     batch.add(
         kind="password_reset",
         to=to,
-        context={"reset_url": reset_url, "valid_minutes": valid_minutes},
+        context={RESET_URL: reset_url, "valid_minutes": valid_minutes},
         now=now,
     )
     await batch.write(session)
