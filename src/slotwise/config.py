@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from slotwise.timezones import check_zone
@@ -125,6 +125,14 @@ class Settings(BaseSettings):
         ),
     )
     password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    password_reset_url: str = Field(
+        default="",
+        description=(
+            "The link a password reset email carries, with {token} for the token "
+            "(e.g. https://app.example.com/reset?token={token}). Empty: Slotwise's own page, "
+            "public_base_url + /reset-password?token=..."
+        ),
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -152,12 +160,12 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         return check_zone(value)
 
-    @field_validator("guest_manage_url")
+    @field_validator("guest_manage_url", "password_reset_url")
     @classmethod
-    def _manage_url_template(cls, value: str) -> str:
+    def _link_template(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
         if value and (not value.startswith(("https://", "http://")) or "{token}" not in value):
-            raise ValueError("guest_manage_url must be an http(s) URL containing {token}")
+            raise ValueError(f"{info.field_name} must be an http(s) URL containing {{token}}")
         return value
 
     @field_validator("jwt_algorithm")

@@ -17,6 +17,7 @@ from slotwise.booking.schemas import AppointmentCreate, GuestDetails
 from slotwise.booking.terms import TermsCache
 from slotwise.config import Settings
 from slotwise.db import Database
+from slotwise.providers import repository as providers_repo
 from slotwise.providers import service as providers_service
 from slotwise.providers.schemas import ProviderCreate, ServiceCreate
 from slotwise.scheduling import resolve_wall_time
@@ -68,6 +69,20 @@ async def _user(
     return user, True
 
 
+async def _free_handle(session: AsyncSession, wanted: str) -> str:
+    """``wanted``, or, where someone else has it already, ``wanted-demo`` (``-demo-2``, …)."""
+    candidates = (wanted, f"{wanted}-demo", *(f"{wanted}-demo-{n}" for n in range(2, 100)))
+    for handle in candidates:
+        if not await providers_repo.handle_taken(session, handle):
+            return handle
+    raise RuntimeError(f"no free public handle like {wanted!r}")  # pragma: no cover
+
+
+async def _shown_handle(session: AsyncSession, user: User) -> str:
+    provider = await providers_repo.get_for_user(session, user.id)
+    return f"/providers/{provider.public_handle}" if provider else "no profile"
+
+
 def _next_weekday(now: datetime, zone: ZoneInfo, days_ahead: int, hour: int) -> datetime:
     day = (now.astimezone(zone) + timedelta(days=days_ahead)).date()
     while day.weekday() >= 5:
@@ -76,13 +91,17 @@ def _next_weekday(now: datetime, zone: ZoneInfo, days_ahead: int, hour: int) -> 
 
 
 async def populate(settings: Settings, *, now: datetime) -> list[str]:
-    """Create the demo world once (later runs only print); return lines to show."""
+    """Create the demo world once (later runs only print); return lines to show.
+
+    Accounts that exist already are left as they are; a handle that another account has
+    taken gets a ``-demo`` suffix, and the lines name the handles in use."""
     hasher = PasswordHasher(
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
     )
     database = Database(settings.database_url, pool_size=1)
     guests = GuestPolicy.from_settings(settings)
     lines = []
+    handles: dict[str, str] = {}
     try:
         terms = TermsCache()  # kept for this run only
         async with database.session(writes=True) as session, session.begin():
@@ -96,14 +115,17 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
                     session, hasher, spec.email, spec.name, Role.PROVIDER, now
                 )
                 if not created:
+                    handles[spec.email] = await _shown_handle(session, user)
                     continue
+                handle = await _free_handle(session, spec.handle)
+                handles[spec.email] = f"/providers/{handle}"
                 provider = await providers_service.create_profile(
                     session,
                     user=user,
                     now=now,
                     default_timezone=settings.default_timezone,
                     data=ProviderCreate(
-                        public_handle=spec.handle,
+                        public_handle=handle,
                         specialty=spec.specialty,
                         bio=f"{spec.name} teaches {spec.specialty.lower()}.",
                         timezone=spec.timezone,
@@ -157,7 +179,7 @@ async def populate(settings: Settings, *, now: datetime) -> list[str]:
     lines.append(f"Every demo account's password: {PASSWORD}")
     lines.append(f"  admin     {ADMIN[0]}")
     for spec in PROVIDERS:
-        lines.append(f"  provider  {spec.email}  (/providers/{spec.handle}, {spec.timezone})")
+        lines.append(f"  provider  {spec.email}  ({handles[spec.email]}, {spec.timezone})")
     for email, _ in CLIENTS:
         lines.append(f"  client    {email}")
     lines.append(

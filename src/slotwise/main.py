@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from slotwise import __version__, redis_client
 from slotwise.auth.deps import bearer
 from slotwise.auth.passwords import PasswordHasher
+from slotwise.auth.reset_page import router as reset_page_router
 from slotwise.auth.router import router as auth_router
 from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.availability import changes
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 _document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag]
             )
     app.include_router(health_router)
+    app.include_router(reset_page_router)
 
     if settings.cors_origins:
         app.add_middleware(

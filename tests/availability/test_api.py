@@ -200,7 +200,7 @@ async def test_seed_forms_for_setting_hours(client: httpx.AsyncClient, settings:
     assert for_staff.status_code == 201
     assert for_staff.json()["kind"] == "add"
     listed = await client.get("/availability/", params={"staff_id": profile["id"]})
-    assert [p["day_of_week"] for p in listed.json()] == [0, 1]
+    assert [p["day_of_week"] for p in listed.json()["items"]] == [0, 1]
     client_account = await signed_in(client)
     refused = await client.post(
         "/availability/",
@@ -219,6 +219,52 @@ async def test_seed_forms_for_setting_hours(client: httpx.AsyncClient, settings:
         json={"start_time": "09:00:00", "end_time": "10:00:00", "is_recurring": True},
     )
     assert incomplete.status_code == 422
+
+
+async def test_seed_003_lists_availability_without_parameters(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Seed 003's "List availability slots", no sign-in: the active weekly patterns of the
+    providers listed in public, paginated; staff_id narrows it to one of them."""
+    first, first_profile = await provider_with_profile(client, public_handle="aa-first")
+    second, second_profile = await provider_with_profile(client, public_handle="bb-second")
+    gone, gone_profile = await provider_with_profile(client, public_handle="cc-gone")
+    await add_pattern(client, first, 2, "09:00:00", "12:00:00")
+    await add_pattern(client, first, 0, "09:00:00", "12:00:00")
+    await add_pattern(client, second, 1, "10:00:00", "11:00:00")
+    switched_off = await add_pattern(client, second, 3, "10:00:00", "11:00:00")
+    await client.patch(
+        f"/providers/me/availability/{switched_off['id']}",
+        headers=second.headers,
+        json={"is_active": False},
+    )
+    await add_pattern(client, gone, 4, "09:00:00", "10:00:00")
+    admin = await signed_in_admin(client, settings)
+    deactivated = await client.patch(
+        f"/users/{gone.id}", headers=admin.headers, json={"is_active": False}
+    )
+    assert deactivated.status_code == 200
+
+    listed = await client.get("/availability/")
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    assert (body["total"], body["limit"], body["offset"]) == (3, 20, 0)
+    assert [(p["provider_id"], p["day_name"]) for p in body["items"]] == [
+        (first_profile["id"], "monday"),
+        (first_profile["id"], "wednesday"),
+        (second_profile["id"], "tuesday"),
+    ]
+    page = await client.get("/availability", params={"limit": 1, "offset": 2})
+    assert page.status_code == 200
+    assert [p["provider_id"] for p in page.json()["items"]] == [second_profile["id"]]
+    assert page.json()["total"] == 3
+    one = await client.get("/availability/", params={"staff_id": second.id})
+    assert [p["day_name"] for p in one.json()["items"]] == ["tuesday"]
+    hidden = await client.get("/availability/", params={"staff_id": gone_profile["id"]})
+    assert hidden.status_code == 404
+    assert hidden.json()["code"] == "provider_not_found"
+    too_many = await client.get("/availability/", params={"limit": 101})
+    assert too_many.status_code == 422
 
 
 async def test_date_overrides_and_time_off(
@@ -512,7 +558,7 @@ async def test_seed_paths_without_trailing_slash_and_clear_errors(
     assert created.status_code == 201
     listed = await client.get("/availability", params={"staff_id": profile["id"]})
     assert listed.status_code == 200
-    assert len(listed.json()) == 1
+    assert listed.json()["total"] == 1
     no_id = await client.get("/tutors/availability", params={"date": "2026-03-02"})
     assert no_id.json()["code"] == "provider_id_required"
     admin = await signed_in_admin(client, settings)

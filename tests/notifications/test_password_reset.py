@@ -7,7 +7,10 @@ import re
 from datetime import timedelta
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
 
+from slotwise.notifications.models import OutboxMessage
 from slotwise.notifications.worker import Worker
 from tests.factories import PASSWORD, Clock, login, signed_in, unique_email
 from tests.notifications.conftest import SmtpServer
@@ -94,3 +97,22 @@ async def test_reset_ends_access_tokens_issued_before_it(
     fresh = await login(client, account.email, NEW_PASSWORD)
     me = await client.get("/users/me", headers={"Authorization": f"Bearer {fresh['access_token']}"})
     assert me.status_code == 200
+
+
+async def test_the_outbox_keeps_no_reset_link_once_it_is_sent(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, smtp: SmtpServer, worker: Worker
+) -> None:
+    """The link holds a token that works for an hour: once mailed, the database keeps only
+    its hash (as for a guest's manage link)."""
+    account = await signed_in(client)
+    await client.post("/auth/forgot-password", json={"email": account.email})
+    await worker.run_until_idle(now=clock.now)
+    token = await _mailed_token(smtp, account.email)
+    async with app.state.slotwise.db.session(writes=False) as session:
+        rows = list(
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.recipient_email == account.email)
+            )
+        )
+    assert [(row.kind, row.context) for row in rows] == [("password_reset", {"valid_minutes": 60})]
+    assert token not in str(rows[0].context)

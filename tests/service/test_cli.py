@@ -136,6 +136,45 @@ def test_settings_read_the_environment(workdir: Path, monkeypatch: pytest.Monkey
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 
+async def test_create_admin_beside_a_running_server_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (a server, its mail worker) writes while create-admin hashes the
+    password: create-admin still writes its admin (it once failed, "database is locked",
+    its read-then-write transaction unable to take the write lock). SQLite only: the
+    failure was SQLite's."""
+    import sqlite3
+
+    from slotwise import migrate
+    from slotwise.auth.passwords import PasswordHasher
+    from slotwise.users.admin import create_admin
+
+    path = tmp_path / "slotwise.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    hash_password = PasswordHasher.hash
+    others: list[str] = []
+
+    async def hash_while_another_writes(self: PasswordHasher, password: str) -> str:
+        other = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("UPDATE users SET full_name = full_name")
+            other.execute("COMMIT")
+            others.append("wrote")
+        except sqlite3.OperationalError:
+            others.append("waited")  # create-admin holds the write lock: as it should
+        finally:
+            other.close()
+        return await hash_password(self, password)
+
+    monkeypatch.setattr(PasswordHasher, "hash", hash_while_another_writes)
+    settings = make_settings(url)
+    user_id = await create_admin(settings, email="a@example.com", full_name="A", password=PASSWORD)
+    assert user_id is not None
+    assert others == ["waited"]
+
+
 async def test_demo_fills_a_world_you_can_sign_in_to(workdir: Path) -> None:
     first = await asyncio.to_thread(runner.invoke, cli, ["demo"])
     assert first.exit_code == 0, first.output
@@ -161,6 +200,46 @@ async def test_demo_fills_a_world_you_can_sign_in_to(workdir: Path) -> None:
     await app.state.slotwise.db.dispose()
     assert mine.json()["total"] == 2
     assert providers.json()["total"] == 3
+
+
+async def test_demo_beside_a_taken_handle_works_twice(workdir: Path, database_url: str) -> None:
+    """A database where someone else has ``ana-math`` (as after the API guide's own
+    examples): the demo gives its Ana another handle, says which, and runs again."""
+    app = create_app(make_settings(database_url))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as client:
+        someone = {"email": "ana@example.com", "password": PASSWORD, "full_name": "Ana Tutor"}
+        registered = await client.post("/auth/register", json={**someone, "role": "tutor"})
+        assert registered.status_code == 201
+        tokens = (
+            await client.post(
+                "/auth/login", data={"username": someone["email"], "password": PASSWORD}
+            )
+        ).json()
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        taken = await client.post(
+            "/providers/me", headers=headers, json={"public_handle": "ana-math"}
+        )
+        assert taken.status_code == 201
+        for _ in range(2):
+            ran = await asyncio.to_thread(
+                runner.invoke, cli, ["demo"], env={"SLOTWISE_DATABASE_URL": database_url}
+            )
+            assert ran.exit_code == 0, ran.output
+            assert ran.exception is None
+            assert (
+                "provider  ana@demo.slotwise.dev  (/providers/ana-math-demo, America/Guayaquil)"
+                in ran.output
+            )
+            assert "Sign in: curl" in ran.output
+        theirs = (await client.get("/providers/ana-math")).json()
+        demo_ana = (await client.get("/providers/ana-math-demo")).json()
+        listed = (await client.get("/providers")).json()
+    await app.state.slotwise.aclose()
+    assert theirs["full_name"] == "Ana Tutor"
+    assert demo_ana["full_name"] == "Ana Torres"
+    assert [service["name"] for service in demo_ana["services"]] == ["Intro call"]
+    assert listed["total"] == 4
 
 
 @pytest.mark.parametrize("weekday", [3, 4])  # Thursday and Friday once collided

@@ -22,9 +22,10 @@ class InvalidResetToken(AppError):
 
 
 async def request_reset(
-    session: AsyncSession, app: AppState, *, email: str, reset_page: str, now: datetime
+    session: AsyncSession, app: AppState, *, email: str, link_template: str, now: datetime
 ) -> None:
-    """Mail a reset link if the account exists and may sign in; say nothing either way."""
+    """Mail a reset link (``link_template`` with its ``{token}`` filled in) if the account
+    exists and may sign in; say nothing either way."""
     user = await users_repo.get_by_email(session, email)
     if user is None or not user.is_active or user.is_blocked:
         return
@@ -39,7 +40,11 @@ async def request_reset(
         )
     )
     await outbox.enqueue_password_reset(
-        session, user=user, reset_url=f"{reset_page}?token={token}", valid_minutes=minutes, now=now
+        session,
+        user=user,
+        reset_url=link_template.replace("{token}", token),
+        valid_minutes=minutes,
+        now=now,
     )
 
 

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Form, Request, status
 from pydantic import BaseModel, Field
 
-from slotwise.auth import attempts, reset, service
+from slotwise.auth import attempts, reset, reset_page, service
 from slotwise.auth.deps import CurrentClaims, CurrentUser
 from slotwise.auth.schemas import (
     ForgotPasswordAccepted,
@@ -168,8 +168,10 @@ async def forgot_password(
     settings = app.settings
     await app.limiter.hit(settings.rate_limit_reset_ip, "reset-ip", _client_ip(request))
     await app.limiter.hit(settings.rate_limit_reset_account, "reset-account", data.email)
-    reset_page = settings.public_base_url.rstrip("/") + "/reset-password"
-    await reset.request_reset(session, app, email=data.email, reset_page=reset_page, now=now)
+    link = settings.password_reset_url or (
+        settings.public_base_url.rstrip("/") + reset_page.PATH + "?token={token}"
+    )
+    await reset.request_reset(session, app, email=data.email, link_template=link, now=now)
     return ForgotPasswordAccepted()
 
 

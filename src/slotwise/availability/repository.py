@@ -3,10 +3,13 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
+from slotwise.providers import repository as providers_repo
+from slotwise.providers.models import Provider
+from slotwise.users.models import User
 
 
 async def patterns_for(
@@ -17,6 +20,30 @@ async def patterns_for(
         query = query.where(WeeklyPattern.is_active)
     query = query.order_by(WeeklyPattern.day_of_week, WeeklyPattern.start_time)
     return list(await session.scalars(query))
+
+
+async def listed_active_patterns(
+    session: AsyncSession, *, provider_id: uuid.UUID | None, limit: int, offset: int
+) -> tuple[list[WeeklyPattern], int]:
+    """Active patterns of the providers listed in public (or of one of them), by handle,
+    day and start, with their total."""
+    query = (
+        select(WeeklyPattern)
+        .join(Provider, WeeklyPattern.provider_id == Provider.id)
+        .join(User, Provider.user_id == User.id)
+        .where(WeeklyPattern.is_active, providers_repo.listed())
+    )
+    if provider_id is not None:
+        query = query.where(WeeklyPattern.provider_id == provider_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    ordered = query.order_by(
+        Provider.public_handle,
+        WeeklyPattern.day_of_week,
+        WeeklyPattern.start_time,
+        WeeklyPattern.id,
+    )
+    rows = await session.scalars(ordered.limit(limit).offset(offset))
+    return list(rows), int(total or 0)
 
 
 async def pattern(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -35,6 +35,7 @@ from slotwise.availability.schemas import (
 from slotwise.dates import ApiDate
 from slotwise.db import SessionDep
 from slotwise.errors import InvalidInput, responses
+from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import service as providers_service
 from slotwise.providers.deps import ManagedProvider, ProviderRef, ViewedProvider
 from slotwise.scheduling import OverrideKind
@@ -359,20 +360,32 @@ async def seed_add_availability(
     )
 
 
-@seed_router.get("/availability", response_model=list[PatternRead], include_in_schema=False)
+@seed_router.get("/availability", response_model=Page[PatternRead], include_in_schema=False)
 @seed_router.get(
     "/availability/",
-    response_model=list[PatternRead],
-    responses=responses(404),
-    summary="Active weekly patterns of a provider (seed 003)",
+    response_model=Page[PatternRead],
+    responses=responses(404, 422),
+    summary="Active weekly patterns of bookable providers, or of staff_id (seed 003)",
 )
 async def seed_list_availability(
     session: SessionDep,
-    staff_id: Annotated[uuid.UUID, Query(description="Provider id or user id.")],
-) -> list[PatternRead]:
-    provider = await providers_service.get_public(session, ref=str(staff_id))
-    rows = await service.list_patterns(session, provider=provider, include_inactive=False)
-    return [PatternRead.model_validate(row) for row in rows]
+    page: Annotated[PageParams, Depends(page_params)],
+    staff_id: Annotated[
+        uuid.UUID | None, Query(description="Only this provider (provider id or user id).")
+    ] = None,
+) -> Page[PatternRead]:
+    provider = None
+    if staff_id is not None:
+        provider = await providers_service.get_public(session, ref=str(staff_id))
+    rows, total = await service.list_public_patterns(
+        session, provider=provider, limit=page.limit, offset=page.offset
+    )
+    return Page[PatternRead](
+        items=[PatternRead.model_validate(row) for row in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
 
 
 @seed_router.get(

@@ -75,6 +75,15 @@ async def list_patterns(
     return await repository.patterns_for(session, provider.id, active_only=not include_inactive)
 
 
+async def list_public_patterns(
+    session: AsyncSession, *, provider: Provider | None, limit: int, offset: int
+) -> tuple[list[WeeklyPattern], int]:
+    """Active weekly patterns of every provider listed in public, or of ``provider``."""
+    return await repository.listed_active_patterns(
+        session, provider_id=provider.id if provider else None, limit=limit, offset=offset
+    )
+
+
 async def add_pattern(
     session: AsyncSession, *, provider: Provider, data: PatternCreate, now: datetime
 ) -> WeeklyPattern:

@@ -35,7 +35,9 @@ GUEST_MANAGE_URL_KEY = "slotwise.guest_manage_url"
 MANAGE_URL = "manage_url"
 # ... and a held guest booking's verification link: a secret too, removed likewise.
 VERIFY_URL = "verify_url"
-SECRETS = (MANAGE_URL, VERIFY_URL)
+# A password reset link is one too (its token works for an hour).
+RESET_URL = "reset_url"
+SECRET_LINKS = frozenset({MANAGE_URL, VERIFY_URL, RESET_URL})
 
 
 def new_message_id() -> str:
@@ -364,7 +366,7 @@ async def enqueue_password_reset(
     batch.add(
         kind="password_reset",
         to=to,
-        context={"reset_url": reset_url, "valid_minutes": valid_minutes},
+        context={RESET_URL: reset_url, "valid_minutes": valid_minutes},
         now=now,
     )
     await batch.write(session)

@@ -27,7 +27,7 @@ from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage, OutboxStatus
-from slotwise.notifications.outbox import REMINDER, SECRETS
+from slotwise.notifications.outbox import REMINDER, SECRET_LINKS
 from slotwise.notifications.sender import Sender, sender_for
 
 log = structlog.get_logger(__name__)
@@ -180,12 +180,15 @@ class Worker:
 
 
 def _secrets_removed(row: OutboxMessage) -> dict[str, Any]:
-    """The column values that drop a finished message's secrets: a guest's manage link works
-    for as long as the booking (and a verification link until its hold ends), so each is
-    kept only until its message is sent or given up."""
-    if not any(secret in row.context for secret in SECRETS):
+    """The column values that drop a finished message's secret: a guest's manage link works
+    for as long as the booking, a verification link until its hold ends, a password reset
+    link for an hour, so each is kept only
+    until its message is sent or given up."""
+    if SECRET_LINKS.isdisjoint(row.context):
         return {}
-    return {"context": {key: value for key, value in row.context.items() if key not in SECRETS}}
+    return {
+        "context": {key: value for key, value in row.context.items() if key not in SECRET_LINKS}
+    }
 
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:

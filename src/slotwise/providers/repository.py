@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.providers.models import Provider, Service
@@ -41,14 +41,16 @@ async def handle_taken(
     return await session.scalar(query) is not None
 
 
+def listed() -> ColumnElement[bool]:
+    """The providers shown (and bookable) in public, on a query joined to their User: the
+    query's form of `providers.service.is_listed`."""
+    return and_(User.role == Role.PROVIDER, User.is_active, ~User.is_blocked)
+
+
 async def search(
     session: AsyncSession, *, specialty: str | None, text: str | None, limit: int, offset: int
 ) -> tuple[list[Provider], int]:
-    query = (
-        select(Provider)
-        .join(User, Provider.user_id == User.id)
-        .where(User.role == Role.PROVIDER, User.is_active, ~User.is_blocked)  # is_listed
-    )
+    query = select(Provider).join(User, Provider.user_id == User.id).where(listed())
     if specialty:
         query = query.where(func.lower(Provider.specialty) == specialty.strip().lower())
     if text:

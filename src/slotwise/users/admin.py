@@ -32,7 +32,9 @@ async def create_admin(
     )
     database = Database(settings.database_url, pool_size=1)
     try:
-        async with database.sessionmaker() as session, session.begin():
+        # A writer's session (BEGIN IMMEDIATE on SQLite): a read-then-write transaction
+        # could not take the write lock once a running server or worker had written.
+        async with database.session(writes=True) as session, session.begin():
             if await repository.get_by_email(session, email) is not None:
                 raise ValueError(f"a user with email {email} already exists")
             now = datetime.now(UTC)
