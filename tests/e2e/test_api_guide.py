@@ -17,8 +17,9 @@ The guide's conventions (written for a human reader first):
 - ``NAME=…`` lines tell the reader to keep a value; the test takes it from a hidden
   ``<!-- guide: shell code -->`` comment, run in the same shell, where ``body`` prints the
   last example's answer, ``json EXPR`` evaluates ``EXPR`` on JSON read from stdin (as
-  ``d``), ``sign_in EMAIL PASSWORD`` prints an access token and ``mailed_reset_token
-  EMAIL`` the token of the reset link mailed to that address.
+  ``d``), ``sign_in EMAIL PASSWORD`` prints an access token, ``mailed_reset_token
+  EMAIL`` the token of the reset link mailed to that address and ``mailed_token EMAIL
+  KIND`` that of the link in its message of another kind (``booking_verify``).
 - The server's request clock starts at the guide's moment (see tests/e2e/guide_clock.py),
   so its dates stay valid; ``uv run slotwise …`` runs the CLI as of that moment too.
 
@@ -66,20 +67,21 @@ body() { cat "$GUIDE_DIR/last"; }
 json() {
   "$GUIDE_PYTHON" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
-mailed_reset_token() {  # the token mailed to $1 (to var/mail, by the worker), once it is there
-  "$GUIDE_PYTHON" - "$1" <<'PYTHON'
+mailed_token() {  # the token of the link mailed to $1 in a message of kind $2, once it is there
+  "$GUIDE_PYTHON" - "$1" "$2" <<'PYTHON'
 import email, email.policy, pathlib, re, sys, time
 for _ in range(100):
     for path in sorted(pathlib.Path("var/mail").glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if message["To"] == sys.argv[1] and message["X-Slotwise-Kind"] == "password_reset":
+        if message["To"] == sys.argv[1] and message["X-Slotwise-Kind"] == sys.argv[2]:
             text = message.get_body(preferencelist=("plain",)).get_content()
-            print(re.search(r"token=([A-Za-z0-9_-]+)", text).group(1))
+            print(re.search(r"(?:token=|/verify/)([A-Za-z0-9_-]+)", text).group(1))
             sys.exit()
     time.sleep(0.2)
-sys.exit("no reset email")
+sys.exit(f"no {sys.argv[2]} email to {sys.argv[1]}")
 PYTHON
 }
+mailed_reset_token() { mailed_token "$1" password_reset; }
 sign_in() {
   command curl -s -X POST http://127.0.0.1:8000/api/v1/auth/login --data-urlencode "username=$1" \
     --data-urlencode "password=$2" | json 'd["access_token"]'
