@@ -10,8 +10,9 @@ and calendar files. So every string field and parameter is one of these types:
   carriage return are allowed, no other control character.
 
 Both refuse lone surrogates. The refusal is a 422 `validation_error` at the field's
-location. The OpenAPI document carries the rule as each string's `pattern`; a test walks
-every route and fails on a request string that does not use these types.
+location, of type `control_character`. The OpenAPI document carries the rule as each
+string's `pattern`; a test walks every route and fails on a request string that does not
+use these types.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 # Written as escapes, not characters: the patterns go into the OpenAPI document as they are,
 # and read the same in Python's `re` and in ECMA-262 (JSON Schema's regex dialect).
@@ -35,7 +37,11 @@ _REFUSED_IN_MULTILINE = re.compile(f"[{_CONTROLS_BUT_LINES}{_SURROGATES}]")
 
 
 def _refuse(found: re.Match[str], allowed: str) -> None:
-    raise ValueError(f"must not contain U+{ord(found.group()):04X}: {allowed}")
+    raise PydanticCustomError(
+        "control_character",
+        "Must not contain U+{code_point}: {allowed}.",
+        {"code_point": f"{ord(found.group()):04X}", "allowed": allowed},
+    )
 
 
 def check_text(value: str) -> str:

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from slotwise.text import Text
 
@@ -28,7 +29,9 @@ def known_zones() -> frozenset[str]:
 
 def check_zone(name: str) -> str:
     if name not in known_zones():
-        raise ValueError(f"unknown IANA time zone {name!r}")
+        raise PydanticCustomError(
+            "unknown_time_zone", "Unknown IANA time zone {name!r}.", {"name": name}
+        )
     return name
 
 

@@ -25,11 +25,13 @@ from tests.factories import bookable_provider, guest_booking, signed_in, unique_
 NUL = "\u0000"
 
 
-def _refused(response: httpx.Response, *loc: str) -> None:
+def _refused(response: httpx.Response, *loc: str, kind: str = "control_character") -> None:
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["code"] == "validation_error"
     assert list(loc) in [error["loc"] for error in body["details"]], body["details"]
+    refusal = next(error for error in body["details"] if error["loc"] == list(loc))
+    assert refusal["type"] == kind, refusal
 
 
 async def test_nul_is_refused_in_every_kind_of_input(client: httpx.AsyncClient) -> None:
@@ -100,7 +102,7 @@ async def test_a_json_body_that_is_not_utf8_is_422(client: httpx.AsyncClient) ->
     headers = {**account.headers, "Content-Type": "application/json"}
     for body in (b'{"full_name": "Ana \xff"}', b"\xf3\x80\xb3"):
         response = await client.patch("/users/me", headers=headers, content=body)
-        _refused(response, "body")
+        _refused(response, "body", kind="json_invalid")
 
 
 async def test_multiline_text_keeps_tabs_and_line_breaks(client: httpx.AsyncClient) -> None:

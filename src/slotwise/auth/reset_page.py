@@ -18,6 +18,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
+from slotwise.errors import responses
+from slotwise.text import Text
+
 router = APIRouter(tags=["auth"])
 
 PATH = "/reset-password"
@@ -109,11 +112,14 @@ _INCOMPLETE_LINK = """<form id="reset" hidden></form>
 @router.get(
     PATH,
     response_class=HTMLResponse,
-    responses={400: {"description": "No token, or not one this service could have mailed."}},
+    responses={
+        400: {"description": "No token, or not one this service could have mailed."},
+        **responses(422),
+    },
     summary="The page a password reset email links to (a form; no sign-in)",
 )
 async def reset_password_page(
-    token: Annotated[str, Query(description="The token from the email.")] = "",
+    token: Annotated[Text, Query(description="The token from the email.")] = "",
 ) -> HTMLResponse:
     if TOKEN.fullmatch(token):
         body = _FORM.format(api=html.escape(API_PATH), token=html.escape(token))

@@ -39,16 +39,18 @@ def _midnight_as_24(value: object) -> object:
     return "00:00:00" if value in ("24:00", "24:00:00") else value
 
 
-# As answered: "09:00:00", no offset (JSON Schema's "time" format requires one).
+# JSON Schema's "time" is RFC 3339's full-time, which has an offset; a wall time has none.
+# Taken as RFC 3339's partial-time; answered as "09:00:00".
+_WALL_TIME_IN = WithJsonSchema({"type": "string", "format": "partial-time"}, mode="validation")
 _WALL_TIME_OUT = WithJsonSchema(
     {"type": "string", "pattern": r"^\d{2}:\d{2}:\d{2}(\.\d+)?$", "examples": ["09:00:00"]},
     mode="serialization",
 )
 # A local wall-clock reading in the provider's zone: "09:00:00", never "09:00:00Z".
-WallTime = Annotated[time, AfterValidator(_naive), _WALL_TIME_OUT]
+WallTime = Annotated[time, AfterValidator(_naive), _WALL_TIME_IN, _WALL_TIME_OUT]
 # An end: 00:00 (or "24:00") is the midnight that ends the day.
 EndWallTime = Annotated[
-    time, BeforeValidator(_midnight_as_24), AfterValidator(_naive), _WALL_TIME_OUT
+    time, BeforeValidator(_midnight_as_24), AfterValidator(_naive), _WALL_TIME_IN, _WALL_TIME_OUT
 ]
 
 
