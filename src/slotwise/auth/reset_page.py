@@ -16,7 +16,7 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from slotwise.errors import responses
 from slotwise.text import Text
@@ -111,9 +111,13 @@ _INCOMPLETE_LINK = """<form id="reset" hidden></form>
 
 @router.get(
     PATH,
-    response_class=HTMLResponse,
+    response_class=Response,  # not HTMLResponse: the 422 is documented as JSON, as it is
     responses={
-        400: {"description": "No token, or not one this service could have mailed."},
+        200: {"description": "The form", "content": {"text/html": {}}},
+        400: {
+            "description": "No token, or not one this service could have mailed.",
+            "content": {"text/html": {}},
+        },
         **responses(422),
     },
     summary="The page a password reset email links to (a form; no sign-in)",
