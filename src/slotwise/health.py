@@ -1,4 +1,4 @@
-"""Health checks at the root (seeds 001 and 004) and Prometheus metrics."""
+"""Health checks at the root (outside /api/v1, for load balancers) and Prometheus metrics."""
 
 from __future__ import annotations
 

@@ -53,8 +53,13 @@ API_ROUTERS = [
     (guest_router, "/bookings", "guest bookings"),
     (standings_router, "/client-standings", "client standings"),
 ]
-# One provider API, answering under the seeds' names too (seed 000: /tutors, 002: /doctors).
+# One provider API, answering at /tutors and /doctors too (aliases, documented as such).
 PROVIDER_PREFIXES = [("/providers", "providers"), ("/tutors", "aliases"), ("/doctors", "aliases")]
+ALIASES_TAG = {
+    "name": "aliases",
+    "description": "`/tutors/...` and `/doctors/...` are aliases of `/providers/...`: the same "
+    "operations on the same providers (a doctor is listed under /tutors too).",
+}
 
 DESCRIPTION = """
 Slotwise publishes providers' working hours as bookable slots, takes bookings that can never
@@ -142,6 +147,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Slotwise",
         version=__version__,
         description=DESCRIPTION,
+        openapi_tags=[
+            *({"name": tag} for tag in dict.fromkeys(["providers", *(t for *_, t in API_ROUTERS)])),
+            ALIASES_TAG,
+        ],
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url="/redoc",

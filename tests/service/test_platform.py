@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from slotwise.main import create_app
 from tests.conftest import make_settings
+from tests.every_route import every_route_documented, hidden_operations
 
 
 async def test_health_reports_db_and_disabled_redis(client: httpx.AsyncClient) -> None:
@@ -104,6 +107,60 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
         'slotwise_http_request_duration_seconds_count{method="GET",route="/api/v1/users/{user_id}"}'
         " 2.0" in text
     )
+
+
+def test_openapi_speaks_of_the_api_and_names_its_aliases(app: FastAPI) -> None:
+    """Summaries and descriptions tell an API user what an operation does: an alias says
+    which operation it is, and no text speaks of the projects Slotwise grew from."""
+    document = app.openapi()
+    texts = {
+        f"{method.upper()} {path}": f"{operation.get('summary')} {operation.get('description')}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    texts |= {f"tag {tag['name']}": str(tag.get("description")) for tag in document["tags"]}
+    texts |= {name: str(schema.get("description")) for name, schema in _schemas(document)}
+    assert not {where: text for where, text in texts.items() if "seed" in text.lower()}
+    aliases = next(tag for tag in document["tags"] if tag["name"] == "aliases")
+    assert "aliases of `/providers/...`" in aliases["description"]
+
+
+def _schemas(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema in the document, and every property's, by name."""
+    for name, schema in document["components"]["schemas"].items():
+        yield name, schema
+        for field, part in schema.get("properties", {}).items():
+            yield f"{name}.{field}", part
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                yield f"{path}?{parameter['name']}", parameter
+
+
+def test_cancel_is_one_operation_with_its_aliases(app: FastAPI) -> None:
+    """POST /cancel is the cancel operation; DELETE is an alias left out of the document,
+    PATCH /status (which also confirms and declines) points to it. All three still answer."""
+    appointment = "/api/v1/appointments/{appointment_id}"
+    public = app.openapi()["paths"]
+    cancels = [
+        f"{method.upper()} {path}"
+        for path, operations in public.items()
+        for method, operation in operations.items()
+        if path.startswith("/api/v1/appointments/")
+        and (operation.get("summary") or "").startswith("Cancel")
+    ]
+    assert cancels == [f"POST {appointment}/cancel"]
+    assert "delete" not in public[appointment]
+    described = public[f"{appointment}/cancel"]["post"]["description"]
+    assert f"`DELETE {appointment.removeprefix('/api/v1')}`" in described
+    assert f"`PATCH {appointment.removeprefix('/api/v1')}/status`" in described
+    assert (
+        f"POST {appointment.removeprefix('/api/v1')}/cancel"
+        in (public[f"{appointment}/status"]["patch"]["description"])
+    )
+    hidden = every_route_documented(app)["paths"][appointment]["delete"]
+    assert "alias of POST" in hidden["summary"]
+    assert hidden_operations(app) >= {("DELETE", appointment)}
 
 
 async def test_openapi_documents_every_route_with_its_errors(app: FastAPI) -> None:

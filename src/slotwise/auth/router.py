@@ -83,7 +83,8 @@ class PasswordForm(BaseModel):
     "/jwt/login",
     response_model=TokenPair,
     responses=_LOGIN_ERRORS,
-    summary="Log in with an OAuth2 password form (seed 000's path)",
+    summary="Log in with an OAuth2 password form (alias of /auth/login)",
+    description="The same operation as `POST /api/v1/auth/login`, at another path.",
 )
 async def login_form(
     request: Request,
@@ -133,7 +134,8 @@ _LOGOUT_BODY = Body(description="Optionally, the refresh token to revoke too.")
     "/jwt/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 422),
-    summary="Log out (seed 000's path)",
+    summary="End this session (alias of /auth/logout)",
+    description="The same operation as `POST /api/v1/auth/logout`, at another path.",
 )
 async def logout(
     claims: CurrentClaims,

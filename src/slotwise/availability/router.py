@@ -2,7 +2,8 @@
 
 ``provider_router`` is mounted under /providers (and the /tutors and /doctors aliases);
 ``slots_router`` too, first of all routes (it is the hottest: see main.API_ROUTERS);
-``seed_router`` answers the seeds' own forms at /availability and /appointments/availability.
+``seed_router`` answers other shapes of the same operations at /availability and
+/appointments/availability (the forms of the example projects in the seeds).
 """
 
 from __future__ import annotations
@@ -60,22 +61,24 @@ async def _listing(app: StateDep, ref: str, query: SlotQueryParams, now: NowDep)
     return Response(await app.slots.body(ref, query, now), media_type="application/json")
 
 
-# -- seed forms that live under the provider prefix --------------------------------------
+# -- query-string forms that live under the provider prefix ------------------------------
 
 
 @provider_router.get(
     "/availability",
     response_model=SlotsRead,
     responses=_SLOT_ERRORS,
-    summary="Open slots by query (seed 000: /tutors/availability?tutor_id=&date=)",
+    summary="Open slots by query string (?provider_id=&date=)",
+    description="The listing of `GET /providers/{ref}/slots`, with the provider named in the "
+    "query: `provider_id`, or its aliases `tutor_id` and `doctor_id`.",
 )
 async def slots_by_query(
     app: StateDep,
     query: SlotQuery,
     now: NowDep,
     provider_id: Annotated[uuid.UUID | None, Query(description="Provider id.")] = None,
-    tutor_id: Annotated[uuid.UUID | None, Query(description="Seed 000's name.")] = None,
-    doctor_id: Annotated[uuid.UUID | None, Query(description="Seed 002's name.")] = None,
+    tutor_id: Annotated[uuid.UUID | None, Query(description="Alias of provider_id.")] = None,
+    doctor_id: Annotated[uuid.UUID | None, Query(description="Alias of provider_id.")] = None,
 ) -> Response:
     ref = provider_id or tutor_id or doctor_id
     if ref is None:
@@ -88,7 +91,8 @@ async def slots_by_query(
     status_code=status.HTTP_201_CREATED,
     response_model=PatternRead,
     responses=responses(401, 403, 404, 409),
-    summary="Add a weekly pattern to your own profile (seed 002: POST /doctors/availability)",
+    summary="Add a weekly pattern to your own profile",
+    description="`POST /providers/{ref}/availability` for the signed-in provider's own profile.",
 )
 async def add_my_pattern(
     data: PatternCreate, user: CurrentUser, session: SessionDep, now: NowDep
@@ -319,7 +323,7 @@ async def list_slots(request: Request, ref: ProviderRef, now: NowDep) -> Respons
     return await _listing(app, ref, _read_query(request), now)
 
 
-# -- seed 003 and seed 004 forms -----------------------------------------------------------
+# -- availability and slots at the top level (provider named in the body or query) ---------
 
 
 @seed_router.post(
@@ -333,7 +337,11 @@ async def list_slots(request: Request, ref: ProviderRef, now: NowDep) -> Respons
     status_code=status.HTTP_201_CREATED,
     response_model=PatternRead | OverrideRead,
     responses=responses(401, 403, 404, 409),
-    summary="Add availability for yourself or, as an admin, for staff_id (seed 003)",
+    summary="Add a weekly pattern or one date's extra hours, for yourself or for staff_id",
+    description="With `is_recurring` a weekly pattern (as `POST /providers/{ref}/availability`), "
+    "otherwise hours added to `specific_date` (a date override of kind `add`). Admins name the "
+    "provider with `staff_id` (provider id or the provider's user id). Also answers without "
+    "the trailing slash.",
 )
 async def seed_add_availability(
     data: SeedAvailabilityCreate, user: CurrentUser, session: SessionDep, now: NowDep
@@ -365,7 +373,8 @@ async def seed_add_availability(
     "/availability/",
     response_model=Page[PatternRead],
     responses=responses(404, 422),
-    summary="Active weekly patterns of bookable providers, or of staff_id (seed 003)",
+    summary="Active weekly patterns of bookable providers, or of staff_id",
+    description="A page of patterns across providers; also answers without the trailing slash.",
 )
 async def seed_list_availability(
     session: SessionDep,
@@ -392,7 +401,9 @@ async def seed_list_availability(
     "/availability/slots",
     response_model=SlotsRead,
     responses=_SLOT_ERRORS,
-    summary="Open slots (seed 003: ?staff_id=&date=&slot_duration=)",
+    summary="Open slots by query string (?staff_id=&date=)",
+    description="The listing of `GET /providers/{ref}/slots`, with the provider named by "
+    "`staff_id` (provider id or the provider's user id).",
 )
 async def seed_slots(
     app: StateDep,
@@ -407,7 +418,9 @@ async def seed_slots(
     "/appointments/availability",
     response_model=SlotsRead,
     responses=_SLOT_ERRORS,
-    summary="Open slots (seed 004: ?provider_id=&date=)",
+    summary="Open slots under /appointments (?provider_id=&date=)",
+    description="The listing of `GET /providers/{ref}/slots`, with the provider named by "
+    "`provider_id` (provider id or the provider's user id).",
 )
 async def seed_appointment_slots(
     app: StateDep,

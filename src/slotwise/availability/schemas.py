@@ -184,7 +184,7 @@ class TimeOffRead(BaseModel):
 
 
 class SeedAvailabilityCreate(BaseModel):
-    """Seed 003's body for ``POST /availability/``: a weekly pattern, or a specific date."""
+    """The body of ``POST /availability/``: a weekly pattern, or hours on a specific date."""
 
     model_config = ConfigDict(extra="forbid")
 

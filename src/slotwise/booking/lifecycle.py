@@ -80,7 +80,7 @@ async def set_status(
     reason: str | None,
     now: datetime,
 ) -> Appointment:
-    """Seed 000's PATCH /status: the provider confirms, declines or cancels."""
+    """PATCH /status: the provider confirms or declines; cancelling is `cancel`."""
     if to is Status.CANCELLED:
         return await cancel(session, access, provider, reason=reason, now=now)
     if access.role not in PROVIDER_SIDE:

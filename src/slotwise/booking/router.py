@@ -264,7 +264,10 @@ async def update_notes(
     "/{appointment_id}/status",
     response_model=AppointmentRead,
     responses=responses(401, 403, 404, 409),
-    summary="Confirm, decline or cancel (seed 000)",
+    summary="Confirm or decline (or cancel)",
+    description='The provider or an admin confirms or declines. `{"status": "cancelled"}` '
+    "is the cancel operation (`POST /appointments/{appointment_id}/cancel`): same rules, same "
+    "answer.",
 )
 async def change_status(
     acting: Acting, data: StatusChange, session: SessionDep, now: NowDep
@@ -279,7 +282,13 @@ async def change_status(
     "/{appointment_id}/cancel",
     response_model=AppointmentRead,
     responses=responses(401, 404, 409),
-    summary="Cancel (seed 004); the record is kept",
+    summary="Cancel; the record is kept",
+    description="Nothing is deleted: the appointment stays, `cancelled`, with `cancel_reason`, "
+    "and its time is free again. Clients are bound by the provider's cancellation window; the "
+    "provider and admins are not.\n\n"
+    "Aliases, the same operation: `DELETE /appointments/{appointment_id}` (the reason in "
+    "`?reason=`) and `PATCH /appointments/{appointment_id}/status` with "
+    '`{"status": "cancelled", "reason"?}`.',
 )
 async def cancel(
     acting: Acting, session: SessionDep, now: NowDep, data: CancelRequest | None = None
@@ -294,7 +303,8 @@ async def cancel(
     "/{appointment_id}",
     response_model=AppointmentRead,
     responses=responses(401, 404, 409),
-    summary="Cancel (seeds 001, 002); the record is kept for history",
+    summary="Cancel (alias of POST /appointments/{appointment_id}/cancel)",
+    include_in_schema=False,
 )
 async def delete_appointment(
     acting: Acting,
@@ -424,7 +434,7 @@ async def guest_reschedule(
     )
 
 
-# -- the provider's own list (seed 002: /doctors/me/appointments) ---------------------------
+# -- the provider's own list ----------------------------------------------------------------
 
 
 @provider_router.get(

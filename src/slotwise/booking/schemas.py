@@ -30,8 +30,8 @@ class GuestDetails(BaseModel):
 
 
 class AppointmentCreate(BaseModel):
-    """A booking. The seeds' names are accepted: tutor_id, doctor_id, staff_id for
-    provider_id; start_time/end_time for start_datetime/end_datetime.
+    """A booking. Aliases are accepted: tutor_id, doctor_id, staff_id for provider_id;
+    start_time/end_time for start_datetime/end_datetime.
 
     A datetime without an offset is read in the provider's time zone; one with an offset is
     taken as given. The end may be left out: it is then the service's duration.

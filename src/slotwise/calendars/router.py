@@ -1,4 +1,4 @@
-"""iCalendar exports (seed 003) and the per-user subscription feed."""
+"""iCalendar downloads (every appointment of yours, or one) and the per-user subscription feed."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class CalendarFeedRead(BaseModel):
     "/appointments/export-all.ics",
     response_class=Response,
     responses={200: _ICS, **responses(401)},
-    summary="All your appointments as iCalendar (seed 003)",
+    summary="All your appointments as one iCalendar file",
 )
 async def export_all(user: CurrentUser, session: SessionDep, now: NowDep) -> Response:
     return _calendar(
@@ -48,7 +48,7 @@ async def export_all(user: CurrentUser, session: SessionDep, now: NowDep) -> Res
     "/appointments/{appointment_id}/export.ics",
     response_class=Response,
     responses={200: _ICS, **responses(401, 404)},
-    summary="One appointment as iCalendar (seed 003)",
+    summary="One appointment as an iCalendar file",
 )
 async def export_one(
     appointment_id: uuid.UUID, user: CurrentUser, session: SessionDep, now: NowDep

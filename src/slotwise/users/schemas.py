@@ -53,7 +53,7 @@ class UserCreate(BaseModel):
     full_name: FullName
     role: Annotated[Role, BeforeValidator(_registration_role)] = Field(
         default=Role.CLIENT,
-        description="provider or client, or the seeds' words: tutor, therapist, doctor, staff "
+        description="provider or client, or an alias: tutor, therapist, doctor, staff "
         "(provider); patient, customer, user (client). Nobody registers as admin.",
     )
     timezone: TimeZoneName | None = None
