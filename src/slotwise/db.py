@@ -300,9 +300,10 @@ def _discard_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None
     soon as the event loop has read its end, and is replaced before anyone uses it.
 
     SQLAlchemy's ``pool_pre_ping`` asks the server instead, at every checkout: with asyncpg
-    three round trips (BEGIN, an empty query, ROLLBACK), a quarter of a booking's cost in
-    the worker (docs/benchmarks.md). A connection cut without a word (a network partition)
-    still fails its first statement: 503 database_unavailable, and the pool drops it."""
+    three round trips (BEGIN, an empty query, ROLLBACK), a large share of a booking's cost
+    in the worker (measured in docs/benchmarks.md). A connection cut without a word (a
+    network partition) still fails its first statement: 503 database_unavailable, and the
+    pool drops it."""
     is_closed = getattr(record.driver_connection, "is_closed", None)  # asyncpg's
     if is_closed is not None and is_closed():
         raise DisconnectionError()

@@ -130,14 +130,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # What start-up built (modules, the app, its models and routes: ~150k objects) lives
-        # as long as the process: frozen, out of the collector's sight, a full collection
-        # walks only what requests left behind. And a full collection at most every 50
-        # collections of the middle generation rather than 10: requests allocate fast, and
-        # the objects alive across a request's awaits are promoted, so with the default a
-        # 31-day listing paid for a full collection every ~7 requests. On these machines a
-        # full collection of the whole heap took 120-180 ms (the booking p99); now ~15 ms,
-        # a few times a minute under load (docs/benchmarks.md, "Garbage collection").
+        # What start-up built (modules, the app, its models and routes) lives as long as the
+        # process: frozen, out of the collector's sight, so a full collection walks only what
+        # requests left behind. And a full collection at most every 50 collections of the
+        # middle generation rather than 10: requests allocate fast, and the objects alive
+        # across a request's awaits are promoted, so with the default, long listings set off
+        # a full collection every few requests, and those pauses were the tail of the booking
+        # latency (docs/benchmarks.md, "Garbage collection", has the measurements).
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         yield
@@ -159,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_error_handlers(app)
 
-    # FastAPI tries routes in order (a few microseconds each): the hottest go first, slots
+    # FastAPI tries routes in order (each costs a little): the hottest go first, slots
     # and booking (which no other route's path can shadow).
     app.include_router(
         _document_common_errors(slots_router), prefix=API_PREFIX + "/providers", tags=["providers"]

@@ -102,7 +102,7 @@ class SqliteWatch:
     """Reads the change log (migration 0008) when the database file's data version moved.
 
     `PRAGMA data_version` on the watch's own connection changes whenever another connection
-    commits (about 5 µs to read, so it is read at every slot request). Only then are the new
+    commits (cheap enough to read at every slot request). Only then are the new
     rows of `schedule_changes` read, and only the providers (or users) they name are
     forgotten: a commit that changed no schedule (a login, a mail marked sent) costs the
     cache nothing. A log that skips rows (this worker fell more than its kept length behind),
