@@ -203,3 +203,25 @@ async def test_a_reschedule_is_checked_against_current_terms(
     )
     assert moved.status_code == 422, moved.text
     assert moved.json()["code"] == "outside_availability"
+
+
+async def test_a_refusal_of_the_providers_own_user_is_checked_against_fresh_terms(
+    client: httpx.AsyncClient, outside: AsyncEngine, provider: tuple[Account, Any]
+) -> None:
+    """Whose profile it is is part of the terms: the profile handed to another account
+    (by an operator's SQL), its former owner may book it at once."""
+    former, profile = provider
+    booker = await signed_in(client)
+    assert (await book(client, booker, profile, "10:00")).status_code == 201  # terms kept
+    heir = await signed_in(client)
+    await run_sql(
+        outside, "UPDATE users SET role = 'provider' WHERE id = :u", u=stored_id(outside, heir.id)
+    )
+    await run_sql(
+        outside,
+        "UPDATE providers SET user_id = :u WHERE id = :p",
+        u=stored_id(outside, heir.id),
+        p=stored_id(outside, profile["id"]),
+    )
+    booked = await book(client, former, profile, "12:00")
+    assert booked.status_code == 201, booked.text

@@ -28,9 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotwise import scheduling
 from slotwise.availability import slots as slots_service
 from slotwise.booking.errors import (
+    CannotBookYourself,
+    ClientBlocked,
+    ClientConflict,
     DurationMismatch,
+    GuestLimitReached,
     OutsideAvailability,
     ProviderNotAccepting,
+    SlotUnavailable,
     TooFar,
     TooSoon,
 )
@@ -199,15 +204,26 @@ class TermsCache:
         return terms
 
 
+# Every refusal a check against terms can give is in exactly one of these two lists
+# (tests/booking/test_refusals.py reads the checks and fails on one in neither).
 # Refusals that kept terms could give wrongly: given only once fresh terms agree.
 REFUSALS_FROM_TERMS = (
     providers_service.ProviderNotFound,
     providers_service.ServiceNotFound,
     ProviderNotAccepting,
+    CannotBookYourself,  # the provider's user, as the terms name it
     DurationMismatch,
     TooSoon,
     TooFar,
     OutsideAvailability,
+)
+# Refusals found by the booking's own transaction (busy time, the client's standing, a
+# guest's bookings), only after it proved the terms current: given as they are.
+REFUSALS_FROM_THE_TRANSACTION = (
+    SlotUnavailable,
+    ClientConflict,
+    ClientBlocked,
+    GuestLimitReached,
 )
 ATTEMPTS = 3
 T = TypeVar("T")
