@@ -1,7 +1,8 @@
 """What bookings are checked against, kept by each worker between requests.
 
 A provider's terms are its profile, its account's standing, its services and the rules of
-its hours, read together as of the provider's ``rules_version``: a number that triggers raise
+its hours (the tables ``availability.sources`` declares ``in_terms``; a test holds ``read`` to
+them), read together as of the provider's ``rules_version``: a number that triggers raise
 on every change to any of them (migration 0009), whichever process or tool makes it, and that
 bookings do not touch. The booking transaction reads the number back in the query that looks
 for conflicts (``repository.conflicts``), so a check made against kept terms is proven
