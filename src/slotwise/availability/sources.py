@@ -10,8 +10,8 @@ this one list, and tests hold the rest to it:
   declared here (``tests/availability/test_sources.py`` captures their statements);
 - the database must have, for each table, the triggers that announce a change to the slot
   caches (migrations 0006 and 0008) and, for each table terms are read from, the triggers
-  that raise the provider's rules version (migration 0009): that test reads the triggers
-  of both SQLite and PostgreSQL back and compares them with this declaration;
+  that raise the provider's rules version (migrations 0009 and 0012): that test reads the
+  triggers of both SQLite and PostgreSQL back and compares them with this declaration;
 - this worker's own commits are reported to its slot cache by the same declaration
   (``changes.concerned``).
 
@@ -46,11 +46,14 @@ class Source:
 
     @property
     def terms_events(self) -> frozenset[str]:
-        """The changes to a row that can change the terms of a provider that exists: any
-        change to its hours and services; an update of its profile or account (a profile
-        or account inserted belongs to no kept terms, one deleted takes the provider
-        with it)."""
-        if self.is_the_provider or self.names is Names.USER:
+        """The changes to a row after which kept terms must not pass for current: any
+        change to its hours and services; an update of its account (an account inserted has
+        no profile yet, one deleted takes its profile with it); an update of its profile, or
+        the profile inserted (under an id it may have had before: migration 0012 starts it
+        at a version no kept terms hold; a profile deleted leaves no version to match)."""
+        if self.is_the_provider:
+            return frozenset({"INSERT", "UPDATE"})
+        if self.names is Names.USER:
             return frozenset({"UPDATE"})
         return frozenset({"INSERT", "UPDATE", "DELETE"})
 
