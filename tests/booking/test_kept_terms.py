@@ -203,3 +203,56 @@ async def test_a_reschedule_is_checked_against_current_terms(
     )
     assert moved.status_code == 422, moved.text
     assert moved.json()["code"] == "outside_availability"
+
+
+async def test_a_refusal_of_the_providers_own_user_is_checked_against_fresh_terms(
+    client: httpx.AsyncClient, outside: AsyncEngine, provider: tuple[Account, Any]
+) -> None:
+    """Whose profile it is is part of the terms: the profile handed to another account
+    (by an operator's SQL), its former owner may book it at once."""
+    former, profile = provider
+    booker = await signed_in(client)
+    assert (await book(client, booker, profile, "10:00")).status_code == 201  # terms kept
+    heir = await signed_in(client)
+    await run_sql(
+        outside, "UPDATE users SET role = 'provider' WHERE id = :u", u=stored_id(outside, heir.id)
+    )
+    await run_sql(
+        outside,
+        "UPDATE providers SET user_id = :u WHERE id = :p",
+        u=stored_id(outside, heir.id),
+        p=stored_id(outside, profile["id"]),
+    )
+    booked = await book(client, former, profile, "12:00")
+    assert booked.status_code == 201, booked.text
+
+
+async def test_a_provider_restored_under_its_id_is_not_taken_for_the_kept_one(
+    client: httpx.AsyncClient, outside: AsyncEngine, provider: tuple[Account, Any]
+) -> None:
+    """An operator deletes a profile and inserts its row again (a restore), without its
+    hours: the row, even with the number it had, must not pass for the terms kept of it."""
+    _account, profile = provider
+    booker = await signed_in(client)
+    kept = await book(client, booker, profile, "20:00")  # outside its hours: terms kept
+    assert kept.json()["code"] == "outside_availability"
+    p = stored_id(outside, profile["id"])
+    async with outside.begin() as connection:
+        saved = (
+            (await connection.execute(text("SELECT * FROM providers WHERE id = :p"), {"p": p}))
+            .mappings()
+            .one()
+        )
+        await connection.execute(
+            text("DELETE FROM weekly_patterns WHERE provider_id = :p"), {"p": p}
+        )
+        await connection.execute(text("DELETE FROM providers WHERE id = :p"), {"p": p})
+        columns = ", ".join(saved)
+        values = ", ".join(f":{column}" for column in saved)
+        await connection.execute(
+            text(f"INSERT INTO providers ({columns}) VALUES ({values})"),  # noqa: S608
+            dict(saved),
+        )
+    refused = await book(client, booker, profile, "12:00")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "outside_availability"

@@ -33,24 +33,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, UOWTransaction
 
+from slotwise.availability import sources
 from slotwise.availability.cache import SlotCache
-from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
-from slotwise.booking.models import Appointment
-from slotwise.providers.models import Provider, Service
-from slotwise.users.models import User
 
 CHANNEL = "slotwise_schedule"
-# The tables whose changes move slots; migration 0006 gives each a trigger of this name.
-WATCHED_TABLES = (
-    "providers",
-    "services",
-    "weekly_patterns",
-    "date_overrides",
-    "time_off",
-    "appointments",
-    "users",
-)
-TRIGGER_NAMES = tuple(f"{table}_schedule_changed" for table in WATCHED_TABLES)
+# The tables whose changes move slots (``sources``); migration 0006 gives each a trigger of
+# this name, and a test holds the database's triggers to the declaration.
+TRIGGER_NAMES = tuple(f"{source.table}_schedule_changed" for source in sources.SOURCES)
 _ARMED_TRIGGERS = (
     "SELECT count(*) FROM pg_trigger WHERE tgname = ANY($1::text[]) AND tgenabled <> 'D'"
 )
@@ -64,12 +53,13 @@ RECONNECT_SECONDS = (0.2, 1.0, 2.0, 5.0)
 log = structlog.get_logger("slotwise.slots")
 
 
-def _concerned(instance: object) -> Iterator[uuid.UUID]:
-    """Whose slots a changed row can move: its provider's, or a provider user's."""
-    if isinstance(instance, Appointment | WeeklyPattern | DateOverride | TimeOff | Service):
-        yield instance.provider_id
-    elif isinstance(instance, Provider | User):
-        yield instance.id
+def concerned(instance: object) -> Iterator[uuid.UUID]:
+    """Whose slots a changed row can move (its provider's, or a provider user's), as the
+    declaration of sources says; nothing for a row of any other table."""
+    table = getattr(instance, "__tablename__", None)
+    source = sources.BY_TABLE.get(table) if isinstance(table, str) else None
+    if source is not None:
+        yield getattr(instance, source.column)
 
 
 @event.listens_for(Session, "after_flush")
@@ -78,7 +68,7 @@ def _collect(session: Session, _context: UOWTransaction) -> None:
         return
     changed: set[uuid.UUID] = session.info.setdefault(_CHANGED_KEY, set())
     for instance in chain(session.new, session.dirty, session.deleted):
-        changed.update(_concerned(instance))
+        changed.update(concerned(instance))
 
 
 def note(session: Session, provider_id: uuid.UUID) -> None:

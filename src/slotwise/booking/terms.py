@@ -1,7 +1,8 @@
 """What bookings are checked against, kept by each worker between requests.
 
 A provider's terms are its profile, its account's standing, its services and the rules of
-its hours, read together as of the provider's ``rules_version``: a number that triggers raise
+its hours (the tables ``availability.sources`` declares ``in_terms``; a test holds ``read`` to
+them), read together as of the provider's ``rules_version``: a number that triggers raise
 on every change to any of them (migration 0009), whichever process or tool makes it, and that
 bookings do not touch. The booking transaction reads the number back in the query that looks
 for conflicts (``repository.conflicts``), so a check made against kept terms is proven
@@ -28,9 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotwise import scheduling
 from slotwise.availability import slots as slots_service
 from slotwise.booking.errors import (
+    CannotBookYourself,
+    ClientBlocked,
+    ClientConflict,
     DurationMismatch,
+    GuestLimitReached,
     OutsideAvailability,
     ProviderNotAccepting,
+    SlotUnavailable,
     TooFar,
     TooSoon,
 )
@@ -199,15 +205,26 @@ class TermsCache:
         return terms
 
 
+# Every refusal a check against terms can give is in exactly one of these two lists
+# (tests/booking/test_refusals.py reads the checks and fails on one in neither).
 # Refusals that kept terms could give wrongly: given only once fresh terms agree.
 REFUSALS_FROM_TERMS = (
     providers_service.ProviderNotFound,
     providers_service.ServiceNotFound,
     ProviderNotAccepting,
+    CannotBookYourself,  # the provider's user, as the terms name it
     DurationMismatch,
     TooSoon,
     TooFar,
     OutsideAvailability,
+)
+# Refusals found by the booking's own transaction (busy time, the client's standing, a
+# guest's bookings), only after it proved the terms current: given as they are.
+REFUSALS_FROM_THE_TRANSACTION = (
+    SlotUnavailable,
+    ClientConflict,
+    ClientBlocked,
+    GuestLimitReached,
 )
 ATTEMPTS = 3
 T = TypeVar("T")
