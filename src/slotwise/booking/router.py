@@ -25,7 +25,6 @@ from slotwise.booking.present import (
     verified_page,
 )
 from slotwise.booking.reschedule import reschedule
-from slotwise.booking.route import BookingRoute
 from slotwise.booking.schemas import (
     AppointmentCreate,
     AppointmentRead,
@@ -46,9 +45,8 @@ from slotwise.state import AppState, NowDep, StateDep
 from slotwise.text import MultilineText, Text
 
 router = APIRouter()
-# POST /appointments/ alone: the application tries it early, and serves its common request
-# past FastAPI's dependency graph (booking.route).
-booking_router = APIRouter(route_class=BookingRoute)
+# POST /appointments/ alone: the application tries it early (main.py).
+booking_router = APIRouter()
 guest_router = APIRouter()
 provider_router = APIRouter()
 standings_router = APIRouter()
