@@ -208,3 +208,13 @@ async def test_a_client_gone_before_its_body_gets_fastapis_answer(app: FastAPI) 
     await app(scope, receive, send)
     assert sent[0]["status"] == 400
     assert app.state.ran == [("middleware", "/api/v1/appointments/")]  # no dependency ran
+
+
+async def test_the_document_shows_the_token_it_reads(app: FastAPI) -> None:
+    """The token's claims are one dependency that is also bearer's security scheme: the
+    route still declares the scheme, and the 401 and 503 of every route reading a token."""
+    document = app.openapi()
+    operation = document["paths"]["/api/v1/appointments/"]["post"]
+    assert operation["security"] == [{"OAuth2PasswordBearer": []}]
+    assert {"401", "503"} <= operation["responses"].keys()
+    assert list(document["components"]["securitySchemes"]) == ["OAuth2PasswordBearer"]
