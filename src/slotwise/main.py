@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from slotwise import __version__, redis_client
-from slotwise.auth.deps import bearer
+from slotwise.auth.deps import bearer, optional_claims
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.reset_page import router as reset_page_router
 from slotwise.auth.router import router as auth_router
@@ -71,7 +71,8 @@ Authenticate with `Authorization: Bearer <access_token>` from `POST /api/v1/auth
 
 
 def _reads_token(dependant: Dependant) -> bool:
-    return dependant.call is bearer or any(_reads_token(d) for d in dependant.dependencies)
+    reads = dependant.call is bearer or dependant.call is optional_claims
+    return reads or any(_reads_token(d) for d in dependant.dependencies)
 
 
 def _document_common_errors(router: APIRouter) -> APIRouter:

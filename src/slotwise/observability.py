@@ -126,12 +126,12 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status_holder = {"status": 500}
-        started = False
+        responding = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal responding
             if message["type"] == "http.response.start":
-                started = True
+                responding = True
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
@@ -149,7 +149,7 @@ class RequestContextMiddleware:
             # A bug. Answered here and not raised on: the server would drop the connection
             # (without `Connection: close`) after Starlette's own 500. A response already
             # under way cannot be mended; the server then closes the connection, as it must.
-            if started:
+            if responding:
                 raise
             error_log.exception("unhandled_error")
             status_holder["status"] = 500

@@ -59,7 +59,7 @@ def _in_two_days(hour: int) -> str:
 
 
 async def _books(client: httpx.AsyncClient, token: str, provider_id: object, start: str) -> int:
-    """A booking with the token, on the booking route's short path (the batch writer)."""
+    """A booking with the token, through the booking writer."""
     body = {"provider_id": provider_id, "start_datetime": start}
     response = await client.post("/appointments/", headers=_bearer(token), json=body)
     return response.status_code

@@ -1,8 +1,8 @@
 """A guest email is not an account, and what a public booking page needs against abuse: a
 rate limit per client address, a cap per guest email and provider, and (where the provider
-asks) a hold until the guest verifies the email. Each on every way the booking route is
-served: its short path (booking.route) and the booking writer, FastAPI's handler, and an
-idempotent booking (create.book in a transaction of its own)."""
+asks) a hold until the guest verifies the email. Each on both ways the booking route
+writes: the booking writer (booking.group) and an idempotent booking (create.book in a
+transaction of its own)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from slotwise.db import make_engine
 from slotwise.main import create_app
 from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
-from slotwise.state import get_app_state, get_now
+from slotwise.state import get_now
 from tests.conftest import make_settings
 from tests.factories import (
     Account,
@@ -39,7 +39,7 @@ from tests.factories import (
 )
 
 DAY = "2027-03-02"  # a Tuesday, the day after the test clock's now
-WAYS = ["short", "fastapi", "idempotent"]
+WAYS = ["writer", "idempotent"]
 _keys = itertools.count()
 
 
@@ -50,23 +50,16 @@ def way(request: pytest.FixtureRequest) -> str:
 
 async def post(
     client: httpx.AsyncClient,
-    app: FastAPI,
     way: str,
     body: dict[str, Any],
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """POST /appointments/ the given way: "short" (booking.route's own path, then the
-    booking writer), "fastapi" (FastAPI's handler: another dependency override sends it
-    there, then the writer), "idempotent" (an Idempotency-Key: create.book alone)."""
+    """POST /appointments/ the given way: "writer" (the booking writer, with the bookings
+    that arrive alongside), "idempotent" (an Idempotency-Key: create.book alone)."""
     headers = dict(headers or {})
     if way == "idempotent":
         headers["Idempotency-Key"] = f"guests-{next(_keys)}"
-    if way == "fastapi":
-        app.dependency_overrides[get_app_state] = get_app_state
-    try:
-        return await client.post("/appointments/", json=body, headers=headers)
-    finally:
-        app.dependency_overrides.pop(get_app_state, None)
+    return await client.post("/appointments/", json=body, headers=headers)
 
 
 @asynccontextmanager
@@ -92,18 +85,17 @@ def code(response: httpx.Response) -> str | int:
 
 
 async def test_a_guest_with_an_accounts_email_takes_nothing_from_the_account(
-    app: FastAPI, client: httpx.AsyncClient, clock: Clock, way: str
+    client: httpx.AsyncClient, clock: Clock, way: str
 ) -> None:
     _, first = await bookable_provider(client)
     _, second = await bookable_provider(client)
     customer = await signed_in(client)
     as_guest = await post(
-        client, app, way, guest_booking(first["id"], f"{DAY}T10:00:00Z", customer.email.upper())
+        client, way, guest_booking(first["id"], f"{DAY}T10:00:00Z", customer.email.upper())
     )
     assert as_guest.status_code == 201, as_guest.text
     own = await post(
         client,
-        app,
         way,
         {"provider_id": second["id"], "start_datetime": f"{DAY}T10:00:00Z"},
         customer.headers,
@@ -112,13 +104,9 @@ async def test_a_guest_with_an_accounts_email_takes_nothing_from_the_account(
     mine = await client.get("/appointments/me", headers=customer.headers)
     assert [a["id"] for a in mine.json()["items"]] == [own.json()["id"]]
     # ... and the other way round: the account's booking is not the guest's either.
-    again = await post(
-        client, app, way, guest_booking(second["id"], f"{DAY}T11:00:00Z", customer.email)
-    )
+    again = await post(client, way, guest_booking(second["id"], f"{DAY}T11:00:00Z", customer.email))
     assert again.status_code == 201, again.text
-    clash = await post(
-        client, app, way, guest_booking(second["id"], f"{DAY}T10:00:00Z", customer.email)
-    )
+    clash = await post(client, way, guest_booking(second["id"], f"{DAY}T10:00:00Z", customer.email))
     assert code(clash) == "slot_unavailable"  # the provider's time, not the client's
 
 
@@ -167,7 +155,7 @@ async def test_guest_bookings_are_limited_per_client_address(
         _, provider = await bookable_provider(client)
         customer = await signed_in(client)
         answers = [
-            await post(client, app, way, guest_booking(provider["id"], f"{DAY}T{hour}:00:00Z"))
+            await post(client, way, guest_booking(provider["id"], f"{DAY}T{hour}:00:00Z"))
             for hour in ("09", "10", "11")
         ]
         assert [a.status_code for a in answers] == [201, 201, 429]
@@ -175,7 +163,6 @@ async def test_guest_bookings_are_limited_per_client_address(
         assert 0 < int(answers[2].headers["Retry-After"]) <= 3600
         signed = await post(
             client,
-            app,
             way,
             {"provider_id": provider["id"], "start_datetime": f"{DAY}T12:00:00Z"},
             customer.headers,
@@ -185,9 +172,7 @@ async def test_guest_bookings_are_limited_per_client_address(
         # Another address has its own count.
         transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as other:
-            elsewhere = await post(
-                other, app, way, guest_booking(provider["id"], f"{DAY}T13:00:00Z")
-            )
+            elsewhere = await post(other, way, guest_booking(provider["id"], f"{DAY}T13:00:00Z"))
         assert elsewhere.status_code == 201, elsewhere.text
 
 
@@ -195,13 +180,13 @@ async def test_guest_bookings_are_limited_per_client_address(
 
 
 async def test_a_guest_email_holds_at_most_three_upcoming_bookings_with_a_provider(
-    app: FastAPI, client: httpx.AsyncClient, clock: Clock, way: str
+    client: httpx.AsyncClient, clock: Clock, way: str
 ) -> None:
     _, provider = await bookable_provider(client)
     _, other = await bookable_provider(client)
     email = unique_email("busy")
     answers = [
-        await post(client, app, way, guest_booking(provider["id"], f"{DAY}T{hour}:00:00Z", email))
+        await post(client, way, guest_booking(provider["id"], f"{DAY}T{hour}:00:00Z", email))
         for hour in ("09", "10", "11", "12")
     ]
     assert [a.status_code for a in answers[:3]] == [201, 201, 201]
@@ -209,22 +194,22 @@ async def test_a_guest_email_holds_at_most_three_upcoming_bookings_with_a_provid
     assert answers[3].json()["code"] == "guest_limit_reached"
     assert answers[3].json()["details"] == {"max_active_bookings": 3}
     # Another provider, another email (even in another case: one guest), an account.
-    elsewhere = await post(client, app, way, guest_booking(other["id"], f"{DAY}T12:00:00Z", email))
+    elsewhere = await post(client, way, guest_booking(other["id"], f"{DAY}T12:00:00Z", email))
     assert elsewhere.status_code == 201, elsewhere.text
     same_upper = await post(
-        client, app, way, guest_booking(provider["id"], f"{DAY}T13:00:00Z", email.upper())
+        client, way, guest_booking(provider["id"], f"{DAY}T13:00:00Z", email.upper())
     )
     assert code(same_upper) == "guest_limit_reached"
     # A booking cancelled frees its place.
     token = answers[0].json()["manage_token"]
     cancelled = await client.post(f"/bookings/{token}/cancel")
     assert cancelled.status_code == 200, cancelled.text
-    freed = await post(client, app, way, guest_booking(provider["id"], f"{DAY}T14:00:00Z", email))
+    freed = await post(client, way, guest_booking(provider["id"], f"{DAY}T14:00:00Z", email))
     assert freed.status_code == 201, freed.text
 
 
 async def test_the_cap_holds_when_a_guest_books_many_times_at_once(
-    app: FastAPI, client: httpx.AsyncClient, clock: Clock, way: str
+    client: httpx.AsyncClient, clock: Clock, way: str
 ) -> None:
     """Ten bookings of one guest email fired together (the writer batches them; idempotent
     ones are concurrent transactions): three are written, whatever the interleaving."""
@@ -232,9 +217,7 @@ async def test_the_cap_holds_when_a_guest_books_many_times_at_once(
     email = unique_email("storm")
     answers = await asyncio.gather(
         *(
-            post(
-                client, app, way, guest_booking(provider["id"], f"{DAY}T{9 + i:02d}:00:00Z", email)
-            )
+            post(client, way, guest_booking(provider["id"], f"{DAY}T{9 + i:02d}:00:00Z", email))
             for i in range(8)
         )
     )
@@ -272,14 +255,14 @@ async def test_a_held_booking_is_kept_once_the_guest_follows_the_link(
 ) -> None:
     _, provider = await bookable_provider(client, verify_guest_email=True)
     assert "10:00" in await starts(client, provider)
-    held = await post(client, app, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
+    held = await post(client, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
     assert held.status_code == 201, held.text
     body = held.json()
     assert body["status"] == "pending_verification"
     hold_until = datetime.fromisoformat(body["hold_until"])
     assert hold_until == clock.now + timedelta(minutes=15)
     assert "10:00" not in await starts(client, provider)  # its time held
-    taken = await post(client, app, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
+    taken = await post(client, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
     assert code(taken) == "slot_unavailable"
     # Nothing for the provider yet; the guest's one message carries the link.
     assert await count_rows(app, OutboxMessage, kind="booking_received") == 0
@@ -301,22 +284,22 @@ async def test_a_held_booking_is_kept_once_the_guest_follows_the_link(
     assert "kept" in again.text
     clock.now += timedelta(hours=1)  # verified: no longer held, so never released
     assert "10:00" not in await starts(client, provider)
-    assert code(
-        await post(client, app, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
-    ) == ("slot_unavailable")
+    assert code(await post(client, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))) == (
+        "slot_unavailable"
+    )
 
 
 async def test_a_held_booking_is_released_when_its_link_expires(
     app: FastAPI, client: httpx.AsyncClient, clock: Clock, way: str
 ) -> None:
     _, provider = await bookable_provider(client, verify_guest_email=True)
-    held = await post(client, app, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
+    held = await post(client, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
     assert held.json()["status"] == "pending_verification", held.text
     link = await verify_link(app, held.json()["id"])
     assert "10:00" not in await starts(client, provider)
     clock.now += timedelta(minutes=15)
     assert "10:00" in await starts(client, provider)  # free at once: no job, no write
-    another = await post(client, app, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
+    another = await post(client, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
     assert another.status_code == 201, another.text
     late = await client.post(link)
     assert code(late) == "verification_expired"
@@ -326,18 +309,18 @@ async def test_a_held_booking_is_released_when_its_link_expires(
 
 
 async def test_an_expired_hold_frees_the_time_for_a_signed_in_client(
-    app: FastAPI, client: httpx.AsyncClient, clock: Clock, way: str
+    client: httpx.AsyncClient, clock: Clock, way: str
 ) -> None:
     """A signed-in client's booking (on PostgreSQL the writer's one statement, which the
     exclusion constraint makes skip the hold it cannot see expired, then booked alone)."""
     _, provider = await bookable_provider(client, verify_guest_email=True)
     customer = await signed_in(client)
-    held = await post(client, app, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
+    held = await post(client, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
     assert held.json()["status"] == "pending_verification", held.text
     signed = {"provider_id": provider["id"], "start_datetime": f"{DAY}T10:00:00Z"}
-    assert code(await post(client, app, way, signed, customer.headers)) == "slot_unavailable"
+    assert code(await post(client, way, signed, customer.headers)) == "slot_unavailable"
     clock.now += timedelta(minutes=16)
-    booked = await post(client, app, way, signed, customer.headers)
+    booked = await post(client, way, signed, customer.headers)
     assert booked.status_code == 201, booked.text
     assert booked.json()["status"] == "pending"
 
@@ -349,7 +332,6 @@ async def test_signed_in_clients_and_providers_that_do_not_verify_are_not_held(
     customer: Account = await signed_in(client)
     signed = await post(
         client,
-        app,
         way,
         {"provider_id": provider["id"], "start_datetime": f"{DAY}T09:00:00Z"},
         customer.headers,
@@ -360,7 +342,7 @@ async def test_signed_in_clients_and_providers_that_do_not_verify_are_not_held(
     )
     assert off.status_code == 200, off.text
     assert off.json()["verify_guest_email"] is False
-    guest = await post(client, app, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
+    guest = await post(client, way, guest_booking(provider["id"], f"{DAY}T10:00:00Z"))
     assert guest.json()["status"] == "pending", guest.text
     assert await count_rows(app, OutboxMessage, kind="booking_verify") == 0
 
@@ -445,18 +427,20 @@ async def test_migration_0011_gives_existing_guest_bookings_their_own_key(
 
 
 async def test_the_cap_holds_across_every_way_at_once(
-    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: Clock
 ) -> None:
     """One guest email already holding a booking, then seven more fired together over the
     ways (the writer's batches and lone transactions interleaved): two written."""
     _, provider = await bookable_provider(client)
     email = unique_email("mixed")
     body = guest_booking(provider["id"], f"{DAY}T09:00:00Z", email)
-    assert (await post(client, app, "short", body)).status_code == 201
+    assert (await post(client, "writer", body)).status_code == 201
     answers = await asyncio.gather(
         *(
             post(
-                client, app, WAYS[h % 3], guest_booking(provider["id"], f"{DAY}T{h}:00:00Z", email)
+                client,
+                WAYS[h % len(WAYS)],
+                guest_booking(provider["id"], f"{DAY}T{h}:00:00Z", email),
             )
             for h in range(10, 17)
         )

@@ -1,5 +1,7 @@
-"""The booking route's own path (booking.route): the common request past FastAPI's
-dependency graph, every other one through it, the same answers either way."""
+"""POST /appointments/ is an ordinary FastAPI route: every dependency (the route's own, its
+router's, the application's) and every middleware runs on every request it serves, whatever
+the way (signed in or as a guest, with an Idempotency-Key or not, any JSON media type, a
+refusal); and its answers to odd requests are FastAPI's own."""
 
 from __future__ import annotations
 
@@ -8,75 +10,112 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import fastapi.routing
 import httpx
 import pytest
-from fastapi import FastAPI
-from starlette.types import Message
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from slotwise import main
+from slotwise.booking.router import booking_router
 from slotwise.config import Settings
-from slotwise.state import get_app_state, get_now
-from tests.factories import Account, Clock, bookable_provider, guest_booking, signed_in
+from slotwise.state import get_now
+from tests.factories import Clock, bookable_provider, guest_booking, signed_in
 
 DAY = "2027-03-02"  # a Tuesday, the day after the test clock's now
 
 
+async def _app_level(request: Request) -> None:
+    request.app.state.ran.append(("app", request.url.path))
+
+
+async def _router_level(request: Request) -> None:
+    request.app.state.ran.append(("router", request.url.path))
+
+
+class _Recording:
+    """A middleware added after the application's own: it notes every HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["app"].state.ran.append(("middleware", scope["path"]))
+        await self.app(scope, receive, send)
+
+
+class _WithDependencies(FastAPI):
+    """The application as create_app builds it, had it been given an app-level dependency
+    (``FastAPI(dependencies=[...])``, i.e. ``app.router.dependencies``) and the booking
+    router one of its own when included."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs, dependencies=[Depends(_app_level)])
+        self.state.ran = []
+
+    def include_router(self, router: APIRouter, **kwargs: Any) -> None:
+        if router is booking_router:
+            kwargs["dependencies"] = [Depends(_router_level)]
+        super().include_router(router, **kwargs)
+
+
 @pytest.fixture
-def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths whose dependencies FastAPI's handler solved, in order."""
-    paths: list[str] = []
-    solve = fastapi.routing.solve_dependencies
-
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        paths.append(kwargs["request"].url.path)
-        return await solve(*args, **kwargs)
-
-    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
-    return paths
+async def app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    """This module's application: create_app's, with the dependencies and middleware above."""
+    monkeypatch.setattr(main, "FastAPI", _WithDependencies)
+    application = main.create_app(settings)
+    application.add_middleware(_Recording)
+    yield application
+    await application.state.slotwise.aclose()
 
 
 def _booking(provider_id: str, start: str) -> dict[str, object]:
     return {"provider_id": provider_id, "start_datetime": start, "notes": "Lesson"}
 
 
-async def _provider_and_client(
-    client: httpx.AsyncClient, solved: list[str]
-) -> tuple[dict[str, Any], Account]:
-    """A bookable provider and a signed-in client; what setting them up solved forgotten."""
+async def test_every_dependency_and_middleware_runs_on_every_way_of_booking(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
     _, provider = await bookable_provider(client)
     customer = await signed_in(client)
-    solved.clear()
-    return provider, customer
+    assert ("app", "/api/v1/auth/login") in app.state.ran  # the app-level one runs everywhere
+    app.state.ran.clear()
+
+    async def through(
+        way: str, body: object, headers: dict[str, str], expected: int, path: str = "/appointments/"
+    ) -> None:
+        headers = {"Content-Type": "application/json", **headers}
+        response = await client.post(path, headers=headers, content=json.dumps(body))
+        assert response.status_code == expected, (way, response.text)
+        served = "/api/v1" + path
+        assert app.state.ran == [("middleware", served), ("app", served), ("router", served)], way
+        app.state.ran.clear()
+
+    def signed(hour: str) -> dict[str, object]:
+        return _booking(provider["id"], f"{DAY}T{hour}:00Z")
+
+    def guest(hour: str) -> dict[str, object]:
+        return guest_booking(provider["id"], f"{DAY}T{hour}:00Z")
+
+    charset = {"Content-Type": "application/json; charset=utf-8"}
+    vendor = {"Content-Type": "application/vnd.slotwise+json"}
+    key = {"Idempotency-Key": "route-test-1"}
+    await through("signed in", signed("09:00"), customer.headers, 201)
+    await through("a charset", signed("10:00"), {**customer.headers, **charset}, 201)
+    await through("a guest, +json, no slash", guest("11:00"), vendor, 201, "/appointments")
+    await through("idempotent", signed("12:00"), {**customer.headers, **key}, 201)
+    await through("the key again", signed("12:00"), {**customer.headers, **key}, 201)
+    await through("a guest, idempotent", guest("13:00"), {"Idempotency-Key": "route-test-2"}, 201)
+    await through("a slot taken", signed("09:00"), customer.headers, 409)
+    await through("a bad token", signed("14:00"), {"Authorization": "Bearer not-a-token"}, 401)
+    await through("a body that does not validate", {"notes": "x"}, customer.headers, 422)
 
 
-async def test_the_common_booking_is_served_without_the_dependency_graph(
-    client: httpx.AsyncClient, clock: Clock, solved: list[str]
+async def test_a_body_that_does_not_validate_gets_fastapis_answer(
+    client: httpx.AsyncClient, clock: Clock
 ) -> None:
-    provider, customer = await _provider_and_client(client, solved)
-    signed = await client.post(
-        "/appointments/",
-        headers={**customer.headers, "Content-Type": "application/json; charset=utf-8"},
-        content=json.dumps(_booking(provider["id"], f"{DAY}T09:00:00Z")),
-    )
-    guest = await client.post(
-        "/appointments",
-        headers={"Content-Type": "application/vnd.slotwise+json"},
-        content=json.dumps(guest_booking(provider["id"], f"{DAY}T10:00:00Z")),
-    )
-    assert (signed.status_code, guest.status_code) == (201, 201), (signed.text, guest.text)
-    assert solved == []
-
-
-async def test_every_other_request_goes_through_fastapi(
-    client: httpx.AsyncClient, clock: Clock, solved: list[str]
-) -> None:
-    provider, customer = await _provider_and_client(client, solved)
-    keyed = await client.post(
-        "/appointments/",
-        headers={**customer.headers, "Idempotency-Key": "route-test-1"},
-        json=_booking(provider["id"], f"{DAY}T09:00:00Z"),
-    )
-    assert keyed.status_code == 201, keyed.text
+    _, provider = await bookable_provider(client)
+    customer = await signed_in(client)
     invalid = await client.post(
         "/appointments/", headers=customer.headers, json={"provider_id": provider["id"]}
     )
@@ -90,15 +129,10 @@ async def test_every_other_request_goes_through_fastapi(
     )
     assert broken.status_code == 422
     assert broken.json()["details"][0]["type"] == "json_invalid"
-    # FastAPI's handler refuses a body that is not JSON before it solves anything.
-    assert solved == ["/api/v1/appointments/"] * 2
 
 
-async def test_a_bad_token_is_refused_on_the_short_path(
-    client: httpx.AsyncClient, clock: Clock, solved: list[str]
-) -> None:
+async def test_a_bad_token_is_refused(client: httpx.AsyncClient, clock: Clock) -> None:
     _, provider = await bookable_provider(client)
-    solved.clear()
     response = await client.post(
         "/appointments/",
         headers={"Authorization": "Bearer not-a-token"},
@@ -106,48 +140,18 @@ async def test_a_bad_token_is_refused_on_the_short_path(
     )
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_token"
-    assert solved == []
 
 
-async def test_both_paths_give_the_same_answer(
-    app: FastAPI, client: httpx.AsyncClient, clock: Clock, solved: list[str]
+async def test_an_async_clock_override_is_awaited(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
 ) -> None:
-    """Two providers set up alike, the same booking with each: one served on the short
-    path, one by FastAPI (an override it does not know sends every request there)."""
-    answers = []
-    for overridden in (False, True):
-        provider, customer = await _provider_and_client(client, solved)
-        if overridden:
-            app.dependency_overrides[get_app_state] = get_app_state
-        try:
-            response = await client.post(
-                "/appointments/",
-                headers=customer.headers,
-                json=_booking(provider["id"], f"{DAY}T09:00:00Z"),
-            )
-        finally:
-            app.dependency_overrides.pop(get_app_state, None)
-        assert response.status_code == 201, response.text
-        assert len(solved) == overridden
-        body = response.json()
-        for field in ("id", "provider_id", "client_id", "created_at", "updated_at"):
-            body.pop(field)
-        for entry in body["history"]:
-            entry.pop("actor_id", None)
-            entry.pop("at", None)
-        answers.append(body)
-    assert answers[0] == answers[1]
-
-
-async def test_an_async_clock_override_is_awaited_on_the_short_path(
-    app: FastAPI, client: httpx.AsyncClient, clock: Clock, solved: list[str]
-) -> None:
-    """FastAPI accepts an async override of the clock; so does the short path."""
+    """An async override of the clock is awaited, as FastAPI does for any dependency."""
 
     async def later() -> datetime:
         return clock.now + timedelta(minutes=1)
 
-    provider, customer = await _provider_and_client(client, solved)
+    _, provider = await bookable_provider(client)
+    customer = await signed_in(client)
     app.dependency_overrides[get_now] = later
     response = await client.post(
         "/appointments/",
@@ -158,11 +162,10 @@ async def test_an_async_clock_override_is_awaited_on_the_short_path(
     assert response.json()["created_at"].startswith(
         (clock.now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
     )
-    assert solved == []
 
 
-async def test_a_streamed_body_over_the_limit_is_413_on_the_short_path(
-    client: httpx.AsyncClient, settings: Settings, solved: list[str]
+async def test_a_streamed_body_over_the_limit_is_413(
+    client: httpx.AsyncClient, settings: Settings
 ) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"notes": "'
@@ -175,13 +178,11 @@ async def test_a_streamed_body_over_the_limit_is_413_on_the_short_path(
     )
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
-    assert solved == []
 
 
-async def test_a_client_gone_before_its_body_gets_fastapis_answer(
-    app: FastAPI, solved: list[str]
-) -> None:
-    """No 500 and no error log for a client that left: FastAPI's handler answers it."""
+async def test_a_client_gone_before_its_body_gets_fastapis_answer(app: FastAPI) -> None:
+    """No 500 and no error log for a client that left: FastAPI answers it while reading
+    the body, before it solves any dependency."""
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -206,4 +207,14 @@ async def test_a_client_gone_before_its_body_gets_fastapis_answer(
     }
     await app(scope, receive, send)
     assert sent[0]["status"] == 400
-    assert solved == []  # refused while reading the body, before any dependency
+    assert app.state.ran == [("middleware", "/api/v1/appointments/")]  # no dependency ran
+
+
+async def test_the_document_shows_the_token_it_reads(app: FastAPI) -> None:
+    """The token's claims are one dependency that is also bearer's security scheme: the
+    route still declares the scheme, and the 401 and 503 of every route reading a token."""
+    document = app.openapi()
+    operation = document["paths"]["/api/v1/appointments/"]["post"]
+    assert operation["security"] == [{"OAuth2PasswordBearer": []}]
+    assert {"401", "503"} <= operation["responses"].keys()
+    assert list(document["components"]["securitySchemes"]) == ["OAuth2PasswordBearer"]

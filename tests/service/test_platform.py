@@ -109,6 +109,15 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     )
 
 
+async def test_metrics_time_each_request_from_its_start(client: httpx.AsyncClient) -> None:
+    """The recorded duration is the request's own, not the time since the clock's epoch."""
+    await client.get("/users/me")
+    metrics = (await client.get("http://test/metrics")).text
+    prefix = 'slotwise_http_request_duration_seconds_sum{method="GET",route="/api/v1/users/me"} '
+    line = next(line for line in metrics.splitlines() if line.startswith(prefix))
+    assert 0 < float(line.removeprefix(prefix)) < 5
+
+
 def test_openapi_speaks_of_the_api_and_names_its_aliases(app: FastAPI) -> None:
     """Summaries and descriptions tell an API user what an operation does: an alias says
     which operation it is, and no text speaks of the projects Slotwise grew from."""

@@ -118,7 +118,7 @@ async def _book(
     *,
     idempotency_key: str | None = None,
 ) -> httpx.Response:
-    """A booking on the route's short path, or (with a key) on FastAPI's own handler."""
+    """A booking through the booking writer, or (with a key) in a transaction of its own."""
     start = f"{DAY}T{at}:00Z"
     if booker is None:
         body = guest_booking(profile["id"], start)
