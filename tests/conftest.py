@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis import asyncio as aioredis
 
 from slotwise import migrate
 from slotwise.config import Environment, Settings
@@ -27,6 +28,7 @@ POSTGRES_URL = os.environ.get(
     "SLOTWISE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+REDIS_URL = os.environ.get("SLOTWISE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 
 
@@ -62,6 +64,27 @@ def _postgres_available() -> str | None:
     except Exception as exc:  # any failure to connect means: no server to test against
         return f"PostgreSQL at {POSTGRES_URL} does not answer ({exc.__class__.__name__}: {exc})"
     return None
+
+
+async def redis_or_skip() -> str:
+    """The test Redis's URL; outside CI, a skip with the reason when no Redis answers, and in
+    CI a failure: there every test that uses Redis must run."""
+    probe = aioredis.from_url(REDIS_URL)
+    try:
+        await probe.ping()
+    except Exception as exc:  # any failure to connect means: no server to test against
+        reason = f"Redis at {REDIS_URL} does not answer ({exc.__class__.__name__}: {exc})"
+        if IN_CI:
+            pytest.fail(f"CI must run the Redis tests: {reason}")
+        pytest.skip(reason)
+    finally:
+        await probe.aclose()
+    return REDIS_URL
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    return await redis_or_skip()
 
 
 @pytest.fixture(scope="session")

@@ -8,14 +8,12 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from slotwise.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, redis_or_skip
 from tests.factories import PASSWORD, register
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 WRONG = "wrong-wrong-wrong-1"
 
 
@@ -24,14 +22,7 @@ async def app(request: pytest.FixtureRequest, database_url: str) -> AsyncIterato
     """Per-address limit 3/minute, ceiling 5/minute; counts in memory or in Redis."""
     redis_url = None
     if request.param == "redis":
-        probe = aioredis.from_url(REDIS_URL)
-        try:
-            await probe.ping()
-        except Exception as exc:
-            pytest.skip(f"Redis at {REDIS_URL} does not answer: {exc}")
-        finally:
-            await probe.aclose()
-        redis_url = REDIS_URL
+        redis_url = await redis_or_skip()
     settings = make_settings(
         database_url,
         redis_url=redis_url,

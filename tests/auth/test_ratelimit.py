@@ -6,7 +6,6 @@ import uuid
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from slotwise import redis_client
 from slotwise.errors import RateLimited
@@ -14,8 +13,6 @@ from slotwise.main import create_app
 from slotwise.ratelimit import RateLimiter
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, unique_email
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 def _client(app: object) -> httpx.AsyncClient:
@@ -60,18 +57,6 @@ async def test_rate_limiting_can_be_switched_off(database_url: str) -> None:
         }
     await app.state.slotwise.db.dispose()
     assert statuses == {401}
-
-
-@pytest.fixture
-async def redis_url() -> str:
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as exc:
-        pytest.skip(f"Redis at {REDIS_URL} does not answer: {exc}")
-    finally:
-        await client.aclose()
-    return REDIS_URL
 
 
 async def test_redis_storage_is_shared_between_limiters(redis_url: str) -> None:

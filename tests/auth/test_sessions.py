@@ -10,16 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from slotwise.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, redis_or_skip
 from tests.factories import PASSWORD, Account, bookable_provider, login, signed_in
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 NEW_PASSWORD = "another-long-passphrase-42"
 
 
@@ -28,14 +26,7 @@ async def app(request: pytest.FixtureRequest, database_url: str) -> AsyncIterato
     """The application with its denylist in the database, or in Redis."""
     redis_url = None
     if request.param == "redis":
-        probe = aioredis.from_url(REDIS_URL)
-        try:
-            await probe.ping()
-        except Exception as exc:
-            pytest.skip(f"Redis at {REDIS_URL} does not answer: {exc}")
-        finally:
-            await probe.aclose()
-        redis_url = REDIS_URL
+        redis_url = await redis_or_skip()
     # Rate limits off: in Redis, their counts outlive the test.
     settings = make_settings(database_url, redis_url=redis_url, rate_limit_enabled=False)
     application = create_app(settings)
