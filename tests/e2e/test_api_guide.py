@@ -37,11 +37,9 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.guide_reader import (
@@ -52,7 +50,7 @@ from tests.e2e.guide_reader import (
     split_trailing_comment,
     string_pattern,
 )
-from tests.e2e.test_readme_command import _free_port
+from tests.servers import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "api.md"
@@ -211,19 +209,6 @@ def check(step: Step, shell: Shell) -> str | None:
     return None
 
 
-def _wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the guide's server exited early"
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the guide's server did not answer in time")
-
-
 def _stop(process: subprocess.Popen[Any]) -> None:
     try:
         os.killpg(process.pid, signal.SIGTERM)
@@ -238,7 +223,7 @@ def _stop(process: subprocess.Popen[Any]) -> None:
 
 
 def run_guide(database_url: str, workdir: Path) -> list[str]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLOTWISE_")}
     env |= {
         "SLOTWISE_DATABASE_URL": database_url,
@@ -265,7 +250,7 @@ def run_guide(database_url: str, workdir: Path) -> list[str]:
     ]
     failures: list[str] = []
     try:
-        _wait_until_up(f"http://127.0.0.1:{port}", started[0])
+        wait_until_up(f"http://127.0.0.1:{port}", started[0], name="the guide's server")
         shell = Shell(workdir, env, port)
         try:
             for step in read_guide(GUIDE.read_text()):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,31 +15,13 @@ from pathlib import Path
 
 import httpx
 
+from tests.servers import free_port, wait_until_up
+
 PASSWORD = "a-long-and-unusual-passphrase"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_until_up(base: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "slotwise serve exited early"
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("slotwise serve did not answer in time")
-
-
 def test_serve_answers_and_its_worker_delivers_mail(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLOTWISE_")}
     env["SLOTWISE_WORKER_POLL_SECONDS"] = "0.5"
     slotwise = Path(sys.executable).parent / "slotwise"
@@ -54,7 +35,7 @@ def test_serve_answers_and_its_worker_delivers_mail(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(base, process)
+        wait_until_up(base, process, name="slotwise serve")
         assert (tmp_path / "slotwise.db").exists()  # the embedded default, migrated
         registered = httpx.post(
             f"{base}/api/v1/auth/register",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -21,13 +20,7 @@ from slotwise.notifications.worker import Worker
 from slotwise.state import get_now
 from tests.conftest import make_settings
 from tests.factories import BOOKING_NOW, Clock
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.servers import free_port
 
 
 @dataclass

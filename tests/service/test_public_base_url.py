@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from slotwise.cli import app as cli
 from slotwise.config import get_settings, served_base_url
 from tests.factories import PASSWORD
-from tests.service.test_serve_signals import SLOTWISE, free_port, start, stop_and_check
+from tests.servers import free_port
+from tests.service.test_serve_signals import SLOTWISE, start, stop_and_check
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,6 +14,7 @@ from fastapi import FastAPI
 
 from slotwise.config import Settings
 from slotwise.main import create_app
+from tests.servers import free_port
 
 
 def _raise() -> None:
@@ -45,12 +45,6 @@ async def test_an_unexpected_error_is_answered_not_raised(buggy_app: FastAPI) ->
     assert response.headers["x-request-id"] == "bug-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     status_line, *lines = head.decode("latin-1").split("\r\n")
@@ -60,7 +54,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, s
 
 
 async def test_the_connection_is_kept_after_a_500(buggy_app: FastAPI) -> None:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(buggy_app, host="127.0.0.1", port=port, log_level="critical")
     )
