@@ -78,9 +78,10 @@ from support import (
     server_env,
 )
 
+from slotwise import scheduling
 from slotwise.auth import tokens
 from slotwise.auth.tokens import TokenType
-from slotwise.booking import repository, rules, terms
+from slotwise.booking import terms, write
 from slotwise.booking.models import ACTIVE_STATUSES, Status
 from slotwise.config import Settings
 from slotwise.db import make_engine
@@ -745,8 +746,8 @@ def unguarded_app_factory() -> FastAPI:
     """Check-then-write with no lock and no constraint, each in its own transaction.
 
     Same routes and answers as Slotwise for what the storm sends (book; cancel and reschedule
-    by id or by manage token), the same tables, the same placement (`booking.rules.place`),
-    the same overlap checks (`booking.repository`); only the guard is missing. The grid and
+    by id or by manage token), the same tables, the same placement (`scheduling.place`),
+    the same judgment (`booking.write.judge`); only the guard is missing. The grid and
     policies are not checked: the control is about overlaps only.
     """
     settings = Settings()
@@ -792,20 +793,24 @@ def unguarded_app_factory() -> FastAPI:
         session: Any,
         provider_id: uuid.UUID,
         client_key: str,
-        placement: rules.Placement,
+        placement: scheduling.Placement,
+        version: int,
         exclude_id: uuid.UUID | None = None,
     ) -> JSONResponse | None:
-        """The application's own check, without its lock and apart from the write."""
-        found = await repository.conflicts(
-            session,
+        """The application's own judgment, without its lock and apart from the write."""
+        claim = write.Claim(
             provider_id=provider_id,
             client_key=client_key,
             start_at=placement.start_at,
             end_at=placement.end_at,
             blocked_start_at=placement.blocked_start_at,
             blocked_end_at=placement.blocked_end_at,
+            rules_version=version,
+            now=datetime.now(UTC),
+            check_standing=False,
             exclude_id=exclude_id,
         )
+        (found,) = await write.judge(session, [claim])
         if found.provider_busy:
             return refuse(409, "slot_unavailable")
         if found.client_busy:
@@ -821,13 +826,17 @@ def unguarded_app_factory() -> FastAPI:
         body = await request.json()
         client_key, client_id = await client_of(request, body)
         async with sessions() as session:  # the check, in a transaction of its own
-            provider = await terms.read(session, body["provider_id"], now=datetime.now(UTC))
-            service_id = body.get("service_id")
-            offering = provider.offering(uuid.UUID(service_id) if service_id else None)
+            known = await terms.read(session, body["provider_id"], now=datetime.now(UTC))
+            provider = known.terms
+            service_id = uuid.UUID(body["service_id"]) if body.get("service_id") else None
+            offering = provider.offering(service_id)
             assert offering is not None
             start = datetime.fromisoformat(body["start_datetime"])
-            placement = rules.place(provider, offering, start, None)
-            if refusal := await conflict(session, provider.provider_id, client_key, placement):
+            placement = scheduling.place(provider, offering, scheduling.Request(service_id, start))
+            assert isinstance(placement, scheduling.Placement)
+            if refusal := await conflict(
+                session, provider.provider_id, client_key, placement, provider.version
+            ):
                 return refusal
         await asyncio.sleep(window_s)
         guest = body.get("guest_details")
@@ -844,7 +853,7 @@ def unguarded_app_factory() -> FastAPI:
             end_at=placement.end_at,
             blocked_start_at=placement.blocked_start_at,
             blocked_end_at=placement.blocked_end_at,
-            timezone=provider.timezone,
+            timezone=known.timezone,
             status=Status.CONFIRMED,
             created_at=now,
             updated_at=now,
@@ -876,15 +885,21 @@ def unguarded_app_factory() -> FastAPI:
                 return refuse(404, "appointment_not_found")
             if appointment.status not in ACTIVE_STATUSES:
                 return refuse(409, "invalid_transition")
-            provider = await terms.read(
-                session, str(appointment.provider_id), now=datetime.now(UTC)
-            )
+            known = await terms.read(session, str(appointment.provider_id), now=datetime.now(UTC))
+            provider = known.terms
             offering = provider.offering(appointment.service_id)
             assert offering is not None
             start = datetime.fromisoformat(body["new_start_time"])
-            placement = rules.place(provider, offering, start, None)
+            asked = scheduling.Request(appointment.service_id, start)
+            placement = scheduling.place(provider, offering, asked)
+            assert isinstance(placement, scheduling.Placement)
             if refusal := await conflict(
-                session, provider.provider_id, appointment.client_key, placement, appointment.id
+                session,
+                provider.provider_id,
+                appointment.client_key,
+                placement,
+                provider.version,
+                appointment.id,
             ):
                 return refusal
         await asyncio.sleep(window_s)

@@ -23,8 +23,8 @@ from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.availability.router import slots_router
 from slotwise.availability.slots import SlotListings
-from slotwise.booking.group import BookingWriter
 from slotwise.booking.guests import GuestPolicy
+from slotwise.booking.queue import BookingQueue
 from slotwise.booking.router import booking_router, guest_router, standings_router
 from slotwise.booking.router import provider_router as provider_booking_router
 from slotwise.booking.router import router as appointments_router
@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         slots=SlotListings(database, slot_cache),
         access_tokens=VerifiedAccessTokens(settings),
         terms=terms,
-        bookings=BookingWriter(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
+        bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
     )
 
     @asynccontextmanager

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.availability.slots import SlotListings
-from slotwise.booking.group import BookingWriter
+from slotwise.booking.queue import BookingQueue
 from slotwise.booking.terms import TermsCache
 from slotwise.config import Settings
 from slotwise.db import Database
@@ -29,7 +29,7 @@ class AppState:
     slots: SlotListings
     access_tokens: VerifiedAccessTokens
     terms: TermsCache
-    bookings: BookingWriter
+    bookings: BookingQueue
 
     async def aclose(self) -> None:
         """Let go of connections: the slot cache's listener, the pool, Redis (once the

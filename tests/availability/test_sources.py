@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from slotwise import scheduling
 from slotwise.availability import changes, sources
 from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
 from slotwise.booking import terms
@@ -94,9 +95,13 @@ async def test_terms_are_read_from_exactly_the_declared_tables(
     _account, profile = provider
     async with app.state.slotwise.db.session(writes=False) as session:
         with tables_read(app) as read:
-            kept = await terms.read(session, profile["public_handle"], now=BOOKING_NOW)
-            far = kept.last_date + timedelta(days=30)  # read apart from the kept dates
-            await kept.offered(session, kept.default, far)
+            known = await terms.read(session, profile["public_handle"], now=BOOKING_NOW)
+            far = known.terms.last_date + timedelta(days=30)  # read apart from the kept dates
+            staff_move = scheduling.Request(
+                None, datetime.combine(far, time(9)), kind=scheduling.Kind.STAFF_MOVE
+            )
+            widened = await terms.covering(session, known, staff_move)
+            assert widened.covers(far)
     assert read == sources.TERMS_TABLES
 
 

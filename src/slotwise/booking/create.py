@@ -1,4 +1,10 @@
-"""Booking: a signed-in client or a guest takes a slot the engine offers."""
+"""Booking: a signed-in client or a guest takes a slot the engine offers.
+
+One way for every booking: the decision on the provider's terms (``scheduling.decide``),
+then the write (``booking.write``), which judges what only the database knows and writes.
+A single booking (an idempotent one, in the transaction that claims its key) goes through
+``book``; concurrent ones through ``booking.queue``, in batches, with the same steps.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +13,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotwise import scheduling
 from slotwise.auth import tokens
-from slotwise.booking import events, repository, rules
+from slotwise.booking import events, repository, write
 from slotwise.booking.errors import (
-    CannotBookYourself,
     GuestDetailsNotAllowed,
     GuestDetailsRequired,
-    ProviderNotAccepting,
+    TermsChanged,
+    refused,
 )
 from slotwise.booking.events import ActorRole
 from slotwise.booking.guests import GuestPolicy
-from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.models import Appointment, AppointmentEvent, Status, guest_key
 from slotwise.booking.schemas import AppointmentCreate
-from slotwise.booking.terms import Offering, Terms, TermsCache, checked
+from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
+from slotwise.booking.write import Claim, Row
 from slotwise.calendars import entries
-from slotwise.db import unsaved
+from slotwise.db import table_of, unsaved
 from slotwise.notifications import outbox
-from slotwise.providers.service import ProviderNotFound, ServiceNotFound
+from slotwise.scheduling import Proposal, Reason, Refusal
 from slotwise.users.models import User
 
 
@@ -60,62 +67,102 @@ async def book(
     now: datetime,
     guests: GuestPolicy,
 ) -> Booked:
-    """One booking in the session's transaction: checked, then written with its history and
-    its messages. (``booking.group`` writes concurrent bookings together.)"""
+    """One booking in the session's transaction: decided on the provider's terms, then
+    written. Kept terms that refuse it or prove stale are read again, and it is decided
+    again."""
     client_key = check_caller(user, data)
-
-    async def attempt(terms: Terms) -> Booked:
-        candidate = await prepare(session, terms, user=user, data=data, now=now)
-        await rules.check_free(
-            session,
-            terms=terms,
-            client_key=client_key,
-            placement=candidate.placement,
-            now=now,
-            check_standing=True,
-            guest_cap=guests.max_active if user is None else None,
-        )
-        booked = new_booking(
-            candidate, user=user, data=data, client_key=client_key, now=now, guests=guests
-        )
-        await write(session, [booked])
-        return booked
-
-    return await checked(kept_terms, session, data.provider_id, now=now, check=attempt)
+    fresh = False
+    for _ in range(ATTEMPTS):
+        known, kept = await kept_terms.get(session, data.provider_id, now=now, fresh=fresh)
+        proposal = propose(known.terms, user=user, data=data, client_key=client_key, now=now)
+        if isinstance(proposal, Refusal):
+            if not kept:
+                raise refused(proposal)
+            fresh = True  # kept terms may be stale: a refusal is given on fresh ones only
+            continue
+        booked = new_booking(known, proposal, user=user, data=data, now=now, guests=guests)
+        (outcome,) = await write.take(session, [row_of(session, booked, proposal, guests)])
+        if outcome is None:
+            return booked
+        if outcome.reason is not Reason.TERMS_CHANGED:
+            raise refused(outcome)
+        fresh = True
+    raise TermsChanged()
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A booking that the provider's terms allow, before its time is checked for conflicts."""
-
-    terms: Terms
-    offering: Offering
-    placement: rules.Placement
-
-
-async def prepare(
-    session: AsyncSession,
-    terms: Terms,
+def propose(
+    terms: scheduling.Terms,
     *,
     user: User | None,
     data: AppointmentCreate,
+    client_key: str,
     now: datetime,
-) -> Candidate:
-    """Check a booking against the provider's terms: listed, accepting, the service, the
-    duration, notice and horizon, and a slot the engine offers."""
-    if not terms.listed:
-        raise ProviderNotFound()
-    if user is not None and terms.user_id == user.id:
-        raise CannotBookYourself()
-    if not terms.accepting_bookings:
-        raise ProviderNotAccepting()
-    offering = terms.offering(data.service_id)
-    if offering is None or not offering.is_active:
-        raise ServiceNotFound()
-    placement = rules.place(terms, offering, data.start_datetime, data.end_datetime)
-    rules.check_policy(terms, placement, now=now)
-    await rules.check_offered(session, terms, offering, placement)
-    return Candidate(terms=terms, offering=offering, placement=placement)
+) -> Proposal | Refusal:
+    """The booking decided on the provider's terms: where it sits, or why not."""
+    request = scheduling.Request(
+        service_id=data.service_id,
+        start_time=data.start_datetime,
+        end_time=data.end_datetime,
+        by=user.id if user is not None else None,
+    )
+    decided = scheduling.decide(terms, request, now=now)
+    if isinstance(decided, Refusal):
+        return decided
+    return Proposal(
+        terms=terms,
+        placement=decided,
+        client_key=client_key,
+        counted_per_client=user is None or terms.limits.per_client is not None,
+    )
+
+
+def claim_of(proposal: Proposal, *, guest: bool, now: datetime, guests: GuestPolicy) -> Claim:
+    """What the write must find true for the booking: the terms still current, the time
+    free, and room under every limit that applies (the provider's, and a guest's cap)."""
+    terms, placement = proposal.terms, proposal.placement
+    limits = terms.limits
+    client_cap, guest_cap = limits.per_client, False
+    if guest and (client_cap is None or guests.max_active < client_cap):
+        client_cap, guest_cap = guests.max_active, True
+    return Claim(
+        provider_id=terms.provider_id,
+        client_key=proposal.client_key,
+        start_at=placement.start_at,
+        end_at=placement.end_at,
+        blocked_start_at=placement.blocked_start_at,
+        blocked_end_at=placement.blocked_end_at,
+        rules_version=terms.version,
+        now=now,
+        client_cap=client_cap,
+        guest_cap=guest_cap,
+        day=terms.day_of(placement.start_at) if limits.per_day is not None else None,
+        day_cap=limits.per_day,
+        week=terms.week_of(placement.start_at) if limits.per_week is not None else None,
+        week_cap=limits.per_week,
+    )
+
+
+def row_of(session: AsyncSession, booked: Booked, proposal: Proposal, guests: GuestPolicy) -> Row:
+    """The booking as the write takes it: its claim, its rows, its messages."""
+    appointment = booked.appointment
+    guest = appointment.client_id is None
+    return Row(
+        claim=claim_of(proposal, guest=guest, now=appointment.created_at, guests=guests),
+        appointment=_values(appointment, _APPOINTMENTS),
+        events=[_values(event, _EVENTS) for event in appointment.events],
+        messages=_messages(session, [booked]),
+    )
+
+
+_APPOINTMENTS = table_of(Appointment)
+_EVENTS = table_of(AppointmentEvent)
+
+
+def _values(instance: object, table: Table) -> dict[str, Any]:
+    """The row of an ``unsaved`` instance, from its ``__dict__`` (the attributes'
+    descriptors cost more than the dictionary)."""
+    given = vars(instance)
+    return {column.key: given[column.key] for column in table.columns}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,18 +174,19 @@ class Booked:
 
 
 def new_booking(
-    candidate: Candidate,
+    known: Known,
+    proposal: Proposal,
     *,
     user: User | None,
     data: AppointmentCreate,
-    client_key: str,
     now: datetime,
     guests: GuestPolicy,
 ) -> Booked:
     """The appointment (not yet written), its first history entry and its parties. A
     guest's booking with a provider that verifies guests' emails is held until the guest
     follows the link mailed to them (``booking.guests``)."""
-    terms, offering, placement = candidate.terms, candidate.offering, candidate.placement
+    terms, placement = proposal.terms, proposal.placement
+    offering = placement.offering
     status = Status.PENDING if terms.requires_confirmation else Status.CONFIRMED
     guest = data.guest_details
     manage_token = tokens.new_secret_token() if guest is not None else None
@@ -146,8 +194,8 @@ def new_booking(
     if guest is not None and terms.verify_guest_email:
         status = Status.PENDING_VERIFICATION
         verify_token, hold_until = tokens.new_secret_token(), now + guests.hold
-    # Written by Core INSERTs (create.write); the objects are only read: the answer, the
-    # messages.
+    # Written by Core INSERTs (``booking.write``); the objects are only read: the answer,
+    # the messages.
     appointment = unsaved(
         Appointment,
         id=uuid.uuid4(),
@@ -157,12 +205,12 @@ def new_booking(
         guest_name=guest.name if guest else None,
         guest_email=str(guest.email).lower() if guest else None,
         guest_phone=guest.phone if guest else None,
-        client_key=client_key,
+        client_key=proposal.client_key,
         start_at=placement.start_at,
         end_at=placement.end_at,
         blocked_start_at=placement.blocked_start_at,
         blocked_end_at=placement.blocked_end_at,
-        timezone=terms.timezone,
+        timezone=known.timezone,
         status=status,
         notes=data.notes,
         manage_token_hash=tokens.fingerprint(manage_token) if manage_token else None,
@@ -185,9 +233,9 @@ def new_booking(
     )
     appointment.events.append(unsaved(AppointmentEvent, **created))
     parties = entries.Parties(
-        provider=entries.Party(email=terms.email, name=terms.full_name, timezone=terms.timezone),
+        provider=entries.Party(email=known.email, name=known.full_name, timezone=known.timezone),
         client=entries.client_party(appointment, user),
-        title=entries.title(terms.full_name, offering.name),
+        title=entries.title(known.full_name, offering.name),
     )
     return Booked(
         appointment=appointment,
@@ -195,33 +243,6 @@ def new_booking(
         parties=parties,
         verify_url=guests.link(verify_token) if verify_token else None,
     )
-
-
-async def write(session: AsyncSession, bookings: list[Booked]) -> None:
-    """Checked bookings, their history and their messages, in one statement on PostgreSQL
-    (one INSERT per table elsewhere).
-
-    On PostgreSQL an exclusion constraint may still refuse one (a race the locks did not
-    order): the 409 it means is raised, and the transaction must be rolled back."""
-    messages = _messages(session, bookings)
-    try:
-        await repository.insert_new(session, [booked.appointment for booked in bookings], messages)
-    except IntegrityError as exc:
-        raise_for_constraint(exc)
-
-
-async def write_unless_taken(
-    session: AsyncSession, bookings: list[tuple[Booked, int]]
-) -> list[Booked]:
-    """PostgreSQL, in an autocommit session: checked bookings, each with the rules version
-    its terms were checked at, written in one statement with their history and messages,
-    except those whose time proved taken, whose provider's rules changed, or whose client is
-    blocked (``repository.insert_unless_taken``); the bookings written."""
-    messages = _messages(session, [booked for booked, _ in bookings])
-    written = await repository.insert_unless_taken(
-        session, [(booked.appointment, version) for booked, version in bookings], messages
-    )
-    return [booked for booked, _ in bookings if booked.appointment.id in written]
 
 
 def _messages(session: AsyncSession, bookings: list[Booked]) -> list[dict[str, Any]]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from slotwise.errors import Conflict, Forbidden, InvalidInput, NotFound
+from typing import assert_never
+
+from slotwise.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
+from slotwise.providers.service import ProviderNotFound, ServiceNotFound
+from slotwise.scheduling import Reason, Refusal
 
 
 class AppointmentNotFound(NotFound):
@@ -105,3 +109,50 @@ class GuestLimitReached(Conflict):
 class VerificationExpired(Conflict):
     code = "verification_expired"
     message = "The link expired and the time was released; book again."
+
+
+class LimitReached(Conflict):
+    code = "limit_reached"
+    message = "The provider takes no more bookings in this period (details: which limit)."
+
+
+class TermsChanged(Conflict):
+    code = "provider_changed"
+    message = "The provider's hours or terms changed while booking; try again."
+
+
+def refused(refusal: Refusal) -> AppError:
+    """The API's error for a refusal of the booking decision or of the write (every reason
+    has one: mypy checks that the match is exhaustive)."""
+    details = dict(refusal.details) or None
+    match refusal.reason:
+        case Reason.PROVIDER_NOT_FOUND:
+            return ProviderNotFound()
+        case Reason.SERVICE_NOT_FOUND:
+            return ServiceNotFound()
+        case Reason.CANNOT_BOOK_YOURSELF:
+            return CannotBookYourself()
+        case Reason.PROVIDER_NOT_ACCEPTING:
+            return ProviderNotAccepting()
+        case Reason.DURATION_MISMATCH:
+            return DurationMismatch(details=details)
+        case Reason.TOO_SOON:
+            return TooSoon(details=details)
+        case Reason.TOO_FAR:
+            return TooFar(details=details)
+        case Reason.OUTSIDE_AVAILABILITY:
+            return OutsideAvailability()
+        case Reason.SLOT_UNAVAILABLE:
+            return SlotUnavailable()
+        case Reason.CLIENT_CONFLICT:
+            return ClientConflict()
+        case Reason.CLIENT_BLOCKED:
+            return ClientBlocked()
+        case Reason.LIMIT_REACHED:
+            return LimitReached(details=details)
+        case Reason.GUEST_LIMIT_REACHED:
+            return GuestLimitReached(details=details)
+        case Reason.TERMS_CHANGED:
+            return TermsChanged()
+        case _:
+            assert_never(refusal.reason)

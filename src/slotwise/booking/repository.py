@@ -3,24 +3,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    DateTime,
     Select,
-    Table,
-    Text,
-    Uuid,
     bindparam,
-    cast,
-    column,
-    exists,
     false,
     func,
     insert,
-    literal,
     literal_column,
     or_,
     select,
@@ -28,11 +19,8 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
-from sqlalchemy.sql.selectable import TextualSelect
-from sqlalchemy.types import TypeEngine
 
 from slotwise.availability import changes
 from slotwise.booking.models import (
@@ -42,16 +30,13 @@ from slotwise.booking.models import (
     ClientStanding,
     Status,
 )
-from slotwise.db import Unnested, insert_rows, padded, table_of, unnested
-from slotwise.notifications.models import OutboxMessage
-from slotwise.providers.models import Provider
 
 # The longest blocked span an appointment can have (12 h session + 2 x 4 h buffers), so
 # that a window query can be an index range scan on (provider_id, blocked_start_at).
 LONGEST_BLOCK = timedelta(hours=21)
 
 
-def _active() -> ColumnElement[bool]:
+def takes_time() -> ColumnElement[bool]:
     """Appointments that take time: the active statuses and held guest bookings, as the
     exclusion constraints count them. A write releases the expired holds it could meet
     first (``release_expired``); a listing, which writes nothing, skips them (``busy_between``).
@@ -64,7 +49,7 @@ def _active() -> ColumnElement[bool]:
 _HELD: ColumnElement[Any] = literal_column(f"'{Status.PENDING_VERIFICATION}'")
 
 
-def _blocking(
+def blocking(
     provider_id: object, start_at: object, end_at: object, earliest: object
 ) -> tuple[ColumnElement[bool], ...]:
     """The provider's active appointments whose blocked span overlaps [start_at, end_at);
@@ -75,7 +60,7 @@ def _blocking(
         Appointment.blocked_start_at >= earliest,
         Appointment.blocked_start_at < end_at,
         Appointment.blocked_end_at > start_at,
-        _active(),
+        takes_time(),
     )
 
 
@@ -101,7 +86,7 @@ async def busy_between(
     query = select(
         Appointment.blocked_start_at, Appointment.blocked_end_at, Appointment.hold_until
     ).where(
-        *_blocking(provider_id, start_at, end_at, start_at - LONGEST_BLOCK),
+        *blocking(provider_id, start_at, end_at, start_at - LONGEST_BLOCK),
         or_(Appointment.status != _HELD, Appointment.hold_until > now),
     )
     # Plain rows from the connection: a month can hold thousands, and the ORM's row
@@ -297,360 +282,3 @@ _LOCKS = (
     " FROM unnest(CAST(:lock_keys AS text[]), CAST(:lock_seeds AS bigint[])) AS lock(key, seed)"
 )
 _LOCK_BOOKINGS = text(_LOCKS)  # one round trip
-
-
-@dataclass(frozen=True, slots=True)
-class Conflicts:
-    provider_busy: bool
-    client_busy: bool
-    client_blocked: bool
-    rules_version: int | None  # the provider's, now (None: the provider is gone)
-    # A guest's bookings with the provider that take time and start after ``since`` (0
-    # when not asked).
-    guest_bookings: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Asked:
-    """A time to check for conflicts (``conflicts_among``)."""
-
-    provider_id: uuid.UUID
-    client_key: str
-    start_at: datetime
-    end_at: datetime
-    blocked_start_at: datetime
-    blocked_end_at: datetime
-    # A guest's booking: count its bookings with the provider starting after this instant.
-    since: datetime | None = None
-
-
-async def conflicts(
-    session: AsyncSession,
-    *,
-    provider_id: uuid.UUID,
-    client_key: str,
-    start_at: datetime,
-    end_at: datetime,
-    blocked_start_at: datetime,
-    blocked_end_at: datetime,
-    exclude_id: uuid.UUID | None = None,
-    standing: bool = False,
-    since: datetime | None = None,
-) -> Conflicts:
-    """In one query: does an active appointment of the provider overlap the blocked span, or
-    one of the client's overlap the appointment; (``standing``) is the client blocked; what
-    is the provider's rules version; and (``since``, a guest's booking) how many bookings
-    the client has with the provider starting after ``since``?"""
-    asked = Asked(
-        provider_id, client_key, start_at, end_at, blocked_start_at, blocked_end_at, since
-    )
-    query = _conflicts_query(1, excluding=exclude_id is not None, standing=standing)
-    values = _conflict_values(asked, "_0")
-    values["exclude_id"] = exclude_id
-    connection = await session.connection()
-    return _read_conflicts((await connection.execute(query, values)).one(), 1)[0]
-
-
-async def conflicts_among(session: AsyncSession, many: list[Asked]) -> list[Conflicts]:
-    """``conflicts`` (with the client's standing) for several new bookings in one query."""
-    if not many:
-        return []
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":  # the times as arrays, a row each
-        arrays = {name: [getattr(asked, name) for asked in many] for name, _ in _ASKED_FIELDS}
-        rows = (await connection.execute(_CONFLICTS_UNNESTED, arrays)).all()
-        return [_read_conflicts(row, 1)[0] for row in rows]
-    asking = padded(many)
-    query = _conflicts_query(len(asking), excluding=False, standing=True)
-    values: dict[str, Any] = {}
-    for i, asked in enumerate(asking):
-        values.update(_conflict_values(asked, f"_{i}"))
-    return _read_conflicts((await connection.execute(query, values)).one(), len(many))
-
-
-def _conflict_values(asked: Asked, suffix: str) -> dict[str, Any]:
-    values = {
-        "provider_id": asked.provider_id,
-        "version_of": asked.provider_id,
-        "blocked_start_at": asked.blocked_start_at,
-        "blocked_end_at": asked.blocked_end_at,
-        "earliest": asked.blocked_start_at - LONGEST_BLOCK,
-        "client_key": asked.client_key,
-        "standing_of": asked.client_key,
-        "start_at": asked.start_at,
-        "end_at": asked.end_at,
-        "since": asked.since,
-        "counted_of": asked.provider_id,
-    }
-    return {name + suffix: value for name, value in values.items()}
-
-
-ANSWERS = 5  # the columns of the answers about one asked time (``_answers``)
-
-
-def _read_conflicts(row: Any, count: int) -> list[Conflicts]:
-    return [
-        Conflicts(
-            provider_busy=bool(row[ANSWERS * i]),
-            client_busy=bool(row[ANSWERS * i + 1]),
-            client_blocked=bool(row[ANSWERS * i + 2]),
-            rules_version=row[ANSWERS * i + 3],
-            guest_bookings=int(row[ANSWERS * i + 4] or 0),
-        )
-        for i in range(count)
-    ]
-
-
-# Batches are asked about padded (db.padded): a dozen sizes, each built once.
-@cache
-def _conflicts_query(count: int, *, excluding: bool, standing: bool) -> Select[Any]:
-    """The conflicts statement for ``count`` times (ANSWERS columns each), built once per
-    variant: building it costs more than running it."""
-    columns: list[ColumnElement[Any]] = []
-    for i in range(count):
-        columns.extend(_conflict_columns(f"_{i}", excluding=excluding, standing=standing))
-    return select(*columns)
-
-
-def _conflict_columns(
-    suffix: str, *, excluding: bool, standing: bool
-) -> tuple[ColumnElement[Any], ...]:
-    def param(name: str) -> Any:
-        return bindparam(name + suffix)
-
-    return _answers(
-        provider_id=param("provider_id"),
-        client_key=param("client_key"),
-        start_at=param("start_at"),
-        end_at=param("end_at"),
-        blocked_start_at=param("blocked_start_at"),
-        blocked_end_at=param("blocked_end_at"),
-        earliest=param("earliest"),
-        version_of=param("version_of"),
-        since=param("since"),
-        counted_of=param("counted_of"),
-        standing_of=param("standing_of") if standing else None,
-        exclude_id=bindparam("exclude_id") if excluding else None,
-    )
-
-
-def _answers(
-    *,
-    provider_id: Any,
-    client_key: Any,
-    start_at: Any,
-    end_at: Any,
-    blocked_start_at: Any,
-    blocked_end_at: Any,
-    earliest: Any,
-    version_of: Any,
-    since: Any,
-    counted_of: Any,
-    standing_of: Any | None,
-    exclude_id: Any | None,
-) -> tuple[ColumnElement[Any], ...]:
-    """The ANSWERS answers about one asked time (bound parameters, or the columns of the
-    unnested times): does an active appointment of the provider block it, does one of the
-    client's overlap it, is the client blocked (only if ``standing_of`` is given), the
-    provider's rules version, and how many of the client's bookings with the provider take
-    time and start after ``since`` (none when ``since`` is null: asked for guests only)."""
-    provider_busy = select(Appointment.id).where(
-        *_blocking(provider_id, blocked_start_at, blocked_end_at, earliest)
-    )
-    client_busy = select(Appointment.id).where(
-        Appointment.client_key == client_key,
-        Appointment.start_at < end_at,
-        Appointment.end_at > start_at,
-        _active(),
-    )
-    if exclude_id is not None:
-        provider_busy = provider_busy.where(Appointment.id != exclude_id)
-        client_busy = client_busy.where(Appointment.id != exclude_id)
-    blocked = (
-        exists().where(ClientStanding.email == standing_of, ClientStanding.blocked)
-        if standing_of is not None
-        else false()
-    )
-    version = select(Provider.rules_version).where(Provider.id == version_of)
-    counted = select(func.count()).where(
-        Appointment.client_key == client_key,
-        Appointment.start_at > since,
-        Appointment.provider_id == counted_of,
-        _active(),
-    )
-    return (
-        provider_busy.exists(),
-        client_busy.exists(),
-        blocked,
-        version.scalar_subquery(),
-        counted.scalar_subquery(),
-    )
-
-
-# The fields of an Asked time, and the type of each, as conflicts_among sends them.
-_INSTANT: TypeEngine[Any] = DateTime(timezone=True)
-_ASKED_FIELDS: list[tuple[str, TypeEngine[Any]]] = [
-    ("provider_id", Uuid()),
-    ("client_key", Text()),
-    ("start_at", _INSTANT),
-    ("end_at", _INSTANT),
-    ("blocked_start_at", _INSTANT),
-    ("blocked_end_at", _INSTANT),
-    ("since", _INSTANT),
-]
-
-
-def _conflicts_unnested() -> Select[Any]:
-    """``conflicts_among`` on PostgreSQL: the asked times sent as one array per field and
-    unnested, the ANSWERS answers a row per time, in order. One statement text and one plan
-    whatever the count (the padded form sends nine parameters a time)."""
-    arrays = (cast(bindparam(name), postgresql.ARRAY(kind)) for name, kind in _ASKED_FIELDS)
-    asked = (
-        func.unnest(*arrays)
-        .table_valued(*(column(name, kind) for name, kind in _ASKED_FIELDS), with_ordinality="n")
-        .render_derived(name="asked")
-    )
-    a = asked.c
-    answers = _answers(
-        provider_id=a.provider_id,
-        client_key=a.client_key,
-        start_at=a.start_at,
-        end_at=a.end_at,
-        blocked_start_at=a.blocked_start_at,
-        blocked_end_at=a.blocked_end_at,
-        earliest=a.blocked_start_at - literal(LONGEST_BLOCK),
-        version_of=a.provider_id,
-        since=a.since,
-        counted_of=a.provider_id,
-        standing_of=a.client_key,
-        exclude_id=None,
-    )
-    return select(*answers).select_from(asked).order_by(a.n)
-
-
-_CONFLICTS_UNNESTED = _conflicts_unnested()
-
-_APPOINTMENTS = table_of(Appointment)
-_EVENTS = table_of(AppointmentEvent)
-_MESSAGES = table_of(OutboxMessage)
-
-
-async def insert_new(
-    session: AsyncSession, appointments: list[Appointment], messages: list[dict[str, Any]]
-) -> None:
-    """New appointments, their history and their messages (outbox rows), as plain INSERTs
-    (on PostgreSQL one statement, ``db.insert_rows``): the ORM's unit of work cost more than
-    the statements. The objects stay transient (``db.unsaved``: the answer and the messages
-    read them); every column must be set on them."""
-    await insert_rows(
-        session,
-        [
-            (_APPOINTMENTS, [_values(appointment, _APPOINTMENTS) for appointment in appointments]),
-            (
-                _EVENTS,
-                [
-                    _values(event, _EVENTS)
-                    for appointment in appointments
-                    for event in appointment.events
-                ],
-            ),
-            (_MESSAGES, messages),
-        ],
-    )
-    for appointment in appointments:
-        changes.note(session.sync_session, appointment.provider_id)
-
-
-def _values(instance: object, table: Table) -> dict[str, Any]:
-    """The row of an ``unsaved`` instance, from its ``__dict__`` (the attributes' descriptors
-    cost more than the dictionary)."""
-    given = vars(instance)
-    return {column.key: given[column.key] for column in table.columns}
-
-
-async def insert_unless_taken(
-    session: AsyncSession,
-    appointments: list[tuple[Appointment, int]],
-    messages: list[dict[str, Any]],
-) -> set[uuid.UUID]:
-    """PostgreSQL, in one statement (in an autocommit session, one transaction): new
-    appointments, each with the rules version its checks were made against, written with
-    their history and their messages unless their time is taken; the ids of those written.
-
-    The statement takes the bookings' locks (``lock_bookings``), then inserts each
-    appointment whose provider is still at that rules version and whose client is not
-    blocked, skipping (ON CONFLICT DO NOTHING) any that an exclusion constraint refuses: an
-    overlap with an active appointment of the provider or of the client, committed or
-    being written by another transaction, or written earlier in this statement. The history
-    and messages of the appointments written go with them; nothing is said of the others,
-    which the caller books again alone to learn why (``booking.group``). Any other refusal
-    (a foreign key, a deadlock) fails the whole statement and writes nothing."""
-    if not appointments:
-        return set()
-    connection = await session.connection()
-    dialect = connection.dialect
-    rows = [_values(appointment, _APPOINTMENTS) for appointment, _version in appointments]
-    events = [
-        _values(event, _EVENTS) for appointment, _ in appointments for event in appointment.events
-    ]
-    statement, parts = _insert_unless_taken_statement(
-        tuple(rows[0]), tuple(events[0]) if events else (), tuple(messages[0]) if messages else ()
-    )
-    values: dict[str, Any] = _lock_keys(
-        [(appointment.provider_id, appointment.client_key) for appointment, _ in appointments]
-    )
-    for part, part_rows in zip(parts, (rows, events, messages), strict=True):
-        if part is not None:
-            values.update(part.values(dialect, part_rows))
-    values["rules_versions"] = [version for _, version in appointments]
-    written = set((await connection.execute(statement, values)).scalars())
-    for appointment, _ in appointments:
-        if appointment.id in written:
-            changes.note(session.sync_session, appointment.provider_id)
-    return written
-
-
-@cache
-def _insert_unless_taken_statement(
-    appointment_keys: tuple[str, ...], event_keys: tuple[str, ...], message_keys: tuple[str, ...]
-) -> tuple[TextualSelect, list[Unnested | None]]:
-    """``insert_unless_taken``'s statement for rows with these keys, built once, and the
-    arrays of its appointments, history and messages (an empty key tuple: no such rows).
-
-    The locks are a one-row CTE that the appointments are cross-joined with: no appointment
-    reaches the INSERT before every lock is held. The version and standing conditions read
-    the statement's snapshot; overlaps are the exclusion constraints' to judge, which see
-    every row committed or in progress."""
-    asked = unnested(_APPOINTMENTS.name, appointment_keys, "a")
-    parts: list[Unnested | None] = [asked]
-    columns = ", ".join(f"asked.{name}" for name in asked.columns.split(", "))
-    providers, standings = table_of(Provider).name, table_of(ClientStanding).name
-    # Table and column names from the models' metadata, never from input.
-    ctes = [
-        f"locks AS ({_LOCKS})",
-        f'taken AS (INSERT INTO "{_APPOINTMENTS.name}" ({asked.columns})'  # noqa: S608
-        f" SELECT {columns}"
-        f" FROM unnest({asked.arrays}, CAST(:rules_versions AS bigint[])) WITH ORDINALITY"
-        f" AS asked({asked.columns}, rules_version, n) CROSS JOIN locks"
-        f' WHERE EXISTS (SELECT FROM "{providers}" AS p'
-        "   WHERE p.id = asked.provider_id AND p.rules_version = asked.rules_version)"
-        f' AND NOT EXISTS (SELECT FROM "{standings}" AS s'
-        "   WHERE s.email = asked.client_key AND s.blocked)"
-        " ORDER BY asked.n"
-        " ON CONFLICT DO NOTHING RETURNING id)",
-    ]
-    for number, (table, keys) in enumerate(((_EVENTS, event_keys), (_MESSAGES, message_keys))):
-        if not keys:
-            parts.append(None)
-            continue
-        part = unnested(table.name, keys, f"r{number}")
-        parts.append(part)
-        ctes.append(
-            f'r{number} AS (INSERT INTO "{table.name}" ({part.columns})'  # noqa: S608
-            f" SELECT * FROM unnest({part.arrays}) AS given({part.columns})"
-            " WHERE given.appointment_id IN (SELECT id FROM taken))"
-        )
-    statement = text(f"WITH {', '.join(ctes)} SELECT id FROM taken").columns(  # noqa: S608
-        column("id", Uuid())
-    )
-    return statement, parts

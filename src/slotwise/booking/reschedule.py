@@ -1,24 +1,27 @@
-"""Rescheduling: the new time is checked and taken in the transaction that frees the old."""
+"""Rescheduling: the new time is decided, judged and taken in the transaction that frees
+the old, by the same decision and the same judgment as a new booking."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking import rules
+from slotwise import scheduling
+from slotwise.booking import write
 from slotwise.booking.access import Access
-from slotwise.booking.errors import InvalidTransition, TooSoon
+from slotwise.booking.errors import InvalidTransition, TermsChanged, refused
 from slotwise.booking.events import record
 from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.lifecycle import check_window
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
 from slotwise.booking.schemas import RescheduleRequest
-from slotwise.booking.terms import Terms, TermsCache, checked
+from slotwise.booking.terms import ATTEMPTS, TermsCache, covering
 from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
-from slotwise.providers.service import ProviderNotFound, ServiceNotFound
+from slotwise.scheduling import Kind, Placement, Reason, Refusal
 
 
 async def reschedule(
@@ -34,31 +37,17 @@ async def reschedule(
     if appointment.status not in ACTIVE_STATUSES:
         raise InvalidTransition(details={"from": appointment.status.value, "to": "rescheduled"})
     check_window(access, provider, now=now)
-
-    async def attempt(terms: Terms) -> tuple[Terms, rules.Placement]:
-        if access.is_client_side and not terms.listed:
-            raise ProviderNotFound()  # a new time is a booking: not with an unlisted provider
-        # The appointment's own service, even if no longer offered for new bookings.
-        offering = terms.offering(appointment.service_id)
-        if offering is None:
-            raise ServiceNotFound()
-        placement = rules.place(terms, offering, data.new_start_time, data.new_end_time)
-        if access.is_client_side:
-            rules.check_policy(terms, placement, now=now)
-        elif placement.start_at < now:
-            raise TooSoon()  # providers and admins skip notice and horizon, not the past
-        await rules.check_offered(session, terms, offering, placement)
-        await rules.check_free(
-            session,
-            terms=terms,
-            client_key=appointment.client_key,
-            placement=placement,
-            now=now,
-            exclude_id=appointment.id,
-        )
-        return terms, placement
-
-    terms, placement = await checked(kept_terms, session, str(provider.id), now=now, check=attempt)
+    # The appointment's own service, even if no longer offered for new bookings; a client's
+    # new time is held to the listing, notice and horizon like a booking.
+    request = scheduling.Request(
+        service_id=appointment.service_id,
+        start_time=data.new_start_time,
+        end_time=data.new_end_time,
+        kind=Kind.CLIENT_MOVE if access.is_client_side else Kind.STAFF_MOVE,
+    )
+    terms, placement = await _decided(
+        session, kept_terms, str(provider.id), request, appointment, now
+    )
     before_start, before_status = appointment.start_at, appointment.status
     before_end = appointment.end_at
     appointment.start_at = placement.start_at
@@ -96,3 +85,63 @@ async def reschedule(
         now=now,
     )
     return appointment
+
+
+async def _decided(
+    session: AsyncSession,
+    kept_terms: TermsCache,
+    ref: str,
+    request: scheduling.Request,
+    appointment: Appointment,
+    now: datetime,
+) -> tuple[scheduling.Terms, Placement]:
+    """The new time decided on the provider's terms and judged free under the locks (its
+    own current time aside); refusals on kept terms confirmed on fresh ones."""
+    fresh = False
+    for _ in range(ATTEMPTS):
+        known, kept = await kept_terms.get(session, ref, now=now, fresh=fresh)
+        terms = await covering(session, known, request)
+        decided = scheduling.decide(terms, request, now=now)
+        if isinstance(decided, Refusal):
+            if not kept:
+                raise refused(decided)
+            fresh = True
+            continue
+        outcome = await write.check_move(
+            session,
+            write.Claim(
+                provider_id=terms.provider_id,
+                client_key=appointment.client_key,
+                start_at=decided.start_at,
+                end_at=decided.end_at,
+                blocked_start_at=decided.blocked_start_at,
+                blocked_end_at=decided.blocked_end_at,
+                rules_version=terms.version,
+                now=now,
+                check_standing=False,
+                exclude_id=appointment.id,
+                **_limits(terms, decided, request),
+            ),
+        )
+        if outcome is None:
+            return terms, decided
+        if outcome.reason is not Reason.TERMS_CHANGED:
+            raise refused(outcome)
+        fresh = True
+    raise TermsChanged()
+
+
+def _limits(
+    terms: scheduling.Terms, placement: Placement, request: scheduling.Request
+) -> dict[str, Any]:
+    """A client's new time counts toward the provider's day and week limits like a booking
+    (its own old time aside); the provider and admins move bookings past them."""
+    limits = terms.limits
+    if request.kind is Kind.STAFF_MOVE:
+        return {}
+    return {
+        "day": terms.day_of(placement.start_at) if limits.per_day is not None else None,
+        "day_cap": limits.per_day,
+        "week": terms.week_of(placement.start_at) if limits.per_week is not None else None,
+        "week_cap": limits.per_week,
+    }

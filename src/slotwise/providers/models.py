@@ -33,6 +33,11 @@ class Provider(TimestampMixin, Base):
     accepting_bookings: Mapped[bool] = mapped_column(default=True)
     # Guests' bookings are held until the guest follows the link mailed to them.
     verify_guest_email: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Booking limits (None: none): bookings a local day and a local week (Monday to Sunday),
+    # and one client's active future bookings with the provider.
+    max_bookings_per_day: Mapped[int | None] = mapped_column(default=None)
+    max_bookings_per_week: Mapped[int | None] = mapped_column(default=None)
+    max_active_bookings_per_client: Mapped[int | None] = mapped_column(default=None)
     # Raised by triggers on every change to the profile, its account, services and hours
     # (migration 0009); never written by the application (see slotwise.booking.terms).
     rules_version: Mapped[int] = mapped_column(BigInteger, server_default="0")

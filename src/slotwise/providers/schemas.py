@@ -31,6 +31,7 @@ Specialty = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=
 Bio = Annotated[MultilineText, StringConstraints(max_length=5000)]
 Duration = Annotated[int, Field(ge=5, le=720, description="Minutes.")]
 Buffer = Annotated[int, Field(ge=0, le=240, description="Minutes.")]
+Limit = Annotated[int, Field(ge=1, le=10_000)]
 
 
 class BookingRules(BaseModel):
@@ -51,6 +52,18 @@ class BookingRules(BaseModel):
         default=None, description="Clients may not cancel or reschedule this close to the start."
     )
     accepting_bookings: bool | None = None
+    max_bookings_per_day: Limit | None = Field(
+        default=None,
+        description="At most this many bookings a day (in the provider's zone); null: no limit.",
+    )
+    max_bookings_per_week: Limit | None = Field(
+        default=None,
+        description="At most this many bookings a week, Monday to Sunday in the provider's zone.",
+    )
+    max_active_bookings_per_client: Limit | None = Field(
+        default=None,
+        description="At most this many upcoming bookings of one client (or guest email).",
+    )
     verify_guest_email: bool | None = Field(
         default=None,
         description=(
@@ -112,6 +125,9 @@ class ProviderRead(BaseModel):
     requires_confirmation: bool
     cancellation_window_minutes: int
     accepting_bookings: bool
+    max_bookings_per_day: int | None
+    max_bookings_per_week: int | None
+    max_active_bookings_per_client: int | None
     verify_guest_email: bool
     created_at: datetime
     updated_at: datetime

@@ -123,7 +123,14 @@ async def update_profile(
     session: AsyncSession, *, provider: Provider, data: ProviderUpdate, now: datetime
 ) -> Provider:
     changes = data.model_dump(exclude_unset=True)
-    nullable = {"specialty", "bio", "slot_interval_minutes"}
+    nullable = {
+        "specialty",
+        "bio",
+        "slot_interval_minutes",
+        "max_bookings_per_day",
+        "max_bookings_per_week",
+        "max_active_bookings_per_client",
+    }
     for field, value in changes.items():
         if value is None and field not in nullable:
             continue  # null means "leave as is" for required fields

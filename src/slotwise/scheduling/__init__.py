@@ -5,6 +5,21 @@ Instants (`*_at`) are timezone-aware UTC datetimes, dates (`*_date`) are local c
 in the provider's zone, and wall times (`*_time`) are naive local clock readings.
 """
 
+from slotwise.scheduling.decision import (
+    Kind,
+    Limit,
+    Placement,
+    Proposal,
+    Reason,
+    Refusal,
+    Request,
+    arrange,
+    clashes,
+    decide,
+    place,
+    read_instant,
+    requested_date,
+)
 from slotwise.scheduling.intervals import MAX_AT, MIN_AT, Interval, OutOfRange, merge, subtract
 from slotwise.scheduling.policies import (
     BookingPolicy,
@@ -26,6 +41,7 @@ from slotwise.scheduling.rules import (
     since_midnight,
 )
 from slotwise.scheduling.slots import ServiceSpec, Slot, computable_dates, compute_slots
+from slotwise.scheduling.terms import Limits, Offering, Terms
 
 __all__ = [
     "MAX_AT",
@@ -33,23 +49,39 @@ __all__ = [
     "BookingPolicy",
     "DateOverride",
     "Interval",
+    "Kind",
+    "Limit",
+    "Limits",
+    "Offering",
     "OutOfRange",
     "OverrideKind",
+    "Placement",
+    "Proposal",
+    "Reason",
+    "Refusal",
+    "Request",
     "ServiceSpec",
     "Slot",
+    "Terms",
     "TimeOff",
     "TimeRange",
     "WeeklyRule",
+    "arrange",
     "availability_for",
     "bookable_range",
+    "clashes",
     "computable_dates",
     "compute_slots",
     "day_extent",
+    "decide",
     "earliest_start",
     "end_since_midnight",
     "latest_start",
     "local_ranges_for",
     "merge",
+    "place",
+    "read_instant",
+    "requested_date",
     "resolve_wall_time",
     "since_midnight",
     "subtract",

@@ -1,0 +1,490 @@
+"""The one write: new bookings (or a booking's new time) asked of the database, each
+answered with what became of it: written, or the reason it was not.
+
+Every booking goes through here: single ones, idempotent ones (in the transaction that
+claims their key), the batches of ``booking.queue``, guests', reschedules. The decision
+on the provider's terms (``scheduling.decide``) comes first; this write judges what only
+the database knows, under the locks of the providers and clients involved, in the
+transaction that writes:
+
+- the provider's rules version is still the one the decision was made at (else
+  TERMS_CHANGED: decide again on fresh terms),
+- the client is not blocked for no-shows (new bookings),
+- no active appointment (or live hold) of the provider blocks the time, and none of the
+  client's overlaps it,
+- no limit is full: the provider's bookings that local day and week, the client's active
+  future bookings with the provider (the provider's limit, or a guest's).
+
+On PostgreSQL the judgment and the INSERTs (appointments, history, messages of those
+written) are one statement, after one that takes the locks and releases expired holds;
+the exclusion constraints still hold the overlaps whatever happens. On SQLite the write
+lock (BEGIN IMMEDIATE) serializes writers: one query judges, plain INSERTs write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    cast,
+    column,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from slotwise.availability import changes
+from slotwise.booking import repository
+from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding
+from slotwise.db import UTCDateTime, insert_rows, padded, table_of
+from slotwise.notifications.models import OutboxMessage
+from slotwise.providers.models import Provider
+from slotwise.scheduling import Interval, Limit, Reason, Refusal
+
+_APPOINTMENTS = table_of(Appointment)
+_EVENTS = table_of(AppointmentEvent)
+_MESSAGES = table_of(OutboxMessage)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one booking asks of the database, besides its rows."""
+
+    provider_id: uuid.UUID
+    client_key: str
+    start_at: datetime
+    end_at: datetime
+    blocked_start_at: datetime
+    blocked_end_at: datetime
+    rules_version: int  # the version of the terms it was decided on
+    now: datetime  # the client's future bookings are those starting after it
+    check_standing: bool = True  # a new booking: is the client blocked for no-shows?
+    client_cap: int | None = None  # the client's active future bookings with the provider
+    guest_cap: bool = False  # client_cap is a guest's (GUEST_LIMIT_REACHED), not the provider's
+    day: Interval | None = None  # the local day, when the provider limits bookings a day
+    day_cap: int | None = None
+    week: Interval | None = None
+    week_cap: int | None = None
+    exclude_id: uuid.UUID | None = None  # a move: the appointment's own current time
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A new booking to write: the claim, the appointment's row, its history and messages."""
+
+    claim: Claim
+    appointment: dict[str, Any]
+    events: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """What the database holds against one claim."""
+
+    rules_version: int | None  # the provider's now (None: the provider is gone)
+    client_blocked: bool
+    provider_busy: bool
+    client_busy: bool
+    client_count: int
+    day_count: int
+    week_count: int
+
+
+def verdict(claim: Claim, answers: Answers) -> Refusal | None:
+    """Why the claim cannot be written, or None: the first of the judgment's reasons (a
+    refusal is only meaningful on current terms, so TERMS_CHANGED comes first)."""
+    if answers.rules_version != claim.rules_version:
+        return Refusal(Reason.TERMS_CHANGED)
+    if claim.check_standing and answers.client_blocked:
+        return Refusal(Reason.CLIENT_BLOCKED)
+    if answers.provider_busy:
+        return Refusal(Reason.SLOT_UNAVAILABLE)
+    if answers.client_busy:
+        return Refusal(Reason.CLIENT_CONFLICT)
+    if claim.client_cap is not None and answers.client_count >= claim.client_cap:
+        if claim.guest_cap:
+            return Refusal(Reason.GUEST_LIMIT_REACHED, {"max_active_bookings": claim.client_cap})
+        return _limit(Limit.PER_CLIENT, claim.client_cap)
+    if claim.day_cap is not None and answers.day_count >= claim.day_cap:
+        return _limit(Limit.PER_DAY, claim.day_cap)
+    if claim.week_cap is not None and answers.week_count >= claim.week_cap:
+        return _limit(Limit.PER_WEEK, claim.week_cap)
+    return None
+
+
+def _limit(limit: Limit, maximum: int) -> Refusal:
+    return Refusal(Reason.LIMIT_REACHED, {"limit": limit.value, "maximum": maximum})
+
+
+async def take(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
+    """Write what the database allows of ``rows``, in the session's transaction: for each,
+    None (written, with its history and messages) or the refusal. Rows must not compete
+    with each other (``scheduling.arrange``)."""
+    if not rows:
+        return []
+    claims = [row.claim for row in rows]
+    await _lock_and_release(session, claims)
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        outcomes = await _judge_and_insert(session, rows)
+    else:
+        judged = await judge(session, claims)
+        outcomes = [verdict(row.claim, answers) for row, answers in zip(rows, judged, strict=True)]
+        written = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+        await insert_rows(
+            session,
+            [
+                (_APPOINTMENTS, [row.appointment for row in written]),
+                (_EVENTS, [event for row in written for event in row.events]),
+                (_MESSAGES, [message for row in written for message in row.messages]),
+            ],
+        )
+    for row, outcome in zip(rows, outcomes, strict=True):
+        if outcome is None:
+            changes.note(session.sync_session, row.claim.provider_id)
+    return outcomes
+
+
+async def check_move(session: AsyncSession, claim: Claim) -> Refusal | None:
+    """A booking's new time (``claim.exclude_id``), judged under the locks in the session's
+    transaction; the caller then updates the appointment in it."""
+    await _lock_and_release(session, [claim])
+    (answers,) = await judge(session, [claim])
+    return verdict(claim, answers)
+
+
+async def _lock_and_release(session: AsyncSession, claims: list[Claim]) -> None:
+    pairs = [(claim.provider_id, claim.client_key) for claim in claims]
+    await repository.lock_bookings(session, pairs)
+    await repository.release_expired(session, pairs, now=max(claim.now for claim in claims))
+
+
+# The claim's fields as the statements receive them, and their types.
+_INSTANT: TypeEngine[Any] = DateTime(timezone=True)
+_CLAIM_FIELDS: list[tuple[str, TypeEngine[Any]]] = [
+    ("provider_id", Uuid()),
+    ("client_key", Text()),
+    ("start_at", _INSTANT),
+    ("end_at", _INSTANT),
+    ("blocked_start_at", _INSTANT),
+    ("blocked_end_at", _INSTANT),
+    ("earliest_at", _INSTANT),  # blocked_start_at - LONGEST_BLOCK: an index range's start
+    ("rules_version", BigInteger()),
+    ("now", _INSTANT),
+    ("client_cap", Integer()),
+    ("day_start_at", _INSTANT),
+    ("day_end_at", _INSTANT),
+    ("day_cap", Integer()),
+    ("week_start_at", _INSTANT),
+    ("week_end_at", _INSTANT),
+    ("week_cap", Integer()),
+    ("exclude_id", Uuid()),
+]
+
+
+def _claim_values(claim: Claim) -> dict[str, Any]:
+    return {
+        "provider_id": claim.provider_id,
+        "client_key": claim.client_key,
+        "start_at": claim.start_at,
+        "end_at": claim.end_at,
+        "blocked_start_at": claim.blocked_start_at,
+        "blocked_end_at": claim.blocked_end_at,
+        "earliest_at": claim.blocked_start_at - repository.LONGEST_BLOCK,
+        "rules_version": claim.rules_version,
+        "now": claim.now,
+        "client_cap": claim.client_cap,
+        "day_start_at": claim.day.start_at if claim.day else None,
+        "day_end_at": claim.day.end_at if claim.day else None,
+        "day_cap": claim.day_cap,
+        "week_start_at": claim.week.start_at if claim.week else None,
+        "week_end_at": claim.week.end_at if claim.week else None,
+        "week_cap": claim.week_cap,
+        "exclude_id": claim.exclude_id,
+    }
+
+
+class _Fields:
+    """A claim's fields by name: ``prefix + name`` in a set of columns (the unnested
+    claims), or bound parameters named ``name + suffix`` (one claim of a padded query)."""
+
+    def __init__(self, columns: Any = None, *, prefix: str = "", suffix: str = "") -> None:
+        self._columns, self._prefix, self._suffix = columns, prefix, suffix
+
+    def __getattr__(self, name: str) -> Any:
+        if self._columns is not None:
+            return self._columns[self._prefix + name]
+        return bindparam(name + self._suffix)
+
+
+def _answers(asked: Any) -> list[ColumnElement[Any]]:
+    """The judgment of one claim, as labelled columns over its fields. A count is computed
+    only where its cap is asked for."""
+    active = repository.takes_time()
+    others = or_(asked.exclude_id.is_(None), Appointment.id != asked.exclude_id)
+    provider_busy = exists().where(
+        *repository.blocking(
+            asked.provider_id, asked.blocked_start_at, asked.blocked_end_at, asked.earliest_at
+        ),
+        others,
+    )
+    client_busy = exists().where(
+        Appointment.client_key == asked.client_key,
+        Appointment.start_at < asked.end_at,
+        Appointment.end_at > asked.start_at,
+        active,
+        others,
+    )
+    blocked = exists().where(ClientStanding.email == asked.client_key, ClientStanding.blocked)
+
+    def counted(cap: Any, *where: ColumnElement[bool]) -> ColumnElement[Any]:
+        count = select(func.count()).where(
+            Appointment.provider_id == asked.provider_id, active, others, *where
+        )
+        return case((cap.is_(None), 0), else_=count.scalar_subquery())
+
+    version = select(Provider.rules_version).where(Provider.id == asked.provider_id)
+    return [
+        version.scalar_subquery().label("current_version"),
+        blocked.label("client_blocked"),
+        provider_busy.label("provider_busy"),
+        client_busy.label("client_busy"),
+        counted(
+            asked.client_cap,
+            Appointment.client_key == asked.client_key,
+            Appointment.start_at > asked.now,
+        ).label("client_count"),
+        counted(
+            asked.day_cap,
+            Appointment.start_at >= asked.day_start_at,
+            Appointment.start_at < asked.day_end_at,
+        ).label("day_count"),
+        counted(
+            asked.week_cap,
+            Appointment.start_at >= asked.week_start_at,
+            Appointment.start_at < asked.week_end_at,
+        ).label("week_count"),
+    ]
+
+
+def _read(found: Any, suffix: str = "") -> Answers:
+    return Answers(
+        rules_version=found["current_version" + suffix],
+        client_blocked=bool(found["client_blocked" + suffix]),
+        provider_busy=bool(found["provider_busy" + suffix]),
+        client_busy=bool(found["client_busy" + suffix]),
+        client_count=int(found["client_count" + suffix] or 0),
+        day_count=int(found["day_count" + suffix] or 0),
+        week_count=int(found["week_count" + suffix] or 0),
+    )
+
+
+async def judge(session: AsyncSession, claims: list[Claim]) -> list[Answers]:
+    """The judgment of each claim, in one query (read after the locks)."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        values = _arrays([_claim_values(claim) for claim in claims], "c_")
+        result = await connection.execute(_judged_unnested(), values)
+        return [_read(row._mapping) for row in result.all()]
+    asking = padded(claims)
+    values = {}
+    for i, claim in enumerate(asking):
+        values.update({f"{name}_{i}": value for name, value in _claim_values(claim).items()})
+    row = (await connection.execute(_judged_padded(len(asking)), values)).one()
+    return [_read(row._mapping, f"_{i}") for i in range(len(claims))]
+
+
+@cache
+def _judged_padded(count: int) -> Select[Any]:
+    """The judgments of ``count`` claims as one row, their columns suffixed ``_<i>``
+    (built once per padded count)."""
+    columns: list[ColumnElement[Any]] = []
+    for i in range(count):
+        for answer in _answers(_Fields(suffix=f"_{i}")):
+            columns.append(answer.element.label(f"{answer.name}_{i}"))
+    return select(*columns)
+
+
+def _unnest(fields: list[tuple[str, TypeEngine[Any]]], name: str) -> Any:
+    """Rows sent as one array parameter per field, read back with ``unnest ... WITH
+    ORDINALITY`` (column ``n``): one statement text however many rows."""
+    arrays = (cast(bindparam(field), postgresql.ARRAY(kind)) for field, kind in fields)
+    return (
+        func.unnest(*arrays)
+        .table_valued(*(column(field, kind) for field, kind in fields), with_ordinality="n")
+        .render_derived(name=name)
+    )
+
+
+def _arrays(rows: list[dict[str, Any]], prefix: str) -> dict[str, list[Any]]:
+    return {prefix + name: [row[name] for row in rows] for name in rows[0]}
+
+
+_CLAIMS = [(f"c_{name}", kind) for name, kind in _CLAIM_FIELDS]
+
+
+@cache
+def _judged_unnested() -> Select[Any]:
+    asked = _unnest(_CLAIMS, "asked")
+    return select(*_answers(_Fields(asked.c, prefix="c_"))).select_from(asked).order_by(asked.c.n)
+
+
+def _element_type(kind: TypeEngine[Any]) -> TypeEngine[Any]:
+    """The PostgreSQL element type a column's values are sent as (lengths are the column's
+    own to check, so a value too long is refused, not cut)."""
+    if isinstance(kind, UTCDateTime):
+        return _INSTANT
+    if isinstance(kind, Uuid):
+        return Uuid()
+    if isinstance(kind, Boolean):
+        return Boolean()
+    if isinstance(kind, Integer):
+        return BigInteger() if isinstance(kind, BigInteger) else Integer()
+    if isinstance(kind, JSON):
+        return postgresql.JSON()
+    if isinstance(kind, String):  # Text and (non-native) Enum included
+        return Text()
+    raise TypeError(f"no array element type for {kind!r}")
+
+
+def _fields(table: Table, keys: tuple[str, ...], prefix: str) -> list[tuple[str, TypeEngine[Any]]]:
+    return [(prefix + key, _element_type(table.columns[key].type)) for key in keys]
+
+
+def _processed(
+    dialect: Dialect, table: Table, rows: list[dict[str, Any]], prefix: str
+) -> dict[str, list[Any]]:
+    """Each column's values as its type sends them (an enum's value, a JSON document's text)."""
+    values: dict[str, list[Any]] = {}
+    for key in rows[0]:
+        process = table.columns[key].type.bind_processor(dialect)
+        given = [row[key] for row in rows]
+        values[prefix + key] = [process(value) for value in given] if process else given
+    return values
+
+
+async def _judge_and_insert(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
+    """PostgreSQL: one statement judges every claim and inserts those found clear, with
+    their history and messages; a row per claim, with its answers and whether it was
+    written."""
+    connection = await session.connection()
+    dialect = connection.dialect
+    events = [event for row in rows for event in row.events]
+    messages = [message for row in rows for message in row.messages]
+    statement = _judge_and_insert_statement(
+        tuple(rows[0].appointment),
+        tuple(events[0]) if events else (),
+        tuple(messages[0]) if messages else (),
+    )
+    values = _arrays([_claim_values(row.claim) for row in rows], "c_")
+    values.update(_processed(dialect, _APPOINTMENTS, [row.appointment for row in rows], "a_"))
+    if events:
+        values.update(_processed(dialect, _EVENTS, events, "e_"))
+    if messages:
+        values.update(_processed(dialect, _MESSAGES, messages, "m_"))
+    result = await connection.execute(statement, values)
+    outcomes: list[Refusal | None] = []
+    for row, found in zip(rows, result.all(), strict=True):
+        outcome = verdict(row.claim, _read(found._mapping))
+        if outcome is None and not found._mapping["written"]:
+            # Judged clear, refused by an exclusion constraint: a writer without the locks.
+            outcome = Refusal(Reason.SLOT_UNAVAILABLE)
+        outcomes.append(outcome)
+    return outcomes
+
+
+@cache
+def _judge_and_insert_statement(
+    appointment_keys: tuple[str, ...], event_keys: tuple[str, ...], message_keys: tuple[str, ...]
+) -> Select[Any]:
+    """The claims judged and those clear inserted, with their history and messages, as
+    data-modifying CTEs (built once per shape of rows). The INSERT skips (ON CONFLICT DO
+    NOTHING) a row an exclusion constraint refuses rather than failing them all."""
+    appointment_fields = _fields(_APPOINTMENTS, appointment_keys, "a_")
+    asked = _unnest(_CLAIMS + appointment_fields, "asked")
+    judged = (
+        select(
+            asked.c.n,
+            *(asked.c[name] for name, _ in _CLAIMS + appointment_fields),
+            *_answers(_Fields(asked.c, prefix="c_")),
+        )
+        .select_from(asked)
+        .cte("judged")
+    )
+    j = judged.c
+    clear = and_(
+        j.current_version == j.c_rules_version,
+        not_(j.client_blocked),
+        not_(j.provider_busy),
+        not_(j.client_busy),
+        or_(j.c_client_cap.is_(None), j.client_count < j.c_client_cap),
+        or_(j.c_day_cap.is_(None), j.day_count < j.c_day_cap),
+        or_(j.c_week_cap.is_(None), j.week_count < j.c_week_cap),
+    )
+    taken = (
+        postgresql.insert(_APPOINTMENTS)
+        .from_select(
+            list(appointment_keys),
+            select(*(j[f"a_{key}"] for key in appointment_keys)).where(clear).order_by(j.n),
+        )
+        .on_conflict_do_nothing()
+        .returning(_APPOINTMENTS.c.id)
+        .cte("taken")
+    )
+    statement = select(
+        j.n,
+        *(j[name] for name in _ANSWERS),
+        j.a_id.in_(select(taken.c.id)).label("written"),
+    ).order_by(j.n)
+    for prefix, table, keys in (("e_", _EVENTS, event_keys), ("m_", _MESSAGES, message_keys)):
+        if not keys:
+            continue
+        given = _unnest(_fields(table, keys, prefix), prefix + "given")
+        part = (
+            postgresql.insert(table)
+            .from_select(
+                list(keys),
+                select(*(given.c[prefix + key] for key in keys)).where(
+                    given.c[prefix + "appointment_id"].in_(select(taken.c.id))
+                ),
+            )
+            .cte(prefix + "written")
+        )
+        statement = statement.add_cte(part)
+    return statement
+
+
+_ANSWERS = (
+    "current_version",
+    "client_blocked",
+    "provider_busy",
+    "client_busy",
+    "client_count",
+    "day_count",
+    "week_count",
+)

@@ -1,0 +1,230 @@
+"""Whether a requested booking can be placed: a pure function of the provider's terms, the
+request and `now`.
+
+`decide` judges one request against the terms (listed, accepting, the service, the length,
+notice and horizon, a slot the engine offers) and answers where it sits, or a refusal.
+`arrange` orders the requests decided together (a batch): a request that would compete
+with an earlier one of the batch for the same time, or for the same limit, waits for the
+next batch, where the database's answer to the earlier one is known. What only the
+database knows (busy time, the client's standing, how many bookings a limit already
+counts) is judged by the write, which answers each row with one of the same `Reason`s.
+"""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from slotwise.scheduling.intervals import Interval, OutOfRange
+from slotwise.scheduling.policies import earliest_start, latest_start
+from slotwise.scheduling.rules import resolve_wall_time
+from slotwise.scheduling.slots import Slot
+from slotwise.scheduling.terms import Offering, Terms
+
+
+class Reason(StrEnum):
+    """Why a booking is refused; the values are the API's error codes."""
+
+    # Decided from the terms (`decide`):
+    PROVIDER_NOT_FOUND = "provider_not_found"
+    CANNOT_BOOK_YOURSELF = "cannot_book_yourself"
+    PROVIDER_NOT_ACCEPTING = "provider_not_accepting"
+    SERVICE_NOT_FOUND = "service_not_found"
+    DURATION_MISMATCH = "duration_mismatch"
+    TOO_SOON = "too_soon"
+    TOO_FAR = "too_far"
+    OUTSIDE_AVAILABILITY = "outside_availability"
+    # Found by the write, which reads what is booked:
+    SLOT_UNAVAILABLE = "slot_unavailable"
+    CLIENT_CONFLICT = "client_conflict"
+    CLIENT_BLOCKED = "client_blocked"
+    LIMIT_REACHED = "limit_reached"
+    GUEST_LIMIT_REACHED = "guest_limit_reached"
+    TERMS_CHANGED = "provider_changed"
+
+
+class Limit(StrEnum):
+    """Which limit a LIMIT_REACHED refusal hit (its `details["limit"]`)."""
+
+    PER_DAY = "per_day"
+    PER_WEEK = "per_week"
+    PER_CLIENT = "per_client"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: Reason
+    details: Mapping[str, object] = field(default_factory=dict)
+
+
+class Kind(StrEnum):
+    """What is asked: a new booking, or a new time for one, by its client (or guest), or by
+    the provider or an admin (who skip the listing, notice and horizon, not the past)."""
+
+    BOOKING = "booking"
+    CLIENT_MOVE = "client_move"
+    STAFF_MOVE = "staff_move"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A time asked of a provider. `start_time`/`end_time` are aware instants, or naive
+    wall times in the provider's zone."""
+
+    service_id: uuid.UUID | None
+    start_time: datetime
+    end_time: datetime | None = None
+    by: uuid.UUID | None = None  # the account asking; None for a guest (or staff moving)
+    kind: Kind = Kind.BOOKING
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an accepted request sits: its time, and the provider's time it blocks."""
+
+    offering: Offering
+    start_at: datetime
+    end_at: datetime
+    blocked_start_at: datetime
+    blocked_end_at: datetime
+
+    @property
+    def time(self) -> Interval:
+        return Interval(self.start_at, self.end_at)
+
+    @property
+    def blocked(self) -> Interval:
+        return Interval(self.blocked_start_at, self.blocked_end_at)
+
+
+def read_instant(value: datetime, zone: ZoneInfo) -> datetime:
+    """An offset-less datetime is a wall time in the provider's zone (RFC 5545 resolution,
+    as `resolve_wall_time`)."""
+    if value.tzinfo is None:
+        return resolve_wall_time(value.date(), value.time(), zone)
+    return value
+
+
+def requested_date(terms: Terms, request: Request) -> date | None:
+    """The provider's local date a request starts on (which the terms must cover), or None
+    if the instant cannot be read."""
+    try:
+        return terms.local_date(read_instant(request.start_time, terms.zone))
+    except (OutOfRange, OverflowError):
+        return None
+
+
+def decide(terms: Terms, request: Request, *, now: datetime) -> Placement | Refusal:
+    """The placement of the request, or the first reason the terms refuse it (in the order
+    a client would fix them: who, what, how long, when)."""
+    client_side = request.kind is not Kind.STAFF_MOVE
+    if client_side and not terms.listed:
+        return Refusal(Reason.PROVIDER_NOT_FOUND)
+    if request.kind is Kind.BOOKING:
+        if request.by is not None and request.by == terms.owner_id:
+            return Refusal(Reason.CANNOT_BOOK_YOURSELF)
+        if not terms.accepting_bookings:
+            return Refusal(Reason.PROVIDER_NOT_ACCEPTING)
+    offering = terms.offering(request.service_id)
+    # A move keeps the appointment's own service, even one no longer offered.
+    if offering is None or (request.kind is Kind.BOOKING and not offering.is_active):
+        return Refusal(Reason.SERVICE_NOT_FOUND)
+    placement = place(terms, offering, request)
+    if isinstance(placement, Refusal):
+        return placement
+    refusal = _policy_refusal(terms, placement, now=now, client_side=client_side)
+    if refusal is not None:
+        return refusal
+    on_date = terms.local_date(placement.start_at)
+    if Slot(placement.start_at, placement.end_at) not in terms.offered(offering, on_date):
+        return Refusal(Reason.OUTSIDE_AVAILABILITY)
+    return placement
+
+
+def place(terms: Terms, offering: Offering, request: Request) -> Placement | Refusal:
+    """The request's time and blocked time; DURATION_MISMATCH if its end is not the
+    service's length after its start."""
+    spec = offering.spec
+    try:
+        start_at = read_instant(request.start_time, terms.zone)
+        end_at = start_at + spec.duration
+        blocked = Placement(
+            offering,
+            start_at,
+            end_at,
+            start_at - spec.buffer_before,
+            end_at + spec.buffer_after,
+        )
+        ends_elsewhere = (
+            request.end_time is not None and read_instant(request.end_time, terms.zone) != end_at
+        )
+    except (OutOfRange, OverflowError):  # at the calendar's ends: no slot is offered there
+        return Refusal(Reason.OUTSIDE_AVAILABILITY)
+    if ends_elsewhere:
+        minutes = spec.duration // timedelta(minutes=1)
+        return Refusal(Reason.DURATION_MISMATCH, {"duration_minutes": minutes})
+    return blocked
+
+
+def _policy_refusal(
+    terms: Terms, placement: Placement, *, now: datetime, client_side: bool
+) -> Refusal | None:
+    """Notice and horizon for clients; the past for everyone."""
+    if not client_side:
+        return Refusal(Reason.TOO_SOON) if placement.start_at < now else None
+    policy = terms.policy
+    if placement.start_at < earliest_start(now, policy):
+        minutes = policy.min_notice // timedelta(minutes=1)
+        return Refusal(Reason.TOO_SOON, {"min_notice_minutes": minutes})
+    latest_at = latest_start(now, policy)
+    if latest_at is not None and placement.start_at > latest_at:
+        days = policy.max_advance.days if policy.max_advance is not None else None
+        return Refusal(Reason.TOO_FAR, {"max_advance_days": days})
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A placement decided for a client, before the write: what `arrange` compares."""
+
+    terms: Terms
+    placement: Placement
+    client_key: str
+    counted_per_client: bool  # a per-client limit (the provider's, or a guest's) applies
+
+
+def clashes(one: Proposal, other: Proposal) -> bool:
+    """Would writing both let one decide the other's fate: the same provider's blocked time,
+    the same client's time, or (the same provider) a limit both count toward?"""
+    if one.client_key == other.client_key and one.placement.time.overlaps(other.placement.time):
+        return True
+    if one.terms.provider_id != other.terms.provider_id:
+        return False
+    if one.placement.blocked.overlaps(other.placement.blocked):
+        return True
+    limits = one.terms.limits
+    one_at, other_at = one.placement.start_at, other.placement.start_at
+    if limits.per_day is not None and one.terms.local_date(one_at) == one.terms.local_date(
+        other_at
+    ):
+        return True
+    if limits.per_week is not None and one.terms.week_of(one_at) == one.terms.week_of(other_at):
+        return True
+    return (
+        one.counted_per_client and other.counted_per_client and one.client_key == other.client_key
+    )
+
+
+def arrange(proposals: Sequence[Proposal]) -> list[bool]:
+    """Which proposals go to the write now (True), in order; the others clash with an
+    earlier one and wait for the next batch."""
+    admitted: list[Proposal] = []
+    now_or_later: list[bool] = []
+    for proposal in proposals:
+        free = not any(clashes(proposal, earlier) for earlier in admitted)
+        if free:
+            admitted.append(proposal)
+        now_or_later.append(free)
+    return now_or_later

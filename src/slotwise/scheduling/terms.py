@@ -1,0 +1,136 @@
+"""A provider's terms: everything a booking is decided against, as one value.
+
+The booking layer reads them from the database (and keeps them per worker); the decision
+(`scheduling.decision`) reads nothing else. Adding a rule means adding what it reads here
+and what it decides there.
+"""
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from slotwise.scheduling.intervals import Interval
+from slotwise.scheduling.policies import BookingPolicy
+from slotwise.scheduling.rules import DateOverride, TimeOff, WeeklyRule, day_extent
+from slotwise.scheduling.slots import ServiceSpec, Slot, compute_slots
+
+# Offered slots are remembered per (service, date): the dates a worker sees; a bound anyway.
+OFFERED_KEPT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Offering:
+    """A service (or, with `id` None, the provider's default session) as it is booked."""
+
+    id: uuid.UUID | None
+    name: str | None
+    is_active: bool
+    spec: ServiceSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How many bookings the provider takes: per local day, per local week (Monday to
+    Sunday), and active future ones per client. None: no limit."""
+
+    per_day: int | None = None
+    per_week: int | None = None
+    per_client: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("per_day", "per_week", "per_client"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """The provider's terms as of its rules `version`.
+
+    `overrides` and `time_off` are those touching `first_date..last_date` (local dates);
+    a date outside needs its own (`covering`).
+    """
+
+    provider_id: uuid.UUID
+    owner_id: uuid.UUID  # the provider's own account, which cannot book it
+    version: int
+    zone: ZoneInfo
+    listed: bool
+    accepting_bookings: bool
+    requires_confirmation: bool
+    verify_guest_email: bool
+    policy: BookingPolicy
+    default: Offering
+    services: Mapping[uuid.UUID, Offering]
+    weekly: tuple[WeeklyRule, ...]
+    overrides: tuple[DateOverride, ...]
+    time_off: tuple[TimeOff, ...]
+    first_date: date
+    last_date: date
+    limits: Limits = Limits()
+    _offered: dict[tuple[uuid.UUID | None, date], frozenset[Slot]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def offering(self, service_id: uuid.UUID | None) -> Offering | None:
+        return self.default if service_id is None else self.services.get(service_id)
+
+    def covers(self, on_date: date) -> bool:
+        return self.first_date <= on_date <= self.last_date
+
+    def covering(
+        self, on_date: date, overrides: tuple[DateOverride, ...], time_off: tuple[TimeOff, ...]
+    ) -> "Terms":
+        """These terms for one more date, with that date's overrides and time off."""
+        return replace(
+            self,
+            overrides=self.overrides + overrides,
+            time_off=self.time_off + time_off,
+            first_date=min(self.first_date, on_date),
+            last_date=max(self.last_date, on_date),
+            _offered={},
+        )
+
+    def offered(self, offering: Offering, on_date: date) -> frozenset[Slot]:
+        """The slots the engine offers on a local date, busy time and policy aside
+        (computed once per service and date)."""
+        if not self.covers(on_date):
+            raise ValueError(f"{on_date} is outside {self.first_date}..{self.last_date}")
+        key = (offering.id, on_date)
+        found = self._offered.get(key)
+        if found is None:
+            found = frozenset(
+                compute_slots(
+                    zone=self.zone,
+                    start_date=on_date,
+                    end_date=on_date,
+                    weekly=self.weekly,
+                    overrides=self.overrides,
+                    time_off=self.time_off,
+                    service=offering.spec,
+                    now=None,
+                )
+            )
+            if len(self._offered) < OFFERED_KEPT:
+                self._offered[key] = found
+        return found
+
+    def local_date(self, moment_at: datetime) -> date:
+        return moment_at.astimezone(self.zone).date()
+
+    def day_of(self, moment_at: datetime) -> Interval:
+        """The provider's local day holding an instant, as instants."""
+        return day_extent(self.local_date(moment_at), self.zone)
+
+    def week_of(self, moment_at: datetime) -> Interval:
+        """The provider's local week (Monday to Sunday) holding an instant, as instants."""
+        on_date = self.local_date(moment_at)
+        ordinal = on_date.toordinal() - on_date.weekday()  # the Monday (0001-01-01 is one)
+        monday = date.fromordinal(ordinal)
+        sunday = date.fromordinal(min(ordinal + 6, date.max.toordinal()))
+        first = day_extent(monday, self.zone)
+        last = day_extent(sunday, self.zone)
+        return Interval(first.start_at, last.end_at)
