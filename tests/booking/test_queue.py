@@ -1,5 +1,6 @@
-"""Group commit: bookings that arrive together are checked and written in one transaction,
-and each still gets the answer it would have got alone."""
+"""The booking queue: bookings that arrive together are decided and written in one
+transaction, and each still gets the answer it would have got alone; nothing is booked
+again alone to learn why it failed."""
 
 from __future__ import annotations
 
@@ -17,10 +18,9 @@ from sqlalchemy.exc import OperationalError
 
 from slotwise.auth import callers
 from slotwise.auth.tokens import TokenClaims
-from slotwise.booking import create, group, repository
+from slotwise.booking import create, queue, repository, write
 from slotwise.booking.create import Booked
-from slotwise.booking.group import BookingWriter, _Job
-from slotwise.booking.guests import GuestPolicy
+from slotwise.booking.queue import BookingQueue, _Job
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import TermsCache
 from slotwise.db import Database
@@ -162,10 +162,11 @@ async def test_every_booking_of_a_batch_gets_its_own_answer(
         "guest_details_required",
         "booked",
     ]
-    # One transaction committed: the batch. The bookings it could not settle by itself (one
-    # colliding with a booking of the same batch, one refused by terms kept from before) were
-    # tried alone, refused, and rolled back.
-    assert commits.count == 1
+    # Two transactions: the batch, and the next one, with the jobs it could not answer by
+    # itself: those competing with an earlier booking of the batch (the same slot, the same
+    # client's time), which the write then refused, and those refused on terms kept from
+    # before, refused again on fresh ones. None was written alone.
+    assert commits.count == 2
     assert await count_rows(app, Appointment) == 3
 
 
@@ -191,62 +192,66 @@ async def test_a_time_taken_meanwhile_is_refused_and_the_rest_written(
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A booking that the batch's checks pass but whose time another worker took (here: a
-    booking committed between the checks and the write) is not written with the batch; it
-    is booked alone, which refuses it, and the others are written."""
+    """A booking decided free whose time another worker takes before the batch's write (here:
+    a booking committed between the decisions and the write) is refused by the write, which
+    judges under its locks; the others are written, in the same transaction."""
     if not settings.database_url.startswith("postgresql"):
-        pytest.skip("on SQLite the batch checks and writes under the write lock: no meanwhile")
+        pytest.skip("on SQLite the batch decides and writes under the write lock: no meanwhile")
     _, provider = await bookable_provider(client)
     earlier, first, second = [await signed_in(client) for _ in range(3)]
-    real = group.BookingWriter._allowed
+    real = write.take
 
-    async def another_worker_books_first(*args: Any) -> list[Any]:
-        allowed = await real(*args)
+    async def another_worker_books_first(session: Any, rows: list[write.Row]) -> list[Any]:
+        monkeypatch.setattr(write, "take", real)  # once
         writer = state_of(app).bookings
-        async with writer.database.transaction(writes=True) as session:  # another worker's
-            user = await callers.user_for_claims(session, None, claims_of(app, earlier))
-            data = asked(provider, "10:00")
+        async with writer.database.transaction(writes=True) as other:  # another worker's
+            user = await callers.user_for_claims(other, None, claims_of(app, earlier))
             await create.book(
-                session,
+                other,
                 kept_terms=TermsCache(),
                 user=user,
-                data=data,
+                data=asked(provider, "10:00"),
                 now=BOOKING_NOW,
                 guests=writer.guests,
             )
-        return allowed
+        return await real(session, rows)
 
-    monkeypatch.setattr(group.BookingWriter, "_allowed", another_worker_books_first)
-    found = await answers(
-        app, [(first, asked(provider, "09:00")), (second, asked(provider, "10:00"))]
-    )
+    monkeypatch.setattr(write, "take", another_worker_books_first)
+    with Commits(app) as commits:
+        found = await answers(
+            app, [(first, asked(provider, "09:00")), (second, asked(provider, "10:00"))]
+        )
     assert [code(answer) for answer in found] == ["booked", "slot_unavailable"]
+    assert commits.count == 2  # the other worker's, and the batch: nothing alone
     assert await count_rows(app, Appointment) == 2
     assert await count_rows(app, Appointment, client_key=second.email) == 0
 
 
-async def test_a_batch_the_database_refuses_as_a_whole_is_booked_one_by_one(
+async def test_a_batch_the_database_refuses_as_a_whole_is_written_one_by_one(
     app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A refusal that is not about time (here a foreign key: the row names no user) fails
-    the batch's write as a whole; every booking is then made alone, from its request."""
+    the batch's write as a whole; its bookings then go through the write one at a time, so
+    one cannot fail another again."""
     _, provider = await bookable_provider(client)
     first, second = await signed_in(client), await signed_in(client)
-    real = group._new_booking
+    real = create.new_booking
+    broken_once: list[bool] = []
 
-    def broken(checked: Any, guests: GuestPolicy) -> Booked:
-        booked = real(checked, guests)
-        if checked.client_key == second.email:
+    def broken(known: Any, proposal: Any, **given: Any) -> Booked:
+        booked = real(known, proposal, **given)
+        if proposal.client_key == second.email and not broken_once:
+            broken_once.append(True)
             booked.appointment.client_id = uuid.uuid4()
         return booked
 
-    monkeypatch.setattr(group, "_new_booking", broken)
+    monkeypatch.setattr(create, "new_booking", broken)
     with Commits(app) as commits:
         found = await answers(
             app, [(first, asked(provider, "09:00")), (second, asked(provider, "10:00"))]
         )
     assert [code(answer) for answer in found] == ["booked", "booked"]
-    assert commits.count == 2  # nothing of the batch; each booking alone
+    assert commits.count == 2  # nothing of the batch; each booking in a batch of its own
     assert await count_rows(app, Appointment) == 2
     assert await count_rows(app, AppointmentEvent) == 2
     assert Counter(a.appointment.client_key for a in found if isinstance(a, Booked)) == {
@@ -300,12 +305,12 @@ async def test_a_database_failure_fails_each_booking_and_writes_nothing(
     async def database_gone(*_args: object) -> None:
         raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, ConnectionError("gone"))
 
-    monkeypatch.setattr(repository, "lock_bookings", database_gone)  # SQLite, and alone
-    monkeypatch.setattr(repository, "insert_unless_taken", database_gone)  # PostgreSQL
+    monkeypatch.setattr(repository, "lock_bookings", database_gone)
     found = await answers(
         app, [(first, asked(provider, "10:00")), (second, asked(provider, "11:00"))]
     )
-    # The batch failed as a whole, then each booking alone: each answered with the failure
+    # The batch failed as a whole, then each booking in a batch of its own: each answered
+    # with the failure
     # (the API's 503 database_unavailable), nothing written.
     assert all(isinstance(answer, OperationalError) for answer in found), found
     assert await count_rows(app, Appointment) == 0
@@ -315,7 +320,7 @@ async def test_a_database_failure_fails_each_booking_and_writes_nothing(
     assert code(booked) == "booked"  # the writer goes on once the database is back
 
 
-def queue(writer: BookingWriter, count: int) -> None:
+def enqueue(writer: BookingQueue, count: int) -> None:
     """Jobs queued as ``book`` queues them (no writer started: ``_fair_share`` is asked)."""
     loop = asyncio.get_running_loop()
     data = AppointmentCreate.model_validate(
@@ -331,7 +336,7 @@ async def test_two_writers_share_a_burst(
 ) -> None:
     _, provider = await bookable_provider(client)
     bookers = [await signed_in(client) for _ in range(8)]
-    writer = BookingWriter(state_of(app).db, state_of(app).terms, None, writers=2)
+    writer = BookingQueue(state_of(app).db, state_of(app).terms, None, writers=2)
     with Commits(app) as commits:
         found = await asyncio.gather(
             *(
@@ -348,26 +353,26 @@ async def test_two_writers_share_a_burst(
 
 
 async def test_a_writer_waits_briefly_for_the_clients_it_just_answered() -> None:
-    writer = BookingWriter(Database("sqlite+aiosqlite://"), TermsCache(), None, writers=2)
-    queue(writer, 3)
+    writer = BookingQueue(Database("sqlite+aiosqlite://"), TermsCache(), None, writers=2)
+    enqueue(writer, 3)
     # Ten answered: an even share of the thirteen in play is seven.
     share = asyncio.ensure_future(writer._fair_share(returning=10))
     await asyncio.sleep(0)
     assert not share.done()
-    queue(writer, 4)
+    enqueue(writer, 4)
     assert await share == 7
-    queue(writer, 2)  # nine queued now
+    enqueue(writer, 2)  # nine queued now
     assert await writer._fair_share(returning=0) == 5  # nothing to wait for
 
 
 async def test_a_writer_waits_no_longer_than_its_coalescing_time() -> None:
-    writer = BookingWriter(Database("sqlite+aiosqlite://"), TermsCache(), None, writers=2)
+    writer = BookingQueue(Database("sqlite+aiosqlite://"), TermsCache(), None, writers=2)
     loop = asyncio.get_running_loop()
-    queue(writer, 1)
+    enqueue(writer, 1)
     at_once = writer._fair_share(returning=0)  # a lone booking goes without waiting at all:
     with pytest.raises(StopIteration) as returned:  # its share is known without suspending
         at_once.send(None)
     assert returned.value.value == 1
     started = loop.time()
     assert await writer._fair_share(returning=9) == 1  # the others did not come back
-    assert loop.time() - started >= group.COALESCE_SECONDS * 0.99  # timers may fire a hair early
+    assert loop.time() - started >= queue.COALESCE_SECONDS * 0.99  # timers may fire a hair early
