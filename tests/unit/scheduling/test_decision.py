@@ -1,0 +1,279 @@
+"""The booking decision: a pure function of the terms, the request and now."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slotwise import scheduling
+from slotwise.scheduling import (
+    BookingPolicy,
+    Kind,
+    Limits,
+    Offering,
+    Placement,
+    Proposal,
+    Reason,
+    Refusal,
+    Request,
+    ServiceSpec,
+    Terms,
+    WeeklyRule,
+    arrange,
+    clashes,
+    decide,
+)
+
+NEW_YORK = ZoneInfo("America/New_York")
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday
+OWNER = uuid.uuid4()
+SERVICE = uuid.uuid4()
+HALF_HOUR = ServiceSpec(duration=timedelta(minutes=30))
+
+
+def terms_with(**changed: object) -> Terms:
+    base = Terms(
+        provider_id=uuid.uuid4(),
+        owner_id=OWNER,
+        version=1,
+        zone=NEW_YORK,
+        listed=True,
+        accepting_bookings=True,
+        requires_confirmation=False,
+        verify_guest_email=False,
+        policy=BookingPolicy(min_notice=timedelta(hours=1), max_advance=timedelta(days=30)),
+        default=Offering(id=None, name=None, is_active=True, spec=HALF_HOUR),
+        services={
+            SERVICE: Offering(
+                id=SERVICE,
+                name="Long",
+                is_active=True,
+                spec=ServiceSpec(duration=timedelta(hours=1), buffer_after=timedelta(minutes=15)),
+            )
+        },
+        weekly=tuple(WeeklyRule(day, time(9), time(17)) for day in range(7)),
+        overrides=(),
+        time_off=(),
+        first_date=date(2026, 3, 1),
+        last_date=date(2026, 4, 2),
+    )
+    return replace(base, **changed)  # type: ignore[arg-type]
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """A wall time in New York in March 2026, as an aware instant."""
+    return datetime(2026, 3, day, hour, minute, tzinfo=NEW_YORK).astimezone(UTC)
+
+
+def reason(found: Placement | Refusal) -> Reason | None:
+    return found.reason if isinstance(found, Refusal) else None
+
+
+def test_a_slot_on_offer_is_placed_with_its_buffers() -> None:
+    placed = decide(terms_with(), Request(SERVICE, at(3, 10)), now=NOW)
+    assert isinstance(placed, Placement)
+    assert (placed.start_at, placed.end_at) == (at(3, 10), at(3, 11))
+    assert (placed.blocked_start_at, placed.blocked_end_at) == (at(3, 10), at(3, 11, 15))
+
+
+def test_refusals_come_in_the_order_a_client_would_fix_them() -> None:
+    terms = terms_with()
+    inactive = {SERVICE: replace(terms.services[SERVICE], is_active=False)}
+    cases: list[tuple[Terms, Request, Reason]] = [
+        (terms_with(listed=False), Request(None, at(3, 10)), Reason.PROVIDER_NOT_FOUND),
+        (terms, Request(None, at(3, 10), by=OWNER), Reason.CANNOT_BOOK_YOURSELF),
+        (
+            terms_with(accepting_bookings=False),
+            Request(None, at(3, 10)),
+            Reason.PROVIDER_NOT_ACCEPTING,
+        ),
+        (terms, Request(uuid.uuid4(), at(3, 10)), Reason.SERVICE_NOT_FOUND),
+        (terms_with(services=inactive), Request(SERVICE, at(3, 10)), Reason.SERVICE_NOT_FOUND),
+        (terms, Request(None, at(3, 10), at(3, 11)), Reason.DURATION_MISMATCH),
+        (terms, Request(None, NOW + timedelta(minutes=30)), Reason.TOO_SOON),
+        (terms, Request(None, at(3, 10) + timedelta(days=40)), Reason.TOO_FAR),
+        (terms, Request(None, at(3, 10, 10)), Reason.OUTSIDE_AVAILABILITY),  # off the grid
+        (terms, Request(None, at(3, 8)), Reason.OUTSIDE_AVAILABILITY),  # before hours
+    ]
+    for given_terms, request, expected in cases:
+        assert reason(decide(given_terms, request, now=NOW)) is expected, (request, expected)
+
+
+def test_refusals_carry_what_the_client_needs_to_fix_them() -> None:
+    terms = terms_with()
+    mismatch = decide(terms, Request(None, at(3, 10), at(3, 11)), now=NOW)
+    assert mismatch == Refusal(Reason.DURATION_MISMATCH, {"duration_minutes": 30})
+    soon = decide(terms, Request(None, NOW), now=NOW)
+    assert soon == Refusal(Reason.TOO_SOON, {"min_notice_minutes": 60})
+    far = decide(terms, Request(None, at(3, 10) + timedelta(days=40)), now=NOW)
+    assert far == Refusal(Reason.TOO_FAR, {"max_advance_days": 30})
+
+
+def test_a_move_keeps_an_inactive_service_and_staff_skip_notice_and_horizon() -> None:
+    inactive = {SERVICE: replace(terms_with().services[SERVICE], is_active=False)}
+    terms = terms_with(services=inactive)
+    moved = decide(terms, Request(SERVICE, at(3, 10), kind=Kind.CLIENT_MOVE), now=NOW)
+    assert isinstance(moved, Placement)
+    soon = NOW + timedelta(minutes=30)  # 07:30 in New York: outside hours for a client anyway
+    staff = decide(terms, Request(None, at(2, 9, 30), kind=Kind.STAFF_MOVE), now=NOW)
+    assert isinstance(staff, Placement)  # 09:30 is inside the client's notice, not past
+    past = decide(terms, Request(None, at(2, 6), kind=Kind.STAFF_MOVE), now=NOW)
+    assert past == Refusal(Reason.TOO_SOON)
+    assert soon > NOW
+    unlisted = terms_with(listed=False)
+    assert isinstance(
+        decide(unlisted, Request(None, at(3, 10), kind=Kind.STAFF_MOVE), now=NOW), Placement
+    )
+    assert reason(decide(unlisted, Request(None, at(3, 10), kind=Kind.CLIENT_MOVE), now=NOW)) is (
+        Reason.PROVIDER_NOT_FOUND
+    )
+
+
+def test_a_wall_time_in_the_spring_gap_is_read_as_rfc_5545_says() -> None:
+    """2026-03-08 02:30 does not exist in New York: it is read with the offset before the gap
+    (07:30Z, shown 03:30 EDT), which is a slot of a day open around the clock."""
+    terms = terms_with(
+        weekly=tuple(WeeklyRule(day, time(0), time(0)) for day in range(7)),
+        policy=BookingPolicy(),
+    )
+    placed = decide(terms, Request(None, datetime(2026, 3, 8, 2, 30)), now=NOW)
+    assert isinstance(placed, Placement)
+    assert placed.start_at == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+    assert placed.end_at - placed.start_at == timedelta(minutes=30)
+
+
+def test_a_staff_move_past_the_terms_dates_needs_terms_covering_them() -> None:
+    terms = terms_with()
+    far = date(2026, 6, 1)
+    request = Request(None, datetime.combine(far, time(10)), kind=Kind.STAFF_MOVE)
+    assert scheduling.requested_date(terms, request) == far
+    widened = terms.covering(far, (), ())
+    assert widened.covers(far)
+    assert not terms.covers(far)
+    assert isinstance(decide(widened, request, now=NOW), Placement)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    day=st.integers(min_value=1, max_value=31),
+    minutes=st.integers(min_value=0, max_value=24 * 60 - 1),
+    notice_hours=st.integers(min_value=0, max_value=72),
+    start_hour=st.integers(min_value=0, max_value=12),
+    length_hours=st.integers(min_value=1, max_value=11),
+)
+def test_a_booking_is_accepted_exactly_when_the_listing_offers_its_slot(
+    day: int, minutes: int, notice_hours: int, start_hour: int, length_hours: int
+) -> None:
+    """The decision and the listing agree: one engine, one grid, one policy."""
+    policy = BookingPolicy(min_notice=timedelta(hours=notice_hours), max_advance=timedelta(days=20))
+    end = time(start_hour + length_hours) if start_hour + length_hours < 24 else time(0)
+    weekly = tuple(WeeklyRule(d, time(start_hour), end) for d in range(7))
+    terms = terms_with(policy=policy, weekly=weekly)
+    start = datetime.combine(date(2026, 3, day), time()) + timedelta(minutes=minutes)
+    start_at = start.replace(tzinfo=NEW_YORK).astimezone(UTC)
+    listed = scheduling.compute_slots(
+        zone=NEW_YORK,
+        start_date=date(2026, 3, day),
+        end_date=date(2026, 3, day),
+        weekly=weekly,
+        service=HALF_HOUR,
+        policy=policy,
+        now=NOW,
+    )
+    offered = any(slot.start_at == start_at for slot in listed)
+    decided = decide(terms, Request(None, start_at), now=NOW)
+    assert isinstance(decided, Placement) == offered, (start_at, decided)
+
+
+def proposal(
+    terms: Terms, start_at: datetime, client: str, *, per_client: bool = False
+) -> Proposal:
+    placed = decide(terms, Request(None, start_at), now=NOW)
+    assert isinstance(placed, Placement)
+    return Proposal(terms, placed, client, counted_per_client=per_client)
+
+
+def test_requests_that_compete_wait_for_the_next_batch() -> None:
+    terms = terms_with()
+    other = terms_with()
+    batch = [
+        proposal(terms, at(3, 10), "a"),
+        proposal(terms, at(3, 10), "b"),  # the same slot
+        proposal(other, at(3, 10), "a"),  # the same client's time, elsewhere
+        proposal(terms, at(3, 11), "c"),
+    ]
+    assert arrange(batch) == [True, False, False, True]
+
+
+def test_a_buffer_makes_neighbouring_bookings_compete() -> None:
+    terms = terms_with()
+    buffered = decide(terms, Request(SERVICE, at(3, 10)), now=NOW)
+    assert isinstance(buffered, Placement)
+    first = Proposal(terms, buffered, "a", counted_per_client=False)
+    assert clashes(proposal(terms, at(3, 11), "b"), first)  # inside 11:00-11:15
+    assert not clashes(proposal(terms, at(3, 11, 30), "b"), first)
+
+
+def test_bookings_counted_by_one_limit_compete_and_only_then() -> None:
+    daily = terms_with(limits=Limits(per_day=3))
+    late, early_next = at(3, 16, 30), at(4, 9)
+    assert clashes(proposal(daily, at(3, 9), "a"), proposal(daily, late, "b"))
+    assert not clashes(proposal(daily, late, "a"), proposal(daily, early_next, "b"))
+    weekly = terms_with(limits=Limits(per_week=5))
+    sunday, monday = at(8, 10), at(9, 10)  # 2026-03-08 is a Sunday
+    assert clashes(proposal(weekly, at(2, 13), "a"), proposal(weekly, sunday, "b"))
+    assert not clashes(proposal(weekly, sunday, "a"), proposal(weekly, monday, "b"))
+    plain = terms_with()
+    assert not clashes(proposal(plain, at(3, 9), "a"), proposal(plain, late, "b"))
+    one, two = (proposal(plain, at(3, h), "a", per_client=True) for h in (9, 13))
+    assert clashes(one, two)
+
+
+def test_a_week_is_monday_to_sunday_in_the_providers_zone_across_a_dst_change() -> None:
+    terms = terms_with()
+    week = terms.week_of(at(8, 12))  # the week that springs forward
+    assert week.start_at == at(2, 0)
+    assert week.end_at == at(9, 0)
+    assert week.duration == timedelta(hours=167)
+    assert terms.day_of(datetime(2026, 3, 8, 12, tzinfo=UTC)).duration == timedelta(hours=23)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=3, max_value=9),  # day
+            st.integers(min_value=9, max_value=16),  # hour
+            st.sampled_from([0, 30]),
+            st.sampled_from(["a", "b", "c"]),
+            st.booleans(),  # the long, buffered service
+            st.booleans(),  # provider one or two
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([Limits(), Limits(per_day=2), Limits(per_week=3), Limits(per_client=1)]),
+)
+def test_what_arrange_admits_never_competes_and_what_it_defers_always_does(
+    asked: list[tuple[int, int, int, str, bool, bool]], limits: Limits
+) -> None:
+    providers = [terms_with(limits=limits), terms_with(limits=limits)]
+    batch = []
+    for day, hour, minute, client, long, second in asked:
+        terms = providers[second]
+        placed = decide(terms, Request(SERVICE if long else None, at(day, hour, minute)), now=NOW)
+        if isinstance(placed, Placement):
+            batch.append(Proposal(terms, placed, client, limits.per_client is not None))
+    admitted = arrange(batch)
+    chosen = [p for p, now in zip(batch, admitted, strict=True) if now]
+    assert not batch or admitted[0]
+    for i, one in enumerate(chosen):
+        assert not any(clashes(one, other) for other in chosen[i + 1 :])
+    for index, (one, now) in enumerate(zip(batch, admitted, strict=True)):
+        if not now:
+            earlier = [p for p, ok in zip(batch[:index], admitted[:index], strict=True) if ok]
+            assert any(clashes(one, other) for other in earlier)
