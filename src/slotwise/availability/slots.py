@@ -191,7 +191,30 @@ async def open_slots(
         service=service_spec(provider, service, duration_minutes),
         now=None,
     )
+    full = await _full_dates(session, provider, zone, start_date, end_date)
+    if full:
+        found = [slot for slot in found if slot.start_at.astimezone(zone).date() not in full]
     return found, until
+
+
+async def _full_dates(
+    session: AsyncSession, provider: Provider, zone: ZoneInfo, start_date: date, end_date: date
+) -> set[date]:
+    """The dates the provider's booking limits close (none without a day or week limit)."""
+    limits = scheduling.Limits(
+        per_day=provider.max_bookings_per_day, per_week=provider.max_bookings_per_week
+    )
+    if limits.per_day is None and limits.per_week is None:
+        return set()
+    monday = start_date - timedelta(days=start_date.weekday())
+    after_sunday = end_date + timedelta(days=7 - end_date.weekday())
+    starts = await booking_repo.starts_between(
+        session,
+        provider.id,
+        scheduling.day_extent(monday, zone).start_at,
+        scheduling.day_extent(after_sunday, zone).start_at,
+    )
+    return scheduling.full_dates(limits, zone, starts)
 
 
 class SlotListings:

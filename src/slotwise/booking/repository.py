@@ -101,6 +101,22 @@ async def busy_between(
     )
 
 
+async def starts_between(
+    session: AsyncSession, provider_id: uuid.UUID, start_at: datetime, end_at: datetime
+) -> list[datetime]:
+    """When the provider's bookings that take time start, for those starting in
+    [start_at, end_at): what its day and week limits count (``booking.write`` counts the
+    same rows)."""
+    query = select(Appointment.start_at).where(
+        Appointment.provider_id == provider_id,
+        Appointment.start_at >= start_at,
+        Appointment.start_at < end_at,
+        takes_time(),
+    )
+    connection = await session.connection()
+    return list((await connection.execute(query)).scalars())
+
+
 async def release_expired(
     session: AsyncSession, bookings: list[tuple[uuid.UUID, str]], *, now: datetime
 ) -> None:

@@ -41,7 +41,7 @@ from slotwise.scheduling.rules import (
     since_midnight,
 )
 from slotwise.scheduling.slots import ServiceSpec, Slot, computable_dates, compute_slots
-from slotwise.scheduling.terms import Limits, Offering, Terms
+from slotwise.scheduling.terms import Limits, Offering, Terms, full_dates
 
 __all__ = [
     "MAX_AT",
@@ -76,6 +76,7 @@ __all__ = [
     "decide",
     "earliest_start",
     "end_since_midnight",
+    "full_dates",
     "latest_start",
     "local_ranges_for",
     "merge",

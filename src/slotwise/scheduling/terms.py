@@ -6,7 +6,8 @@ and what it decides there.
 """
 
 import uuid
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -44,6 +45,35 @@ class Limits:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def full_dates(limits: Limits, zone: ZoneInfo, booked_starts_at: Iterable[datetime]) -> set[date]:
+    """The local dates on which the provider takes no more bookings: those whose day, or
+    whose week (Monday to Sunday), already holds as many bookings as its limit allows.
+    ``booked_starts_at``: the starts of the provider's bookings in the weeks concerned."""
+    if limits.per_day is None and limits.per_week is None:
+        return set()
+    by_date = Counter(start_at.astimezone(zone).date() for start_at in booked_starts_at)
+    by_week: Counter[date] = Counter()
+    for on_date, count in by_date.items():
+        by_week[_monday(on_date)] += count
+    full: set[date] = set()
+    if limits.per_day is not None:
+        full.update(on_date for on_date, count in by_date.items() if count >= limits.per_day)
+    if limits.per_week is not None:
+        for monday, count in by_week.items():
+            if count >= limits.per_week:
+                full.update(_week(monday))
+    return full
+
+
+def _monday(on_date: date) -> date:
+    return date.fromordinal(on_date.toordinal() - on_date.weekday())  # 0001-01-01 is one
+
+
+def _week(monday: date) -> list[date]:
+    last = min(monday.toordinal() + 6, date.max.toordinal())
+    return [date.fromordinal(ordinal) for ordinal in range(monday.toordinal(), last + 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +157,7 @@ class Terms:
 
     def week_of(self, moment_at: datetime) -> Interval:
         """The provider's local week (Monday to Sunday) holding an instant, as instants."""
-        on_date = self.local_date(moment_at)
-        ordinal = on_date.toordinal() - on_date.weekday()  # the Monday (0001-01-01 is one)
-        monday = date.fromordinal(ordinal)
-        sunday = date.fromordinal(min(ordinal + 6, date.max.toordinal()))
-        first = day_extent(monday, self.zone)
-        last = day_extent(sunday, self.zone)
+        days = _week(_monday(self.local_date(moment_at)))
+        first = day_extent(days[0], self.zone)
+        last = day_extent(days[-1], self.zone)
         return Interval(first.start_at, last.end_at)

@@ -277,3 +277,12 @@ def test_what_arrange_admits_never_competes_and_what_it_defers_always_does(
         if not now:
             earlier = [p for p, ok in zip(batch[:index], admitted[:index], strict=True) if ok]
             assert any(clashes(one, other) for other in earlier)
+
+
+def test_a_full_day_or_week_is_offered_no_more() -> None:
+    booked = [at(3, 9), at(3, 10), at(3, 16, 30), at(4, 9), at(9, 23)]  # 03-09 23:00 is Monday
+    assert scheduling.full_dates(Limits(), NEW_YORK, booked) == set()
+    assert scheduling.full_dates(Limits(per_day=3), NEW_YORK, booked) == {date(2026, 3, 3)}
+    week = {date(2026, 3, day) for day in range(2, 9)}
+    assert scheduling.full_dates(Limits(per_week=4), NEW_YORK, booked) == week
+    assert scheduling.full_dates(Limits(per_week=5), NEW_YORK, booked) == set()
