@@ -1,0 +1,121 @@
+"""The one write: several bookings in one call, each answered with what became of it
+(written, or why not), in one transaction, without booking any of them again."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import event, update
+
+from slotwise.booking import create, write
+from slotwise.booking.models import Appointment, ClientStanding
+from slotwise.booking.schemas import AppointmentCreate
+from slotwise.booking.terms import TermsCache
+from slotwise.scheduling import Limits, Proposal, Reason
+from tests.factories import BOOKING_NOW, Clock, bookable_provider, count_rows, guest_booking
+
+DAY = "2027-03-03"
+
+
+async def test_each_row_is_written_or_answered_with_its_reason(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client)
+    _, stale_provider = await bookable_provider(client)
+    taken = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
+    )
+    assert taken.status_code == 201
+    busy_guest = "busy@example.com"
+    mine = guest_booking(provider["id"], f"{DAY}T12:00:00Z", email=busy_guest)
+    assert (await client.post("/appointments/", json=mine)).status_code == 201
+    state = app.state.slotwise
+    guests = state.bookings.guests
+    kept = TermsCache()
+    async with state.db.transaction(writes=True) as session:
+        session.add(
+            ClientStanding(email="guest:blocked@example.com", no_show_count=3, blocked=True)
+        )
+    asked: list[tuple[str, str, str | None, dict[str, Any]]] = [
+        ("free", f"{DAY}T09:00:00Z", None, {}),
+        ("provider's time taken", f"{DAY}T10:00:00Z", None, {}),
+        ("client's time taken", f"{DAY}T12:00:00Z", busy_guest, {"other": True}),
+        ("blocked", f"{DAY}T13:00:00Z", "blocked@example.com", {}),
+        ("stale", f"{DAY}T14:00:00Z", None, {"stale": True}),
+        ("over the day's limit", f"{DAY}T15:00:00Z", None, {"day_limit": 2}),
+    ]
+    rows: list[write.Row] = []
+    async with state.db.transaction(writes=True) as session:
+        for _label, at, email, how in asked:
+            target = stale_provider if how.get("other") or how.get("stale") else provider
+            data = AppointmentCreate.model_validate(guest_booking(target["id"], at, email=email))
+            known, _ = await kept.get(session, str(target["id"]), now=BOOKING_NOW)
+            terms = known.terms
+            if how.get("stale"):
+                terms = replace(terms, version=terms.version - 1)
+            if "day_limit" in how:
+                terms = replace(terms, limits=Limits(per_day=how["day_limit"]))
+            client_key = create.check_caller(None, data)
+            proposal = create.propose(
+                terms, user=None, data=data, client_key=client_key, now=BOOKING_NOW
+            )
+            assert isinstance(proposal, Proposal), proposal
+            booked = create.new_booking(
+                known, proposal, user=None, data=data, now=BOOKING_NOW, guests=guests
+            )
+            rows.append(create.row_of(session, booked, proposal, guests))
+        statements: list[str] = []
+        engine = state.db.engine.sync_engine
+
+        def seen(*args: Any) -> None:
+            statements.append(args[2])
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            outcomes = await write.take(session, rows)
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    reasons = [None if outcome is None else outcome.reason for outcome in outcomes]
+    assert reasons == [
+        None,
+        Reason.SLOT_UNAVAILABLE,
+        Reason.CLIENT_CONFLICT,
+        Reason.CLIENT_BLOCKED,
+        Reason.TERMS_CHANGED,
+        Reason.LIMIT_REACHED,
+    ]
+    assert outcomes[5] is not None
+    assert outcomes[5].details == {"limit": "per_day", "maximum": 2}
+    # Two bookings were on the provider's day before the write; the limit counts those
+    # (rows that share a limit are kept out of one batch: ``scheduling.arrange``).
+    written = rows[0].appointment["id"]
+    assert await count_rows(app, Appointment, id=written) == 1
+    for row in rows[1:]:
+        assert await count_rows(app, Appointment, id=row.appointment["id"]) == 0
+    # The locks (PostgreSQL), the release of expired holds, and one judgment: no booking
+    # tried again alone.
+    assert sum("INSERT INTO appointments " in s for s in statements) <= 1, statements
+
+
+async def test_a_guest_hold_past_its_time_is_released_by_the_write(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client)
+    held = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
+    )
+    assert held.status_code == 201
+    async with app.state.slotwise.db.transaction(writes=True) as session:
+        await session.execute(
+            update(Appointment)
+            .where(Appointment.id == uuid.UUID(held.json()["id"]))
+            .values(status="pending_verification", hold_until=BOOKING_NOW)
+        )
+    again = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
+    )
+    assert again.status_code == 201, again.text
