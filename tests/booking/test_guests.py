@@ -1,7 +1,7 @@
 """A guest email is not an account, and what a public booking page needs against abuse: a
 rate limit per client address, a cap per guest email and provider, and (where the provider
 asks) a hold until the guest verifies the email. Each on both ways the booking route
-writes: the booking writer (booking.group) and an idempotent booking (create.book in a
+writes: the booking queue (booking.queue) and an idempotent booking (create.book in a
 transaction of its own)."""
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ async def answers(
     writer.writers = 1
     return await asyncio.gather(
         *(
-            writer.book(
+            writer.submit(
                 claims=claims_of(app, account) if account else None, data=data, now=BOOKING_NOW
             )
             for account, data in jobs
@@ -340,7 +340,7 @@ async def test_two_writers_share_a_burst(
     with Commits(app) as commits:
         found = await asyncio.gather(
             *(
-                writer.book(
+                writer.submit(
                     claims=claims_of(app, booker),
                     data=asked(provider, f"{9 + i:02d}:00"),
                     now=BOOKING_NOW,

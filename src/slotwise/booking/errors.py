@@ -113,7 +113,10 @@ class VerificationExpired(Conflict):
 
 class LimitReached(Conflict):
     code = "limit_reached"
-    message = "The provider takes no more bookings in this period (details: which limit)."
+    message = (
+        "The provider's limit is reached: bookings a day, a week, or per client "
+        "(details.limit: per_day, per_week, per_client; details.maximum)."
+    )
 
 
 class TermsChanged(Conflict):

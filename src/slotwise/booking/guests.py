@@ -4,7 +4,7 @@ A guest's email is never proven by booking, so a guest is its own client (its ke
 ``models.guest_key(email)``, among guests only): nothing a guest does counts against an
 account. A public booking page is guarded by a rate limit per client address (the router),
 a cap on the upcoming bookings a guest email holds with one provider (checked in the
-booking's serialized write: ``rules.refuse_conflicts``), and, where the provider asks for
+booking's write, under its locks: ``booking.write``), and, where the provider asks for
 it (``verify_guest_email``), a hold: the booking takes its time as ``pending_verification``
 until the guest follows the link mailed to them, and is released when the link expires.
 """

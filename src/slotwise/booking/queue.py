@@ -70,7 +70,8 @@ class _Decided:
 
 
 class BookingQueue:
-    """One per worker: ``book`` queues a booking for the next batch and waits for its answer."""
+    """One per worker: ``submit`` queues a booking for the next batch and waits for its
+    answer."""
 
     def __init__(
         self,
@@ -96,9 +97,11 @@ class BookingQueue:
         self._in_flight = 0  # jobs in the batches being written
         self._arrived = asyncio.Event()  # set when a job is queued
 
-    async def book(
+    async def submit(
         self, *, claims: TokenClaims | None, data: AppointmentCreate, now: datetime
     ) -> Booked:
+        """The booking, decided and written with those that arrive alongside; its refusal
+        raised as the API's error."""
         answer: asyncio.Future[Booked] = asyncio.get_running_loop().create_future()
         self._queue.append(_Job(claims=claims, data=data, now=now, answer=answer))
         self._arrived.set()

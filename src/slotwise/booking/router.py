@@ -17,6 +17,7 @@ from slotwise.auth.tokens import TokenClaims
 from slotwise.booking import access as access_rules
 from slotwise.booking import create, guests, idempotency, lifecycle, queries
 from slotwise.booking.access import Access
+from slotwise.booking.errors import refused
 from slotwise.booking.models import Status
 from slotwise.booking.present import (
     appointment_read,
@@ -38,9 +39,10 @@ from slotwise.booking.schemas import (
 )
 from slotwise.dates import ApiAwareDatetime
 from slotwise.db import READ_METHODS, SessionDep
-from slotwise.errors import responses
+from slotwise.errors import responses, status_for
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import service as providers_service
+from slotwise.scheduling import Reason, Refusal
 from slotwise.state import AppState, NowDep, StateDep
 from slotwise.text import MultilineText, Text
 
@@ -60,6 +62,22 @@ def _page(items: list[AppointmentRead], total: int, page: PageParams) -> Page[Ap
     return Page[AppointmentRead](items=items, total=total, limit=page.limit, offset=page.offset)
 
 
+def _refusals() -> str:
+    """The booking route's refusals, one per reason the decision or the write can give."""
+    lines = ["Refusals, by the error body's `code`:", ""]
+    for reason in Reason:
+        error = refused(Refusal(reason))
+        lines.append(f"- {status_for(error)} `{reason.value}`: {error.detail_message}")
+    lines.append("")
+    lines.append(
+        "`limit_reached` names the limit in `details.limit`: per_day, per_week, per_client."
+    )
+    return "\n".join(lines)
+
+
+REFUSALS = _refusals()
+
+
 @booking_router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -72,8 +90,9 @@ def _page(items: list[AppointmentRead], total: int, page: PageParams) -> Page[Ap
     response_model=BookingCreated,
     responses=responses(401, 404, 409, 422, 429),
     summary="Book a slot, signed in or as a guest",
+    description=REFUSALS,
 )
-async def book(
+async def create_appointment(
     request: Request,
     data: AppointmentCreate,
     claims: OptionalClaims,
@@ -87,7 +106,7 @@ async def book(
     ] = None,
 ) -> Response:
     # The state read from the request, not StateDep: one dependency fewer for FastAPI to
-    # solve on the busiest write (docs/architecture.md, "Group commit").
+    # solve on the busiest write (docs/architecture.md, "The booking pipeline").
     app: AppState = request.app.state.slotwise
     if claims is None:  # a guest: a public booking page's requests, per client address
         await app.limiter.hit(
@@ -95,8 +114,8 @@ async def book(
         )
     if idempotency_key:
         return await _book_once(app, claims, data, now, key=idempotency_key)
-    # Written with the bookings that arrive alongside, in one transaction (booking.group).
-    booked = await app.bookings.book(claims=claims, data=data, now=now)
+    # Decided and written with the bookings that arrive alongside (booking.queue).
+    booked = await app.bookings.submit(claims=claims, data=data, now=now)
     return _created(booked)
 
 
