@@ -8,15 +8,26 @@ from sqlalchemy import ClauseElement
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from slotwise.auth import callers, revocation
-from slotwise.booking import repository
+from slotwise.booking import write
+from slotwise.models import Base
+
+
+def _keys(table: str) -> tuple[str, ...]:
+    """Every column of a table: the shape of the rows a booking writes."""
+    return tuple(column.key for column in Base.metadata.tables[table].columns)
 
 
 @pytest.mark.parametrize(
     "statement",
     [
-        pytest.param(repository._CONFLICTS_UNNESTED, id="batch"),
-        pytest.param(repository._conflicts_query(8, excluding=False, standing=True), id="padded"),
-        pytest.param(repository._conflicts_query(1, excluding=True, standing=False), id="one"),
+        pytest.param(write._judged_unnested(), id="judgment"),
+        pytest.param(write._judged_padded(8), id="padded judgment"),
+        pytest.param(
+            write._judge_and_insert_statement(
+                *(_keys(t) for t in ("appointments", "appointment_events", "outbox_messages"))
+            ),
+            id="judgment and write",
+        ),
         pytest.param(callers._USERS_AMONG[True], id="users"),
         pytest.param(callers._USERS_AMONG_ANY_REVOKED[True], id="users-denylist"),
         pytest.param(revocation._LISTED_AMONG[True], id="denylist"),
@@ -31,5 +42,5 @@ def test_no_parameter_is_expanded_at_execution(statement: ClauseElement) -> None
 def test_active_statuses_are_constants_and_lists_are_arrays() -> None:
     text = str(callers._USERS_AMONG[True].compile(dialect=asyncpg_dialect()))
     assert "= ANY ($1::UUID[])" in text
-    conflicts = str(repository._conflicts_query(1, excluding=False, standing=False).compile())
+    conflicts = str(write._judged_padded(1).compile())
     assert "appointments.status IN ('pending', 'confirmed', 'pending_verification')" in conflicts
