@@ -162,10 +162,10 @@ async def test_every_booking_of_a_batch_gets_its_own_answer(
         "guest_details_required",
         "booked",
     ]
-    # Two transactions: the batch, and the next one, with the jobs it could not answer by
-    # itself: those competing with an earlier booking of the batch (the same slot, the same
-    # client's time), which the write then refused, and those refused on terms kept from
-    # before, refused again on fresh ones. None was written alone.
+    # Two transactions: the batch (the bookings competing with one it wrote, for the same
+    # slot or the same client's time, refused once it committed), and the next one, with
+    # the jobs refused on terms kept from before, refused again on fresh ones. None was
+    # written alone.
     assert commits.count == 2
     assert await count_rows(app, Appointment) == 3
 
@@ -302,10 +302,10 @@ async def test_a_database_failure_fails_each_booking_and_writes_nothing(
     _, provider = await bookable_provider(client)
     first, second = await signed_in(client), await signed_in(client)
 
-    async def database_gone(*_args: object) -> None:
+    async def database_gone(*_args: object, **_kwargs: object) -> None:
         raise OperationalError("SELECT pg_advisory_xact_lock(...)", {}, ConnectionError("gone"))
 
-    monkeypatch.setattr(repository, "lock_bookings", database_gone)
+    monkeypatch.setattr(repository, "lock_and_release", database_gone)
     found = await answers(
         app, [(first, asked(provider, "10:00")), (second, asked(provider, "11:00"))]
     )

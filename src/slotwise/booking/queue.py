@@ -12,11 +12,13 @@ says of each what became of it. While a batch is written the next requests queue
 the next batch; a lone request goes at once.
 
 Each job is answered by what became of it: a refusal (409, 422, 401) as soon as it is
-known, a booking once it is committed. A job goes back to the queue, to the next batch,
-when its answer is not known yet: set aside by ``arrange`` (the database then knows the
-earlier booking), refused on kept terms or found stale (decided again on fresh terms), or
-in a batch the database refused as a whole (a deadlock, a foreign key: each such job is
-then written in a batch of its own, so one cannot fail another again).
+known, a booking once it is committed. A booking that competes with an earlier one of the
+batch for the same time waits for that one's fate: if it was written, the later one's time
+is taken (refused once the transaction commits); if not, or if they only share a limit, it
+goes to the next batch. A job also goes back to the queue when refused on kept terms or
+found stale (decided again on fresh terms), or in a batch the database refused as a whole
+(a deadlock, a foreign key: each such job is then written in a batch of its own, so one
+cannot fail another again).
 """
 
 from __future__ import annotations
@@ -181,12 +183,12 @@ class BookingQueue:
         later: list[_Job] = []
         try:
             async with self.database.transaction(writes=True) as session:
-                written = await self._decide_and_write(session, jobs, later)
+                written, taken = await self._decide_and_write(session, jobs, later)
         except DBAPIError as exc:  # refused as a whole: a deadlock, a foreign key
             if len(jobs) == 1:
                 _fail_all(jobs, exc)
                 return
-            written, later = [], jobs
+            written, taken, later = [], [], jobs
             for job in later:
                 job.alone = True
         except Exception as exc:  # the database failed: every job still open hears of it
@@ -194,6 +196,8 @@ class BookingQueue:
             return
         for decided in written:
             _answer(decided.job, decided.booked)
+        for job, refusal in taken:  # their time was taken by a booking now committed
+            _refuse(job, refused(refusal))
         self._requeue(later)
 
     def _requeue(self, jobs: list[_Job]) -> None:
@@ -206,10 +210,11 @@ class BookingQueue:
 
     async def _decide_and_write(
         self, session: AsyncSession, jobs: list[_Job], later: list[_Job]
-    ) -> list[_Decided]:
-        """The callers, the decisions, the write; the jobs written (answered once the
-        transaction commits). Refused jobs are answered; jobs to decide or write again
-        are put in ``later``."""
+    ) -> tuple[list[_Decided], list[tuple[_Job, Refusal]]]:
+        """The callers, the decisions, the write. Returns the jobs written and those whose
+        time a booking written with them took (both answered once the transaction commits);
+        refused jobs are answered at once, and jobs to decide or write again put in
+        ``later``."""
         signed_in = [job.claims for job in jobs if job.claims is not None]
         users = iter(await callers.users_for_claims(session, self.redis, signed_in))
         decided: list[_Decided] = []
@@ -219,20 +224,32 @@ class BookingQueue:
                 _refuse(job, user)
             elif found := await self._decide(session, job, user, later):
                 decided.append(found)
-        admitted = scheduling.arrange([found.proposal for found in decided])
-        now = [found for found, first in zip(decided, admitted, strict=True) if first]
-        later.extend(found.job for found, first in zip(decided, admitted, strict=True) if not first)
-        rows = [create.row_of(session, found.booked, found.proposal, self.guests) for found in now]
+        placed = scheduling.arrange([found.proposal for found in decided])
+        admitted = [index for index, waiting in enumerate(placed) if waiting is None]
+        rows = [
+            create.row_of(session, decided[i].booked, decided[i].proposal, self.guests)
+            for i in admitted
+        ]
         outcomes = await write.take(session, rows)
-        written: list[_Decided] = []
-        for found, outcome in zip(now, outcomes, strict=True):
+        written: set[int] = set()
+        for index, outcome in zip(admitted, outcomes, strict=True):
+            job = decided[index].job
             if outcome is None:
-                written.append(found)
+                written.add(index)
             elif outcome.reason is Reason.TERMS_CHANGED:
-                self._again(found.job, later)
+                self._again(job, later)
             else:
-                _refuse(found.job, refused(outcome))
-        return written
+                _refuse(job, refused(outcome))
+        taken: list[tuple[_Job, Refusal]] = []
+        for found, waiting in zip(decided, placed, strict=True):
+            if waiting is None:
+                continue
+            refusal = waiting.once_written() if waiting.blocker in written else None
+            if refusal is None:
+                later.append(found.job)  # the next batch knows what the blocker's fate meant
+            else:
+                taken.append((found.job, refusal))
+        return [decided[index] for index in sorted(written)], taken
 
     async def _decide(
         self, session: AsyncSession, job: _Job, user: User | None, later: list[_Job]

@@ -6,19 +6,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
+    Text,
     bindparam,
+    cast,
+    column,
     false,
     func,
     insert,
     literal_column,
     or_,
     select,
-    text,
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -30,6 +34,7 @@ from slotwise.booking.models import (
     ClientStanding,
     Status,
 )
+from slotwise.db import one_of, padded
 
 # The longest blocked span an appointment can have (12 h session + 2 x 4 h buffers), so
 # that a window query can be an index range scan on (provider_id, blocked_start_at).
@@ -39,7 +44,7 @@ LONGEST_BLOCK = timedelta(hours=21)
 def takes_time() -> ColumnElement[bool]:
     """Appointments that take time: the active statuses and held guest bookings, as the
     exclusion constraints count them. A write releases the expired holds it could meet
-    first (``release_expired``); a listing, which writes nothing, skips them (``busy_between``).
+    first (``lock_and_release``); a listing, which writes nothing, skips them (``busy_between``).
     """
     # The statuses as constants in the SQL: a list of parameters would be an "expanding"
     # IN, whose statement text SQLAlchemy rewrites at every execution.
@@ -117,23 +122,27 @@ async def starts_between(
     return list((await connection.execute(query)).scalars())
 
 
-async def release_expired(
+async def lock_and_release(
     session: AsyncSession, bookings: list[tuple[uuid.UUID, str]], *, now: datetime
 ) -> None:
-    """Cancel the held guest bookings past their ``hold_until`` of these providers and
-    clients ((provider id, client key) pairs), with their history: run by a booking's
-    write after its locks, before its check, so an expired hold never refuses it (the
-    exclusion constraints, which cannot read the clock, count a hold until it is released).
-    """
+    """What a booking's write does first: take the locks of these providers and clients
+    ((provider id, client key) pairs; see ``_lock_keys``), then cancel their held guest
+    bookings past ``hold_until``, with a history row each, so an expired hold never refuses
+    a booking (the exclusion constraints, which cannot read the clock, count a hold until
+    it is released). On PostgreSQL one statement does both; the judgment that follows is a
+    statement of its own, whose snapshot, taken after the locks, sees every booking
+    committed before them."""
     providers = sorted({provider_id for provider_id, _ in bookings})
     clients = sorted({client_key for _, client_key in bookings})
     connection = await session.connection()
-    released = (
-        await connection.execute(
-            _RELEASE,
-            {"providers": providers, "clients": clients, "now": now},
-        )
-    ).all()
+    if connection.dialect.name == "postgresql":
+        values = {**_lock_keys(bookings), "providers": providers, "clients": clients, "now": now}
+        rows = (await connection.execute(_LOCK_AND_RELEASE, values)).all()
+        released = [(row.id, row.provider_id) for row in rows if row.id is not None]
+    else:  # SQLite's write lock, taken by BEGIN IMMEDIATE, already serializes writers
+        values = {"providers": padded(providers), "clients": padded(clients), "now": now}
+        rows = (await connection.execute(_RELEASE, values)).all()
+        released = [(row.id, row.provider_id) for row in rows]
     if not released:
         return
     await connection.execute(
@@ -160,24 +169,63 @@ async def release_expired(
 
 
 HOLD_EXPIRED = "The guest did not verify their email in time."
-_RELEASE = (
-    update(Appointment)
-    .where(
-        Appointment.status == _HELD,
-        Appointment.hold_until <= bindparam("now"),
-        or_(
-            Appointment.provider_id.in_(bindparam("providers", expanding=True)),
-            Appointment.client_key.in_(bindparam("clients", expanding=True)),
-        ),
+
+
+def _release(*, postgresql: bool, after: ColumnElement[bool] | None = None) -> Any:
+    """The UPDATE that cancels expired holds of the providers and clients bound as
+    ``providers`` and ``clients`` (arrays on PostgreSQL), at ``now``."""
+    return (
+        update(Appointment)
+        .where(
+            Appointment.status == _HELD,
+            Appointment.hold_until <= bindparam("now"),
+            or_(
+                one_of(Appointment.provider_id, "providers", postgresql=postgresql),
+                one_of(Appointment.client_key, "clients", postgresql=postgresql),
+            ),
+            *([after] if after is not None else []),
+        )
+        .values(
+            status=Status.CANCELLED,
+            cancel_reason=HOLD_EXPIRED,
+            sequence=Appointment.sequence + 1,
+            updated_at=bindparam("now"),
+        )
+        .returning(Appointment.id, Appointment.provider_id)
     )
-    .values(
-        status=Status.CANCELLED,
-        cancel_reason=HOLD_EXPIRED,
-        sequence=Appointment.sequence + 1,
-        updated_at=bindparam("now"),
+
+
+def _lock_and_release() -> Select[Any]:
+    """PostgreSQL: the locks, in the arrays' order (a function scan's rows), and the release
+    of expired holds, as one statement. The locks are a CTE the statement's result reads, so
+    they are taken whatever the release finds; the release may run before them, which is
+    harmless (it only cancels holds that expired long before, and re-checks a row another
+    transaction changed)."""
+    keys = (
+        func.unnest(
+            cast(bindparam("lock_keys"), postgresql.ARRAY(Text())),
+            cast(bindparam("lock_seeds"), postgresql.ARRAY(BigInteger())),
+        )
+        .table_valued(column("key", Text()), column("seed", BigInteger()))
+        .render_derived(name="lock")
     )
-    .returning(Appointment.id, Appointment.provider_id)
-)
+    locks = (
+        select(
+            func.count(
+                func.pg_advisory_xact_lock(func.hashtextextended(keys.c.key, keys.c.seed))
+            ).label("taken")
+        )
+        .select_from(keys)
+        .cte("locks")
+    )
+    released = _release(postgresql=True).cte("released")
+    return select(locks.c.taken, released.c.id, released.c.provider_id).select_from(
+        locks.outerjoin(released, true())
+    )
+
+
+_LOCK_AND_RELEASE = _lock_and_release()
+_RELEASE = _release(postgresql=False)
 _INSERT_EVENTS = insert(AppointmentEvent)
 
 
@@ -264,37 +312,20 @@ async def standings_page(
     return list(rows), int(total or 0)
 
 
-async def lock_bookings(session: AsyncSession, bookings: list[tuple[uuid.UUID, str]]) -> None:
-    """Serialise bookings of one provider and of one client (PostgreSQL; on SQLite the
-    write lock taken by BEGIN IMMEDIATE already does). ``bookings``: (provider id, client
-    key) pairs, one or many written in the same transaction.
-
-    Concurrent inserts that conflict on an exclusion constraint can wait on each other and
-    deadlock; two constraints (provider, client) make it likelier. Taking the providers'
-    locks, then the clients' — each in sorted order, so that every transaction takes them
-    in one global order — before the check means conflicting writers queue instead. The
-    constraints stay as the guarantee; the locks make its refusals orderly 409s.
-    """
-    bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
-        return
-    connection = await session.connection()  # Core statements: no ORM execution to pay for
-    await connection.execute(_LOCK_BOOKINGS, _lock_keys(bookings))
+# Serialising bookings of one provider and of one client (PostgreSQL; on SQLite the write
+# lock taken by BEGIN IMMEDIATE already does): concurrent inserts that conflict on an
+# exclusion constraint can wait on each other and deadlock, and two constraints (provider,
+# client) make it likelier. Taking the providers' locks, then the clients' — each in sorted
+# order, so that every transaction takes them in one global order — before the judgment
+# means conflicting writers queue instead. The constraints stay as the guarantee; the locks
+# make the judgment authoritative and its refusals orderly 409s.
 
 
 def _lock_keys(bookings: list[tuple[uuid.UUID, str]]) -> dict[str, list[Any]]:
-    """The providers' locks, then the clients', each in sorted order (``lock_bookings``)."""
+    """The providers' locks, then the clients', each in sorted order."""
     providers = sorted({str(provider_id) for provider_id, _ in bookings})
     clients = sorted({client_key for _, client_key in bookings})
     return {
         "lock_keys": providers + clients,
         "lock_seeds": [1] * len(providers) + [2] * len(clients),
     }
-
-
-# The locks are taken in the arrays' order (a function scan's rows).
-_LOCKS = (
-    "SELECT count(pg_advisory_xact_lock(hashtextextended(key, seed))) AS taken"
-    " FROM unnest(CAST(:lock_keys AS text[]), CAST(:lock_seeds AS bigint[])) AS lock(key, seed)"
-)
-_LOCK_BOOKINGS = text(_LOCKS)  # one round trip

@@ -180,8 +180,7 @@ async def check_move(session: AsyncSession, claim: Claim) -> Refusal | None:
 
 async def _lock_and_release(session: AsyncSession, claims: list[Claim]) -> None:
     pairs = [(claim.provider_id, claim.client_key) for claim in claims]
-    await repository.lock_bookings(session, pairs)
-    await repository.release_expired(session, pairs, now=max(claim.now for claim in claims))
+    await repository.lock_and_release(session, pairs, now=max(claim.now for claim in claims))
 
 
 # The claim's fields as the statements receive them, and their types.

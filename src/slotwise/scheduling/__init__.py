@@ -6,6 +6,7 @@ in the provider's zone, and wall times (`*_time`) are naive local clock readings
 """
 
 from slotwise.scheduling.decision import (
+    Clash,
     Kind,
     Limit,
     Placement,
@@ -13,7 +14,9 @@ from slotwise.scheduling.decision import (
     Reason,
     Refusal,
     Request,
+    Waiting,
     arrange,
+    clash,
     clashes,
     decide,
     place,
@@ -47,6 +50,7 @@ __all__ = [
     "MAX_AT",
     "MIN_AT",
     "BookingPolicy",
+    "Clash",
     "DateOverride",
     "Interval",
     "Kind",
@@ -65,10 +69,12 @@ __all__ = [
     "Terms",
     "TimeOff",
     "TimeRange",
+    "Waiting",
     "WeeklyRule",
     "arrange",
     "availability_for",
     "bookable_range",
+    "clash",
     "clashes",
     "computable_dates",
     "compute_slots",

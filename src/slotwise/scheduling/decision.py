@@ -195,36 +195,72 @@ class Proposal:
     counted_per_client: bool  # a per-client limit (the provider's, or a guest's) applies
 
 
-def clashes(one: Proposal, other: Proposal) -> bool:
-    """Would writing both let one decide the other's fate: the same provider's blocked time,
-    the same client's time, or (the same provider) a limit both count toward?"""
+class Clash(StrEnum):
+    """How two bookings of one batch compete: for the provider's time, for the client's
+    time, or under a limit both count toward."""
+
+    PROVIDER_TIME = "provider_time"
+    CLIENT_TIME = "client_time"
+    LIMIT = "limit"
+
+
+def clash(one: Proposal, other: Proposal) -> Clash | None:
+    """Would writing both let one decide the other's fate, and how?"""
+    same_provider = one.terms.provider_id == other.terms.provider_id
+    if same_provider and one.placement.blocked.overlaps(other.placement.blocked):
+        return Clash.PROVIDER_TIME
     if one.client_key == other.client_key and one.placement.time.overlaps(other.placement.time):
-        return True
-    if one.terms.provider_id != other.terms.provider_id:
-        return False
-    if one.placement.blocked.overlaps(other.placement.blocked):
-        return True
+        return Clash.CLIENT_TIME
+    if not same_provider:
+        return None
     limits = one.terms.limits
     one_at, other_at = one.placement.start_at, other.placement.start_at
     if limits.per_day is not None and one.terms.local_date(one_at) == one.terms.local_date(
         other_at
     ):
-        return True
+        return Clash.LIMIT
     if limits.per_week is not None and one.terms.week_of(one_at) == one.terms.week_of(other_at):
-        return True
-    return (
-        one.counted_per_client and other.counted_per_client and one.client_key == other.client_key
-    )
+        return Clash.LIMIT
+    if one.counted_per_client and other.counted_per_client and one.client_key == other.client_key:
+        return Clash.LIMIT
+    return None
 
 
-def arrange(proposals: Sequence[Proposal]) -> list[bool]:
-    """Which proposals go to the write now (True), in order; the others clash with an
-    earlier one and wait for the next batch."""
-    admitted: list[Proposal] = []
-    now_or_later: list[bool] = []
-    for proposal in proposals:
-        free = not any(clashes(proposal, earlier) for earlier in admitted)
-        if free:
-            admitted.append(proposal)
-        now_or_later.append(free)
-    return now_or_later
+def clashes(one: Proposal, other: Proposal) -> bool:
+    return clash(one, other) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A proposal that competes with an earlier one of the batch (`blocker`, its index)."""
+
+    blocker: int
+    clash: Clash
+
+    def once_written(self) -> Refusal | None:
+        """Its refusal if the blocker is written: its time is then taken (the provider's, or
+        the client's); under a shared limit, only the database can tell (None)."""
+        if self.clash is Clash.PROVIDER_TIME:
+            return Refusal(Reason.SLOT_UNAVAILABLE)
+        if self.clash is Clash.CLIENT_TIME:
+            return Refusal(Reason.CLIENT_CONFLICT)
+        return None
+
+
+def arrange(proposals: Sequence[Proposal]) -> list[Waiting | None]:
+    """Which proposals go to the write now (None), in order, and which compete with an
+    earlier admitted one (`Waiting`): those wait for the blocker's fate, then are refused
+    (`Waiting.once_written`) or go to the next batch."""
+    admitted: list[int] = []
+    placed: list[Waiting | None] = []
+    for index, proposal in enumerate(proposals):
+        waiting = None
+        for earlier in admitted:
+            found = clash(proposal, proposals[earlier])
+            if found is not None:
+                waiting = Waiting(earlier, found)
+                break
+        if waiting is None:
+            admitted.append(index)
+        placed.append(waiting)
+    return placed

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from slotwise import scheduling
 from slotwise.scheduling import (
     BookingPolicy,
+    Clash,
     Kind,
     Limits,
     Offering,
@@ -23,6 +24,7 @@ from slotwise.scheduling import (
     Request,
     ServiceSpec,
     Terms,
+    Waiting,
     WeeklyRule,
     arrange,
     clashes,
@@ -207,7 +209,20 @@ def test_requests_that_compete_wait_for_the_next_batch() -> None:
         proposal(other, at(3, 10), "a"),  # the same client's time, elsewhere
         proposal(terms, at(3, 11), "c"),
     ]
-    assert arrange(batch) == [True, False, False, True]
+    assert arrange(batch) == [
+        None,
+        Waiting(0, Clash.PROVIDER_TIME),
+        Waiting(0, Clash.CLIENT_TIME),
+        None,
+    ]
+
+
+def test_a_waiting_request_is_refused_once_its_blocker_is_written_unless_a_limit_is_shared() -> (
+    None
+):
+    assert Waiting(0, Clash.PROVIDER_TIME).once_written() == Refusal(Reason.SLOT_UNAVAILABLE)
+    assert Waiting(0, Clash.CLIENT_TIME).once_written() == Refusal(Reason.CLIENT_CONFLICT)
+    assert Waiting(0, Clash.LIMIT).once_written() is None
 
 
 def test_a_buffer_makes_neighbouring_bookings_compete() -> None:
@@ -268,7 +283,7 @@ def test_what_arrange_admits_never_competes_and_what_it_defers_always_does(
         placed = decide(terms, Request(SERVICE if long else None, at(day, hour, minute)), now=NOW)
         if isinstance(placed, Placement):
             batch.append(Proposal(terms, placed, client, limits.per_client is not None))
-    admitted = arrange(batch)
+    admitted = [waiting is None for waiting in arrange(batch)]
     chosen = [p for p, now in zip(batch, admitted, strict=True) if now]
     assert not batch or admitted[0]
     for i, one in enumerate(chosen):
