@@ -16,6 +16,7 @@ Scenarios: slots-date (one date), slots-window (31 days), booking (distinct free
 signed-in clients), health (GET /health).
 
     uv run python bench/profile_requests.py booking --db postgresql --concurrency 20
+    uv run python bench/profile_requests.py slots-date --slot-cache-mb 0   # computed afresh
 """
 
 from __future__ import annotations
@@ -186,7 +187,14 @@ async def drive(
 
 
 async def profile(
-    name: str, url: str, *, requests: int, concurrency: int, top: int, dump: str | None
+    name: str,
+    url: str,
+    *,
+    requests: int,
+    concurrency: int,
+    top: int,
+    dump: str | None,
+    slot_cache_mb: int | None,
 ) -> None:
     async with scenario(name, url) as make_stream:
         settings = Settings(
@@ -196,6 +204,8 @@ async def profile(
             rate_limit_enabled=False,
             log_level="WARNING",
         )
+        if slot_cache_mb is not None:
+            settings = settings.model_copy(update={"slot_cache_mb": slot_cache_mb})
         app = create_app(settings)
         gc.freeze()  # as the served app's lifespan does at start-up
         engine = app.state.slotwise.db.engine.sync_engine
@@ -274,6 +284,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--slot-cache-mb",
+        type=int,
+        help="the slot cache's size (0: off, every listing computed afresh); default as served",
+    )
     parser.add_argument("--dump", help="also write the profile's stats to this file (pstats)")
     args = parser.parse_args()
     loadgen.install_uvloop()
@@ -286,6 +301,7 @@ def main() -> int:
                 concurrency=args.concurrency,
                 top=args.top,
                 dump=args.dump,
+                slot_cache_mb=args.slot_cache_mb,
             )
         )
     return 0

@@ -23,6 +23,7 @@ from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.availability.router import slots_router
 from slotwise.availability.slots import SlotListings
+from slotwise.booking import busy as booking_busy
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.queue import BookingQueue
 from slotwise.booking.router import booking_router, guest_router, standings_router
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         limiter=RateLimiter(enabled=settings.rate_limit_enabled, redis=redis),
         redis=redis,
-        slots=SlotListings(database, slot_cache),
+        slots=SlotListings(database, slot_cache, busy=booking_busy.busy_between),
         access_tokens=VerifiedAccessTokens(settings),
         terms=terms,
         bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),

@@ -1,11 +1,14 @@
-"""The slot use case: load a provider's rules and busy time, ask the pure engine."""
+"""The slot use case: a provider's schedule and busy time, given to the pure engine.
+
+The schedule is kept per worker and proven current by the statement that reads the busy
+time (`schedules`); the listing's answer is kept too, until anything it was computed from
+changes (`cache`, `changes`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
@@ -14,16 +17,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from slotwise import scheduling
-from slotwise.availability import repository
+from slotwise.availability.busy import BusyReader
 from slotwise.availability.cache import SlotAnswer, SlotCache, SlotKey
 from slotwise.availability.changes import PostgresListener, SqliteWatch
-from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
+from slotwise.availability.schedules import (
+    KeptSchedules,
+    ProviderRules,
+    Schedule,
+    rules_for,
+    service_spec,
+)
+from slotwise.availability.schedules import read as read_schedule
 from slotwise.availability.schemas import SlotQuery, SlotsRead
-from slotwise.booking import repository as booking_repo
 from slotwise.db import Database
 from slotwise.errors import InvalidInput
 from slotwise.providers import service as providers_service
-from slotwise.providers.models import Provider, Service
+from slotwise.providers.models import Provider
+
+# Read by booking.terms, which computes the same slots for its checks.
+__all__ = ["SlotListings", "rules_for", "service_spec", "window"]
 
 MAX_WINDOW_DAYS = 62
 
@@ -58,172 +70,28 @@ def window(on_date: date | None, first: date | None, last: date | None) -> tuple
     return first, last
 
 
-def service_spec(
-    provider: Provider, service: Service | None, duration_minutes: int | None
-) -> scheduling.ServiceSpec:
-    """The engine's view of what is booked: a service, or the profile's default session."""
-    if service is not None:
-        return scheduling.ServiceSpec(
-            duration=timedelta(minutes=service.duration_minutes),
-            buffer_before=timedelta(minutes=service.buffer_before_minutes),
-            buffer_after=timedelta(minutes=service.buffer_after_minutes),
-            interval=_minutes(service.slot_interval_minutes or provider.slot_interval_minutes),
-        )
-    duration = duration_minutes or provider.session_duration_minutes
-    interval = provider.slot_interval_minutes or duration
-    return scheduling.ServiceSpec(
-        duration=timedelta(minutes=duration),
-        buffer_before=timedelta(minutes=provider.buffer_before_minutes),
-        buffer_after=timedelta(minutes=provider.buffer_after_minutes),
-        interval=timedelta(minutes=interval),
-    )
-
-
-def _minutes(value: int | None) -> timedelta | None:
-    return None if value is None else timedelta(minutes=value)
-
-
-def policy_of(provider: Provider) -> scheduling.BookingPolicy:
-    return scheduling.BookingPolicy(
-        min_notice=timedelta(minutes=provider.min_notice_minutes),
-        max_advance=timedelta(days=provider.max_advance_days),
-    )
-
-
-def weekly_rules(rows: list[WeeklyPattern]) -> list[scheduling.WeeklyRule]:
-    return [
-        scheduling.WeeklyRule(
-            day_of_week=row.day_of_week,
-            start_time=row.start_time,
-            end_time=row.end_time,
-            valid_from_date=row.valid_from_date,
-            valid_until_date=row.valid_until_date,
-        )
-        for row in rows
-    ]
-
-
-def override_rules(rows: list[DateOverride]) -> list[scheduling.DateOverride]:
-    return [
-        scheduling.DateOverride(
-            on_date=row.on_date,
-            kind=scheduling.OverrideKind(row.kind),
-            ranges=tuple(
-                scheduling.TimeRange(time.fromisoformat(a), time.fromisoformat(b))
-                for a, b in row.ranges
-            ),
-        )
-        for row in rows
-    ]
-
-
-def time_off_rules(rows: list[TimeOff]) -> list[scheduling.TimeOff]:
-    return [scheduling.TimeOff(start_date=row.start_date, end_date=row.end_date) for row in rows]
-
-
-async def busy_intervals(
-    session: AsyncSession,
-    *,
-    provider_id: uuid.UUID,
-    start_at: datetime,
-    end_at: datetime,
-    now: datetime,
-) -> tuple[list[scheduling.Interval], datetime | None]:
-    """Provider time already taken at ``now``: active appointments and held guest bookings,
-    widened by their buffers; and when the first of those holds ends (None: none)."""
-    busy = await booking_repo.busy_between(session, provider_id, start_at, end_at, now=now)
-    return [scheduling.Interval(start, end) for start, end in busy.spans], busy.until
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderRules:
-    """A provider's hours for some dates, as the engine takes them."""
-
-    weekly: list[scheduling.WeeklyRule]
-    overrides: list[scheduling.DateOverride]
-    time_off: list[scheduling.TimeOff]
-
-
-async def rules_for(
-    session: AsyncSession, provider_id: uuid.UUID, start_date: date, end_date: date
-) -> ProviderRules:
-    patterns = await repository.patterns_for(session, provider_id, active_only=True)
-    overrides = await repository.overrides_between(session, provider_id, start_date, end_date)
-    time_off = await repository.time_off_between(session, provider_id, start_date, end_date)
-    return ProviderRules(
-        weekly_rules(patterns), override_rules(overrides), time_off_rules(time_off)
-    )
-
-
-async def open_slots(
-    session: AsyncSession,
-    *,
-    provider: Provider,
-    start_date: date,
-    end_date: date,
-    service: Service | None,
-    duration_minutes: int | None,
-    now: datetime,
-) -> tuple[list[scheduling.Slot], datetime | None]:
-    """The open slots, before the booking policy: the caller cuts them to notice and horizon
-    at its own `now` (`scheduling.bookable_range`), so they can be kept until the first
-    guest's hold among the busy time ends (the second value; None: no hold)."""
-    if not provider.accepting_bookings:
-        return [], None
-    zone = ZoneInfo(provider.timezone)
-    rules = await rules_for(session, provider.id, start_date, end_date)
-    # The busy time that matters: the local days asked for, widened by the largest buffer
-    # (4 hours) and a DST shift at midnight.
-    margin = timedelta(hours=6)
-    window_start = datetime.combine(start_date, time(), zone) - margin
-    window_end = datetime.combine(end_date + timedelta(days=1), time(), zone) + margin
-    busy, until = await busy_intervals(
-        session, provider_id=provider.id, start_at=window_start, end_at=window_end, now=now
-    )
-    found = scheduling.compute_slots(
-        zone=zone,
-        start_date=start_date,
-        end_date=end_date,
-        weekly=rules.weekly,
-        overrides=rules.overrides,
-        time_off=rules.time_off,
-        busy=busy,
-        service=service_spec(provider, service, duration_minutes),
-        now=None,
-    )
-    full = await _full_dates(session, provider, zone, start_date, end_date)
-    if full:
-        found = [slot for slot in found if slot.start_at.astimezone(zone).date() not in full]
-    return found, until
-
-
-async def _full_dates(
-    session: AsyncSession, provider: Provider, zone: ZoneInfo, start_date: date, end_date: date
-) -> set[date]:
-    """The dates the provider's booking limits close (none without a day or week limit)."""
-    limits = scheduling.Limits(
-        per_day=provider.max_bookings_per_day, per_week=provider.max_bookings_per_week
-    )
-    if limits.per_day is None and limits.per_week is None:
-        return set()
-    monday = start_date - timedelta(days=start_date.weekday())
-    after_sunday = end_date + timedelta(days=7 - end_date.weekday())
-    starts = await booking_repo.starts_between(
-        session,
-        provider.id,
-        scheduling.day_extent(monday, zone).start_at,
-        scheduling.day_extent(after_sunday, zone).start_at,
-    )
-    return scheduling.full_dates(limits, zone, starts)
-
-
 class SlotListings:
     """Slot listings as JSON bodies, answered from this worker's cache when nothing they
     depend on has changed (see `slotwise.availability.cache` and `.changes`)."""
 
-    def __init__(self, database: Database, cache: SlotCache) -> None:
+    def __init__(
+        self,
+        database: Database,
+        cache: SlotCache,
+        busy: BusyReader,
+        schedules: KeptSchedules | None = None,
+    ) -> None:
         self.db = database
         self.cache = cache
+        # A listing from a kept schedule is one statement, run on a bare connection (no
+        # ORM session); on PostgreSQL as a transaction of its own (within one it would see
+        # the same: READ COMMITTED), which spares the BEGIN and ROLLBACK round trips.
+        # SQLite's keeps its transaction, whose BEGIN the engine emits itself.
+        self._engine = database.engine
+        if not database.is_sqlite:
+            self._engine = database.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.busy = busy
+        self.schedules = schedules if schedules is not None else KeptSchedules()
         # Listings being computed: a burst of requests for one that is not cached waits for
         # one computation instead of each running its own.
         self._computing: dict[SlotKey, asyncio.Future[SlotAnswer | None]] = {}
@@ -262,18 +130,84 @@ class SlotListings:
         return answer.body(now)
 
     async def _answer(self, ref: str, key: SlotKey, now: datetime) -> SlotAnswer:
-        """Computed from the database, marked before its first read (see SlotCache.mark)."""
+        """Computed from the database, marked before its first read (see SlotCache.mark):
+        from the kept schedule if the statement that reads the busy time proves it current,
+        else from the schedule read again."""
         marked_at = self.cache.mark()
+        schedule = self.schedules.get(ref, now=now)
+        if schedule is not None:
+            answer, version = await self._compute(None, schedule, key, marked_at, now)
+            if version == schedule.version:
+                return answer
         async with self.db.session(writes=False) as session:
-            provider = await providers_service.get_public(session, ref=ref)
-            return await _compute(session, provider, key, marked_at, now)
+            schedule = await self.schedules.fresh(session, ref, now=now)
+            answer, _version = await self._compute(session, schedule, key, marked_at, now)
+            return answer
 
     async def body_for(
         self, session: AsyncSession, provider: Provider, query: SlotQuery, now: datetime
     ) -> bytes:
         """The listing of a provider already loaded (your own profile): not cached."""
         key = self._key(str(provider.id), query)
-        return (await _compute(session, provider, key, self.cache.mark(), now)).body(now)
+        marked_at = self.cache.mark()
+        schedule = await read_schedule(session, provider, now=now)
+        answer, _version = await self._compute(session, schedule, key, marked_at, now)
+        return answer.body(now)
+
+    async def _compute(
+        self,
+        session: AsyncSession | None,
+        schedule: Schedule,
+        key: SlotKey,
+        marked_at: int,
+        now: datetime,
+    ) -> tuple[SlotAnswer, int | None]:
+        """The open slots, before the booking policy (the answer cuts them to notice and
+        horizon at each request's `now`, `scheduling.bookable_range`), and the provider's
+        rules version read with the busy time; in ``session``, or on a connection of its
+        own (no more is open at a time)."""
+        spec = _spec(schedule, key)
+        if schedule.covers(key.first, key.last):
+            hours = ProviderRules(schedule.weekly, schedule.overrides, schedule.time_off)
+        elif session is not None:
+            hours = await rules_for(session, schedule.provider_id, key.first, key.last)
+        else:  # a window the kept hours do not reach (past dates, beyond the horizon)
+            async with self.db.session(writes=False) as reading:
+                hours = await rules_for(reading, schedule.provider_id, key.first, key.last)
+        # The busy time that can touch a slot: from the first open hour's start to the last
+        # one's end, widened by the service's buffers (none open: no busy time, but the
+        # statement still reads the rules version).
+        reach = _reach(schedule, key, hours, spec) if schedule.accepting_bookings else None
+        start_at, end_at = reach or (now, now)
+        counted = _counted(schedule, key) if reach is not None else None
+        if session is not None:
+            connection = await session.connection()
+            busy = await self.busy(
+                connection, schedule.provider_id, start_at, end_at, now=now, counted=counted
+            )
+        else:
+            async with self._engine.connect() as connection:
+                busy = await self.busy(
+                    connection, schedule.provider_id, start_at, end_at, now=now, counted=counted
+                )
+        found: list[scheduling.Slot] = []
+        if reach is not None:
+            found = scheduling.compute_slots(
+                zone=schedule.zone,
+                start_date=key.first,
+                end_date=key.last,
+                weekly=hours.weekly,
+                overrides=hours.overrides,
+                time_off=hours.time_off,
+                busy=[scheduling.Interval(start, end) for start, end in busy.spans],
+                service=spec,
+                now=None,
+            )
+        if counted is not None:  # the dates a day or week limit closes are not offered
+            full = scheduling.full_dates(schedule.limits, schedule.zone, busy.starts)
+            found = [slot for slot in found if schedule.local_date(slot.start_at) not in full]
+        answer = _answer_of(schedule, key, spec, found, busy.until, marked_at)
+        return answer, busy.rules_version
 
     async def aclose(self) -> None:
         if self.watch is not None:
@@ -285,26 +219,53 @@ class SlotListings:
         return SlotKey(ref, first, last, query.service_id, query.slot_duration, query.tz)
 
 
-async def _compute(
-    session: AsyncSession, provider: Provider, key: SlotKey, marked_at: int, now: datetime
-) -> SlotAnswer:
-    offered = None
-    if key.service_id is not None:
-        offered = await providers_service.get_service(
-            session, provider=provider, service_id=key.service_id, active_only=True
+def _counted(schedule: Schedule, key: SlotKey) -> tuple[datetime, datetime] | None:
+    """The instants whose bookings the provider's day and week limits count for the
+    window's dates: its whole weeks, Monday to Sunday (None: no such limit)."""
+    limits = schedule.limits
+    if limits.per_day is None and limits.per_week is None:
+        return None
+    weeks = scheduling.day_extent(key.first - timedelta(days=key.first.weekday()), schedule.zone)
+    after = key.last + timedelta(days=7 - key.last.weekday())
+    return weeks.start_at, scheduling.day_extent(after, schedule.zone).start_at
+
+
+def _reach(
+    schedule: Schedule, key: SlotKey, hours: ProviderRules, spec: scheduling.ServiceSpec
+) -> tuple[datetime, datetime] | None:
+    """The instants a slot of the window can take with its buffers, or None: no open hour.
+
+    Busy time elsewhere cannot move a slot, and a day's bookings mostly lie in its hours:
+    the listing reads only what can matter."""
+    computable = scheduling.computable_dates(spec)
+    if computable is None:
+        return None
+    on_date, last = max(key.first, computable[0]), min(key.last, computable[1])
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    while on_date <= last:
+        opened = scheduling.availability_for(
+            on_date, schedule.zone, hours.weekly, hours.overrides, hours.time_off
         )
-    found, until = await open_slots(
-        session,
-        provider=provider,
-        start_date=key.first,
-        end_date=key.last,
-        service=offered,
-        duration_minutes=key.slot_duration,
-        now=now,
-    )
-    zone = ZoneInfo(provider.timezone)
+        if opened:
+            first_at = first_at or opened[0].start_at
+            last_at = opened[-1].end_at
+        on_date += timedelta(days=1)
+    if first_at is None or last_at is None:
+        return None
+    return first_at - spec.buffer_before, last_at + spec.buffer_after
+
+
+def _answer_of(
+    schedule: Schedule,
+    key: SlotKey,
+    spec: scheduling.ServiceSpec,
+    found: list[scheduling.Slot],
+    until: datetime | None,
+    marked_at: int,
+) -> SlotAnswer:
+    zone = schedule.zone
     client_zone = ZoneInfo(key.tz) if key.tz else None
-    spec = service_spec(provider, offered, key.slot_duration)
     items: list[_SlotJson] = []
     for slot in found:
         local_start = slot.start_at.astimezone(zone)
@@ -319,11 +280,11 @@ async def _compute(
         )
     empty = (
         SlotsRead.model_construct(
-            provider_id=provider.id,
-            public_handle=provider.public_handle,
-            timezone=provider.timezone,
+            provider_id=schedule.provider_id,
+            public_handle=schedule.public_handle,
+            timezone=schedule.timezone,
             client_timezone=key.tz,
-            service_id=offered.id if offered else None,
+            service_id=key.service_id,
             duration_minutes=int(spec.duration.total_seconds() // 60),
             from_date=key.first,
             to_date=key.last,
@@ -334,9 +295,9 @@ async def _compute(
     )
     split_at = empty.rindex(b"[]") + 1  # the slots go between the brackets: the last field
     return SlotAnswer(
-        provider_id=provider.id,
-        user_id=provider.user_id,
-        policy=policy_of(provider),
+        provider_id=schedule.provider_id,
+        user_id=schedule.user_id,
+        policy=schedule.policy,
         starts_at=[slot.start_at for slot in found],
         head=empty[:split_at],
         items=_each_json(items),
@@ -344,6 +305,17 @@ async def _compute(
         marked_at=marked_at,
         until=until,
     )
+
+
+def _spec(schedule: Schedule, key: SlotKey) -> scheduling.ServiceSpec:
+    """What the listing offers: the service asked for (an active one of the provider's),
+    or the default session, of the length asked for if any."""
+    if key.service_id is None:
+        return service_spec(schedule, None, key.slot_duration)
+    found = schedule.services.get(key.service_id)
+    if found is None:
+        raise providers_service.ServiceNotFound()
+    return found
 
 
 class _SlotJson(TypedDict):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,7 +43,8 @@ LONGEST_BLOCK = timedelta(hours=21)
 def takes_time() -> ColumnElement[bool]:
     """Appointments that take time: the active statuses and held guest bookings, as the
     exclusion constraints count them. A write releases the expired holds it could meet
-    first (``lock_and_release``); a listing, which writes nothing, skips them (``busy_between``).
+    first (``lock_and_release``); a listing, which writes nothing, skips them
+    (``booking.busy``).
     """
     # The statuses as constants in the SQL: a list of parameters would be an "expanding"
     # IN, whose statement text SQLAlchemy rewrites at every execution.
@@ -67,59 +67,6 @@ def blocking(
         Appointment.blocked_end_at > start_at,
         takes_time(),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Busy:
-    """The provider's blocked spans that touch a window, as of ``now``, and when the first
-    of the holds among them ends (None: none is held), after which they are out of date."""
-
-    spans: list[tuple[datetime, datetime]]
-    until: datetime | None
-
-
-async def busy_between(
-    session: AsyncSession,
-    provider_id: uuid.UUID,
-    start_at: datetime,
-    end_at: datetime,
-    *,
-    now: datetime,
-) -> Busy:
-    """Blocked spans of the provider's active appointments, and of the guest bookings held
-    at ``now``, that touch [start_at, end_at)."""
-    query = select(
-        Appointment.blocked_start_at, Appointment.blocked_end_at, Appointment.hold_until
-    ).where(
-        *blocking(provider_id, start_at, end_at, start_at - LONGEST_BLOCK),
-        or_(Appointment.status != _HELD, Appointment.hold_until > now),
-    )
-    # Plain rows from the connection: a month can hold thousands, and the ORM's row
-    # handling would cost more than the query.
-    connection = await session.connection()
-    result = await connection.execute(query.order_by(Appointment.blocked_start_at))
-    rows = result.all()
-    holds = [hold_until for _, _, hold_until in rows if hold_until is not None]
-    return Busy(
-        spans=[(start_at, end_at) for start_at, end_at, _ in rows],
-        until=min(holds) if holds else None,
-    )
-
-
-async def starts_between(
-    session: AsyncSession, provider_id: uuid.UUID, start_at: datetime, end_at: datetime
-) -> list[datetime]:
-    """When the provider's bookings that take time start, for those starting in
-    [start_at, end_at): what its day and week limits count (``booking.write`` counts the
-    same rows)."""
-    query = select(Appointment.start_at).where(
-        Appointment.provider_id == provider_id,
-        Appointment.start_at >= start_at,
-        Appointment.start_at < end_at,
-        takes_time(),
-    )
-    connection = await session.connection()
-    return list((await connection.execute(query)).scalars())
 
 
 async def lock_and_release(

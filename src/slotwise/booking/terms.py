@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
-from slotwise.availability import slots as slots_service
+from slotwise.availability import schedules
 from slotwise.providers import repository as providers_repo
 from slotwise.providers import service as providers_service
 from slotwise.providers.models import Provider, Service
@@ -48,7 +48,7 @@ class Known:
 
 
 def _offering(provider: Provider, service: Service | None) -> scheduling.Offering:
-    spec = slots_service.service_spec(provider, service, None)
+    spec = schedules.service_spec(provider, service, None)
     if service is None:
         return scheduling.Offering(id=None, name=None, is_active=True, spec=spec)
     return scheduling.Offering(
@@ -78,7 +78,7 @@ async def read(session: AsyncSession, ref: str, *, now: datetime) -> Known:
     today = now.astimezone(zone).date()
     first_date = today - MARGIN
     last_date = today + timedelta(days=provider.max_advance_days) + MARGIN
-    rules = await slots_service.rules_for(session, provider.id, first_date, last_date)
+    rules = await schedules.rules_for(session, provider.id, first_date, last_date)
     services = await providers_repo.list_services(session, provider.id, active_only=False)
     terms = scheduling.Terms(
         provider_id=provider.id,
@@ -89,7 +89,7 @@ async def read(session: AsyncSession, ref: str, *, now: datetime) -> Known:
         accepting_bookings=provider.accepting_bookings,
         requires_confirmation=provider.requires_confirmation,
         verify_guest_email=provider.verify_guest_email,
-        policy=slots_service.policy_of(provider),
+        policy=schedules.policy_of(provider),
         default=_offering(provider, None),
         services={service.id: _offering(provider, service) for service in services},
         weekly=tuple(rules.weekly),
@@ -113,7 +113,7 @@ async def covering(
     on_date = scheduling.requested_date(terms, request)
     if on_date is None or terms.covers(on_date):
         return terms
-    rows = await slots_service.rules_for(session, terms.provider_id, on_date, on_date)
+    rows = await schedules.rules_for(session, terms.provider_id, on_date, on_date)
     return terms.covering(on_date, tuple(rows.overrides), tuple(rows.time_off))
 
 

@@ -1,0 +1,49 @@
+"""Busy time as a listing reads it, declared here and provided by the bookings' owner.
+
+Availability sits below booking: it must not import booking's models or queries (an
+import-linter contract holds it to that). What a listing needs of the bookings is this
+one read, so availability declares it (`BusyReader`) and the application hands it
+booking's implementation (`slotwise.booking.busy.busy_between`, wired in `main.py`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """The provider's blocked spans that touch a window, as of ``now``.
+
+    ``until``: when the first guest's hold among them ends (None: none is held), after
+    which they are out of date though nothing was written. ``rules_version``: the
+    provider's rules version, read in the same statement (None: no such provider), which
+    proves hours kept between requests current (`availability.schedules`).
+    """
+
+    spans: list[tuple[datetime, datetime]]
+    until: datetime | None
+    rules_version: int | None
+    # When the provider's bookings start, in the ``counted`` window asked for: what its day
+    # and week limits count (empty when not asked).
+    starts: list[datetime] = field(default_factory=list)
+
+
+class BusyReader(Protocol):
+    """Reads `Busy` for a provider and a window [start_at, end_at) of instants."""
+
+    async def __call__(
+        self,
+        connection: AsyncConnection,
+        provider_id: uuid.UUID,
+        start_at: datetime,
+        end_at: datetime,
+        *,
+        now: datetime,
+        counted: tuple[datetime, datetime] | None = None,
+    ) -> Busy: ...

@@ -1,0 +1,93 @@
+"""The provider's busy time, as slot listings read it (`availability.busy.BusyReader`).
+
+Booking owns what takes a provider's time (the active statuses, guests' holds, buffers);
+availability declares the read it needs and receives this function from `main.py`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BindParameter, and_, bindparam, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from slotwise.availability.busy import Busy
+from slotwise.booking.models import Appointment
+from slotwise.booking.repository import _HELD, LONGEST_BLOCK, blocking, takes_time
+from slotwise.providers.models import Provider
+
+_PROVIDER_ID: BindParameter[uuid.UUID] = bindparam("provider_id")
+# The provider's row, joined to its blocked spans in the window (none: one row of nulls):
+# the rules version comes in the same statement as the busy time, so hours a listing kept
+# are proven current by the very read that gives it the bookings. Built once: executed
+# with its parameters, it is compiled once per process.
+_BUSY = (
+    select(
+        Provider.rules_version,
+        Appointment.blocked_start_at,
+        Appointment.blocked_end_at,
+        Appointment.hold_until,
+    )
+    .select_from(Provider)
+    .outerjoin(
+        Appointment,
+        and_(
+            *blocking(
+                _PROVIDER_ID, bindparam("start_at"), bindparam("end_at"), bindparam("earliest")
+            ),
+            or_(Appointment.status != _HELD, Appointment.hold_until > bindparam("now")),
+        ),
+    )
+    .where(Provider.id == _PROVIDER_ID)
+    .order_by(Appointment.blocked_start_at)
+)
+
+
+async def busy_between(
+    connection: AsyncConnection,
+    provider_id: uuid.UUID,
+    start_at: datetime,
+    end_at: datetime,
+    *,
+    now: datetime,
+    counted: tuple[datetime, datetime] | None = None,
+) -> Busy:
+    """Blocked spans of the provider's active appointments, and of the guest bookings held
+    at ``now``, that touch [start_at, end_at); with the provider's rules version; and
+    (``counted``) when its bookings that take time start within that window, as the
+    booking write's limits count them."""
+    # Plain rows from a connection: a month can hold thousands, and the ORM's row
+    # handling would cost more than the query.
+    result = await connection.execute(
+        _BUSY,
+        {
+            "provider_id": provider_id,
+            "start_at": start_at,
+            "end_at": end_at,
+            "earliest": start_at - LONGEST_BLOCK,
+            "now": now,
+        },
+    )
+    rows = result.all()
+    if not rows:
+        return Busy(spans=[], until=None, rules_version=None)
+    holds = [hold_until for _, _, _, hold_until in rows if hold_until is not None]
+    starts: list[datetime] = []
+    if counted is not None:
+        window = {"provider_id": provider_id, "start_at": counted[0], "end_at": counted[1]}
+        starts = list((await connection.execute(_STARTS, window)).scalars())
+    return Busy(
+        spans=[(start, end) for _, start, end, _ in rows if start is not None],
+        until=min(holds) if holds else None,
+        rules_version=rows[0][0],
+        starts=starts,
+    )
+
+
+_STARTS = select(Appointment.start_at).where(
+    Appointment.provider_id == _PROVIDER_ID,
+    Appointment.start_at >= bindparam("start_at"),
+    Appointment.start_at < bindparam("end_at"),
+    takes_time(),
+)

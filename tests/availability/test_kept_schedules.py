@@ -1,0 +1,133 @@
+"""Listings computed afresh read one statement: the provider's schedule (profile, account,
+services, hours) is kept by the worker and proven current by the rules version read with
+the busy time (``availability.schedules``). With the slot cache off, so that every listing
+is computed: a booking leaves the schedule kept, and a change to any row of it, even by SQL
+from outside Slotwise, is seen by the very next listing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from slotwise.config import Settings
+from slotwise.main import create_app
+from slotwise.state import get_now
+from tests.availability.test_caches_follow import (
+    DAY,
+    KINDS,
+    NEW_ID,
+    World,
+    book,
+    offers_14,
+    stored_id,
+)
+from tests.factories import BOOKING_NOW, bookable_provider, signed_in
+
+
+@pytest.fixture
+def cold_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"slot_cache_mb": 0})
+
+
+@pytest.fixture
+async def cold_app(cold_settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(cold_settings)
+    application.dependency_overrides[get_now] = lambda: BOOKING_NOW
+    yield application
+    await application.state.slotwise.aclose()
+
+
+@pytest.fixture
+async def cold(cold_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=cold_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as client:
+        yield client
+
+
+@pytest.fixture
+async def world(cold: httpx.AsyncClient, cold_settings: Settings) -> World:
+    account, profile = await bookable_provider(cold, session_duration_minutes=60)
+    service = await cold.post(
+        "/providers/me/services",
+        headers=account.headers,
+        json={"name": "Intro", "duration_minutes": 60},
+    )
+    assert service.status_code == 201, service.text
+    return World(account, profile, service.json()["id"], cold_settings)
+
+
+class Selects:
+    """The SELECT statements the app runs meanwhile."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.statements: list[str] = []
+        self.engine = app.state.slotwise.db.engine.sync_engine
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            self.statements.append(statement)
+
+    def __enter__(self) -> list[str]:
+        return self.statements
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+def hours(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [slot["start_at"][11:16] for slot in response.json()["slots"]]
+
+
+async def test_a_listing_from_a_kept_schedule_is_one_statement(
+    cold: httpx.AsyncClient, cold_app: FastAPI, world: World
+) -> None:
+    path = f"/providers/{world.profile['public_handle']}/slots"
+    first = await cold.get(path, params={"date": DAY})  # reads the schedule and keeps it
+    with Selects(cold_app) as selects:
+        again = await cold.get(path, params={"date": DAY})
+        other_day = await cold.get(path, params={"date": "2027-03-04"})
+    assert again.content == first.content
+    assert hours(other_day) == hours(first)  # the same weekly hours
+    assert len(selects) == 2  # one statement each: the busy time and the rules version
+
+
+async def test_a_booking_leaves_the_schedule_kept(
+    cold: httpx.AsyncClient, cold_app: FastAPI, world: World
+) -> None:
+    path = f"/providers/{world.profile['public_handle']}/slots"
+    assert "10:00" in hours(await cold.get(path, params={"date": DAY}))
+    booker = await signed_in(cold)
+    booked = await book(cold, world, KINDS["the profile"], booker, "10:00")
+    assert booked.status_code == 201, booked.text
+    with Selects(cold_app) as selects:
+        after = hours(await cold.get(path, params={"date": DAY}))
+    assert "10:00" not in after
+    assert "11:00" in after
+    assert len(selects) == 1
+
+
+@pytest.mark.parametrize("kind_name", list(KINDS))
+async def test_a_kept_schedule_follows_every_kind_of_change_at_once(
+    cold: httpx.AsyncClient, world: World, kind_name: str
+) -> None:
+    kind = KINDS[kind_name]
+    assert await offers_14(cold, world, kind)
+    assert await offers_14(cold, world, kind)  # from the kept schedule
+    engine = create_async_engine(world.settings.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(kind.sql),
+                {"p": stored_id(engine, world.profile["id"]), "new": stored_id(engine, NEW_ID)},
+            )
+    finally:
+        await engine.dispose()
+    assert not await offers_14(cold, world, kind)  # no waiting: proven by the listing's read
