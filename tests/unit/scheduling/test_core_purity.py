@@ -19,6 +19,7 @@ ALLOWED_MODULES = {
     "operator",
     "slotwise",
     "typing",
+    "uuid",  # ids of providers and services, as plain values
     "zoneinfo",
 }
 CLOCK_CALLS = {"now", "utcnow", "today", "time_ns", "perf_counter", "monotonic"}
