@@ -1,6 +1,7 @@
 """Writing many rows at once: ``insert_rows`` (rows of several tables in one statement on
 PostgreSQL), ``unnested`` (rows sent as one array per column, read back with ``unnest``)
-and ``insert_ignoring_duplicates``."""
+and ``insert_ignoring_duplicates``. Statements are SQLAlchemy constructs, built once per
+shape of rows; table and column names come from the models' metadata only."""
 
 from __future__ import annotations
 
@@ -8,15 +9,36 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, String, Table, TextClause, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Insert,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import Uuid
+from sqlalchemy.sql.elements import Cast
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine, Uuid
 
 from slotwise.db.base import Base
 from slotwise.db.types import UTCDateTime
+
+# PostgreSQL with ``:name`` parameters, the style of ``text()``: to render the array
+# parameters for statements that are still written as text (see ``Unnested.arrays``).
+_NAMED_POSTGRESQL = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
 
 
 async def insert_rows(
@@ -47,11 +69,25 @@ async def insert_rows(
 @dataclass(frozen=True, slots=True)
 class Unnested:
     """Rows of one table sent to PostgreSQL as one array parameter per column, to be read
-    back as rows with ``unnest``: one statement text and one execution however many rows."""
+    back as rows with ``unnest``: one statement text and one execution however many rows.
 
-    columns: str  # the quoted column names, comma-separated, in the arrays' order
-    arrays: str  # the array parameters, comma-separated: the arguments of unnest(...)
-    parameters: tuple[tuple[str, Column[Any]], ...]  # (name, column), in that order
+    ``rows`` is that read as a FROM clause, ``insert()`` the INSERT of all of them;
+    ``values()`` gives the parameters' values (already in the columns' database form, so
+    the parameters are untyped and nothing converts them twice)."""
+
+    table: Table
+    parameters: tuple[tuple[str, Column[Any]], ...]  # (name, column), in the arrays' order
+    rows: TableValuedAlias  # unnest(CAST(:name AS type[]), ...) AS alias(column names)
+    columns: str  # the quoted column names, comma-separated: for statements written as text
+    arrays: str  # the arrays, comma-separated, ``:name`` parameters: the same, for text
+
+    def insert(self) -> Insert:
+        """INSERT INTO the table (these columns) SELECT * FROM the unnested arrays."""
+        columns = [column for _name, column in self.parameters]
+        # Only the columns given, as a text INSERT would: no Python-side defaults added.
+        return insert(self.table).from_select(
+            columns, select(*self.rows.columns), include_defaults=False
+        )
 
     def values(self, dialect: Dialect, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """The parameters' values for these rows (each row has every key of the shape)."""
@@ -68,49 +104,63 @@ class Unnested:
 @lru_cache(maxsize=64)
 def unnested(table_name: str, keys: tuple[str, ...], prefix: str) -> Unnested:
     """The arrays for rows of this table with these keys, their parameters named
-    ``{prefix}_{key}``. Names come from the models' metadata, never from input."""
+    ``{prefix}_{key}`` and the unnested rows aliased ``prefix``. Names come from the
+    models' metadata, never from input."""
     table = Base.metadata.tables[table_name]
-    names, arrays, parameters = [], [], []
-    for key in keys:
-        column = table.columns[key]
-        name = f"{prefix}_{key}"
-        names.append(f'"{column.name}"')
-        arrays.append(f"CAST(:{name} AS {_array_type(column)}[])")
-        parameters.append((name, column))
-    return Unnested(", ".join(names), ", ".join(arrays), tuple(parameters))
+    columns = [table.columns[key] for key in keys]
+    parameters = tuple((f"{prefix}_{column.key}", column) for column in columns)
+    arrays = [_array(name, column) for name, column in parameters]
+    rows = (
+        func.unnest(*arrays)
+        .table_valued(*(column.name for column in columns))
+        .render_derived(name=prefix)
+    )
+    quote = _NAMED_POSTGRESQL.identifier_preparer.quote_identifier
+    return Unnested(
+        table=table,
+        parameters=parameters,
+        rows=rows,
+        columns=", ".join(quote(column.name) for column in columns),
+        arrays=", ".join(str(array.compile(dialect=_NAMED_POSTGRESQL)) for array in arrays),
+    )
 
 
 @lru_cache(maxsize=64)
 def _unnested_insert(
     shape: tuple[tuple[str, tuple[str, ...]], ...],
-) -> tuple[TextClause, list[Unnested]]:
-    """The PostgreSQL statement for rows of these tables and keys, built once per shape, and
-    each table's arrays, in the order of ``shape``."""
+) -> tuple[Insert, list[Unnested]]:
+    """The PostgreSQL statement for rows of these tables and keys, built once per shape
+    (SQLAlchemy then finds its compiled form by the statement's cache key), and each
+    table's arrays, in the order of ``shape``: the last table's INSERT, the others' before
+    it as data-modifying CTEs ``inserted_0``, ``inserted_1`` ... in the order given."""
     parts = [unnested(name, keys, f"t{number}") for number, (name, keys) in enumerate(shape)]
-    # Table and column names from the models' metadata, never from input.
-    inserts = [
-        f'INSERT INTO "{name}" ({part.columns}) SELECT * FROM unnest({part.arrays})'  # noqa: S608
-        for (name, _keys), part in zip(shape, parts, strict=True)
-    ]
-    *first, last = inserts
-    with_clause = ", ".join(f"t{number} AS ({part})" for number, part in enumerate(first))
-    return text(f"WITH {with_clause} {last}" if first else last), parts
+    *first, last = parts
+    statement = last.insert()
+    for number, part in enumerate(first):
+        statement = statement.add_cte(part.insert().cte(f"inserted_{number}"))
+    return statement, parts
 
 
-def _array_type(column: Column[Any]) -> str:
+def _array(name: str, column: Column[Any]) -> Cast[Any]:
+    """The array parameter ``name`` of this column's values: untyped (``Unnested.values``
+    converts them), cast to an array of the column's element type."""
+    return cast(bindparam(name), postgresql.ARRAY(_element_type(column)))
+
+
+def _element_type(column: Column[Any]) -> TypeEngine[Any]:
     """The PostgreSQL element type an array parameter of this column is sent as (lengths
     left to the column itself, so that a value too long is refused, not cut)."""
     kind = column.type
     if isinstance(kind, UTCDateTime):
-        return "timestamptz"
+        return postgresql.TIMESTAMP(timezone=True)
     if isinstance(kind, Uuid):
-        return "uuid"
+        return postgresql.UUID()
     if isinstance(kind, Integer):
-        return "integer"
+        return Integer()
     if isinstance(kind, JSON):
-        return "json"
+        return postgresql.JSON()
     if isinstance(kind, String):  # Text and (non-native) Enum included
-        return "text"
+        return Text()
     raise TypeError(f"no array type for {column}")
 
 
