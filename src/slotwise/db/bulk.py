@@ -82,7 +82,7 @@ class Unnested:
     arrays: str  # the arrays, comma-separated, ``:name`` parameters: the same, for text
 
     def insert(self) -> Insert:
-        """INSERT INTO the table (these columns) SELECT * FROM the unnested arrays."""
+        """INSERT INTO the table (these columns) SELECT the unnested rows."""
         columns = [column for _name, column in self.parameters]
         # Only the columns given, as a text INSERT would: no Python-side defaults added.
         return insert(self.table).from_select(
