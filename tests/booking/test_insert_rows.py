@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import Table, event, select
 from sqlalchemy.exc import DBAPIError
 
 from slotwise.db import insert_rows, table_of
 from slotwise.models import Appointment, OutboxMessage
 from slotwise.notifications.models import OutboxStatus
+from slotwise.users.models import Role, RoleChange, User
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -66,3 +67,47 @@ async def test_a_value_too_long_is_refused_not_cut(app: FastAPI) -> None:
             await insert_rows(session, [(table_of(OutboxMessage), [message(), too_long])])
     async with database.session(writes=False) as session:
         assert list(await session.scalars(select(OutboxMessage))) == []  # nothing half-written
+
+
+async def test_several_tables_are_one_statement_on_postgresql(app: FastAPI) -> None:
+    """On PostgreSQL the rows of every table go in one statement (one round trip), and the
+    same shape of rows is the same statement again."""
+    database = app.state.slotwise.db
+    if database.is_sqlite:
+        pytest.skip("SQLite writes one INSERT per table")
+    user = User(email="owner@example.com", full_name="Owner", role=Role.CLIENT)
+    user.hashed_password = "-"
+    async with database.transaction(writes=True) as session:
+        session.add(user)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    def rows() -> list[tuple[Table, list[dict[str, object]]]]:
+        change = {
+            "id": uuid.uuid4(),
+            "user_id": user.id,
+            "changed_by_id": None,
+            "changed_at": NOW,
+            "from_role": Role.CLIENT,
+            "to_role": Role.PROVIDER,
+        }
+        return [(table_of(RoleChange), [change]), (table_of(OutboxMessage), [message()])]
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(2):
+            async with database.transaction(writes=True) as session:
+                await insert_rows(session, rows())
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(statements) == 2
+    assert statements[0] == statements[1]
+    async with database.session(writes=False) as session:
+        changes = list(await session.scalars(select(RoleChange)))
+        assert len(list(await session.scalars(select(OutboxMessage)))) == 2
+    assert [(c.user_id, c.from_role, c.to_role, c.changed_at) for c in changes] == [
+        (user.id, Role.CLIENT, Role.PROVIDER, NOW)
+    ] * 2

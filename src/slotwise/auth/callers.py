@@ -31,7 +31,7 @@ async def user_for_claims(session: AsyncSession, redis: Redis | None, claims: To
             "sid": revocation.session_key(claims.session_id),
         }
         row = (await session.execute(_USER_UNLESS_REVOKED, values)).first()
-        user = None if row is None or row[1] else row[0]
+        user = None if row is None or row.revoked else row.User
     if not may_sign_in(user, claims):
         raise InvalidToken()
     return user
@@ -58,8 +58,8 @@ async def users_for_claims(
             _USERS_AMONG_ANY_REVOKED[postgresql], {"ids": ids, "jtis": padded(entries)}
         )
         rows = found.all()
-        users = {user.id: user for user, _ in rows}
-        any_revoked = any(flag for _, flag in rows)
+        users = {row.User.id: row.User for row in rows}
+        any_revoked = any(row.any_revoked for row in rows)
         revoked = (
             await revocation.revoked_among(session, None, jtis, sessions) if any_revoked else set()
         )
@@ -82,9 +82,9 @@ def may_sign_in(user: User | None, claims: TokenClaims) -> TypeGuard[User]:
 
 
 # Built once: on a signed-in request, building the statement cost more than running it.
-_USER_UNLESS_REVOKED = select(User, revocation.listed(bindparam("jti"), bindparam("sid"))).where(
-    User.id == bindparam("user_id")
-)
+_USER_UNLESS_REVOKED = select(
+    User, revocation.listed(bindparam("jti"), bindparam("sid")).label("revoked")
+).where(User.id == bindparam("user_id"))
 
 # By dialect (True: PostgreSQL), see db.one_of.
 _USERS_AMONG = {
@@ -92,9 +92,9 @@ _USERS_AMONG = {
     for postgresql in (False, True)
 }
 _USERS_AMONG_ANY_REVOKED = {
-    postgresql: select(User, revocation.listed_among(postgresql=postgresql)).where(
-        one_of(User.id, "ids", postgresql=postgresql)
-    )
+    postgresql: select(
+        User, revocation.listed_among(postgresql=postgresql).label("any_revoked")
+    ).where(one_of(User.id, "ids", postgresql=postgresql))
     for postgresql in (False, True)
 }
 

@@ -1,0 +1,171 @@
+"""Writing many rows at once: ``insert_rows`` (rows of several tables in one statement on
+PostgreSQL), ``unnested`` (rows sent as one array per column, read back with ``unnest``)
+and ``insert_ignoring_duplicates``. Statements are SQLAlchemy constructs, built once per
+shape of rows; table and column names come from the models' metadata only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Insert,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import Cast
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine, Uuid
+
+from slotwise.db.base import Base
+from slotwise.db.types import UTCDateTime
+
+# PostgreSQL with ``:name`` parameters, the style of ``text()``: to render the array
+# parameters for statements that are still written as text (see ``Unnested.arrays``).
+_NAMED_POSTGRESQL = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
+
+
+async def insert_rows(
+    session: AsyncSession, tables: list[tuple[Table, list[dict[str, Any]]]]
+) -> None:
+    """Rows into several tables, in the order given (a row's parents before it), in the
+    session's transaction. On PostgreSQL one statement: the tables' INSERTs as
+    data-modifying CTEs, each row set sent as one array per column and unnested (one round
+    trip, one execution, rather than a statement per table and an execution per row);
+    foreign keys are checked at the statement's end. Elsewhere one INSERT per table."""
+    tables = [(table, rows) for table, rows in tables if rows]
+    if not tables:
+        return
+    connection = await session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        for table, rows in tables:
+            await connection.execute(table.insert(), rows)
+        return
+    shape = tuple((table.name, tuple(rows[0])) for table, rows in tables)
+    statement, parts = _unnested_insert(shape)
+    values: dict[str, list[Any]] = {}
+    for part, (_table, rows) in zip(parts, tables, strict=True):
+        values.update(part.values(dialect, rows))
+    await connection.execute(statement, values)
+
+
+@dataclass(frozen=True, slots=True)
+class Unnested:
+    """Rows of one table sent to PostgreSQL as one array parameter per column, to be read
+    back as rows with ``unnest``: one statement text and one execution however many rows.
+
+    ``rows`` is that read as a FROM clause, ``insert()`` the INSERT of all of them;
+    ``values()`` gives the parameters' values (already in the columns' database form, so
+    the parameters are untyped and nothing converts them twice)."""
+
+    table: Table
+    parameters: tuple[tuple[str, Column[Any]], ...]  # (name, column), in the arrays' order
+    rows: TableValuedAlias  # unnest(CAST(:name AS type[]), ...) AS alias(column names)
+    columns: str  # the quoted column names, comma-separated: for statements written as text
+    arrays: str  # the arrays, comma-separated, ``:name`` parameters: the same, for text
+
+    def insert(self) -> Insert:
+        """INSERT INTO the table (these columns) SELECT the unnested rows."""
+        columns = [column for _name, column in self.parameters]
+        # Only the columns given, as a text INSERT would: no Python-side defaults added.
+        return insert(self.table).from_select(
+            columns, select(*self.rows.columns), include_defaults=False
+        )
+
+    def values(self, dialect: Dialect, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """The parameters' values for these rows (each row has every key of the shape)."""
+        values: dict[str, list[Any]] = {}
+        for name, column in self.parameters:
+            key = column.key
+            process = column.type.bind_processor(dialect)
+            values[name] = (
+                [process(row[key]) for row in rows] if process else [row[key] for row in rows]
+            )
+        return values
+
+
+@lru_cache(maxsize=64)
+def unnested(table_name: str, keys: tuple[str, ...], prefix: str) -> Unnested:
+    """The arrays for rows of this table with these keys, their parameters named
+    ``{prefix}_{key}`` and the unnested rows aliased ``prefix``. Names come from the
+    models' metadata, never from input."""
+    table = Base.metadata.tables[table_name]
+    columns = [table.columns[key] for key in keys]
+    parameters = tuple((f"{prefix}_{column.key}", column) for column in columns)
+    arrays = [_array(name, column) for name, column in parameters]
+    rows = (
+        func.unnest(*arrays)
+        .table_valued(*(column.name for column in columns))
+        .render_derived(name=prefix)
+    )
+    quote = _NAMED_POSTGRESQL.identifier_preparer.quote_identifier
+    return Unnested(
+        table=table,
+        parameters=parameters,
+        rows=rows,
+        columns=", ".join(quote(column.name) for column in columns),
+        arrays=", ".join(str(array.compile(dialect=_NAMED_POSTGRESQL)) for array in arrays),
+    )
+
+
+@lru_cache(maxsize=64)
+def _unnested_insert(
+    shape: tuple[tuple[str, tuple[str, ...]], ...],
+) -> tuple[Insert, list[Unnested]]:
+    """The PostgreSQL statement for rows of these tables and keys, built once per shape
+    (SQLAlchemy then finds its compiled form by the statement's cache key), and each
+    table's arrays, in the order of ``shape``: the last table's INSERT, the others' before
+    it as data-modifying CTEs ``inserted_0``, ``inserted_1`` ... in the order given."""
+    parts = [unnested(name, keys, f"t{number}") for number, (name, keys) in enumerate(shape)]
+    *first, last = parts
+    statement = last.insert()
+    for number, part in enumerate(first):
+        statement = statement.add_cte(part.insert().cte(f"inserted_{number}"))
+    return statement, parts
+
+
+def _array(name: str, column: Column[Any]) -> Cast[Any]:
+    """The array parameter ``name`` of this column's values: untyped (``Unnested.values``
+    converts them), cast to an array of the column's element type."""
+    return cast(bindparam(name), postgresql.ARRAY(_element_type(column)))
+
+
+def _element_type(column: Column[Any]) -> TypeEngine[Any]:
+    """The PostgreSQL element type an array parameter of this column is sent as (lengths
+    left to the column itself, so that a value too long is refused, not cut)."""
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return postgresql.TIMESTAMP(timezone=True)
+    if isinstance(kind, Uuid):
+        return postgresql.UUID()
+    if isinstance(kind, Integer):
+        return Integer()
+    if isinstance(kind, JSON):
+        return postgresql.JSON()
+    if isinstance(kind, String):  # Text and (non-native) Enum included
+        return Text()
+    raise TypeError(f"no array type for {column}")
+
+
+def insert_ignoring_duplicates(session: AsyncSession, model: type[Base]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, in the session's own dialect."""
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        return sqlite_insert(model).on_conflict_do_nothing()
+    return postgresql_insert(model).on_conflict_do_nothing()

@@ -1,0 +1,63 @@
+"""The engine: ``make_engine`` for a database URL, with SQLite's connection settings
+(pragmas, WAL, BEGIN IMMEDIATE for writers) and PostgreSQL's fixed pool and its liveness
+check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def make_engine(url: str, *, pool_size: int = 10, foreign_keys: bool = True) -> AsyncEngine:
+    """``foreign_keys=False`` is for migrations only: SQLite's batch mode recreates a table,
+    and dropping a referenced table with foreign keys on would cascade into its children."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine, foreign_keys=foreign_keys)
+        return engine
+    # A fixed pool: overflow connections are closed when handed back, so under steady
+    # concurrency above pool_size they are opened again and again (connection set-up and
+    # statement preparation each time). Requests beyond pool_size wait for a connection.
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+    event.listen(engine.sync_engine, "checkout", _discard_if_closed)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the driver so that we emit it ourselves (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON" if foreign_keys else "PRAGMA foreign_keys=OFF")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers ask for BEGIN IMMEDIATE: SQLite then takes the write lock at the start,
+        # so their check-then-write cannot interleave (see sessions.Database.transaction).
+        if conn.get_execution_options().get("sqlite_immediate"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _discard_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """The pool's liveness check, without a round trip: a pooled connection the server
+    closed (a restart, an administrator's pg_terminate_backend) is known to the driver as
+    soon as the event loop has read its end, and is replaced before anyone uses it.
+
+    SQLAlchemy's ``pool_pre_ping`` asks the server instead, at every checkout: with asyncpg
+    three round trips (BEGIN, an empty query, ROLLBACK), a large share of a booking's cost
+    in the worker (measured in docs/benchmarks.md). A connection cut without a word (a
+    network partition) still fails its first statement: 503 database_unavailable, and the
+    pool drops it."""
+    is_closed = getattr(record.driver_connection, "is_closed", None)  # asyncpg's
+    if is_closed is not None and is_closed():
+        raise DisconnectionError()

@@ -1,0 +1,121 @@
+"""Sessions and transactions: the ``Database`` of one application instance (its engine
+and session factories, SQLite's single writer) and ``SessionDep``, the request's session:
+one transaction per request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from slotwise.db.engine import make_engine
+from slotwise.errors import AppError
+
+
+class Database:
+    """The engine and session factory of one application instance."""
+
+    def __init__(
+        self, url: str, *, pool_size: int = 10, session_info: dict[str, Any] | None = None
+    ) -> None:
+        """``session_info`` is given to every session (``session.info``): application-wide
+        values that domain code reads without taking settings, e.g. the reminder offsets."""
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        info = dict(session_info or {})
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
+        self._write_sessionmaker = self.sessionmaker
+        self._autocommit_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+            info=info,
+        )
+        # SQLite admits one writer. Within a process, writers queue on this lock and are
+        # woken the moment it is free, instead of polling in SQLite's busy handler (which
+        # sleeps up to 100 ms a try); across processes the busy handler still arbitrates.
+        self.write_lock: asyncio.Lock | None = None
+        if self.is_sqlite:
+            self.write_lock = asyncio.Lock()
+            immediate = self.engine.execution_options(sqlite_immediate=True)
+            self._write_sessionmaker = async_sessionmaker(
+                immediate, expire_on_commit=False, info=info
+            )
+
+    def session(self, *, writes: bool) -> AsyncSession:
+        """A new session; on SQLite, ``writes`` makes its transactions BEGIN IMMEDIATE."""
+        return (self._write_sessionmaker if writes else self.sessionmaker)()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @asynccontextmanager
+    async def transaction(self, *, writes: bool) -> AsyncIterator[AsyncSession]:
+        """A session whose work is committed when the block succeeds and rolled back when
+        it raises (an ``AppError`` that keeps its changes is committed, then raised).
+
+        On SQLite a writing transaction runs as BEGIN IMMEDIATE (begun at its first
+        statement) under this process's write lock: it takes the lock before it reads, so
+        a check and the write that follows cannot interleave with another writer, and a
+        reader turned writer never meets a stale snapshot. PostgreSQL needs nothing of the
+        kind: its constraints and row locks hold the invariants.
+        """
+        lock = self.write_lock if writes else None
+        async with _held(lock), self.session(writes=writes) as session:
+            try:
+                yield session
+                await session.commit()
+            except AppError as error:
+                await (session.commit() if error.keep_changes else session.rollback())
+                raise
+            except BaseException:
+                await session.rollback()
+                raise
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session on PostgreSQL in which every statement is a transaction of its own: no
+        BEGIN and no COMMIT to wait for, for work whose writes are one statement (the
+        booking batch's, ``booking.group``). Reads are as in a READ COMMITTED transaction,
+        where each statement sees what was committed when it started. The session's commit
+        at the end writes nothing; it reports this process's changes to the slot cache."""
+        if self.is_sqlite:
+            raise RuntimeError("autocommit sessions are for PostgreSQL")
+        async with self._autocommit_sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request (``Database.transaction``), writing unless the method
+    only reads."""
+    database: Database = request.app.state.slotwise.db
+    async with database.transaction(writes=request.method not in READ_METHODS) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _held(lock: asyncio.Lock | None) -> AsyncIterator[None]:
+    if lock is None:
+        yield
+        return
+    async with lock:
+        yield
+
+
+# scope="function": commit before the response is sent, so a 2xx means the change is durable.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
