@@ -30,15 +30,11 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
-    Boolean,
     ColumnElement,
     DateTime,
     Integer,
     Select,
-    String,
-    Table,
     Text,
     Uuid,
     and_,
@@ -48,19 +44,20 @@ from sqlalchemy import (
     column,
     exists,
     func,
+    insert,
     not_,
     or_,
     select,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from slotwise.availability import changes
 from slotwise.booking import repository
 from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding
-from slotwise.db import UTCDateTime, insert_rows, padded, table_of
+from slotwise.db import insert_rows, padded, table_of
+from slotwise.db.bulk import element_type, unnested
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider
 from slotwise.scheduling import Interval, Limit, Reason, Refusal
@@ -330,8 +327,9 @@ def _judged_padded(count: int) -> Select[Any]:
 
 
 def _unnest(fields: list[tuple[str, TypeEngine[Any]]], name: str) -> Any:
-    """Rows sent as one array parameter per field, read back with ``unnest ... WITH
-    ORDINALITY`` (column ``n``): one statement text however many rows."""
+    """Rows sent as one array parameter per field (its values already in their database
+    form, as ``db.bulk`` sends them), read back with ``unnest ... WITH ORDINALITY``
+    (column ``n``): one statement text however many rows."""
     arrays = (cast(bindparam(field), postgresql.ARRAY(kind)) for field, kind in fields)
     return (
         func.unnest(*arrays)
@@ -353,40 +351,6 @@ def _judged_unnested() -> Select[Any]:
     return select(*_answers(_Fields(asked.c, prefix="c_"))).select_from(asked).order_by(asked.c.n)
 
 
-def _element_type(kind: TypeEngine[Any]) -> TypeEngine[Any]:
-    """The PostgreSQL element type a column's values are sent as (lengths are the column's
-    own to check, so a value too long is refused, not cut)."""
-    if isinstance(kind, UTCDateTime):
-        return _INSTANT
-    if isinstance(kind, Uuid):
-        return Uuid()
-    if isinstance(kind, Boolean):
-        return Boolean()
-    if isinstance(kind, Integer):
-        return BigInteger() if isinstance(kind, BigInteger) else Integer()
-    if isinstance(kind, JSON):
-        return postgresql.JSON()
-    if isinstance(kind, String):  # Text and (non-native) Enum included
-        return Text()
-    raise TypeError(f"no array element type for {kind!r}")
-
-
-def _fields(table: Table, keys: tuple[str, ...], prefix: str) -> list[tuple[str, TypeEngine[Any]]]:
-    return [(prefix + key, _element_type(table.columns[key].type)) for key in keys]
-
-
-def _processed(
-    dialect: Dialect, table: Table, rows: list[dict[str, Any]], prefix: str
-) -> dict[str, list[Any]]:
-    """Each column's values as its type sends them (an enum's value, a JSON document's text)."""
-    values: dict[str, list[Any]] = {}
-    for key in rows[0]:
-        process = table.columns[key].type.bind_processor(dialect)
-        given = [row[key] for row in rows]
-        values[prefix + key] = [process(value) for value in given] if process else given
-    return values
-
-
 async def _judge_and_insert(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
     """PostgreSQL: one statement judges every claim and inserts those found clear, with
     their history and messages; a row per claim, with its answers and whether it was
@@ -401,11 +365,14 @@ async def _judge_and_insert(session: AsyncSession, rows: list[Row]) -> list[Refu
         tuple(messages[0]) if messages else (),
     )
     values = _arrays([_claim_values(row.claim) for row in rows], "c_")
-    values.update(_processed(dialect, _APPOINTMENTS, [row.appointment for row in rows], "a_"))
+    appointments = [row.appointment for row in rows]
+    values.update(
+        unnested(_APPOINTMENTS.name, tuple(appointments[0]), "a").values(dialect, appointments)
+    )
     if events:
-        values.update(_processed(dialect, _EVENTS, events, "e_"))
+        values.update(unnested(_EVENTS.name, tuple(events[0]), "e").values(dialect, events))
     if messages:
-        values.update(_processed(dialect, _MESSAGES, messages, "m_"))
+        values.update(unnested(_MESSAGES.name, tuple(messages[0]), "m").values(dialect, messages))
     result = await connection.execute(statement, values)
     outcomes: list[Refusal | None] = []
     for row, found in zip(rows, result.all(), strict=True):
@@ -424,7 +391,9 @@ def _judge_and_insert_statement(
     """The claims judged and those clear inserted, with their history and messages, as
     data-modifying CTEs (built once per shape of rows). The INSERT skips (ON CONFLICT DO
     NOTHING) a row an exclusion constraint refuses rather than failing them all."""
-    appointment_fields = _fields(_APPOINTMENTS, appointment_keys, "a_")
+    appointment_fields = [
+        (f"a_{key}", element_type(_APPOINTMENTS.columns[key])) for key in appointment_keys
+    ]
     asked = _unnest(_CLAIMS + appointment_fields, "asked")
     judged = (
         select(
@@ -460,21 +429,16 @@ def _judge_and_insert_statement(
         *(j[name] for name in _ANSWERS),
         j.a_id.in_(select(taken.c.id)).label("written"),
     ).order_by(j.n)
-    for prefix, table, keys in (("e_", _EVENTS, event_keys), ("m_", _MESSAGES, message_keys)):
+    for prefix, table, keys in (("e", _EVENTS, event_keys), ("m", _MESSAGES, message_keys)):
         if not keys:
             continue
-        given = _unnest(_fields(table, keys, prefix), prefix + "given")
-        part = (
-            postgresql.insert(table)
-            .from_select(
-                list(keys),
-                select(*(given.c[prefix + key] for key in keys)).where(
-                    given.c[prefix + "appointment_id"].in_(select(taken.c.id))
-                ),
-            )
-            .cte(prefix + "written")
+        given = unnested(table.name, keys, prefix)
+        part = insert(table).from_select(
+            [column for _name, column in given.parameters],
+            select(*given.rows.columns).where(given.rows.c.appointment_id.in_(select(taken.c.id))),
+            include_defaults=False,
         )
-        statement = statement.add_cte(part)
+        statement = statement.add_cte(part.cte(f"{prefix}_written"))
     return statement
 
 

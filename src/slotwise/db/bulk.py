@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Insert,
     Integer,
@@ -109,7 +110,7 @@ def unnested(table_name: str, keys: tuple[str, ...], prefix: str) -> Unnested:
     table = Base.metadata.tables[table_name]
     columns = [table.columns[key] for key in keys]
     parameters = tuple((f"{prefix}_{column.key}", column) for column in columns)
-    arrays = [_array(name, column) for name, column in parameters]
+    arrays = [array_of(name, column) for name, column in parameters]
     rows = (
         func.unnest(*arrays)
         .table_valued(*(column.name for column in columns))
@@ -141,16 +142,18 @@ def _unnested_insert(
     return statement, parts
 
 
-def _array(name: str, column: Column[Any]) -> Cast[Any]:
+def array_of(name: str, column: Column[Any]) -> Cast[Any]:
     """The array parameter ``name`` of this column's values: untyped (``Unnested.values``
     converts them), cast to an array of the column's element type."""
-    return cast(bindparam(name), postgresql.ARRAY(_element_type(column)))
+    return cast(bindparam(name), postgresql.ARRAY(element_type(column)))
 
 
-def _element_type(column: Column[Any]) -> TypeEngine[Any]:
+def element_type(column: Column[Any]) -> TypeEngine[Any]:
     """The PostgreSQL element type an array parameter of this column is sent as (lengths
     left to the column itself, so that a value too long is refused, not cut)."""
     kind = column.type
+    if isinstance(kind, Boolean):
+        return Boolean()
     if isinstance(kind, UTCDateTime):
         return postgresql.TIMESTAMP(timezone=True)
     if isinstance(kind, Uuid):
