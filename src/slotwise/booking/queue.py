@@ -13,9 +13,10 @@ the next batch; a lone request goes at once.
 
 Each job is answered by what became of it: a refusal (409, 422, 401) as soon as it is
 known, a booking once it is committed. A booking that competes with an earlier one of the
-batch for the same time waits for that one's fate: if it was written, the later one's time
-is taken (refused once the transaction commits); if not, or if they only share a limit, it
-goes to the next batch. A job also goes back to the queue when refused on kept terms or
+batch waits for that one's fate (``scheduling.settle``): written, the later one's time is
+taken (refused once the transaction commits); refused, the later one is refused alike where
+the reason covers it; otherwise it is written in the batch's next round (up to ROUNDS
+writes), then in the next batch. A job also goes back to the queue when refused on kept terms or
 found stale (decided again on fresh terms), or in a batch the database refused as a whole
 (a deadlock, a foreign key: each such job is then written in a batch of its own, so one
 cannot fail another again).
@@ -49,6 +50,7 @@ from slotwise.users.models import User
 MAX_BATCH = 64
 WRITERS = 2
 COALESCE_SECONDS = 0.002  # the longest a writer waits for its share of the bookings
+ROUNDS = 4  # writes a batch makes before leaving what still competes to the next batch
 
 log = structlog.get_logger("slotwise.booking")
 
@@ -224,32 +226,59 @@ class BookingQueue:
                 _refuse(job, user)
             elif found := await self._decide(session, job, user, later):
                 decided.append(found)
+        written: list[_Decided] = []
+        taken: list[tuple[_Job, Refusal]] = []
+        pending = decided
+        for _ in range(ROUNDS):
+            pending = await self._round(session, pending, written, taken, later)
+            if not pending:
+                break
+        later.extend(found.job for found in pending)  # the next batch takes them up
+        return written, taken
+
+    async def _round(
+        self,
+        session: AsyncSession,
+        decided: list[_Decided],
+        written: list[_Decided],
+        taken: list[tuple[_Job, Refusal]],
+        later: list[_Job],
+    ) -> list[_Decided]:
+        """One write of the bookings that do not compete (``scheduling.arrange``); those
+        that waited on one are settled by its fate (``scheduling.settle``) where that
+        decides them. Returns those still to write."""
         placed = scheduling.arrange([found.proposal for found in decided])
         admitted = [index for index, waiting in enumerate(placed) if waiting is None]
         rows = [
             create.row_of(session, decided[i].booked, decided[i].proposal, self.guests)
             for i in admitted
         ]
-        outcomes = await write.take(session, rows)
-        written: set[int] = set()
-        for index, outcome in zip(admitted, outcomes, strict=True):
-            job = decided[index].job
+        outcomes = dict(zip(admitted, await write.take(session, rows), strict=True))
+        for index, outcome in outcomes.items():
+            found = decided[index]
             if outcome is None:
-                written.add(index)
+                written.append(found)
             elif outcome.reason is Reason.TERMS_CHANGED:
-                self._again(job, later)
+                self._again(found.job, later)
             else:
-                _refuse(job, refused(outcome))
-        taken: list[tuple[_Job, Refusal]] = []
+                _refuse(found.job, refused(outcome))
+        still: list[_Decided] = []
         for found, waiting in zip(decided, placed, strict=True):
             if waiting is None:
                 continue
-            refusal = waiting.once_written() if waiting.blocker in written else None
+            blocker = decided[waiting.blocker]
+            outcome = outcomes[waiting.blocker]
+            if outcome is not None and outcome.reason is Reason.TERMS_CHANGED:
+                still.append(found)
+                continue
+            refusal = scheduling.settle(found.proposal, blocker.proposal, outcome)
             if refusal is None:
-                later.append(found.job)  # the next batch knows what the blocker's fate meant
-            else:
+                still.append(found)
+            elif outcome is None:  # its time went to a booking answered at the commit
                 taken.append((found.job, refusal))
-        return [decided[index] for index in sorted(written)], taken
+            else:
+                _refuse(found.job, refused(refusal))
+        return still
 
     async def _decide(
         self, session: AsyncSession, job: _Job, user: User | None, later: list[_Job]

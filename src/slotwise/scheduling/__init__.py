@@ -22,6 +22,7 @@ from slotwise.scheduling.decision import (
     place,
     read_instant,
     requested_date,
+    settle,
 )
 from slotwise.scheduling.intervals import MAX_AT, MIN_AT, Interval, OutOfRange, merge, subtract
 from slotwise.scheduling.policies import (
@@ -90,6 +91,7 @@ __all__ = [
     "read_instant",
     "requested_date",
     "resolve_wall_time",
+    "settle",
     "since_midnight",
     "subtract",
 ]

@@ -237,20 +237,51 @@ class Waiting:
     blocker: int
     clash: Clash
 
-    def once_written(self) -> Refusal | None:
-        """Its refusal if the blocker is written: its time is then taken (the provider's, or
-        the client's); under a shared limit, only the database can tell (None)."""
-        if self.clash is Clash.PROVIDER_TIME:
+
+def settle(waiting: Proposal, blocker: Proposal, outcome: Refusal | None) -> Refusal | None:
+    """What the write's answer to the blocker (`outcome`: None if written) tells of a
+    proposal that waited on it: its own refusal, where that follows (the write would give
+    it on what it holds now), or None: only the write can tell.
+
+    Written, the blocker takes the time it shares with the waiting one. Refused, it leaves
+    the database as it was: a waiting proposal is refused for the same reason when that
+    reason covers it too — a time that holds the blocker's (what overlapped the blocker
+    overlaps it), the same client blocked, the same day, week or client under a full limit.
+    """
+    found = clash(waiting, blocker)
+    if outcome is None:
+        if found is Clash.PROVIDER_TIME:
             return Refusal(Reason.SLOT_UNAVAILABLE)
-        if self.clash is Clash.CLIENT_TIME:
+        if found is Clash.CLIENT_TIME:
             return Refusal(Reason.CLIENT_CONFLICT)
         return None
+    same_provider = waiting.terms.provider_id == blocker.terms.provider_id
+    same_client = waiting.client_key == blocker.client_key
+    reason = outcome.reason
+    if reason is Reason.SLOT_UNAVAILABLE and same_provider:
+        return outcome if waiting.placement.blocked.contains(blocker.placement.blocked) else None
+    if reason is Reason.CLIENT_CONFLICT and same_client:
+        return outcome if waiting.placement.time.contains(blocker.placement.time) else None
+    if reason is Reason.CLIENT_BLOCKED and same_client:
+        return outcome
+    if reason is Reason.GUEST_LIMIT_REACHED and same_client and same_provider:
+        return outcome
+    if reason is Reason.LIMIT_REACHED and same_provider:
+        terms = waiting.terms
+        limit = outcome.details.get("limit")
+        one_at, other_at = waiting.placement.start_at, blocker.placement.start_at
+        if limit == Limit.PER_DAY and terms.local_date(one_at) == terms.local_date(other_at):
+            return outcome
+        if limit == Limit.PER_WEEK and terms.week_of(one_at) == terms.week_of(other_at):
+            return outcome
+        if limit == Limit.PER_CLIENT and same_client:
+            return outcome
+    return None
 
 
 def arrange(proposals: Sequence[Proposal]) -> list[Waiting | None]:
     """Which proposals go to the write now (None), in order, and which compete with an
-    earlier admitted one (`Waiting`): those wait for the blocker's fate, then are refused
-    (`Waiting.once_written`) or go to the next batch."""
+    earlier admitted one (`Waiting`): those wait for the blocker's fate (`settle`)."""
     admitted: list[int] = []
     placed: list[Waiting | None] = []
     for index, proposal in enumerate(proposals):

@@ -29,6 +29,7 @@ from slotwise.scheduling import (
     arrange,
     clashes,
     decide,
+    settle,
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -217,12 +218,33 @@ def test_requests_that_compete_wait_for_the_next_batch() -> None:
     ]
 
 
-def test_a_waiting_request_is_refused_once_its_blocker_is_written_unless_a_limit_is_shared() -> (
-    None
-):
-    assert Waiting(0, Clash.PROVIDER_TIME).once_written() == Refusal(Reason.SLOT_UNAVAILABLE)
-    assert Waiting(0, Clash.CLIENT_TIME).once_written() == Refusal(Reason.CLIENT_CONFLICT)
-    assert Waiting(0, Clash.LIMIT).once_written() is None
+def test_a_waiting_request_is_settled_by_its_blockers_fate_where_that_decides_it() -> None:
+    terms = terms_with()
+    daily = terms_with(limits=Limits(per_day=1))
+    ten = proposal(terms, at(3, 10), "a")
+    same_slot = proposal(terms, at(3, 10), "b")
+    same_client_elsewhere = proposal(terms_with(), at(3, 10), "a")
+    slot_unavailable = Refusal(Reason.SLOT_UNAVAILABLE)
+    # Written: the time it shares is taken; a shared limit only the write can judge.
+    assert settle(same_slot, ten, None) == slot_unavailable
+    assert settle(same_client_elsewhere, ten, None) == Refusal(Reason.CLIENT_CONFLICT)
+    same_day = proposal(daily, at(3, 14), "b")
+    assert settle(same_day, proposal(daily, at(3, 10), "a"), None) is None
+    # Refused: the same reason where it covers the waiting one too.
+    assert settle(same_slot, ten, slot_unavailable) == slot_unavailable
+    longer = decide(terms, Request(SERVICE, at(3, 10)), now=NOW)  # blocks 10:00-11:15
+    assert isinstance(longer, Placement)
+    holding = Proposal(terms, longer, "c", counted_per_client=False)
+    assert settle(holding, ten, slot_unavailable) == slot_unavailable
+    assert settle(ten, holding, slot_unavailable) is None  # 10:45 may be what refused it
+    blocked = Refusal(Reason.CLIENT_BLOCKED)
+    assert settle(same_client_elsewhere, ten, blocked) == blocked
+    assert settle(same_slot, ten, blocked) is None
+    full = Refusal(Reason.LIMIT_REACHED, {"limit": "per_day", "maximum": 1})
+    assert settle(same_day, proposal(daily, at(3, 10), "a"), full) == full
+    assert settle(proposal(daily, at(4, 10), "b"), proposal(daily, at(3, 10), "a"), full) is None
+    changed = Refusal(Reason.TERMS_CHANGED)
+    assert settle(same_slot, ten, changed) is None
 
 
 def test_a_buffer_makes_neighbouring_bookings_compete() -> None:
