@@ -323,3 +323,100 @@ def test_a_full_day_or_week_is_offered_no_more() -> None:
     week = {date(2026, 3, day) for day in range(2, 9)}
     assert scheduling.full_dates(Limits(per_week=4), NEW_YORK, booked) == week
     assert scheduling.full_dates(Limits(per_week=5), NEW_YORK, booked) == set()
+
+
+# -- settle never refuses what the write would write -----------------------------------------
+
+
+def written_model(
+    proposal_: Proposal, booked: list[Proposal], blocked_clients: set[str], now: datetime
+) -> Refusal | None:
+    """A reference of the write's judgment, on a list of bookings (the test's model of the
+    database): the same reasons, in the same order, without SQL."""
+    terms, placement = proposal_.terms, proposal_.placement
+    mine = [b for b in booked if b.terms.provider_id == terms.provider_id]
+    if proposal_.client_key in blocked_clients:
+        return Refusal(Reason.CLIENT_BLOCKED)
+    if any(b.placement.blocked.overlaps(placement.blocked) for b in mine):
+        return Refusal(Reason.SLOT_UNAVAILABLE)
+    if any(
+        b.client_key == proposal_.client_key and b.placement.time.overlaps(placement.time)
+        for b in booked
+    ):
+        return Refusal(Reason.CLIENT_CONFLICT)
+    limits = terms.limits
+    day, week = terms.local_date(placement.start_at), terms.week_of(placement.start_at)
+    counts = [
+        (
+            "per_client",
+            limits.per_client if proposal_.counted_per_client else None,
+            [b.client_key == proposal_.client_key and b.placement.start_at > now for b in mine],
+        ),
+        ("per_day", limits.per_day, [terms.local_date(b.placement.start_at) == day for b in mine]),
+        ("per_week", limits.per_week, [terms.week_of(b.placement.start_at) == week for b in mine]),
+    ]
+    for name, maximum, counted in counts:
+        if maximum is not None and sum(counted) >= maximum:
+            return Refusal(Reason.LIMIT_REACHED, {"limit": name, "maximum": maximum})
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=3, max_value=4),
+            st.integers(min_value=9, max_value=12),
+            st.sampled_from([0, 30]),
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.booleans(),
+        ),
+        max_size=6,
+    ),
+    st.lists(
+        st.tuples(
+            st.integers(min_value=3, max_value=4),
+            st.integers(min_value=9, max_value=12),
+            st.sampled_from([0, 30]),
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    st.sets(st.sampled_from(["a", "b", "c", "d"]), max_size=1),
+    st.sampled_from([Limits(), Limits(per_day=2), Limits(per_week=3), Limits(per_client=1)]),
+)
+def test_settle_never_refuses_what_the_write_would_write(
+    existing: list[tuple[int, int, int, str, bool]],
+    asked: list[tuple[int, int, int, str, bool]],
+    blocked_clients: set[str],
+    limits: Limits,
+) -> None:
+    terms = terms_with(limits=limits)
+
+    def proposals(given_: list[tuple[int, int, int, str, bool]]) -> list[Proposal]:
+        found = []
+        for day, hour, minute, client, long in given_:
+            placed = decide(
+                terms, Request(SERVICE if long else None, at(day, hour, minute)), now=NOW
+            )
+            if isinstance(placed, Placement):
+                found.append(Proposal(terms, placed, client, limits.per_client is not None))
+        return found
+
+    booked = proposals(existing)
+    batch = proposals(asked)
+    placed = arrange(batch)
+    outcomes = {
+        index: written_model(batch[index], booked, blocked_clients, NOW)
+        for index, waiting in enumerate(placed)
+        if waiting is None
+    }
+    after = booked + [batch[index] for index, outcome in outcomes.items() if outcome is None]
+    for one, waiting in zip(batch, placed, strict=True):
+        if waiting is None:
+            continue
+        settled = settle(one, batch[waiting.blocker], outcomes[waiting.blocker])
+        if settled is not None:
+            assert written_model(one, after, blocked_clients, NOW) is not None, (one, settled)
