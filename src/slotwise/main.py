@@ -23,6 +23,7 @@ from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.availability.router import slots_router
 from slotwise.availability.slots import SlotListings
+from slotwise.booking import publish
 from slotwise.booking.group import BookingWriter
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.router import booking_router, guest_router, standings_router
@@ -106,10 +107,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database_url,
         pool_size=settings.db_pool_size,
         session_info={
-            # Booking code queues reminders at this application's offsets.
-            outbox.REMINDER_OFFSETS_KEY: tuple(settings.reminder_offsets_minutes),
-            # ... and mails guests this application's manage link.
-            outbox.GUEST_MANAGE_URL_KEY: settings.guest_manage_url,
             # What this application's commits change, its slot cache hears of.
             changes.CACHE_KEY: slot_cache,
         },
@@ -125,8 +122,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis=redis,
         slots=SlotListings(database, slot_cache),
         access_tokens=VerifiedAccessTokens(settings),
+        password_reset_mail=outbox.enqueue_password_reset,
         terms=terms,
         bookings=BookingWriter(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
+        calendar_appointments=publish.CalendarAppointments(),
     )
 
     @asynccontextmanager

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import tokens
-from slotwise.booking import events, repository, rules
+from slotwise.booking import events, facts, publish, repository, rules
 from slotwise.booking.errors import (
     CannotBookYourself,
     GuestDetailsNotAllowed,
@@ -24,7 +24,6 @@ from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.models import Appointment, AppointmentEvent, Status, guest_key
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import Offering, Terms, TermsCache, checked
-from slotwise.calendars import entries
 from slotwise.db import unsaved
 from slotwise.notifications import outbox
 from slotwise.providers.service import ProviderNotFound, ServiceNotFound
@@ -122,7 +121,8 @@ async def prepare(
 class Booked:
     appointment: Appointment
     manage_token: str | None  # guests only: shown once
-    parties: entries.Parties
+    parties: facts.Parties
+    mailing: publish.Mailing
     verify_url: str | None = None  # a held guest booking's: mailed to the guest, never shown
 
 
@@ -184,16 +184,17 @@ def new_booking(
         to_start_at=placement.start_at,
     )
     appointment.events.append(unsaved(AppointmentEvent, **created))
-    parties = entries.Parties(
-        provider=entries.Party(email=terms.email, name=terms.full_name, timezone=terms.timezone),
-        client=entries.client_party(appointment, user),
-        title=entries.title(terms.full_name, offering.name),
+    parties = facts.Parties(
+        provider=facts.Party(email=terms.email, name=terms.full_name, timezone=terms.timezone),
+        client=publish.client_party(appointment, user),
+        title=facts.title(terms.full_name, offering.name),
     )
     return Booked(
         appointment=appointment,
         manage_token=manage_token,
         parties=parties,
         verify_url=guests.link(verify_token) if verify_token else None,
+        mailing=guests.mailing,
     )
 
 
@@ -229,25 +230,22 @@ def _messages(session: AsyncSession, bookings: list[Booked]) -> list[dict[str, A
     its manage link, where the application mails one), and reminders; for a held guest
     booking, only the guest's verification link."""
     messages = outbox.Batch()
-    offsets = outbox.reminder_offsets(session)
     for booked in bookings:
+        link = outbox.manage_url(booked.mailing.guest_manage_url, booked.manage_token)
+        booking = publish.facts(booked.appointment, booked.parties, manage_url=link)
         if booked.verify_url is not None:  # held: the guest's link, and nothing else yet
             outbox.add_held(
                 messages,
-                appointment=booked.appointment,
-                parties=booked.parties,
+                booking=booking,
                 now=booked.appointment.created_at,
                 verify_url=booked.verify_url,
-                manage_url=outbox.manage_url(session, booked.manage_token),
             )
             continue
         outbox.add_booked(
             messages,
-            offsets,
-            appointment=booked.appointment,
-            parties=booked.parties,
+            booked.mailing.reminder_offsets_minutes,
+            booking=booking,
             now=booked.appointment.created_at,
-            manage_url=outbox.manage_url(session, booked.manage_token),
         )
     return messages.rows
 

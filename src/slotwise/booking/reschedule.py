@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking import rules
+from slotwise.booking import publish, rules
 from slotwise.booking.access import Access
 from slotwise.booking.errors import InvalidTransition, TooSoon
 from slotwise.booking.events import record
@@ -28,6 +28,7 @@ async def reschedule(
     *,
     kept_terms: TermsCache,
     data: RescheduleRequest,
+    reminder_offsets: list[int],
     now: datetime,
 ) -> Appointment:
     appointment = access.appointment
@@ -88,8 +89,8 @@ async def reschedule(
         raise_for_constraint(exc)
     await outbox.enqueue_rescheduled(
         session,
-        appointment=appointment,
-        provider=provider,
+        booking=await publish.facts_of(session, appointment, provider),
+        offsets=reminder_offsets,
         previous_start_at=before_start,
         previous_end_at=before_end,
         before=before_status,
