@@ -93,8 +93,9 @@ def _document_common_errors(router: APIRouter) -> APIRouter:
     return router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: Settings) -> FastAPI:
+    """The application of these settings: everything below receives the values it uses from
+    here (routers from the state, services from their routers), never reads them globally."""
     configure_logging(level=settings.log_level, json_logs=settings.log_json)
     settings.signing_key()  # fail fast (or create the development key) at start-up
     redis = (
@@ -199,4 +200,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def app_factory() -> FastAPI:
     """Entry point for uvicorn (``slotwise.main:app_factory`` with ``--factory``)."""
-    return create_app()
+    return create_app(get_settings())
