@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from slotwise.booking.facts import Status as Status  # where notifications and calendars read it
+from slotwise.booking.facts import Status as Status  # a plain value, told to other domains
 from slotwise.db import Base, TimestampMixin, utcnow
 
 ACTIVE_STATUSES = (Status.PENDING, Status.CONFIRMED)
