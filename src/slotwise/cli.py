@@ -137,6 +137,7 @@ def _worker_process() -> None:
 
 
 async def _run_worker() -> None:
+    from slotwise.booking.publish import reminder_still_due
     from slotwise.notifications.worker import run
     from slotwise.observability import configure_logging
 
@@ -154,7 +155,7 @@ async def _run_worker() -> None:
             stop.set()
 
         loop.add_reader(parent.sentinel, orphaned)
-    await run(settings, stop)
+    await run(settings, reminder_still_due, stop)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from slotwise.state import AppState, StateDep
+from slotwise.shared import Shared, SharedDep
 
 router = APIRouter(tags=["health"])
 
@@ -24,7 +24,7 @@ class HealthRead(BaseModel):
     checks: dict[str, CheckStatus]
 
 
-async def _check_db(app: AppState) -> CheckStatus:
+async def _check_db(app: Shared) -> CheckStatus:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), app.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -33,7 +33,7 @@ async def _check_db(app: AppState) -> CheckStatus:
     return "ok"
 
 
-async def _check_redis(app: AppState) -> CheckStatus:
+async def _check_redis(app: Shared) -> CheckStatus:
     if app.redis is None:
         return "disabled"
     try:
@@ -67,7 +67,7 @@ _UNHEALTHY: dict[int | str, dict[str, Any]] = {
     summary="Overall health: 503 when a configured dependency is down",
 )
 @router.head("/health", include_in_schema=False)
-async def health(request: Request, app: StateDep) -> Response:
+async def health(request: Request, app: SharedDep) -> Response:
     db, redis = await asyncio.gather(_check_db(app), _check_redis(app))
     return _answer(request, {"db": db, "redis": redis})
 
@@ -76,7 +76,7 @@ async def health(request: Request, app: StateDep) -> Response:
     "/health/db", response_model=HealthRead, responses=_UNHEALTHY, summary="Database connectivity"
 )
 @router.head("/health/db", include_in_schema=False)
-async def health_db(request: Request, app: StateDep) -> Response:
+async def health_db(request: Request, app: SharedDep) -> Response:
     return _answer(request, {"db": await _check_db(app)})
 
 
@@ -87,7 +87,7 @@ async def health_db(request: Request, app: StateDep) -> Response:
     summary='Redis connectivity ("disabled" when no Redis is configured)',
 )
 @router.head("/health/redis", include_in_schema=False)
-async def health_redis(request: Request, app: StateDep) -> Response:
+async def health_redis(request: Request, app: SharedDep) -> Response:
     return _answer(request, {"redis": await _check_redis(app)})
 
 

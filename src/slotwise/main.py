@@ -24,6 +24,7 @@ from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.availability.router import slots_router
 from slotwise.availability.slots import SlotListings
 from slotwise.booking import busy as booking_busy
+from slotwise.booking import publish
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.queue import BookingQueue
 from slotwise.booking.router import booking_router, guest_router, standings_router
@@ -93,8 +94,9 @@ def _document_common_errors(router: APIRouter) -> APIRouter:
     return router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: Settings) -> FastAPI:
+    """The application of these settings: everything below receives the values it uses from
+    here (routers from the state, services from their routers), never reads them globally."""
     configure_logging(level=settings.log_level, json_logs=settings.log_json)
     settings.signing_key()  # fail fast (or create the development key) at start-up
     redis = (
@@ -107,10 +109,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database_url,
         pool_size=settings.db_pool_size,
         session_info={
-            # Booking code queues reminders at this application's offsets.
-            outbox.REMINDER_OFFSETS_KEY: tuple(settings.reminder_offsets_minutes),
-            # ... and mails guests this application's manage link.
-            outbox.GUEST_MANAGE_URL_KEY: settings.guest_manage_url,
             # What this application's commits change, its slot cache hears of.
             changes.CACHE_KEY: slot_cache,
         },
@@ -126,8 +124,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis=redis,
         slots=SlotListings(database, slot_cache, busy=booking_busy.busy_between),
         access_tokens=VerifiedAccessTokens(settings),
+        password_reset_mail=outbox.enqueue_password_reset,
         terms=terms,
         bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
+        calendar_appointments=publish.CalendarAppointments(),
     )
 
     @asynccontextmanager
@@ -201,4 +201,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def app_factory() -> FastAPI:
     """Entry point for uvicorn (``slotwise.main:app_factory`` with ``--factory``)."""
-    return create_app()
+    return create_app(get_settings())

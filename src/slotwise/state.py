@@ -1,35 +1,32 @@
-"""What one application instance shares across requests, reachable as a dependency."""
+"""What one application instance shares across requests, reachable as a dependency: the
+shared platform (``shared.Shared``) and the domains' services. Only routers of the domains
+and the app factory import this; services receive what they use, never the state."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
 
-from slotwise.auth.passwords import PasswordHasher
-from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.availability.slots import SlotListings
 from slotwise.booking.queue import BookingQueue
 from slotwise.booking.terms import TermsCache
-from slotwise.config import Settings
-from slotwise.db import Database
-from slotwise.ratelimit import RateLimiter
+from slotwise.calendars.service import Appointments
+from slotwise.shared import NowDep as NowDep
+from slotwise.shared import Shared
+from slotwise.shared import WallClock as WallClock
+from slotwise.shared import get_now as get_now
+from slotwise.shared import wall_clock as wall_clock
 
 
 @dataclass
-class AppState:
-    settings: Settings
-    db: Database
-    hasher: PasswordHasher
-    limiter: RateLimiter
-    redis: Redis | None
+class AppState(Shared):
     slots: SlotListings
-    access_tokens: VerifiedAccessTokens
     terms: TermsCache
     bookings: BookingQueue
+    # What calendars read of booking (booking.publish.CalendarAppointments).
+    calendar_appointments: Appointments
 
     async def aclose(self) -> None:
         """Let go of connections: the slot cache's listener, the pool, Redis (once the
@@ -47,19 +44,3 @@ async def get_app_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_app_state)]
-
-
-async def get_now() -> datetime:
-    """The request's clock; tests override this dependency to control time."""
-    return datetime.now(UTC)
-
-
-NowDep = Annotated[datetime, Depends(get_now)]
-
-
-async def wall_clock() -> datetime:
-    """The real time, for tokens: PyJWT verifies them against it, so they are issued by it."""
-    return datetime.now(UTC)
-
-
-WallClock = Annotated[datetime, Depends(wall_clock)]

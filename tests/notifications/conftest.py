@@ -13,6 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
+from slotwise.booking.publish import reminder_still_due
 from slotwise.config import Settings
 from slotwise.main import create_app
 from slotwise.notifications.sender import SmtpSender
@@ -104,7 +105,12 @@ def clock(app: FastAPI) -> Iterator[Clock]:
 
 @pytest.fixture
 def worker(app: FastAPI, settings: Settings) -> Worker:
-    return Worker(db=app.state.slotwise.db, settings=settings, sender=SmtpSender(settings))
+    return Worker(
+        db=app.state.slotwise.db,
+        settings=settings,
+        sender=SmtpSender(settings),
+        reminder_still_due=reminder_still_due,
+    )
 
 
 async def register_client(

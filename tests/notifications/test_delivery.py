@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from slotwise.calendars.entries import Party
+from slotwise.booking.facts import Party
 from slotwise.notifications import outbox
 from slotwise.notifications.models import OutboxMessage, OutboxStatus
 from slotwise.notifications.worker import Worker
@@ -271,8 +272,8 @@ async def test_two_workers_on_postgres_deliver_each_of_200_exactly_once(
     app: FastAPI, settings: object, smtp: SmtpServer, worker: Worker, database_url: str
 ) -> None:
     await _queue(app, 200)
-    second = Worker(db=worker.db, settings=worker.settings, sender=worker.sender)
-    third = Worker(db=worker.db, settings=worker.settings, sender=worker.sender)
+    second = dataclasses.replace(worker, worker_id="second")
+    third = dataclasses.replace(worker, worker_id="third")
     outcomes = await asyncio.gather(
         *(w.run_until_idle(now=BOOKING_NOW) for w in (worker, second, third))
     )

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from slotwise.booking.publish import reminder_still_due
 from slotwise.main import create_app
 from slotwise.notifications.sender import SmtpSender
 from slotwise.notifications.worker import Worker
@@ -222,7 +223,10 @@ async def test_the_operator_page_is_linked_when_configured(
             account = await signed_in(client)
             await client.post("/auth/forgot-password", json={"email": account.email})
             worker = Worker(
-                db=app.state.slotwise.db, settings=settings, sender=SmtpSender(settings)
+                db=app.state.slotwise.db,
+                settings=settings,
+                sender=SmtpSender(settings),
+                reminder_still_due=reminder_still_due,
             )
             await worker.run_until_idle(now=datetime.now(UTC))
             (message,) = smtp.inbox.to(account.email)

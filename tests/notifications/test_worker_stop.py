@@ -7,6 +7,7 @@ from email.message import EmailMessage
 
 from fastapi import FastAPI
 
+from slotwise.booking.publish import reminder_still_due
 from slotwise.config import Settings
 from slotwise.notifications.sender import SmtpSender
 from slotwise.notifications.worker import Worker
@@ -35,6 +36,7 @@ async def test_a_stopped_worker_finishes_its_batch_and_takes_no_more(
         db=app.state.slotwise.db,
         settings=settings.model_copy(update={"worker_batch_size": 3}),
         sender=StoppedWhileSending(settings, stop),
+        reminder_still_due=reminder_still_due,
     )
     await asyncio.wait_for(worker.run_forever(stop, clock=lambda: BOOKING_NOW), timeout=30)
     assert await _statuses(app) == {"sent": 3, "pending": 2}

@@ -12,26 +12,34 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import service
-from slotwise.state import AppState
+from slotwise.auth.passwords import PasswordHasher
+from slotwise.config import Settings
+from slotwise.ratelimit import RateLimiter
 from slotwise.users.models import User
 
 
 async def authenticate(
-    session: AsyncSession, app: AppState, *, email: str, password: str, client_ip: str
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    limiter: RateLimiter,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    client_ip: str,
 ) -> User:
     """``service.authenticate``, refused (429) while the account's failures from this address,
-    or from all addresses, are at their limit; a failure is counted in both."""
-    settings = app.settings
+    or from all addresses, are at their limit (``settings``); a failure is counted in both."""
     account = email.strip().lower()
     counts = (
         (settings.rate_limit_login_account, "login-failures", f"{account}|{client_ip}"),
         (settings.rate_limit_login_account_ceiling, "login-failures-account", account),
     )
     for limit, scope, key in counts:
-        await app.limiter.check(limit, scope, key)
+        await limiter.check(limit, scope, key)
     try:
-        return await service.authenticate(session, app, email=email, password=password)
+        return await service.authenticate(session, hasher, email=email, password=password)
     except service.InvalidCredentials:
         for limit, scope, key in counts:
-            await app.limiter.count(limit, scope, key)
+            await limiter.count(limit, scope, key)
         raise

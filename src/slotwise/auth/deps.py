@@ -14,7 +14,7 @@ from slotwise.auth import service
 from slotwise.auth.tokens import TokenClaims
 from slotwise.db import SessionDep
 from slotwise.errors import Forbidden, Unauthorized
-from slotwise.state import AppState, StateDep
+from slotwise.shared import Shared, SharedDep
 from slotwise.users.models import Role, User
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
@@ -23,13 +23,15 @@ bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 async def optional_user(
     request: Request,
     session: SessionDep,
-    app: StateDep,
+    shared: SharedDep,
     token: Annotated[str | None, Depends(bearer)],
 ) -> User | None:
     """The signed-in user, or None for an anonymous caller (a bad token is still 401)."""
     if token is None:
         return None
-    user, claims = await service.user_for_access_token(session, app, token=token)
+    user, claims = await service.user_for_access_token(
+        session, shared.access_tokens, shared.redis, token=token
+    )
     request.state.token_claims = claims
     return user
 
@@ -50,8 +52,8 @@ class _BearerClaims(SecurityBase):
         token = await self.scheme(request)
         if token is None:
             return None
-        app: AppState = request.app.state.slotwise
-        return app.access_tokens.claims(token, now=datetime.now(UTC))
+        shared: Shared = request.app.state.slotwise
+        return shared.access_tokens.claims(token, now=datetime.now(UTC))
 
 
 optional_claims = _BearerClaims(bearer)

@@ -1,18 +1,21 @@
-"""Forgotten passwords: a single-use, hashed, one-hour token mailed through the outbox."""
+"""Forgotten passwords: a single-use, hashed, one-hour token mailed through the outbox.
+
+Auth sits below the domains and notifications: it queues its mail through ``ResetMail``,
+which the app factory fills with the outbox's ``enqueue_password_reset``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import service, tokens
 from slotwise.auth.models import PasswordResetToken
-from slotwise.auth.passwords import check_policy
+from slotwise.auth.passwords import PasswordHasher, check_policy
 from slotwise.errors import AppError
-from slotwise.notifications import outbox
-from slotwise.state import AppState
 from slotwise.users import repository as users_repo
 
 
@@ -21,36 +24,59 @@ class InvalidResetToken(AppError):
     message = "This reset link is invalid, used or expired; ask for a new one."
 
 
+class ResetMail(Protocol):
+    """Queues the mail of a reset link in the caller's transaction (flush, never commit)."""
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        *,
+        email: str,
+        name: str,
+        timezone: str,
+        reset_url: str,
+        valid_minutes: int,
+        now: datetime,
+    ) -> None: ...
+
+
 async def request_reset(
-    session: AsyncSession, app: AppState, *, email: str, link_template: str, now: datetime
+    session: AsyncSession,
+    mail: ResetMail,
+    *,
+    email: str,
+    link_template: str,
+    valid_minutes: int,
+    now: datetime,
 ) -> None:
-    """Mail a reset link (``link_template`` with its ``{token}`` filled in) if the account
-    exists and may sign in; say nothing either way."""
+    """Mail a reset link (``link_template`` with its ``{token}`` filled in), working for
+    ``valid_minutes``, if the account exists and may sign in; say nothing either way."""
     user = await users_repo.get_by_email(session, email)
     if user is None or not user.is_active or user.is_blocked:
         return
     token = tokens.new_secret_token()  # 256 random bits; only the hash is stored
-    minutes = app.settings.password_reset_minutes
     session.add(
         PasswordResetToken(
             token_hash=tokens.fingerprint(token),
             user_id=user.id,
             created_at=now,
-            expires_at=now + timedelta(minutes=minutes),
+            expires_at=now + timedelta(minutes=valid_minutes),
         )
     )
-    await outbox.enqueue_password_reset(
+    await mail(
         session,
-        user=user,
+        email=user.email,
+        name=user.full_name,
+        timezone=user.timezone or "UTC",
         reset_url=link_template.replace("{token}", token),
-        valid_minutes=minutes,
+        valid_minutes=valid_minutes,
         now=now,
     )
 
 
 async def reset_password(
     session: AsyncSession,
-    app: AppState,
+    hasher: PasswordHasher,
     *,
     token: str,
     new_password: str,
@@ -73,7 +99,7 @@ async def reset_password(
     if user is None or not user.is_active or user.is_blocked:
         raise InvalidResetToken()
     check_policy(new_password, email=user.email)
-    user.hashed_password = await app.hasher.hash(new_password)
+    user.hashed_password = await hasher.hash(new_password)
     user.updated_at = now
     # This token and any other outstanding one of the user are spent.
     await session.execute(

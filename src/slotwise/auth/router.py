@@ -18,7 +18,7 @@ from slotwise.auth.schemas import (
 )
 from slotwise.db import SessionDep
 from slotwise.errors import responses
-from slotwise.state import AppState, NowDep, StateDep, WallClock
+from slotwise.shared import NowDep, Shared, SharedDep, WallClock
 from slotwise.text import Text
 from slotwise.users.schemas import Password, UserCreate, UserRead
 
@@ -32,18 +32,25 @@ def _client_ip(request: Request) -> str:
 async def _login(
     request: Request,
     session: SessionDep,
-    app: AppState,
+    shared: Shared,
     *,
     email: str,
     password: str,
     now: WallClock,
 ) -> TokenPair:
     client_ip = _client_ip(request)
-    await app.limiter.hit(app.settings.rate_limit_login_ip, "login-ip", client_ip)
+    settings = shared.settings
+    await shared.limiter.hit(settings.rate_limit_login_ip, "login-ip", client_ip)
     user = await attempts.authenticate(
-        session, app, email=email, password=password, client_ip=client_ip
+        session,
+        shared.hasher,
+        shared.limiter,
+        settings,
+        email=email,
+        password=password,
+        client_ip=client_ip,
     )
-    return await service.login(session, app, user=user, now=now)
+    return await service.login(session, settings, user=user, now=now)
 
 
 @router.post(
@@ -54,10 +61,11 @@ async def _login(
     summary="Create an account (provider or client)",
 )
 async def register(
-    request: Request, data: UserCreate, session: SessionDep, app: StateDep, now: WallClock
+    request: Request, data: UserCreate, session: SessionDep, shared: SharedDep, now: WallClock
 ) -> UserRead:
-    await app.limiter.hit(app.settings.rate_limit_register_ip, "register-ip", _client_ip(request))
-    user = await service.register(session, app, data=data, now=now)
+    limit = shared.settings.rate_limit_register_ip
+    await shared.limiter.hit(limit, "register-ip", _client_ip(request))
+    user = await service.register(session, shared.hasher, data=data, now=now)
     return UserRead.model_validate(user)
 
 
@@ -90,10 +98,12 @@ async def login_form(
     request: Request,
     form: Annotated[PasswordForm, Form()],
     session: SessionDep,
-    app: StateDep,
+    shared: SharedDep,
     now: WallClock,
 ) -> TokenPair:
-    return await _login(request, session, app, email=form.username, password=form.password, now=now)
+    return await _login(
+        request, session, shared, email=form.username, password=form.password, now=now
+    )
 
 
 @router.post(
@@ -103,9 +113,9 @@ async def login_form(
     summary="Log in with a JSON body",
 )
 async def login_json(
-    request: Request, data: LoginJSON, session: SessionDep, app: StateDep, now: WallClock
+    request: Request, data: LoginJSON, session: SessionDep, shared: SharedDep, now: WallClock
 ) -> TokenPair:
-    return await _login(request, session, app, email=data.email, password=data.password, now=now)
+    return await _login(request, session, shared, email=data.email, password=data.password, now=now)
 
 
 @router.post(
@@ -115,10 +125,13 @@ async def login_json(
     summary="Exchange a refresh token for a new pair (the old one is spent)",
 )
 async def refresh(
-    request: Request, data: RefreshRequest, session: SessionDep, app: StateDep, now: WallClock
+    request: Request, data: RefreshRequest, session: SessionDep, shared: SharedDep, now: WallClock
 ) -> TokenPair:
-    await app.limiter.hit(app.settings.rate_limit_refresh_ip, "refresh-ip", _client_ip(request))
-    return await service.refresh(session, app, refresh_token=data.refresh_token, now=now)
+    settings = shared.settings
+    await shared.limiter.hit(settings.rate_limit_refresh_ip, "refresh-ip", _client_ip(request))
+    return await service.refresh(
+        session, settings, shared.redis, refresh_token=data.refresh_token, now=now
+    )
 
 
 _LOGOUT_BODY = Body(description="Optionally, the refresh token to revoke too.")
@@ -140,12 +153,14 @@ _LOGOUT_BODY = Body(description="Optionally, the refresh token to revoke too.")
 async def logout(
     claims: CurrentClaims,
     session: SessionDep,
-    app: StateDep,
+    shared: SharedDep,
     now: WallClock,
     data: Annotated[LogoutRequest | None, _LOGOUT_BODY] = None,
 ) -> None:
     token = data.refresh_token if data else None
-    await service.logout(session, app, claims=claims, refresh_token=token, now=now)
+    await service.logout(
+        session, shared.settings, shared.redis, claims=claims, refresh_token=token, now=now
+    )
 
 
 @router.get("/me", response_model=UserRead, responses=responses(401), summary="The signed-in user")
@@ -164,16 +179,23 @@ async def forgot_password(
     request: Request,
     data: ForgotPasswordRequest,
     session: SessionDep,
-    app: StateDep,
+    shared: SharedDep,
     now: NowDep,
 ) -> ForgotPasswordAccepted:
-    settings = app.settings
-    await app.limiter.hit(settings.rate_limit_reset_ip, "reset-ip", _client_ip(request))
-    await app.limiter.hit(settings.rate_limit_reset_account, "reset-account", data.email)
+    settings = shared.settings
+    await shared.limiter.hit(settings.rate_limit_reset_ip, "reset-ip", _client_ip(request))
+    await shared.limiter.hit(settings.rate_limit_reset_account, "reset-account", data.email)
     link = settings.password_reset_url or (
         settings.public_base_url.rstrip("/") + reset_page.PATH + "?token={token}"
     )
-    await reset.request_reset(session, app, email=data.email, link_template=link, now=now)
+    await reset.request_reset(
+        session,
+        shared.password_reset_mail,
+        email=data.email,
+        link_template=link,
+        valid_minutes=settings.password_reset_minutes,
+        now=now,
+    )
     return ForgotPasswordAccepted()
 
 
@@ -184,8 +206,17 @@ async def forgot_password(
     summary="Set a new password with a mailed token; every session of the account ends",
 )
 async def reset_password(
-    data: ResetPasswordRequest, session: SessionDep, app: StateDep, now: NowDep, wall: WallClock
+    data: ResetPasswordRequest,
+    session: SessionDep,
+    shared: SharedDep,
+    now: NowDep,
+    wall: WallClock,
 ) -> None:
     await reset.reset_password(
-        session, app, token=data.token, new_password=data.new_password, now=now, wall_now=wall
+        session,
+        shared.hasher,
+        token=data.token,
+        new_password=data.new_password,
+        now=now,
+        wall_now=wall,
     )

@@ -1,4 +1,8 @@
-"""Use cases of authentication: register, log in, refresh with rotation, log out."""
+"""Use cases of authentication: register, log in, refresh with rotation, log out.
+
+Each receives what it uses: the password hasher, the settings (token lifetimes and keys),
+the denylist's Redis (None without one).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,18 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import callers, revocation, tokens
 from slotwise.auth.models import RefreshToken
-from slotwise.auth.passwords import check_policy
+from slotwise.auth.passwords import PasswordHasher, check_policy
 from slotwise.auth.schemas import TokenPair
-from slotwise.auth.tokens import InvalidToken, TokenClaims, TokenType
+from slotwise.auth.tokens import InvalidToken, TokenClaims, TokenType, VerifiedAccessTokens
+from slotwise.config import Settings
 from slotwise.errors import Conflict, Forbidden, Unauthorized
-from slotwise.state import AppState
 from slotwise.users import repository as users_repo
 from slotwise.users.models import User
 from slotwise.users.schemas import UserCreate
@@ -45,7 +50,7 @@ class RefreshTokenReused(InvalidToken):
 
 
 async def register(
-    session: AsyncSession, app: AppState, *, data: UserCreate, now: datetime
+    session: AsyncSession, hasher: PasswordHasher, *, data: UserCreate, now: datetime
 ) -> User:
     check_policy(data.password, email=data.email)
     if await users_repo.get_by_email(session, data.email) is not None:
@@ -55,7 +60,7 @@ async def register(
         full_name=data.full_name,
         role=data.role,
         timezone=data.timezone,
-        hashed_password=await app.hasher.hash(data.password),
+        hashed_password=await hasher.hash(data.password),
         created_at=now,
         updated_at=now,
     )
@@ -67,9 +72,11 @@ async def register(
     return user
 
 
-async def authenticate(session: AsyncSession, app: AppState, *, email: str, password: str) -> User:
+async def authenticate(
+    session: AsyncSession, hasher: PasswordHasher, *, email: str, password: str
+) -> User:
     user = await users_repo.get_by_email(session, email)
-    valid = await app.hasher.verify(password, user.hashed_password if user else None)
+    valid = await hasher.verify(password, user.hashed_password if user else None)
     if user is None or not valid:
         raise InvalidCredentials()
     if not user.is_active or user.is_blocked:
@@ -78,13 +85,13 @@ async def authenticate(session: AsyncSession, app: AppState, *, email: str, pass
 
 
 async def _issue_pair(
-    session: AsyncSession, app: AppState, *, user: User, family_id: uuid.UUID, now: datetime
+    session: AsyncSession, settings: Settings, *, user: User, family_id: uuid.UUID, now: datetime
 ) -> TokenPair:
     access = tokens.issue(
-        app.settings, user_id=user.id, session_id=family_id, token_type=TokenType.ACCESS, now=now
+        settings, user_id=user.id, session_id=family_id, token_type=TokenType.ACCESS, now=now
     )
     refresh = tokens.issue(
-        app.settings, user_id=user.id, session_id=family_id, token_type=TokenType.REFRESH, now=now
+        settings, user_id=user.id, session_id=family_id, token_type=TokenType.REFRESH, now=now
     )
     session.add(
         RefreshToken(
@@ -99,13 +106,15 @@ async def _issue_pair(
     return TokenPair(
         access_token=access.token,
         refresh_token=refresh.token,
-        expires_in=app.settings.access_token_minutes * 60,
+        expires_in=settings.access_token_minutes * 60,
     )
 
 
-async def login(session: AsyncSession, app: AppState, *, user: User, now: datetime) -> TokenPair:
+async def login(
+    session: AsyncSession, settings: Settings, *, user: User, now: datetime
+) -> TokenPair:
     """Start a new session: a new refresh-token family."""
-    return await _issue_pair(session, app, user=user, family_id=uuid.uuid4(), now=now)
+    return await _issue_pair(session, settings, user=user, family_id=uuid.uuid4(), now=now)
 
 
 async def revoke_user_sessions(
@@ -120,7 +129,12 @@ async def revoke_user_sessions(
 
 
 async def end_sessions(
-    session: AsyncSession, app: AppState, family_ids: Iterable[uuid.UUID], *, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    redis: Redis | None,
+    family_ids: Iterable[uuid.UUID],
+    *,
+    now: datetime,
 ) -> None:
     """End these sessions at once: their refresh tokens are revoked and every access token
     they were given is refused from now on (the denylist, by session)."""
@@ -131,12 +145,18 @@ async def end_sessions(
         .values(revoked_at=now)
     )
     await revocation.end_sessions(
-        session, app.redis, ids, access_lifetime=_access_lifetime(app), now=now
+        session, redis, ids, access_lifetime=_access_lifetime(settings), now=now
     )
 
 
 async def end_other_sessions(
-    session: AsyncSession, app: AppState, *, user_id: uuid.UUID, keep: uuid.UUID, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    redis: Redis | None,
+    *,
+    user_id: uuid.UUID,
+    keep: uuid.UUID,
+    now: datetime,
 ) -> None:
     """End every session of the user but ``keep``: refresh tokens revoked, and the access
     tokens of those that may still hold one (a pair issued within an access token's
@@ -147,21 +167,26 @@ async def end_other_sessions(
         .where(
             RefreshToken.user_id == user_id,
             RefreshToken.family_id != keep,
-            RefreshToken.issued_at >= now - _access_lifetime(app),
+            RefreshToken.issued_at >= now - _access_lifetime(settings),
         )
         .distinct()
     )
     await revocation.end_sessions(
-        session, app.redis, live, access_lifetime=_access_lifetime(app), now=now
+        session, redis, live, access_lifetime=_access_lifetime(settings), now=now
     )
 
 
-def _access_lifetime(app: AppState) -> timedelta:
-    return timedelta(minutes=app.settings.access_token_minutes)
+def _access_lifetime(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.access_token_minutes)
 
 
 async def refresh(
-    session: AsyncSession, app: AppState, *, refresh_token: str, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    redis: Redis | None,
+    *,
+    refresh_token: str,
+    now: datetime,
 ) -> TokenPair:
     """Rotate: the presented token is spent and a new pair of the same family is issued.
 
@@ -169,7 +194,7 @@ async def refresh(
     session is ended, its refresh tokens and every access token it was given, so neither
     the thief nor the victim can go on with it.
     """
-    claims = tokens.decode(app.settings, refresh_token, expected=TokenType.REFRESH)
+    claims = tokens.decode(settings, refresh_token, expected=TokenType.REFRESH)
     row = await session.scalar(
         select(RefreshToken).where(RefreshToken.token_hash == tokens.fingerprint(refresh_token))
     )
@@ -188,7 +213,7 @@ async def refresh(
         .execution_options(synchronize_session=False)
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]
-        await end_sessions(session, app, [row.family_id], now=now)
+        await end_sessions(session, settings, redis, [row.family_id], now=now)
         raise RefreshTokenReused()
     user = await users_repo.get_by_id(session, row.user_id)
     if (
@@ -198,12 +223,13 @@ async def refresh(
         or callers.predates_cutoff(user, claims)
     ):
         raise InvalidToken()
-    return await _issue_pair(session, app, user=user, family_id=row.family_id, now=now)
+    return await _issue_pair(session, settings, user=user, family_id=row.family_id, now=now)
 
 
 async def logout(
     session: AsyncSession,
-    app: AppState,
+    settings: Settings,
+    redis: Redis | None,
     *,
     claims: TokenClaims,
     refresh_token: str | None,
@@ -221,11 +247,15 @@ async def logout(
         )
         if row is not None:
             ended.add(row.family_id)
-    await end_sessions(session, app, ended, now=now)
+    await end_sessions(session, settings, redis, ended, now=now)
 
 
 async def user_for_access_token(
-    session: AsyncSession, app: AppState, *, token: str
+    session: AsyncSession,
+    access_tokens: VerifiedAccessTokens,
+    redis: Redis | None,
+    *,
+    token: str,
 ) -> tuple[User, TokenClaims]:
-    claims = app.access_tokens.claims(token, now=datetime.now(UTC))
-    return await callers.user_for_claims(session, app.redis, claims), claims
+    claims = access_tokens.claims(token, now=datetime.now(UTC))
+    return await callers.user_for_claims(session, redis, claims), claims

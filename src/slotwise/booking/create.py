@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
 from slotwise.auth import tokens
-from slotwise.booking import events, repository, write
+from slotwise.booking import events, facts, publish, repository, write
 from slotwise.booking.errors import (
     GuestDetailsNotAllowed,
     GuestDetailsRequired,
@@ -31,7 +31,6 @@ from slotwise.booking.models import Appointment, AppointmentEvent, Status, guest
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
 from slotwise.booking.write import Claim, Row
-from slotwise.calendars import entries
 from slotwise.db import table_of, unsaved
 from slotwise.notifications import outbox
 from slotwise.scheduling import Proposal, Reason, Refusal
@@ -150,7 +149,7 @@ def row_of(session: AsyncSession, booked: Booked, proposal: Proposal, guests: Gu
         claim=claim_of(proposal, guest=guest, now=appointment.created_at, guests=guests),
         appointment=_values(appointment, _APPOINTMENTS),
         events=[_values(event, _EVENTS) for event in appointment.events],
-        messages=_messages(session, [booked]),
+        messages=_messages([booked]),
     )
 
 
@@ -169,7 +168,8 @@ def _values(instance: object, table: Table) -> dict[str, Any]:
 class Booked:
     appointment: Appointment
     manage_token: str | None  # guests only: shown once
-    parties: entries.Parties
+    parties: facts.Parties
+    mailing: publish.Mailing
     verify_url: str | None = None  # a held guest booking's: mailed to the guest, never shown
 
 
@@ -232,43 +232,41 @@ def new_booking(
         to_start_at=placement.start_at,
     )
     appointment.events.append(unsaved(AppointmentEvent, **created))
-    parties = entries.Parties(
-        provider=entries.Party(email=known.email, name=known.full_name, timezone=known.timezone),
-        client=entries.client_party(appointment, user),
-        title=entries.title(known.full_name, offering.name),
+    parties = facts.Parties(
+        provider=facts.Party(email=known.email, name=known.full_name, timezone=known.timezone),
+        client=publish.client_party(appointment, user),
+        title=facts.title(known.full_name, offering.name),
     )
     return Booked(
         appointment=appointment,
         manage_token=manage_token,
         parties=parties,
         verify_url=guests.link(verify_token) if verify_token else None,
+        mailing=guests.mailing,
     )
 
 
-def _messages(session: AsyncSession, bookings: list[Booked]) -> list[dict[str, Any]]:
+def _messages(bookings: list[Booked]) -> list[dict[str, Any]]:
     """The outbox rows announcing the bookings: confirmations or requests (a guest's with
     its manage link, where the application mails one), and reminders; for a held guest
     booking, only the guest's verification link."""
     messages = outbox.Batch()
-    offsets = outbox.reminder_offsets(session)
     for booked in bookings:
+        link = outbox.manage_url(booked.mailing.guest_manage_url, booked.manage_token)
+        booking = publish.facts(booked.appointment, booked.parties, manage_url=link)
         if booked.verify_url is not None:  # held: the guest's link, and nothing else yet
             outbox.add_held(
                 messages,
-                appointment=booked.appointment,
-                parties=booked.parties,
+                booking=booking,
                 now=booked.appointment.created_at,
                 verify_url=booked.verify_url,
-                manage_url=outbox.manage_url(session, booked.manage_token),
             )
             continue
         outbox.add_booked(
             messages,
-            offsets,
-            appointment=booked.appointment,
-            parties=booked.parties,
+            booked.mailing.reminder_offsets_minutes,
+            booking=booking,
             now=booked.appointment.created_at,
-            manage_url=outbox.manage_url(session, booked.manage_token),
         )
     return messages.rows
 

@@ -11,13 +11,14 @@ until the guest follows the link mailed to them, and is released when the link e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import tokens
-from slotwise.booking import repository
+from slotwise.booking import publish, repository
 from slotwise.booking.errors import AppointmentNotFound, InvalidTransition, VerificationExpired
 from slotwise.booking.events import ActorRole, record
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
@@ -35,6 +36,9 @@ class GuestPolicy:
     max_active: int = 3  # upcoming bookings of one guest email with one provider
     hold: timedelta = timedelta(minutes=15)  # how long a held booking waits for its email
     verify_url: str = "http://127.0.0.1:8000" + VERIFY_PATH  # with {token}
+    # The mail a new booking sends (carried here because every path that books has this
+    # policy at hand: the single, idempotent and batched bookings alike).
+    mailing: publish.Mailing = field(default_factory=publish.Mailing)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GuestPolicy:
@@ -42,15 +46,19 @@ class GuestPolicy:
             max_active=settings.guest_max_active_bookings,
             hold=timedelta(minutes=settings.guest_verify_minutes),
             verify_url=settings.public_base_url.rstrip("/") + VERIFY_PATH,
+            mailing=publish.Mailing.from_settings(settings),
         )
 
     def link(self, token: str) -> str:
         return self.verify_url.replace("{token}", token)
 
 
-async def verify(session: AsyncSession, *, token: str, now: datetime) -> Appointment:
+async def verify(
+    session: AsyncSession, *, token: str, reminder_offsets: Sequence[int], now: datetime
+) -> Appointment:
     """The guest followed the link mailed to them: the held booking becomes a booking like
-    any other (awaiting the provider's confirmation, or confirmed), and its messages go out.
+    any other (awaiting the provider's confirmation, or confirmed), and its messages go out
+    (with reminders ``reminder_offsets`` minutes before the start).
     Following it again answers the booking as it is; after the hold ended, 409."""
     appointment = await repository.get_by_verify_token_hash(
         session, tokens.fingerprint(token), lock=True
@@ -82,5 +90,10 @@ async def verify(session: AsyncSession, *, token: str, now: datetime) -> Appoint
         to_status=to.value,
     )
     await session.flush()
-    await outbox.enqueue_verified(session, appointment=appointment, provider=provider, now=now)
+    await outbox.enqueue_verified(
+        session,
+        booking=await publish.facts_of(session, appointment, provider),
+        offsets=reminder_offsets,
+        now=now,
+    )
     return appointment

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotwise.booking import publish
 from slotwise.booking.access import Access
 from slotwise.booking.errors import (
     InvalidTransition,
@@ -78,9 +80,11 @@ async def set_status(
     *,
     to: Status,
     reason: str | None,
+    reminder_offsets: Sequence[int],
     now: datetime,
 ) -> Appointment:
-    """PATCH /status: the provider confirms or declines; cancelling is `cancel`."""
+    """PATCH /status: the provider confirms or declines; cancelling is `cancel`. A
+    confirmation queues reminders ``reminder_offsets`` minutes before the start."""
     if to is Status.CANCELLED:
         return await cancel(session, access, provider, reason=reason, now=now)
     if access.role not in PROVIDER_SIDE:
@@ -89,7 +93,11 @@ async def set_status(
     appointment = _move(access, to, now=now, reason=reason)
     await session.flush()
     await outbox.enqueue_status_changed(
-        session, appointment=appointment, provider=provider, before=before, now=now
+        session,
+        booking=await publish.facts_of(session, appointment, provider),
+        before=before,
+        offsets=reminder_offsets,
+        now=now,
     )
     return appointment
 
@@ -109,7 +117,11 @@ async def cancel(
     appointment.cancel_reason = reason
     await session.flush()
     await outbox.enqueue_status_changed(
-        session, appointment=appointment, provider=provider, before=before, now=now
+        session,
+        booking=await publish.facts_of(session, appointment, provider),
+        before=before,
+        offsets=(),  # a cancelled appointment has no reminders
+        now=now,
     )
     return appointment
 

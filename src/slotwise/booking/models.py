@@ -15,20 +15,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from slotwise.booking.facts import Status as Status  # a plain value, told to other domains
 from slotwise.db import Base, TimestampMixin, utcnow
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    CONFIRMED = "confirmed"
-    DECLINED = "declined"
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
-    NO_SHOW = "no_show"
-    # A guest's booking held until the guest follows the link mailed to them (the
-    # provider's ``verify_guest_email``), or until ``hold_until``: after it, the time is free.
-    PENDING_VERIFICATION = "pending_verification"
-
 
 ACTIVE_STATUSES = (Status.PENDING, Status.CONFIRMED)
 # What takes time from the provider and the client: the active statuses and a held guest

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
-from slotwise.booking import write
+from slotwise.booking import publish, write
 from slotwise.booking.access import Access
 from slotwise.booking.errors import InvalidTransition, TermsChanged, refused
 from slotwise.booking.events import record
@@ -31,6 +31,7 @@ async def reschedule(
     *,
     kept_terms: TermsCache,
     data: RescheduleRequest,
+    reminder_offsets: list[int],
     now: datetime,
 ) -> Appointment:
     appointment = access.appointment
@@ -77,8 +78,8 @@ async def reschedule(
         raise_for_constraint(exc)
     await outbox.enqueue_rescheduled(
         session,
-        appointment=appointment,
-        provider=provider,
+        booking=await publish.facts_of(session, appointment, provider),
+        offsets=reminder_offsets,
         previous_start_at=before_start,
         previous_end_at=before_end,
         before=before_status,

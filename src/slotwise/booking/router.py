@@ -43,6 +43,7 @@ from slotwise.errors import responses, status_for
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import service as providers_service
 from slotwise.scheduling import Reason, Refusal
+from slotwise.shared import SharedDep
 from slotwise.state import AppState, NowDep, StateDep
 from slotwise.text import MultilineText, Text
 
@@ -56,6 +57,14 @@ standings_router = APIRouter()
 AppointmentId = Annotated[uuid.UUID, Path(description="Appointment id.")]
 Token = Annotated[Text, Path(min_length=16, max_length=128, description="The manage token.")]
 PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+async def _reminder_offsets(shared: SharedDep) -> list[int]:
+    """The application's reminders: minutes before a confirmed appointment's start."""
+    return shared.settings.reminder_offsets_minutes
+
+
+Reminders = Annotated[list[int], Depends(_reminder_offsets)]
 
 
 def _page(items: list[AppointmentRead], total: int, page: PageParams) -> Page[AppointmentRead]:
@@ -289,10 +298,16 @@ async def update_notes(
     "answer.",
 )
 async def change_status(
-    acting: Acting, data: StatusChange, session: SessionDep, now: NowDep
+    acting: Acting, data: StatusChange, session: SessionDep, reminders: Reminders, now: NowDep
 ) -> AppointmentRead:
     updated = await lifecycle.set_status(
-        session, acting, acting.provider, to=Status(data.status), reason=data.reason, now=now
+        session,
+        acting,
+        acting.provider,
+        to=Status(data.status),
+        reason=data.reason,
+        reminder_offsets=reminders,
+        now=now,
     )
     return appointment_read(updated)
 
@@ -346,7 +361,15 @@ async def reschedule_appointment(
     acting: Acting, data: RescheduleRequest, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
     return appointment_read(
-        await reschedule(session, acting, acting.provider, kept_terms=app.terms, data=data, now=now)
+        await reschedule(
+            session,
+            acting,
+            acting.provider,
+            kept_terms=app.terms,
+            data=data,
+            reminder_offsets=app.settings.reminder_offsets_minutes,
+            now=now,
+        )
     )
 
 
@@ -405,9 +428,9 @@ async def guest_verify_page(token: Token) -> HTMLResponse:
     summary="A guest verifies their email: the held booking is kept",
 )
 async def guest_verify(
-    request: Request, token: Token, session: SessionDep, now: NowDep
+    request: Request, token: Token, session: SessionDep, reminders: Reminders, now: NowDep
 ) -> Response:
-    appointment = await guests.verify(session, token=token, now=now)
+    appointment = await guests.verify(session, token=token, reminder_offsets=reminders, now=now)
     read = appointment_read(appointment)
     if "text/html" in request.headers.get("accept", ""):  # the page's form, in a browser
         return HTMLResponse(verified_page(read))
@@ -449,7 +472,15 @@ async def guest_reschedule(
     acting: GuestActing, data: RescheduleRequest, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
     return appointment_read(
-        await reschedule(session, acting, acting.provider, kept_terms=app.terms, data=data, now=now)
+        await reschedule(
+            session,
+            acting,
+            acting.provider,
+            kept_terms=app.terms,
+            data=data,
+            reminder_offsets=app.settings.reminder_offsets_minutes,
+            now=now,
+        )
     )
 
 

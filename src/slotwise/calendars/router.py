@@ -5,17 +5,26 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
 from slotwise.auth.deps import CurrentUser
 from slotwise.calendars import service
 from slotwise.db import SessionDep
 from slotwise.errors import responses
-from slotwise.state import NowDep, StateDep
+from slotwise.shared import NowDep, SharedDep
 from slotwise.text import Text
 
 router = APIRouter()
+
+
+async def booked_appointments(request: Request) -> service.Appointments:
+    """What booking gives calendars, as the app factory wired it (``state.AppState``)."""
+    appointments: service.Appointments = request.app.state.slotwise.calendar_appointments
+    return appointments
+
+
+AppointmentsDep = Annotated[service.Appointments, Depends(booked_appointments)]
 
 CALENDAR = "text/calendar; charset=utf-8"
 _ICS = {"content": {"text/calendar": {}}, "description": "An RFC 5545 calendar"}
@@ -38,10 +47,11 @@ class CalendarFeedRead(BaseModel):
     responses={200: _ICS, **responses(401)},
     summary="All your appointments as one iCalendar file",
 )
-async def export_all(user: CurrentUser, session: SessionDep, now: NowDep) -> Response:
-    return _calendar(
-        await service.export_all(session, user=user, now=now), filename="appointments.ics"
-    )
+async def export_all(
+    user: CurrentUser, session: SessionDep, appointments: AppointmentsDep, now: NowDep
+) -> Response:
+    text = await service.export_all(session, appointments, user=user, now=now)
+    return _calendar(text, filename="appointments.ics")
 
 
 @router.get(
@@ -51,9 +61,15 @@ async def export_all(user: CurrentUser, session: SessionDep, now: NowDep) -> Res
     summary="One appointment as an iCalendar file",
 )
 async def export_one(
-    appointment_id: uuid.UUID, user: CurrentUser, session: SessionDep, now: NowDep
+    appointment_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    appointments: AppointmentsDep,
+    now: NowDep,
 ) -> Response:
-    text = await service.export_one(session, user=user, appointment_id=appointment_id, now=now)
+    text = await service.export_one(
+        session, appointments, user=user, appointment_id=appointment_id, now=now
+    )
     return _calendar(text, filename=f"appointment-{appointment_id}.ics")
 
 
@@ -65,11 +81,11 @@ async def export_one(
     summary="Create or rotate your secret calendar feed URL",
 )
 async def rotate_feed(
-    request: Request, user: CurrentUser, session: SessionDep, app: StateDep, now: NowDep
+    request: Request, user: CurrentUser, session: SessionDep, shared: SharedDep, now: NowDep
 ) -> CalendarFeedRead:
     token = await service.rotate_feed(session, user=user, now=now)
     path = request.app.url_path_for("calendar_feed", token=token)
-    return CalendarFeedRead(url=app.settings.public_base_url.rstrip("/") + str(path))
+    return CalendarFeedRead(url=shared.settings.public_base_url.rstrip("/") + str(path))
 
 
 @router.delete(
@@ -90,6 +106,9 @@ async def revoke_feed(user: CurrentUser, session: SessionDep) -> None:
     summary="A calendar feed, by its secret token (no login; calendars poll it)",
 )
 async def calendar_feed(
-    token: Annotated[Text, Path(min_length=16, max_length=128)], session: SessionDep, now: NowDep
+    token: Annotated[Text, Path(min_length=16, max_length=128)],
+    session: SessionDep,
+    appointments: AppointmentsDep,
+    now: NowDep,
 ) -> Response:
-    return _calendar(await service.feed(session, token=token, now=now))
+    return _calendar(await service.feed(session, appointments, token=token, now=now))

@@ -1,15 +1,21 @@
-"""Calendar exports and the secret, subscribable feed of each user."""
+"""Calendar exports and the secret, subscribable feed of each user.
+
+The appointments come from booking through ``Appointments`` (the app factory hands booking's
+``publish.CalendarAppointments`` to the router), as ``BookingFacts``: calendars import
+nothing of booking but those facts.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import tokens
-from slotwise.booking import access as access_rules
+from slotwise.booking.facts import BookingFacts
 from slotwise.calendars import entries, ics
 from slotwise.calendars.models import CalendarFeed
 from slotwise.errors import NotFound
@@ -19,23 +25,46 @@ from slotwise.users.models import User
 FEED_HISTORY = timedelta(days=90)
 
 
+class Appointments(Protocol):
+    """What calendars ask of booking."""
+
+    async def one(
+        self, session: AsyncSession, *, user: User, appointment_id: uuid.UUID
+    ) -> BookingFacts:
+        """One appointment the user takes part in (404 for any other)."""
+
+    async def of_user(
+        self, session: AsyncSession, *, user: User, starting_from: datetime | None = None
+    ) -> list[BookingFacts]:
+        """The user's appointments, as client and as provider, by start."""
+
+
+def _entries(bookings: list[BookingFacts]) -> list[ics.CalendarEntry]:
+    return [entries.entry(booking) for booking in bookings]
+
+
 class FeedNotFound(NotFound):
     code = "calendar_feed_not_found"
     message = "No such calendar feed."
 
 
 async def export_one(
-    session: AsyncSession, *, user: User, appointment_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    appointments: Appointments,
+    *,
+    user: User,
+    appointment_id: uuid.UUID,
+    now: datetime,
 ) -> str:
-    acting = await access_rules.for_user(session, user=user, appointment_id=appointment_id)
-    found = await entries.entries(session, [acting.appointment])
-    return ics.document(found, stamp_at=now)
+    found = await appointments.one(session, user=user, appointment_id=appointment_id)
+    return ics.document(_entries([found]), stamp_at=now)
 
 
-async def export_all(session: AsyncSession, *, user: User, now: datetime) -> str:
-    appointments = await entries.appointments_of(session, user)
-    found = await entries.entries(session, appointments)
-    return ics.document(found, stamp_at=now, name="Slotwise")
+async def export_all(
+    session: AsyncSession, appointments: Appointments, *, user: User, now: datetime
+) -> str:
+    found = await appointments.of_user(session, user=user)
+    return ics.document(_entries(found), stamp_at=now, name="Slotwise")
 
 
 async def rotate_feed(session: AsyncSession, *, user: User, now: datetime) -> str:
@@ -57,7 +86,9 @@ async def revoke_feed(session: AsyncSession, *, user: User) -> None:
     await session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == user.id))
 
 
-async def feed(session: AsyncSession, *, token: str, now: datetime) -> str:
+async def feed(
+    session: AsyncSession, appointments: Appointments, *, token: str, now: datetime
+) -> str:
     owner = await session.scalar(
         select(User)
         .join(CalendarFeed, CalendarFeed.user_id == User.id)
@@ -65,6 +96,5 @@ async def feed(session: AsyncSession, *, token: str, now: datetime) -> str:
     )
     if owner is None or not owner.is_active or owner.is_blocked:
         raise FeedNotFound()
-    appointments = await entries.appointments_of(session, owner, starting_from=now - FEED_HISTORY)
-    found = await entries.entries(session, appointments)
-    return ics.document(found, stamp_at=now, name="Slotwise")
+    found = await appointments.of_user(session, user=owner, starting_from=now - FEED_HISTORY)
+    return ics.document(_entries(found), stamp_at=now, name="Slotwise")

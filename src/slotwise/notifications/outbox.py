@@ -1,37 +1,31 @@
 """Queueing messages: rows in the outbox, added to the caller's session (flush, never commit).
 
 Booking code calls these in the transaction of the change, so a message exists exactly when
-the change does. Reminders are rows due ``offset`` before the start; moving or cancelling an
-appointment withdraws its pending reminders.
+the change does, and tells what changed as ``BookingFacts`` (never its ORM rows). Reminders
+are rows due ``offset`` before the start (the offsets are the caller's: the application's
+settings); moving or cancelling an appointment withdraws its pending reminders.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking.models import Appointment, Status
+from slotwise.booking.facts import BookingFacts, Party, Status
 from slotwise.calendars import entries, ics
-from slotwise.calendars.entries import Parties, Party
-from slotwise.config import get_settings
 from slotwise.db import table_of
 from slotwise.notifications.models import OutboxMessage, OutboxStatus
-from slotwise.providers.models import Provider
-from slotwise.users.models import User
 
-# The session-info key under which the application puts its reminder offsets
-# (main.py gives them to db.Database, which gives them to every session).
-REMINDER_OFFSETS_KEY = "slotwise.reminder_offsets_minutes"
 REMINDER = "reminder"
 # The context key of a message's calendar invitation (see add).
 INVITATION = "invitation"
-# ... and the session-info key of the guests' manage link template, and the context key of a
-# guest's link: a secret, which the worker removes once the message is finished.
-GUEST_MANAGE_URL_KEY = "slotwise.guest_manage_url"
+# ... and of a guest's manage link: a secret, which the worker removes once the message is
+# finished.
 MANAGE_URL = "manage_url"
 # ... and a held guest booking's verification link: a secret too, removed likewise.
 VERIFY_URL = "verify_url"
@@ -44,22 +38,12 @@ def new_message_id() -> str:
     return f"<{uuid.uuid4()}@slotwise>"
 
 
-def reminder_offsets(session: AsyncSession) -> list[int]:
-    offsets = session.info.get(REMINDER_OFFSETS_KEY)
-    if offsets is None:
-        offsets = get_settings().reminder_offsets_minutes
-    return list(offsets)
-
-
-def manage_url(session: AsyncSession, token: str | None) -> str | None:
-    """A guest's link to manage a booking, when the application mails one (the setting
-    ``guest_manage_url``); None for a signed-in client's booking."""
-    template = session.info.get(GUEST_MANAGE_URL_KEY)
-    if template is None:
-        template = get_settings().guest_manage_url
+def manage_url(template: str, token: str | None) -> str | None:
+    """A guest's link to manage a booking, when the application mails one (``template``: the
+    setting ``guest_manage_url``, with ``{token}``); None for a signed-in client's booking."""
     if not template or token is None:
         return None
-    return str(template).replace("{token}", token)
+    return template.replace("{token}", token)
 
 
 _INSERT_MESSAGES = insert(table_of(OutboxMessage))  # built once
@@ -115,68 +99,62 @@ class Batch:
             self.rows = []
 
 
-def _context(appointment: Appointment, parties: Parties, **extra: Any) -> dict[str, Any]:
+def _context(booking: BookingFacts, **extra: Any) -> dict[str, Any]:
+    parties = booking.parties
     context: dict[str, Any] = {
-        "appointment_id": str(appointment.id),
+        "appointment_id": str(booking.appointment_id),
         "title": parties.title,
         "provider_name": parties.provider.name,
         "client_name": parties.client.name,
-        "start_at": appointment.start_at.isoformat(),
-        "end_at": appointment.end_at.isoformat(),
-        "status": appointment.status.value,
-        "notes": appointment.notes,
+        "start_at": booking.start_at.isoformat(),
+        "end_at": booking.end_at.isoformat(),
+        "status": booking.status.value,
+        "notes": booking.notes,
     }
     context.update(extra)
     return context
 
 
-def _invitation(
-    appointment: Appointment, parties: Parties, *, now: datetime, method: ics.Method
-) -> dict[str, str]:
-    return ics.snapshot(entries.entry(appointment, parties), stamp_at=now, method=method)
+def _invitation(booking: BookingFacts, *, now: datetime, method: ics.Method) -> dict[str, str]:
+    return ics.snapshot(entries.entry(booking), stamp_at=now, method=method)
 
 
 def _both(
     batch: Batch,
-    appointment: Appointment,
-    parties: Parties,
+    booking: BookingFacts,
     *,
     kind: str,
     now: datetime,
     invitation: dict[str, str] | None = None,
     **extra: Any,
 ) -> None:
+    parties = booking.parties
     for role, party in (("provider", parties.provider), ("client", parties.client)):
         batch.add(
             kind=kind,
             to=party,
-            context=_context(appointment, parties, recipient_role=role, **extra),
+            context=_context(booking, recipient_role=role, **extra),
             now=now,
-            appointment_id=appointment.id,
+            appointment_id=booking.appointment_id,
             invitation=invitation,
         )
 
 
 def _schedule_reminders(
-    batch: Batch,
-    offsets: list[int],
-    appointment: Appointment,
-    parties: Parties,
-    *,
-    now: datetime,
+    batch: Batch, offsets: Sequence[int], booking: BookingFacts, *, now: datetime
 ) -> None:
     """One reminder per offset still ahead; an offset already past is skipped, not sent late."""
     for minutes in offsets:
-        due_at = appointment.start_at - timedelta(minutes=minutes)
+        due_at = booking.start_at - timedelta(minutes=minutes)
         if due_at < now:
             continue
         batch.add(
             kind=REMINDER,
-            to=parties.client,
-            context=_context(appointment, parties, offset_minutes=minutes),
+            to=booking.parties.client,
+            context=_context(booking, offset_minutes=minutes),
             now=now,
             due_at=due_at,
-            appointment_id=appointment.id,
+            appointment_id=booking.appointment_id,
         )
 
 
@@ -194,103 +172,81 @@ async def _withdraw_reminders(session: AsyncSession, appointment_id: uuid.UUID) 
 
 
 def add_booked(
-    batch: Batch,
-    offsets: list[int],
-    *,
-    appointment: Appointment,
-    parties: Parties,
-    now: datetime,
-    manage_url: str | None = None,
+    batch: Batch, offsets: Sequence[int], *, booking: BookingFacts, now: datetime
 ) -> None:
     """A new booking's messages, added to ``batch``: the provider hears of it; the client
-    gets a confirmation, or word that it awaits the provider's; a guest's carries
-    ``manage_url`` when there is one."""
+    gets a confirmation, or word that it awaits the provider's; a guest's carries the
+    booking's ``manage_url`` when there is one."""
     batch.add(
         kind="booking_received",
-        to=parties.provider,
-        context=_context(appointment, parties, recipient_role="provider"),
+        to=booking.parties.provider,
+        context=_context(booking, recipient_role="provider"),
         now=now,
-        appointment_id=appointment.id,
+        appointment_id=booking.appointment_id,
     )
-    link = {MANAGE_URL: manage_url} if manage_url else {}
-    if appointment.status is Status.CONFIRMED:
-        _confirmed(batch, offsets, appointment, parties, now=now, **link)
+    link = {MANAGE_URL: booking.manage_url} if booking.manage_url else {}
+    if booking.status is Status.CONFIRMED:
+        _confirmed(batch, offsets, booking, now=now, **link)
     else:
         batch.add(
             kind="booking_pending",
-            to=parties.client,
-            context=_context(appointment, parties, recipient_role="client", **link),
+            to=booking.parties.client,
+            context=_context(booking, recipient_role="client", **link),
             now=now,
-            appointment_id=appointment.id,
+            appointment_id=booking.appointment_id,
         )
 
 
-def add_held(
-    batch: Batch,
-    *,
-    appointment: Appointment,
-    parties: Parties,
-    now: datetime,
-    verify_url: str,
-    manage_url: str | None = None,
-) -> None:
+def add_held(batch: Batch, *, booking: BookingFacts, now: datetime, verify_url: str) -> None:
     """A held guest booking's one message: the link that verifies the guest's email (and
     the manage link, where the application mails one). The provider hears of the booking,
     and the guest gets its confirmation, once it is verified (``enqueue_verified``)."""
-    assert appointment.hold_until is not None
-    link = {MANAGE_URL: manage_url} if manage_url else {}
+    assert booking.hold_until is not None
+    link = {MANAGE_URL: booking.manage_url} if booking.manage_url else {}
     batch.add(
         kind="booking_verify",
-        to=parties.client,
+        to=booking.parties.client,
         context=_context(
-            appointment,
-            parties,
+            booking,
             recipient_role="client",
-            hold_until=appointment.hold_until.isoformat(),
+            hold_until=booking.hold_until.isoformat(),
             **{VERIFY_URL: verify_url},
             **link,
         ),
         now=now,
-        appointment_id=appointment.id,
+        appointment_id=booking.appointment_id,
     )
 
 
 async def enqueue_verified(
-    session: AsyncSession, *, appointment: Appointment, provider: Provider, now: datetime
+    session: AsyncSession, *, booking: BookingFacts, offsets: Sequence[int], now: datetime
 ) -> None:
     """A held booking's email is verified: its messages go out as a new booking's do."""
     batch = Batch()
-    parties = await entries.parties_of(session, appointment, provider)
-    add_booked(batch, reminder_offsets(session), appointment=appointment, parties=parties, now=now)
+    add_booked(batch, offsets, booking=booking, now=now)
     await batch.write(session)
 
 
 def _confirmed(
-    batch: Batch,
-    offsets: list[int],
-    appointment: Appointment,
-    parties: Parties,
-    *,
-    now: datetime,
-    **link: str,
+    batch: Batch, offsets: Sequence[int], booking: BookingFacts, *, now: datetime, **link: str
 ) -> None:
     batch.add(
         kind="booking_confirmed",
-        to=parties.client,
-        context=_context(appointment, parties, recipient_role="client", **link),
+        to=booking.parties.client,
+        context=_context(booking, recipient_role="client", **link),
         now=now,
-        appointment_id=appointment.id,
-        invitation=_invitation(appointment, parties, now=now, method=ics.Method.REQUEST),
+        appointment_id=booking.appointment_id,
+        invitation=_invitation(booking, now=now, method=ics.Method.REQUEST),
     )
-    _schedule_reminders(batch, offsets, appointment, parties, now=now)
+    _schedule_reminders(batch, offsets, booking, now=now)
 
 
 async def enqueue_status_changed(
     session: AsyncSession,
     *,
-    appointment: Appointment,
-    provider: Provider,
+    booking: BookingFacts,
     before: Status,
+    offsets: Sequence[int],
     now: datetime,
 ) -> None:
     """Confirmed, declined or cancelled; other changes send nothing, nor does the end of
@@ -298,30 +254,28 @@ async def enqueue_status_changed(
     if before is Status.PENDING_VERIFICATION:
         return
     batch = Batch()
-    parties = await entries.parties_of(session, appointment, provider)
-    if appointment.status is Status.CONFIRMED:
-        _confirmed(batch, reminder_offsets(session), appointment, parties, now=now)
-    elif appointment.status is Status.DECLINED:
+    if booking.status is Status.CONFIRMED:
+        _confirmed(batch, offsets, booking, now=now)
+    elif booking.status is Status.DECLINED:
         batch.add(
             kind="booking_declined",
-            to=parties.client,
-            context=_context(appointment, parties, recipient_role="client"),
+            to=booking.parties.client,
+            context=_context(booking, recipient_role="client"),
             now=now,
-            appointment_id=appointment.id,
+            appointment_id=booking.appointment_id,
         )
-    elif appointment.status is Status.CANCELLED:
-        await _withdraw_reminders(session, appointment.id)
+    elif booking.status is Status.CANCELLED:
+        await _withdraw_reminders(session, booking.appointment_id)
         cancellation = None
         if before is Status.CONFIRMED:  # calendars hold the event: remove it
-            cancellation = _invitation(appointment, parties, now=now, method=ics.Method.CANCEL)
+            cancellation = _invitation(booking, now=now, method=ics.Method.CANCEL)
         _both(
             batch,
-            appointment,
-            parties,
+            booking,
             kind="booking_cancelled",
             now=now,
             invitation=cancellation,
-            reason=appointment.cancel_reason,
+            reason=booking.cancel_reason,
         )
     await batch.write(session)
 
@@ -329,43 +283,49 @@ async def enqueue_status_changed(
 async def enqueue_rescheduled(
     session: AsyncSession,
     *,
-    appointment: Appointment,
-    provider: Provider,
+    booking: BookingFacts,
     previous_start_at: datetime,
     previous_end_at: datetime,
     before: Status,
+    offsets: Sequence[int],
     now: datetime,
 ) -> None:
     """Both parties hear of the new time; calendars get the update; reminders move."""
     batch = Batch()
-    parties = await entries.parties_of(session, appointment, provider)
-    await _withdraw_reminders(session, appointment.id)
+    await _withdraw_reminders(session, booking.appointment_id)
     # A calendar that holds (or should hold) the event gets the update, same UID.
-    held = Status.CONFIRMED in (before, appointment.status)
+    held = Status.CONFIRMED in (before, booking.status)
     method = ics.Method.REQUEST if held else None
     _both(
         batch,
-        appointment,
-        parties,
+        booking,
         kind="booking_rescheduled",
         now=now,
-        invitation=_invitation(appointment, parties, now=now, method=method) if method else None,
+        invitation=_invitation(booking, now=now, method=method) if method else None,
         old_start_at=previous_start_at.isoformat(),
         old_end_at=previous_end_at.isoformat(),
     )
-    if appointment.status is Status.CONFIRMED:
-        _schedule_reminders(batch, reminder_offsets(session), appointment, parties, now=now)
+    if booking.status is Status.CONFIRMED:
+        _schedule_reminders(batch, offsets, booking, now=now)
     await batch.write(session)
 
 
 async def enqueue_password_reset(
-    session: AsyncSession, *, user: User, reset_url: str, valid_minutes: int, now: datetime
+    session: AsyncSession,
+    *,
+    email: str,
+    name: str,
+    timezone: str,
+    reset_url: str,
+    valid_minutes: int,
+    now: datetime,
 ) -> None:
+    """A password reset link (``auth.reset.ResetMail``: the app factory hands this to auth,
+    which sits below notifications and does not import it)."""
     batch = Batch()
-    to = Party(email=user.email, name=user.full_name, timezone=user.timezone or "UTC")
     batch.add(
         kind="password_reset",
-        to=to,
+        to=Party(email=email, name=name, timezone=timezone),
         context={RESET_URL: reset_url, "valid_minutes": valid_minutes},
         now=now,
     )

@@ -14,15 +14,15 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking.models import Appointment, Status
 from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.notifications import render
@@ -33,6 +33,10 @@ from slotwise.notifications.sender import Sender, sender_for
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
+# Whether a reminder is still wanted: the appointment (by id) is still confirmed and starts
+# at the time the reminder names. Booking answers it (``booking.publish.reminder_still_due``):
+# notifications do not read booking's tables.
+ReminderCheck = Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[bool]]
 
 
 def wall_clock() -> datetime:
@@ -60,6 +64,7 @@ class Worker:
     db: Database
     settings: Settings
     sender: Sender
+    reminder_still_due: ReminderCheck
     worker_id: str = field(default_factory=new_worker_id)
 
     async def run_once(self, *, now: datetime) -> Outcome:
@@ -117,15 +122,13 @@ class Worker:
         """A reminder goes only for an appointment still confirmed at the time it named."""
         if row.kind != REMINDER:
             return True
-        if row.appointment_id is None:
+        start_at = row.context.get("start_at")
+        if row.appointment_id is None or start_at is None:
             return False
         async with self.db.session(writes=False) as session:
-            appointment = await session.get(Appointment, row.appointment_id)
-        return (
-            appointment is not None
-            and appointment.status is Status.CONFIRMED
-            and appointment.start_at.isoformat() == row.context.get("start_at")
-        )
+            return await self.reminder_still_due(
+                session, row.appointment_id, datetime.fromisoformat(start_at)
+            )
 
     async def _deliver(self, row: OutboxMessage, *, now: datetime, outcome: Outcome) -> None:
         if not await self._still_wanted(row):
@@ -191,10 +194,17 @@ def _secrets_removed(row: OutboxMessage) -> dict[str, Any]:
     }
 
 
-async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run(
+    settings: Settings, reminder_still_due: ReminderCheck, stop: asyncio.Event | None = None
+) -> None:
     """``slotwise worker``: poll until stopped."""
     db = Database(settings.database_url, pool_size=2)
-    worker = Worker(db=db, settings=settings, sender=sender_for(settings))
+    worker = Worker(
+        db=db,
+        settings=settings,
+        sender=sender_for(settings),
+        reminder_still_due=reminder_still_due,
+    )
     try:
         await worker.run_forever(stop or asyncio.Event())
     finally:

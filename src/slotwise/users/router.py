@@ -9,7 +9,7 @@ from slotwise.auth.deps import AdminUser, CurrentClaims, CurrentUser
 from slotwise.db import SessionDep
 from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
-from slotwise.state import StateDep, WallClock
+from slotwise.shared import SharedDep, WallClock
 from slotwise.users import service
 from slotwise.users.models import Role
 from slotwise.users.schemas import RoleChangeRead, UserAdminUpdate, UserRead, UserSelfUpdate
@@ -33,11 +33,18 @@ async def update_me(
     user: CurrentUser,
     claims: CurrentClaims,
     session: SessionDep,
-    app: StateDep,
+    shared: SharedDep,
     now: WallClock,
 ) -> UserRead:
     updated = await service.update_self(
-        session, app, user=user, data=data, current_session=claims.session_id, now=now
+        session,
+        shared.hasher,
+        shared.settings,
+        shared.redis,
+        user=user,
+        data=data,
+        current_session=claims.session_id,
+        now=now,
     )
     return UserRead.model_validate(updated)
 

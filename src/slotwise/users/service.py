@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import service as auth_service
-from slotwise.auth.passwords import check_policy
+from slotwise.auth.passwords import PasswordHasher, check_policy
+from slotwise.config import Settings
 from slotwise.errors import Conflict, Forbidden, InvalidInput, NotFound
-from slotwise.state import AppState
 from slotwise.users import repository
 from slotwise.users.models import Role, RoleChange, User
 from slotwise.users.schemas import UserAdminUpdate, UserSelfUpdate
@@ -45,7 +46,9 @@ async def get(session: AsyncSession, *, user_id: uuid.UUID) -> User:
 
 async def update_self(
     session: AsyncSession,
-    app: AppState,
+    hasher: PasswordHasher,
+    settings: Settings,
+    redis: Redis | None,
     *,
     user: User,
     data: UserSelfUpdate,
@@ -59,13 +62,13 @@ async def update_self(
     if data.new_password is not None:
         if data.current_password is None:
             raise CurrentPasswordRequired()
-        if not await app.hasher.verify(data.current_password, user.hashed_password):
+        if not await hasher.verify(data.current_password, user.hashed_password):
             raise CurrentPasswordIncorrect()
         check_policy(data.new_password, email=user.email)
-        user.hashed_password = await app.hasher.hash(data.new_password)
+        user.hashed_password = await hasher.hash(data.new_password)
         # End every other session at once, access tokens included; this one goes on.
         await auth_service.end_other_sessions(
-            session, app, user_id=user.id, keep=current_session, now=now
+            session, settings, redis, user_id=user.id, keep=current_session, now=now
         )
     user.updated_at = now
     await session.flush()

@@ -1,0 +1,75 @@
+"""What booking tells the rest of the application about an appointment: plain values.
+
+Notifications and calendars work from these, never from the ORM ``Appointment``: they import
+nothing else of booking (an import-linter contract in pyproject.toml holds it), so booking's
+tables and write paths can change without them. This module imports no SQLAlchemy; booking
+builds the values (``booking.publish``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+    # A guest's booking held until the guest follows the link mailed to them (the
+    # provider's ``verify_guest_email``), or until ``hold_until``: after it, the time is free.
+    PENDING_VERIFICATION = "pending_verification"
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Someone a message about an appointment goes to, and their time zone."""
+
+    email: str
+    name: str
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parties:
+    """Who an appointment is between, and what it is called (the service with the provider)."""
+
+    provider: Party
+    client: Party
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookingFacts:
+    """One appointment as of a change: its time (UTC instants, and the provider's zone), its
+    status, its parties and title, and its iCalendar ``sequence``. ``manage_url`` is a
+    guest's link to manage it, set only where the change mails one (a secret)."""
+
+    appointment_id: uuid.UUID
+    provider_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    timezone: str
+    status: Status
+    sequence: int
+    parties: Parties
+    notes: str | None = None
+    cancel_reason: str | None = None
+    hold_until: datetime | None = None
+    manage_url: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.parties.title
+
+
+def title(provider_name: str, service_name: str | None) -> str:
+    """An appointment's title: the service with the provider, or an appointment with them."""
+    if service_name:
+        return f"{service_name} with {provider_name}"
+    return f"Appointment with {provider_name}"

@@ -1,0 +1,132 @@
+"""Booking's side of what it tells the rest: ``facts.BookingFacts`` built from appointments,
+and the queries calendars and the outbox worker ask of booking (wired by the app factory
+and the worker command, so that neither imports booking's models)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.booking import access
+from slotwise.booking.facts import BookingFacts, Parties, Party, Status, title
+from slotwise.booking.models import Appointment
+from slotwise.config import Settings
+from slotwise.providers.models import Provider, Service
+from slotwise.users.models import User
+
+
+@dataclass(frozen=True, slots=True)
+class Mailing:
+    """What the application's settings say of the mail a booking sends: reminders this many
+    minutes before a confirmed appointment, and a guest's link to manage it (the setting
+    ``guest_manage_url``, with ``{token}``; empty: none is mailed)."""
+
+    reminder_offsets_minutes: tuple[int, ...] = (1440, 60)
+    guest_manage_url: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Mailing:
+        return cls(
+            reminder_offsets_minutes=tuple(settings.reminder_offsets_minutes),
+            guest_manage_url=settings.guest_manage_url,
+        )
+
+
+def client_party(appointment: Appointment, client_user: User | None) -> Party:
+    """The client: their account, or the guest's details (by the booking's zone)."""
+    if client_user is not None:
+        return Party(
+            email=client_user.email,
+            name=client_user.full_name,
+            timezone=client_user.timezone or appointment.timezone,
+        )
+    return Party(
+        email=appointment.guest_email or appointment.client_key,
+        name=appointment.guest_name or appointment.client_key,
+        timezone=appointment.timezone,
+    )
+
+
+async def parties_of(
+    session: AsyncSession, appointment: Appointment, provider: Provider | None = None
+) -> Parties:
+    """The provider (``provider`` if it is the appointment's; else read), the client and the
+    service's title (the session's identity map caches what it reads)."""
+    if provider is None or provider.id != appointment.provider_id:
+        provider = await session.get(Provider, appointment.provider_id)
+        assert provider is not None  # appointments cascade with their provider
+    client_user = await session.get(User, appointment.client_id) if appointment.client_id else None
+    service = await session.get(Service, appointment.service_id) if appointment.service_id else None
+    return Parties(
+        provider=Party(
+            email=provider.user.email, name=provider.full_name, timezone=provider.timezone
+        ),
+        client=client_party(appointment, client_user),
+        title=title(provider.full_name, service.name if service else None),
+    )
+
+
+def facts(
+    appointment: Appointment, parties: Parties, *, manage_url: str | None = None
+) -> BookingFacts:
+    return BookingFacts(
+        appointment_id=appointment.id,
+        provider_id=appointment.provider_id,
+        start_at=appointment.start_at,
+        end_at=appointment.end_at,
+        timezone=appointment.timezone,
+        status=appointment.status,
+        sequence=appointment.sequence,
+        parties=parties,
+        notes=appointment.notes,
+        cancel_reason=appointment.cancel_reason,
+        hold_until=appointment.hold_until,
+        manage_url=manage_url,
+    )
+
+
+async def facts_of(
+    session: AsyncSession, appointment: Appointment, provider: Provider | None = None
+) -> BookingFacts:
+    return facts(appointment, await parties_of(session, appointment, provider))
+
+
+class CalendarAppointments:
+    """The appointments a user's calendar shows (``calendars.service.Appointments``)."""
+
+    async def one(
+        self, session: AsyncSession, *, user: User, appointment_id: uuid.UUID
+    ) -> BookingFacts:
+        """One the user takes part in, or AppointmentNotFound (404) as for any other."""
+        acting = await access.for_user(session, user=user, appointment_id=appointment_id)
+        return await facts_of(session, acting.appointment, acting.provider)
+
+    async def of_user(
+        self, session: AsyncSession, *, user: User, starting_from: datetime | None = None
+    ) -> list[BookingFacts]:
+        """The user's appointments as client and as provider, by start."""
+        provider_ids = select(Provider.id).where(Provider.user_id == user.id)
+        query = select(Appointment).where(
+            or_(Appointment.client_id == user.id, Appointment.provider_id.in_(provider_ids))
+        )
+        if starting_from is not None:
+            query = query.where(Appointment.start_at >= starting_from)
+        rows = await session.scalars(query.order_by(Appointment.start_at, Appointment.id))
+        return [await facts_of(session, appointment) for appointment in rows]
+
+
+async def reminder_still_due(
+    session: AsyncSession, appointment_id: uuid.UUID, start_at: datetime
+) -> bool:
+    """A reminder goes only for an appointment still confirmed at the time it named
+    (``notifications.worker.ReminderCheck``)."""
+    appointment = await session.get(Appointment, appointment_id)
+    return (
+        appointment is not None
+        and appointment.status is Status.CONFIRMED
+        and appointment.start_at == start_at
+    )
