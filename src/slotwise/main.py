@@ -113,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
             changes.CACHE_KEY: slot_cache,
         },
     )
+    changes.follow(database.session_class)
     terms = TermsCache()
     state = AppState(
         settings=settings,

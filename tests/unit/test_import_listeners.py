@@ -8,8 +8,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 # In a fresh interpreter: every module of Slotwise imported (but the migrations, which run
 # Alembic on import), then every function they define looked up among Session's listeners.
 PROBE = """
@@ -42,11 +40,6 @@ print(json.dumps(sorted(
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="availability/changes.py registers its Session listeners (after_flush, "
-    "after_commit) at import; its owner moves them to db.Database's setup",
-)
 def test_importing_slotwise_registers_no_session_listener() -> None:
     run = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
         [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=120

@@ -62,7 +62,14 @@ def concerned(instance: object) -> Iterator[uuid.UUID]:
         yield getattr(instance, source.column)
 
 
-@event.listens_for(Session, "after_flush")
+def follow(session_class: type[Session]) -> None:
+    """Report the commits of sessions of this class (a ``Database``'s own) to the slot cache
+    their ``session.info`` names: the rows a flush changed, and those ``note`` was told of.
+    Registered by the app factory, never by importing this module."""
+    event.listen(session_class, "after_flush", _collect)
+    event.listen(session_class, "after_commit", _report)
+
+
 def _collect(session: Session, _context: UOWTransaction) -> None:
     if CACHE_KEY not in session.info:
         return
@@ -78,7 +85,6 @@ def note(session: Session, provider_id: uuid.UUID) -> None:
         session.info.setdefault(_CHANGED_KEY, set()).add(provider_id)
 
 
-@event.listens_for(Session, "after_commit")
 def _report(session: Session) -> None:
     if session.in_nested_transaction():  # a savepoint released: the commit is yet to come
         return

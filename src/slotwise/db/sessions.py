@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from slotwise.db.engine import make_engine
 from slotwise.errors import AppError
@@ -27,12 +28,14 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         info = dict(session_info or {})
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
+        # This database's own Session class: a listener registered on it
+        # (``event.listen(database.session_class, ...)``) hears this database's sessions and
+        # nobody else's, and nothing is registered by importing a module.
+        self.session_class: type[Session] = type("Session", (Session,), {"__module__": __name__})
+        self.sessionmaker = self._maker(self.engine, info)
         self._write_sessionmaker = self.sessionmaker
-        self._autocommit_sessionmaker = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
-            expire_on_commit=False,
-            info=info,
+        self._autocommit_sessionmaker = self._maker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), info
         )
         # SQLite admits one writer. Within a process, writers queue on this lock and are
         # woken the moment it is free, instead of polling in SQLite's busy handler (which
@@ -41,9 +44,12 @@ class Database:
         if self.is_sqlite:
             self.write_lock = asyncio.Lock()
             immediate = self.engine.execution_options(sqlite_immediate=True)
-            self._write_sessionmaker = async_sessionmaker(
-                immediate, expire_on_commit=False, info=info
-            )
+            self._write_sessionmaker = self._maker(immediate, info)
+
+    def _maker(self, engine: AsyncEngine, info: dict[str, Any]) -> async_sessionmaker[AsyncSession]:
+        return async_sessionmaker(
+            engine, expire_on_commit=False, info=info, sync_session_class=self.session_class
+        )
 
     def session(self, *, writes: bool) -> AsyncSession:
         """A new session; on SQLite, ``writes`` makes its transactions BEGIN IMMEDIATE."""
