@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bench_booking
+import bench_browse
+import bench_contended
 import bench_engine
 import bench_memory
 import bench_slots
@@ -60,6 +62,8 @@ def main() -> int:
         ("engine", lambda: bench_engine.run(quick=args.quick)),
         ("slots", lambda: bench_slots.run(quick=args.quick, databases=databases)),
         ("booking", lambda: bench_booking.run(quick=args.quick, databases=databases)),
+        ("browse", lambda: bench_browse.run(quick=args.quick, databases=databases)),
+        ("contended", lambda: bench_contended.run(quick=args.quick, databases=databases)),
     ]
     results: dict[str, dict[str, Any]] = {}
     crashed: list[str] = []

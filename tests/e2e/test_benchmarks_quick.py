@@ -32,5 +32,7 @@ def test_every_benchmark_runs_in_quick_mode() -> None:
         "| Slots, one date",
         "| Booking, 20 clients",
         "| Worker memory",
+        "| Browse and book",
+        "| Contended, 200 clients",
     ):
         assert benchmark in result.stdout, benchmark
