@@ -45,7 +45,9 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     not_,
+    null,
     or_,
     select,
 )
@@ -238,29 +240,65 @@ class _Fields:
         return bindparam(name + self._suffix)
 
 
-def _answers(asked: Any) -> list[ColumnElement[Any]]:
+def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
     """The judgment of one claim, as labelled columns over its fields. A count is computed
-    only where its cap is asked for."""
+    only where its cap is asked for.
+
+    ``ranges`` (PostgreSQL): the overlaps also as ``tstzrange && tstzrange``, the very
+    expressions of the exclusion constraints, so that their GiST indexes (which the planner
+    picks, being partial on the statuses that take time) search by time too, instead of
+    reading every appointment of the provider or client. The comparisons before them say
+    the same (half-open ranges), for SQLite and for the btree indexes."""
     active = repository.takes_time()
     others = or_(asked.exclude_id.is_(None), Appointment.id != asked.exclude_id)
+    provider_overlap: list[ColumnElement[bool]] = []
+    client_overlap: list[ColumnElement[bool]] = []
+    if ranges:
+        provider_overlap.append(
+            _range(Appointment.blocked_start_at, Appointment.blocked_end_at).op("&&")(
+                _range(asked.blocked_start_at, asked.blocked_end_at)
+            )
+        )
+        client_overlap.append(
+            _range(Appointment.start_at, Appointment.end_at).op("&&")(
+                _range(asked.start_at, asked.end_at)
+            )
+        )
     provider_busy = exists().where(
         *repository.blocking(
             asked.provider_id, asked.blocked_start_at, asked.blocked_end_at, asked.earliest_at
         ),
+        *provider_overlap,
         others,
     )
     client_busy = exists().where(
         Appointment.client_key == asked.client_key,
+        # A range of the (client_key, start_at) index: nothing starts further back than the
+        # longest block and still overlaps (without it, all the client's past is read).
+        Appointment.start_at >= asked.earliest_at,
         Appointment.start_at < asked.end_at,
         Appointment.end_at > asked.start_at,
+        *client_overlap,
         active,
         others,
     )
     blocked = exists().where(ClientStanding.email == asked.client_key, ClientStanding.blocked)
 
-    def counted(cap: Any, *where: ColumnElement[bool]) -> ColumnElement[Any]:
+    def counted(
+        cap: Any, first_at: Any, last_at: Any, *where: ColumnElement[bool]
+    ) -> ColumnElement[Any]:
+        """The provider's bookings that take time and start in [first_at, last_at) (None:
+        no end)."""
+        within = [Appointment.start_at >= first_at]
+        if last_at is not None:
+            within.append(Appointment.start_at < last_at)
+        if ranges:  # what starts within the window blocks time within it: an index range
+            blocked = _range(Appointment.blocked_start_at, Appointment.blocked_end_at)
+            within.append(
+                blocked.op("&&")(_range(first_at, null() if last_at is None else last_at))
+            )
         count = select(func.count()).where(
-            Appointment.provider_id == asked.provider_id, active, others, *where
+            Appointment.provider_id == asked.provider_id, active, others, *within, *where
         )
         return case((cap.is_(None), 0), else_=count.scalar_subquery())
 
@@ -272,20 +310,23 @@ def _answers(asked: Any) -> list[ColumnElement[Any]]:
         client_busy.label("client_busy"),
         counted(
             asked.client_cap,
+            asked.now,
+            None,
             Appointment.client_key == asked.client_key,
             Appointment.start_at > asked.now,
         ).label("client_count"),
-        counted(
-            asked.day_cap,
-            Appointment.start_at >= asked.day_start_at,
-            Appointment.start_at < asked.day_end_at,
-        ).label("day_count"),
-        counted(
-            asked.week_cap,
-            Appointment.start_at >= asked.week_start_at,
-            Appointment.start_at < asked.week_end_at,
-        ).label("week_count"),
+        counted(asked.day_cap, asked.day_start_at, asked.day_end_at).label("day_count"),
+        counted(asked.week_cap, asked.week_start_at, asked.week_end_at).label("week_count"),
     ]
+
+
+def _range(start_at: Any, end_at: Any) -> ColumnElement[Any]:
+    """``tstzrange(start, end, '[)')``, written as the exclusion constraints write it
+    (migrations 0003 and 0011): an index is used only for the very same expression."""
+    return func.tstzrange(start_at, end_at, _HALF_OPEN, type_=postgresql.TSTZRANGE)
+
+
+_HALF_OPEN: ColumnElement[Any] = literal_column("'[)'")
 
 
 def _read(found: Any, suffix: str = "") -> Answers:
@@ -348,7 +389,8 @@ _CLAIMS = [(f"c_{name}", kind) for name, kind in _CLAIM_FIELDS]
 @cache
 def _judged_unnested() -> Select[Any]:
     asked = _unnest(_CLAIMS, "asked")
-    return select(*_answers(_Fields(asked.c, prefix="c_"))).select_from(asked).order_by(asked.c.n)
+    answers = _answers(_Fields(asked.c, prefix="c_"), ranges=True)
+    return select(*answers).select_from(asked).order_by(asked.c.n)
 
 
 async def _judge_and_insert(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
@@ -399,7 +441,7 @@ def _judge_and_insert_statement(
         select(
             asked.c.n,
             *(asked.c[name] for name, _ in _CLAIMS + appointment_fields),
-            *_answers(_Fields(asked.c, prefix="c_")),
+            *_answers(_Fields(asked.c, prefix="c_"), ranges=True),
         )
         .select_from(asked)
         .cte("judged")
