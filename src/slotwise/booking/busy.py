@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BindParameter, and_, bindparam, or_, select
+from sqlalchemy import BindParameter, Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from slotwise.availability.busy import Busy
@@ -18,30 +18,42 @@ from slotwise.booking.repository import _HELD, LONGEST_BLOCK, blocking, takes_ti
 from slotwise.providers.models import Provider
 
 _PROVIDER_ID: BindParameter[uuid.UUID] = bindparam("provider_id")
+
+
 # The provider's row, joined to its blocked spans in the window (none: one row of nulls):
 # the rules version comes in the same statement as the busy time, so hours a listing kept
 # are proven current by the very read that gives it the bookings. Built once: executed
 # with its parameters, it is compiled once per process.
-_BUSY = (
-    select(
-        Provider.rules_version,
-        Appointment.blocked_start_at,
-        Appointment.blocked_end_at,
-        Appointment.hold_until,
-    )
-    .select_from(Provider)
-    .outerjoin(
-        Appointment,
-        and_(
-            *blocking(
-                _PROVIDER_ID, bindparam("start_at"), bindparam("end_at"), bindparam("earliest")
+def _busy(*, ranges: bool) -> Select[int, datetime, datetime, datetime | None]:
+    return (
+        select(
+            Provider.rules_version,
+            Appointment.blocked_start_at,
+            Appointment.blocked_end_at,
+            Appointment.hold_until,
+        )
+        .select_from(Provider)
+        .outerjoin(
+            Appointment,
+            and_(
+                *blocking(
+                    _PROVIDER_ID,
+                    bindparam("start_at"),
+                    bindparam("end_at"),
+                    bindparam("earliest"),
+                    ranges=ranges,
+                ),
+                or_(Appointment.status != _HELD, Appointment.hold_until > bindparam("now")),
             ),
-            or_(Appointment.status != _HELD, Appointment.hold_until > bindparam("now")),
-        ),
+        )
+        .where(Provider.id == _PROVIDER_ID)
+        .order_by(Appointment.blocked_start_at)
     )
-    .where(Provider.id == _PROVIDER_ID)
-    .order_by(Appointment.blocked_start_at)
-)
+
+
+# By dialect: on PostgreSQL the overlap also as the exclusion constraint's range, for its
+# index (``repository.blocking``).
+_BUSY = {False: _busy(ranges=False), True: _busy(ranges=True)}
 
 
 async def busy_between(
@@ -60,7 +72,7 @@ async def busy_between(
     # Plain rows from a connection: a month can hold thousands, and the ORM's row
     # handling would cost more than the query.
     result = await connection.execute(
-        _BUSY,
+        _BUSY[connection.dialect.name == "postgresql"],
         {
             "provider_id": provider_id,
             "start_at": start_at,

@@ -45,7 +45,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    literal_column,
     not_,
     null,
     or_,
@@ -247,18 +246,12 @@ def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
     ``ranges`` (PostgreSQL): the overlaps also as ``tstzrange && tstzrange``, the very
     expressions of the exclusion constraints, so that their GiST indexes (which the planner
     picks, being partial on the statuses that take time) search by time too, instead of
-    reading every appointment of the provider or client. The comparisons before them say
-    the same (half-open ranges), for SQLite and for the btree indexes."""
+    reading every appointment of the provider or client (``repository.blocking``). The
+    comparisons say the same (half-open ranges), for SQLite and for the btree indexes."""
     active = repository.takes_time()
     others = or_(asked.exclude_id.is_(None), Appointment.id != asked.exclude_id)
-    provider_overlap: list[ColumnElement[bool]] = []
     client_overlap: list[ColumnElement[bool]] = []
     if ranges:
-        provider_overlap.append(
-            _range(Appointment.blocked_start_at, Appointment.blocked_end_at).op("&&")(
-                _range(asked.blocked_start_at, asked.blocked_end_at)
-            )
-        )
         client_overlap.append(
             _range(Appointment.start_at, Appointment.end_at).op("&&")(
                 _range(asked.start_at, asked.end_at)
@@ -266,9 +259,12 @@ def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
         )
     provider_busy = exists().where(
         *repository.blocking(
-            asked.provider_id, asked.blocked_start_at, asked.blocked_end_at, asked.earliest_at
+            asked.provider_id,
+            asked.blocked_start_at,
+            asked.blocked_end_at,
+            asked.earliest_at,
+            ranges=ranges,
         ),
-        *provider_overlap,
         others,
     )
     client_busy = exists().where(
@@ -320,13 +316,7 @@ def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
     ]
 
 
-def _range(start_at: Any, end_at: Any) -> ColumnElement[Any]:
-    """``tstzrange(start, end, '[)')``, written as the exclusion constraints write it
-    (migrations 0003 and 0011): an index is used only for the very same expression."""
-    return func.tstzrange(start_at, end_at, _HALF_OPEN, type_=postgresql.TSTZRANGE)
-
-
-_HALF_OPEN: ColumnElement[Any] = literal_column("'[)'")
+_range = repository.time_range
 
 
 def _read(found: Any, suffix: str = "") -> Answers:
