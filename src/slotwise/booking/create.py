@@ -118,26 +118,16 @@ def propose(
 def claim_of(proposal: Proposal, *, guest: bool, now: datetime, guests: GuestPolicy) -> Claim:
     """What the write must find true for the booking: the terms still current, the time
     free, and room under every limit that applies (the provider's, and a guest's cap)."""
-    terms, placement = proposal.terms, proposal.placement
-    limits = terms.limits
-    client_cap, guest_cap = limits.per_client, False
+    client_cap, guest_cap = proposal.terms.limits.per_client, False
     if guest and (client_cap is None or guests.max_active < client_cap):
         client_cap, guest_cap = guests.max_active, True
-    return Claim(
-        provider_id=terms.provider_id,
+    return write.claim_for(
+        proposal.terms,
+        proposal.placement,
         client_key=proposal.client_key,
-        start_at=placement.start_at,
-        end_at=placement.end_at,
-        blocked_start_at=placement.blocked_start_at,
-        blocked_end_at=placement.blocked_end_at,
-        rules_version=terms.version,
         now=now,
         client_cap=client_cap,
         guest_cap=guest_cap,
-        day=terms.day_of(placement.start_at) if limits.per_day is not None else None,
-        day_cap=limits.per_day,
-        week=terms.week_of(placement.start_at) if limits.per_week is not None else None,
-        week_cap=limits.per_week,
     )
 
 

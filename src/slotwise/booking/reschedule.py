@@ -4,7 +4,6 @@ the old, by the same decision and the same judgment as a new booking."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -108,41 +107,21 @@ async def _decided(
                 raise refused(decided)
             fresh = True
             continue
-        outcome = await write.check_move(
-            session,
-            write.Claim(
-                provider_id=terms.provider_id,
-                client_key=appointment.client_key,
-                start_at=decided.start_at,
-                end_at=decided.end_at,
-                blocked_start_at=decided.blocked_start_at,
-                blocked_end_at=decided.blocked_end_at,
-                rules_version=terms.version,
-                now=now,
-                check_standing=False,
-                exclude_id=appointment.id,
-                **_limits(terms, decided, request),
-            ),
+        # A client's new time counts toward the provider's day and week limits like a
+        # booking (its own old time aside); the provider and admins move bookings past them.
+        claim = write.claim_for(
+            terms,
+            decided,
+            client_key=appointment.client_key,
+            now=now,
+            count_day_and_week=request.kind is not Kind.STAFF_MOVE,
+            check_standing=False,
+            exclude_id=appointment.id,
         )
+        outcome = await write.check_move(session, claim)
         if outcome is None:
             return terms, decided
         if outcome.reason is not Reason.TERMS_CHANGED:
             raise refused(outcome)
         fresh = True
     raise TermsChanged()
-
-
-def _limits(
-    terms: scheduling.Terms, placement: Placement, request: scheduling.Request
-) -> dict[str, Any]:
-    """A client's new time counts toward the provider's day and week limits like a booking
-    (its own old time aside); the provider and admins move bookings past them."""
-    limits = terms.limits
-    if request.kind is Kind.STAFF_MOVE:
-        return {}
-    return {
-        "day": terms.day_of(placement.start_at) if limits.per_day is not None else None,
-        "day_cap": limits.per_day,
-        "week": terms.week_of(placement.start_at) if limits.per_week is not None else None,
-        "week_cap": limits.per_week,
-    }

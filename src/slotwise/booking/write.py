@@ -61,7 +61,7 @@ from slotwise.db import insert_rows, padded, table_of
 from slotwise.db.bulk import element_type, unnested
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider
-from slotwise.scheduling import Interval, Limit, Reason, Refusal
+from slotwise.scheduling import Interval, Limit, Placement, Reason, Refusal, Terms
 
 _APPOINTMENTS = table_of(Appointment)
 _EVENTS = table_of(AppointmentEvent)
@@ -88,6 +88,43 @@ class Claim:
     week: Interval | None = None
     week_cap: int | None = None
     exclude_id: uuid.UUID | None = None  # a move: the appointment's own current time
+
+
+def claim_for(
+    terms: Terms,
+    placement: Placement,
+    *,
+    client_key: str,
+    now: datetime,
+    client_cap: int | None = None,
+    guest_cap: bool = False,
+    count_day_and_week: bool = True,
+    check_standing: bool = True,
+    exclude_id: uuid.UUID | None = None,
+) -> Claim:
+    """The claim of a placement decided on ``terms``: their rules version, and the provider's
+    day and week limits (``count_day_and_week``) with the local day and week they count."""
+    limits = terms.limits
+    per_day = limits.per_day if count_day_and_week else None
+    per_week = limits.per_week if count_day_and_week else None
+    return Claim(
+        provider_id=terms.provider_id,
+        client_key=client_key,
+        start_at=placement.start_at,
+        end_at=placement.end_at,
+        blocked_start_at=placement.blocked_start_at,
+        blocked_end_at=placement.blocked_end_at,
+        rules_version=terms.version,
+        now=now,
+        check_standing=check_standing,
+        client_cap=client_cap,
+        guest_cap=guest_cap,
+        day=terms.day_of(placement.start_at) if per_day is not None else None,
+        day_cap=per_day,
+        week=terms.week_of(placement.start_at) if per_week is not None else None,
+        week_cap=per_week,
+        exclude_id=exclude_id,
+    )
 
 
 @dataclass(frozen=True, slots=True)
