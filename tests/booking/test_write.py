@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, update
 
@@ -119,3 +121,50 @@ async def test_a_guest_hold_past_its_time_is_released_by_the_write(
         "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
     )
     assert again.status_code == 201, again.text
+
+
+async def test_on_postgresql_the_judgment_searches_the_constraints_indexes_by_time(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, settings: Any
+) -> None:
+    """The planner picks the exclusion constraints' partial GiST indexes for the judgment;
+    unless the overlap is written as their own range expression it searches them by
+    provider (or client) alone, and a batch's cost grows with the appointments on file."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's plans")
+    _, provider = await bookable_provider(client)
+    made = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
+    )
+    assert made.status_code == 201
+    state = app.state.slotwise
+    claim = write.Claim(
+        provider_id=uuid.UUID(provider["id"]),
+        client_key="guest:someone@example.com",
+        start_at=datetime(2027, 3, 3, 11, tzinfo=UTC),
+        end_at=datetime(2027, 3, 3, 12, tzinfo=UTC),
+        blocked_start_at=datetime(2027, 3, 3, 11, tzinfo=UTC),
+        blocked_end_at=datetime(2027, 3, 3, 12, tzinfo=UTC),
+        rules_version=0,
+        now=BOOKING_NOW,
+    )
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        seen.append((statement, params))
+
+    engine = state.db.engine.sync_engine
+    async with state.db.transaction(writes=False) as session:
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            await write.judge(session, [claim])
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+        statement, params = seen[-1]
+        connection = await session.connection()
+        await connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(
+            row[0] for row in await connection.exec_driver_sql("EXPLAIN " + statement, params)
+        )
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert any("provider_id" in c and "tstzrange(blocked_start_at" in c for c in conditions), plan
+    assert any("client_key" in c and "tstzrange(start_at" in c for c in conditions), plan
