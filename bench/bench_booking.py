@@ -23,7 +23,6 @@ Targets: bookings/s at least half the floor's rate (both databases); on PostgreS
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import uuid
@@ -44,8 +43,9 @@ from support import (
     add_provider,
     banner,
     bench_database,
+    command,
     measure_client_ceiling,
-    postgres_unavailable,
+    measured_databases,
     seeding_session,
     uvicorn_server,
 )
@@ -327,22 +327,13 @@ def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[
     measure_client_ceiling(
         report, connections=CLIENTS, duration_s=plan.ceiling_s, warmup_s=plan.warmup_s
     )
-    for kind in databases:
-        if kind == "postgresql" and (reason := postgres_unavailable()):
-            print(f"skipped PostgreSQL: {reason}")
-            report.skipped.append(reason)
-            continue
+    for kind in measured_databases(databases, report):
         measure_database(kind, plan, report)
     return report.as_dict()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Benchmark of booking throughput.")
-    parser.add_argument("--quick", action="store_true", help="small counts, a few seconds")
-    parser.add_argument("--db", choices=DATABASES, action="append", help="default: both")
-    args = parser.parse_args()
-    run(quick=args.quick, databases=tuple(args.db or DATABASES))
-    return 0
+    return command(run, "Benchmark of booking throughput.")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ p99 at most 50 ms, on both databases.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -50,7 +49,8 @@ from support import (
     add_provider,
     banner,
     bench_database,
-    postgres_unavailable,
+    command,
+    measured_databases,
     seeding_session,
     uvicorn_server,
 )
@@ -339,22 +339,13 @@ def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[
         "browse", details={"loop": loop_name, "started_at": datetime.now(UTC).isoformat()}
     )
     banner(f"browse and book ({'quick' if quick else 'full'}), load client on {loop_name}")
-    for kind in databases:
-        if kind == "postgresql" and (reason := postgres_unavailable()):
-            print(f"skipped PostgreSQL: {reason}")
-            report.skipped.append(reason)
-            continue
+    for kind in measured_databases(databases, report):
         measure_database(kind, plan, report)
     return report.as_dict()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="A busy provider browsed and booked at once.")
-    parser.add_argument("--quick", action="store_true", help="small counts, a few seconds")
-    parser.add_argument("--db", choices=DATABASES, action="append", help="default: both")
-    args = parser.parse_args()
-    run(quick=args.quick, databases=tuple(args.db or DATABASES))
-    return 0
+    return command(run, "A busy provider browsed and booked at once.")
 
 
 if __name__ == "__main__":

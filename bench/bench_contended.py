@@ -22,7 +22,6 @@ databases.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import sys
@@ -44,7 +43,8 @@ from support import (
     add_provider,
     banner,
     bench_database,
-    postgres_unavailable,
+    command,
+    measured_databases,
     seeding_session,
     uvicorn_server,
 )
@@ -246,22 +246,13 @@ def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[
         "contended", details={"loop": loop_name, "started_at": datetime.now(UTC).isoformat()}
     )
     banner(f"contended booking ({'quick' if quick else 'full'}), load client on {loop_name}")
-    for kind in databases:
-        if kind == "postgresql" and (reason := postgres_unavailable()):
-            print(f"skipped PostgreSQL: {reason}")
-            report.skipped.append(reason)
-            continue
+    for kind in measured_databases(databases, report):
         measure_database(kind, rounds, report)
     return report.as_dict()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="200 clients, the same 10 slots.")
-    parser.add_argument("--quick", action="store_true", help="2 rounds instead of 5")
-    parser.add_argument("--db", choices=DATABASES, action="append", help="default: both")
-    args = parser.parse_args()
-    run(quick=args.quick, databases=tuple(args.db or DATABASES))
-    return 0
+    return command(run, "200 clients, the same 10 slots.", quick="2 rounds instead of 5")
 
 
 if __name__ == "__main__":

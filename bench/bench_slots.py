@@ -28,7 +28,6 @@ SQLite is left as the app ships it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -51,10 +50,11 @@ from support import (
     appointment_row,
     banner,
     bench_database,
+    command,
     insert_appointments,
     local_midnight,
     measure_client_ceiling,
-    postgres_unavailable,
+    measured_databases,
     seeding_session,
     uvicorn_server,
     wrk,
@@ -424,22 +424,13 @@ def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[
         duration_s=min(plan.duration_s, 3.0),
         warmup_s=plan.warmup_s,
     )
-    for kind in databases:
-        if kind == "postgresql" and (reason := postgres_unavailable()):
-            print(f"skipped PostgreSQL: {reason}")
-            report.skipped.append(reason)
-            continue
+    for kind in measured_databases(databases, report):
         measure_database(kind, plan, report)
     return report.as_dict()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Benchmark of the slots endpoint.")
-    parser.add_argument("--quick", action="store_true", help="small counts, a few seconds")
-    parser.add_argument("--db", choices=DATABASES, action="append", help="default: both")
-    args = parser.parse_args()
-    run(quick=args.quick, databases=tuple(args.db or DATABASES))
-    return 0
+    return command(run, "Benchmark of the slots endpoint.")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ are dropped (PostgreSQL) or deleted (SQLite, under /tmp), server process groups 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as wall_time
@@ -97,6 +98,30 @@ def postgres_unavailable() -> str | None:
     except Exception as exc:  # any failure to connect: there is no server to measure
         return f"PostgreSQL at {POSTGRES_URL} does not answer ({exc.__class__.__name__})"
     return None
+
+
+def measured_databases(databases: Sequence[str], report: Report) -> Iterator[str]:
+    """The databases asked for that can be measured; PostgreSQL without a server is
+    skipped, with the reason in the report."""
+    for kind in databases:
+        if kind == "postgresql" and (reason := postgres_unavailable()):
+            print(f"skipped PostgreSQL: {reason}")
+            report.skipped.append(reason)
+            continue
+        yield kind
+
+
+def command(
+    run: Callable[..., dict[str, Any]], description: str, quick: str = "small counts, a few seconds"
+) -> int:
+    """A benchmark script's command line: ``--quick`` and ``--db`` (repeatable), then
+    ``run``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--db", choices=DATABASES, action="append", help="default: both")
+    args = parser.parse_args()
+    run(quick=args.quick, databases=tuple(args.db or DATABASES))
+    return 0
 
 
 @contextlib.contextmanager

@@ -44,7 +44,6 @@ from sqlalchemy import (
     column,
     exists,
     func,
-    insert,
     not_,
     null,
     or_,
@@ -502,11 +501,7 @@ def _judge_and_insert_statement(
         if not keys:
             continue
         given = unnested(table.name, keys, prefix)
-        part = insert(table).from_select(
-            [column for _name, column in given.parameters],
-            select(*given.rows.columns).where(given.rows.c.appointment_id.in_(select(taken.c.id))),
-            include_defaults=False,
-        )
+        part = given.insert(where=given.rows.c.appointment_id.in_(select(taken.c.id)))
         statement = statement.add_cte(part.cte(f"{prefix}_written"))
     return statement
 

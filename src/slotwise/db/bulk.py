@@ -26,20 +26,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import Cast
+from sqlalchemy.sql.elements import Cast, ColumnElement
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine, Uuid
 
 from slotwise.db.base import Base
 from slotwise.db.types import UTCDateTime
-
-# PostgreSQL with ``:name`` parameters, the style of ``text()``: to render the array
-# parameters for statements that are still written as text (see ``Unnested.arrays``).
-_NAMED_POSTGRESQL = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
 
 
 async def insert_rows(
@@ -79,16 +74,16 @@ class Unnested:
     table: Table
     parameters: tuple[tuple[str, Column[Any]], ...]  # (name, column), in the arrays' order
     rows: TableValuedAlias  # unnest(CAST(:name AS type[]), ...) AS alias(column names)
-    columns: str  # the quoted column names, comma-separated: for statements written as text
-    arrays: str  # the arrays, comma-separated, ``:name`` parameters: the same, for text
 
-    def insert(self) -> Insert:
-        """INSERT INTO the table (these columns) SELECT the unnested rows."""
+    def insert(self, where: ColumnElement[bool] | None = None) -> Insert:
+        """INSERT INTO the table (these columns) SELECT the unnested rows (those ``where``
+        holds, if given)."""
         columns = [column for _name, column in self.parameters]
+        rows = select(*self.rows.columns)
+        if where is not None:
+            rows = rows.where(where)
         # Only the columns given, as a text INSERT would: no Python-side defaults added.
-        return insert(self.table).from_select(
-            columns, select(*self.rows.columns), include_defaults=False
-        )
+        return insert(self.table).from_select(columns, rows, include_defaults=False)
 
     def values(self, dialect: Dialect, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """The parameters' values for these rows (each row has every key of the shape)."""
@@ -116,14 +111,7 @@ def unnested(table_name: str, keys: tuple[str, ...], prefix: str) -> Unnested:
         .table_valued(*(column.name for column in columns))
         .render_derived(name=prefix)
     )
-    quote = _NAMED_POSTGRESQL.identifier_preparer.quote_identifier
-    return Unnested(
-        table=table,
-        parameters=parameters,
-        rows=rows,
-        columns=", ".join(quote(column.name) for column in columns),
-        arrays=", ".join(str(array.compile(dialect=_NAMED_POSTGRESQL)) for array in arrays),
-    )
+    return Unnested(table=table, parameters=parameters, rows=rows)
 
 
 @lru_cache(maxsize=64)

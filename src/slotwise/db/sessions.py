@@ -34,9 +34,6 @@ class Database:
         self.session_class: type[Session] = type("Session", (Session,), {"__module__": __name__})
         self.sessionmaker = self._maker(self.engine, info)
         self._write_sessionmaker = self.sessionmaker
-        self._autocommit_sessionmaker = self._maker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), info
-        )
         # SQLite admits one writer. Within a process, writers queue on this lock and are
         # woken the moment it is free, instead of polling in SQLite's busy handler (which
         # sleeps up to 100 ms a try); across processes the busy handler still arbitrates.
@@ -78,23 +75,6 @@ class Database:
             except AppError as error:
                 await (session.commit() if error.keep_changes else session.rollback())
                 raise
-            except BaseException:
-                await session.rollback()
-                raise
-
-    @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncSession]:
-        """A session on PostgreSQL in which every statement is a transaction of its own: no
-        BEGIN and no COMMIT to wait for, for work whose writes are one statement (the
-        booking batch's, ``booking.group``). Reads are as in a READ COMMITTED transaction,
-        where each statement sees what was committed when it started. The session's commit
-        at the end writes nothing; it reports this process's changes to the slot cache."""
-        if self.is_sqlite:
-            raise RuntimeError("autocommit sessions are for PostgreSQL")
-        async with self._autocommit_sessionmaker() as session:
-            try:
-                yield session
-                await session.commit()
             except BaseException:
                 await session.rollback()
                 raise

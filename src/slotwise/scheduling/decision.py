@@ -226,10 +226,6 @@ def clash(one: Proposal, other: Proposal) -> Clash | None:
     return None
 
 
-def clashes(one: Proposal, other: Proposal) -> bool:
-    return clash(one, other) is not None
-
-
 @dataclass(frozen=True, slots=True)
 class Waiting:
     """A proposal that competes with an earlier one of the batch (`blocker`, its index)."""

@@ -27,7 +27,7 @@ from slotwise.scheduling import (
     Waiting,
     WeeklyRule,
     arrange,
-    clashes,
+    clash,
     decide,
     settle,
 )
@@ -252,23 +252,23 @@ def test_a_buffer_makes_neighbouring_bookings_compete() -> None:
     buffered = decide(terms, Request(SERVICE, at(3, 10)), now=NOW)
     assert isinstance(buffered, Placement)
     first = Proposal(terms, buffered, "a", counted_per_client=False)
-    assert clashes(proposal(terms, at(3, 11), "b"), first)  # inside 11:00-11:15
-    assert not clashes(proposal(terms, at(3, 11, 30), "b"), first)
+    assert clash(proposal(terms, at(3, 11), "b"), first) is Clash.PROVIDER_TIME  # 11:00-11:15
+    assert clash(proposal(terms, at(3, 11, 30), "b"), first) is None
 
 
 def test_bookings_counted_by_one_limit_compete_and_only_then() -> None:
     daily = terms_with(limits=Limits(per_day=3))
     late, early_next = at(3, 16, 30), at(4, 9)
-    assert clashes(proposal(daily, at(3, 9), "a"), proposal(daily, late, "b"))
-    assert not clashes(proposal(daily, late, "a"), proposal(daily, early_next, "b"))
+    assert clash(proposal(daily, at(3, 9), "a"), proposal(daily, late, "b")) is Clash.LIMIT
+    assert clash(proposal(daily, late, "a"), proposal(daily, early_next, "b")) is None
     weekly = terms_with(limits=Limits(per_week=5))
     sunday, monday = at(8, 10), at(9, 10)  # 2026-03-08 is a Sunday
-    assert clashes(proposal(weekly, at(2, 13), "a"), proposal(weekly, sunday, "b"))
-    assert not clashes(proposal(weekly, sunday, "a"), proposal(weekly, monday, "b"))
+    assert clash(proposal(weekly, at(2, 13), "a"), proposal(weekly, sunday, "b")) is Clash.LIMIT
+    assert clash(proposal(weekly, sunday, "a"), proposal(weekly, monday, "b")) is None
     plain = terms_with()
-    assert not clashes(proposal(plain, at(3, 9), "a"), proposal(plain, late, "b"))
+    assert clash(proposal(plain, at(3, 9), "a"), proposal(plain, late, "b")) is None
     one, two = (proposal(plain, at(3, h), "a", per_client=True) for h in (9, 13))
-    assert clashes(one, two)
+    assert clash(one, two) is Clash.LIMIT
 
 
 def test_a_week_is_monday_to_sunday_in_the_providers_zone_across_a_dst_change() -> None:
@@ -309,11 +309,11 @@ def test_what_arrange_admits_never_competes_and_what_it_defers_always_does(
     chosen = [p for p, now in zip(batch, admitted, strict=True) if now]
     assert not batch or admitted[0]
     for i, one in enumerate(chosen):
-        assert not any(clashes(one, other) for other in chosen[i + 1 :])
+        assert all(clash(one, other) is None for other in chosen[i + 1 :])
     for index, (one, now) in enumerate(zip(batch, admitted, strict=True)):
         if not now:
             earlier = [p for p, ok in zip(batch[:index], admitted[:index], strict=True) if ok]
-            assert any(clashes(one, other) for other in earlier)
+            assert any(clash(one, other) is not None for other in earlier)
 
 
 def test_a_full_day_or_week_is_offered_no_more() -> None:
