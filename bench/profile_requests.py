@@ -13,7 +13,8 @@ one) and calls it as an ASGI app directly, without uvicorn or sockets:
    the layers as shares, and the plain timings of step 1 as the truth.
 
 Scenarios: slots-date (one date), slots-window (31 days), booking (distinct free slots,
-signed-in clients), health (GET /health).
+signed-in clients), contended (every client the same 10 slots: 10 bookings, the rest 409),
+health (GET /health).
 
     uv run python bench/profile_requests.py booking --db postgresql --concurrency 20
     uv run python bench/profile_requests.py slots-date --slot-cache-mb 0   # computed afresh
@@ -39,6 +40,7 @@ from typing import Any
 import bench_booking
 import bench_slots
 import loadgen
+from bench_booking import SeededProvider
 from fastapi import FastAPI
 from sqlalchemy import event
 from support import DATABASES, SECRET_KEY, bench_database
@@ -144,25 +146,32 @@ async def scenario(name: str, url: str) -> AsyncIterator[Callable[[], Iterator[C
     providers = await bench_booking.seed(url)
     access_tokens = await bench_booking.add_clients(url)
     first_date = datetime.now(providers[0].zone).date() + timedelta(days=2)
-    streams = iter(
-        [
-            iter(
-                [
-                    (
-                        "POST",
-                        "/api/v1/appointments/",
-                        "",
-                        json.dumps(
-                            {"provider_id": str(provider.id), "start_datetime": start.isoformat()}
-                        ).encode(),
-                        {"authorization": f"Bearer {token}"},
-                    )
-                    for start in bench_booking.slot_starts(provider, first_date, 90)
-                ]
-            )
-            for provider, token in zip(providers, access_tokens, strict=True)
-        ]
-    )
+
+    def booking(provider: SeededProvider, start: datetime, token: str) -> Call:
+        body = {"provider_id": str(provider.id), "start_datetime": start.isoformat()}
+        headers = {"authorization": f"Bearer {token}"}
+        return ("POST", "/api/v1/appointments/", "", json.dumps(body).encode(), headers)
+
+    if name == "contended":  # every client tries the first provider's same 10 slots, over and over
+        contested = bench_booking.slot_starts(providers[0], first_date, 1)[:10]
+        streams = iter(
+            [
+                itertools.cycle([booking(providers[0], start, token) for start in contested])
+                for token in access_tokens
+            ]
+        )
+    else:  # client i books provider i's free slots in time order
+        streams = iter(
+            [
+                iter(
+                    [
+                        booking(provider, start, token)
+                        for start in bench_booking.slot_starts(provider, first_date, 90)
+                    ]
+                )
+                for provider, token in zip(providers, access_tokens, strict=True)
+            ]
+        )
     yield lambda: next(streams)
 
 
@@ -278,7 +287,8 @@ async def profile(
 def main() -> int:
     parser = argparse.ArgumentParser(description="Profile one kind of request in-process.")
     parser.add_argument(
-        "scenario", choices=["slots-date", "slots-window", "booking", "health", "trivial"]
+        "scenario",
+        choices=["slots-date", "slots-window", "booking", "contended", "health", "trivial"],
     )
     parser.add_argument("--db", choices=DATABASES, default="sqlite")
     parser.add_argument("--requests", type=int, default=400)

@@ -10,12 +10,14 @@ from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from slotwise.db import sqlite
+
 
 def make_engine(url: str, *, pool_size: int = 10, foreign_keys: bool = True) -> AsyncEngine:
     """``foreign_keys=False`` is for migrations only: SQLite's batch mode recreates a table,
     and dropping a referenced table with foreign keys on would cascade into its children."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, module=sqlite.dbapi())
         _configure_sqlite(engine, foreign_keys=foreign_keys)
         return engine
     # A fixed pool: overflow connections are closed when handed back, so under steady
@@ -42,10 +44,11 @@ def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
     def _on_begin(conn: Any) -> None:
         # Writers ask for BEGIN IMMEDIATE: SQLite then takes the write lock at the start,
         # so their check-then-write cannot interleave (see sessions.Database.transaction).
-        if conn.get_execution_options().get("sqlite_immediate"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # The adapter sends it with the transaction's first statement (db/sqlite.py).
+        adapted = conn.connection.dbapi_connection
+        assert isinstance(adapted, sqlite.OneTripConnection)
+        immediate = conn.get_execution_options().get("sqlite_immediate")
+        adapted.begin("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _discard_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:

@@ -1,0 +1,173 @@
+"""SQLite through aiosqlite, one trip to its thread a statement.
+
+aiosqlite runs each call on the connection in a thread of its own and hands the result back
+to the event loop: a trip that costs the worker far more than a small indexed statement
+does in SQLite. SQLAlchemy's adapter makes four for every statement that returns rows
+(open a cursor, execute, fetch, close) and three for one that does not, so a listing's one
+SELECT inside BEGIN and ROLLBACK took eight. This adapter, given to the engine as its DBAPI
+module (``make_engine``), does the whole of a statement in one trip, and sends BEGIN with
+the transaction's first statement rather than on a trip of its own: a listing takes two
+(BEGIN with its SELECT, then ROLLBACK), a transaction that never runs a statement none.
+
+Deferring BEGIN changes nothing a transaction can see: nothing else runs on the connection
+between the BEGIN and the statement it now travels with, and a BEGIN IMMEDIATE that waits
+for the write lock still does so before its transaction's first statement.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+# What one trip answers: the rows (None for a statement that returns none), the cursor's
+# description, rowcount and lastrowid, and whether a transaction is open after it.
+_Outcome = tuple[list[Any] | None, Any, int, int | None, bool]
+
+
+def _run(
+    connection: sqlite3.Connection,
+    begin: str | None,
+    operation: str,
+    parameters: Any,
+    many: bool,
+) -> _Outcome:
+    """In aiosqlite's thread: the deferred BEGIN, if any, then the statement, its rows
+    fetched and its cursor closed."""
+    if begin is not None:
+        connection.execute(begin)
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        else:
+            cursor.execute(operation, () if parameters is None else parameters)
+        rows = cursor.fetchall() if cursor.description else None
+        in_transaction = connection.in_transaction
+        return rows, cursor.description, cursor.rowcount, cursor.lastrowid, in_transaction
+    finally:
+        cursor.close()
+
+
+def _end(connection: sqlite3.Connection, commit: bool) -> None:
+    if commit:
+        connection.commit()
+    else:
+        connection.rollback()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor whose statement, fetch and close are one trip; it holds the fetched rows
+    and what the driver's cursor said of them."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection):
+        # No driver cursor is opened here (the base class opens one, a trip of its own).
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]  # as the DBAPI's: None before an INSERT
+
+    async def _async_soft_close(self) -> None:
+        """Nothing to close: the driver's cursor was closed in the statement's trip."""
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        await self._run(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        await self._run(operation, seq_of_parameters, many=True)
+
+    async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        adapted = self._adapt_connection
+        assert isinstance(adapted, OneTripConnection)
+        async with adapted._execute_mutex:
+            begin, adapted.pending_begin = adapted.pending_begin, None
+            try:
+                outcome = await self._connection._execute(
+                    _run, self._connection._conn, begin, operation, parameters, many
+                )
+            except BaseException:
+                # Whether a transaction is open is unknown (the BEGIN may have run, or a
+                # cancelled wait left the statement running): the next end makes its trip.
+                adapted.in_transaction = True
+                raise
+            rows, self._description, self._rowcount, self._lastrowid, adapted.in_transaction = (
+                outcome
+            )
+            if rows is not None:
+                self._rows = collections.deque(rows)
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ("in_transaction", "pending_begin")
+
+    _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any):
+        super().__init__(dbapi, connection)
+        self.pending_begin: str | None = None
+        self.in_transaction = False
+
+    def begin(self, statement: str) -> None:
+        """Begin a transaction with ``statement`` (BEGIN or BEGIN IMMEDIATE), sent with the
+        transaction's first statement."""
+        self.pending_begin = statement
+
+    def commit(self) -> None:
+        self._end(commit=True)
+
+    def rollback(self) -> None:
+        self._end(commit=False)
+
+    def _end(self, *, commit: bool) -> None:
+        # A BEGIN never sent has nothing to end; with no transaction open, neither has
+        # SQLite (its COMMIT and ROLLBACK do nothing then), so no trip is made.
+        self.pending_begin = None
+        if not self.in_transaction or not self._connection._connection:
+            return
+        try:
+            await_(self._connection._execute(_end, self._connection._conn, commit))
+        except Exception as error:
+            self._handle_exception(error)  # still open as far as we know: a ROLLBACK follows
+        self.in_transaction = False
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """aiosqlite as SQLAlchemy adapts it, its connections one trip a statement."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneTripConnection(self, adapted._connection)
+
+
+def dbapi() -> OneTripDBAPI:
+    return OneTripDBAPI(aiosqlite, sqlite3)

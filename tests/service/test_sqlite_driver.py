@@ -1,0 +1,156 @@
+"""SQLite's driver adapter (db/sqlite.py): one trip to aiosqlite's thread a statement, BEGIN
+sent with the transaction's first statement, and transactions that still behave as SQLite's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from slotwise.db.engine import make_engine
+
+metadata = MetaData()
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String, nullable=False, unique=True),
+)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls made on aiosqlite's thread, by name, as they happen."""
+    made: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: object, *args: object) -> object:
+        made.append(getattr(fn, "__name__", repr(fn)))
+        return await real(self, fn, *args)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return made
+
+
+async def test_a_read_transaction_is_two_trips(engine: AsyncEngine, trips: list[str]) -> None:
+    async with engine.connect() as connection:  # warm: the pool's connection is open
+        await connection.execute(select(1))
+    trips.clear()
+
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(items.c.id))).all()
+    # BEGIN travels with the SELECT; then the ROLLBACK that returns it to the pool.
+    assert rows == []
+    assert trips == ["_run", "_end"]
+
+
+async def test_a_transaction_with_no_statement_makes_no_trip(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(select(1))
+    trips.clear()
+
+    async with engine.begin():
+        pass
+    assert trips == []
+
+
+async def test_rows_counts_and_ids_come_back_as_the_driver_gives_them(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as connection:
+        first = await connection.execute(insert(items).values(name="a"))
+        await connection.execute(insert(items), [{"name": "b"}, {"name": "c"}])
+        changed = await connection.execute(
+            update(items).where(items.c.name != "a").values(name=items.c.name + "!")
+        )
+        names = (await connection.execute(select(items.c.name).order_by(items.c.id))).scalars()
+        assert first.inserted_primary_key == (1,)
+        assert changed.rowcount == 2
+        assert list(names) == ["a", "b!", "c!"]
+
+
+async def test_a_failed_statement_is_rolled_back_with_its_transaction(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(insert(items).values(name="taken"))
+
+    async def transaction(*names: str) -> None:
+        async with engine.begin() as connection:
+            for name in names:
+                await connection.execute(insert(items).values(name=name))
+
+    with pytest.raises(IntegrityError):
+        await transaction("taken")  # unique: fails
+    with pytest.raises(IntegrityError):
+        await transaction("not kept", "taken")
+
+    # The failed transactions (the first failing with its BEGIN, in one trip) were ended:
+    # the pool's connection came back with none open, the next transaction begins and
+    # commits, and nothing of the failed ones is kept.
+    async with engine.begin() as connection:
+        await connection.execute(insert(items).values(name="next"))
+    async with engine.connect() as connection:
+        names = (await connection.execute(select(items.c.name).order_by(items.c.id))).scalars()
+        assert names.all() == ["taken", "next"]
+
+
+async def test_begin_immediate_still_holds_the_write_lock_from_the_first_statement(
+    engine: AsyncEngine,
+) -> None:
+    """Two writers that read then write (the booking write's shape) run one after the other:
+    the second's BEGIN IMMEDIATE, sent with its read, waits for the first's COMMIT."""
+    immediate = engine.execution_options(sqlite_immediate=True)
+    order: list[str] = []
+    first_has_read = asyncio.Event()
+
+    async def writer(name: str, hold: float) -> None:
+        async with immediate.begin() as connection:
+            count = len((await connection.execute(select(items.c.id))).all())
+            order.append(f"{name} read {count}")
+            first_has_read.set()
+            await asyncio.sleep(hold)
+            await connection.execute(insert(items).values(name=name))
+
+    async def second() -> None:
+        await first_has_read.wait()
+        await writer("second", 0)
+
+    await asyncio.gather(writer("first", 0.2), second())
+    assert order == ["first read 0", "second read 1"]
+
+
+async def test_a_cancelled_statement_leaves_no_transaction_open(engine: AsyncEngine) -> None:
+    """A caller that stops waiting (a request cancelled) while its statement runs on the
+    thread: whatever the statement did, the connection's ROLLBACK still makes its trip."""
+    async with engine.connect() as connection:
+        await connection.execute(select(1))
+        await connection.commit()
+
+        statement = asyncio.ensure_future(connection.execute(insert(items).values(name="gone")))
+        await asyncio.sleep(0)  # the statement is on its way to the thread
+        statement.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await statement
+        await connection.rollback()
+
+    async with engine.connect() as connection:
+        assert (await connection.execute(select(items.c.name))).all() == []
