@@ -41,7 +41,7 @@ from slotwise.booking.create import Booked
 from slotwise.booking.errors import TermsChanged, refused
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.schemas import AppointmentCreate
-from slotwise.booking.terms import ATTEMPTS, TermsCache
+from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
 from slotwise.db import Database
 from slotwise.errors import AppError
 from slotwise.scheduling import Proposal, Reason, Refusal
@@ -69,8 +69,10 @@ class _Job:
 @dataclass(slots=True)
 class _Decided:
     job: _Job
-    booked: Booked
     proposal: Proposal
+    known: Known
+    user: User | None
+    booked: Booked | None = None  # built once the write is to take it (``_booked``)
 
 
 class BookingQueue:
@@ -197,6 +199,7 @@ class BookingQueue:
             _fail_all(jobs, exc)
             return
         for decided in written:
+            assert decided.booked is not None  # the write took it
             _answer(decided.job, decided.booked)
         for job, refusal in taken:  # their time was taken by a booking now committed
             _refuse(job, refused(refusal))
@@ -250,7 +253,7 @@ class BookingQueue:
         placed = scheduling.arrange([found.proposal for found in decided])
         admitted = [index for index, waiting in enumerate(placed) if waiting is None]
         rows = [
-            create.row_of(session, decided[i].booked, decided[i].proposal, self.guests)
+            create.row_of(session, self._booked(decided[i]), decided[i].proposal, self.guests)
             for i in admitted
         ]
         outcomes = dict(zip(admitted, await write.take(session, rows), strict=True))
@@ -303,10 +306,21 @@ class BookingQueue:
             else:
                 _refuse(job, refused(proposal))
             return None
-        booked = create.new_booking(
-            known, proposal, user=user, data=job.data, now=job.now, guests=self.guests
-        )
-        return _Decided(job=job, booked=booked, proposal=proposal)
+        return _Decided(job=job, proposal=proposal, known=known, user=user)
+
+    def _booked(self, found: _Decided) -> Booked:
+        """The booking's rows, built when the write is to take it: most of those that
+        wait on another of their batch are settled by its fate, and never written."""
+        if found.booked is None:
+            found.booked = create.new_booking(
+                found.known,
+                found.proposal,
+                user=found.user,
+                data=found.job.data,
+                now=found.job.now,
+                guests=self.guests,
+            )
+        return found.booked
 
     @staticmethod
     def _again(job: _Job, later: list[_Job]) -> None:
