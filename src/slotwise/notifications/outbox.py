@@ -69,7 +69,6 @@ WITHDRAW_REMINDERS = (
         OutboxMessage.status.concat(_constant("")) == _constant(OutboxStatus.PENDING),
     )
     .values(status=_constant(OutboxStatus.CANCELLED))
-    .execution_options(synchronize_session=False)
 )
 
 
