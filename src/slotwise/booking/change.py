@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import Select, Update, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from typing_extensions import Unpack
@@ -64,19 +64,19 @@ async def write(
     batch = messages or outbox.Batch()
     assert set(batch.withdrawn) <= {appointment.id}, "a change withdraws its own reminders"
     connection = await session.connection()
-    values = {f"set_{key}": value for key, value in change.values.items()}
-    values["of_appointment"] = appointment.id
+    params = {f"set_{key}": value for key, value in change.values.items()}
+    params["of_appointment"] = appointment.id
     if connection.dialect.name == "postgresql":
         rows = batch.rows
         statement, part = _statement(
             tuple(change.values), bool(batch.withdrawn), tuple(rows[0]) if rows else ()
         )
-        values.update({f"h_{key}": value for key, value in change.history.items()})
+        params.update({f"h_{key}": value for key, value in change.history.items()})
         if part is not None:
-            values.update(part.values(connection.dialect, rows))
-        await connection.execute(statement, values)
+            params.update(part.values(connection.dialect, rows))
+        await connection.execute(statement, params)
     else:
-        await connection.execute(_update(tuple(change.values)), values)
+        await connection.execute(_update(tuple(change.values)), params)
         await connection.execute(_INSERT_HISTORY, change.history)
         await batch.write(session)
     changes.note(session.sync_session, appointment.provider_id)
@@ -86,7 +86,7 @@ _INSERT_HISTORY = insert(_EVENTS)
 
 
 @cache
-def _update(keys: tuple[str, ...]) -> Any:
+def _update(keys: tuple[str, ...]) -> Update:
     """The appointment bound as ``of_appointment`` given the values ``set_<key>``."""
     return (
         update(_APPOINTMENTS)
