@@ -14,7 +14,8 @@ one) and calls it as an ASGI app directly, without uvicorn or sockets:
 
 Scenarios: slots-date (one date), slots-window (31 days), booking (distinct free slots,
 signed-in clients), contended (every client the same 10 slots: 10 bookings, the rest 409),
-health (GET /health).
+cancel and reschedule (each request cancels, or moves to the free slot after it, one of the
+client's own bookings, booked through the app beforehand), health (GET /health).
 
     uv run python bench/profile_requests.py booking --db postgresql --concurrency 20
     uv run python bench/profile_requests.py slots-date --slot-cache-mb 0   # computed afresh
@@ -40,10 +41,9 @@ from typing import Any
 import bench_booking
 import bench_slots
 import loadgen
-from bench_booking import SeededProvider
 from fastapi import FastAPI
 from sqlalchemy import event
-from support import DATABASES, SECRET_KEY, bench_database
+from support import DATABASES, SECRET_KEY, SeededProvider, bench_database
 
 from slotwise.config import Settings
 from slotwise.main import create_app
@@ -126,9 +126,26 @@ async def call(app: FastAPI, request: Call) -> tuple[int, bytes]:
     return status, payload
 
 
+def settings_for(url: str, slot_cache_mb: int | None = None) -> Settings:
+    """The served app's settings, on this database (without rate limits)."""
+    settings = Settings(
+        _env_file=None,
+        database_url=url,
+        secret_key=SECRET_KEY,
+        rate_limit_enabled=False,
+        log_level="WARNING",
+    )
+    if slot_cache_mb is not None:
+        settings = settings.model_copy(update={"slot_cache_mb": slot_cache_mb})
+    return settings
+
+
 @asynccontextmanager
-async def scenario(name: str, url: str) -> AsyncIterator[Callable[[], Iterator[Call]]]:
-    """Seed the database; yield a factory of request streams (one per concurrent caller)."""
+async def scenario(
+    name: str, url: str, *, callers: int, per_caller: int
+) -> AsyncIterator[Callable[[], Iterator[Call]]]:
+    """Seed the database; yield a factory of request streams (one per concurrent caller,
+    ``callers`` of them making ``per_caller`` requests each)."""
     if name.startswith("slots") or name in ("health", "trivial"):
         seeded = await bench_slots.seed_base(url)
         await bench_slots.top_up(url, seeded, 10_000, postgres="postgresql" in url)
@@ -146,6 +163,10 @@ async def scenario(name: str, url: str) -> AsyncIterator[Callable[[], Iterator[C
     providers = await bench_booking.seed(url)
     access_tokens = await bench_booking.add_clients(url)
     first_date = datetime.now(providers[0].zone).date() + timedelta(days=2)
+    if name in ("cancel", "reschedule"):
+        changes = await _changes(name, url, providers, access_tokens, callers, per_caller)
+        yield lambda: next(changes)
+        return
 
     def booking(provider: SeededProvider, start: datetime, token: str) -> Call:
         body = {"provider_id": str(provider.id), "start_datetime": start.isoformat()}
@@ -173,6 +194,49 @@ async def scenario(name: str, url: str) -> AsyncIterator[Callable[[], Iterator[C
             ]
         )
     yield lambda: next(streams)
+
+
+async def _changes(
+    name: str,
+    url: str,
+    providers: list[SeededProvider],
+    access_tokens: list[str],
+    callers: int,
+    per_caller: int,
+) -> Iterator[Iterator[Call]]:
+    """Each caller's client books ``per_caller`` slots on the hour through the app (so each
+    booking has its history and messages as served), then cancels each, or moves each to the
+    free half hour after it, one request per booking."""
+    first_date = datetime.now(providers[0].zone).date() + timedelta(days=2)
+    days = -(-per_caller // (bench_booking.SLOTS_PER_DAY // 2))
+    booker = create_app(settings_for(url))
+
+    async def book_all(provider: SeededProvider, token: str) -> list[tuple[str, datetime]]:
+        starts = bench_booking.slot_starts(provider, first_date, days)[::2][:per_caller]
+        headers = {"authorization": f"Bearer {token}"}
+        booked = []
+        for start in starts:
+            body = {"provider_id": str(provider.id), "start_datetime": start.isoformat()}
+            request = ("POST", "/api/v1/appointments/", "", json.dumps(body).encode(), headers)
+            status, payload = await call(booker, request)
+            assert status == 201, payload
+            booked.append((json.loads(payload)["id"], start))
+        return booked
+
+    pairs = list(zip(providers, access_tokens, strict=True))[:callers]
+    plans = await asyncio.gather(*(book_all(provider, token) for provider, token in pairs))
+    await booker.state.slotwise.db.dispose()
+
+    def requests(booked: list[tuple[str, datetime]], token: str) -> Iterator[Call]:
+        headers = {"authorization": f"Bearer {token}"}
+        for appointment_id, start in booked:
+            path = f"/api/v1/appointments/{appointment_id}/{name}"
+            body: dict[str, str] = {}
+            if name == "reschedule":
+                body = {"new_start_time": (start + timedelta(minutes=30)).isoformat()}
+            yield ("POST", path, "", json.dumps(body).encode(), headers)
+
+    return iter([requests(booked, token) for booked, (_, token) in zip(plans, pairs, strict=True)])
 
 
 async def drive(
@@ -205,17 +269,11 @@ async def profile(
     dump: str | None,
     slot_cache_mb: int | None,
 ) -> None:
-    async with scenario(name, url) as make_stream:
-        settings = Settings(
-            _env_file=None,
-            database_url=url,
-            secret_key=SECRET_KEY,
-            rate_limit_enabled=False,
-            log_level="WARNING",
-        )
-        if slot_cache_mb is not None:
-            settings = settings.model_copy(update={"slot_cache_mb": slot_cache_mb})
-        app = create_app(settings)
+    warmup = max(concurrency * 5, 20)
+    # Each caller's share of the warm-up and of the two measured runs (``drive``).
+    per_caller = warmup // concurrency + 2 * (requests // concurrency)
+    async with scenario(name, url, callers=concurrency, per_caller=per_caller) as make_stream:
+        app = create_app(settings_for(url, slot_cache_mb))
         gc.freeze()  # as the served app's lifespan does at start-up
         engine = app.state.slotwise.db.engine.sync_engine
         sql = {"count": 0, "seconds": 0.0}
@@ -231,12 +289,14 @@ async def profile(
             sql["seconds"] += time.perf_counter() - conn.info.pop("bench_t0")
             words = statement.split()
             table = words[words.index("FROM") + 1] if "FROM" in words else ""
-            if words[0] in ("INSERT", "UPDATE", "DELETE"):
+            if words[0] in ("INSERT", "DELETE"):  # INSERT INTO t, DELETE FROM t
                 table = words[2]
+            elif words[0] == "UPDATE":
+                table = words[1]
             kinds[f"{words[0]} {table}".strip()] += 1
 
         streams = [make_stream() for _ in range(concurrency)]
-        await drive(app, streams, max(concurrency * 5, 20))  # warm-up
+        await drive(app, streams, warmup)
         sql.update(count=0, seconds=0.0)
         kinds.clear()
         elapsed, cpu, statuses = await drive(app, streams, requests)
@@ -288,7 +348,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Profile one kind of request in-process.")
     parser.add_argument(
         "scenario",
-        choices=["slots-date", "slots-window", "booking", "contended", "health", "trivial"],
+        choices=[
+            "slots-date",
+            "slots-window",
+            "booking",
+            "contended",
+            "cancel",
+            "reschedule",
+            "health",
+            "trivial",
+        ],
     )
     parser.add_argument("--db", choices=DATABASES, default="sqlite")
     parser.add_argument("--requests", type=int, default=400)

@@ -12,7 +12,6 @@ from slotwise.booking import repository
 from slotwise.booking.errors import AppointmentNotFound
 from slotwise.booking.events import ActorRole
 from slotwise.booking.models import Appointment
-from slotwise.providers import repository as providers_repo
 from slotwise.providers.models import Provider
 from slotwise.users.models import Role, User
 
@@ -23,6 +22,10 @@ class Access:
     actor: User | None
     role: ActorRole
     provider: Provider  # whose appointment it is: its policies apply
+    # What its messages tell of it besides the provider (``publish.acted_facts``): the
+    # client's account (None: a guest's) and the service's name (None: no service).
+    client: User | None
+    service_name: str | None
 
     @property
     def is_client_side(self) -> bool:
@@ -34,30 +37,25 @@ async def for_user(
     session: AsyncSession, *, user: User, appointment_id: uuid.UUID, lock: bool = False
 ) -> Access:
     """``lock`` when the caller will change it: the row is locked until the commit."""
-    appointment = await repository.get(session, appointment_id, lock=lock)
-    if appointment is None:
+    found = await repository.get(session, appointment_id, lock=lock)
+    if found is None:
         raise AppointmentNotFound()
     if user.role is Role.ADMIN:
-        return await _access(session, appointment, user, ActorRole.ADMIN)
-    if appointment.client_id == user.id:
-        return await _access(session, appointment, user, ActorRole.CLIENT)
-    if user.role is Role.PROVIDER:
-        provider = await providers_repo.get_for_user(session, user.id)
-        if provider is not None and appointment.provider_id == provider.id:
-            return Access(appointment, user, ActorRole.PROVIDER, provider)
+        return _access(found, user, ActorRole.ADMIN)
+    if found.appointment.client_id == user.id:
+        return _access(found, user, ActorRole.CLIENT)
+    if user.role is Role.PROVIDER and found.provider.user_id == user.id:
+        return _access(found, user, ActorRole.PROVIDER)
     raise AppointmentNotFound()
 
 
 async def for_guest_token(session: AsyncSession, *, token: str, lock: bool = False) -> Access:
-    appointment = await repository.get_by_token_hash(session, tokens.fingerprint(token), lock=lock)
-    if appointment is None:
+    found = await repository.get_by_token_hash(session, tokens.fingerprint(token), lock=lock)
+    if found is None:
         raise AppointmentNotFound()
-    return await _access(session, appointment, None, ActorRole.GUEST)
+    return _access(found, None, ActorRole.GUEST)
 
 
-async def _access(
-    session: AsyncSession, appointment: Appointment, actor: User | None, role: ActorRole
-) -> Access:
-    provider = await providers_repo.get(session, appointment.provider_id)
-    assert provider is not None  # appointments are deleted with their provider
-    return Access(appointment, actor, role, provider)
+def _access(found: repository.Found, actor: User | None, role: ActorRole) -> Access:
+    appointment, provider, client, service_name = found
+    return Access(appointment, actor, role, provider, client, service_name)

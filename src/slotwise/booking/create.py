@@ -263,9 +263,10 @@ def _messages(bookings: list[Booked]) -> list[dict[str, Any]]:
 
 async def rotate_manage_token(session: AsyncSession, *, appointment_id: uuid.UUID) -> str | None:
     """A new manage token for a guest booking (the old one stops working)."""
-    appointment = await repository.get(session, appointment_id)
-    if appointment is None or appointment.guest_email is None:
+    found = await repository.get(session, appointment_id)
+    if found is None or found.appointment.guest_email is None:
         return None
+    appointment = found.appointment
     token = tokens.new_secret_token()
     appointment.manage_token_hash = tokens.fingerprint(token)
     await session.flush()

@@ -9,7 +9,7 @@ from typing import Any, NotRequired
 
 from typing_extensions import TypedDict, Unpack
 
-from slotwise.booking.models import Appointment, AppointmentEvent
+from slotwise.booking.models import Appointment
 from slotwise.users.models import User
 
 
@@ -34,15 +34,9 @@ class Change(TypedDict):
     reason: NotRequired[str | None]
 
 
-def record(appointment: Appointment, **change: Unpack[Change]) -> AppointmentEvent:
-    """A history row, attached to the appointment (written with it by the ORM)."""
-    event = AppointmentEvent(**entry(appointment, **change))
-    appointment.events.append(event)
-    return event
-
-
 def entry(appointment: Appointment, **change: Unpack[Change]) -> dict[str, Any]:
-    """A history row's values, for rows written without the ORM (``record`` attaches one)."""
+    """A history row's values (written by Core INSERTs: a new booking's by
+    ``booking.write``, a change's by ``booking.change``)."""
     actor = change["actor"]
     return {
         "id": uuid.uuid4(),

@@ -18,13 +18,12 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import tokens
-from slotwise.booking import publish, repository
+from slotwise.booking import change, publish, repository
 from slotwise.booking.errors import AppointmentNotFound, InvalidTransition, VerificationExpired
-from slotwise.booking.events import ActorRole, record
+from slotwise.booking.events import ActorRole
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
 from slotwise.config import Settings
 from slotwise.notifications import outbox
-from slotwise.providers import repository as providers_repo
 
 VERIFY_PATH = "/api/v1/bookings/verify/{token}"
 
@@ -60,11 +59,10 @@ async def verify(
     any other (awaiting the provider's confirmation, or confirmed), and its messages go out
     (with reminders ``reminder_offsets`` minutes before the start).
     Following it again answers the booking as it is; after the hold ended, 409."""
-    appointment = await repository.get_by_verify_token_hash(
-        session, tokens.fingerprint(token), lock=True
-    )
-    if appointment is None:
+    found = await repository.get_by_verify_token_hash(session, tokens.fingerprint(token), lock=True)
+    if found is None:
         raise AppointmentNotFound()
+    appointment, provider = found.appointment, found.provider
     if appointment.status in ACTIVE_STATUSES:
         return appointment  # verified already (a second click)
     if appointment.cancel_reason == repository.HOLD_EXPIRED or (
@@ -74,14 +72,10 @@ async def verify(
         raise VerificationExpired()
     if appointment.status is not Status.PENDING_VERIFICATION:
         raise InvalidTransition(details={"from": appointment.status.value, "to": "verified"})
-    provider = await providers_repo.get(session, appointment.provider_id)
-    assert provider is not None  # appointments are deleted with their provider
     to = Status.PENDING if provider.requires_confirmation else Status.CONFIRMED
-    appointment.status = to
-    appointment.hold_until = None
-    appointment.updated_at = now
-    record(
+    verified = change.apply(
         appointment,
+        {"status": to, "hold_until": None},
         actor=None,
         role=ActorRole.GUEST,
         action="email_verified",
@@ -89,11 +83,11 @@ async def verify(
         from_status=Status.PENDING_VERIFICATION.value,
         to_status=to.value,
     )
-    await session.flush()
-    await outbox.enqueue_verified(
-        session,
-        booking=await publish.facts_of(session, appointment, provider),
-        offsets=reminder_offsets,
-        now=now,
+    # Its messages go out now, as a new booking's do.
+    booking = publish.facts(
+        appointment, publish.parties(appointment, provider, found.client, found.service_name)
     )
+    messages = outbox.Batch()
+    outbox.add_booked(messages, reminder_offsets, booking=booking, now=now)
+    await change.write(session, verified, messages)
     return appointment

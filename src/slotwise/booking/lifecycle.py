@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking import publish
+from slotwise.booking import change, publish
 from slotwise.booking.access import Access
 from slotwise.booking.errors import (
     InvalidTransition,
@@ -16,7 +17,7 @@ from slotwise.booking.errors import (
     NotStarted,
     PolicyWindowClosed,
 )
-from slotwise.booking.events import ActorRole, record
+from slotwise.booking.events import ActorRole
 from slotwise.booking.models import Appointment, ClientStanding, Status
 from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
@@ -53,15 +54,17 @@ def check_window(access: Access, provider: Provider, *, now: datetime) -> None:
         )
 
 
-def _move(access: Access, to: Status, *, now: datetime, reason: str | None) -> Appointment:
+def _move(
+    access: Access, to: Status, *, now: datetime, reason: str | None, **values: Any
+) -> change.Change:
+    """The status change (with ``values``, more of the row's new values), applied to the
+    loaded appointment; the caller writes it."""
     appointment = access.appointment
     check_transition(appointment, to)
     before = appointment.status
-    appointment.status = to
-    appointment.updated_at = now
-    appointment.sequence += 1
-    record(
+    return change.apply(
         appointment,
+        {"status": to, "sequence": appointment.sequence + 1, **values},
         actor=access.actor,
         role=access.role,
         action="status_changed",
@@ -70,7 +73,23 @@ def _move(access: Access, to: Status, *, now: datetime, reason: str | None) -> A
         to_status=to.value,
         reason=reason,
     )
-    return appointment
+
+
+async def _write_status_changed(
+    session: AsyncSession,
+    access: Access,
+    moved: change.Change,
+    *,
+    before: Status,
+    offsets: Sequence[int],
+    now: datetime,
+) -> Appointment:
+    messages = outbox.Batch()
+    outbox.add_status_changed(
+        messages, booking=publish.acted_facts(access), before=before, offsets=offsets, now=now
+    )
+    await change.write(session, moved, messages)
+    return moved.appointment
 
 
 async def set_status(
@@ -90,16 +109,10 @@ async def set_status(
     if access.role not in PROVIDER_SIDE:
         raise NotAllowed("Only the provider or an admin can confirm or decline.")
     before = access.appointment.status
-    appointment = _move(access, to, now=now, reason=reason)
-    await session.flush()
-    await outbox.enqueue_status_changed(
-        session,
-        booking=await publish.facts_of(session, appointment, provider),
-        before=before,
-        offsets=reminder_offsets,
-        now=now,
+    moved = _move(access, to, now=now, reason=reason)
+    return await _write_status_changed(
+        session, access, moved, before=before, offsets=reminder_offsets, now=now
     )
-    return appointment
 
 
 async def cancel(
@@ -113,17 +126,15 @@ async def cancel(
     check_transition(access.appointment, Status.CANCELLED)
     check_window(access, provider, now=now)
     before = access.appointment.status
-    appointment = _move(access, Status.CANCELLED, now=now, reason=reason)
-    appointment.cancel_reason = reason
-    await session.flush()
-    await outbox.enqueue_status_changed(
+    moved = _move(access, Status.CANCELLED, now=now, reason=reason, cancel_reason=reason)
+    return await _write_status_changed(
         session,
-        booking=await publish.facts_of(session, appointment, provider),
+        access,
+        moved,
         before=before,
         offsets=(),  # a cancelled appointment has no reminders
         now=now,
     )
-    return appointment
 
 
 async def mark_finished(
@@ -137,7 +148,7 @@ async def mark_finished(
     if now < appointment.start_at:
         local_start = appointment.start_at.astimezone(ZoneInfo(appointment.timezone))
         raise NotStarted(details={"start_at": local_start.isoformat()})
-    _move(access, to, now=now, reason=None)
+    await change.write(session, _move(access, to, now=now, reason=None))
     if to is Status.NO_SHOW:
         await _count_no_show(session, appointment.client_key, block_after=block_after, now=now)
     await session.flush()
@@ -162,9 +173,13 @@ async def _count_no_show(
 async def update_notes(
     session: AsyncSession, access: Access, *, notes: str | None, now: datetime
 ) -> Appointment:
-    appointment = access.appointment
-    appointment.notes = notes
-    appointment.updated_at = now
-    record(appointment, actor=access.actor, role=access.role, action="notes_updated", now=now)
-    await session.flush()
-    return appointment
+    noted = change.apply(
+        access.appointment,
+        {"notes": notes},
+        actor=access.actor,
+        role=access.role,
+        action="notes_updated",
+        now=now,
+    )
+    await change.write(session, noted)
+    return noted.appointment

@@ -51,23 +51,30 @@ def client_party(appointment: Appointment, client_user: User | None) -> Party:
     )
 
 
-async def parties_of(
-    session: AsyncSession, appointment: Appointment, provider: Provider | None = None
+def parties(
+    appointment: Appointment,
+    provider: Provider,
+    client_user: User | None,
+    service_name: str | None,
 ) -> Parties:
-    """The provider (``provider`` if it is the appointment's; else read), the client and the
-    service's title (the session's identity map caches what it reads)."""
-    if provider is None or provider.id != appointment.provider_id:
-        provider = await session.get(Provider, appointment.provider_id)
-        assert provider is not None  # appointments cascade with their provider
-    client_user = await session.get(User, appointment.client_id) if appointment.client_id else None
-    service = await session.get(Service, appointment.service_id) if appointment.service_id else None
+    """The appointment's provider (with its account), its client (their account, or None for
+    a guest) and its title (with its service's name, if it has a service)."""
     return Parties(
         provider=Party(
             email=provider.user.email, name=provider.full_name, timezone=provider.timezone
         ),
         client=client_party(appointment, client_user),
-        title=title(provider.full_name, service.name if service else None),
+        title=title(provider.full_name, service_name),
     )
+
+
+async def parties_of(session: AsyncSession, appointment: Appointment) -> Parties:
+    """``parties``, read (the session's identity map caches what it reads)."""
+    provider = await session.get(Provider, appointment.provider_id)
+    assert provider is not None  # appointments cascade with their provider
+    client_user = await session.get(User, appointment.client_id) if appointment.client_id else None
+    service = await session.get(Service, appointment.service_id) if appointment.service_id else None
+    return parties(appointment, provider, client_user, service.name if service else None)
 
 
 def facts(
@@ -89,10 +96,16 @@ def facts(
     )
 
 
-async def facts_of(
-    session: AsyncSession, appointment: Appointment, provider: Provider | None = None
-) -> BookingFacts:
-    return facts(appointment, await parties_of(session, appointment, provider))
+async def facts_of(session: AsyncSession, appointment: Appointment) -> BookingFacts:
+    return facts(appointment, await parties_of(session, appointment))
+
+
+def acted_facts(acting: access.Access) -> BookingFacts:
+    """The facts of the appointment someone acts on, from what was loaded with it."""
+    appointment = acting.appointment
+    return facts(
+        appointment, parties(appointment, acting.provider, acting.client, acting.service_name)
+    )
 
 
 class CalendarAppointments:
@@ -103,7 +116,7 @@ class CalendarAppointments:
     ) -> BookingFacts:
         """One the user takes part in, or AppointmentNotFound (404) as for any other."""
         acting = await access.for_user(session, user=user, appointment_id=appointment_id)
-        return await facts_of(session, acting.appointment, acting.provider)
+        return acted_facts(acting)
 
     async def of_user(
         self, session: AsyncSession, *, user: User, starting_from: datetime | None = None

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from slotwise.availability import changes
 from slotwise.booking.models import (
@@ -34,6 +35,8 @@ from slotwise.booking.models import (
     Status,
 )
 from slotwise.db import one_of, padded
+from slotwise.providers.models import Provider, Service
+from slotwise.users.models import User
 
 # The longest blocked span an appointment can have (12 h session + 2 x 4 h buffers), so
 # that a window query can be an index range scan on (provider_id, blocked_start_at).
@@ -202,29 +205,59 @@ _RELEASE = _release(postgresql=False)
 _INSERT_EVENTS = insert(AppointmentEvent)
 
 
-def _one(where: ColumnElement[bool], *, lock: bool) -> Select[Appointment]:
-    query = select(Appointment).where(where).options(selectinload(Appointment.events))
+class Found(NamedTuple):
+    """An appointment with what acting on it reads: its history (loaded with it), its
+    provider (with the provider's account), its client's account (None for a guest's) and
+    its service's name (None without a service)."""
+
+    appointment: Appointment
+    provider: Provider
+    client: User | None
+    service_name: str | None
+
+
+_CLIENT = aliased(User, name="client")
+
+
+@cache
+def _one(key: str, *, lock: bool) -> Select[Appointment, Provider, User, str]:
+    """``Found`` in one statement, by the column ``key`` equal to the parameter ``value``
+    (the provider's account joined by its relationship); built once."""
+    query = (
+        select(Appointment, Provider, _CLIENT, Service.name)
+        .join(Provider, Provider.id == Appointment.provider_id)
+        .outerjoin(_CLIENT, _CLIENT.id == Appointment.client_id)
+        .outerjoin(Service, Service.id == Appointment.service_id)
+        .where(getattr(Appointment, key) == bindparam("value"))
+        .options(joinedload(Appointment.events))
+    )
     # A change locks the row (PostgreSQL), so two concurrent changes apply one after the
     # other and the second sees the first's status. SQLite's BEGIN IMMEDIATE does the same.
     return query.with_for_update(of=Appointment) if lock else query
 
 
+async def _found(session: AsyncSession, key: str, value: object, *, lock: bool) -> Found | None:
+    result = await session.execute(_one(key, lock=lock), {"value": value})
+    row = result.unique().one_or_none()
+    return None if row is None else Found(*row)
+
+
 async def get(
     session: AsyncSession, appointment_id: uuid.UUID, *, lock: bool = False
-) -> Appointment | None:
-    return await session.scalar(_one(Appointment.id == appointment_id, lock=lock))
+) -> Found | None:
+    return await _found(session, "id", appointment_id, lock=lock)
 
 
 async def get_by_verify_token_hash(
     session: AsyncSession, token_hash: str, *, lock: bool = False
-) -> Appointment | None:
-    return await session.scalar(_one(Appointment.verify_token_hash == token_hash, lock=lock))
+) -> Found | None:
+    return await _found(session, "verify_token_hash", token_hash, lock=lock)
 
 
 async def get_by_token_hash(
     session: AsyncSession, token_hash: str, *, lock: bool = False
-) -> Appointment | None:
-    return await session.scalar(_one(Appointment.manage_token_hash == token_hash, lock=lock))
+) -> Found | None:
+    return await _found(session, "manage_token_hash", token_hash, lock=lock)
 
 
 def visible_to(

@@ -9,10 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
-from slotwise.booking import publish, write
+from slotwise.booking import change, publish, write
 from slotwise.booking.access import Access
 from slotwise.booking.errors import InvalidTransition, TermsChanged, refused
-from slotwise.booking.events import record
 from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.lifecycle import check_window
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
@@ -50,40 +49,44 @@ async def reschedule(
     )
     before_start, before_status = appointment.start_at, appointment.status
     before_end = appointment.end_at
-    appointment.start_at = placement.start_at
-    appointment.end_at = placement.end_at
-    appointment.blocked_start_at = placement.blocked_start_at
-    appointment.blocked_end_at = placement.blocked_end_at
-    appointment.sequence += 1
-    appointment.updated_at = now
+    status = appointment.status
     # A client's new time needs the provider's confirmation again, if the provider confirms.
     if access.is_client_side and terms.requires_confirmation:
-        appointment.status = Status.PENDING
-    record(
+        status = Status.PENDING
+    moved = change.apply(
         appointment,
+        {
+            "start_at": placement.start_at,
+            "end_at": placement.end_at,
+            "blocked_start_at": placement.blocked_start_at,
+            "blocked_end_at": placement.blocked_end_at,
+            "sequence": appointment.sequence + 1,
+            "status": status,
+        },
         actor=access.actor,
         role=access.role,
         action="rescheduled",
         now=now,
         from_status=before_status.value,
-        to_status=appointment.status.value,
+        to_status=status.value,
         from_start_at=before_start,
         to_start_at=placement.start_at,
         reason=data.reason,
     )
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise_for_constraint(exc)
-    await outbox.enqueue_rescheduled(
-        session,
-        booking=await publish.facts_of(session, appointment, provider),
+    messages = outbox.Batch()
+    outbox.add_rescheduled(
+        messages,
+        booking=publish.acted_facts(access),
         offsets=reminder_offsets,
         previous_start_at=before_start,
         previous_end_at=before_end,
         before=before_status,
         now=now,
     )
+    try:
+        await change.write(session, moved, messages)
+    except IntegrityError as exc:
+        raise_for_constraint(exc)
     return appointment
 
 

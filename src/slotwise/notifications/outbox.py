@@ -1,9 +1,11 @@
 """Queueing messages: rows in the outbox, added to the caller's session (flush, never commit).
 
-Booking code calls these in the transaction of the change, so a message exists exactly when
-the change does, and tells what changed as ``BookingFacts`` (never its ORM rows). Reminders
-are rows due ``offset`` before the start (the offsets are the caller's: the application's
-settings); moving or cancelling an appointment withdraws its pending reminders.
+Booking code adds a change's messages to a ``Batch`` and writes it in the transaction of the
+change (``Batch.write``, or booking's own write of the change, which sends the batch with the
+change's other statements), so a message exists exactly when the change does, and tells what
+changed as ``BookingFacts`` (never its ORM rows). Reminders are rows due ``offset`` before the
+start (the offsets are the caller's: the application's settings); moving or cancelling an
+appointment withdraws its pending reminders (``WITHDRAW_REMINDERS``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, literal_column, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking.facts import BookingFacts, Party, Status
@@ -49,11 +51,34 @@ def manage_url(template: str, token: str | None) -> str | None:
 _INSERT_MESSAGES = insert(table_of(OutboxMessage))  # built once
 
 
+def _constant(text: str) -> Any:
+    """A string constant in the SQL: the statement below is also part of others (booking's
+    write of a change), where its only parameter must be the one they share."""
+    return literal_column(f"'{text}'")
+
+
+# The pending reminders of the appointment bound as ``of_appointment``, withdrawn. The status
+# is compared as text (``status || ''``), which no index serves: without statistics, SQLite's
+# planner would otherwise search the (status, due_at) index, every pending message, rather
+# than the appointment's own.
+WITHDRAW_REMINDERS = (
+    update(OutboxMessage)
+    .where(
+        OutboxMessage.appointment_id == bindparam("of_appointment"),
+        OutboxMessage.kind == _constant(REMINDER),
+        OutboxMessage.status.concat(_constant("")) == _constant(OutboxStatus.PENDING),
+    )
+    .values(status=_constant(OutboxStatus.CANCELLED))
+)
+
+
 class Batch:
-    """The messages one change queues, written together in one INSERT (``write``)."""
+    """The messages one change queues, written together in one INSERT (``write``), after the
+    withdrawal of the reminders it replaces (``withdrawn``: appointments' ids)."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.withdrawn: list[uuid.UUID] = []
 
     def add(
         self,
@@ -89,14 +114,21 @@ class Batch:
             }
         )
 
+    def withdraw_reminders(self, appointment_id: uuid.UUID) -> None:
+        """The appointment's pending reminders are withdrawn before the batch's rows are
+        written (so reminders the batch schedules anew are kept)."""
+        self.withdrawn.append(appointment_id)
+
     async def write(self, session: AsyncSession) -> None:
         """Into the caller's transaction, after the session's pending changes (so the
         appointment the messages refer to is written before them)."""
         await session.flush()
+        connection = await session.connection()
+        for appointment_id in self.withdrawn:
+            await connection.execute(WITHDRAW_REMINDERS, {"of_appointment": appointment_id})
         if self.rows:
-            connection = await session.connection()
             await connection.execute(_INSERT_MESSAGES, self.rows)
-            self.rows = []
+        self.rows, self.withdrawn = [], []
 
 
 def _context(booking: BookingFacts, **extra: Any) -> dict[str, Any]:
@@ -158,19 +190,6 @@ def _schedule_reminders(
         )
 
 
-async def _withdraw_reminders(session: AsyncSession, appointment_id: uuid.UUID) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.appointment_id == appointment_id,
-            OutboxMessage.kind == REMINDER,
-            OutboxMessage.status == OutboxStatus.PENDING,
-        )
-        .values(status=OutboxStatus.CANCELLED)
-        .execution_options(synchronize_session=False)
-    )
-
-
 def add_booked(
     batch: Batch, offsets: Sequence[int], *, booking: BookingFacts, now: datetime
 ) -> None:
@@ -218,15 +237,6 @@ def add_held(batch: Batch, *, booking: BookingFacts, now: datetime, verify_url: 
     )
 
 
-async def enqueue_verified(
-    session: AsyncSession, *, booking: BookingFacts, offsets: Sequence[int], now: datetime
-) -> None:
-    """A held booking's email is verified: its messages go out as a new booking's do."""
-    batch = Batch()
-    add_booked(batch, offsets, booking=booking, now=now)
-    await batch.write(session)
-
-
 def _confirmed(
     batch: Batch, offsets: Sequence[int], booking: BookingFacts, *, now: datetime, **link: str
 ) -> None:
@@ -241,8 +251,8 @@ def _confirmed(
     _schedule_reminders(batch, offsets, booking, now=now)
 
 
-async def enqueue_status_changed(
-    session: AsyncSession,
+def add_status_changed(
+    batch: Batch,
     *,
     booking: BookingFacts,
     before: Status,
@@ -253,7 +263,6 @@ async def enqueue_status_changed(
     a held guest booking (only the guest heard of it, and ended it)."""
     if before is Status.PENDING_VERIFICATION:
         return
-    batch = Batch()
     if booking.status is Status.CONFIRMED:
         _confirmed(batch, offsets, booking, now=now)
     elif booking.status is Status.DECLINED:
@@ -265,7 +274,7 @@ async def enqueue_status_changed(
             appointment_id=booking.appointment_id,
         )
     elif booking.status is Status.CANCELLED:
-        await _withdraw_reminders(session, booking.appointment_id)
+        batch.withdraw_reminders(booking.appointment_id)
         cancellation = None
         if before is Status.CONFIRMED:  # calendars hold the event: remove it
             cancellation = _invitation(booking, now=now, method=ics.Method.CANCEL)
@@ -277,11 +286,10 @@ async def enqueue_status_changed(
             invitation=cancellation,
             reason=booking.cancel_reason,
         )
-    await batch.write(session)
 
 
-async def enqueue_rescheduled(
-    session: AsyncSession,
+def add_rescheduled(
+    batch: Batch,
     *,
     booking: BookingFacts,
     previous_start_at: datetime,
@@ -291,8 +299,7 @@ async def enqueue_rescheduled(
     now: datetime,
 ) -> None:
     """Both parties hear of the new time; calendars get the update; reminders move."""
-    batch = Batch()
-    await _withdraw_reminders(session, booking.appointment_id)
+    batch.withdraw_reminders(booking.appointment_id)
     # A calendar that holds (or should hold) the event gets the update, same UID.
     held = Status.CONFIRMED in (before, booking.status)
     method = ics.Method.REQUEST if held else None
@@ -307,7 +314,6 @@ async def enqueue_rescheduled(
     )
     if booking.status is Status.CONFIRMED:
         _schedule_reminders(batch, offsets, booking, now=now)
-    await batch.write(session)
 
 
 async def enqueue_password_reset(

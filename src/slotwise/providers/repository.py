@@ -86,7 +86,3 @@ async def get_service(
     return await session.scalar(
         select(Service).where(Service.id == service_id, Service.provider_id == provider_id)
     )
-
-
-async def get(session: AsyncSession, provider_id: uuid.UUID) -> Provider | None:
-    return await session.get(Provider, provider_id)

@@ -1,0 +1,143 @@
+"""A change to an appointment (booking.change): loaded in one statement and written in one
+(PostgreSQL) or one per table (SQLite), with its history and messages; the kept listing
+follows it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event
+
+from slotwise.booking.models import AppointmentEvent
+from slotwise.notifications import outbox
+from slotwise.notifications.models import OutboxMessage, OutboxStatus
+from tests.availability.test_slot_cache import HOURS, cache_in_use, hours
+from tests.factories import Clock, bookable_provider, count_rows, signed_in
+
+DAY = "2027-03-03"  # two days after BOOKING_NOW: the reminders (24 h before) are ahead
+
+
+@contextmanager
+def statements_of(app: FastAPI) -> Iterator[list[str]]:
+    """The statements the app runs inside the block."""
+    seen: list[str] = []
+    engine = app.state.slotwise.db.engine.sync_engine
+
+    def _seen(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", _seen)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", _seen)
+
+
+def _on_postgresql(app: FastAPI) -> bool:
+    return bool(app.state.slotwise.db.engine.dialect.name == "postgresql")
+
+
+async def _confirmed(client: httpx.AsyncClient) -> tuple[dict[str, str], dict[str, Any]]:
+    """A client's confirmed booking at 10:00 (with its reminders queued)."""
+    _, profile = await bookable_provider(
+        client,
+        session_duration_minutes=60,
+        requires_confirmation=False,
+        cancellation_window_minutes=0,
+    )
+    customer = await signed_in(client)
+    booked = await client.post(
+        "/appointments/",
+        headers=customer.headers,
+        json={"provider_id": profile["id"], "start_datetime": f"{DAY}T10:00:00Z"},
+    )
+    assert booked.status_code == 201, booked.text
+    return customer.headers, {**booked.json(), "handle": profile["public_handle"]}
+
+
+async def _reminders(app: FastAPI, appointment_id: str, status: OutboxStatus) -> int:
+    return await count_rows(
+        app,
+        OutboxMessage,
+        appointment_id=uuid.UUID(appointment_id),
+        kind=outbox.REMINDER,
+        status=status,
+    )
+
+
+async def test_a_cancellation_is_one_load_and_one_write(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    headers, booked = await _confirmed(client)
+    reminded = await _reminders(app, booked["id"], OutboxStatus.PENDING)
+    assert reminded > 0
+    with statements_of(app) as statements:
+        response = await client.post(f"/appointments/{booked['id']}/cancel", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["history"][-1]["to_status"] == "cancelled"
+    changing = [s for s in statements if "appointment" in s or "outbox" in s]
+    # The appointment with its history, provider, client and service; then the change: one
+    # statement on PostgreSQL; on SQLite the row, its history, the reminders withdrawn and
+    # the messages queued.
+    assert len(changing) == (2 if _on_postgresql(app) else 5), changing
+    assert changing[0].startswith("SELECT appointments.")
+    assert len(statements) - len(changing) <= 2, statements  # the caller; SQLite's BEGIN
+    aid = uuid.UUID(booked["id"])
+    assert await count_rows(app, AppointmentEvent, appointment_id=aid) == 2
+    assert await count_rows(app, OutboxMessage, appointment_id=aid, kind="booking_cancelled") == 2
+    assert await _reminders(app, booked["id"], OutboxStatus.CANCELLED) == reminded
+    assert await _reminders(app, booked["id"], OutboxStatus.PENDING) == 0
+
+
+async def test_a_reschedule_keeps_the_reminders_it_schedules(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """The old time's reminders are withdrawn and the new time's kept, though on
+    PostgreSQL both are written by the same statement."""
+    headers, booked = await _confirmed(client)
+    reminded = await _reminders(app, booked["id"], OutboxStatus.PENDING)
+    assert reminded > 0
+    response = await client.post(
+        f"/appointments/{booked['id']}/reschedule",
+        headers=headers,
+        json={"new_start_time": f"{DAY}T14:00:00Z"},
+    )
+    assert response.status_code == 200, response.text
+    assert await _reminders(app, booked["id"], OutboxStatus.CANCELLED) == reminded
+    assert await _reminders(app, booked["id"], OutboxStatus.PENDING) == reminded
+
+
+async def test_the_kept_listing_follows_a_reschedule(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    await cache_in_use(app)
+    headers, booked = await _confirmed(client)
+    listed = await hours(client, booked["handle"])
+    assert listed == [hour for hour in HOURS if hour != "10:00"]
+    assert await hours(client, booked["handle"]) == listed  # kept
+    response = await client.post(
+        f"/appointments/{booked['id']}/reschedule",
+        headers=headers,
+        json={"new_start_time": f"{DAY}T14:00:00Z"},
+    )
+    assert response.status_code == 200, response.text
+    assert await hours(client, booked["handle"]) == [hour for hour in HOURS if hour != "14:00"]
+
+
+async def test_withdrawing_reminders_searches_the_appointments_messages(app: FastAPI) -> None:
+    """Not every pending message (SQLite's planner, without statistics, took the (status,
+    due_at) index when the status was compared as a column)."""
+    if _on_postgresql(app):
+        pytest.skip("PostgreSQL plans with statistics")
+    async with app.state.slotwise.db.session(writes=False) as session:
+        connection = await session.connection()
+        compiled = outbox.WITHDRAW_REMINDERS.compile(dialect=connection.dialect)
+        plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", ("x",))
+        details = " ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX ix_outbox_messages_appointment_id" in details, details
