@@ -168,17 +168,28 @@ class SlotListings:
         own (no more is open at a time)."""
         spec = _spec(schedule, key)
         if schedule.covers(key.first, key.last):
-            hours = ProviderRules(schedule.weekly, schedule.overrides, schedule.time_off)
+            rules = ProviderRules(schedule.weekly, schedule.overrides, schedule.time_off)
         elif session is not None:
-            hours = await rules_for(session, schedule.provider_id, key.first, key.last)
+            rules = await rules_for(session, schedule.provider_id, key.first, key.last)
         else:  # a window the kept hours do not reach (past dates, beyond the horizon)
             async with self.db.session(writes=False) as reading:
-                hours = await rules_for(reading, schedule.provider_id, key.first, key.last)
-        # The busy time that can touch a slot: from the first open hour's start to the last
-        # one's end, widened by the service's buffers (none open: no busy time, but the
+                rules = await rules_for(reading, schedule.provider_id, key.first, key.last)
+        opened: list[scheduling.Interval] = []
+        if schedule.accepting_bookings:
+            opened = scheduling.open_hours(
+                zone=schedule.zone,
+                start_date=key.first,
+                end_date=key.last,
+                weekly=rules.weekly,
+                overrides=rules.overrides,
+                time_off=rules.time_off,
+                service=spec,
+            )
+        # Busy time elsewhere cannot move a slot, and a day's bookings mostly lie in its
+        # hours: the listing reads only what can matter (none open: no busy time, but the
         # statement still reads the rules version).
-        reach = _reach(schedule, key, hours, spec) if schedule.accepting_bookings else None
-        start_at, end_at = reach or (now, now)
+        reach = scheduling.busy_reach(opened, spec)
+        start_at, end_at = (reach.start_at, reach.end_at) if reach else (now, now)
         counted = _counted(schedule, key) if reach is not None else None
         if session is not None:
             connection = await session.connection()
@@ -190,19 +201,12 @@ class SlotListings:
                 busy = await self.busy(
                     connection, schedule.provider_id, start_at, end_at, now=now, counted=counted
                 )
-        found: list[scheduling.Slot] = []
-        if reach is not None:
-            found = scheduling.compute_slots(
-                zone=schedule.zone,
-                start_date=key.first,
-                end_date=key.last,
-                weekly=hours.weekly,
-                overrides=hours.overrides,
-                time_off=hours.time_off,
-                busy=[scheduling.Interval(start, end) for start, end in busy.spans],
-                service=spec,
-                now=None,
-            )
+        found = scheduling.slots_within(
+            opened,
+            busy=[scheduling.Interval(start, end) for start, end in busy.spans],
+            service=spec,
+            now=None,
+        )
         if counted is not None:  # the dates a day or week limit closes are not offered
             full = scheduling.full_dates(schedule.limits, schedule.zone, busy.starts)
             found = [slot for slot in found if schedule.local_date(slot.start_at) not in full]
@@ -228,32 +232,6 @@ def _counted(schedule: Schedule, key: SlotKey) -> tuple[datetime, datetime] | No
     weeks = scheduling.day_extent(key.first - timedelta(days=key.first.weekday()), schedule.zone)
     after = key.last + timedelta(days=7 - key.last.weekday())
     return weeks.start_at, scheduling.day_extent(after, schedule.zone).start_at
-
-
-def _reach(
-    schedule: Schedule, key: SlotKey, hours: ProviderRules, spec: scheduling.ServiceSpec
-) -> tuple[datetime, datetime] | None:
-    """The instants a slot of the window can take with its buffers, or None: no open hour.
-
-    Busy time elsewhere cannot move a slot, and a day's bookings mostly lie in its hours:
-    the listing reads only what can matter."""
-    computable = scheduling.computable_dates(spec)
-    if computable is None:
-        return None
-    on_date, last = max(key.first, computable[0]), min(key.last, computable[1])
-    first_at: datetime | None = None
-    last_at: datetime | None = None
-    while on_date <= last:
-        opened = scheduling.availability_for(
-            on_date, schedule.zone, hours.weekly, hours.overrides, hours.time_off
-        )
-        if opened:
-            first_at = first_at or opened[0].start_at
-            last_at = opened[-1].end_at
-        on_date += timedelta(days=1)
-    if first_at is None or last_at is None:
-        return None
-    return first_at - spec.buffer_before, last_at + spec.buffer_after
 
 
 def _answer_of(
