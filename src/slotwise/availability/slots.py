@@ -8,12 +8,16 @@ changes (`cache`, `changes`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from functools import partial
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.util import greenlet_spawn
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from slotwise import scheduling
@@ -38,6 +42,7 @@ from slotwise.providers.models import Provider
 __all__ = ["SlotListings", "rules_for", "service_spec", "window"]
 
 MAX_WINDOW_DAYS = 62
+T = TypeVar("T")
 
 
 class InvalidWindow(InvalidInput):
@@ -191,16 +196,18 @@ class SlotListings:
         reach = scheduling.busy_reach(opened, spec)
         start_at, end_at = (reach.start_at, reach.end_at) if reach else (now, now)
         counted = _counted(schedule, key) if reach is not None else None
+        read = partial(
+            self.busy,
+            provider_id=schedule.provider_id,
+            start_at=start_at,
+            end_at=end_at,
+            now=now,
+            counted=counted,
+        )
         if session is not None:
-            connection = await session.connection()
-            busy = await self.busy(
-                connection, schedule.provider_id, start_at, end_at, now=now, counted=counted
-            )
+            busy = await session.run_sync(lambda sync_session: read(sync_session.connection()))
         else:
-            async with self._engine.connect() as connection:
-                busy = await self.busy(
-                    connection, schedule.provider_id, start_at, end_at, now=now, counted=counted
-                )
+            busy = await _on_own_connection(self._engine, read)
         found = scheduling.slots_within(
             opened,
             busy=[scheduling.Interval(start, end) for start, end in busy.spans],
@@ -221,6 +228,21 @@ class SlotListings:
     def _key(ref: str, query: SlotQuery) -> SlotKey:
         first, last = window(query.on_date, query.first, query.last)
         return SlotKey(ref, first, last, query.service_id, query.slot_duration, query.tz)
+
+
+async def _on_own_connection(engine: AsyncEngine, read: Callable[[Connection], T]) -> T:
+    """``read`` on a connection of the engine's pool, checked out, used and handed back in
+    one pass through SQLAlchemy's greenlet. `async with engine.connect()` passes three
+    times (check-out, statement, return) and shields the return in a task of its own: on
+    PostgreSQL a tenth of a listing's CPU (docs/benchmarks.md). The pool, its check-out
+    events and the engine's options are the same; a failure or a cancellation inside
+    ``read`` still returns the connection (the `with` block)."""
+    return await greenlet_spawn(_checked_out, engine.sync_engine, read)
+
+
+def _checked_out(engine: Engine, read: Callable[[Connection], T]) -> T:
+    with engine.connect() as connection:
+        return read(connection)
 
 
 def _counted(schedule: Schedule, key: SlotKey) -> tuple[datetime, datetime] | None:
