@@ -148,6 +148,30 @@ async def test_a_listing_whose_read_fails_hands_its_connection_back(
     assert hours(await cold.get(path, params={"date": DAY}))
 
 
+async def test_on_postgresql_a_listing_reads_outside_any_transaction(
+    cold: httpx.AsyncClient, cold_app: FastAPI, world: World
+) -> None:
+    """No BEGIN and ROLLBACK round trips around a kept schedule's one statement."""
+    if not world.settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite's read keeps its transaction")
+    path = f"/providers/{world.profile['public_handle']}/slots"
+    assert hours(await cold.get(path, params={"date": DAY}))  # the schedule is kept
+    listings = cold_app.state.slotwise.slots
+    read = listings.busy
+    in_transaction: list[bool] = []
+
+    def watched(connection: Connection, *args: Any, **kwargs: Any) -> Busy:
+        busy = read(connection, *args, **kwargs)
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        in_transaction.append(driver.is_in_transaction())
+        return busy
+
+    listings.busy = watched
+    assert hours(await cold.get(path, params={"date": DAY}))
+    assert in_transaction == [False]
+
+
 async def test_a_cancelled_listing_hands_its_connection_back(
     cold: httpx.AsyncClient, cold_app: FastAPI, world: World
 ) -> None:

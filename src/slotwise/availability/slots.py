@@ -91,10 +91,10 @@ class SlotListings:
         # A listing from a kept schedule is one statement, run on a bare connection (no
         # ORM session); on PostgreSQL as a transaction of its own (within one it would see
         # the same: READ COMMITTED), which spares the BEGIN and ROLLBACK round trips.
-        # SQLite's keeps its transaction, whose BEGIN the engine emits itself.
-        self._engine = database.engine
-        if not database.is_sqlite:
-            self._engine = database.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # SQLite's keeps its transaction, whose BEGIN the engine emits itself. Set on the
+        # connection, not as an engine's option: an engine with options has a listener,
+        # and an engine with any listener dispatches events at every statement.
+        self._isolation_level = None if database.is_sqlite else "AUTOCOMMIT"
         self.busy = busy
         self.schedules = schedules if schedules is not None else KeptSchedules()
         # Listings being computed: a burst of requests for one that is not cached waits for
@@ -207,7 +207,7 @@ class SlotListings:
         if session is not None:
             busy = await session.run_sync(lambda sync_session: read(sync_session.connection()))
         else:
-            busy = await _on_own_connection(self._engine, read)
+            busy = await _on_own_connection(self.db.engine, read, self._isolation_level)
         found = scheduling.slots_within(
             opened,
             busy=[scheduling.Interval(start, end) for start, end in busy.spans],
@@ -230,18 +230,22 @@ class SlotListings:
         return SlotKey(ref, first, last, query.service_id, query.slot_duration, query.tz)
 
 
-async def _on_own_connection(engine: AsyncEngine, read: Callable[[Connection], T]) -> T:
-    """``read`` on a connection of the engine's pool, checked out, used and handed back in
-    one pass through SQLAlchemy's greenlet. `async with engine.connect()` passes three
-    times (check-out, statement, return) and shields the return in a task of its own: on
-    PostgreSQL a tenth of a listing's CPU (docs/benchmarks.md). The pool, its check-out
-    events and the engine's options are the same; a failure or a cancellation inside
-    ``read`` still returns the connection (the `with` block)."""
-    return await greenlet_spawn(_checked_out, engine.sync_engine, read)
+async def _on_own_connection(
+    engine: AsyncEngine, read: Callable[[Connection], T], isolation_level: str | None
+) -> T:
+    """``read`` on a connection of the engine's pool (at ``isolation_level``, if given),
+    checked out, used and handed back in one pass through SQLAlchemy's greenlet.
+    `async with engine.connect()` passes three times (check-out, statement, return) and
+    shields the return in a task of its own: on PostgreSQL a tenth of a listing's CPU
+    (docs/benchmarks.md). The pool and its check-out events are the same; a failure or a
+    cancellation inside ``read`` still returns the connection (the `with` block)."""
+    return await greenlet_spawn(_checked_out, engine.sync_engine, read, isolation_level)
 
 
-def _checked_out(engine: Engine, read: Callable[[Connection], T]) -> T:
+def _checked_out(engine: Engine, read: Callable[[Connection], T], isolation_level: str | None) -> T:
     with engine.connect() as connection:
+        if isolation_level is not None:
+            connection.execution_options(isolation_level=isolation_level)
         return read(connection)
 
 
