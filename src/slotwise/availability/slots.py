@@ -194,7 +194,7 @@ class SlotListings:
         # hours: the listing reads only what can matter (none open: no busy time, but the
         # statement still reads the rules version).
         reach = scheduling.busy_reach(opened, spec)
-        start_at, end_at = (reach.start_at, reach.end_at) if reach else (now, now)
+        start_at, end_at = (reach.start_at, reach.end_at) if reach is not None else (now, now)
         counted = _counted(schedule, key) if reach is not None else None
         read = partial(
             self.busy,
