@@ -6,6 +6,7 @@ from outside Slotwise, is seen by the very next listing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,8 +14,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.util import await_
 
+from slotwise.availability.busy import Busy
 from slotwise.config import Settings
 from slotwise.main import create_app
 from slotwise.state import get_now
@@ -112,6 +117,86 @@ async def test_a_booking_leaves_the_schedule_kept(
     assert "10:00" not in after
     assert "11:00" in after
     assert len(selects) == 1
+
+
+def checked_out(app: FastAPI) -> int:
+    """Connections of the app's pool in use."""
+    pool = app.state.slotwise.db.engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedout()
+
+
+async def test_a_listing_whose_read_fails_hands_its_connection_back(
+    cold: httpx.AsyncClient, cold_app: FastAPI, world: World
+) -> None:
+    """The busy time of a kept schedule is read on a connection checked out and returned
+    within one greenlet (``slots._on_own_connection``): an error still returns it."""
+    path = f"/providers/{world.profile['public_handle']}/slots"
+    assert hours(await cold.get(path, params={"date": DAY}))  # the schedule is kept
+    listings = cold_app.state.slotwise.slots
+    read = listings.busy
+
+    def failing(connection: Connection, *args: Any, **kwargs: Any) -> Busy:
+        read(connection, *args, **kwargs)  # the statement runs, then the reader fails
+        raise RuntimeError("the read failed")
+
+    listings.busy = failing
+    failed = await cold.get(path, params={"date": DAY})
+    assert failed.status_code == 500
+    assert checked_out(cold_app) == 0
+    listings.busy = read
+    assert hours(await cold.get(path, params={"date": DAY}))
+
+
+async def test_on_postgresql_a_listing_reads_outside_any_transaction(
+    cold: httpx.AsyncClient, cold_app: FastAPI, world: World
+) -> None:
+    """No BEGIN and ROLLBACK round trips around a kept schedule's one statement."""
+    if not world.settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite's read keeps its transaction")
+    path = f"/providers/{world.profile['public_handle']}/slots"
+    assert hours(await cold.get(path, params={"date": DAY}))  # the schedule is kept
+    listings = cold_app.state.slotwise.slots
+    read = listings.busy
+    in_transaction: list[bool] = []
+
+    def watched(connection: Connection, *args: Any, **kwargs: Any) -> Busy:
+        busy = read(connection, *args, **kwargs)
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        in_transaction.append(driver.is_in_transaction())
+        return busy
+
+    listings.busy = watched
+    assert hours(await cold.get(path, params={"date": DAY}))
+    assert in_transaction == [False]
+
+
+async def test_a_cancelled_listing_hands_its_connection_back(
+    cold: httpx.AsyncClient, cold_app: FastAPI, world: World
+) -> None:
+    path = f"/providers/{world.profile['public_handle']}/slots"
+    assert hours(await cold.get(path, params={"date": DAY}))  # the schedule is kept
+    listings = cold_app.state.slotwise.slots
+    read = listings.busy
+    reading, never = asyncio.Event(), asyncio.Event()
+
+    def stalled(connection: Connection, *args: Any, **kwargs: Any) -> Busy:
+        busy = read(connection, *args, **kwargs)
+        reading.set()
+        await_(never.wait())  # as if the database had not answered yet
+        return busy
+
+    listings.busy = stalled
+    listing = asyncio.create_task(cold.get(path, params={"date": DAY}))
+    await reading.wait()
+    assert checked_out(cold_app) == 1
+    listing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await listing
+    assert checked_out(cold_app) == 0
+    listings.busy = read
+    assert hours(await cold.get(path, params={"date": DAY}))
 
 
 @pytest.mark.parametrize("kind_name", list(KINDS))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +35,16 @@ class Busy:
 
 
 class BusyReader(Protocol):
-    """Reads `Busy` for a provider and a window [start_at, end_at) of instants."""
+    """Reads `Busy` for a provider and a window [start_at, end_at) of instants.
 
-    async def __call__(
+    Synchronous, on a synchronous connection: the listing runs it inside SQLAlchemy's
+    greenlet (`AsyncSession.run_sync`, or with a connection of its own checked out and
+    returned in the same greenlet), so that its statements and their rows cross
+    SQLAlchemy's async bridge once rather than at every step."""
+
+    def __call__(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         provider_id: uuid.UUID,
         start_at: datetime,
         end_at: datetime,

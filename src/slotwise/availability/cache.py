@@ -2,7 +2,7 @@
 
 A slot listing is read far more often than a provider's hours or bookings change, so each
 worker keeps the answers it has computed: the JSON of every slot, computed once without a
-clock (`compute_slots(now=None)`), and cut to the booking policy at each request's `now`
+clock (`slots_within(now=None)`), and cut to the booking policy at each request's `now`
 (`bookable_range`), so an answer stays right as time passes.
 
 Correctness rests on one rule: an answer is used only if nothing it was computed from has

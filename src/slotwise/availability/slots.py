@@ -8,12 +8,16 @@ changes (`cache`, `changes`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from functools import partial
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.util import greenlet_spawn
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from slotwise import scheduling
@@ -38,6 +42,7 @@ from slotwise.providers.models import Provider
 __all__ = ["SlotListings", "rules_for", "service_spec", "window"]
 
 MAX_WINDOW_DAYS = 62
+T = TypeVar("T")
 
 
 class InvalidWindow(InvalidInput):
@@ -86,10 +91,10 @@ class SlotListings:
         # A listing from a kept schedule is one statement, run on a bare connection (no
         # ORM session); on PostgreSQL as a transaction of its own (within one it would see
         # the same: READ COMMITTED), which spares the BEGIN and ROLLBACK round trips.
-        # SQLite's keeps its transaction, whose BEGIN the engine emits itself.
-        self._engine = database.engine
-        if not database.is_sqlite:
-            self._engine = database.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # SQLite's keeps its transaction, whose BEGIN the engine emits itself. Set on the
+        # connection, not as an engine's option: an engine with options has a listener,
+        # and an engine with any listener dispatches events at every statement.
+        self._isolation_level = None if database.is_sqlite else "AUTOCOMMIT"
         self.busy = busy
         self.schedules = schedules if schedules is not None else KeptSchedules()
         # Listings being computed: a burst of requests for one that is not cached waits for
@@ -168,41 +173,47 @@ class SlotListings:
         own (no more is open at a time)."""
         spec = _spec(schedule, key)
         if schedule.covers(key.first, key.last):
-            hours = ProviderRules(schedule.weekly, schedule.overrides, schedule.time_off)
+            rules = ProviderRules(schedule.weekly, schedule.overrides, schedule.time_off)
         elif session is not None:
-            hours = await rules_for(session, schedule.provider_id, key.first, key.last)
+            rules = await rules_for(session, schedule.provider_id, key.first, key.last)
         else:  # a window the kept hours do not reach (past dates, beyond the horizon)
             async with self.db.session(writes=False) as reading:
-                hours = await rules_for(reading, schedule.provider_id, key.first, key.last)
-        # The busy time that can touch a slot: from the first open hour's start to the last
-        # one's end, widened by the service's buffers (none open: no busy time, but the
-        # statement still reads the rules version).
-        reach = _reach(schedule, key, hours, spec) if schedule.accepting_bookings else None
-        start_at, end_at = reach or (now, now)
-        counted = _counted(schedule, key) if reach is not None else None
-        if session is not None:
-            connection = await session.connection()
-            busy = await self.busy(
-                connection, schedule.provider_id, start_at, end_at, now=now, counted=counted
-            )
-        else:
-            async with self._engine.connect() as connection:
-                busy = await self.busy(
-                    connection, schedule.provider_id, start_at, end_at, now=now, counted=counted
-                )
-        found: list[scheduling.Slot] = []
-        if reach is not None:
-            found = scheduling.compute_slots(
+                rules = await rules_for(reading, schedule.provider_id, key.first, key.last)
+        opened: list[scheduling.Interval] = []
+        if schedule.accepting_bookings:
+            opened = scheduling.open_hours(
                 zone=schedule.zone,
                 start_date=key.first,
                 end_date=key.last,
-                weekly=hours.weekly,
-                overrides=hours.overrides,
-                time_off=hours.time_off,
-                busy=[scheduling.Interval(start, end) for start, end in busy.spans],
+                weekly=rules.weekly,
+                overrides=rules.overrides,
+                time_off=rules.time_off,
                 service=spec,
-                now=None,
             )
+        # Busy time elsewhere cannot move a slot, and a day's bookings mostly lie in its
+        # hours: the listing reads only what can matter (none open: no busy time, but the
+        # statement still reads the rules version).
+        reach = scheduling.busy_reach(opened, spec)
+        start_at, end_at = (reach.start_at, reach.end_at) if reach is not None else (now, now)
+        counted = _counted(schedule, key) if reach is not None else None
+        read = partial(
+            self.busy,
+            provider_id=schedule.provider_id,
+            start_at=start_at,
+            end_at=end_at,
+            now=now,
+            counted=counted,
+        )
+        if session is not None:
+            busy = await session.run_sync(lambda sync_session: read(sync_session.connection()))
+        else:
+            busy = await _on_own_connection(self.db.engine, read, self._isolation_level)
+        found = scheduling.slots_within(
+            opened,
+            busy=[scheduling.Interval(start, end) for start, end in busy.spans],
+            service=spec,
+            now=None,
+        )
         if counted is not None:  # the dates a day or week limit closes are not offered
             full = scheduling.full_dates(schedule.limits, schedule.zone, busy.starts)
             found = [slot for slot in found if schedule.local_date(slot.start_at) not in full]
@@ -219,6 +230,25 @@ class SlotListings:
         return SlotKey(ref, first, last, query.service_id, query.slot_duration, query.tz)
 
 
+async def _on_own_connection(
+    engine: AsyncEngine, read: Callable[[Connection], T], isolation_level: str | None
+) -> T:
+    """``read`` on a connection of the engine's pool (at ``isolation_level``, if given),
+    checked out, used and handed back in one pass through SQLAlchemy's greenlet.
+    `async with engine.connect()` passes three times (check-out, statement, return) and
+    shields the return in a task of its own: on PostgreSQL a tenth of a listing's CPU
+    (docs/benchmarks.md). The pool and its check-out events are the same; a failure or a
+    cancellation inside ``read`` still returns the connection (the `with` block)."""
+    return await greenlet_spawn(_checked_out, engine.sync_engine, read, isolation_level)
+
+
+def _checked_out(engine: Engine, read: Callable[[Connection], T], isolation_level: str | None) -> T:
+    with engine.connect() as connection:
+        if isolation_level is not None:
+            connection.execution_options(isolation_level=isolation_level)
+        return read(connection)
+
+
 def _counted(schedule: Schedule, key: SlotKey) -> tuple[datetime, datetime] | None:
     """The instants whose bookings the provider's day and week limits count for the
     window's dates: its whole weeks, Monday to Sunday (None: no such limit)."""
@@ -228,32 +258,6 @@ def _counted(schedule: Schedule, key: SlotKey) -> tuple[datetime, datetime] | No
     weeks = scheduling.day_extent(key.first - timedelta(days=key.first.weekday()), schedule.zone)
     after = key.last + timedelta(days=7 - key.last.weekday())
     return weeks.start_at, scheduling.day_extent(after, schedule.zone).start_at
-
-
-def _reach(
-    schedule: Schedule, key: SlotKey, hours: ProviderRules, spec: scheduling.ServiceSpec
-) -> tuple[datetime, datetime] | None:
-    """The instants a slot of the window can take with its buffers, or None: no open hour.
-
-    Busy time elsewhere cannot move a slot, and a day's bookings mostly lie in its hours:
-    the listing reads only what can matter."""
-    computable = scheduling.computable_dates(spec)
-    if computable is None:
-        return None
-    on_date, last = max(key.first, computable[0]), min(key.last, computable[1])
-    first_at: datetime | None = None
-    last_at: datetime | None = None
-    while on_date <= last:
-        opened = scheduling.availability_for(
-            on_date, schedule.zone, hours.weekly, hours.overrides, hours.time_off
-        )
-        if opened:
-            first_at = first_at or opened[0].start_at
-            last_at = opened[-1].end_at
-        on_date += timedelta(days=1)
-    if first_at is None or last_at is None:
-        return None
-    return first_at - spec.buffer_before, last_at + spec.buffer_after
 
 
 def _answer_of(

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import BindParameter, Select, and_, bindparam, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from slotwise.availability.busy import Busy
 from slotwise.booking.models import Appointment
@@ -56,8 +56,8 @@ def _busy(*, ranges: bool) -> Select[int, datetime, datetime, datetime | None]:
 _BUSY = {False: _busy(ranges=False), True: _busy(ranges=True)}
 
 
-async def busy_between(
-    connection: AsyncConnection,
+def busy_between(
+    connection: Connection,
     provider_id: uuid.UUID,
     start_at: datetime,
     end_at: datetime,
@@ -68,10 +68,11 @@ async def busy_between(
     """Blocked spans of the provider's active appointments, and of the guest bookings held
     at ``now``, that touch [start_at, end_at); with the provider's rules version; and
     (``counted``) when its bookings that take time start within that window, as the
-    booking write's limits count them."""
+    booking write's limits count them. Synchronous: run in SQLAlchemy's greenlet (see
+    `availability.busy.BusyReader`)."""
     # Plain rows from a connection: a month can hold thousands, and the ORM's row
     # handling would cost more than the query.
-    result = await connection.execute(
+    result = connection.execute(
         _BUSY[connection.dialect.name == "postgresql"],
         {
             "provider_id": provider_id,
@@ -88,7 +89,7 @@ async def busy_between(
     starts: list[datetime] = []
     if counted is not None:
         window = {"provider_id": provider_id, "start_at": counted[0], "end_at": counted[1]}
-        starts = list((await connection.execute(_STARTS, window)).scalars())
+        starts = list(connection.execute(_STARTS, window).scalars())
     return Busy(
         spans=[(start, end) for _, start, end, _ in rows if start is not None],
         until=min(holds) if holds else None,

@@ -43,7 +43,15 @@ from slotwise.scheduling.rules import (
     resolve_wall_time,
     since_midnight,
 )
-from slotwise.scheduling.slots import ServiceSpec, Slot, computable_dates, compute_slots
+from slotwise.scheduling.slots import (
+    ServiceSpec,
+    Slot,
+    busy_reach,
+    computable_dates,
+    compute_slots,
+    open_hours,
+    slots_within,
+)
 from slotwise.scheduling.terms import Limits, Offering, Terms, full_dates
 
 __all__ = [
@@ -74,6 +82,7 @@ __all__ = [
     "arrange",
     "availability_for",
     "bookable_range",
+    "busy_reach",
     "clash",
     "computable_dates",
     "compute_slots",
@@ -85,11 +94,13 @@ __all__ = [
     "latest_start",
     "local_ranges_for",
     "merge",
+    "open_hours",
     "place",
     "read_instant",
     "requested_date",
     "resolve_wall_time",
     "settle",
     "since_midnight",
+    "slots_within",
     "subtract",
 ]

@@ -56,12 +56,14 @@ class Interval:
     end_at: datetime
 
     def __post_init__(self) -> None:
-        start_at = as_utc(self.start_at, "start_at")
-        end_at = as_utc(self.end_at, "end_at")
+        start_at, end_at = self.start_at, self.end_at
+        if start_at.tzinfo is not UTC or end_at.tzinfo is not UTC:  # else as they are
+            start_at = as_utc(start_at, "start_at")
+            end_at = as_utc(end_at, "end_at")
+            object.__setattr__(self, "start_at", start_at)
+            object.__setattr__(self, "end_at", end_at)
         if end_at < start_at:
             raise ValueError(f"end_at {end_at} is before start_at {start_at}")
-        object.__setattr__(self, "start_at", start_at)
-        object.__setattr__(self, "end_at", end_at)
 
     @property
     def duration(self) -> timedelta:

@@ -6,7 +6,7 @@ the gap (New York 02:30 on 2026-03-08 is 07:30Z, shown as 03:30 EDT), and a time
 a fall-back fold is its first occurrence.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -107,15 +107,17 @@ class TimeOff:
             raise ValueError("start_date must not be after end_date")
 
 
-def _applies(rule: WeeklyRule, on_date: date) -> bool:
+def _applies(rule: WeeklyRule, on_date: date, weekday: int) -> bool:
     return (
-        on_date.weekday() == rule.day_of_week
+        rule.day_of_week == weekday
         and (rule.valid_from_date is None or rule.valid_from_date <= on_date)
         and (rule.valid_until_date is None or on_date <= rule.valid_until_date)
     )
 
 
-def _merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
+def _merge_ranges(ranges: list[TimeRange]) -> list[TimeRange]:
+    if len(ranges) < 2:  # the common day: one range, nothing to merge
+        return ranges
     merged: list[TimeRange] = []
     ordered = sorted(ranges, key=lambda item: (item.start_time, end_since_midnight(item.end_time)))
     for time_range in ordered:
@@ -140,17 +142,20 @@ def local_ranges_for(
     Time off or an UNAVAILABLE override empties the day. Otherwise REPLACE overrides (all of
     them, united) stand in for the weekly rules, and ADD overrides are united with the result.
     """
-    if any(off.start_date <= on_date <= off.end_date for off in time_off):
+    if time_off and any(off.start_date <= on_date <= off.end_date for off in time_off):
         return []
     todays = [override for override in overrides if override.on_date == on_date]
     if any(override.kind is OverrideKind.UNAVAILABLE for override in todays):
         return []
     replacing = [override for override in todays if override.kind is OverrideKind.REPLACE]
+    weekday = on_date.weekday()
     ranges = (
         [time_range for override in replacing for time_range in override.ranges]
         if replacing
         else [
-            TimeRange(rule.start_time, rule.end_time) for rule in weekly if _applies(rule, on_date)
+            TimeRange(rule.start_time, rule.end_time)
+            for rule in weekly
+            if _applies(rule, on_date, weekday)
         ]
     )
     ranges += [
@@ -225,4 +230,5 @@ def availability_for(
             end_at = min(_resolve_clamped(on_date, end_time, zone, next_day=False), extent.end_at)
         if start_at < end_at:
             available.append(Interval(start_at, end_at))
-    return merge(available)
+    # Ranges apart in wall time can meet or cross as instants (one read across a gap).
+    return merge(available) if len(available) > 1 else available

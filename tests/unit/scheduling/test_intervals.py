@@ -47,6 +47,12 @@ class TestInterval:
         assert interval.start_at == at(9)
         assert interval.start_at.tzinfo is UTC
 
+    def test_normalises_an_end_in_another_zone_too(self) -> None:
+        zone = ZoneInfo("Europe/Paris")
+        interval = Interval(at(9), datetime(2026, 1, 5, 13, tzinfo=zone))
+        assert interval.end_at == at(12)
+        assert interval.end_at.tzinfo is UTC
+
     def test_equal_instants_in_other_offsets_are_equal_intervals(self) -> None:
         plus_two = timezone(timedelta(hours=2))
         shifted = Interval(datetime(2026, 1, 5, 11, tzinfo=plus_two), at(10))

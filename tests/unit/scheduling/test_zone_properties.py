@@ -25,11 +25,14 @@ from slotwise.scheduling import (
     WeeklyRule,
     availability_for,
     bookable_range,
+    busy_reach,
     compute_slots,
     day_extent,
     end_since_midnight,
     local_ranges_for,
+    open_hours,
     resolve_wall_time,
+    slots_within,
 )
 
 INTERESTING_ZONE_KEYS = [
@@ -424,3 +427,50 @@ def test_the_policy_applied_afterwards_gives_the_same_slots(scenario: dict[str, 
     clockless = compute_slots(**{**scenario, "now": None})
     cut = bookable_range([slot.start_at for slot in clockless], scenario["policy"], scenario["now"])
     assert clockless[cut] == compute_slots(**scenario)
+
+
+def hours_of(scenario: dict[str, Any]) -> list[Interval]:
+    rules = {name: scenario[name] for name in ("weekly", "overrides", "time_off")}
+    window = {name: scenario[name] for name in ("zone", "start_date", "end_date", "service")}
+    return open_hours(**window, **rules)
+
+
+@PROPERTY_SETTINGS
+@given(scenarios())
+def test_open_hours_are_each_dates_availability_in_turn(scenario: dict[str, Any]) -> None:
+    """What a listing computes once and uses twice: for its busy time's reach, and for
+    `slots_within`, which is `compute_slots` on them (so the reference test covers it)."""
+    zone: ZoneInfo = scenario["zone"]
+    rules = {name: scenario[name] for name in ("weekly", "overrides", "time_off")}
+    expected = [
+        available
+        for on_date in dates_between(scenario["start_date"], scenario["end_date"])
+        for available in availability_for(on_date, zone, **rules)
+    ]
+    assert hours_of(scenario) == expected
+    policy = {name: scenario[name] for name in ("busy", "service", "policy", "now")}
+    assert slots_within(hours_of(scenario), **policy) == compute_slots(**scenario)
+
+
+@PROPERTY_SETTINGS
+@given(scenarios(), st.data())
+def test_busy_time_beyond_the_reach_moves_no_slot(
+    scenario: dict[str, Any], data: st.DataObject
+) -> None:
+    """Why a listing reads only the busy time within `busy_reach` of its open hours. Busy
+    time is added just before the first open hour and just after the last one, where
+    only the buffers can make it matter."""
+    opened = hours_of(scenario)
+    busy: list[Interval] = list(scenario["busy"])
+    if opened:
+        before_at = opened[0].start_at - data.draw(minutes(0, 90))
+        after_at = opened[-1].end_at + data.draw(minutes(0, 90))
+        busy += [
+            Interval(before_at - data.draw(minutes(1, 60)), before_at),
+            Interval(after_at, after_at + data.draw(minutes(1, 60))),
+        ]
+    reach = busy_reach(opened, scenario["service"])
+    within = [] if reach is None else [interval for interval in busy if interval.overlaps(reach)]
+    event(f"{len(busy) - len(within)} busy intervals beyond the reach")
+    policy = {name: scenario[name] for name in ("service", "policy", "now")}
+    assert slots_within(opened, busy=within, **policy) == slots_within(opened, busy=busy, **policy)
