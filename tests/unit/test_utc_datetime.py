@@ -28,7 +28,7 @@ def test_what_is_written_to_sqlite_reads_back_as_the_same_instant() -> None:
     assert column.result_processor(dialect, None)(text) == moment
 
 
-def test_postgresql_keeps_the_general_path() -> None:
+def test_postgresql_without_asyncpg_keeps_the_general_path() -> None:
     process = UTCDateTime().result_processor(postgresql.dialect(), None)
     aware = datetime(2026, 11, 28, 14, tzinfo=UTC)
     assert (process(aware) if process else aware) == aware

@@ -38,7 +38,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         """On SQLite, the stored text straight to an aware instant in one C call: a month's
-        busy time is thousands of values, and parse-then-replace costs five times as much."""
+        busy time is thousands of values, and parse-then-replace costs five times as much.
+        asyncpg reads a ``timestamptz`` as an instant in UTC already, whatever the session's
+        time zone: nothing to do per value."""
+        if dialect.name == "postgresql" and dialect.driver == "asyncpg":
+            return None
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
         fallback = super().result_processor(dialect, coltype)
