@@ -140,7 +140,9 @@ async def test_begin_immediate_still_holds_the_write_lock_from_the_first_stateme
 
 async def test_a_cancelled_statement_leaves_no_transaction_open(engine: AsyncEngine) -> None:
     """A caller that stops waiting (a request cancelled) while its statement runs on the
-    thread: whatever the statement did, the connection's ROLLBACK still makes its trip."""
+    thread: nothing the statement did is kept. (SQLAlchemy discards a connection whose
+    statement was cancelled, so this holds whatever the adapter knows of the transaction;
+    the adapter's own bookkeeping after a failed statement is the test above.)"""
     async with engine.connect() as connection:
         await connection.execute(select(1))
         await connection.commit()
