@@ -123,7 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
         ),
         limiter=RateLimiter(enabled=settings.rate_limit_enabled, redis=redis),
         redis=redis,
-        slots=SlotListings(database, slot_cache, busy=booking_busy.busy_between),
+        slots=SlotListings(database, slot_cache, busy=booking_busy.BUSY),
         access_tokens=VerifiedAccessTokens(settings),
         password_reset_mail=outbox.enqueue_password_reset,
         terms=terms,

@@ -7,8 +7,9 @@ from outside Slotwise, is seen by the very next listing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import await_
 
-from slotwise.availability.busy import Busy
+from slotwise.availability.busy import Busy, BusyReader
 from slotwise.config import Settings
 from slotwise.main import create_app
 from slotwise.state import get_now
@@ -91,6 +92,11 @@ def hours(response: httpx.Response) -> list[str]:
     return [slot["start_at"][11:16] for slot in response.json()["slots"]]
 
 
+def replaced(reader: BusyReader, read: Callable[..., Busy]) -> BusyReader:
+    """``reader`` with its read replaced."""
+    return cast(BusyReader, SimpleNamespace(read=read, taken=reader.taken))
+
+
 async def test_a_listing_from_a_kept_schedule_is_one_statement(
     cold: httpx.AsyncClient, cold_app: FastAPI, world: World
 ) -> None:
@@ -134,17 +140,18 @@ async def test_a_listing_whose_read_fails_hands_its_connection_back(
     path = f"/providers/{world.profile['public_handle']}/slots"
     assert hours(await cold.get(path, params={"date": DAY}))  # the schedule is kept
     listings = cold_app.state.slotwise.slots
-    read = listings.busy
+    read = listings.busy.read
 
     def failing(connection: Connection, *args: Any, **kwargs: Any) -> Busy:
         read(connection, *args, **kwargs)  # the statement runs, then the reader fails
         raise RuntimeError("the read failed")
 
-    listings.busy = failing
+    reader = listings.busy
+    listings.busy = replaced(reader, failing)
     failed = await cold.get(path, params={"date": DAY})
     assert failed.status_code == 500
     assert checked_out(cold_app) == 0
-    listings.busy = read
+    listings.busy = reader
     assert hours(await cold.get(path, params={"date": DAY}))
 
 
@@ -157,7 +164,7 @@ async def test_on_postgresql_a_listing_reads_outside_any_transaction(
     path = f"/providers/{world.profile['public_handle']}/slots"
     assert hours(await cold.get(path, params={"date": DAY}))  # the schedule is kept
     listings = cold_app.state.slotwise.slots
-    read = listings.busy
+    read = listings.busy.read
     in_transaction: list[bool] = []
 
     def watched(connection: Connection, *args: Any, **kwargs: Any) -> Busy:
@@ -167,7 +174,8 @@ async def test_on_postgresql_a_listing_reads_outside_any_transaction(
         in_transaction.append(driver.is_in_transaction())
         return busy
 
-    listings.busy = watched
+    reader = listings.busy
+    listings.busy = replaced(reader, watched)
     assert hours(await cold.get(path, params={"date": DAY}))
     assert in_transaction == [False]
 
@@ -178,7 +186,7 @@ async def test_a_cancelled_listing_hands_its_connection_back(
     path = f"/providers/{world.profile['public_handle']}/slots"
     assert hours(await cold.get(path, params={"date": DAY}))  # the schedule is kept
     listings = cold_app.state.slotwise.slots
-    read = listings.busy
+    read = listings.busy.read
     reading, never = asyncio.Event(), asyncio.Event()
 
     def stalled(connection: Connection, *args: Any, **kwargs: Any) -> Busy:
@@ -187,7 +195,8 @@ async def test_a_cancelled_listing_hands_its_connection_back(
         await_(never.wait())  # as if the database had not answered yet
         return busy
 
-    listings.busy = stalled
+    reader = listings.busy
+    listings.busy = replaced(reader, stalled)
     listing = asyncio.create_task(cold.get(path, params={"date": DAY}))
     await reading.wait()
     assert checked_out(cold_app) == 1
@@ -195,7 +204,7 @@ async def test_a_cancelled_listing_hands_its_connection_back(
     with pytest.raises(asyncio.CancelledError):
         await listing
     assert checked_out(cold_app) == 0
-    listings.busy = read
+    listings.busy = reader
     assert hours(await cold.get(path, params={"date": DAY}))
 
 

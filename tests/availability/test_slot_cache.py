@@ -558,10 +558,16 @@ async def test_a_worker_left_behind_by_the_log_forgets_everything(
 async def test_this_workers_booking_reaches_its_cache_before_the_answer(
     client: httpx.AsyncClient, app: FastAPI, provider: tuple[Account, Any]
 ) -> None:
-    """Bookings are written with Core statements, not the ORM's flush: they report their
-    provider themselves, without waiting for a notification or the change log."""
+    """Bookings are written with Core statements, not the ORM's flush: they give their
+    change to the kept listings themselves, without waiting for a notification or the
+    change log, and the listing applies it without a query."""
     account, profile = provider
     cache = await cache_in_use(app)
+    handle = profile["public_handle"]
+    assert await hours(client, handle) == HOURS
     before = cache.mark()
     await _book(client, account, profile, at="13:00")  # asserts the 201
-    assert cache._changed_at.get(uuid.UUID(profile["id"]), 0) > before
+    assert cache._moved_at.get(uuid.UUID(profile["id"]), 0) > before
+    statements = StatementCounter(app)
+    assert await hours(client, handle) == [hour for hour in HOURS if hour != "13:00"]
+    assert statements.count == 0

@@ -1,15 +1,22 @@
 """Busy time as a listing reads it, declared here and provided by the bookings' owner.
 
 Availability sits below booking: it must not import booking's models or queries (an
-import-linter contract holds it to that). What a listing needs of the bookings is this
-one read, so availability declares it (`BusyReader`) and the application hands it
-booking's implementation (`slotwise.booking.busy.busy_between`, wired in `main.py`).
+import-linter contract holds it to that). What a listing needs of the bookings is one read
+and one reading of a changed row, so availability declares them (`BusyReader`) and the
+application hands it booking's implementation (`slotwise.booking.busy.BUSY`, wired in
+`main.py`).
+
+A listing keeps each appointment it read as a `Taken`, by id, so that a booking's change
+(a `Moved`: the appointment as it is after the change) can be applied to a kept listing
+instead of voiding it (`availability.cache`): the spans and counts the slots are computed
+from are derived from the `Taken` by the same functions, fresh or revised.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -17,32 +24,93 @@ from sqlalchemy.engine import Connection
 
 
 @dataclass(frozen=True, slots=True)
-class Busy:
-    """The provider's blocked spans that touch a window, as of ``now``.
+class Taken:
+    """One appointment of the provider, as listings count it.
 
-    ``until``: when the first guest's hold among them ends (None: none is held), after
-    which they are out of date though nothing was written. ``rules_version``: the
-    provider's rules version, read in the same statement (None: no such provider), which
-    proves hours kept between requests current (`availability.schedules`).
+    ``start_at``: None when not read (the day and week limits need it, only they read it;
+    an appointment they count has it). ``takes_time``: its status takes the provider's time
+    (and counts toward the day and week limits). ``hold_until``: a held guest booking's end
+    of hold, after which its time is free again though nothing was written (None: not held).
     """
 
-    spans: list[tuple[datetime, datetime]]
-    until: datetime | None
+    start_at: datetime | None
+    blocked_start_at: datetime
+    blocked_end_at: datetime
+    takes_time: bool
+    hold_until: datetime | None = None
+
+    def blocks(self, start_at: datetime, end_at: datetime, now: datetime) -> bool:
+        """Whether it takes time in [start_at, end_at) at ``now``."""
+        return (
+            self.takes_time
+            and (self.hold_until is None or self.hold_until > now)
+            and self.blocked_start_at < end_at
+            and self.blocked_end_at > start_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """An appointment as a committed change left it (``taken`` None: deleted)."""
+
+    provider_id: uuid.UUID
+    appointment_id: uuid.UUID
+    taken: Taken | None
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """The provider's appointments a listing counts, read with its rules version.
+
+    ``taken``: by id, those whose blocked span touches the window asked for and that take
+    time at ``now``, and (``counted`` asked) those that take time and start within it.
+    ``rules_version``: the provider's, read in the same statement (None: no such provider),
+    which proves hours kept between requests current (`availability.schedules`).
+    """
+
+    taken: dict[uuid.UUID, Taken]
     rules_version: int | None
-    # When the provider's bookings start, in the ``counted`` window asked for: what its day
-    # and week limits count (empty when not asked).
-    starts: list[datetime] = field(default_factory=list)
+
+
+def spans(
+    taken: Iterable[Taken], start_at: datetime, end_at: datetime, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The blocked spans that take time in [start_at, end_at) at ``now``, by start."""
+    return sorted(
+        (one.blocked_start_at, one.blocked_end_at)
+        for one in taken
+        if one.blocks(start_at, end_at, now)
+    )
+
+
+def first_hold_end(
+    taken: Iterable[Taken], start_at: datetime, end_at: datetime, now: datetime
+) -> datetime | None:
+    """When the first hold among the spans that block [start_at, end_at) ends (None: none
+    is held): from then on a listing of them is out of date."""
+    ends = [
+        one.hold_until
+        for one in taken
+        if one.hold_until is not None and one.blocks(start_at, end_at, now)
+    ]
+    return min(ends) if ends else None
+
+
+def starts(taken: Iterable[Taken], counted: tuple[datetime, datetime]) -> list[datetime]:
+    """When the appointments that take time start within ``counted``: what the provider's
+    day and week limits count."""
+    first, after = counted
+    return [
+        one.start_at
+        for one in taken
+        if one.takes_time and one.start_at is not None and first <= one.start_at < after
+    ]
 
 
 class BusyReader(Protocol):
-    """Reads `Busy` for a provider and a window [start_at, end_at) of instants.
+    """Booking's side of busy time: the read, and a changed row read back as `Taken`."""
 
-    Synchronous, on a synchronous connection: the listing runs it inside SQLAlchemy's
-    greenlet (`AsyncSession.run_sync`, or with a connection of its own checked out and
-    returned in the same greenlet), so that its statements and their rows cross
-    SQLAlchemy's async bridge once rather than at every step."""
-
-    def __call__(
+    def read(
         self,
         connection: Connection,
         provider_id: uuid.UUID,
@@ -51,4 +119,17 @@ class BusyReader(Protocol):
         *,
         now: datetime,
         counted: tuple[datetime, datetime] | None = None,
-    ) -> Busy: ...
+    ) -> Busy:
+        """The `Busy` of a provider for the window [start_at, end_at) of instants.
+
+        Synchronous, on a synchronous connection: the listing runs it inside SQLAlchemy's
+        greenlet (`AsyncSession.run_sync`, or with a connection of its own checked out and
+        returned in the same greenlet), so that its statements and their rows cross
+        SQLAlchemy's async bridge once rather than at every step."""
+        ...
+
+    def taken(self, row: Mapping[str, object]) -> Taken:
+        """An appointment row as the database's change notices describe it (the columns
+        `availability.sources` declares for appointments, as JSON gives them: text and
+        nulls) read as a `Taken`."""
+        ...

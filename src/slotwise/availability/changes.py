@@ -3,10 +3,12 @@
 Three sources, so that a cached answer never outlives a change it depends on:
 
 - **This process's commits**: SQLAlchemy session events collect the providers (and users)
-  whose rows a flush wrote, and report them to the cache when the transaction commits,
-  before the response that made the change is sent.
+  whose rows a flush wrote, and the bookings' changes written with Core statements
+  (``note``, ``moved``), and report them to the cache when the transaction commits, before
+  the response that made the change is sent.
 - **Other processes on SQLite**: triggers (migration 0008) log whose schedule changed in
-  `schedule_changes`; `PRAGMA data_version` on a connection of the cache's own changes
+  `schedule_changes` (an appointment's row with its declared columns, migration 0014);
+  `PRAGMA data_version` on a connection of the cache's own changes
   whenever another connection commits to the file. It costs a few microseconds, so it is
   read on every slot request, and when it moved the new log rows are read.
 - **Other processes on PostgreSQL**: triggers (migration 0006) announce every change to the
@@ -20,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from typing import Any
 
@@ -34,6 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, UOWTransaction
 
 from slotwise.availability import sources
+from slotwise.availability.busy import Moved, Taken
 from slotwise.availability.cache import SlotCache
 
 CHANNEL = "slotwise_schedule"
@@ -48,6 +52,7 @@ HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TIMEOUT_SECONDS = 5.0
 CACHE_KEY = "slotwise.slot_cache"  # in session.info: the cache this session's commits reach
 _CHANGED_KEY = "slotwise.schedule_changed"
+_MOVED_KEY = "slotwise.bookings_moved"
 RECONNECT_SECONDS = (0.2, 1.0, 2.0, 5.0)
 
 log = structlog.get_logger("slotwise.slots")
@@ -85,13 +90,36 @@ def note(session: Session, provider_id: uuid.UUID) -> None:
         session.info.setdefault(_CHANGED_KEY, set()).add(provider_id)
 
 
+def moved(session: Session, change: Moved) -> None:
+    """A booking's change written with a Core statement, as it left the appointment:
+    applied to the kept listings of its provider when the transaction commits."""
+    if CACHE_KEY in session.info:
+        session.info.setdefault(_MOVED_KEY, []).append(change)
+
+
 def _report(session: Session) -> None:
     if session.in_nested_transaction():  # a savepoint released: the commit is yet to come
         return
     changed = session.info.pop(_CHANGED_KEY, None)
+    moves = session.info.pop(_MOVED_KEY, None)
     cache: SlotCache | None = session.info.get(CACHE_KEY)
-    if changed and cache is not None:
-        cache.changed(changed)
+    if cache is not None:
+        if changed:
+            cache.changed(changed)
+        if moves:
+            cache.moved(moves)
+
+
+ReadTaken = Callable[[Mapping[str, object]], Taken]
+
+
+def moved_of(provider_id: uuid.UUID, detail: Mapping[str, object], taken: ReadTaken) -> Moved:
+    """A change notice's description of an appointment (migration 0014) as a `Moved`;
+    ValueError, KeyError or TypeError if it is not one."""
+    appointment_id = uuid.UUID(str(detail["id"]))
+    if detail.get("deleted"):
+        return Moved(provider_id, appointment_id, None)
+    return Moved(provider_id, appointment_id, taken(detail))
 
 
 class SqliteWatch:
@@ -105,9 +133,10 @@ class SqliteWatch:
     or cannot be read, empties the cache.
     """
 
-    def __init__(self, path: str, cache: SlotCache) -> None:
+    def __init__(self, path: str, cache: SlotCache, taken: ReadTaken) -> None:
         self.path = path
         self.cache = cache
+        self.taken = taken
         self._connection: sqlite3.Connection | None = None
         self._seen: int | None = None
         self._last_seq: int | None = None
@@ -135,11 +164,25 @@ class SqliteWatch:
             return False
         if not rows:
             return True
-        if rows[0][0] != self._last_seq + 1:  # pruned past us: what we missed is unknown
-            self.cache.flush()
-        else:
-            self.cache.changed(uuid.UUID(ref) for _seq, ref in rows)
+        skipped = rows[0][0] != self._last_seq + 1  # pruned past us: what we missed is unknown
         self._last_seq = rows[-1][0]
+        if skipped:
+            self.cache.flush()
+            return True
+        voided: list[uuid.UUID] = []
+        moves: list[Moved] = []
+        try:
+            for _seq, ref, detail in rows:
+                if detail is None:
+                    voided.append(uuid.UUID(ref))
+                else:
+                    moves.append(moved_of(uuid.UUID(ref), json.loads(detail), self.taken))
+        except (ValueError, KeyError, TypeError):  # not as migration 0014 writes them
+            log.warning("slot_cache_notice_unreadable", exc_info=True)
+            self.cache.flush()
+            return True
+        self.cache.changed(voided)
+        self.cache.moved(moves)
         return True
 
     async def aclose(self) -> None:
@@ -154,7 +197,7 @@ class SqliteWatch:
 
 
 _LOG_END = "SELECT coalesce(max(seq), 0) FROM schedule_changes"
-_LOG_SINCE = "SELECT seq, ref FROM schedule_changes WHERE seq > ? ORDER BY seq"
+_LOG_SINCE = "SELECT seq, ref, detail FROM schedule_changes WHERE seq > ? ORDER BY seq"
 
 
 class PostgresListener:
@@ -167,7 +210,7 @@ class PostgresListener:
     pass notifications through turns the cache off within seconds instead of never.
     """
 
-    def __init__(self, url: str, cache: SlotCache) -> None:
+    def __init__(self, url: str, cache: SlotCache, taken: ReadTaken) -> None:
         parsed = make_url(url)
         # The SQLAlchemy dialect's URL options are not asyncpg's server settings; only
         # ssl carries over.
@@ -176,6 +219,7 @@ class PostgresListener:
             hide_password=False
         )
         self.cache = cache
+        self.taken = taken
         self._task: asyncio.Task[None] | None = None
         self._echo: tuple[str, asyncio.Future[None]] | None = None
         self._unarmed = False
@@ -260,11 +304,14 @@ class PostgresListener:
                 self._echo[1].set_result(None)
             return
         try:
-            changed = uuid.UUID(payload)
-        except ValueError:  # "flush" (a TRUNCATE), or anything unexpected
+            if payload.startswith("{"):  # an appointment's row (migration 0014)
+                detail = json.loads(payload)
+                provider_id = uuid.UUID(str(detail["provider_id"]))
+                self.cache.moved((moved_of(provider_id, detail, self.taken),))
+            else:
+                self.cache.changed((uuid.UUID(payload),))
+        except (ValueError, KeyError, TypeError):  # "flush" (a TRUNCATE), or unexpected
             self.cache.flush()
-            return
-        self.cache.changed((changed,))
 
     async def aclose(self) -> None:
         self._closed = True

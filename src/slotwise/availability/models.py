@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, time
 
-from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String
+from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from slotwise.db import Base, TimestampMixin
@@ -77,7 +77,8 @@ class TimeOff(TimestampMixin, Base):
 
 class ScheduleChange(Base):
     """SQLite's log of changes to what slots are computed from, written by triggers
-    (migration 0008): whose (a provider's or a provider user's id), in commit order. Workers
+    (migration 0008): whose (a provider's or a provider user's id), in commit order, and for
+    an appointment the row as the change left it (``detail``, JSON; migration 0014). Workers
     read what is new when the file's data version moves, so a commit that changes no
     schedule (a login, a mail marked sent) empties no cache. PostgreSQL announces the same
     changes with NOTIFY and leaves this table empty."""
@@ -87,3 +88,4 @@ class ScheduleChange(Base):
 
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     ref: Mapped[uuid.UUID]
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -2,7 +2,8 @@
 
 The schedule is kept per worker and proven current by the statement that reads the busy
 time (`schedules`); the listing's answer is kept too, until anything it was computed from
-changes (`cache`, `changes`).
+changes (`cache`, `changes`), except its bookings: a booking's change is applied to it
+(`SlotListings.revised`), computed by the same functions as a fresh answer.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from sqlalchemy.util import greenlet_spawn
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from slotwise import scheduling
-from slotwise.availability.busy import BusyReader
-from slotwise.availability.cache import SlotAnswer, SlotCache, SlotKey
+from slotwise.availability import busy as busy_time
+from slotwise.availability.busy import BusyReader, Moved
+from slotwise.availability.cache import Basis, SlotAnswer, SlotCache, SlotKey
 from slotwise.availability.changes import PostgresListener, SqliteWatch
 from slotwise.availability.schedules import (
     KeptSchedules,
@@ -104,9 +106,9 @@ class SlotListings:
         url = make_url(database.url)
         if database.is_sqlite:
             if url.database and url.database != ":memory:":
-                self.watch = SqliteWatch(url.database, cache)
+                self.watch = SqliteWatch(url.database, cache, busy.taken)
         else:
-            self.watch = PostgresListener(database.url, cache)
+            self.watch = PostgresListener(database.url, cache, busy.taken)
 
     async def body(self, ref: str, query: SlotQuery, now: datetime) -> bytes:
         """The listing of the provider `ref` (handle, id or user id), as it is at `now`."""
@@ -114,7 +116,7 @@ class SlotListings:
         usable = self.cache.max_bytes > 0 and self.watch is not None and self.watch.ready()
         if not usable:
             return (await self._answer(ref, key, now)).body(now)
-        answer = self.cache.get(key)
+        answer = self.cache.get(key, lambda kept, moves: self.revised(kept, moves, now))
         if answer is not None and not answer.holds_at(now):
             answer = None  # a guest's hold it counted has ended: the time is free again
         if answer is None and key in self._computing:
@@ -197,7 +199,7 @@ class SlotListings:
         start_at, end_at = (reach.start_at, reach.end_at) if reach is not None else (now, now)
         counted = _counted(schedule, key) if reach is not None else None
         read = partial(
-            self.busy,
+            self.busy.read,
             provider_id=schedule.provider_id,
             start_at=start_at,
             end_at=end_at,
@@ -208,17 +210,22 @@ class SlotListings:
             busy = await session.run_sync(lambda sync_session: read(sync_session.connection()))
         else:
             busy = await _on_own_connection(self.db.engine, read, self._isolation_level)
-        found = scheduling.slots_within(
-            opened,
-            busy=[scheduling.Interval(start, end) for start, end in busy.spans],
-            service=spec,
-            now=None,
-        )
-        if counted is not None:  # the dates a day or week limit closes are not offered
-            full = scheduling.full_dates(schedule.limits, schedule.zone, busy.starts)
-            found = [slot for slot in found if schedule.local_date(slot.start_at) not in full]
-        answer = _answer_of(schedule, key, spec, found, busy.until, marked_at)
-        return answer, busy.rules_version
+        basis = Basis(schedule, spec, opened, reach, counted, busy.taken)
+        return _answer_of(key, basis, now, marked_at), busy.rules_version
+
+    def revised(self, answer: SlotAnswer, moves: list[Moved], now: datetime) -> SlotAnswer:
+        """``answer`` with bookings' changes applied: what it counted, with each changed
+        appointment as the change left it, computed as a fresh answer is."""
+        basis = answer.basis
+        taken = dict(basis.taken)
+        for move in moves:
+            if move.taken is not None and basis.concerns(move.taken):
+                taken[move.appointment_id] = move.taken
+            else:
+                taken.pop(move.appointment_id, None)
+        basis = Basis(basis.schedule, basis.spec, basis.opened, basis.reach, basis.counted, taken)
+        known = dict(zip(answer.starts_at, answer.items, strict=True))
+        return _answer_of(answer.key, basis, now, answer.marked_at, known, answer)
 
     async def aclose(self) -> None:
         if self.watch is not None:
@@ -261,13 +268,63 @@ def _counted(schedule: Schedule, key: SlotKey) -> tuple[datetime, datetime] | No
 
 
 def _answer_of(
-    schedule: Schedule,
     key: SlotKey,
-    spec: scheduling.ServiceSpec,
-    found: list[scheduling.Slot],
-    until: datetime | None,
+    basis: Basis,
+    now: datetime,
     marked_at: int,
+    known: dict[datetime, bytes] | None = None,
+    before: SlotAnswer | None = None,
 ) -> SlotAnswer:
+    """The answer computed from ``basis``: the JSON of each slot (``known``: that of slots an
+    earlier answer of the same key had) between the head and tail of the body (``before``'s,
+    when it is an earlier answer of the same key: they do not depend on busy time)."""
+    schedule, spec, reach = basis.schedule, basis.spec, basis.reach
+    found: list[scheduling.Slot] = []
+    until = None
+    if reach is not None:
+        taken = basis.taken.values()
+        found = scheduling.slots_within(
+            basis.opened,
+            busy=[
+                scheduling.Interval(start, end)
+                for start, end in busy_time.spans(taken, reach.start_at, reach.end_at, now)
+            ],
+            service=spec,
+            now=None,
+        )
+        if basis.counted is not None:  # the dates a day or week limit closes are not offered
+            started = busy_time.starts(taken, basis.counted)
+            full = scheduling.full_dates(schedule.limits, schedule.zone, started)
+            found = [slot for slot in found if schedule.local_date(slot.start_at) not in full]
+        until = busy_time.first_hold_end(taken, reach.start_at, reach.end_at, now)
+    if not known:
+        items = _items(schedule, key, found)
+    else:  # a slot's JSON depends on its start only: serialise only the new ones
+        fresh = [slot for slot in found if slot.start_at not in known]
+        known = known | dict(
+            zip((slot.start_at for slot in fresh), _items(schedule, key, fresh), strict=True)
+        )
+        items = [known[slot.start_at] for slot in found]
+    if before is not None:
+        head, tail = before.head, before.tail
+    else:
+        head, tail = _frame(schedule, key, spec)
+    return SlotAnswer(
+        key=key,
+        provider_id=schedule.provider_id,
+        user_id=schedule.user_id,
+        policy=schedule.policy,
+        starts_at=[slot.start_at for slot in found],
+        head=head,
+        items=items,
+        tail=tail,
+        marked_at=marked_at,
+        until=until,
+        basis=basis,
+    )
+
+
+def _items(schedule: Schedule, key: SlotKey, found: list[scheduling.Slot]) -> list[bytes]:
     zone = schedule.zone
     client_zone = ZoneInfo(key.tz) if key.tz else None
     items: list[_SlotJson] = []
@@ -282,6 +339,11 @@ def _answer_of(
                 "client_end_at": slot.end_at.astimezone(client_zone) if client_zone else None,
             }
         )
+    return _each_json(items)
+
+
+def _frame(schedule: Schedule, key: SlotKey, spec: scheduling.ServiceSpec) -> tuple[bytes, bytes]:
+    """The body around the slots: everything before the list's items, and after."""
     empty = (
         SlotsRead.model_construct(
             provider_id=schedule.provider_id,
@@ -298,17 +360,7 @@ def _answer_of(
         .encode()
     )
     split_at = empty.rindex(b"[]") + 1  # the slots go between the brackets: the last field
-    return SlotAnswer(
-        provider_id=schedule.provider_id,
-        user_id=schedule.user_id,
-        policy=schedule.policy,
-        starts_at=[slot.start_at for slot in found],
-        head=empty[:split_at],
-        items=_each_json(items),
-        tail=empty[split_at:],
-        marked_at=marked_at,
-        until=until,
-    )
+    return empty[:split_at], empty[split_at:]
 
 
 def _spec(schedule: Schedule, key: SlotKey) -> scheduling.ServiceSpec:

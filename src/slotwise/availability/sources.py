@@ -13,7 +13,10 @@ this one list, and tests hold the rest to it:
   that raise the provider's rules version (migrations 0009 and 0012): that test reads the
   triggers of both SQLite and PostgreSQL back and compares them with this declaration;
 - this worker's own commits are reported to its slot cache by the same declaration
-  (``changes.concerned``).
+  (``changes.concerned``);
+- a change to a row of a source that is ``described_by`` columns (the appointments) is
+  announced with those columns, so kept listings apply it rather than forget themselves;
+  the same test holds the triggers to that list.
 
 A new table that terms or listings read therefore fails the suite until it is declared
 here and a migration gives it its triggers.
@@ -38,6 +41,10 @@ class Source:
     column: str  # the column naming whose schedule a row is part of
     names: Names
     in_terms: bool  # booking terms are read from it (and raise the rules version)
+    # The columns a change notice carries for a row (none: it names only whose schedule
+    # changed, and kept listings of that schedule are voided): enough for a kept listing to
+    # apply the change itself (``availability.busy.BusyReader.taken``).
+    described_by: tuple[str, ...] = ()
 
     @property
     def is_the_provider(self) -> bool:
@@ -66,7 +73,20 @@ SOURCES = (
     Source("date_overrides", "provider_id", Names.PROVIDER, in_terms=True),
     Source("time_off", "provider_id", Names.PROVIDER, in_terms=True),
     # Busy time: read by every listing, and by every booking afresh (never kept in terms).
-    Source("appointments", "provider_id", Names.PROVIDER, in_terms=False),
+    Source(
+        "appointments",
+        "provider_id",
+        Names.PROVIDER,
+        in_terms=False,
+        described_by=(
+            "id",
+            "status",
+            "start_at",
+            "blocked_start_at",
+            "blocked_end_at",
+            "hold_until",
+        ),
+    ),
 )
 BY_TABLE = {source.table: source for source in SOURCES}
 SLOT_TABLES = frozenset(BY_TABLE)

@@ -1,37 +1,46 @@
 """The provider's busy time, as slot listings read it (`availability.busy.BusyReader`).
 
 Booking owns what takes a provider's time (the active statuses, guests' holds, buffers);
-availability declares the read it needs and receives this function from `main.py`.
+availability declares the read it needs and receives `BUSY` from `main.py`.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import BindParameter, Select, and_, bindparam, or_, select
+from sqlalchemy import BindParameter, Select, and_, bindparam, case, or_, select
 from sqlalchemy.engine import Connection
 
-from slotwise.availability.busy import Busy
-from slotwise.booking.models import Appointment
+from slotwise.availability import sources
+from slotwise.availability.busy import Busy, Moved, Taken
+from slotwise.booking.models import HOLDING_STATUSES, Appointment, Status
 from slotwise.booking.repository import _HELD, LONGEST_BLOCK, blocking, takes_time
 from slotwise.providers.models import Provider
 
 _PROVIDER_ID: BindParameter[uuid.UUID] = bindparam("provider_id")
+_TAKING = frozenset(status.value for status in HOLDING_STATUSES)
+
+# What a listing keeps of each appointment it reads (`Taken`). Every row read takes time (the
+# statements' conditions), so the status is read only as a hold's end: the hold is a held
+# guest booking's. The day and week limits need when an appointment starts, and only they:
+# the read of busy time leaves it unknown (None), the read of what the limits count gives
+# it (`Taken`).
+_HOLD_UNTIL = case((Appointment.status == _HELD, Appointment.hold_until)).label("hold_until")
+_SPAN = (Appointment.id, Appointment.blocked_start_at, Appointment.blocked_end_at, _HOLD_UNTIL)
+# What a change notice describes an appointment by (`availability.sources`).
+_DESCRIBED = sources.BY_TABLE[Appointment.__tablename__].described_by
 
 
 # The provider's row, joined to its blocked spans in the window (none: one row of nulls):
 # the rules version comes in the same statement as the busy time, so hours a listing kept
 # are proven current by the very read that gives it the bookings. Built once: executed
 # with its parameters, it is compiled once per process.
-def _busy(*, ranges: bool) -> Select[int, datetime, datetime, datetime | None]:
+def _busy(*, ranges: bool) -> Select[int, uuid.UUID, datetime, datetime, datetime | None]:
     return (
-        select(
-            Provider.rules_version,
-            Appointment.blocked_start_at,
-            Appointment.blocked_end_at,
-            Appointment.hold_until,
-        )
+        select(Provider.rules_version, *_SPAN)
         .select_from(Provider)
         .outerjoin(
             Appointment,
@@ -47,7 +56,6 @@ def _busy(*, ranges: bool) -> Select[int, datetime, datetime, datetime | None]:
             ),
         )
         .where(Provider.id == _PROVIDER_ID)
-        .order_by(Appointment.blocked_start_at)
     )
 
 
@@ -55,52 +63,124 @@ def _busy(*, ranges: bool) -> Select[int, datetime, datetime, datetime | None]:
 # index (``repository.blocking``).
 _BUSY = {False: _busy(ranges=False), True: _busy(ranges=True)}
 
-
-def busy_between(
-    connection: Connection,
-    provider_id: uuid.UUID,
-    start_at: datetime,
-    end_at: datetime,
-    *,
-    now: datetime,
-    counted: tuple[datetime, datetime] | None = None,
-) -> Busy:
-    """Blocked spans of the provider's active appointments, and of the guest bookings held
-    at ``now``, that touch [start_at, end_at); with the provider's rules version; and
-    (``counted``) when its bookings that take time start within that window, as the
-    booking write's limits count them. Synchronous: run in SQLAlchemy's greenlet (see
-    `availability.busy.BusyReader`)."""
-    # Plain rows from a connection: a month can hold thousands, and the ORM's row
-    # handling would cost more than the query.
-    result = connection.execute(
-        _BUSY[connection.dialect.name == "postgresql"],
-        {
-            "provider_id": provider_id,
-            "start_at": start_at,
-            "end_at": end_at,
-            "earliest": start_at - LONGEST_BLOCK,
-            "now": now,
-        },
-    )
-    rows = result.all()
-    if not rows:
-        return Busy(spans=[], until=None, rules_version=None)
-    holds = [hold_until for _, _, _, hold_until in rows if hold_until is not None]
-    starts: list[datetime] = []
-    if counted is not None:
-        window = {"provider_id": provider_id, "start_at": counted[0], "end_at": counted[1]}
-        starts = list(connection.execute(_STARTS, window).scalars())
-    return Busy(
-        spans=[(start, end) for _, start, end, _ in rows if start is not None],
-        until=min(holds) if holds else None,
-        rules_version=rows[0][0],
-        starts=starts,
-    )
-
-
-_STARTS = select(Appointment.start_at).where(
+_STARTS = select(Appointment.start_at, *_SPAN).where(
     Appointment.provider_id == _PROVIDER_ID,
     Appointment.start_at >= bindparam("start_at"),
     Appointment.start_at < bindparam("end_at"),
     takes_time(),
 )
+
+
+class BookingsBusy:
+    """Busy time from the appointments table (`availability.busy.BusyReader`)."""
+
+    def read(
+        self,
+        connection: Connection,
+        provider_id: uuid.UUID,
+        start_at: datetime,
+        end_at: datetime,
+        *,
+        now: datetime,
+        counted: tuple[datetime, datetime] | None = None,
+    ) -> Busy:
+        """The provider's active appointments, and guest bookings held at ``now``, whose
+        blocked span touches [start_at, end_at); with the provider's rules version; and
+        (``counted``) its appointments that take time and start within that window, as the
+        booking write's limits count them. Synchronous: run in SQLAlchemy's greenlet."""
+        # Plain rows from a connection: a month can hold thousands, and the ORM's row
+        # handling would cost more than the query.
+        rows = connection.execute(
+            _BUSY[connection.dialect.name == "postgresql"],
+            {
+                "provider_id": provider_id,
+                "start_at": start_at,
+                "end_at": end_at,
+                "earliest": start_at - LONGEST_BLOCK,
+                "now": now,
+            },
+        ).all()
+        if not rows:
+            return Busy(taken={}, rules_version=None)
+        taken = {
+            row.id: Taken(None, row.blocked_start_at, row.blocked_end_at, True, row.hold_until)
+            for row in rows
+            if row.id is not None
+        }
+        if counted is not None:  # the same appointments, if they start there, and others
+            window = {"provider_id": provider_id, "start_at": counted[0], "end_at": counted[1]}
+            for row in connection.execute(_STARTS, window):
+                taken[row.id] = Taken(
+                    row.start_at, row.blocked_start_at, row.blocked_end_at, True, row.hold_until
+                )
+        return Busy(taken=taken, rules_version=rows[0].rules_version)
+
+    def taken(self, row: Mapping[str, object]) -> Taken:
+        """A change notice's row (text and nulls, as JSON has them) as a `Taken`."""
+        hold_until = row["hold_until"]
+        return _taken(
+            str(row["status"]),
+            _instant(row["start_at"]),
+            _instant(row["blocked_start_at"]),
+            _instant(row["blocked_end_at"]),
+            None if hold_until is None else _instant(hold_until),
+        )
+
+
+BUSY = BookingsBusy()
+
+
+def moved(row: Mapping[str, Any]) -> Moved:
+    """This process's change to an appointment, given as the row it wrote (its columns by
+    name), as the change notice will describe it."""
+    hold_until = row["hold_until"]
+    return Moved(
+        row["provider_id"],
+        row["id"],
+        _taken(
+            row["status"],
+            _aware(row["start_at"]),
+            _aware(row["blocked_start_at"]),
+            _aware(row["blocked_end_at"]),
+            None if hold_until is None else _aware(hold_until),
+        ),
+    )
+
+
+def moved_appointment(appointment: Appointment) -> Moved:
+    """This process's change to an appointment, given as the appointment after it."""
+    return moved(
+        {name: getattr(appointment, name) for name in _DESCRIBED}
+        | {"provider_id": appointment.provider_id}
+    )
+
+
+def _taken(
+    status: str,
+    start_at: datetime,
+    blocked_start_at: datetime,
+    blocked_end_at: datetime,
+    hold_until: datetime | None,
+) -> Taken:
+    """The one reading of an appointment's status: what takes time, what is only held."""
+    return Taken(
+        start_at=start_at,
+        blocked_start_at=blocked_start_at,
+        blocked_end_at=blocked_end_at,
+        takes_time=status in _TAKING,
+        hold_until=hold_until if status == Status.PENDING_VERIFICATION.value else None,
+    )
+
+
+def _instant(value: object) -> datetime:
+    """An instant as a change notice writes it: ISO 8601, with its offset (PostgreSQL) or
+    in UTC without one (SQLite stores instants so: `db.types.UTCDateTime`)."""
+    if not isinstance(value, str):
+        raise ValueError(f"not an instant: {value!r}")
+    return _aware(datetime.fromisoformat(value))
+
+
+def _aware(value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError(f"not an instant: {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from typing_extensions import Unpack
 
 from slotwise.availability import changes
-from slotwise.booking import events
+from slotwise.booking import busy, events
 from slotwise.booking.models import Appointment, AppointmentEvent
 from slotwise.db import Unnested, table_of, unnested, unsaved
 from slotwise.notifications import outbox
@@ -79,7 +79,7 @@ async def write(
         await connection.execute(_update(tuple(change.values)), params)
         await connection.execute(_INSERT_HISTORY, change.history)
         await batch.write(session)
-    changes.note(session.sync_session, appointment.provider_id)
+    changes.moved(session.sync_session, busy.moved_appointment(appointment))
 
 
 _INSERT_HISTORY = insert(_EVENTS)

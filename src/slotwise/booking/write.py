@@ -54,7 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from slotwise.availability import changes
-from slotwise.booking import repository
+from slotwise.booking import busy, repository
 from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding
 from slotwise.db import insert_rows, padded, table_of
 from slotwise.db.bulk import element_type, unnested
@@ -200,7 +200,7 @@ async def take(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
         )
     for row, outcome in zip(rows, outcomes, strict=True):
         if outcome is None:
-            changes.note(session.sync_session, row.claim.provider_id)
+            changes.moved(session.sync_session, busy.moved(row.appointment))
     return outcomes
 
 
