@@ -5,6 +5,7 @@ Every setting is documented in the README's configuration table; keep the two in
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import warnings
 from enum import StrEnum
@@ -133,8 +134,25 @@ class Settings(BaseSettings):
             "public_base_url + /reset-password?token=..."
         ),
     )
+    outbound_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Hosts and networks (CIDRs) that webhooks may reach although they are not public "
+            "(loopback, private, link-local, metadata), comma-separated; empty: none."
+        ),
+    )
+    outbound_allow_http: bool = Field(
+        default=False, description="Webhooks may use plain http (never in production)."
+    )
+    outbound_connect_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    outbound_timeout_seconds: float = Field(
+        default=15, gt=0, le=120, description="The whole of one webhook call."
+    )
+    outbound_response_max_bytes: int = Field(
+        default=4096, ge=0, le=1_048_576, description="Of a webhook's answer, read and kept."
+    )
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "outbound_allow", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -175,9 +193,22 @@ class Settings(BaseSettings):
             raise ValueError("jwt_algorithm must be one of HS256, HS384, HS512")
         return value
 
+    @field_validator("outbound_allow")
+    @classmethod
+    def _allowlist_entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if any(character.isspace() or character in "/:@?#" for character in entry):
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"outbound_allow: not a host or CIDR: {entry!r}") from None
+        return value
+
     @model_validator(mode="after")
     def _require_secret_in_production(self) -> Settings:
         if self.env is Environment.PRODUCTION:
+            if self.outbound_allow_http:
+                raise ValueError("SLOTWISE_OUTBOUND_ALLOW_HTTP must not be set in production")
             if self.secret_key is None:
                 raise ValueError("SLOTWISE_SECRET_KEY must be set in production")
             if len(self.secret_key.get_secret_value()) < 32:
