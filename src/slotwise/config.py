@@ -151,6 +151,18 @@ class Settings(BaseSettings):
     outbound_response_max_bytes: int = Field(
         default=4096, ge=0, le=1_048_576, description="Of a webhook's answer, read and kept."
     )
+    webhook_secret_overlap_hours: int = Field(
+        default=24, ge=0, le=24 * 30, description="A rotated secret signs too for this long."
+    )
+    webhook_max_attempts: int = Field(
+        default=12, ge=1, le=50, description="Tries of a delivery before it is kept as failed."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=40, gt=0, description="Retry backoff: base * 2**(attempts-1); 12 tries: about 23 h."
+    )
+    webhook_disable_after_hours: int = Field(
+        default=72, ge=1, description="A subscription failing this long is disabled."
+    )
 
     @field_validator("cors_origins", "outbound_allow", mode="before")
     @classmethod

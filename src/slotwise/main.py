@@ -42,6 +42,7 @@ from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
 from slotwise.state import AppState
 from slotwise.users.router import router as users_router
+from slotwise.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 GC_THRESHOLDS = (700, 10, 50)  # CPython's defaults but the last (10)
@@ -54,6 +55,7 @@ API_ROUTERS = [
     (appointments_router, "/appointments", "appointments"),
     (guest_router, "/bookings", "guest bookings"),
     (standings_router, "/client-standings", "client standings"),
+    (webhooks_router, "/webhooks", "webhooks"),
 ]
 # One provider API, answering at /tutors and /doctors too (aliases, documented as such).
 PROVIDER_PREFIXES = [("/providers", "providers"), ("/tutors", "aliases"), ("/doctors", "aliases")]

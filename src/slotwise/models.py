@@ -8,6 +8,12 @@ from slotwise.db import Base
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider, Service
 from slotwise.users.models import RoleChange, User
+from slotwise.webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+    WebhookSubscriptionEvent,
+)
 
 __all__ = [
     "Appointment",
@@ -27,5 +33,9 @@ __all__ = [
     "Service",
     "TimeOff",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
+    "WebhookSubscriptionEvent",
     "WeeklyPattern",
 ]

@@ -136,8 +136,10 @@ class OutboundGuard:
             resolver=resolver,
         )
 
-    async def destination(self, url: str) -> tuple[httpx.URL, IPAddress]:
-        """The checked URL and the address to connect to (``Refused`` if none may be)."""
+    def check_url(self, url: str) -> httpx.URL:
+        """What can be judged without resolving: the URL's form, its scheme, and its host
+        when that is an address (a subscription is checked so when made, and again, fully,
+        on every call). ``Refused`` if it fails."""
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, ValueError) as exc:
@@ -145,30 +147,39 @@ class OutboundGuard:
         schemes = {"https", "http"} if self.allow_http else {"https"}
         if parsed.scheme not in schemes:
             raise Refused(f"the scheme must be {' or '.join(sorted(schemes))}")
-        host = parsed.host.lower().rstrip(".")
-        if not host:
+        if not parsed.host:
             raise Refused("the URL has no host")
         if parsed.userinfo:
             raise Refused("the URL must not carry credentials")
+        literal = _address(parsed.host)
+        if literal is not None:
+            self._check(parsed.host, [literal])
+        return parsed
+
+    async def destination(self, url: str) -> tuple[httpx.URL, IPAddress]:
+        """The checked URL and the address to connect to (``Refused`` if none may be)."""
+        parsed = self.check_url(url)
+        host = parsed.host.lower().rstrip(".")
+        literal = _address(host)
+        if literal is not None:
+            return parsed, literal
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            literal: IPAddress | None = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        if literal is not None:
-            found = [literal]
-        else:
-            try:
-                found = [ipaddress.ip_address(a) for a in await self.resolver(host, port)]
-            except (OSError, ValueError) as exc:
-                raise Refused(f"{host} does not resolve") from exc
+            found = [ipaddress.ip_address(a) for a in await self.resolver(host, port)]
+        except (OSError, ValueError) as exc:
+            raise Refused(f"{host} does not resolve") from exc
         if not found:
             raise Refused(f"{host} does not resolve")
-        for address in found:  # every one: a name must not mix public and private answers
+        self._check(host, found)
+        return parsed, found[0]
+
+    def _check(self, host: str, found: list[IPAddress]) -> None:
+        """Every address: a name must not mix public and non-public answers."""
+        host = host.lower().rstrip(".")
+        for address in found:
             why = None if self.allowlist.allows(host, address) else refusal(address)
             if why is not None:
                 raise Refused(f"{host} resolves to {address}: {why}")
-        return parsed, found[0]
 
     async def post(
         self, url: str, *, content: bytes, headers: Mapping[str, str]
@@ -196,6 +207,13 @@ class OutboundGuard:
             finally:
                 await response.aclose()
         return OutboundResponse(response.status_code, body, truncated)
+
+
+def _address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 async def _first_bytes(response: httpx.Response, limit: int) -> tuple[bytes, bool]:

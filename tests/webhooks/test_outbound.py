@@ -3,20 +3,12 @@ the call it makes goes to the very address it checked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from slotwise.outbound import Allowlist, OutboundGuard, Refused
-from tests.receiver import Receiver, running_receiver
+from tests.receiver import Receiver
 
 LOOPBACK = Allowlist.parse(["127.0.0.1"])
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as running:
-        yield running
 
 
 def _resolving(answers: dict[str, list[str]]) -> OutboundGuard:
