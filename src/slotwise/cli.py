@@ -140,6 +140,7 @@ async def _run_worker() -> None:
     from slotwise.booking.publish import reminder_still_due
     from slotwise.notifications.worker import run
     from slotwise.observability import configure_logging
+    from slotwise.webhooks import worker as webhooks_worker
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json_logs=settings.log_json)
@@ -155,7 +156,9 @@ async def _run_worker() -> None:
             stop.set()
 
         loop.add_reader(parent.sentinel, orphaned)
-    await run(settings, reminder_still_due, stop)
+    await asyncio.gather(
+        run(settings, reminder_still_due, stop), webhooks_worker.run(settings, stop)
+    )
 
 
 @app.command()
@@ -164,7 +167,7 @@ def worker(
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")
     ] = True,
 ) -> None:
-    """Deliver queued email and reminders until stopped (SIGINT or SIGTERM).
+    """Deliver queued email, reminders and webhooks until stopped (SIGINT or SIGTERM).
 
     On PostgreSQL, run as many as you like; on SQLite, run one.
     """

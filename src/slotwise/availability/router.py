@@ -169,9 +169,9 @@ async def update_pattern(
     summary="Remove a weekly pattern",
 )
 async def delete_pattern(
-    pattern_id: uuid.UUID, provider: ManagedProvider, session: SessionDep
+    pattern_id: uuid.UUID, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> None:
-    await service.delete_pattern(session, provider=provider, pattern_id=pattern_id)
+    await service.delete_pattern(session, provider=provider, pattern_id=pattern_id, now=now)
 
 
 # -- date overrides and time off -----------------------------------------------------------
@@ -216,9 +216,9 @@ async def add_override(
     summary="Remove a date override",
 )
 async def delete_override(
-    override_id: uuid.UUID, provider: ManagedProvider, session: SessionDep
+    override_id: uuid.UUID, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> None:
-    await service.delete_override(session, provider=provider, override_id=override_id)
+    await service.delete_override(session, provider=provider, override_id=override_id, now=now)
 
 
 @provider_router.get(
@@ -263,9 +263,9 @@ async def add_time_off(
     summary="Remove time off",
 )
 async def delete_time_off(
-    time_off_id: uuid.UUID, provider: ManagedProvider, session: SessionDep
+    time_off_id: uuid.UUID, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> None:
-    await service.delete_time_off(session, provider=provider, time_off_id=time_off_id)
+    await service.delete_time_off(session, provider=provider, time_off_id=time_off_id, now=now)
 
 
 # -- slots ------------------------------------------------------------------------------------

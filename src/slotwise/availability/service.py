@@ -22,6 +22,8 @@ from slotwise.availability.schemas import (
 from slotwise.errors import Conflict, InvalidInput, NotFound
 from slotwise.providers.models import Provider
 from slotwise.scheduling import end_since_midnight, since_midnight
+from slotwise.webhooks import queue
+from slotwise.webhooks.events import EventType
 
 
 class PatternNotFound(NotFound):
@@ -84,6 +86,16 @@ async def list_public_patterns(
     )
 
 
+async def _announce(session: AsyncSession, provider: Provider, *, what: str, now: datetime) -> None:
+    """``availability.changed`` for webhook subscribers: whose schedule, and which part of
+    it (``hours``, ``overrides`` or ``time_off``); they read the new slots themselves."""
+    data = {"provider_id": str(provider.id), "changed": what}
+    await queue.enqueue(
+        session,
+        [queue.event(EventType.AVAILABILITY_CHANGED, provider_id=provider.id, data=data, now=now)],
+    )
+
+
 async def add_pattern(
     session: AsyncSession, *, provider: Provider, data: PatternCreate, now: datetime
 ) -> WeeklyPattern:
@@ -97,6 +109,7 @@ async def add_pattern(
     await _check_no_overlap(session, pattern)
     session.add(pattern)
     await session.flush()
+    await _announce(session, provider, what="hours", now=now)
     return pattern
 
 
@@ -130,17 +143,19 @@ async def update_pattern(
     pattern.updated_at = now
     await _check_no_overlap(session, pattern)
     await session.flush()
+    await _announce(session, provider, what="hours", now=now)
     return pattern
 
 
 async def delete_pattern(
-    session: AsyncSession, *, provider: Provider, pattern_id: uuid.UUID
+    session: AsyncSession, *, provider: Provider, pattern_id: uuid.UUID, now: datetime
 ) -> None:
     pattern = await repository.pattern(session, provider.id, pattern_id)
     if pattern is None:
         raise PatternNotFound()
     await session.delete(pattern)
     await session.flush()
+    await _announce(session, provider, what="hours", now=now)
 
 
 def override_read(row: DateOverride, *, with_note: bool = True) -> OverrideRead:
@@ -178,17 +193,19 @@ async def add_override(
     )
     session.add(row)
     await session.flush()
+    await _announce(session, provider, what="overrides", now=now)
     return row
 
 
 async def delete_override(
-    session: AsyncSession, *, provider: Provider, override_id: uuid.UUID
+    session: AsyncSession, *, provider: Provider, override_id: uuid.UUID, now: datetime
 ) -> None:
     row = await repository.override(session, provider.id, override_id)
     if row is None:
         raise OverrideNotFound()
     await session.delete(row)
     await session.flush()
+    await _announce(session, provider, what="overrides", now=now)
 
 
 async def list_time_off(
@@ -203,14 +220,16 @@ async def add_time_off(
     row = TimeOff(provider_id=provider.id, created_at=now, updated_at=now, **data.model_dump())
     session.add(row)
     await session.flush()
+    await _announce(session, provider, what="time_off", now=now)
     return row
 
 
 async def delete_time_off(
-    session: AsyncSession, *, provider: Provider, time_off_id: uuid.UUID
+    session: AsyncSession, *, provider: Provider, time_off_id: uuid.UUID, now: datetime
 ) -> None:
     row = await repository.time_off(session, provider.id, time_off_id)
     if row is None:
         raise TimeOffNotFound()
     await session.delete(row)
     await session.flush()
+    await _announce(session, provider, what="time_off", now=now)

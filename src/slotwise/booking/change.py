@@ -20,11 +20,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from typing_extensions import Unpack
 
 from slotwise.availability import changes
-from slotwise.booking import busy, events
+from slotwise.booking import announce, busy, events
 from slotwise.booking.models import Appointment, AppointmentEvent
 from slotwise.db import Unnested, table_of, unnested, unsaved
 from slotwise.notifications import outbox
 from slotwise.notifications.models import OutboxMessage
+from slotwise.webhooks import queue
 
 _APPOINTMENTS = table_of(Appointment)
 _EVENTS = table_of(AppointmentEvent)
@@ -59,7 +60,8 @@ async def write(
 ) -> None:
     """The change, its history row and ``messages`` (with the withdrawal of the
     appointment's reminders, if the batch withdraws them) written in the session's
-    transaction; the slot cache is told of it at the commit."""
+    transaction, with the webhook event it makes (``announce.of_change``); the slot cache
+    is told of it at the commit."""
     appointment = change.appointment
     batch = messages or outbox.Batch()
     assert set(batch.withdrawn) <= {appointment.id}, "a change withdraws its own reminders"
@@ -79,6 +81,9 @@ async def write(
         await connection.execute(_update(tuple(change.values)), params)
         await connection.execute(_INSERT_HISTORY, change.history)
         await batch.write(session)
+    announced = announce.of_change(appointment, change.values)
+    if announced is not None:
+        await queue.enqueue(session, [announced])
     changes.moved(session.sync_session, busy.moved_appointment(appointment))
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
 from slotwise.auth import tokens
-from slotwise.booking import events, facts, publish, repository, write
+from slotwise.booking import announce, events, facts, publish, repository, write
 from slotwise.booking.errors import (
     GuestDetailsNotAllowed,
     GuestDetailsRequired,
@@ -35,6 +35,7 @@ from slotwise.db import table_of, unsaved
 from slotwise.notifications import outbox
 from slotwise.scheduling import Proposal, Reason, Refusal
 from slotwise.users.models import User
+from slotwise.webhooks.events import EventType
 
 
 def client_key_for(user: User | None, data: AppointmentCreate) -> str:
@@ -140,6 +141,9 @@ def row_of(session: AsyncSession, booked: Booked, proposal: Proposal, guests: Gu
         appointment=_values(appointment, _APPOINTMENTS),
         events=[_values(event, _EVENTS) for event in appointment.events],
         messages=_messages([booked]),
+        announced=announce.event(
+            EventType.BOOKING_CREATED, appointment, now=appointment.created_at
+        ),
     )
 
 

@@ -61,6 +61,7 @@ from slotwise.db.bulk import element_type, unnested
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider
 from slotwise.scheduling import Interval, Limit, Placement, Reason, Refusal, Terms
+from slotwise.webhooks import queue
 
 _APPOINTMENTS = table_of(Appointment)
 _EVENTS = table_of(AppointmentEvent)
@@ -134,6 +135,8 @@ class Row:
     appointment: dict[str, Any]
     events: list[dict[str, Any]]
     messages: list[dict[str, Any]]
+    # Its webhook event (booking.created), queued if it is written.
+    announced: queue.Event | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +201,13 @@ async def take(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
                 (_MESSAGES, [message for row in written for message in row.messages]),
             ],
         )
+    announced: list[queue.Event] = []
     for row, outcome in zip(rows, outcomes, strict=True):
         if outcome is None:
             changes.moved(session.sync_session, busy.moved(row.appointment))
+            if row.announced is not None:
+                announced.append(row.announced)
+    await queue.enqueue(session, announced)
     return outcomes
 
 

@@ -336,3 +336,24 @@ async def enqueue_password_reset(
         now=now,
     )
     await batch.write(session)
+
+
+async def enqueue_webhook_disabled(
+    session: AsyncSession,
+    *,
+    email: str,
+    name: str,
+    timezone: str,
+    url: str,
+    failing_since: datetime,
+    now: datetime,
+) -> None:
+    """A webhook subscription was disabled for failing too long: its owner hears of it."""
+    batch = Batch()
+    batch.add(
+        kind="webhook_disabled",
+        to=Party(email=email, name=name, timezone=timezone),
+        context={"url": url, "failing_since": failing_since.isoformat()},
+        now=now,
+    )
+    await batch.write(session)

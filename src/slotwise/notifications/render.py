@@ -29,6 +29,7 @@ SUBJECTS = {
     "reminder": "Reminder: {title}, {start}",
     "password_reset": "Reset your Slotwise password",
     "booking_verify": "Confirm your email to keep your booking: {title}, {start}",
+    "webhook_disabled": "Your Slotwise webhook was disabled",
 }
 
 
@@ -76,6 +77,8 @@ def template_context(row: OutboxMessage) -> dict[str, Any]:
     if "old_start_at" in context:
         context["old_start"] = _day_and_time(_local(context["old_start_at"], zone))
         context["old_end_time"] = f"{_local(context['old_end_at'], zone):%H:%M}"
+    if "failing_since" in context:
+        context["failing_since_time"] = _day_and_time(_local(context["failing_since"], zone))
     if "offset_minutes" in context:
         context["lead"] = _lead(int(context["offset_minutes"]))
     context["subject"] = SUBJECTS[row.kind].format_map(_Lenient(context))

@@ -1,10 +1,9 @@
 """The outbox worker: claims due messages, sends them, records the outcome.
 
-A claim is a lease (``locked_until``) taken in a short transaction: on PostgreSQL with
-``FOR UPDATE SKIP LOCKED``, so several workers share the queue and never take the same row;
-on SQLite under ``BEGIN IMMEDIATE``. A worker that dies mid-send leaves its lease to expire;
-the row is then sent again with the same Message-ID. A failure is retried after
-``base * 2**(attempts-1)``; after ``outbox_max_attempts`` the row is kept as dead.
+A claim is a lease (``slotwise.leases``, shared with the webhook worker). A worker that dies
+mid-send leaves its lease to expire; the row is then sent again with the same Message-ID.
+A failure is retried after ``base * 2**(attempts-1)``; after ``outbox_max_attempts`` the
+row is kept as dead.
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotwise import leases
 from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.notifications import render
@@ -98,25 +98,16 @@ class Worker:
         log.info("worker_stopped", worker_id=self.worker_id)
 
     async def _claim(self, now: datetime) -> list[OutboxMessage]:
-        query = (
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.status == OutboxStatus.PENDING,
-                OutboxMessage.due_at <= now,
-                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
-            )
-            .order_by(OutboxMessage.due_at, OutboxMessage.id)
-            .limit(self.settings.worker_batch_size)
+        return await leases.claim(
+            self.db,
+            OutboxMessage,
+            pending=OutboxStatus.PENDING,
+            now=now,
+            limit=self.settings.worker_batch_size,
+            lease=timedelta(seconds=self.settings.outbox_lease_seconds),
+            worker_id=self.worker_id,
+            order_by=(OutboxMessage.due_at, OutboxMessage.id),
         )
-        if not self.db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        lease = timedelta(seconds=self.settings.outbox_lease_seconds)
-        async with self.db.session(writes=True) as session, session.begin():
-            rows = list(await session.scalars(query))
-            for row in rows:
-                row.locked_until = now + lease
-                row.claimed_by = self.worker_id
-        return rows
 
     async def _still_wanted(self, row: OutboxMessage) -> bool:
         """A reminder goes only for an appointment still confirmed at the time it named."""
@@ -165,7 +156,7 @@ class Worker:
     async def _failed(self, row: OutboxMessage, *, error: str, now: datetime) -> None:
         attempts = row.attempts + 1
         dead = attempts >= self.settings.outbox_max_attempts
-        delay = timedelta(seconds=self.settings.outbox_retry_base_seconds * 2 ** (attempts - 1))
+        delay = leases.backoff(self.settings.outbox_retry_base_seconds, attempts)
         log.warning("mail_failed", message_id=row.message_id, attempts=attempts, dead=dead)
         async with self.db.session(writes=True) as session, session.begin():
             await session.execute(

@@ -1,0 +1,120 @@
+"""Queueing webhook events: one delivery row per subscription that wants the event, written
+by one INSERT ... SELECT in the transaction of the change (flush, never commit), so an event
+exists exactly when its change does, and nothing is written where nobody subscribes.
+
+Callers describe the change in plain values (booking its appointment as the API shows it,
+availability whose schedule changed); this module knows no domain's tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String, Uuid, bindparam, insert, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.db import UTCDateTime, table_of
+from slotwise.webhooks.events import PAYLOAD_VERSION, EventType
+from slotwise.webhooks.models import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookSubscription,
+    WebhookSubscriptionEvent,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event: its id (the ``webhook-id`` of every delivery and retry of it), whose
+    provider it concerns, and its payload as receivers get it."""
+
+    id: uuid.UUID
+    type: EventType
+    provider_id: uuid.UUID
+    payload: dict[str, Any]
+    at: datetime
+
+
+def event(
+    kind: EventType,
+    *,
+    provider_id: uuid.UUID,
+    data: dict[str, Any],
+    now: datetime,
+    sequence: int | None = None,
+) -> Event:
+    """The payload: ``version``, ``id``, ``type``, ``timestamp``, the appointment's
+    ``sequence`` (booking events: receivers order an appointment's events by it), ``data``."""
+    event_id = uuid.uuid4()
+    payload: dict[str, Any] = {
+        "version": PAYLOAD_VERSION,
+        "id": str(event_id),
+        "type": kind.value,
+        "timestamp": now.isoformat(),
+    }
+    if sequence is not None:
+        payload["sequence"] = sequence
+    payload["data"] = data
+    return Event(event_id, kind, provider_id, payload, now)
+
+
+_SUBSCRIPTIONS = table_of(WebhookSubscription)
+_WANTS = table_of(WebhookSubscriptionEvent)
+_DELIVERIES = table_of(WebhookDelivery)
+
+# Built once. An admin's subscription (no provider) hears of every provider.
+_QUEUE = insert(_DELIVERIES).from_select(
+    [
+        "subscription_id",
+        "event_id",
+        "event_type",
+        "payload",
+        "status",
+        "due_at",
+        "attempts",
+        "created_at",
+    ],
+    select(
+        _SUBSCRIPTIONS.c.id,
+        bindparam("event_id", type_=Uuid()),
+        bindparam("event_type", type_=String()),
+        bindparam("payload", type_=JSON()),
+        literal(DeliveryStatus.PENDING.value, String()),
+        bindparam("at", type_=UTCDateTime()),
+        literal(0, Integer()),
+        bindparam("at", type_=UTCDateTime()),
+    )
+    .join(_WANTS, _WANTS.c.subscription_id == _SUBSCRIPTIONS.c.id)
+    .where(
+        _SUBSCRIPTIONS.c.is_active,
+        _WANTS.c.event_type == bindparam("event_type", type_=String()),
+        or_(
+            _SUBSCRIPTIONS.c.provider_id == bindparam("provider_id", type_=Uuid()),
+            _SUBSCRIPTIONS.c.provider_id.is_(None),
+        ),
+    ),
+)
+
+
+async def enqueue(session: AsyncSession, events: Sequence[Event]) -> None:
+    """The events' deliveries, into the caller's transaction."""
+    if not events:
+        return
+    connection = await session.connection()
+    await connection.execute(
+        _QUEUE,
+        [
+            {
+                "event_id": item.id,
+                "event_type": item.type.value,
+                "payload": item.payload,
+                "at": item.at,
+                "provider_id": item.provider_id,
+            }
+            for item in events
+        ],
+    )
