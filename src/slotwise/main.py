@@ -31,6 +31,7 @@ from slotwise.booking.router import booking_router, guest_router, standings_rout
 from slotwise.booking.router import provider_router as provider_booking_router
 from slotwise.booking.router import router as appointments_router
 from slotwise.booking.terms import TermsCache
+from slotwise.booking.webhook_docs import describe_webhooks
 from slotwise.calendars.router import router as calendars_router
 from slotwise.config import Settings, get_settings
 from slotwise.db import Database
@@ -186,6 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
     app.include_router(health_router)
     app.include_router(reset_page_router)
+    describe_webhooks(app)
 
     if settings.cors_origins:
         app.add_middleware(
