@@ -197,3 +197,15 @@ def test_an_answer_left_with_too_many_changes_to_apply_is_dropped() -> None:
     cache.moved([moved()])
     assert len(cache) == 0
     assert cache.get(key(), unrevisable) is None
+
+
+def test_every_change_is_told_to_whoever_follows_the_cache() -> None:
+    """The live listings follow the cache: each change, by whose, or everything."""
+    cache = SlotCache(max_bytes=10_000)
+    told: list[set[uuid.UUID] | None] = []
+    cache.on_change = lambda ids: told.append(None if ids is None else set(ids))
+    other = uuid.uuid4()
+    cache.changed(iter([USER]))  # a one-shot iterable is read once
+    cache.moved([moved(), moved(other)])
+    cache.flush()
+    assert told == [{USER}, {PROVIDER, other}, None]

@@ -112,10 +112,14 @@ class SlotListings:
 
     async def body(self, ref: str, query: SlotQuery, now: datetime) -> bytes:
         """The listing of the provider `ref` (handle, id or user id), as it is at `now`."""
+        return (await self.answer(ref, query, now)).body(now)
+
+    async def answer(self, ref: str, query: SlotQuery, now: datetime) -> SlotAnswer:
+        """The listing's answer, current at `now` (its `body(now)` is the response)."""
         key = self._key(ref, query)
         usable = self.cache.max_bytes > 0 and self.watch is not None and self.watch.ready()
         if not usable:
-            return (await self._answer(ref, key, now)).body(now)
+            return await self._answer(ref, key, now)
         answer = self.cache.get(key, lambda kept, moves: self.revised(kept, moves, now))
         if answer is not None and not answer.holds_at(now):
             answer = None  # a guest's hold it counted has ended: the time is free again
@@ -124,7 +128,7 @@ class SlotListings:
             if answer is not None and not (self.cache.is_current(answer) and answer.holds_at(now)):
                 answer = None  # something changed while it was computed: it may have missed it
         if answer is not None:
-            return answer.body(now)
+            return answer
         computing = self._computing[key] = asyncio.get_running_loop().create_future()
         answer = None
         try:
@@ -134,7 +138,7 @@ class SlotListings:
             if self._computing.get(key) is computing:
                 del self._computing[key]
             computing.set_result(answer)  # None on an error: the waiters try themselves
-        return answer.body(now)
+        return answer
 
     async def _answer(self, ref: str, key: SlotKey, now: datetime) -> SlotAnswer:
         """Computed from the database, marked before its first read (see SlotCache.mark):
