@@ -30,8 +30,11 @@ class Busy:
     until: datetime | None
     rules_version: int | None
     # When the provider's bookings start, in the ``counted`` window asked for: what its day
-    # and week limits count (empty when not asked).
+    # and week limits count, a group session once (empty when not asked).
     starts: list[datetime] = field(default_factory=list)
+    # The sessions of the group service asked for (``sessions_of``) that touch the window:
+    # (start, blocked start, blocked end, seats taken); empty when not asked.
+    sessions: list[tuple[datetime, datetime, datetime, int]] = field(default_factory=list)
 
 
 class BusyReader(Protocol):
@@ -51,4 +54,5 @@ class BusyReader(Protocol):
         *,
         now: datetime,
         counted: tuple[datetime, datetime] | None = None,
+        sessions_of: uuid.UUID | None = None,
     ) -> Busy: ...

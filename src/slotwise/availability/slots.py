@@ -8,6 +8,7 @@ changes (`cache`, `changes`).
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -21,7 +22,7 @@ from sqlalchemy.util import greenlet_spawn
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from slotwise import scheduling
-from slotwise.availability.busy import BusyReader
+from slotwise.availability.busy import Busy, BusyReader
 from slotwise.availability.cache import SlotAnswer, SlotCache, SlotKey
 from slotwise.availability.changes import PostgresListener, SqliteWatch
 from slotwise.availability.schedules import (
@@ -140,7 +141,7 @@ class SlotListings:
         else from the schedule read again."""
         marked_at = self.cache.mark()
         schedule = self.schedules.get(ref, now=now)
-        if schedule is not None:
+        if schedule is not None and _offers(schedule, key):
             answer, version = await self._compute(None, schedule, key, marked_at, now)
             if version == schedule.version:
                 return answer
@@ -203,11 +204,16 @@ class SlotListings:
             end_at=end_at,
             now=now,
             counted=counted,
+            sessions_of=key.service_id if spec.capacity > 1 else None,
         )
         if session is not None:
             busy = await session.run_sync(lambda sync_session: read(sync_session.connection()))
         else:
             busy = await _on_own_connection(self.db.engine, read, self._isolation_level)
+        if spec.capacity > 1:  # a group service: seats of sessions (`scheduling.seats`)
+            found, seats_left = _seated(schedule, opened, busy, spec)
+            answer = _answer_of(schedule, key, spec, found, busy.until, marked_at, seats_left)
+            return answer, busy.rules_version
         found = scheduling.slots_within(
             opened,
             busy=[scheduling.Interval(start, end) for start, end in busy.spans],
@@ -267,11 +273,13 @@ def _answer_of(
     found: list[scheduling.Slot],
     until: datetime | None,
     marked_at: int,
+    seats_left: list[int] | None = None,
 ) -> SlotAnswer:
     zone = schedule.zone
     client_zone = ZoneInfo(key.tz) if key.tz else None
     items: list[_SlotJson] = []
-    for slot in found:
+    lefts = seats_left if seats_left is not None else itertools.repeat(None)
+    for slot, left in zip(found, lefts, strict=False):
         local_start = slot.start_at.astimezone(zone)
         items.append(
             {
@@ -280,6 +288,7 @@ def _answer_of(
                 "date": local_start.date(),
                 "client_start_at": slot.start_at.astimezone(client_zone) if client_zone else None,
                 "client_end_at": slot.end_at.astimezone(client_zone) if client_zone else None,
+                "seats_left": left,
             }
         )
     empty = (
@@ -290,6 +299,7 @@ def _answer_of(
             client_timezone=key.tz,
             service_id=key.service_id,
             duration_minutes=int(spec.duration.total_seconds() // 60),
+            capacity=spec.capacity,
             from_date=key.first,
             to_date=key.last,
             slots=[],
@@ -330,6 +340,7 @@ class _SlotJson(TypedDict):
     date: date
     client_start_at: datetime | None
     client_end_at: datetime | None
+    seats_left: int | None
 
 
 _SLOT_LIST = TypeAdapter(list[_SlotJson])
@@ -343,3 +354,39 @@ def _each_json(items: list[_SlotJson]) -> list[bytes]:
         return []
     parts = _SLOT_LIST.dump_json(items)[2:-2].split(b"},{")
     return [b"{" + part + b"}" for part in parts]
+
+
+def _seated(
+    schedule: Schedule,
+    opened: list[scheduling.Interval],
+    busy: Busy,
+    spec: scheduling.ServiceSpec,
+) -> tuple[list[scheduling.Slot], list[int]]:
+    """A group service's slots and their free seats: those free of other busy time, the
+    seats of its sessions aside (`scheduling.open_seats`). A date a day or week limit closes
+    keeps its sessions that have seats left: joining one adds no session."""
+    sessions = [
+        scheduling.Session(start_at, scheduling.Interval(blocked_at, unblocked_at), taken)
+        for start_at, blocked_at, unblocked_at, taken in busy.sessions
+    ]
+    spans = [scheduling.Interval(start, end) for start, end in busy.spans]
+    free = scheduling.slots_within(
+        opened, busy=scheduling.outside_sessions(spans, sessions), service=spec, now=None
+    )
+    offered = scheduling.open_seats(free, sessions, spec)
+    if busy.starts:
+        full = scheduling.full_dates(schedule.limits, schedule.zone, busy.starts)
+        joinable = {session.start_at for session in sessions}
+        offered = [
+            seats
+            for seats in offered
+            if seats.slot.start_at in joinable
+            or schedule.local_date(seats.slot.start_at) not in full
+        ]
+    return [seats.slot for seats in offered], [seats.seats_left for seats in offered]
+
+
+def _offers(schedule: Schedule, key: SlotKey) -> bool:
+    """Whether a kept schedule has the service asked for: one it lacks may be newer than it
+    (read afresh before it is refused)."""
+    return key.service_id is None or key.service_id in schedule.services

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BindParameter, Select, and_, bindparam, or_, select
+from sqlalchemy import BindParameter, Select, and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
 from slotwise.availability.busy import Busy
@@ -64,12 +64,14 @@ def busy_between(
     *,
     now: datetime,
     counted: tuple[datetime, datetime] | None = None,
+    sessions_of: uuid.UUID | None = None,
 ) -> Busy:
     """Blocked spans of the provider's active appointments, and of the guest bookings held
     at ``now``, that touch [start_at, end_at); with the provider's rules version; and
     (``counted``) when its bookings that take time start within that window, as the
-    booking write's limits count them. Synchronous: run in SQLAlchemy's greenlet (see
-    `availability.busy.BusyReader`)."""
+    booking write's limits count them (a group session once); and (``sessions_of``) the
+    sessions of that group service that touch the window, with their seats. Synchronous:
+    run in SQLAlchemy's greenlet (see `availability.busy.BusyReader`)."""
     # Plain rows from a connection: a month can hold thousands, and the ORM's row
     # handling would cost more than the query.
     result = connection.execute(
@@ -89,18 +91,63 @@ def busy_between(
     starts: list[datetime] = []
     if counted is not None:
         window = {"provider_id": provider_id, "start_at": counted[0], "end_at": counted[1]}
-        starts = list(connection.execute(_STARTS, window).scalars())
+        starts = [row.start_at for row in connection.execute(_STARTS, window)]
+    sessions = []
+    if sessions_of is not None:
+        asked = {"service_id": sessions_of, "earliest": start_at - LONGEST_BLOCK, "now": now}
+        window = {"provider_id": provider_id, "start_at": start_at, "end_at": end_at}
+        found = connection.execute(
+            _SESSIONS[connection.dialect.name == "postgresql"], asked | window
+        )
+        sessions = [
+            (row.start_at, row.blocked_start_at, row.blocked_end_at, row.taken) for row in found
+        ]
     return Busy(
         spans=[(start, end) for _, start, end, _ in rows if start is not None],
         until=min(holds) if holds else None,
         rules_version=rows[0][0],
         starts=starts,
+        sessions=sessions,
     )
 
 
-_STARTS = select(Appointment.start_at).where(
-    Appointment.provider_id == _PROVIDER_ID,
-    Appointment.start_at >= bindparam("start_at"),
-    Appointment.start_at < bindparam("end_at"),
-    takes_time(),
+# A group session's seats start together and count once.
+_STARTS = (
+    select(Appointment.session_key, Appointment.start_at)
+    .where(
+        Appointment.provider_id == _PROVIDER_ID,
+        Appointment.start_at >= bindparam("start_at"),
+        Appointment.start_at < bindparam("end_at"),
+        takes_time(),
+    )
+    .distinct()
 )
+
+
+def _sessions(*, ranges: bool) -> Select[datetime, datetime, datetime, int]:
+    """The sessions of one group service (seats taken under a capacity above 1) whose
+    blocked time touches the window, with the seats each has taken (held ones while held)."""
+    return (
+        select(
+            func.min(Appointment.start_at).label("start_at"),
+            func.min(Appointment.blocked_start_at).label("blocked_start_at"),
+            func.max(Appointment.blocked_end_at).label("blocked_end_at"),
+            func.count().label("taken"),
+        )
+        .where(
+            *blocking(
+                _PROVIDER_ID,
+                bindparam("start_at"),
+                bindparam("end_at"),
+                bindparam("earliest"),
+                ranges=ranges,
+            ),
+            Appointment.service_id == bindparam("service_id"),
+            Appointment.capacity > 1,
+            or_(Appointment.status != _HELD, Appointment.hold_until > bindparam("now")),
+        )
+        .group_by(Appointment.session_key)
+    )
+
+
+_SESSIONS = {False: _sessions(ranges=False), True: _sessions(ranges=True)}
