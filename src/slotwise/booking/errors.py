@@ -19,6 +19,11 @@ class SlotUnavailable(Conflict):
     message = "This time is already taken."
 
 
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+    message = "No such group session."
+
+
 class SessionFull(Conflict):
     code = "session_full"
     message = "Every seat of this session is taken."
