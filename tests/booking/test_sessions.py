@@ -1,16 +1,19 @@
-"""The provider's view of its group sessions, and cancelling one."""
+"""The provider's view of its group sessions, cancelling one, and each attendee's messages
+telling of their own seat only."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
 from tests.booking.test_seats import DAY, group_service, seat
-from tests.factories import Clock, signed_in
+from tests.factories import BOOKING_NOW, Clock, signed_in
 
 ATTENDEES = [
     ("Ada Lovelace", "ada-seat@example.com"),
@@ -134,3 +137,38 @@ async def test_cancelling_a_session_cancels_every_seat_and_tells_each_attendee(
 async def _messages(app: FastAPI) -> list[OutboxMessage]:
     async with app.state.slotwise.db.session(writes=False) as session:
         return list(await session.scalars(select(OutboxMessage)))
+
+
+async def test_attendees_never_see_each_other(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Every message (and its invitation) addressed to an attendee, through booking,
+    reminders and the session's cancellation, names no other attendee."""
+    clock.now = BOOKING_NOW - timedelta(days=3)  # the reminders a day before are ahead
+    account, _, _, booked = await _full_class(client)
+    key = await _session_key(client, account.headers)
+    before = await _messages(app)  # with the reminders, which the cancellation withdraws
+    await client.post(f"/providers/me/sessions/{key}/cancel", headers=account.headers, json={})
+    rows = list({row.id: row for row in before + await _messages(app)}.values())
+    kinds_seen: set[str] = set()
+    for name, email in ATTENDEES:
+        others = [part for other in ATTENDEES if other[1] != email for part in other]
+        addressed = [row for row in rows if row.recipient_email == email]
+        assert addressed, email
+        for row in addressed:
+            kinds_seen.add(row.kind)
+            rendered = render.email(row, sender="slotwise@example.com").as_string()
+            # The whole message: headers, bodies and the attached .ics (decoded).
+            texts = [rendered, str(row.context)]
+            for part in render.email(row, sender="slotwise@example.com").walk():
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    texts.append(payload.decode("utf-8", "replace"))
+            for text in texts:
+                for other in others:
+                    assert other not in text, (row.kind, email, other)
+            assert name in str(row.context)  # their own seat is theirs
+    assert {"booking_confirmed", "reminder", "booking_cancelled"} <= kinds_seen
+    invitations = [row for row in rows if "invitation" in row.context]
+    assert invitations  # the check above read .ics content, not only plain mail
+    assert booked
