@@ -49,6 +49,7 @@ from sqlalchemy import (
     column,
     exists,
     func,
+    literal_column,
     not_,
     null,
     or_,
@@ -411,9 +412,10 @@ def _answers(asked: Any, *, ranges: bool = False, seats: bool = False) -> list[C
     version = select(Provider.rules_version).where(Provider.id == asked.provider_id)
     taken_seats: list[ColumnElement[Any]] = []
     if seats:
-        numbers = select(func.aggregate_strings(cast(Appointment.seat_no, Text()), ",")).where(
-            Appointment.session_key == asked.session_key, active, others
-        )
+        # The separator as a constant, not the str the stubs ask for: a str is bound as a
+        # parameter rendered anew at each execution (tests/unit/test_statement_shapes.py).
+        listed = func.aggregate_strings(cast(Appointment.seat_no, Text()), _COMMA)  # type: ignore[arg-type]
+        numbers = select(listed).where(Appointment.session_key == asked.session_key, active, others)
         taken_seats.append(
             case((asked.capacity.is_(None), null()), else_=numbers.scalar_subquery()).label(
                 "taken_seats"
@@ -442,6 +444,7 @@ def _answers(asked: Any, *, ranges: bool = False, seats: bool = False) -> list[C
 
 
 _range = repository.time_range
+_COMMA: ColumnElement[Any] = literal_column("','")
 
 
 def _read(found: Any, suffix: str = "") -> Answers:
