@@ -39,6 +39,7 @@ def answer(
         user_id=USER,
         policy=BookingPolicy(min_notice=timedelta(hours=1)),
         starts_at=[NOW + timedelta(hours=hour) for hour in range(items)],
+        seats_left=[None] * items,
         head=b'{"slots":[',
         items=[b'"%d"' % hour for hour in range(items)],
         tail=b"]}",
@@ -135,6 +136,7 @@ def test_each_slots_json_is_what_it_would_serialise_to_alone() -> None:
             "date": date(2027, 3, 3),
             "client_start_at": NOW + timedelta(hours=hour) if hour % 2 else None,
             "client_end_at": NOW + timedelta(hours=hour + 1) if hour % 2 else None,
+            "seats_left": hour or None,  # a group session's seats, or null
         }
         for hour in range(4)
     ]

@@ -101,6 +101,7 @@ class SlotAnswer:
     user_id: uuid.UUID
     policy: BookingPolicy
     starts_at: list[datetime]  # sorted, UTC: one per item
+    seats_left: list[int | None]  # one per item (None: not a group service)
     head: bytes
     items: list[bytes]
     tail: bytes
