@@ -121,6 +121,7 @@ class ProviderSpec:
     buffers: tuple[int, int]  # the profile's, for bookings without a service
     services: tuple[tuple[int, int, int], ...]  # (minutes, buffer before, buffer after)
     requires_confirmation: bool = False
+    capacities: tuple[int, ...] = ()  # the services' seats a session (none given: 1 each)
 
 
 PROVIDERS = (
@@ -135,7 +136,14 @@ PROVIDERS = (
         ((30, 10, 10), (45, 0, 0), (60, 10, 15), (90, 15, 15)),
         requires_confirmation=True,
     ),
+    # Group sessions (capacity 3, 4 and 5) that overlap each other and the profile's
+    # one-to-one session.
+    ProviderSpec(
+        "storm-group", "UTC", (0, 0), ((60, 0, 0), (45, 0, 0), (60, 0, 0)), capacities=(3, 4, 5)
+    ),
 )
+# A group service's bookings aim mostly at a few session starts, so that sessions fill up.
+SESSION_STARTS = (4, 10)  # grid steps after opening: 10:00 and 11:30
 
 
 @dataclass(frozen=True)
@@ -145,13 +153,18 @@ class StormProvider:
     zone: ZoneInfo
     day: date
     service_ids: tuple[uuid.UUID | None, ...]  # None: the profile's own 60-minute session
+    group_ids: frozenset[uuid.UUID] = frozenset()  # those with more than one seat
 
-    def grid(self, rng: random.Random, *, next_day: bool = False) -> str:
-        """A start on the 15-minute grid: mostly inside the hours, now and then on an edge."""
+    def grid(self, rng: random.Random, *, next_day: bool = False, session: bool = False) -> str:
+        """A start on the 15-minute grid: mostly inside the hours, now and then on an edge;
+        for a ``session`` (a group service's seat) mostly one of SESSION_STARTS."""
         day = self.day + timedelta(days=1) if next_day else self.day
         first = -1 if rng.random() < 0.05 else 0  # 08:45: its slot would start before 09:00
         last = 16 if rng.random() < 0.05 else 15  # 13:00: nothing fits
-        minutes = GRID_MINUTES * rng.randint(first, last)
+        steps = rng.randint(first, last)
+        if session and rng.random() < 0.9:
+            steps = rng.choice(SESSION_STARTS)
+        minutes = GRID_MINUTES * steps
         start = datetime.combine(day, OPENS, self.zone) + timedelta(minutes=minutes)
         return start.isoformat()
 
@@ -228,10 +241,15 @@ async def seed(url: str, plan: Plan) -> World:
                     buffer_before_minutes=before,
                     buffer_after_minutes=after,
                     slot_interval_minutes=GRID_MINUTES,
+                    capacity=capacity,
                     created_at=now,
                     updated_at=now,
                 )
-                for minutes, before, after in spec.services
+                for (minutes, before, after), capacity in zip(
+                    spec.services,
+                    spec.capacities or (1,) * len(spec.services),
+                    strict=True,
+                )
             ]
             session.add_all(services)
             session.add_all(
@@ -254,6 +272,7 @@ async def seed(url: str, plan: Plan) -> World:
                     zone=zone,
                     day=now.astimezone(zone).date() + timedelta(days=DAYS_AHEAD),
                     service_ids=(None, *(s.id for s in services)),
+                    group_ids=frozenset(s.id for s in services if s.capacity > 1),
                 )
             )
         users = [
@@ -357,9 +376,10 @@ class Storm:
 
     async def book(self, client: Client, rng: random.Random, *, next_day: bool = False) -> None:
         provider = rng.choice(self.world.providers)
-        start = provider.grid(rng, next_day=next_day)
-        body: dict[str, Any] = {"provider_id": str(provider.id), "start_datetime": start}
         service_id = rng.choice(provider.service_ids)
+        session = service_id in provider.group_ids
+        start = provider.grid(rng, next_day=next_day, session=session)
+        body: dict[str, Any] = {"provider_id": str(provider.id), "start_datetime": start}
         if service_id is not None:
             body["service_id"] = str(service_id)
         if client.guest is not None:
@@ -458,11 +478,19 @@ async def storm(base_url: str, world: World, plan: Plan, *, seed_value: int) -> 
 ACTIVE_SQL = "('pending', 'confirmed')"
 # Instants are timestamptz on PostgreSQL and naive-UTC text ('YYYY-MM-DD HH:MM:SS.ffffff') on
 # SQLite, which orders as text: the same comparison works on both.
+# Seats of one group session share the provider's time: only rows of different sessions count.
 PROVIDER_PAIRS_SQL = f"""
 SELECT count(*) FROM appointments a JOIN appointments b
-  ON a.provider_id = b.provider_id AND a.id < b.id
+  ON a.provider_id = b.provider_id AND a.id < b.id AND a.session_key <> b.session_key
  AND a.blocked_start_at < b.blocked_end_at AND b.blocked_start_at < a.blocked_end_at
 WHERE a.status IN {ACTIVE_SQL} AND b.status IN {ACTIVE_SQL}
+"""  # noqa: S608 - constants only
+# Sessions holding more active seats than their capacity.
+OVER_CAPACITY_SQL = f"""
+SELECT count(*) FROM (
+  SELECT session_key FROM appointments WHERE status IN {ACTIVE_SQL}
+  GROUP BY session_key HAVING count(*) > max(capacity)
+) AS crowded
 """  # noqa: S608 - constants only
 CLIENT_PAIRS_SQL = f"""
 SELECT count(*) FROM appointments a JOIN appointments b
@@ -477,6 +505,8 @@ class Verdict:
     provider_pairs: int
     client_pairs: int
     python_pairs: tuple[int, int]  # the same counts, recomputed in Python from the rows
+    over_capacity: int  # group sessions with more active seats than their capacity
+    seats: int  # active seats of group sessions at the end
     rows: int
     active: int
     told_mismatches: list[str]
@@ -486,14 +516,19 @@ async def verify(url: str, tally: Tally) -> Verdict:
     async with seeding_session(url) as session:
         provider_pairs = int(await session.scalar(text(PROVIDER_PAIRS_SQL)) or 0)
         client_pairs = int(await session.scalar(text(CLIENT_PAIRS_SQL)) or 0)
+        over_capacity = int(await session.scalar(text(OVER_CAPACITY_SQL)) or 0)
         rows = (await session.execute(select(Appointment))).scalars().all()
     active = [a for a in rows if a.status in ACTIVE_STATUSES]
 
     def pairs(key: str, start: str, end: str) -> int:
         found = 0
         for a, b in itertools.combinations(active, 2):
-            if getattr(a, key) == getattr(b, key) and (
-                getattr(a, start) < getattr(b, end) and getattr(b, start) < getattr(a, end)
+            same_session = key == "provider_id" and a.session_key == b.session_key
+            if (
+                getattr(a, key) == getattr(b, key)
+                and not same_session
+                and getattr(a, start) < getattr(b, end)
+                and getattr(b, start) < getattr(a, end)
             ):
                 found += 1
         return found
@@ -520,6 +555,8 @@ async def verify(url: str, tally: Tally) -> Verdict:
             pairs("provider_id", "blocked_start_at", "blocked_end_at"),
             pairs("client_key", "start_at", "end_at"),
         ),
+        over_capacity=over_capacity,
+        seats=sum(a.capacity > 1 for a in active),
         rows=len(rows),
         active=len(active),
         told_mismatches=mismatches,
@@ -656,6 +693,7 @@ class StormResult:
         """What the product must show: no overlap, no server error, every answer kept."""
         return (
             self.overlapping_pairs == 0
+            and self.verdict.over_capacity == 0
             and self.tally.server_errors == 0
             and self.tally.transport_errors == 0
             and not self.verdict.told_mismatches
@@ -728,6 +766,8 @@ def format_report(result: StormResult) -> str:
         f"  overlapping pairs   {result.overlapping_pairs:,} (provider {verdict.provider_pairs:,}, "
         f"client {verdict.client_pairs:,}; Python recount {verdict.python_pairs[0]:,} / "
         f"{verdict.python_pairs[1]:,})",
+        f"  group sessions      {verdict.seats:,} active seats; "
+        f"{verdict.over_capacity:,} sessions over capacity",
         f"  told vs stored      {len(verdict.told_mismatches):,} mismatches",
     ]
     lines += [f"    {m}" for m in verdict.told_mismatches[:5]]
@@ -841,8 +881,10 @@ def unguarded_app_factory() -> FastAPI:
         await asyncio.sleep(window_s)
         guest = body.get("guest_details")
         now = datetime.now(UTC)
+        appointment_id = uuid.uuid4()
         appointment = Appointment(
-            id=uuid.uuid4(),
+            id=appointment_id,
+            session_key=appointment_id,  # no seats here: every booking its own
             provider_id=provider.provider_id,
             service_id=offering.id,
             client_id=client_id,

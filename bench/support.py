@@ -441,8 +441,10 @@ def appointment_row(
 ) -> dict[str, Any]:
     """One confirmed guest appointment, shaped as booking/create.py builds it (no buffers)."""
     end_at = start_at + timedelta(minutes=minutes)
+    appointment_id = uuid.uuid4()
     return {
-        "id": uuid.uuid4(),
+        "id": appointment_id,
+        "session_key": appointment_id,  # one-to-one: its own session
         "provider_id": provider.id,
         "service_id": None,
         "client_id": None,

@@ -90,6 +90,24 @@ class Settings(BaseSettings):
     slot_cache_mb: int = Field(
         default=32, ge=0, description="Slot listings each worker keeps in memory; 0: none."
     )
+    slot_streams_max: int = Field(
+        default=5000, ge=0, description="Live slot streams one worker keeps open at once."
+    )
+    slot_stream_ping_seconds: float = Field(
+        default=15, gt=0, description="A live slot stream's heartbeat (an SSE comment)."
+    )
+    slot_stream_max_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="How long a live slot stream stays open; the client then reconnects "
+        "(EventSource does), to any worker.",
+    )
+    slot_stream_refresh_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="How often a live slot stream looks again with no change heard (time "
+        "moves listings: notice, guests' holds).",
+    )
     smtp_host: str | None = Field(
         default=None, description="SMTP server; none writes messages to mail_dir instead."
     )

@@ -23,6 +23,7 @@ from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.availability.router import slots_router
 from slotwise.availability.slots import SlotListings
+from slotwise.availability.stream import SlotStreams
 from slotwise.booking import busy as booking_busy
 from slotwise.booking import publish
 from slotwise.booking.guests import GuestPolicy
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     changes.follow(database.session_class)
     terms = TermsCache()
+    slots = SlotListings(database, slot_cache, busy=booking_busy.BUSY)
     state = AppState(
         settings=settings,
         db=database,
@@ -126,7 +128,13 @@ def create_app(settings: Settings) -> FastAPI:
         ),
         limiter=RateLimiter(enabled=settings.rate_limit_enabled, redis=redis),
         redis=redis,
-        slots=SlotListings(database, slot_cache, busy=booking_busy.BUSY),
+        slots=slots,
+        streams=SlotStreams(
+            slots,
+            limit=settings.slot_streams_max,
+            refresh_seconds=settings.slot_stream_refresh_seconds,
+            max_seconds=settings.slot_stream_max_seconds,
+        ),
         access_tokens=VerifiedAccessTokens(settings),
         password_reset_mail=outbox.enqueue_password_reset,
         terms=terms,

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from slotwise.availability.slots import SlotListings
+from slotwise.availability.stream import SlotStreams
 from slotwise.booking.queue import BookingQueue
 from slotwise.booking.terms import TermsCache
 from slotwise.calendars.service import Appointments
@@ -23,6 +24,7 @@ from slotwise.shared import wall_clock as wall_clock
 @dataclass
 class AppState(Shared):
     slots: SlotListings
+    streams: SlotStreams
     terms: TermsCache
     bookings: BookingQueue
     # What calendars read of booking (booking.publish.CalendarAppointments).
@@ -32,6 +34,7 @@ class AppState(Shared):
         """Let go of connections: the slot cache's listener, the pool, Redis (once the
         bookings under way are written)."""
         await self.bookings.aclose()
+        await self.streams.aclose()
         await self.slots.aclose()
         await self.db.dispose()
         if self.redis is not None:

@@ -1,12 +1,13 @@
 """Kept listings brought up to date by bookings' changes equal listings computed afresh.
 
 A worker keeps its slot listings and applies each booking's change to them (the booked
-time taken out, a cancellation's put back, a move's both) instead of computing them again
-(`availability.cache`, `SlotListings.revised`). The property: whatever sequence of
-bookings, guests' holds, cancellations and moves, made by this worker or by another, a
-kept listing answers exactly what a worker with no cache computes from the database, with
-buffers and day and week limits in play; and this worker's own changes are applied without a query.
-On SQLite and PostgreSQL.
+time taken out, a cancellation's put back, a move's both, a group session's seats counted)
+instead of computing them again (`availability.cache`, `SlotListings.revised`). The
+property: whatever sequence of bookings, seats, guests' holds, cancellations and moves,
+made by this worker or by another, a kept listing answers exactly what a worker with no
+cache computes from the database, with buffers, day and week limits and a group service's
+seats in play; and this worker's own changes are applied without a query. On SQLite and
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ WINDOWS = (
 # booking it acts on).
 operations = st.lists(
     st.tuples(
-        st.sampled_from(("book", "book", "guest", "cancel", "move")),
+        st.sampled_from(("book", "book", "seat", "seat", "guest", "cancel", "move")),
         st.booleans(),
         st.integers(0, len(DAYS) - 1),
         st.integers(0, len(HOURS) - 1),
@@ -65,6 +66,7 @@ class Run:
     on_postgresql: bool
     handle: str = ""
     provider_id: str = ""
+    group_id: str = ""  # a group service (capacity 3): seats of its sessions
     clients: list[dict[str, str]] = field(default_factory=list)
     made: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # id, its headers
     answered_without_query: int = 0
@@ -100,6 +102,12 @@ async def _workers(app_settings: Settings) -> AsyncIterator[Run]:
             await application.state.slotwise.aclose()
 
 
+def _windows(run: Run) -> list[dict[str, str]]:
+    """The listings compared: each of `WINDOWS`, and the group service's days."""
+    group = [{"date": day, "service": run.group_id} for day in DAYS]
+    return [*WINDOWS, *group, {"from": DAYS[0], "to": DAYS[1], "service": run.group_id}]
+
+
 async def _listing(client: httpx.AsyncClient, run: Run, window: dict[str, str]) -> Any:
     response = await client.get(f"/providers/{run.handle}/slots", params=window)
     assert response.status_code == 200, response.text
@@ -109,7 +117,7 @@ async def _listing(client: httpx.AsyncClient, run: Run, window: dict[str, str]) 
 async def _same_as_fresh(run: Run, *, by_this_worker: bool) -> None:
     """Every window's kept listing is the fresh one (another worker's change reaches this
     one by the database's notices: at once on SQLite, soon on PostgreSQL)."""
-    for window in WINDOWS:
+    for window in _windows(run):
         fresh = await _listing(run.cold, run, window)
         statements = StatementCounter(run.kept_app)
         kept = await _listing(run.kept, run, window)
@@ -129,10 +137,12 @@ async def _operate(run: Run, operation: tuple[str, bool, int, int, int]) -> None
     what, by_this_worker, day, hour, which = operation
     client = run.kept if by_this_worker else run.other
     start = f"{DAYS[day]}T{HOURS[hour]}:00Z"
-    if what in ("book", "guest"):
-        if what == "book":
+    if what in ("book", "seat", "guest"):
+        if what in ("book", "seat"):
             headers = run.clients[which % len(run.clients)]
             body: dict[str, object] = {"provider_id": run.provider_id, "start_datetime": start}
+            if what == "seat":
+                body["service_id"] = run.group_id
             response = await client.post("/appointments/", headers=headers, json=body)
         else:  # held until the guest verifies their email
             headers = {}
@@ -160,16 +170,24 @@ async def _operate(run: Run, operation: tuple[str, bool, int, int, int]) -> None
 
 async def _scenario(app_settings: Settings, steps: list[tuple[str, bool, int, int, int]]) -> int:
     async with _workers(app_settings) as run:
-        _account, profile = await bookable_provider(
+        account, profile = await bookable_provider(
             run.kept,
             session_duration_minutes=45,
             slot_interval_minutes=30,
             buffer_after_minutes=15,
             max_bookings_per_day=4,
             max_bookings_per_week=6,
+            verify_guest_email=True,  # a guest's booking is held
         )
         run.handle, run.provider_id = str(profile["public_handle"]), str(profile["id"])
-        for _ in range(3):
+        group = await run.kept.post(
+            "/providers/me/services",
+            headers=account.headers,
+            json={"name": "Class", "duration_minutes": 60, "capacity": 3},
+        )
+        assert group.status_code == 201, group.text
+        run.group_id = group.json()["id"]
+        for _ in range(6):
             client = await signed_in(run.kept)
             run.clients.append(client.headers)
         await cache_in_use(run.kept_app)

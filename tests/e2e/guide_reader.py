@@ -187,7 +187,7 @@ def read_expected(lines: list[str]) -> Expected:
     if text.startswith(("{", "[")):
         shown.body = ShownJSON(text).value()
         shown.has_body = True
-    elif text.startswith("BEGIN:"):
+    elif text.startswith(("BEGIN:", "id:", "event:")):  # iCalendar, Server-Sent Events
         shown.text = text
     return shown
 

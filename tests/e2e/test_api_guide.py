@@ -196,9 +196,11 @@ def check(step: Step, shell: Shell) -> str | None:
     for name, value in shown.headers.items():
         if headers.get(name) != value:
             return f"header {name}: the guide shows {value!r}, got {headers.get(name)!r}"
+    # Text (iCalendar, Server-Sent Events) shown over several lines: compared with the
+    # body's lines joined by single spaces, as the guide's lines are.
     if shown.text is not None and not string_pattern(
         re.sub(r"<[^>]+>", "…", shown.text).replace(" … ", "…")
-    ).search(body_text):
+    ).search(" ".join(body_text.split())):
         return f"body: the guide shows {shown.text!r}, the server sent {body_text[:600]!r}"
     if shown.has_body:
         try:

@@ -34,5 +34,6 @@ def test_every_benchmark_runs_in_quick_mode() -> None:
         "| Worker memory",
         "| Browse and book",
         "| Contended, 200 clients",
+        "| Live listings",
     ):
         assert benchmark in result.stdout, benchmark

@@ -80,7 +80,10 @@ def _token(client: TestClient, role: str, app_settings: Settings) -> str:
 
 @pytest.fixture(params=ROLES)
 def caller(request: pytest.FixtureRequest, database_url: str) -> tuple[object, dict[str, str]]:
-    app_settings = make_settings(database_url, rate_limit_enabled=False)
+    # A live slot stream answered 200 ends at once: the client reads whole bodies.
+    app_settings = make_settings(
+        database_url, rate_limit_enabled=False, slot_stream_max_seconds=0.01
+    )
     app = create_app(app_settings)
     headers: dict[str, str] = {}
     with TestClient(app) as client:

@@ -39,6 +39,7 @@ def answer(
         user_id=USER,
         policy=BookingPolicy(min_notice=timedelta(hours=1)),
         starts_at=[NOW + timedelta(hours=hour) for hour in range(items)],
+        seats_left=[None] * items,
         head=b'{"slots":[',
         items=[b'"%d"' % hour for hour in range(items)],
         tail=b"]}",
@@ -135,6 +136,7 @@ def test_each_slots_json_is_what_it_would_serialise_to_alone() -> None:
             "date": date(2027, 3, 3),
             "client_start_at": NOW + timedelta(hours=hour) if hour % 2 else None,
             "client_end_at": NOW + timedelta(hours=hour + 1) if hour % 2 else None,
+            "seats_left": hour or None,  # a group session's seats, or null
         }
         for hour in range(4)
     ]
@@ -197,3 +199,15 @@ def test_an_answer_left_with_too_many_changes_to_apply_is_dropped() -> None:
     cache.moved([moved()])
     assert len(cache) == 0
     assert cache.get(key(), unrevisable) is None
+
+
+def test_every_change_is_told_to_whoever_follows_the_cache() -> None:
+    """The live listings follow the cache: each change, by whose, or everything."""
+    cache = SlotCache(max_bytes=10_000)
+    told: list[set[uuid.UUID] | None] = []
+    cache.on_change = lambda ids: told.append(None if ids is None else set(ids))
+    other = uuid.uuid4()
+    cache.changed(iter([USER]))  # a one-shot iterable is read once
+    cache.moved([moved(), moved(other)])
+    cache.flush()
+    assert told == [{USER}, {PROVIDER, other}, None]

@@ -22,6 +22,8 @@ def _keys(table: str) -> tuple[str, ...]:
     [
         pytest.param(write._judged_unnested(), id="judgment"),
         pytest.param(write._judged_padded(8), id="padded judgment"),
+        pytest.param(write._judged_unnested(seats=True), id="judgment with seats"),
+        pytest.param(write._judged_padded(8, seats=True), id="padded judgment with seats"),
         pytest.param(
             write._judge_and_insert_statement(
                 *(_keys(t) for t in ("appointments", "appointment_events", "outbox_messages"))

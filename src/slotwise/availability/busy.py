@@ -27,10 +27,13 @@ from sqlalchemy.engine import Connection
 class Taken:
     """One appointment of the provider, as listings count it.
 
-    ``start_at``: None when not read (the day and week limits need it, only they read it;
-    an appointment they count has it). ``takes_time``: its status takes the provider's time
-    (and counts toward the day and week limits). ``hold_until``: a held guest booking's end
-    of hold, after which its time is free again though nothing was written (None: not held).
+    ``start_at``: None when not read (the day and week limits need it, and a group
+    service's sessions; only they read it, and an appointment they count has it).
+    ``takes_time``: its status takes the provider's time (and counts toward the day and
+    week limits). ``hold_until``: a held guest booking's end of hold, after which its time
+    is free again though nothing was written (None: not held). ``session_key``,
+    ``service_id``, ``capacity``: the session it is a seat of (a one-to-one appointment is a
+    session of its own), read with ``start_at``.
     """
 
     start_at: datetime | None
@@ -38,6 +41,9 @@ class Taken:
     blocked_end_at: datetime
     takes_time: bool
     hold_until: datetime | None = None
+    session_key: uuid.UUID | None = None
+    service_id: uuid.UUID | None = None
+    capacity: int = 1
 
     def blocks(self, start_at: datetime, end_at: datetime, now: datetime) -> bool:
         """Whether it takes time in [start_at, end_at) at ``now``."""
@@ -63,7 +69,8 @@ class Busy:
     """The provider's appointments a listing counts, read with its rules version.
 
     ``taken``: by id, those whose blocked span touches the window asked for and that take
-    time at ``now``, and (``counted`` asked) those that take time and start within it.
+    time at ``now``, (``counted`` asked) those that take time and start within it, and
+    (``sessions_of`` asked) the seats of that group service's sessions in the window.
     ``rules_version``: the provider's, read in the same statement (None: no such provider),
     which proves hours kept between requests current (`availability.schedules`).
     """
@@ -97,13 +104,56 @@ def first_hold_end(
 
 
 def starts(taken: Iterable[Taken], counted: tuple[datetime, datetime]) -> list[datetime]:
-    """When the appointments that take time start within ``counted``: what the provider's
-    day and week limits count."""
+    """When the sessions that take time start within ``counted`` (a group session once, a
+    one-to-one appointment being a session of its own): what the provider's day and week
+    limits count."""
     first, after = counted
+    return list(
+        {
+            one.session_key: one.start_at
+            for one in taken
+            if one.takes_time and one.start_at is not None and first <= one.start_at < after
+        }.values()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Seated:
+    """A session of a group service: when it starts, its blocked span, its seats taken."""
+
+    start_at: datetime
+    blocked_start_at: datetime
+    blocked_end_at: datetime
+    taken: int
+
+
+def sessions(
+    taken: Iterable[Taken],
+    service_id: uuid.UUID,
+    start_at: datetime,
+    end_at: datetime,
+    now: datetime,
+) -> list[Seated]:
+    """The sessions of a group service whose seats take time in [start_at, end_at) at
+    ``now``, with their seats taken."""
+    grouped: dict[uuid.UUID, list[Taken]] = {}
+    for one in taken:
+        if (
+            one.service_id == service_id
+            and one.capacity > 1
+            and one.session_key is not None
+            and one.start_at is not None
+            and one.blocks(start_at, end_at, now)
+        ):
+            grouped.setdefault(one.session_key, []).append(one)
     return [
-        one.start_at
-        for one in taken
-        if one.takes_time and one.start_at is not None and first <= one.start_at < after
+        Seated(
+            min(seat.start_at for seat in seats if seat.start_at is not None),
+            min(seat.blocked_start_at for seat in seats),
+            max(seat.blocked_end_at for seat in seats),
+            len(seats),
+        )
+        for seats in grouped.values()
     ]
 
 
@@ -119,8 +169,11 @@ class BusyReader(Protocol):
         *,
         now: datetime,
         counted: tuple[datetime, datetime] | None = None,
+        sessions_of: uuid.UUID | None = None,
     ) -> Busy:
-        """The `Busy` of a provider for the window [start_at, end_at) of instants.
+        """The `Busy` of a provider for the window [start_at, end_at) of instants; with
+        (``counted``) the appointments the day and week limits count, and (``sessions_of``)
+        the seats of that group service's sessions, their start and session read.
 
         Synchronous, on a synchronous connection: the listing runs it inside SQLAlchemy's
         greenlet (`AsyncSession.run_sync`, or with a connection of its own checked out and

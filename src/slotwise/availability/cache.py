@@ -101,6 +101,7 @@ class SlotAnswer:
     user_id: uuid.UUID
     policy: BookingPolicy
     starts_at: list[datetime]  # sorted, UTC: one per item
+    seats_left: list[int | None]  # one per item (None: not a group service)
     head: bytes
     items: list[bytes]
     tail: bytes
@@ -140,6 +141,8 @@ class SlotCache:
         self._moved_at: dict[uuid.UUID, int] = {}  # provider id -> its last booking's change
         self._keys_of: dict[uuid.UUID, set[SlotKey]] = {}  # provider id -> its kept answers
         self._pending: dict[SlotKey, list[Moved]] = {}  # changes a kept answer is yet to apply
+        # Told of every change too, by whose (None: anything), e.g. the live listings.
+        self.on_change: Callable[[Iterable[uuid.UUID] | None], None] | None = None
 
     def mark(self) -> int:
         """Call before reading what an answer is computed from; give it to `put`."""
@@ -184,12 +187,16 @@ class SlotCache:
     def changed(self, ids: Iterable[uuid.UUID]) -> None:
         """Providers (or users) whose schedule, profile or account changed."""
         self._count += 1
+        ids = list(ids)
         for changed_id in ids:
             self._changed_at[changed_id] = self._count
+        if self.on_change is not None and ids:
+            self.on_change(ids)
 
     def moved(self, changes: Iterable[Moved]) -> None:
         """Appointments changed: each kept answer of their providers applies the change
         before it is next served; an answer being computed is not kept."""
+        changes = list(changes)
         self._count += 1
         for change in changes:
             self._moved_at[change.provider_id] = self._count
@@ -198,11 +205,15 @@ class SlotCache:
                 pending.append(change)
                 if len(pending) > MAX_PENDING:  # not asked for in a while: computed when it is
                     self._drop(key)
+        if self.on_change is not None:
+            self.on_change({change.provider_id for change in changes})
 
     def flush(self) -> None:
         """Something changed, it is not known what: every answer is out of date."""
         self._count += 1
         self._flushed_at = self._count
+        if self.on_change is not None:
+            self.on_change(None)
         self._answers.clear()
         self._weights.clear()
         self._keys_of.clear()

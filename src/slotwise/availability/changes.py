@@ -7,7 +7,7 @@ Three sources, so that a cached answer never outlives a change it depends on:
   (``note``, ``moved``), and report them to the cache when the transaction commits, before
   the response that made the change is sent.
 - **Other processes on SQLite**: triggers (migration 0008) log whose schedule changed in
-  `schedule_changes` (an appointment's row with its declared columns, migration 0014);
+  `schedule_changes` (an appointment's row with its declared columns, migration 0015);
   `PRAGMA data_version` on a connection of the cache's own changes
   whenever another connection commits to the file. It costs a few microseconds, so it is
   read on every slot request, and when it moved the new log rows are read.
@@ -114,7 +114,7 @@ ReadTaken = Callable[[Mapping[str, object]], Taken]
 
 
 def moved_of(provider_id: uuid.UUID, detail: Mapping[str, object], taken: ReadTaken) -> Moved:
-    """A change notice's description of an appointment (migration 0014) as a `Moved`;
+    """A change notice's description of an appointment (migration 0015) as a `Moved`;
     ValueError, KeyError or TypeError if it is not one."""
     appointment_id = uuid.UUID(str(detail["id"]))
     if detail.get("deleted"):
@@ -177,7 +177,7 @@ class SqliteWatch:
                     voided.append(uuid.UUID(ref))
                 else:
                     moves.append(moved_of(uuid.UUID(ref), json.loads(detail), self.taken))
-        except (ValueError, KeyError, TypeError):  # not as migration 0014 writes them
+        except (ValueError, KeyError, TypeError):  # not as migration 0015 writes them
             log.warning("slot_cache_notice_unreadable", exc_info=True)
             self.cache.flush()
             return True
@@ -304,7 +304,7 @@ class PostgresListener:
                 self._echo[1].set_result(None)
             return
         try:
-            if payload.startswith("{"):  # an appointment's row (migration 0014)
+            if payload.startswith("{"):  # an appointment's row (migration 0015)
                 detail = json.loads(payload)
                 provider_id = uuid.UUID(str(detail["provider_id"]))
                 self.cache.moved((moved_of(provider_id, detail, self.taken),))

@@ -78,7 +78,7 @@ class TimeOff(TimestampMixin, Base):
 class ScheduleChange(Base):
     """SQLite's log of changes to what slots are computed from, written by triggers
     (migration 0008): whose (a provider's or a provider user's id), in commit order, and for
-    an appointment the row as the change left it (``detail``, JSON; migration 0014). Workers
+    an appointment the row as the change left it (``detail``, JSON; migration 0015). Workers
     read what is new when the file's data version moves, so a commit that changes no
     schedule (a login, a mail marked sent) empties no cache. PostgreSQL announces the same
     changes with NOTIFY and leaves this table empty."""

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from slotwise.auth.deps import CurrentUser, OptionalUser
 from slotwise.availability import service
@@ -33,6 +35,7 @@ from slotwise.availability.schemas import (
 from slotwise.availability.schemas import (
     SlotQuery as SlotQueryParams,
 )
+from slotwise.availability.stream import clock_from
 from slotwise.dates import ApiDate
 from slotwise.db import SessionDep
 from slotwise.errors import InvalidInput, responses
@@ -321,6 +324,54 @@ def _read_query(request: Request) -> SlotQueryParams:
 async def list_slots(request: Request, ref: ProviderRef, now: NowDep) -> Response:
     app: AppState = request.app.state.slotwise
     return await _listing(app, ref, _read_query(request), now)
+
+
+@slots_router.get(
+    "/{ref}/slots/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Server-Sent Events. `event: slots`: the listing, as `GET "
+            "/providers/{ref}/slots` answers it, with its digest as the `id`; sent first and "
+            "then each time the listing changes. `event: gone`: the provider (or the service) "
+            "can no longer be listed, with the error body; the stream ends. A comment line "
+            "every `SLOTWISE_SLOT_STREAM_PING_SECONDS` keeps the connection alive.",
+        },
+        **responses(404, 422, 503),
+    },
+    summary="Live slots: the listing, then again each time it changes (Server-Sent Events)",
+    description="Same query as `GET /providers/{ref}/slots`. A client that reconnects with "
+    "`Last-Event-ID` (browsers' `EventSource` does) gets the listing only if it changed "
+    "since that event: every event is the whole listing, so nothing else can be missed. "
+    "503 `too_many_streams` when the worker has `SLOTWISE_SLOT_STREAMS_MAX` open.",
+    openapi_extra={"parameters": _query_parameters(SlotQueryParams)},
+)
+async def stream_slots(
+    request: Request,
+    ref: ProviderRef,
+    now: NowDep,
+    last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> EventSourceResponse:
+    app: AppState = request.app.state.slotwise
+    query = _read_query(request)
+    streams = app.streams
+    first = await streams.first(ref, query, now)  # errors before the stream starts
+    events = streams.events(
+        ref,
+        query,
+        first,
+        clock=clock_from(now, asyncio.get_running_loop()),
+        last_event_id=last_event_id,
+    )
+    return EventSourceResponse(
+        (
+            ServerSentEvent(event.data, event=event.event, id=event.id or None)
+            async for event in events
+        ),
+        ping=app.settings.slot_stream_ping_seconds,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 # -- availability and slots at the top level (provider named in the body or query) ---------

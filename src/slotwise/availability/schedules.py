@@ -59,6 +59,7 @@ def service_spec(
             buffer_before=timedelta(minutes=service.buffer_before_minutes),
             buffer_after=timedelta(minutes=service.buffer_after_minutes),
             interval=_minutes(service.slot_interval_minutes or provider.slot_interval_minutes),
+            capacity=service.capacity,
         )
     duration = duration_minutes or provider.session_duration_minutes
     interval = provider.slot_interval_minutes or duration

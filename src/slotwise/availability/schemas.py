@@ -237,6 +237,10 @@ class SlotRead(BaseModel):
         default=None, description="Start in the zone asked for with tz=."
     )
     client_end_at: datetime | None = None
+    seats_left: int | None = Field(
+        default=None,
+        description="A group service's free seats in this session (null for capacity 1).",
+    )
 
 
 class SlotsRead(BaseModel):
@@ -246,6 +250,7 @@ class SlotsRead(BaseModel):
     client_timezone: str | None
     service_id: uuid.UUID | None
     duration_minutes: int
+    capacity: int = Field(default=1, description="Seats of one session of the service.")
     from_date: date
     to_date: date
     slots: list[SlotRead]

@@ -112,10 +112,14 @@ class SlotListings:
 
     async def body(self, ref: str, query: SlotQuery, now: datetime) -> bytes:
         """The listing of the provider `ref` (handle, id or user id), as it is at `now`."""
+        return (await self.answer(ref, query, now)).body(now)
+
+    async def answer(self, ref: str, query: SlotQuery, now: datetime) -> SlotAnswer:
+        """The listing's answer, current at `now` (its `body(now)` is the response)."""
         key = self._key(ref, query)
         usable = self.cache.max_bytes > 0 and self.watch is not None and self.watch.ready()
         if not usable:
-            return (await self._answer(ref, key, now)).body(now)
+            return await self._answer(ref, key, now)
         answer = self.cache.get(key, lambda kept, moves: self.revised(kept, moves, now))
         if answer is not None and not answer.holds_at(now):
             answer = None  # a guest's hold it counted has ended: the time is free again
@@ -124,7 +128,7 @@ class SlotListings:
             if answer is not None and not (self.cache.is_current(answer) and answer.holds_at(now)):
                 answer = None  # something changed while it was computed: it may have missed it
         if answer is not None:
-            return answer.body(now)
+            return answer
         computing = self._computing[key] = asyncio.get_running_loop().create_future()
         answer = None
         try:
@@ -134,7 +138,7 @@ class SlotListings:
             if self._computing.get(key) is computing:
                 del self._computing[key]
             computing.set_result(answer)  # None on an error: the waiters try themselves
-        return answer.body(now)
+        return answer
 
     async def _answer(self, ref: str, key: SlotKey, now: datetime) -> SlotAnswer:
         """Computed from the database, marked before its first read (see SlotCache.mark):
@@ -142,7 +146,7 @@ class SlotListings:
         else from the schedule read again."""
         marked_at = self.cache.mark()
         schedule = self.schedules.get(ref, now=now)
-        if schedule is not None:
+        if schedule is not None and _offers(schedule, key):
             answer, version = await self._compute(None, schedule, key, marked_at, now)
             if version == schedule.version:
                 return answer
@@ -205,6 +209,7 @@ class SlotListings:
             end_at=end_at,
             now=now,
             counted=counted,
+            sessions_of=key.service_id if spec.capacity > 1 else None,
         )
         if session is not None:
             busy = await session.run_sync(lambda sync_session: read(sync_session.connection()))
@@ -224,7 +229,9 @@ class SlotListings:
             else:
                 taken.pop(move.appointment_id, None)
         basis = Basis(basis.schedule, basis.spec, basis.opened, basis.reach, basis.counted, taken)
-        known = dict(zip(answer.starts_at, answer.items, strict=True))
+        known = dict(
+            zip(zip(answer.starts_at, answer.seats_left, strict=True), answer.items, strict=True)
+        )
         return _answer_of(answer.key, basis, now, answer.marked_at, known, answer)
 
     async def aclose(self) -> None:
@@ -272,39 +279,43 @@ def _answer_of(
     basis: Basis,
     now: datetime,
     marked_at: int,
-    known: dict[datetime, bytes] | None = None,
+    known: dict[tuple[datetime, int | None], bytes] | None = None,
     before: SlotAnswer | None = None,
 ) -> SlotAnswer:
     """The answer computed from ``basis``: the JSON of each slot (``known``: that of slots an
-    earlier answer of the same key had) between the head and tail of the body (``before``'s,
-    when it is an earlier answer of the same key: they do not depend on busy time)."""
+    earlier answer of the same key had, by start and seats left) between the head and tail
+    of the body (``before``'s, when it is an earlier answer of the same key: they do not
+    depend on busy time)."""
     schedule, spec, reach = basis.schedule, basis.spec, basis.reach
-    found: list[scheduling.Slot] = []
+    offered: list[tuple[scheduling.Slot, int | None]] = []
     until = None
     if reach is not None:
         taken = basis.taken.values()
-        found = scheduling.slots_within(
-            basis.opened,
-            busy=[
-                scheduling.Interval(start, end)
-                for start, end in busy_time.spans(taken, reach.start_at, reach.end_at, now)
-            ],
-            service=spec,
-            now=None,
-        )
-        if basis.counted is not None:  # the dates a day or week limit closes are not offered
-            started = busy_time.starts(taken, basis.counted)
-            full = scheduling.full_dates(schedule.limits, schedule.zone, started)
-            found = [slot for slot in found if schedule.local_date(slot.start_at) not in full]
+        spans = [
+            scheduling.Interval(start, end)
+            for start, end in busy_time.spans(taken, reach.start_at, reach.end_at, now)
+        ]
+        started = busy_time.starts(taken, basis.counted) if basis.counted is not None else []
+        if spec.capacity > 1 and key.service_id is not None:  # a group service's sessions
+            seated = busy_time.sessions(taken, key.service_id, reach.start_at, reach.end_at, now)
+            offered = _seated(schedule, basis.opened, spans, seated, started, spec)
+        else:
+            found = scheduling.slots_within(basis.opened, busy=spans, service=spec, now=None)
+            if started:  # the dates a day or week limit closes are not offered
+                full = scheduling.full_dates(schedule.limits, schedule.zone, started)
+                found = [slot for slot in found if schedule.local_date(slot.start_at) not in full]
+            offered = [(slot, None) for slot in found]
         until = busy_time.first_hold_end(taken, reach.start_at, reach.end_at, now)
     if not known:
-        items = _items(schedule, key, found)
-    else:  # a slot's JSON depends on its start only: serialise only the new ones
-        fresh = [slot for slot in found if slot.start_at not in known]
-        known = known | dict(
-            zip((slot.start_at for slot in fresh), _items(schedule, key, fresh), strict=True)
-        )
-        items = [known[slot.start_at] for slot in found]
+        items = _items(schedule, key, offered)
+    else:  # a slot's JSON depends on its start and seats only: serialise only the new ones
+        fresh = [one for one in offered if (one[0].start_at, one[1]) not in known]
+        serialised = _items(schedule, key, fresh)
+        known = known | {
+            (slot.start_at, left): item
+            for (slot, left), item in zip(fresh, serialised, strict=True)
+        }
+        items = [known[slot.start_at, left] for slot, left in offered]
     if before is not None:
         head, tail = before.head, before.tail
     else:
@@ -314,7 +325,8 @@ def _answer_of(
         provider_id=schedule.provider_id,
         user_id=schedule.user_id,
         policy=schedule.policy,
-        starts_at=[slot.start_at for slot in found],
+        starts_at=[slot.start_at for slot, _left in offered],
+        seats_left=[left for _slot, left in offered],
         head=head,
         items=items,
         tail=tail,
@@ -324,11 +336,13 @@ def _answer_of(
     )
 
 
-def _items(schedule: Schedule, key: SlotKey, found: list[scheduling.Slot]) -> list[bytes]:
+def _items(
+    schedule: Schedule, key: SlotKey, offered: list[tuple[scheduling.Slot, int | None]]
+) -> list[bytes]:
     zone = schedule.zone
     client_zone = ZoneInfo(key.tz) if key.tz else None
     items: list[_SlotJson] = []
-    for slot in found:
+    for slot, left in offered:
         local_start = slot.start_at.astimezone(zone)
         items.append(
             {
@@ -337,6 +351,7 @@ def _items(schedule: Schedule, key: SlotKey, found: list[scheduling.Slot]) -> li
                 "date": local_start.date(),
                 "client_start_at": slot.start_at.astimezone(client_zone) if client_zone else None,
                 "client_end_at": slot.end_at.astimezone(client_zone) if client_zone else None,
+                "seats_left": left,
             }
         )
     return _each_json(items)
@@ -352,6 +367,7 @@ def _frame(schedule: Schedule, key: SlotKey, spec: scheduling.ServiceSpec) -> tu
             client_timezone=key.tz,
             service_id=key.service_id,
             duration_minutes=int(spec.duration.total_seconds() // 60),
+            capacity=spec.capacity,
             from_date=key.first,
             to_date=key.last,
             slots=[],
@@ -382,6 +398,7 @@ class _SlotJson(TypedDict):
     date: date
     client_start_at: datetime | None
     client_end_at: datetime | None
+    seats_left: int | None
 
 
 _SLOT_LIST = TypeAdapter(list[_SlotJson])
@@ -395,3 +412,42 @@ def _each_json(items: list[_SlotJson]) -> list[bytes]:
         return []
     parts = _SLOT_LIST.dump_json(items)[2:-2].split(b"},{")
     return [b"{" + part + b"}" for part in parts]
+
+
+def _seated(
+    schedule: Schedule,
+    opened: list[scheduling.Interval],
+    spans: list[scheduling.Interval],
+    seated: list[busy_time.Seated],
+    started: list[datetime],
+    spec: scheduling.ServiceSpec,
+) -> list[tuple[scheduling.Slot, int | None]]:
+    """A group service's slots and their free seats: those free of other busy time, the
+    seats of its sessions aside (`scheduling.open_seats`). A date a day or week limit closes
+    keeps its sessions that have seats left: joining one adds no session."""
+    sessions = [
+        scheduling.Session(
+            one.start_at, scheduling.Interval(one.blocked_start_at, one.blocked_end_at), one.taken
+        )
+        for one in seated
+    ]
+    free = scheduling.slots_within(
+        opened, busy=scheduling.outside_sessions(spans, sessions), service=spec, now=None
+    )
+    offered = scheduling.open_seats(free, sessions, spec)
+    if started:
+        full = scheduling.full_dates(schedule.limits, schedule.zone, started)
+        joinable = {session.start_at for session in sessions}
+        offered = [
+            seats
+            for seats in offered
+            if seats.slot.start_at in joinable
+            or schedule.local_date(seats.slot.start_at) not in full
+        ]
+    return [(seats.slot, seats.seats_left) for seats in offered]
+
+
+def _offers(schedule: Schedule, key: SlotKey) -> bool:
+    """Whether a kept schedule has the service asked for: one it lacks may be newer than it
+    (read afresh before it is refused)."""
+    return key.service_id is None or key.service_id in schedule.services

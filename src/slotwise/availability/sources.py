@@ -85,6 +85,9 @@ SOURCES = (
             "blocked_start_at",
             "blocked_end_at",
             "hold_until",
+            "session_key",
+            "service_id",
+            "capacity",
         ),
     ),
 )

@@ -7,7 +7,7 @@ availability declares the read it needs and receives `BUSY` from `main.py`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,11 +25,18 @@ _TAKING = frozenset(status.value for status in HOLDING_STATUSES)
 
 # What a listing keeps of each appointment it reads (`Taken`). Every row read takes time (the
 # statements' conditions), so the status is read only as a hold's end: the hold is a held
-# guest booking's. The day and week limits need when an appointment starts, and only they:
-# the read of busy time leaves it unknown (None), the read of what the limits count gives
-# it (`Taken`).
+# guest booking's. The day and week limits need when an appointment starts and which session
+# it is, and so do a group service's sessions; only their reads give it (`_FULL`), the read of
+# busy time leaves it unknown.
 _HOLD_UNTIL = case((Appointment.status == _HELD, Appointment.hold_until)).label("hold_until")
 _SPAN = (Appointment.id, Appointment.blocked_start_at, Appointment.blocked_end_at, _HOLD_UNTIL)
+_FULL = (
+    *_SPAN,
+    Appointment.start_at,
+    Appointment.session_key,
+    Appointment.service_id,
+    Appointment.capacity,
+)
 # What a change notice describes an appointment by (`availability.sources`).
 _DESCRIBED = sources.BY_TABLE[Appointment.__tablename__].described_by
 
@@ -63,12 +70,32 @@ def _busy(*, ranges: bool) -> Select[int, uuid.UUID, datetime, datetime, datetim
 # index (``repository.blocking``).
 _BUSY = {False: _busy(ranges=False), True: _busy(ranges=True)}
 
-_STARTS = select(Appointment.start_at, *_SPAN).where(
+_STARTS = select(*_FULL).where(
     Appointment.provider_id == _PROVIDER_ID,
     Appointment.start_at >= bindparam("start_at"),
     Appointment.start_at < bindparam("end_at"),
     takes_time(),
 )
+
+
+def _seats(*, ranges: bool) -> Select[Any]:
+    """The seats of one group service's sessions (capacity above 1) whose blocked time
+    touches the window (held ones while held)."""
+    return select(*_FULL).where(
+        *blocking(
+            _PROVIDER_ID,
+            bindparam("start_at"),
+            bindparam("end_at"),
+            bindparam("earliest"),
+            ranges=ranges,
+        ),
+        Appointment.service_id == bindparam("service_id"),
+        Appointment.capacity > 1,
+        or_(Appointment.status != _HELD, Appointment.hold_until > bindparam("now")),
+    )
+
+
+_SEATS = {False: _seats(ranges=False), True: _seats(ranges=True)}
 
 
 class BookingsBusy:
@@ -83,23 +110,24 @@ class BookingsBusy:
         *,
         now: datetime,
         counted: tuple[datetime, datetime] | None = None,
+        sessions_of: uuid.UUID | None = None,
     ) -> Busy:
         """The provider's active appointments, and guest bookings held at ``now``, whose
-        blocked span touches [start_at, end_at); with the provider's rules version; and
+        blocked span touches [start_at, end_at); with the provider's rules version;
         (``counted``) its appointments that take time and start within that window, as the
-        booking write's limits count them. Synchronous: run in SQLAlchemy's greenlet."""
+        booking write's limits count them; and (``sessions_of``) the seats of that group
+        service's sessions in the window. Synchronous: run in SQLAlchemy's greenlet."""
         # Plain rows from a connection: a month can hold thousands, and the ORM's row
         # handling would cost more than the query.
-        rows = connection.execute(
-            _BUSY[connection.dialect.name == "postgresql"],
-            {
-                "provider_id": provider_id,
-                "start_at": start_at,
-                "end_at": end_at,
-                "earliest": start_at - LONGEST_BLOCK,
-                "now": now,
-            },
-        ).all()
+        postgresql = connection.dialect.name == "postgresql"
+        window = {
+            "provider_id": provider_id,
+            "start_at": start_at,
+            "end_at": end_at,
+            "earliest": start_at - LONGEST_BLOCK,
+            "now": now,
+        }
+        rows = connection.execute(_BUSY[postgresql], window).all()
         if not rows:
             return Busy(taken={}, rules_version=None)
         taken = {
@@ -107,23 +135,27 @@ class BookingsBusy:
             for row in rows
             if row.id is not None
         }
-        if counted is not None:  # the same appointments, if they start there, and others
-            window = {"provider_id": provider_id, "start_at": counted[0], "end_at": counted[1]}
-            for row in connection.execute(_STARTS, window):
-                taken[row.id] = Taken(
-                    row.start_at, row.blocked_start_at, row.blocked_end_at, True, row.hold_until
-                )
+        # The same appointments, if they are there, and others: with their start and session.
+        if counted is not None:
+            weeks = {"provider_id": provider_id, "start_at": counted[0], "end_at": counted[1]}
+            taken.update(_full(connection.execute(_STARTS, weeks)))
+        if sessions_of is not None:
+            seats = connection.execute(_SEATS[postgresql], window | {"service_id": sessions_of})
+            taken.update(_full(seats))
         return Busy(taken=taken, rules_version=rows[0].rules_version)
 
     def taken(self, row: Mapping[str, object]) -> Taken:
         """A change notice's row (text and nulls, as JSON has them) as a `Taken`."""
-        hold_until = row["hold_until"]
+        hold_until, service_id = row["hold_until"], row["service_id"]
         return _taken(
             str(row["status"]),
             _instant(row["start_at"]),
             _instant(row["blocked_start_at"]),
             _instant(row["blocked_end_at"]),
             None if hold_until is None else _instant(hold_until),
+            uuid.UUID(str(row["session_key"])),
+            None if service_id is None else uuid.UUID(str(service_id)),
+            int(str(row["capacity"])),
         )
 
 
@@ -143,6 +175,9 @@ def moved(row: Mapping[str, Any]) -> Moved:
             _aware(row["blocked_start_at"]),
             _aware(row["blocked_end_at"]),
             None if hold_until is None else _aware(hold_until),
+            row["session_key"],
+            row["service_id"],
+            row["capacity"],
         ),
     )
 
@@ -155,12 +190,32 @@ def moved_appointment(appointment: Appointment) -> Moved:
     )
 
 
+def _full(rows: Iterable[Any]) -> dict[uuid.UUID, Taken]:
+    """Rows of `_FULL` (all take time), by id."""
+    return {
+        row.id: Taken(
+            row.start_at,
+            row.blocked_start_at,
+            row.blocked_end_at,
+            True,
+            row.hold_until,
+            row.session_key,
+            row.service_id,
+            row.capacity,
+        )
+        for row in rows
+    }
+
+
 def _taken(
     status: str,
     start_at: datetime,
     blocked_start_at: datetime,
     blocked_end_at: datetime,
     hold_until: datetime | None,
+    session_key: uuid.UUID,
+    service_id: uuid.UUID | None,
+    capacity: int,
 ) -> Taken:
     """The one reading of an appointment's status: what takes time, what is only held."""
     return Taken(
@@ -169,6 +224,9 @@ def _taken(
         blocked_end_at=blocked_end_at,
         takes_time=status in _TAKING,
         hold_until=hold_until if status == Status.PENDING_VERIFICATION.value else None,
+        session_key=session_key,
+        service_id=service_id,
+        capacity=capacity,
     )
 
 

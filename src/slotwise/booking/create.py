@@ -189,10 +189,14 @@ def new_booking(
         status = Status.PENDING_VERIFICATION
         verify_token, hold_until = tokens.new_secret_token(), now + guests.hold
     # Written by Core INSERTs (``booking.write``); the objects are only read: the answer,
-    # the messages.
+    # the messages. A seat's number is picked by the write, among those its session has free.
+    appointment_id = uuid.uuid4()
     appointment = unsaved(
         Appointment,
-        id=uuid.uuid4(),
+        id=appointment_id,
+        session_key=placement.session_key or appointment_id,
+        seat_no=1,
+        capacity=offering.capacity,
         provider_id=terms.provider_id,
         service_id=offering.id,
         client_id=user.id if user else None,

@@ -19,6 +19,16 @@ class SlotUnavailable(Conflict):
     message = "This time is already taken."
 
 
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+    message = "No such group session."
+
+
+class SessionFull(Conflict):
+    code = "session_full"
+    message = "Every seat of this session is taken."
+
+
 class ClientConflict(Conflict):
     code = "client_conflict"
     message = "You already have an appointment at this time."
@@ -155,6 +165,8 @@ def refused(refusal: Refusal) -> AppError:
             return LimitReached(details=details)
         case Reason.GUEST_LIMIT_REACHED:
             return GuestLimitReached(details=details)
+        case Reason.SESSION_FULL:
+            return SessionFull(details=details)
         case Reason.TERMS_CHANGED:
             return TermsChanged()
         case _:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -24,6 +25,8 @@ ACTIVE_STATUSES = (Status.PENDING, Status.CONFIRMED)
 # write of that provider or client before it checks (``repository.release_expired``), and
 # slot listings ignore it: no job needed.
 HOLDING_STATUSES = (*ACTIVE_STATUSES, Status.PENDING_VERIFICATION)
+# HOLDING_STATUSES as the partial indexes and constraints write them (migrations 0011, 0014).
+_TAKING_TIME = "status IN ('pending', 'confirmed', 'pending_verification')"
 # A guest's client key: its lower-cased email behind a prefix no account email can carry
 # (a colon is not allowed in an unquoted address), so guests are clients among guests only.
 GUEST_KEY_PREFIX = "guest:"
@@ -61,6 +64,17 @@ class Appointment(TimestampMixin, Base):
         Index("ix_appointments_provider_blocked", "provider_id", "blocked_start_at"),
         Index("ix_appointments_client_key_start", "client_key", "start_at"),
         Index("ix_appointments_client_id_start", "client_id", "start_at"),
+        CheckConstraint("seat_no BETWEEN 1 AND capacity", name="seat_in_capacity"),
+        # At most `capacity` seats of a session take time: the database's own bound on seats,
+        # whoever writes (migration 0014).
+        Index(
+            "uq_appointments_session_seat",
+            "session_key",
+            "seat_no",
+            unique=True,
+            postgresql_where=text(_TAKING_TIME),
+            sqlite_where=text(_TAKING_TIME),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -90,6 +104,12 @@ class Appointment(TimestampMixin, Base):
     # which the booking's response shows to whoever made it).
     hold_until: Mapped[datetime | None]
     verify_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    # The session this row is a seat of: for a group service's seat, the key every seat of
+    # that session shares (``scheduling.session_key_for``); for a one-to-one booking its own
+    # id. The provider's no-overlap rule holds between rows of different sessions only.
+    session_key: Mapped[uuid.UUID]
+    seat_no: Mapped[int] = mapped_column(default=1, server_default="1")
+    capacity: Mapped[int] = mapped_column(default=1, server_default="1")  # when it was taken
     # iCalendar SEQUENCE: bumped on every change a calendar must see.
     sequence: Mapped[int] = mapped_column(default=0)
 

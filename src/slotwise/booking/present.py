@@ -7,13 +7,41 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from slotwise.booking.models import Appointment
-from slotwise.booking.schemas import AppointmentRead, BookingCreated, EventRead, GuestRead
+from slotwise.booking.schemas import (
+    AppointmentRead,
+    AttendeeRead,
+    BookingCreated,
+    EventRead,
+    GuestRead,
+    SessionRead,
+)
+from slotwise.booking.sessions import GroupSession
 
 R = TypeVar("R", bound=AppointmentRead)
 
 
 def appointment_read(appointment: Appointment) -> AppointmentRead:
     return _read(AppointmentRead, appointment)
+
+
+def session_read(found: GroupSession) -> SessionRead:
+    zone = ZoneInfo(found.timezone)
+    return SessionRead(
+        session_key=found.session_key,
+        service_id=found.service_id,
+        title=found.title,
+        start_at=found.start_at.astimezone(zone),
+        end_at=found.end_at.astimezone(zone),
+        timezone=found.timezone,
+        capacity=found.capacity,
+        seats_taken=found.seats_taken,
+        attendees=[
+            AttendeeRead(
+                appointment_id=a.appointment_id, name=a.name, email=a.email, status=a.status
+            )
+            for a in found.attendees
+        ],
+    )
 
 
 def booking_created(appointment: Appointment, manage_token: str | None) -> BookingCreated:

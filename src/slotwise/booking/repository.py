@@ -303,6 +303,46 @@ async def page(
     return list(rows), int(total or 0)
 
 
+class Seat(NamedTuple):
+    """A seat of a group session: the appointment, its client's account (None: a guest's)
+    and its service's name."""
+
+    appointment: Appointment
+    client: User | None
+    service_name: str | None
+
+
+async def seats(
+    session: AsyncSession,
+    *,
+    provider_id: uuid.UUID,
+    session_key: uuid.UUID | None = None,
+    start_from: datetime | None = None,
+    start_to: datetime | None = None,
+    lock: bool = False,
+) -> list[Seat]:
+    """The provider's seats of group sessions (taken under a capacity above 1), of one
+    session or starting in [start_from, start_to), in start, session and seat order;
+    ``lock``: their rows locked until the commit."""
+    query = (
+        select(Appointment, _CLIENT, Service.name)
+        .outerjoin(_CLIENT, _CLIENT.id == Appointment.client_id)
+        .outerjoin(Service, Service.id == Appointment.service_id)
+        .where(Appointment.provider_id == provider_id, Appointment.capacity > 1)
+        .order_by(Appointment.start_at, Appointment.session_key, Appointment.seat_no)
+    )
+    if session_key is not None:
+        query = query.where(Appointment.session_key == session_key)
+    if start_from is not None:
+        query = query.where(Appointment.start_at >= start_from)
+    if start_to is not None:
+        query = query.where(Appointment.start_at < start_to)
+    if lock:
+        query = query.with_for_update(of=Appointment)
+    rows = await session.execute(query)
+    return [Seat(*row) for row in rows.all()]
+
+
 async def standing(session: AsyncSession, email: str) -> ClientStanding | None:
     return await session.get(ClientStanding, email.lower())
 

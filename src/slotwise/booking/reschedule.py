@@ -44,7 +44,7 @@ async def reschedule(
         end_time=data.new_end_time,
         kind=Kind.CLIENT_MOVE if access.is_client_side else Kind.STAFF_MOVE,
     )
-    terms, placement = await _decided(
+    terms, placement, seat_no = await _decided(
         session, kept_terms, str(provider.id), request, appointment, now
     )
     before_start, before_status = appointment.start_at, appointment.status
@@ -60,6 +60,10 @@ async def reschedule(
             "end_at": placement.end_at,
             "blocked_start_at": placement.blocked_start_at,
             "blocked_end_at": placement.blocked_end_at,
+            # A seat moves to the session at its new time (a one-to-one row stays its own).
+            "session_key": placement.session_key or appointment.id,
+            "seat_no": seat_no,
+            "capacity": placement.offering.capacity,
             "sequence": appointment.sequence + 1,
             "status": status,
         },
@@ -97,9 +101,10 @@ async def _decided(
     request: scheduling.Request,
     appointment: Appointment,
     now: datetime,
-) -> tuple[scheduling.Terms, Placement]:
+) -> tuple[scheduling.Terms, Placement, int]:
     """The new time decided on the provider's terms and judged free under the locks (its
-    own current time aside); refusals on kept terms confirmed on fresh ones."""
+    own current time aside), with the seat number it takes there (1 when not a seat);
+    refusals on kept terms confirmed on fresh ones."""
     fresh = False
     for _ in range(ATTEMPTS):
         known, kept = await kept_terms.get(session, ref, now=now, fresh=fresh)
@@ -122,8 +127,8 @@ async def _decided(
             exclude_id=appointment.id,
         )
         outcome = await write.check_move(session, claim)
-        if outcome is None:
-            return terms, decided
+        if isinstance(outcome, int):
+            return terms, decided, outcome
         if outcome.reason is not Reason.TERMS_CHANGED:
             raise refused(outcome)
         fresh = True

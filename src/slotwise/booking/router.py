@@ -15,13 +15,14 @@ from slotwise.auth import callers
 from slotwise.auth.deps import AdminUser, CurrentUser, OptionalClaims
 from slotwise.auth.tokens import TokenClaims
 from slotwise.booking import access as access_rules
-from slotwise.booking import create, guests, idempotency, lifecycle, queries
+from slotwise.booking import create, guests, idempotency, lifecycle, queries, sessions
 from slotwise.booking.access import Access
 from slotwise.booking.errors import refused
 from slotwise.booking.models import Status
 from slotwise.booking.present import (
     appointment_read,
     booking_created,
+    session_read,
     verification_page,
     verified_page,
 )
@@ -33,6 +34,7 @@ from slotwise.booking.schemas import (
     CancelRequest,
     NotesUpdate,
     RescheduleRequest,
+    SessionRead,
     Standing,
     StandingUpdate,
     StatusChange,
@@ -501,6 +503,71 @@ async def provider_upcoming(
         session, provider_id=provider.id, now=now, limit=page.limit, offset=page.offset
     )
     return _page([appointment_read(a) for a in rows], total, page)
+
+
+# -- the provider's group sessions ------------------------------------------------------------
+
+
+@provider_router.get(
+    "/me/sessions",
+    response_model=list[SessionRead],
+    responses=responses(401, 403, 404, 422),
+    summary="Your group sessions starting in a window, with their attendees",
+)
+async def provider_sessions(
+    user: CurrentUser,
+    session: SessionDep,
+    start_from: Annotated[
+        ApiAwareDatetime, Query(alias="from", description="Starts at or after (with offset).")
+    ],
+    start_to: Annotated[
+        ApiAwareDatetime,
+        Query(alias="to", description="Starts before (with offset); at most 62 days on."),
+    ],
+) -> list[SessionRead]:
+    provider = await providers_service.get_own(session, user=user)
+    found = await sessions.between(
+        session, provider=provider, start_from=start_from, start_to=start_to
+    )
+    return [session_read(one) for one in found]
+
+
+@provider_router.get(
+    "/me/sessions/{session_key}",
+    response_model=SessionRead,
+    responses=responses(401, 403, 404),
+    summary="One of your group sessions, with its attendees",
+)
+async def provider_session(
+    session_key: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> SessionRead:
+    provider = await providers_service.get_own(session, user=user)
+    return session_read(await sessions.get(session, provider=provider, session_key=session_key))
+
+
+@provider_router.post(
+    "/me/sessions/{session_key}/cancel",
+    response_model=SessionRead,
+    responses=responses(401, 403, 404, 409),
+    summary="Cancel one of your group sessions: every seat, each attendee told",
+)
+async def cancel_provider_session(
+    session_key: uuid.UUID,
+    data: CancelRequest,
+    user: CurrentUser,
+    session: SessionDep,
+    now: NowDep,
+) -> SessionRead:
+    provider = await providers_service.get_own(session, user=user)
+    cancelled = await sessions.cancel(
+        session,
+        user=user,
+        provider=provider,
+        session_key=session_key,
+        reason=data.reason,
+        now=now,
+    )
+    return session_read(cancelled)
 
 
 # -- no-show records (admin) ----------------------------------------------------------------

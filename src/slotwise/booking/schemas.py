@@ -158,3 +158,24 @@ class StandingUpdate(BaseModel):
 
     blocked: bool
     reset_no_shows: bool = False
+
+
+class AttendeeRead(BaseModel):
+    appointment_id: uuid.UUID
+    name: str
+    email: str
+    status: Status
+
+
+class SessionRead(BaseModel):
+    """A group session as its provider sees it: every seat, with its attendee."""
+
+    session_key: uuid.UUID
+    service_id: uuid.UUID | None
+    title: str
+    start_at: datetime = Field(description="With the provider's UTC offset.")
+    end_at: datetime
+    timezone: str = Field(description="The provider's IANA zone.")
+    capacity: int
+    seats_taken: int = Field(description="Seats that take time (pending, confirmed or held).")
+    attendees: list[AttendeeRead] = Field(description="Every seat, cancelled ones too.")

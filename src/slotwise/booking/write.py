@@ -12,19 +12,24 @@ transaction that writes:
 - the client is not blocked for no-shows (new bookings),
 - no active appointment (or live hold) of the provider blocks the time, and none of the
   client's overlaps it,
-- no limit is full: the provider's bookings that local day and week, the client's active
-  future bookings with the provider (the provider's limit, or a guest's).
+- no limit is full: the provider's bookings that local day and week (sessions: a group
+  session counts once however many seats it has), the client's active future bookings with
+  the provider (the provider's limit, or a guest's),
+- a seat of a group session finds a free seat (else SESSION_FULL); the write picks its
+  number, the lowest free one, which a unique index on (session_key, seat_no) backs.
 
 On PostgreSQL the judgment and the INSERTs (appointments, history, messages of those
 written) are one statement, after one that takes the locks and releases expired holds;
 the exclusion constraints still hold the overlaps whatever happens. On SQLite the write
-lock (BEGIN IMMEDIATE) serializes writers: one query judges, plain INSERTs write.
+lock (BEGIN IMMEDIATE) serializes writers: one query judges, plain INSERTs write. A batch
+holding a seat takes that way on PostgreSQL too: the seats its rows take are counted in
+Python, row by row (``batch_verdicts``), between the judgment and the INSERTs.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -44,6 +49,7 @@ from sqlalchemy import (
     column,
     exists,
     func,
+    literal_column,
     not_,
     null,
     or_,
@@ -88,6 +94,9 @@ class Claim:
     week: Interval | None = None
     week_cap: int | None = None
     exclude_id: uuid.UUID | None = None  # a move: the appointment's own current time
+    # A seat of a group session: the session's key and the seats it has (None: not a seat).
+    session_key: uuid.UUID | None = None
+    capacity: int | None = None
 
 
 def claim_for(
@@ -124,6 +133,8 @@ def claim_for(
         week=terms.week_of(placement.start_at) if per_week is not None else None,
         week_cap=per_week,
         exclude_id=exclude_id,
+        session_key=placement.session_key,
+        capacity=placement.offering.capacity if placement.session_key is not None else None,
     )
 
 
@@ -150,6 +161,7 @@ class Answers:
     client_count: int
     day_count: int
     week_count: int
+    taken_seats: frozenset[int] = frozenset()  # a seat's claim: its session's seats taken
 
 
 def verdict(claim: Claim, answers: Answers) -> Refusal | None:
@@ -171,7 +183,35 @@ def verdict(claim: Claim, answers: Answers) -> Refusal | None:
         return _limit(Limit.PER_DAY, claim.day_cap)
     if claim.week_cap is not None and answers.week_count >= claim.week_cap:
         return _limit(Limit.PER_WEEK, claim.week_cap)
+    # Last: a seat refused for another reason says that one, and a seat refused here took
+    # nothing that a later row of its batch should count (``batch_verdicts``).
+    if claim.capacity is not None and len(answers.taken_seats) >= claim.capacity:
+        return Refusal(Reason.SESSION_FULL, {"capacity": claim.capacity})
     return None
+
+
+def batch_verdicts(rows: list[Row], judged: list[Answers]) -> list[Refusal | None]:
+    """The verdict of each row of a batch, in order, each seat counting the seats the rows
+    written before it took in its session; a seat written gets its number (the lowest free
+    one) in its appointment row."""
+    taken: dict[uuid.UUID, frozenset[int]] = {}
+    outcomes: list[Refusal | None] = []
+    for row, answers in zip(rows, judged, strict=True):
+        key = row.claim.session_key
+        if key is not None and row.claim.capacity is not None:
+            answers = replace(answers, taken_seats=taken.get(key, answers.taken_seats))
+        outcome = verdict(row.claim, answers)
+        if outcome is None and key is not None and row.claim.capacity is not None:
+            seat_no = free_seat(answers.taken_seats)
+            row.appointment["seat_no"] = seat_no
+            taken[key] = answers.taken_seats | {seat_no}
+        outcomes.append(outcome)
+    return outcomes
+
+
+def free_seat(taken_seats: frozenset[int]) -> int:
+    """The lowest seat number not taken (never above the count taken plus one)."""
+    return next(n for n in range(1, len(taken_seats) + 2) if n not in taken_seats)
 
 
 def _limit(limit: Limit, maximum: int) -> Refusal:
@@ -187,11 +227,11 @@ async def take(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
     claims = [row.claim for row in rows]
     await _lock_and_release(session, claims)
     connection = await session.connection()
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql" and not _seats(claims):
         outcomes = await _judge_and_insert(session, rows)
     else:
         judged = await judge(session, claims)
-        outcomes = [verdict(row.claim, answers) for row, answers in zip(rows, judged, strict=True)]
+        outcomes = batch_verdicts(rows, judged)
         written = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
         await insert_rows(
             session,
@@ -211,12 +251,20 @@ async def take(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
     return outcomes
 
 
-async def check_move(session: AsyncSession, claim: Claim) -> Refusal | None:
+async def check_move(session: AsyncSession, claim: Claim) -> Refusal | int:
     """A booking's new time (``claim.exclude_id``), judged under the locks in the session's
-    transaction; the caller then updates the appointment in it."""
+    transaction: the refusal, or the seat number the appointment takes there (1 when not a
+    seat); the caller then updates the appointment in it."""
     await _lock_and_release(session, [claim])
     (answers,) = await judge(session, [claim])
-    return verdict(claim, answers)
+    outcome = verdict(claim, answers)
+    if outcome is not None:
+        return outcome
+    return free_seat(answers.taken_seats) if claim.capacity is not None else 1
+
+
+def _seats(claims: list[Claim]) -> bool:
+    return any(claim.capacity is not None for claim in claims)
 
 
 async def _lock_and_release(session: AsyncSession, claims: list[Claim]) -> None:
@@ -245,6 +293,11 @@ _CLAIM_FIELDS: list[tuple[str, TypeEngine[Any]]] = [
     ("week_cap", Integer()),
     ("exclude_id", Uuid()),
 ]
+# What a seat's claim adds (only in the judgments of batches that hold a seat).
+_SEAT_FIELDS: list[tuple[str, TypeEngine[Any]]] = [
+    ("session_key", Uuid()),
+    ("capacity", Integer()),
+]
 
 
 def _claim_values(claim: Claim) -> dict[str, Any]:
@@ -269,6 +322,10 @@ def _claim_values(claim: Claim) -> dict[str, Any]:
     }
 
 
+def _seat_values(claim: Claim) -> dict[str, Any]:
+    return {"session_key": claim.session_key, "capacity": claim.capacity}
+
+
 class _Fields:
     """A claim's fields by name: ``prefix + name`` in a set of columns (the unnested
     claims), or bound parameters named ``name + suffix`` (one claim of a padded query)."""
@@ -282,9 +339,15 @@ class _Fields:
         return bindparam(name + self._suffix)
 
 
-def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
+def _answers(asked: Any, *, ranges: bool = False, seats: bool = False) -> list[ColumnElement[Any]]:
     """The judgment of one claim, as labelled columns over its fields. A count is computed
-    only where its cap is asked for.
+    only where its cap is asked for. The day's and week's counts are of sessions (a group
+    session's seats count once).
+
+    ``seats``: the claims may be seats of group sessions (fields ``session_key`` and
+    ``capacity``, null for a claim that is not): the provider is busy only with rows of other
+    sessions, a day or week counts the other sessions, and the seats taken in the claim's
+    session are read (``taken_seats``).
 
     ``ranges`` (PostgreSQL): the overlaps also as ``tstzrange && tstzrange``, the very
     expressions of the exclusion constraints, so that their GiST indexes (which the planner
@@ -300,6 +363,11 @@ def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
                 _range(asked.start_at, asked.end_at)
             )
         )
+    other_sessions: list[ColumnElement[bool]] = []
+    if seats:
+        other_sessions.append(
+            or_(asked.session_key.is_(None), Appointment.session_key != asked.session_key)
+        )
     provider_busy = exists().where(
         *repository.blocking(
             asked.provider_id,
@@ -309,6 +377,7 @@ def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
             ranges=ranges,
         ),
         others,
+        *other_sessions,
     )
     client_busy = exists().where(
         Appointment.client_key == asked.client_key,
@@ -324,10 +393,10 @@ def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
     blocked = exists().where(ClientStanding.email == asked.client_key, ClientStanding.blocked)
 
     def counted(
-        cap: Any, first_at: Any, last_at: Any, *where: ColumnElement[bool]
+        cap: Any, first_at: Any, last_at: Any, *where: ColumnElement[bool], sessions: bool = False
     ) -> ColumnElement[Any]:
         """The provider's bookings that take time and start in [first_at, last_at) (None:
-        no end)."""
+        no end); ``sessions``: the sessions they are seats of, the claim's own aside."""
         within = [Appointment.start_at >= first_at]
         if last_at is not None:
             within.append(Appointment.start_at < last_at)
@@ -336,12 +405,29 @@ def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
             within.append(
                 blocked.op("&&")(_range(first_at, null() if last_at is None else last_at))
             )
-        count = select(func.count()).where(
-            Appointment.provider_id == asked.provider_id, active, others, *within, *where
+        counting = func.count(Appointment.session_key.distinct()) if sessions else func.count()
+        count = select(counting).where(
+            Appointment.provider_id == asked.provider_id,
+            active,
+            others,
+            *within,
+            *where,
+            *(other_sessions if sessions else ()),
         )
         return case((cap.is_(None), 0), else_=count.scalar_subquery())
 
     version = select(Provider.rules_version).where(Provider.id == asked.provider_id)
+    taken_seats: list[ColumnElement[Any]] = []
+    if seats:
+        # The separator as a constant, not the str the stubs ask for: a str is bound as a
+        # parameter rendered anew at each execution (tests/unit/test_statement_shapes.py).
+        listed = func.aggregate_strings(cast(Appointment.seat_no, Text()), _COMMA)  # type: ignore[arg-type]
+        numbers = select(listed).where(Appointment.session_key == asked.session_key, active, others)
+        taken_seats.append(
+            case((asked.capacity.is_(None), null()), else_=numbers.scalar_subquery()).label(
+                "taken_seats"
+            )
+        )
     return [
         version.scalar_subquery().label("current_version"),
         blocked.label("client_blocked"),
@@ -354,15 +440,22 @@ def _answers(asked: Any, *, ranges: bool = False) -> list[ColumnElement[Any]]:
             Appointment.client_key == asked.client_key,
             Appointment.start_at > asked.now,
         ).label("client_count"),
-        counted(asked.day_cap, asked.day_start_at, asked.day_end_at).label("day_count"),
-        counted(asked.week_cap, asked.week_start_at, asked.week_end_at).label("week_count"),
+        counted(asked.day_cap, asked.day_start_at, asked.day_end_at, sessions=True).label(
+            "day_count"
+        ),
+        counted(asked.week_cap, asked.week_start_at, asked.week_end_at, sessions=True).label(
+            "week_count"
+        ),
+        *taken_seats,
     ]
 
 
 _range = repository.time_range
+_COMMA: ColumnElement[Any] = literal_column("','")
 
 
 def _read(found: Any, suffix: str = "") -> Answers:
+    seats = found.get("taken_seats" + suffix)
     return Answers(
         rules_version=found["current_version" + suffix],
         client_blocked=bool(found["client_blocked" + suffix]),
@@ -371,31 +464,38 @@ def _read(found: Any, suffix: str = "") -> Answers:
         client_count=int(found["client_count" + suffix] or 0),
         day_count=int(found["day_count" + suffix] or 0),
         week_count=int(found["week_count" + suffix] or 0),
+        taken_seats=frozenset(int(n) for n in seats.split(",")) if seats else frozenset(),
     )
 
 
 async def judge(session: AsyncSession, claims: list[Claim]) -> list[Answers]:
     """The judgment of each claim, in one query (read after the locks)."""
     connection = await session.connection()
+    seats = _seats(claims)
+
+    def values_of(claim: Claim) -> dict[str, Any]:
+        values = _claim_values(claim)
+        return {**values, **_seat_values(claim)} if seats else values
+
     if connection.dialect.name == "postgresql":
-        values = _arrays([_claim_values(claim) for claim in claims], "c_")
-        result = await connection.execute(_judged_unnested(), values)
+        values = _arrays([values_of(claim) for claim in claims], "c_")
+        result = await connection.execute(_judged_unnested(seats), values)
         return [_read(row._mapping) for row in result.all()]
     asking = padded(claims)
     values = {}
     for i, claim in enumerate(asking):
-        values.update({f"{name}_{i}": value for name, value in _claim_values(claim).items()})
-    row = (await connection.execute(_judged_padded(len(asking)), values)).one()
+        values.update({f"{name}_{i}": value for name, value in values_of(claim).items()})
+    row = (await connection.execute(_judged_padded(len(asking), seats), values)).one()
     return [_read(row._mapping, f"_{i}") for i in range(len(claims))]
 
 
 @cache
-def _judged_padded(count: int) -> Select[Any]:
+def _judged_padded(count: int, seats: bool = False) -> Select[Any]:
     """The judgments of ``count`` claims as one row, their columns suffixed ``_<i>``
     (built once per padded count)."""
     columns: list[ColumnElement[Any]] = []
     for i in range(count):
-        for answer in _answers(_Fields(suffix=f"_{i}")):
+        for answer in _answers(_Fields(suffix=f"_{i}"), seats=seats):
             columns.append(answer.element.label(f"{answer.name}_{i}"))
     return select(*columns)
 
@@ -417,12 +517,13 @@ def _arrays(rows: list[dict[str, Any]], prefix: str) -> dict[str, list[Any]]:
 
 
 _CLAIMS = [(f"c_{name}", kind) for name, kind in _CLAIM_FIELDS]
+_SEAT_CLAIMS = [(f"c_{name}", kind) for name, kind in _SEAT_FIELDS]
 
 
 @cache
-def _judged_unnested() -> Select[Any]:
-    asked = _unnest(_CLAIMS, "asked")
-    answers = _answers(_Fields(asked.c, prefix="c_"), ranges=True)
+def _judged_unnested(seats: bool = False) -> Select[Any]:
+    asked = _unnest(_CLAIMS + (_SEAT_CLAIMS if seats else []), "asked")
+    answers = _answers(_Fields(asked.c, prefix="c_"), ranges=True, seats=seats)
     return select(*answers).select_from(asked).order_by(asked.c.n)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, false
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from slotwise.db import Base, TimestampMixin
@@ -53,6 +53,7 @@ class Service(TimestampMixin, Base):
     """A bookable offering of a provider (Cal.com's event type): its own length and buffers."""
 
     __tablename__ = "services"
+    __table_args__ = (CheckConstraint("capacity BETWEEN 1 AND 500", name="capacity_in_range"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     provider_id: Mapped[uuid.UUID] = mapped_column(
@@ -65,3 +66,6 @@ class Service(TimestampMixin, Base):
     buffer_after_minutes: Mapped[int] = mapped_column(default=0)
     slot_interval_minutes: Mapped[int | None] = mapped_column(default=None)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Seats of one session: 1 is a one-to-one service; more, a group session (a class) whose
+    # seats are booked one by one (slotwise.scheduling.seats). 1..500 (migration 0014).
+    capacity: Mapped[int] = mapped_column(default=1, server_default="1")

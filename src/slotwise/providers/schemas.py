@@ -104,6 +104,7 @@ class ServiceRead(BaseModel):
     buffer_after_minutes: int
     slot_interval_minutes: int | None
     is_active: bool
+    capacity: int
 
 
 class ProviderRead(BaseModel):
@@ -137,6 +138,19 @@ class ProviderPublicRead(ProviderRead):
     services: list[ServiceRead] = Field(description="Active services on offer.")
 
 
+MAX_CAPACITY = 500
+Capacity = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_CAPACITY,
+        description=(
+            "Seats of one session: 1 books one client a slot; more makes a group session "
+            "(a class), booked seat by seat."
+        ),
+    ),
+]
+
 ServiceName = Annotated[
     Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
 ]
@@ -151,6 +165,7 @@ class ServiceCreate(BaseModel):
     buffer_before_minutes: Buffer = 0
     buffer_after_minutes: Buffer = 0
     slot_interval_minutes: Duration | None = None
+    capacity: Capacity = 1
 
 
 class ServiceUpdate(BaseModel):
@@ -163,3 +178,4 @@ class ServiceUpdate(BaseModel):
     buffer_after_minutes: Buffer | None = None
     slot_interval_minutes: Duration | None = None
     is_active: bool | None = None
+    capacity: Capacity | None = None

@@ -43,6 +43,13 @@ from slotwise.scheduling.rules import (
     resolve_wall_time,
     since_midnight,
 )
+from slotwise.scheduling.seats import (
+    OpenSeats,
+    Session,
+    open_seats,
+    outside_sessions,
+    session_key_for,
+)
 from slotwise.scheduling.slots import (
     ServiceSpec,
     Slot,
@@ -65,6 +72,7 @@ __all__ = [
     "Limit",
     "Limits",
     "Offering",
+    "OpenSeats",
     "OutOfRange",
     "OverrideKind",
     "Placement",
@@ -73,6 +81,7 @@ __all__ = [
     "Refusal",
     "Request",
     "ServiceSpec",
+    "Session",
     "Slot",
     "Terms",
     "TimeOff",
@@ -95,10 +104,13 @@ __all__ = [
     "local_ranges_for",
     "merge",
     "open_hours",
+    "open_seats",
+    "outside_sessions",
     "place",
     "read_instant",
     "requested_date",
     "resolve_wall_time",
+    "session_key_for",
     "settle",
     "since_midnight",
     "slots_within",

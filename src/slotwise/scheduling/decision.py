@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from slotwise.scheduling.intervals import Interval, OutOfRange
 from slotwise.scheduling.policies import earliest_start, latest_start
 from slotwise.scheduling.rules import resolve_wall_time
+from slotwise.scheduling.seats import session_key_for
 from slotwise.scheduling.slots import Slot
 from slotwise.scheduling.terms import Offering, Terms
 
@@ -42,6 +43,7 @@ class Reason(StrEnum):
     CLIENT_BLOCKED = "client_blocked"
     LIMIT_REACHED = "limit_reached"
     GUEST_LIMIT_REACHED = "guest_limit_reached"
+    SESSION_FULL = "session_full"
     TERMS_CHANGED = "provider_changed"
 
 
@@ -82,13 +84,18 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where an accepted request sits: its time, and the provider's time it blocks."""
+    """Where an accepted request sits: its time, the provider's time it blocks, and (a seat
+    of a group session) the session's key: None for a one-to-one booking."""
 
     offering: Offering
     start_at: datetime
     end_at: datetime
     blocked_start_at: datetime
     blocked_end_at: datetime
+    session_key: uuid.UUID | None = None
+
+    def same_session(self, other: "Placement") -> bool:
+        return self.session_key is not None and self.session_key == other.session_key
 
     @property
     def time(self) -> Interval:
@@ -156,6 +163,9 @@ def place(terms: Terms, offering: Offering, request: Request) -> Placement | Ref
             end_at,
             start_at - spec.buffer_before,
             end_at + spec.buffer_after,
+            session_key_for(terms.provider_id, offering.id, start_at)
+            if spec.capacity > 1
+            else None,
         )
         ends_elsewhere = (
             request.end_time is not None and read_instant(request.end_time, terms.zone) != end_at
@@ -205,13 +215,21 @@ class Clash(StrEnum):
 
 
 def clash(one: Proposal, other: Proposal) -> Clash | None:
-    """Would writing both let one decide the other's fate, and how?"""
+    """Would writing both let one decide the other's fate, and how? Two seats of one session
+    share the provider's time and count as one session toward the day and week limits:
+    only the same client twice clashes (the seats are written together, and the write
+    counts the seats each takes)."""
     same_provider = one.terms.provider_id == other.terms.provider_id
-    if same_provider and one.placement.blocked.overlaps(other.placement.blocked):
+    same_session = one.placement.same_session(other.placement)
+    if (
+        same_provider
+        and not same_session
+        and one.placement.blocked.overlaps(other.placement.blocked)
+    ):
         return Clash.PROVIDER_TIME
     if one.client_key == other.client_key and one.placement.time.overlaps(other.placement.time):
         return Clash.CLIENT_TIME
-    if not same_provider:
+    if not same_provider or same_session:
         return None
     limits = one.terms.limits
     one_at, other_at = one.placement.start_at, other.placement.start_at
@@ -243,6 +261,8 @@ def settle(waiting: Proposal, blocker: Proposal, outcome: Refusal | None) -> Ref
     the database as it was: a waiting proposal is refused for the same reason when that
     reason covers it too — a time that holds the blocker's (what overlapped the blocker
     overlaps it), the same client blocked, the same day, week or client under a full limit.
+    Not so for a seat, whose own session may be what holds the time, and which may join a
+    session that a full day already counts: there only the write can tell.
     """
     found = clash(waiting, blocker)
     if outcome is None:
@@ -254,7 +274,8 @@ def settle(waiting: Proposal, blocker: Proposal, outcome: Refusal | None) -> Ref
     same_provider = waiting.terms.provider_id == blocker.terms.provider_id
     same_client = waiting.client_key == blocker.client_key
     reason = outcome.reason
-    if reason is Reason.SLOT_UNAVAILABLE and same_provider:
+    seat = waiting.placement.session_key is not None
+    if reason is Reason.SLOT_UNAVAILABLE and same_provider and not seat:
         return outcome if waiting.placement.blocked.contains(blocker.placement.blocked) else None
     if reason is Reason.CLIENT_CONFLICT and same_client:
         return outcome if waiting.placement.time.contains(blocker.placement.time) else None
@@ -262,10 +283,14 @@ def settle(waiting: Proposal, blocker: Proposal, outcome: Refusal | None) -> Ref
         return outcome
     if reason is Reason.GUEST_LIMIT_REACHED and same_client and same_provider:
         return outcome
+    if reason is Reason.SESSION_FULL and waiting.placement.same_session(blocker.placement):
+        return outcome
     if reason is Reason.LIMIT_REACHED and same_provider:
         terms = waiting.terms
         limit = outcome.details.get("limit")
         one_at, other_at = waiting.placement.start_at, blocker.placement.start_at
+        if seat and limit in (Limit.PER_DAY, Limit.PER_WEEK):
+            return None
         if limit == Limit.PER_DAY and terms.local_date(one_at) == terms.local_date(other_at):
             return outcome
         if limit == Limit.PER_WEEK and terms.week_of(one_at) == terms.week_of(other_at):

@@ -20,13 +20,15 @@ from slotwise.scheduling.rules import (
 class ServiceSpec:
     """What is booked: its length, the free time it needs around it, and the grid step.
 
-    `interval=None` steps by the duration, giving back-to-back slots.
+    `interval=None` steps by the duration, giving back-to-back slots. `capacity`: the seats
+    of one session (1: one client a slot; more: a group session, `scheduling.seats`).
     """
 
     duration: timedelta
     buffer_before: timedelta = timedelta(0)
     buffer_after: timedelta = timedelta(0)
     interval: timedelta | None = None
+    capacity: int = 1
 
     def __post_init__(self) -> None:
         if self.duration <= timedelta(0):
@@ -35,6 +37,8 @@ class ServiceSpec:
             raise ValueError("buffer_before and buffer_after must not be negative")
         if self.interval is not None and self.interval <= timedelta(0):
             raise ValueError("interval must be positive")
+        if self.capacity < 1:
+            raise ValueError("capacity must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,11 @@ class Offering:
     is_active: bool
     spec: ServiceSpec
 
+    @property
+    def capacity(self) -> int:
+        """Seats of one session: 1 for a one-to-one service."""
+        return self.spec.capacity
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:

@@ -2,8 +2,8 @@
 each wants, deliveries (one per event and subscription, queued with the change) and the log
 of their attempts
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-06 02:19:43.661283
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import slotwise.db
 
-revision: str = "0015"
-down_revision: str | None = "0014"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

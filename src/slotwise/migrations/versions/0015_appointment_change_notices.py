@@ -3,8 +3,8 @@ as the change left it, so each worker's kept slot listings apply it instead of f
 themselves (see slotwise.availability.cache); other tables' notices still name only whose
 schedule changed
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-06 02:00:00
 """
 
@@ -13,15 +13,25 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 CHANNEL = "slotwise_schedule"
 # The columns a notice describes an appointment by (``availability.sources``, as of this
 # migration; a test holds the database's triggers to the declaration).
-DESCRIBED = ("id", "status", "start_at", "blocked_start_at", "blocked_end_at", "hold_until")
+DESCRIBED = (
+    "id",
+    "status",
+    "start_at",
+    "blocked_start_at",
+    "blocked_end_at",
+    "hold_until",
+    "session_key",
+    "service_id",
+    "capacity",
+)
 
 
 def _pairs(row: str) -> str:
