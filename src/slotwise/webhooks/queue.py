@@ -14,10 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Uuid, bindparam, insert, literal, or_, select
+from sqlalchemy import (
+    JSON,
+    Integer,
+    Select,
+    String,
+    Uuid,
+    bindparam,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.db import UTCDateTime, table_of
+from slotwise.db import UTCDateTime, one_of, padded, table_of
 from slotwise.webhooks.events import PAYLOAD_VERSION, EventType
 from slotwise.webhooks.models import (
     DeliveryStatus,
@@ -100,11 +111,49 @@ _QUEUE = insert(_DELIVERIES).from_select(
 )
 
 
+def _wanted(*, postgresql: bool) -> Select[uuid.UUID | None, str]:
+    """What the active subscriptions of the providers bound as ``providers`` (and the
+    admins', every provider's: provider_id null) want: (provider_id, event_type) rows."""
+    return (
+        select(WebhookSubscription.provider_id, WebhookSubscriptionEvent.event_type)
+        .join(
+            WebhookSubscriptionEvent,
+            WebhookSubscriptionEvent.subscription_id == WebhookSubscription.id,
+        )
+        .where(
+            WebhookSubscription.is_active,
+            or_(
+                one_of(WebhookSubscription.provider_id, "providers", postgresql=postgresql),
+                WebhookSubscription.provider_id.is_(None),
+            ),
+        )
+        .distinct()
+    )
+
+
+_WANTED = {False: _wanted(postgresql=False), True: _wanted(postgresql=True)}
+
+
 async def enqueue(session: AsyncSession, events: Sequence[Event]) -> None:
-    """The events' deliveries, into the caller's transaction."""
+    """The events' deliveries, into the caller's transaction. One query first finds the
+    events anyone wants: where nobody subscribes (most changes), nothing more is sent, and
+    a delivery row is written per event and subscription only where someone does."""
     if not events:
         return
     connection = await session.connection()
+    postgresql = connection.dialect.name == "postgresql"
+    providers = sorted({item.provider_id for item in events})
+    rows = await connection.execute(
+        _WANTED[postgresql], {"providers": providers if postgresql else padded(providers)}
+    )
+    wanted = {(row.provider_id, str(row.event_type)) for row in rows}
+    events = [
+        item
+        for item in events
+        if (item.provider_id, item.type.value) in wanted or (None, item.type.value) in wanted
+    ]
+    if not events:
+        return
     await connection.execute(
         _QUEUE,
         [
