@@ -75,7 +75,7 @@ class Basis:
     opened: list[scheduling.Interval]
     reach: scheduling.Interval | None
     counted: tuple[datetime, datetime] | None
-    taken: dict[uuid.UUID, Taken]
+    taken: dict[str, Taken]  # by `availability.busy.key`
 
     def concerns(self, taken: Taken) -> bool:
         """Whether an appointment can move these slots: its blocked span reaches the open

@@ -224,10 +224,11 @@ class SlotListings:
         basis = answer.basis
         taken = dict(basis.taken)
         for move in moves:
+            named = busy_time.key(move.appointment_id)
             if move.taken is not None and basis.concerns(move.taken):
-                taken[move.appointment_id] = move.taken
+                taken[named] = move.taken
             else:
-                taken.pop(move.appointment_id, None)
+                taken.pop(named, None)
         basis = Basis(basis.schedule, basis.spec, basis.opened, basis.reach, basis.counted, taken)
         known = dict(
             zip(zip(answer.starts_at, answer.seats_left, strict=True), answer.items, strict=True)

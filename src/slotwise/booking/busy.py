@@ -11,7 +11,17 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, and_, bindparam, case, or_, select
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.engine import Connection
 
 from slotwise.availability import sources
@@ -29,7 +39,11 @@ _TAKING = frozenset(status.value for status in HOLDING_STATUSES)
 # it is, and so do a group service's sessions; only their reads give it (`_FULL`), the read of
 # busy time leaves it unknown.
 _HOLD_UNTIL = case((Appointment.status == _HELD, Appointment.hold_until)).label("hold_until")
-_SPAN = (Appointment.id, Appointment.blocked_start_at, Appointment.blocked_end_at, _HOLD_UNTIL)
+# The id as the driver gives it (SQLite: the 32 hex digits it stores; asyncpg: its own UUID,
+# whose ``hex`` costs nothing), not parsed into a uuid.UUID: kept listings name appointments
+# by those digits (`availability.busy.key`).
+_ID = type_coerce(Appointment.id, String).label("id")
+_SPAN = (_ID, Appointment.blocked_start_at, Appointment.blocked_end_at, _HOLD_UNTIL)
 _FULL = (
     *_SPAN,
     Appointment.start_at,
@@ -45,7 +59,7 @@ _DESCRIBED = sources.BY_TABLE[Appointment.__tablename__].described_by
 # the rules version comes in the same statement as the busy time, so hours a listing kept
 # are proven current by the very read that gives it the bookings. Built once: executed
 # with its parameters, it is compiled once per process.
-def _busy(*, ranges: bool) -> Select[int, uuid.UUID, datetime, datetime, datetime | None]:
+def _busy(*, ranges: bool) -> Select[int, Any, datetime, datetime, datetime | None]:
     return (
         select(Provider.rules_version, *_SPAN)
         .select_from(Provider)
@@ -130,10 +144,13 @@ class BookingsBusy:
         rows = connection.execute(_BUSY[postgresql], window).all()
         if not rows:
             return Busy(taken={}, rules_version=None)
+        # The rows unpacked as `_busy` selects them: named access would cost more than the
+        # rest of the read for a month's thousands of rows.
+        hexed = postgresql  # asyncpg's UUID gives its digits; SQLite's text is them
         taken = {
-            row.id: Taken(None, row.blocked_start_at, row.blocked_end_at, True, row.hold_until)
-            for row in rows
-            if row.id is not None
+            (driver_id.hex if hexed else driver_id): Taken(None, start, end, True, hold_until)
+            for _version, driver_id, start, end, hold_until in rows
+            if driver_id is not None
         }
         # The same appointments, if they are there, and others: with their start and session.
         if counted is not None:
@@ -190,10 +207,15 @@ def moved_appointment(appointment: Appointment) -> Moved:
     )
 
 
-def _full(rows: Iterable[Any]) -> dict[uuid.UUID, Taken]:
-    """Rows of `_FULL` (all take time), by id."""
+def _key(driver_id: Any) -> str:
+    """`availability.busy.key` of an id as `_ID` reads it."""
+    return driver_id if isinstance(driver_id, str) else str(driver_id.hex)
+
+
+def _full(rows: Iterable[Any]) -> dict[str, Taken]:
+    """Rows of `_FULL` (all take time), by `availability.busy.key`."""
     return {
-        row.id: Taken(
+        _key(row.id): Taken(
             row.start_at,
             row.blocked_start_at,
             row.blocked_end_at,
