@@ -12,10 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from slotwise import migrate
 from slotwise.booking.models import Appointment
+from slotwise.db import make_engine
 from tests.factories import Account, Clock, bookable_provider, guest_booking, signed_in
 
 DAY = "2027-03-02"
@@ -304,3 +306,38 @@ async def test_a_service_created_after_a_listing_is_listed(
     )
     listing = await _listing(client, provider, created.json()["id"])
     assert _seats_by_time(listing)["10:00"] == 4
+
+
+async def test_rolling_back_group_sessions_keeps_one_seat_of_each_session(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, database_url: str
+) -> None:
+    """Before migration 0014 a time held one appointment: going back keeps each session's
+    lowest seat that takes time, even when seat 1 was cancelled."""
+    account, provider, service_id = await group_service(
+        client, capacity=3, requires_confirmation=False
+    )
+    booked = [
+        await client.post("/appointments/", json=seat(provider, service_id, "10:00"))
+        for _ in range(3)
+    ]
+    assert [r.status_code for r in booked] == [201, 201, 201]
+    cancelled = await client.patch(
+        f"/appointments/{booked[0].json()['id']}/status",
+        headers=account.headers,
+        json={"status": "cancelled", "reason": "moved away"},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    await app.state.slotwise.aclose()
+
+    await asyncio.to_thread(migrate.downgrade, database_url, "0013")
+
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT id, status FROM appointments"))
+            statuses = {uuid.UUID(str(row.id)): row.status for row in rows}
+    finally:
+        await engine.dispose()
+    ids = [uuid.UUID(r.json()["id"]) for r in booked]
+    assert [statuses[i] for i in ids] == ["cancelled", "confirmed", "cancelled"]
+    await asyncio.to_thread(migrate.upgrade, database_url, "head")

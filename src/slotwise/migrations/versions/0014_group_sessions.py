@@ -89,10 +89,16 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
-    op.execute(
-        "UPDATE appointments SET status = 'cancelled'"
-        " WHERE status IN ('pending', 'confirmed', 'pending_verification') AND seat_no > 1"
+    # Before group sessions a time held one appointment: each session keeps its lowest seat
+    # that takes time (not always seat 1: that one may have been cancelled), the others are
+    # cancelled, or the old exclusion constraint could not be made again.
+    keep_lowest = (  # built from this file's constants only
+        "UPDATE appointments SET status = 'cancelled'"  # noqa: S608
+        f" WHERE status IN ({TAKING_TIME}) AND EXISTS (SELECT 1 FROM appointments AS other"
+        "  WHERE other.session_key = appointments.session_key"
+        f"  AND other.status IN ({TAKING_TIME}) AND other.seat_no < appointments.seat_no)"
     )
+    op.execute(keep_lowest)
     op.drop_index(SEAT_INDEX, table_name="appointments")
     if postgresql:
         _provider_constraint(sessions=False)
