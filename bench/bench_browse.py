@@ -8,7 +8,8 @@ Scenario, on SQLite and on PostgreSQL, one uvicorn worker each (default settings
 cache on):
 
 - One provider (America/New_York) working 09:00-17:00 every day, 30-minute sessions on a
-  30-minute grid (16 slots a day), no notice, no confirmation step, bookable a year ahead.
+  30-minute grid (16 slots a day), no notice, no confirmation step, bookable a year ahead;
+  each variant below has a provider of its own, so the second never runs out of free slots.
 - 20 signed-in clients (access tokens minted as `bench_booking.py` does), one keep-alive
   connection each. Client i's k-th booking takes the (20k + i)-th slot of the provider's
   grid from 2 days ahead, so every booking is a distinct free slot, no client ever holds
@@ -87,7 +88,7 @@ class Client:
     token: str
     provider_id: str
     grid: list[datetime]
-    booked: int = 0  # how many grid slots it has taken (kept across the variants)
+    booked: int = 0  # how many grid slots it has taken
     held: list[tuple[str, datetime]] = field(default_factory=list)  # (id, start), oldest first
 
     def next_start(self) -> datetime | None:
@@ -226,27 +227,37 @@ async def _load(
     return per_kind, per_kind.pop("all"), recorder
 
 
-async def seed(url: str) -> SeededProvider:
+VARIANTS = (
+    ("browse and book", BROWSE_AND_BOOK),
+    ("with cancellations and reschedules", WITH_CHANGES),
+)
+
+
+async def seed(url: str) -> list[SeededProvider]:
+    """A provider of its own for each variant: the first variant books thousands of the
+    grid's slots, which the second must not run out of."""
     async with seeding_session(url) as session:
-        provider = await add_provider(session, handle="bench-browse", interval_minutes=30)
+        providers = [
+            await add_provider(session, handle=f"bench-browse-{n}", interval_minutes=30)
+            for n in range(len(VARIANTS))
+        ]
         await session.commit()
-    return provider
+    return providers
 
 
 def measure_database(kind: str, plan: Plan, report: Report) -> None:
     label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
     banner(f"browse and book on {label}")
     with bench_database(kind, "browse") as url:
-        provider = asyncio.run(seed(url))
+        providers = asyncio.run(seed(url))
         tokens = asyncio.run(add_clients(url))
-        slots = grid(provider)
-        clients = [Client(i, token, str(provider.id), slots) for i, token in enumerate(tokens)]
         details: dict[str, Any] = {}
         with uvicorn_server("slotwise.main:app_factory", url, label=f"slotwise-{kind}") as server:
-            for variant, changes in (
-                ("browse and book", BROWSE_AND_BOOK),
-                ("with cancellations and reschedules", WITH_CHANGES),
-            ):
+            for (variant, changes), provider in zip(VARIANTS, providers, strict=True):
+                slots = grid(provider)
+                clients = [
+                    Client(i, token, str(provider.id), slots) for i, token in enumerate(tokens)
+                ]
                 meter = CpuMeter(server.pid).start()
                 per_kind, total, recorder = asyncio.run(
                     _load(clients, changes, server, provider.handle, plan)
