@@ -77,7 +77,7 @@ collide, and keeps everyone informed.
 Every error has the same JSON shape: `{"code", "message", "details", "request_id"}`.
 Authenticate with `Authorization: Bearer <access_token>` from `POST /api/v1/auth/login`,
 or with an API key (`Authorization: Bearer sw_live_…`, from `POST /api/v1/api-keys`): an
-operation's `x-api-key-scope` names the scope a key needs for it (`null`: no key may use it).
+operation's `x-api-key-scope` names the scope a key needs for it (`none`: no key may use it).
 """
 
 
@@ -92,7 +92,7 @@ def _document_common_errors(router: APIRouter) -> APIRouter:
         extra = [422]
         if reads_token(route.dependant):
             extra += [401, 403, 429, 503]
-            scope = scopes.needed(route.endpoint, route.methods or ())
+            scope = scopes.documented(route.endpoint, route.methods or ())
             route.openapi_extra = {**(route.openapi_extra or {}), scopes.OPENAPI_KEY: scope}
         if (route.methods or set()) & {"POST", "PUT", "PATCH"}:
             extra += [413, 415]

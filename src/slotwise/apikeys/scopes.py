@@ -28,6 +28,10 @@ E = TypeVar("E", bound=Callable[..., Any])
 
 READ_ONLY_METHODS: Final = frozenset({"GET", "HEAD"})
 _ATTRIBUTE: Final = "__slotwise_api_key_scope__"
+# Each operation that reads a caller's token shows under this name, in the OpenAPI document,
+# the scope a key needs for it, or NO_KEY: no key may use it.
+OPENAPI_KEY: Final = "x-api-key-scope"
+NO_KEY: Final = "none"
 
 
 class Scope(StrEnum):
@@ -87,6 +91,12 @@ class SessionRequired(Forbidden):
     message = "This operation needs a signed-in session; an API key cannot use it."
 
 
+def documented(endpoint: Callable[..., Any], methods: Iterable[str]) -> str:
+    """The scope as the OpenAPI document shows it."""
+    scope = needed(endpoint, methods)
+    return NO_KEY if scope is None else scope.value
+
+
 def check(granted: Iterable[str], endpoint: Callable[..., Any], method: str) -> None:
     """Refuse a key the route's scope (or any key, on a route that takes none)."""
     scope = needed(endpoint, [method])
@@ -94,8 +104,3 @@ def check(granted: Iterable[str], endpoint: Callable[..., Any], method: str) -> 
         raise SessionRequired()
     if scope.value not in granted:
         raise InsufficientScope(details={"required_scope": scope.value, "scopes": list(granted)})
-
-
-# Each operation that reads a caller's token shows the scope a key needs under this name in
-# the OpenAPI document (null: no key may use it).
-OPENAPI_KEY: Final = "x-api-key-scope"
