@@ -66,7 +66,8 @@ async def _key_caller(
 
 class _BearerClaims(SecurityBase):
     """A signed-in caller's verified token (signature, expiry, type), or None for an
-    anonymous one; the user it names is not looked up (a bad token is still 401).
+    anonymous one; the user it names is not looked up (a bad token is still 401). An API
+    key is: its claims come back once the key, its rate limit and its scope are checked.
 
     The token is read as `bearer` reads it, and this is `bearer`'s security scheme in the
     OpenAPI document: one dependency for FastAPI to solve on the booking route, not two."""
