@@ -150,3 +150,17 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+async def api_key(
+    client: httpx.AsyncClient, owner: Account, *scopes: str, **extra: object
+) -> dict[str, str]:
+    """Headers that authenticate with a new API key of ``owner``'s (all scopes by default)."""
+    body: dict[str, object] = {"name": "Integration", "scopes": list(scopes or SCOPES)}
+    body.update(extra)
+    response = await client.post("/api-keys", headers=owner.headers, json=body)
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['key']}"}
+
+
+SCOPES = ("read", "book", "manage")

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     rate_limit_guest_booking_ip: str = Field(
         default="20/hour", description="Bookings made without a token, per client address."
     )
+    rate_limit_api_key: str = Field(
+        default="600/minute", description="Requests per API key (each key has its own count)."
+    )
     guest_max_active_bookings: int = Field(
         default=3,
         ge=1,

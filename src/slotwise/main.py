@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from slotwise import __version__, redis_client
-from slotwise.auth.deps import bearer, optional_claims
+from slotwise.apikeys import scopes
+from slotwise.apikeys.router import router as api_keys_router
+from slotwise.apikeys.uses import KeyUses
+from slotwise.auth.deps import reads_token
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.reset_page import router as reset_page_router
 from slotwise.auth.router import router as auth_router
@@ -58,6 +60,7 @@ API_ROUTERS = [
     (guest_router, "/bookings", "guest bookings"),
     (standings_router, "/client-standings", "client standings"),
     (webhooks_router, "/webhooks", "webhooks"),
+    (api_keys_router, "/api-keys", "api keys"),
 ]
 # One provider API, answering at /tutors and /doctors too (aliases, documented as such).
 PROVIDER_PREFIXES = [("/providers", "providers"), ("/tutors", "aliases"), ("/doctors", "aliases")]
@@ -72,25 +75,25 @@ Slotwise publishes providers' working hours as bookable slots, takes bookings th
 collide, and keeps everyone informed.
 
 Every error has the same JSON shape: `{"code", "message", "details", "request_id"}`.
-Authenticate with `Authorization: Bearer <access_token>` from `POST /api/v1/auth/login`.
+Authenticate with `Authorization: Bearer <access_token>` from `POST /api/v1/auth/login`,
+or with an API key (`Authorization: Bearer sw_live_…`, from `POST /api/v1/api-keys`): an
+operation's `x-api-key-scope` names the scope a key needs for it (`none`: no key may use it).
 """
-
-
-def _reads_token(dependant: Dependant) -> bool:
-    reads = dependant.call is bearer or dependant.call is optional_claims
-    return reads or any(_reads_token(d) for d in dependant.dependencies)
 
 
 def _document_common_errors(router: APIRouter) -> APIRouter:
     """Every route that takes input can answer 422; every body route 413 and 415; every
-    route that reads a bearer token (even optionally) 401, for a bad one, and 503 when the
-    denylist's Redis is unreachable."""
+    route that reads a bearer token (even optionally) 401, for a bad one, 503 when the
+    denylist's Redis is unreachable, and, for an API key, 403 outside the key's scopes and
+    429 past its rate limit; such a route's document names the scope a key needs."""
     for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
         extra = [422]
-        if _reads_token(route.dependant):
-            extra += [401, 503]
+        if reads_token(route.dependant):
+            extra += [401, 403, 429, 503]
+            scope = scopes.documented(route.endpoint, route.methods or ())
+            route.openapi_extra = {**(route.openapi_extra or {}), scopes.OPENAPI_KEY: scope}
         if (route.methods or set()) & {"POST", "PUT", "PATCH"}:
             extra += [413, 415]
         for status, spec in responses(*extra).items():
@@ -137,6 +140,7 @@ def create_app(settings: Settings) -> FastAPI:
         ),
         access_tokens=VerifiedAccessTokens(settings),
         password_reset_mail=outbox.enqueue_password_reset,
+        api_key_uses=KeyUses(database),
         terms=terms,
         bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
         calendar_appointments=publish.CalendarAppointments(),

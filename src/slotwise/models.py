@@ -1,5 +1,6 @@
 """Every ORM model, imported in one place so that ``Base.metadata`` is complete."""
 
+from slotwise.apikeys.models import ApiKey
 from slotwise.auth.models import PasswordResetToken, RefreshToken, RevokedAccessToken
 from slotwise.availability.models import DateOverride, ScheduleChange, TimeOff, WeeklyPattern
 from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding, IdempotencyKey
@@ -16,6 +17,7 @@ from slotwise.webhooks.models import (
 )
 
 __all__ = [
+    "ApiKey",
     "Appointment",
     "AppointmentEvent",
     "Base",

@@ -1,5 +1,6 @@
 """What every layer may reach of the running application, as dependencies: its settings,
-database, password hasher, rate limiter, Redis and token verifier, and the request's clock.
+database, password hasher, rate limiter, Redis, token verifier and API keys' last uses, and
+the request's clock.
 
 Auth and users sit below the domains: they import this, never ``state`` (which adds the
 domains' own services: slot listings, kept terms, the booking writer). The app factory
@@ -15,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from slotwise.apikeys.uses import KeyUses
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.auth.reset import ResetMail
 from slotwise.auth.tokens import VerifiedAccessTokens
@@ -33,6 +35,8 @@ class Shared:
     access_tokens: VerifiedAccessTokens
     # How auth queues a password reset's mail (notifications.outbox.enqueue_password_reset).
     password_reset_mail: ResetMail
+    # When API keys were last used, written off the requests' way.
+    api_key_uses: KeyUses
 
 
 async def get_shared(request: Request) -> Shared:

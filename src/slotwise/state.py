@@ -36,6 +36,7 @@ class AppState(Shared):
         await self.bookings.aclose()
         await self.streams.aclose()
         await self.slots.aclose()
+        await self.api_key_uses.settle()
         await self.db.dispose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -1,19 +1,38 @@
-"""Who sees what: clients and providers their own, admins all; anyone else a 404."""
+"""Who sees what: clients and providers their own, admins all; anyone else a 404. An API
+key reaches exactly what its owner does."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from slotwise.config import Settings
-from tests.factories import Clock, bookable_provider, guest_booking, signed_in, signed_in_admin
+from tests.factories import (
+    Account,
+    Clock,
+    api_key,
+    bookable_provider,
+    guest_booking,
+    signed_in,
+    signed_in_admin,
+)
 
 DAY = "2027-03-02"
 NOT_FOUND = "appointment_not_found"
 
 
+@pytest.mark.parametrize("credential", ["session", "api_key"])
 async def test_authorization_matrix(
-    client: httpx.AsyncClient, clock: Clock, settings: Settings
+    client: httpx.AsyncClient, clock: Clock, settings: Settings, credential: str
 ) -> None:
+    """Every attempt as a session's token, or as an API key of the same account with every
+    scope (clients have no keys: their attempts are a session's either way)."""
+
+    async def headers(account: Account) -> dict[str, str]:
+        if credential == "api_key" and account in (provider_a, provider_b, admin):
+            return await api_key(client, account)
+        return account.headers
+
     provider_a, profile_a = await bookable_provider(client)
     provider_b, _ = await bookable_provider(client)
     client_a = await signed_in(client)
@@ -28,6 +47,9 @@ async def test_authorization_matrix(
         "/appointments/", json=guest_booking(profile_a["id"], f"{DAY}T11:00:00Z")
     )
     guest_token = guest.json()["manage_token"]
+    admin = await signed_in_admin(client, settings)
+    as_ = {account.id: await headers(account) for account in (client_a, client_b)}
+    as_ |= {account.id: await headers(account) for account in (provider_a, provider_b, admin)}
 
     attempts = [
         ("GET", f"/appointments/{aid}", None),
@@ -41,7 +63,7 @@ async def test_authorization_matrix(
     ]
     for outsider in (client_b, provider_b):
         for method, path, body in attempts:
-            response = await client.request(method, path, headers=outsider.headers, json=body)
+            response = await client.request(method, path, headers=as_[outsider.id], json=body)
             assert response.status_code == 404, (method, path)
             assert response.json()["code"] == NOT_FOUND
             assert "start_at" not in response.text
@@ -57,14 +79,13 @@ async def test_authorization_matrix(
 
     # Lists leak nothing either.
     for outsider in (client_b, provider_b):
-        listed = await client.get("/appointments/", headers=outsider.headers)
+        listed = await client.get("/appointments/", headers=as_[outsider.id])
         assert listed.json()["total"] == 0
-    assert (await client.get("/appointments/", headers=client_a.headers)).json()["total"] == 1
-    assert (await client.get("/appointments/", headers=provider_a.headers)).json()["total"] == 2
-    admin = await signed_in_admin(client, settings)
-    assert (await client.get("/appointments/", headers=admin.headers)).json()["total"] == 2
-    assert (await client.get(f"/appointments/{aid}", headers=admin.headers)).status_code == 200
-    assert (await client.get(f"/appointments/{aid}", headers=provider_a.headers)).status_code == 200
+    assert (await client.get("/appointments/", headers=as_[client_a.id])).json()["total"] == 1
+    assert (await client.get("/appointments/", headers=as_[provider_a.id])).json()["total"] == 2
+    assert (await client.get("/appointments/", headers=as_[admin.id])).json()["total"] == 2
+    assert (await client.get(f"/appointments/{aid}", headers=as_[admin.id])).status_code == 200
+    assert (await client.get(f"/appointments/{aid}", headers=as_[provider_a.id])).status_code == 200
 
 
 async def test_reading_lists_filters_and_pages(client: httpx.AsyncClient, clock: Clock) -> None:

@@ -1,4 +1,9 @@
-"""Who is calling: dependencies that authenticate and authorize a request."""
+"""Who is calling: dependencies that authenticate and authorize a request.
+
+A bearer token is a session's access token (a JWT) or an API key (``sw_live_…``, told apart
+by that prefix, so a JWT costs nothing more than before). Both come through here, so every
+route that reads its caller takes keys, with the checks of ``_key_caller``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import OAuth2PasswordBearer
 from fastapi.security.base import SecurityBase
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotwise.apikeys import scopes
+from slotwise.apikeys import service as api_keys
 from slotwise.auth import service
 from slotwise.auth.tokens import TokenClaims
 from slotwise.db import SessionDep
@@ -29,16 +38,36 @@ async def optional_user(
     """The signed-in user, or None for an anonymous caller (a bad token is still 401)."""
     if token is None:
         return None
-    user, claims = await service.user_for_access_token(
-        session, shared.access_tokens, shared.redis, token=token
-    )
+    if api_keys.is_api_key(token):
+        user, claims = await _key_caller(request, session, shared, token)
+    else:
+        user, claims = await service.user_for_access_token(
+            session, shared.access_tokens, shared.redis, token=token
+        )
     request.state.token_claims = claims
     return user
 
 
+async def _key_caller(
+    request: Request, session: AsyncSession, shared: Shared, token: str
+) -> tuple[User, TokenClaims]:
+    """An API key's owner, if the key is good (else 401 as for a bad token), within its own
+    rate limit (429) and with the scope the route needs (403, ``apikeys.scopes``)."""
+    now = datetime.now(UTC)  # keys live in real time, as tokens do
+    key, user, claims = await api_keys.authenticate(session, token=token, now=now)
+    await shared.limiter.hit(shared.settings.rate_limit_api_key, "api-key", str(key.id))
+    endpoint = getattr(request.scope.get("route"), "endpoint", None)
+    if endpoint is None:  # not a route of the application: nothing declares a scope
+        raise scopes.SessionRequired()
+    scopes.check(key.scopes, endpoint, request.method)
+    shared.api_key_uses.note(key, now=now)
+    return user, claims
+
+
 class _BearerClaims(SecurityBase):
     """A signed-in caller's verified token (signature, expiry, type), or None for an
-    anonymous one; the user it names is not looked up (a bad token is still 401).
+    anonymous one; the user it names is not looked up (a bad token is still 401). An API
+    key is: its claims come back once the key, its rate limit and its scope are checked.
 
     The token is read as `bearer` reads it, and this is `bearer`'s security scheme in the
     OpenAPI document: one dependency for FastAPI to solve on the booking route, not two."""
@@ -53,10 +82,20 @@ class _BearerClaims(SecurityBase):
         if token is None:
             return None
         shared: Shared = request.app.state.slotwise
+        if api_keys.is_api_key(token):  # a key is looked up: a short read of its own
+            async with shared.db.transaction(writes=False) as session:
+                _user, claims = await _key_caller(request, session, shared, token)
+            return claims
         return shared.access_tokens.claims(token, now=datetime.now(UTC))
 
 
 optional_claims = _BearerClaims(bearer)
+
+
+def reads_token(dependant: Dependant) -> bool:
+    """Does a route (its dependant) read the caller's bearer token, even optionally?"""
+    reads = dependant.call is bearer or dependant.call is optional_claims
+    return reads or any(reads_token(d) for d in dependant.dependencies)
 
 
 async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:

@@ -12,6 +12,7 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotwise.apikeys import service as api_keys
 from slotwise.auth import service, tokens
 from slotwise.auth.models import PasswordResetToken
 from slotwise.auth.passwords import PasswordHasher, check_policy
@@ -108,5 +109,7 @@ async def reset_password(
         .values(used_at=now)
     )
     await service.revoke_user_sessions(session, user_id=user.id, now=now)
+    # Whoever knew the old password may have made API keys: they end with the sessions.
+    await api_keys.revoke_all(session, user_id=user.id, now=wall_now)
     user.tokens_valid_after = wall_now
     await session.flush()

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Form, Request, status
 from pydantic import BaseModel, Field
 
+from slotwise.apikeys.scopes import session_only
 from slotwise.auth import attempts, reset, reset_page, service
 from slotwise.auth.deps import CurrentClaims, CurrentUser
 from slotwise.auth.schemas import (
@@ -150,6 +151,7 @@ _LOGOUT_BODY = Body(description="Optionally, the refresh token to revoke too.")
     summary="End this session (alias of /auth/logout)",
     description="The same operation as `POST /api/v1/auth/logout`, at another path.",
 )
+@session_only
 async def logout(
     claims: CurrentClaims,
     session: SessionDep,

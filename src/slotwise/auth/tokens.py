@@ -33,6 +33,8 @@ class TokenClaims:
     expires_at: datetime
     token_type: TokenType
     issued_at: datetime
+    # Set for an API key's claims (apikeys.service.claims_of): the key, not a session.
+    api_key_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth.deps import CurrentUser, OptionalUser
 from slotwise.availability import service
 from slotwise.availability import slots as slots_service
@@ -97,6 +98,7 @@ async def slots_by_query(
     summary="Add a weekly pattern to your own profile",
     description="`POST /providers/{ref}/availability` for the signed-in provider's own profile.",
 )
+@needs(Scope.MANAGE)
 async def add_my_pattern(
     data: PatternCreate, user: CurrentUser, session: SessionDep, now: NowDep
 ) -> PatternRead:
@@ -132,6 +134,7 @@ async def list_patterns(
     responses=responses(401, 403, 404, 409),
     summary="Add a weekly pattern",
 )
+@needs(Scope.MANAGE)
 async def add_pattern(
     data: PatternCreate, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> PatternRead:
@@ -152,6 +155,7 @@ async def add_pattern(
     responses=responses(401, 403, 404, 409),
     summary="Change a weekly pattern",
 )
+@needs(Scope.MANAGE)
 async def update_pattern(
     pattern_id: uuid.UUID,
     data: PatternUpdate,
@@ -171,6 +175,7 @@ async def update_pattern(
     responses=responses(401, 403, 404),
     summary="Remove a weekly pattern",
 )
+@needs(Scope.MANAGE)
 async def delete_pattern(
     pattern_id: uuid.UUID, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> None:
@@ -205,6 +210,7 @@ async def list_overrides(
     responses=responses(401, 403, 404),
     summary="Replace, add to, or clear one date's hours",
 )
+@needs(Scope.MANAGE)
 async def add_override(
     data: OverrideCreate, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> OverrideRead:
@@ -218,6 +224,7 @@ async def add_override(
     responses=responses(401, 403, 404),
     summary="Remove a date override",
 )
+@needs(Scope.MANAGE)
 async def delete_override(
     override_id: uuid.UUID, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> None:
@@ -252,6 +259,7 @@ async def list_time_off(
     responses=responses(401, 403, 404),
     summary="Take whole days off",
 )
+@needs(Scope.MANAGE)
 async def add_time_off(
     data: TimeOffCreate, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> TimeOffRead:
@@ -265,6 +273,7 @@ async def add_time_off(
     responses=responses(401, 403, 404),
     summary="Remove time off",
 )
+@needs(Scope.MANAGE)
 async def delete_time_off(
     time_off_id: uuid.UUID, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> None:
@@ -394,6 +403,7 @@ async def stream_slots(
     "provider with `staff_id` (provider id or the provider's user id). Also answers without "
     "the trailing slash.",
 )
+@needs(Scope.MANAGE)
 async def seed_add_availability(
     data: SeedAvailabilityCreate, user: CurrentUser, session: SessionDep, now: NowDep
 ) -> PatternRead | OverrideRead:

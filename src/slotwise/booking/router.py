@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth import callers
 from slotwise.auth.deps import AdminUser, CurrentUser, OptionalClaims
 from slotwise.auth.tokens import TokenClaims
@@ -103,6 +104,7 @@ REFUSALS = _refusals()
     summary="Book a slot, signed in or as a guest",
     description=REFUSALS,
 )
+@needs(Scope.BOOK)
 async def create_appointment(
     request: Request,
     data: AppointmentCreate,
@@ -123,6 +125,10 @@ async def create_appointment(
         await app.limiter.hit(
             app.settings.rate_limit_guest_booking_ip, "guest-booking-ip", _client_address(request)
         )
+    elif claims.api_key_id is not None and data.guest_details is not None:
+        # An integrator's booking page books for its guest with its key: the guest's booking
+        # (counted against the key's own rate limit, not the address's).
+        claims = None
     if idempotency_key:
         return await _book_once(app, claims, data, now, key=idempotency_key)
     # Decided and written with the bookings that arrive alongside (booking.queue).
@@ -283,6 +289,7 @@ async def read_appointment(acting: Acting) -> AppointmentRead:
     responses=responses(401, 404),
     summary="Change the notes",
 )
+@needs(Scope.MANAGE)
 async def update_notes(
     acting: Acting, data: NotesUpdate, session: SessionDep, now: NowDep
 ) -> AppointmentRead:
@@ -299,6 +306,7 @@ async def update_notes(
     "is the cancel operation (`POST /appointments/{appointment_id}/cancel`): same rules, same "
     "answer.",
 )
+@needs(Scope.MANAGE)
 async def change_status(
     acting: Acting, data: StatusChange, session: SessionDep, reminders: Reminders, now: NowDep
 ) -> AppointmentRead:
@@ -326,6 +334,7 @@ async def change_status(
     "`?reason=`) and `PATCH /appointments/{appointment_id}/status` with "
     '`{"status": "cancelled", "reason"?}`.',
 )
+@needs(Scope.BOOK)
 async def cancel(
     acting: Acting, session: SessionDep, now: NowDep, data: CancelRequest | None = None
 ) -> AppointmentRead:
@@ -342,6 +351,7 @@ async def cancel(
     summary="Cancel (alias of POST /appointments/{appointment_id}/cancel)",
     include_in_schema=False,
 )
+@needs(Scope.BOOK)
 async def delete_appointment(
     acting: Acting,
     session: SessionDep,
@@ -359,6 +369,7 @@ async def delete_appointment(
     responses=responses(401, 404, 409, 422),
     summary="Move to another slot, atomically",
 )
+@needs(Scope.BOOK)
 async def reschedule_appointment(
     acting: Acting, data: RescheduleRequest, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
@@ -381,6 +392,7 @@ async def reschedule_appointment(
     responses=responses(401, 403, 404, 409),
     summary="Mark as completed (provider or admin)",
 )
+@needs(Scope.MANAGE)
 async def mark_completed(
     acting: Acting, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
@@ -393,6 +405,7 @@ async def mark_completed(
     responses=responses(401, 403, 404, 409),
     summary="Mark as a no-show (provider or admin); the client's count goes up",
 )
+@needs(Scope.MANAGE)
 async def mark_no_show(
     acting: Acting, session: SessionDep, app: StateDep, now: NowDep
 ) -> AppointmentRead:
@@ -551,6 +564,7 @@ async def provider_session(
     responses=responses(401, 403, 404, 409),
     summary="Cancel one of your group sessions: every seat, each attendee told",
 )
+@needs(Scope.MANAGE)
 async def cancel_provider_session(
     session_key: uuid.UUID,
     data: CancelRequest,
@@ -602,6 +616,7 @@ async def list_standings(
     responses=responses(401, 403, 404),
     summary="Block or unblock a client's booking, optionally resetting the count (admin)",
 )
+@needs(Scope.MANAGE)
 async def update_standing(
     email: Annotated[Text, Path(max_length=320)],
     data: StandingUpdate,

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
+from slotwise.apikeys.scopes import session_only
 from slotwise.auth.deps import CurrentUser
 from slotwise.calendars import service
 from slotwise.db import SessionDep
@@ -80,6 +81,7 @@ async def export_one(
     responses=responses(401),
     summary="Create or rotate your secret calendar feed URL",
 )
+@session_only
 async def rotate_feed(
     request: Request, user: CurrentUser, session: SessionDep, shared: SharedDep, now: NowDep
 ) -> CalendarFeedRead:
@@ -94,6 +96,7 @@ async def rotate_feed(
     responses=responses(401),
     summary="Revoke your calendar feed URL",
 )
+@session_only
 async def revoke_feed(user: CurrentUser, session: SessionDep) -> None:
     await service.revoke_feed(session, user=user)
 

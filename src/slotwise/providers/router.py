@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth.deps import CurrentUser, OptionalUser
 from slotwise.db import SessionDep
 from slotwise.errors import responses
@@ -56,6 +57,7 @@ async def list_providers(
     responses=responses(401, 403, 409),
     summary="Create your provider profile (provider role)",
 )
+@needs(Scope.MANAGE)
 async def create_my_profile(
     data: ProviderCreate, user: CurrentUser, session: SessionDep, app: StateDep, now: NowDep
 ) -> ProviderRead:
@@ -94,6 +96,7 @@ async def _update(
     responses=responses(401, 403, 404, 409),
     summary="Update your provider profile",
 )
+@needs(Scope.MANAGE)
 async def update_my_profile(
     data: ProviderUpdate, user: CurrentUser, session: SessionDep, now: NowDep
 ) -> ProviderRead:
@@ -127,6 +130,7 @@ async def read_profile(provider: ViewedProvider, session: SessionDep) -> Provide
     responses=responses(401, 403, 404, 409),
     summary="Update a provider's profile (the provider or an admin)",
 )
+@needs(Scope.MANAGE)
 async def update_profile(
     data: ProviderUpdate, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> ProviderRead:
@@ -156,6 +160,7 @@ async def list_services(
     responses=responses(401, 403, 404),
     summary="Offer a new service",
 )
+@needs(Scope.MANAGE)
 async def create_service(
     data: ServiceCreate, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> ServiceRead:
@@ -175,6 +180,7 @@ async def create_service(
     responses=responses(401, 403, 404),
     summary="Change a service",
 )
+@needs(Scope.MANAGE)
 async def update_service(
     service_id: uuid.UUID,
     data: ServiceUpdate,
@@ -194,6 +200,7 @@ async def update_service(
     responses=responses(401, 403, 404),
     summary="Deactivate a service (kept for the bookings that name it)",
 )
+@needs(Scope.MANAGE)
 async def deactivate_service(
     service_id: uuid.UUID, provider: ManagedProvider, session: SessionDep, now: NowDep
 ) -> ServiceRead:

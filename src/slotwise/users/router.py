@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from slotwise.apikeys.scopes import Scope, needs, session_only
 from slotwise.auth.deps import AdminUser, CurrentClaims, CurrentUser
 from slotwise.db import SessionDep
 from slotwise.errors import responses
@@ -28,6 +29,7 @@ async def read_me(user: CurrentUser) -> UserRead:
     responses=responses(401, 403, 422),
     summary="Update your name, time zone or password (a new password ends your other sessions)",
 )
+@session_only
 async def update_me(
     data: UserSelfUpdate,
     user: CurrentUser,
@@ -89,6 +91,7 @@ async def read_user(user_id: uuid.UUID, _admin: AdminUser, session: SessionDep) 
     summary="Change a user's role (provider or client, never admin), or deactivate or block "
     "them (admin)",
 )
+@needs(Scope.MANAGE)
 async def update_user(
     user_id: uuid.UUID, data: UserAdminUpdate, admin: AdminUser, session: SessionDep, now: WallClock
 ) -> UserRead:

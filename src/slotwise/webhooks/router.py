@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth.deps import require_role
 from slotwise.db import SessionDep
 from slotwise.errors import responses
@@ -56,6 +57,7 @@ GuardDep = Annotated[OutboundGuard, Depends(_guard)]
     responses=responses(401, 403, 404),
     summary="Subscribe a URL to events (the secret is shown once)",
 )
+@needs(Scope.MANAGE)
 async def create_webhook(
     data: WebhookCreate, user: Subscriber, session: SessionDep, guard: GuardDep, now: NowDep
 ) -> WebhookCreated:
@@ -90,6 +92,7 @@ async def get_webhook(subscription: OwnedSubscription) -> WebhookSubscription:
     responses=responses(401, 403, 404),
     summary="Change a subscription's URL, events, description or active flag",
 )
+@needs(Scope.MANAGE)
 async def update_webhook(
     data: WebhookUpdate,
     subscription: OwnedSubscription,
@@ -106,6 +109,7 @@ async def update_webhook(
     responses=responses(401, 403, 404),
     summary="Delete a subscription and its deliveries",
 )
+@needs(Scope.MANAGE)
 async def delete_webhook(subscription: OwnedSubscription, session: SessionDep) -> None:
     await service.remove(session, subscription)
 
@@ -116,6 +120,7 @@ async def delete_webhook(subscription: OwnedSubscription, session: SessionDep) -
     responses=responses(401, 403, 404),
     summary="A new secret; the old one keeps signing for the overlap period",
 )
+@needs(Scope.MANAGE)
 async def rotate_secret(
     subscription: OwnedSubscription, session: SessionDep, shared: SharedDep, now: NowDep
 ) -> WebhookSecret:
@@ -167,6 +172,7 @@ async def list_deliveries(
     responses=responses(401, 403, 404),
     summary="Queue a delivery again, due now, with the same event id",
 )
+@needs(Scope.MANAGE)
 async def redeliver(
     delivery_id: uuid.UUID, subscription: OwnedSubscription, session: SessionDep, now: NowDep
 ) -> DeliveryRead:
