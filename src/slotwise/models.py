@@ -2,7 +2,13 @@
 
 from slotwise.auth.models import PasswordResetToken, RefreshToken, RevokedAccessToken
 from slotwise.availability.models import DateOverride, ScheduleChange, TimeOff, WeeklyPattern
-from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding, IdempotencyKey
+from slotwise.booking.models import (
+    Appointment,
+    AppointmentEvent,
+    AppointmentSeries,
+    ClientStanding,
+    IdempotencyKey,
+)
 from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
 from slotwise.notifications.models import OutboxMessage
@@ -18,6 +24,7 @@ from slotwise.webhooks.models import (
 __all__ = [
     "Appointment",
     "AppointmentEvent",
+    "AppointmentSeries",
     "Base",
     "CalendarFeed",
     "ClientStanding",
