@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking import access
-from slotwise.booking.facts import BookingFacts, Parties, Party, Status, title
-from slotwise.booking.models import Appointment
+from slotwise.booking.facts import BookingFacts, Parties, Party, SeriesFacts, Status, title
+from slotwise.booking.models import Appointment, AppointmentSeries
 from slotwise.config import Settings
 from slotwise.providers.models import Provider, Service
 from slotwise.users.models import User
@@ -77,8 +77,24 @@ async def parties_of(session: AsyncSession, appointment: Appointment) -> Parties
     return parties(appointment, provider, client_user, service.name if service else None)
 
 
+def series_facts(series: AppointmentSeries) -> SeriesFacts:
+    return SeriesFacts(
+        series_id=series.id,
+        timezone=series.timezone,
+        first_time=datetime.combine(series.first_date, series.wall_time),
+        duration=timedelta(minutes=series.duration_minutes),
+        every_weeks=series.every_weeks,
+        count=series.count,
+        sequence=series.sequence,
+    )
+
+
 def facts(
-    appointment: Appointment, parties: Parties, *, manage_url: str | None = None
+    appointment: Appointment,
+    parties: Parties,
+    *,
+    manage_url: str | None = None,
+    series: SeriesFacts | None = None,
 ) -> BookingFacts:
     return BookingFacts(
         appointment_id=appointment.id,
@@ -93,6 +109,8 @@ def facts(
         cancel_reason=appointment.cancel_reason,
         hold_until=appointment.hold_until,
         manage_url=manage_url,
+        series=series,
+        recurrence_at=appointment.recurrence_at if series is not None else None,
     )
 
 
@@ -104,7 +122,9 @@ def acted_facts(acting: access.Access) -> BookingFacts:
     """The facts of the appointment someone acts on, from what was loaded with it."""
     appointment = acting.appointment
     return facts(
-        appointment, parties(appointment, acting.provider, acting.client, acting.service_name)
+        appointment,
+        parties(appointment, acting.provider, acting.client, acting.service_name),
+        series=series_facts(acting.series) if acting.series is not None else None,
     )
 
 
