@@ -98,7 +98,7 @@ def measure_database(kind: str, count: int, report: Report) -> None:
 
 
 def run(*, quick: bool = False, databases: tuple[str, ...] = DATABASES) -> dict[str, Any]:
-    count = 10 if quick else 60
+    count = 10 if quick else 40
     report = Report("series", details={"started_at": datetime.now(UTC).isoformat()})
     for kind in measured_databases(databases, report):
         measure_database(kind, count, report)
