@@ -33,6 +33,8 @@ from slotwise.booking.queue import BookingQueue
 from slotwise.booking.router import booking_router, guest_router, standings_router
 from slotwise.booking.router import provider_router as provider_booking_router
 from slotwise.booking.router import router as appointments_router
+from slotwise.booking.series_router import guest_router as series_guest_router
+from slotwise.booking.series_router import router as series_router
 from slotwise.booking.terms import TermsCache
 from slotwise.booking.webhook_docs import describe_webhooks
 from slotwise.calendars.router import router as calendars_router
@@ -56,7 +58,9 @@ API_ROUTERS = [
     (calendars_router, "", "calendars"),  # before /users/{id} and /appointments/{id}
     (users_router, "/users", "users"),
     (availability_seed_router, "", "availability"),  # before /appointments/{id}
+    (series_router, "/appointments", "series"),  # before /appointments/{id}
     (appointments_router, "/appointments", "appointments"),
+    (series_guest_router, "/bookings", "series"),  # before /bookings/{token}
     (guest_router, "/bookings", "guest bookings"),
     (standings_router, "/client-standings", "client standings"),
     (webhooks_router, "/webhooks", "webhooks"),

@@ -3,7 +3,13 @@
 from slotwise.apikeys.models import ApiKey
 from slotwise.auth.models import PasswordResetToken, RefreshToken, RevokedAccessToken
 from slotwise.availability.models import DateOverride, ScheduleChange, TimeOff, WeeklyPattern
-from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding, IdempotencyKey
+from slotwise.booking.models import (
+    Appointment,
+    AppointmentEvent,
+    AppointmentSeries,
+    ClientStanding,
+    IdempotencyKey,
+)
 from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
 from slotwise.notifications.models import OutboxMessage
@@ -20,6 +26,7 @@ __all__ = [
     "ApiKey",
     "Appointment",
     "AppointmentEvent",
+    "AppointmentSeries",
     "Base",
     "CalendarFeed",
     "ClientStanding",

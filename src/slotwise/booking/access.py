@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,7 +11,7 @@ from slotwise.auth import tokens
 from slotwise.booking import repository
 from slotwise.booking.errors import AppointmentNotFound
 from slotwise.booking.events import ActorRole
-from slotwise.booking.models import Appointment
+from slotwise.booking.models import Appointment, AppointmentSeries
 from slotwise.providers.models import Provider
 from slotwise.users.models import Role, User
 
@@ -26,6 +26,8 @@ class Access:
     # client's account (None: a guest's) and the service's name (None: no service).
     client: User | None
     service_name: str | None
+    # An occurrence of a series: the series (its calendar event is the series').
+    series: AppointmentSeries | None = None
 
     @property
     def is_client_side(self) -> bool:
@@ -40,6 +42,12 @@ async def for_user(
     found = await repository.get(session, appointment_id, lock=lock)
     if found is None:
         raise AppointmentNotFound()
+    return await with_series(session, role_of(found, user))
+
+
+def role_of(found: repository.Found, user: User) -> Access:
+    """The user's capacity on the appointment found: admin, its client, its provider; anyone
+    else gets AppointmentNotFound."""
     if user.role is Role.ADMIN:
         return _access(found, user, ActorRole.ADMIN)
     if found.appointment.client_id == user.id:
@@ -53,7 +61,16 @@ async def for_guest_token(session: AsyncSession, *, token: str, lock: bool = Fal
     found = await repository.get_by_token_hash(session, tokens.fingerprint(token), lock=lock)
     if found is None:
         raise AppointmentNotFound()
-    return _access(found, None, ActorRole.GUEST)
+    return await with_series(session, _access(found, None, ActorRole.GUEST))
+
+
+async def with_series(session: AsyncSession, access: Access) -> Access:
+    """The access, with the series of an occurrence (read only for occurrences)."""
+    series_id = access.appointment.series_id
+    if series_id is None:
+        return access
+    series = await session.get(AppointmentSeries, series_id)
+    return replace(access, series=series)
 
 
 def _access(found: repository.Found, actor: User | None, role: ActorRole) -> Access:

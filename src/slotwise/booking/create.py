@@ -28,7 +28,7 @@ from slotwise.booking.errors import (
 from slotwise.booking.events import ActorRole
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.models import Appointment, AppointmentEvent, Status, guest_key
-from slotwise.booking.schemas import AppointmentCreate
+from slotwise.booking.schemas import AppointmentCreate, SeriesCreate
 from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
 from slotwise.booking.write import Claim, Row
 from slotwise.db import table_of, unsaved
@@ -38,7 +38,7 @@ from slotwise.users.models import User
 from slotwise.webhooks.events import EventType
 
 
-def client_key_for(user: User | None, data: AppointmentCreate) -> str:
+def client_key_for(user: User | None, data: AppointmentCreate | SeriesCreate) -> str:
     """Whose time a booking is: the account's, or the guest's. A guest's email is never
     verified, so a guest is its own client (``models.guest_key``), never the account with
     that email: nothing a guest does counts against an account."""
@@ -48,7 +48,7 @@ def client_key_for(user: User | None, data: AppointmentCreate) -> str:
     return guest_key(str(data.guest_details.email))
 
 
-def check_caller(user: User | None, data: AppointmentCreate) -> str:
+def check_caller(user: User | None, data: AppointmentCreate | SeriesCreate) -> str:
     """A booking is the signed-in client's, or a guest's with their details (never both);
     the client key its overlaps are checked by."""
     if user is None and data.guest_details is None:
@@ -132,15 +132,23 @@ def claim_of(proposal: Proposal, *, guest: bool, now: datetime, guests: GuestPol
     )
 
 
-def row_of(session: AsyncSession, booked: Booked, proposal: Proposal, guests: GuestPolicy) -> Row:
-    """The booking as the write takes it: its claim, its rows, its messages."""
+def row_of(
+    session: AsyncSession,
+    booked: Booked,
+    proposal: Proposal,
+    guests: GuestPolicy,
+    *,
+    mailed: bool = True,
+) -> Row:
+    """The booking as the write takes it: its claim, its rows, its messages (none when not
+    ``mailed``: a series occurrence, whose series is mailed as one)."""
     appointment = booked.appointment
     guest = appointment.client_id is None
     return Row(
         claim=claim_of(proposal, guest=guest, now=appointment.created_at, guests=guests),
         appointment=_values(appointment, _APPOINTMENTS),
         events=[_values(event, _EVENTS) for event in appointment.events],
-        messages=_messages([booked]),
+        messages=_messages([booked]) if mailed else [],
         announced=announce.event(
             EventType.BOOKING_CREATED, appointment, now=appointment.created_at
         ),
@@ -216,6 +224,8 @@ def new_booking(
         verify_token_hash=tokens.fingerprint(verify_token) if verify_token else None,
         cancel_reason=None,
         sequence=0,
+        series_id=None,
+        recurrence_at=None,
         created_at=now,
         updated_at=now,
         events=[],

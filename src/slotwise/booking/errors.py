@@ -134,6 +134,31 @@ class TermsChanged(Conflict):
     message = "The provider's hours or terms changed while booking; try again."
 
 
+class SeriesUnavailable(Conflict):
+    code = "series_unavailable"
+    message = (
+        "Some occurrences of the series cannot be booked (details.occurrences: each one's "
+        "index, start_at, code and details); nothing was booked."
+    )
+
+
+class SeriesTooLong(InvalidInput):
+    code = "series_too_long"
+    message = "A series has at most 52 occurrences."
+
+
+class SeriesNeedsSignIn(Conflict):
+    code = "series_needs_sign_in"
+    message = (
+        "This provider verifies guests' emails by a link per booking: sign in to book a series."
+    )
+
+
+class SeriesNotFound(NotFound):
+    code = "series_not_found"
+    message = "No such series."
+
+
 def refused(refusal: Refusal) -> AppError:
     """The API's error for a refusal of the booking decision or of the write (every reason
     has one: mypy checks that the match is exhaustive)."""

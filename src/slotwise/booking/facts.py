@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -45,6 +45,21 @@ class Parties:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesFacts:
+    """The rule of a recurring series an appointment is an occurrence of: every
+    ``every_weeks`` weeks from the wall time ``first_time`` (naive) in ``timezone``, ``count``
+    occurrences of ``duration``; ``sequence`` is its calendar event's (the RRULE's)."""
+
+    series_id: uuid.UUID
+    timezone: str
+    first_time: datetime
+    duration: timedelta
+    every_weeks: int
+    count: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
 class BookingFacts:
     """One appointment as of a change: its time (UTC instants, and the provider's zone), its
     status, its parties and title, and its iCalendar ``sequence``. ``manage_url`` is a
@@ -62,6 +77,9 @@ class BookingFacts:
     cancel_reason: str | None = None
     hold_until: datetime | None = None
     manage_url: str | None = None
+    # An occurrence of a series: the series, and the instant its rule gives the occurrence.
+    series: SeriesFacts | None = None
+    recurrence_at: datetime | None = None
 
     @property
     def title(self) -> str:

@@ -54,7 +54,7 @@ def check_window(access: Access, provider: Provider, *, now: datetime) -> None:
         )
 
 
-def _move(
+def move(
     access: Access, to: Status, *, now: datetime, reason: str | None, **values: Any
 ) -> change.Change:
     """The status change (with ``values``, more of the row's new values), applied to the
@@ -109,7 +109,7 @@ async def set_status(
     if access.role not in PROVIDER_SIDE:
         raise NotAllowed("Only the provider or an admin can confirm or decline.")
     before = access.appointment.status
-    moved = _move(access, to, now=now, reason=reason)
+    moved = move(access, to, now=now, reason=reason)
     return await _write_status_changed(
         session, access, moved, before=before, offsets=reminder_offsets, now=now
     )
@@ -126,7 +126,7 @@ async def cancel(
     check_transition(access.appointment, Status.CANCELLED)
     check_window(access, provider, now=now)
     before = access.appointment.status
-    moved = _move(access, Status.CANCELLED, now=now, reason=reason, cancel_reason=reason)
+    moved = move(access, Status.CANCELLED, now=now, reason=reason, cancel_reason=reason)
     return await _write_status_changed(
         session,
         access,
@@ -148,7 +148,7 @@ async def mark_finished(
     if now < appointment.start_at:
         local_start = appointment.start_at.astimezone(ZoneInfo(appointment.timezone))
         raise NotStarted(details={"start_at": local_start.isoformat()})
-    await change.write(session, _move(access, to, now=now, reason=None))
+    await change.write(session, move(access, to, now=now, reason=None))
     if to is Status.NO_SHOW:
         await _count_no_show(session, appointment.client_key, block_after=block_after, now=now)
     await session.flush()

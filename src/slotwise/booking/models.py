@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -64,6 +64,7 @@ class Appointment(TimestampMixin, Base):
         Index("ix_appointments_provider_blocked", "provider_id", "blocked_start_at"),
         Index("ix_appointments_client_key_start", "client_key", "start_at"),
         Index("ix_appointments_client_id_start", "client_id", "start_at"),
+        Index("ix_appointments_series_recurrence", "series_id", "recurrence_at"),
         CheckConstraint("seat_no BETWEEN 1 AND capacity", name="seat_in_capacity"),
         # At most `capacity` seats of a session take time: the database's own bound on seats,
         # whoever writes (migration 0014).
@@ -112,10 +113,55 @@ class Appointment(TimestampMixin, Base):
     capacity: Mapped[int] = mapped_column(default=1, server_default="1")  # when it was taken
     # iCalendar SEQUENCE: bumped on every change a calendar must see.
     sequence: Mapped[int] = mapped_column(default=0)
+    # An occurrence of a recurring series: the series, and the instant its rule gives this
+    # occurrence (which a reschedule leaves as it was: the calendar's RECURRENCE-ID). No
+    # foreign key (migration 0019 says why): a series goes only with its provider, and so do
+    # its occurrences.
+    series_id: Mapped[uuid.UUID | None]
+    recurrence_at: Mapped[datetime | None]
 
     events: Mapped[list[AppointmentEvent]] = relationship(
         order_by="AppointmentEvent.at", lazy="raise", cascade="all, delete-orphan"
     )
+
+
+class AppointmentSeries(TimestampMixin, Base):
+    """A recurring series: its rule (every ``every_weeks`` weeks at ``wall_time`` in the
+    provider's ``timezone`` from ``first_date``, ``count`` occurrences; ``until_date`` when it
+    was asked by date) and whose it is. Its occurrences are ordinary appointments
+    (``Appointment.series_id``), each with its own status, history and reminders."""
+
+    __tablename__ = "appointment_series"
+    __table_args__ = (
+        CheckConstraint("every_weeks BETWEEN 1 AND 4", name="every_weeks_in_range"),
+        CheckConstraint("count BETWEEN 1 AND 52", name="count_in_range"),
+        CheckConstraint("client_id IS NOT NULL OR guest_email IS NOT NULL", name="has_client"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), index=True
+    )
+    service_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("services.id", ondelete="SET NULL")
+    )
+    client_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    client_key: Mapped[str] = mapped_column(String(320))
+    guest_name: Mapped[str | None] = mapped_column(String(200))
+    guest_email: Mapped[str | None] = mapped_column(String(320))
+    guest_phone: Mapped[str | None] = mapped_column(String(40))
+    timezone: Mapped[str] = mapped_column(String(64))
+    first_date: Mapped[date]
+    wall_time: Mapped[time]
+    duration_minutes: Mapped[int]
+    every_weeks: Mapped[int]
+    count: Mapped[int]
+    until_date: Mapped[date | None]
+    # iCalendar SEQUENCE of the series' master event (the RRULE), bumped when it changes.
+    sequence: Mapped[int] = mapped_column(default=0)
+    manage_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class AppointmentEvent(Base):

@@ -6,14 +6,17 @@ from html import escape
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from slotwise.booking.models import Appointment
+from slotwise.booking.models import Appointment, AppointmentSeries
 from slotwise.booking.schemas import (
     AppointmentRead,
     AttendeeRead,
     BookingCreated,
     EventRead,
     GuestRead,
+    SeriesCreated,
+    SeriesRead,
     SessionRead,
+    SkippedOccurrence,
 )
 from slotwise.booking.sessions import GroupSession
 
@@ -44,6 +47,49 @@ def session_read(found: GroupSession) -> SessionRead:
     )
 
 
+def series_read(series: AppointmentSeries, occurrences: list[Appointment]) -> SeriesRead:
+    return SeriesRead(**_series_values(series, occurrences))
+
+
+def series_created(
+    series: AppointmentSeries,
+    occurrences: list[Appointment],
+    skipped: list[tuple[int, Any, str, dict[str, Any] | None]],
+    manage_token: str | None,
+) -> SeriesCreated:
+    return SeriesCreated(
+        **_series_values(series, occurrences),
+        skipped=[
+            SkippedOccurrence(index=index, start_at=start_at, code=code, details=details)
+            for index, start_at, code, details in skipped
+        ],
+        manage_token=manage_token,
+    )
+
+
+def _series_values(series: AppointmentSeries, occurrences: list[Appointment]) -> dict[str, Any]:
+    guest = None
+    if series.guest_email is not None:
+        guest = GuestRead(
+            name=series.guest_name or "", email=series.guest_email, phone=series.guest_phone
+        )
+    return {
+        "id": series.id,
+        "provider_id": series.provider_id,
+        "service_id": series.service_id,
+        "client_id": series.client_id,
+        "guest": guest,
+        "timezone": series.timezone,
+        "first_date": series.first_date,
+        "wall_time": series.wall_time,
+        "every_weeks": series.every_weeks,
+        "count": series.count,
+        "until": series.until_date,
+        "created_at": series.created_at,
+        "occurrences": [appointment_read(a) for a in occurrences],
+    }
+
+
 def booking_created(appointment: Appointment, manage_token: str | None) -> BookingCreated:
     return _read(BookingCreated, appointment, manage_token=manage_token)
 
@@ -70,6 +116,7 @@ def _read(model: type[R], appointment: Appointment, **extra: Any) -> R:
         hold_until=appointment.hold_until.astimezone(zone) if appointment.hold_until else None,
         notes=appointment.notes,
         cancel_reason=appointment.cancel_reason,
+        series_id=appointment.series_id,
         created_at=appointment.created_at,
         updated_at=appointment.updated_at,
         history=[

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking import access
-from slotwise.booking.facts import BookingFacts, Parties, Party, Status, title
-from slotwise.booking.models import Appointment
+from slotwise.booking.facts import BookingFacts, Parties, Party, SeriesFacts, Status, title
+from slotwise.booking.models import Appointment, AppointmentSeries
 from slotwise.config import Settings
 from slotwise.providers.models import Provider, Service
 from slotwise.users.models import User
@@ -77,8 +77,24 @@ async def parties_of(session: AsyncSession, appointment: Appointment) -> Parties
     return parties(appointment, provider, client_user, service.name if service else None)
 
 
+def series_facts(series: AppointmentSeries) -> SeriesFacts:
+    return SeriesFacts(
+        series_id=series.id,
+        timezone=series.timezone,
+        first_time=datetime.combine(series.first_date, series.wall_time),
+        duration=timedelta(minutes=series.duration_minutes),
+        every_weeks=series.every_weeks,
+        count=series.count,
+        sequence=series.sequence,
+    )
+
+
 def facts(
-    appointment: Appointment, parties: Parties, *, manage_url: str | None = None
+    appointment: Appointment,
+    parties: Parties,
+    *,
+    manage_url: str | None = None,
+    series: SeriesFacts | None = None,
 ) -> BookingFacts:
     return BookingFacts(
         appointment_id=appointment.id,
@@ -93,18 +109,24 @@ def facts(
         cancel_reason=appointment.cancel_reason,
         hold_until=appointment.hold_until,
         manage_url=manage_url,
+        series=series,
+        recurrence_at=appointment.recurrence_at if series is not None else None,
     )
 
 
-async def facts_of(session: AsyncSession, appointment: Appointment) -> BookingFacts:
-    return facts(appointment, await parties_of(session, appointment))
+async def facts_of(
+    session: AsyncSession, appointment: Appointment, series: SeriesFacts | None = None
+) -> BookingFacts:
+    return facts(appointment, await parties_of(session, appointment), series=series)
 
 
 def acted_facts(acting: access.Access) -> BookingFacts:
     """The facts of the appointment someone acts on, from what was loaded with it."""
     appointment = acting.appointment
     return facts(
-        appointment, parties(appointment, acting.provider, acting.client, acting.service_name)
+        appointment,
+        parties(appointment, acting.provider, acting.client, acting.service_name),
+        series=series_facts(acting.series) if acting.series is not None else None,
     )
 
 
@@ -113,10 +135,19 @@ class CalendarAppointments:
 
     async def one(
         self, session: AsyncSession, *, user: User, appointment_id: uuid.UUID
-    ) -> BookingFacts:
-        """One the user takes part in, or AppointmentNotFound (404) as for any other."""
+    ) -> list[BookingFacts]:
+        """One the user takes part in, or AppointmentNotFound (404) as for any other; an
+        occurrence of a series comes with the whole series (its calendar event)."""
         acting = await access.for_user(session, user=user, appointment_id=appointment_id)
-        return acted_facts(acting)
+        if acting.series is None:
+            return [acted_facts(acting)]
+        rule = series_facts(acting.series)
+        rows = await session.scalars(
+            select(Appointment)
+            .where(Appointment.series_id == acting.series.id)
+            .order_by(Appointment.recurrence_at)
+        )
+        return [await facts_of(session, appointment, rule) for appointment in rows]
 
     async def of_user(
         self, session: AsyncSession, *, user: User, starting_from: datetime | None = None
@@ -128,8 +159,25 @@ class CalendarAppointments:
         )
         if starting_from is not None:
             query = query.where(Appointment.start_at >= starting_from)
-        rows = await session.scalars(query.order_by(Appointment.start_at, Appointment.id))
-        return [await facts_of(session, appointment) for appointment in rows]
+        rows = list(await session.scalars(query.order_by(Appointment.start_at, Appointment.id)))
+        # A series is one calendar event: all its occurrences, even those outside the window
+        # (else the rule's occurrences missing here would read as exceptions).
+        series_ids = {a.series_id for a in rows if a.series_id is not None}
+        rules: dict[uuid.UUID, SeriesFacts] = {}
+        if series_ids:
+            found = await session.scalars(
+                select(AppointmentSeries).where(AppointmentSeries.id.in_(series_ids))
+            )
+            rules = {series.id: series_facts(series) for series in found}
+            seen = {a.id for a in rows}
+            more = await session.scalars(
+                select(Appointment).where(Appointment.series_id.in_(series_ids))
+            )
+            rows += [a for a in more if a.id not in seen]
+        return [
+            await facts_of(session, a, rules.get(a.series_id) if a.series_id else None)
+            for a in rows
+        ]
 
 
 async def reminder_still_due(

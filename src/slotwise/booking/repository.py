@@ -375,3 +375,19 @@ def _lock_keys(bookings: list[tuple[uuid.UUID, str]]) -> dict[str, list[Any]]:
         "lock_keys": providers + clients,
         "lock_seeds": [1] * len(providers) + [2] * len(clients),
     }
+
+
+@cache
+def _occurrences(*, lock: bool) -> Select[Appointment, Provider, User, str]:
+    """``Found`` for each occurrence of the series bound as ``value``, in the rule's order."""
+    query = _one("series_id", lock=False).order_by(Appointment.recurrence_at, Appointment.id)
+    return query.with_for_update(of=Appointment) if lock else query
+
+
+async def series_occurrences(
+    session: AsyncSession, series_id: uuid.UUID, *, lock: bool = False
+) -> list[Found]:
+    """The series' occurrences (any status), each as ``get`` finds one; ``lock``: locked
+    until the commit, as a change locks one appointment."""
+    result = await session.execute(_occurrences(lock=lock), {"value": series_id})
+    return [Found(*row) for row in result.unique().all()]

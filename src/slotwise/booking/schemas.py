@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import date, datetime, time
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -11,6 +11,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    model_validator,
 )
 
 from slotwise.booking.models import Status
@@ -128,6 +129,9 @@ class AppointmentRead(BaseModel):
     )
     notes: str | None
     cancel_reason: str | None
+    series_id: uuid.UUID | None = Field(
+        default=None, description="The recurring series it is an occurrence of, if any."
+    )
     created_at: datetime
     updated_at: datetime
     history: list[EventRead]
@@ -179,3 +183,104 @@ class SessionRead(BaseModel):
     capacity: int
     seats_taken: int = Field(description="Seats that take time (pending, confirmed or held).")
     attendees: list[AttendeeRead] = Field(description="Every seat, cancelled ones too.")
+
+
+# -- recurring series ---------------------------------------------------------------------
+
+
+class SeriesCreate(BaseModel):
+    """A recurring series: every ``every_weeks`` weeks at the start's wall-clock time in the
+    provider's zone, ``count`` times or ``until`` a local date (inclusive), at most 52.
+
+    The start is read as for a single booking (no offset: a wall time in the provider's
+    zone). Every occurrence is decided and judged as a single booking would be. By default
+    (``on_conflict: "fail"``) all are booked or none; with ``"skip"`` the free ones are
+    booked and the answer lists the others.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: Text = Field(
+        min_length=1,
+        max_length=64,
+        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),
+        description="The provider's id, user id or public handle.",
+    )
+    service_id: uuid.UUID | None = None
+    start_datetime: ApiDatetime = Field(
+        validation_alias=AliasChoices("start_datetime", "start_time", "start_at"),
+        description="The first occurrence.",
+    )
+    every_weeks: int = Field(default=1, ge=1, le=4)
+    count: int | None = Field(
+        default=None, ge=1, description="How many occurrences (more than 52: series_too_long)."
+    )
+    until: date | None = Field(
+        default=None, description="The last date an occurrence may fall on (inclusive)."
+    )
+    on_conflict: Literal["fail", "skip"] = "fail"
+    notes: Notes | None = None
+    guest_details: GuestDetails | None = Field(
+        default=None, description="Required when booking without a token."
+    )
+
+    @model_validator(mode="after")
+    def _count_or_until(self) -> Self:
+        if (self.count is None) == (self.until is None):
+            raise ValueError("give count or until, not both")
+        return self
+
+
+class SkippedOccurrence(BaseModel):
+    index: int = Field(description="The occurrence's place in the series, from 0.")
+    start_at: datetime = Field(description="Where the rule puts it, with the provider's offset.")
+    code: str = Field(description="Why it was not booked: a booking refusal's code.")
+    details: dict[str, Any] | None = None
+
+
+class SeriesRead(BaseModel):
+    """A series and its occurrences (cancelled and moved ones too), by the rule's order."""
+
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    service_id: uuid.UUID | None
+    client_id: uuid.UUID | None
+    guest: GuestRead | None
+    timezone: str = Field(description="The provider's IANA zone: the wall time is read in it.")
+    first_date: date
+    wall_time: time
+    every_weeks: int
+    count: int = Field(description="The occurrences the rule has (skipped ones included).")
+    until: date | None
+    created_at: datetime
+    occurrences: list[AppointmentRead]
+
+
+class SeriesCreated(SeriesRead):
+    skipped: list[SkippedOccurrence] = Field(
+        description='With on_conflict "skip": the occurrences not booked, and why.'
+    )
+    manage_token: str | None = Field(
+        default=None,
+        description="Guests only, shown once: manage the series at /bookings/series/{token}.",
+    )
+
+
+class SeriesCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_appointment_id: uuid.UUID | None = Field(
+        default=None,
+        description=(
+            "Cancel this occurrence and every one after it in the series (moved ones "
+            "included). Null: every upcoming occurrence still inside the cancellation window."
+        ),
+    )
+    reason: Reason | None = None
+
+
+class SeriesStatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["confirmed", "declined"]
+    reason: Reason | None = None

@@ -232,23 +232,129 @@ async def take(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
     else:
         judged = await judge(session, claims)
         outcomes = batch_verdicts(rows, judged)
-        written = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
-        await insert_rows(
-            session,
-            [
-                (_APPOINTMENTS, [row.appointment for row in written]),
-                (_EVENTS, [event for row in written for event in row.events]),
-                (_MESSAGES, [message for row in written for message in row.messages]),
-            ],
-        )
-    announced: list[queue.Event] = []
-    for row, outcome in zip(rows, outcomes, strict=True):
-        if outcome is None:
-            changes.moved(session.sync_session, busy.moved(row.appointment))
-            if row.announced is not None:
-                announced.append(row.announced)
-    await queue.enqueue(session, announced)
+        await _insert(session, _written(rows, outcomes))
+    await _report(session, _written(rows, outcomes))
     return outcomes
+
+
+def _written(rows: list[Row], outcomes: list[Refusal | None]) -> list[Row]:
+    return [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+
+
+async def _insert(session: AsyncSession, written: list[Row]) -> None:
+    """The rows judged clear, with their history and messages: one INSERT per table."""
+    await insert_rows(
+        session,
+        [
+            (_APPOINTMENTS, [row.appointment for row in written]),
+            (_EVENTS, [event for row in written for event in row.events]),
+            (_MESSAGES, [message for row in written for message in row.messages]),
+        ],
+    )
+
+
+async def _report(session: AsyncSession, written: list[Row]) -> None:
+    """What was written, told: kept listings learn of each appointment at the commit
+    (``changes.moved``), and each one's webhook event is queued."""
+    for row in written:
+        changes.moved(session.sync_session, busy.moved(row.appointment))
+    await queue.enqueue(session, [row.announced for row in written if row.announced is not None])
+
+
+# -- a recurring series: rows of one client with one provider, judged as one --------------
+
+
+async def take_series(
+    session: AsyncSession, rows: list[Row], *, all_or_nothing: bool, refused_before: bool = False
+) -> list[Refusal | None]:
+    """The occurrences of a series, judged under one set of locks in the session's
+    transaction, each counting what the occurrences before it take (``running_verdicts``),
+    so that neither a single booking nor another series interleaves with it. Written: all
+    of them or none (``all_or_nothing``; none either when ``refused_before``, occurrences the
+    decision already refused), or those judged clear. Never any when the terms changed or
+    the client is blocked (a refusal of the whole series). The refusal of each row, or None:
+    clear (and written, unless the rule above wrote none)."""
+    if not rows:
+        return []
+    await _lock_and_release(session, [row.claim for row in rows])
+    judged = await judge(session, [row.claim for row in rows])
+    outcomes = running_verdicts(rows, judged)
+    refusals = {outcome.reason for outcome in outcomes if outcome is not None}
+    if refusals & {Reason.TERMS_CHANGED, Reason.CLIENT_BLOCKED}:
+        return outcomes
+    if all_or_nothing and (refusals or refused_before):
+        return outcomes
+    written = _written(rows, outcomes)
+    await _insert(session, written)
+    await _report(session, written)
+    return outcomes
+
+
+def running_verdicts(rows: list[Row], judged: list[Answers]) -> list[Refusal | None]:
+    """The verdict of each row, in order, its answers counting what the rows judged clear
+    before it take: the provider's and the client's time, one more future booking of the
+    client with the provider, one more session on its day and in its week (a seat joining
+    a session that exists adds none), a seat of its session (the write picks the lowest free
+    number). A refused row takes nothing, so a skip never puts a later one over a limit."""
+    earlier: list[tuple[Claim, bool]] = []  # clear rows, and whether each makes a new session
+    taken: dict[uuid.UUID, frozenset[int]] = {}
+    outcomes: list[Refusal | None] = []
+    for row, answers in zip(rows, judged, strict=True):
+        claim = row.claim
+        seat = claim.session_key if claim.capacity is not None else None
+        if seat is not None:
+            answers = replace(answers, taken_seats=taken.get(seat, answers.taken_seats))
+        answers = _counting(claim, answers, earlier)
+        outcome = verdict(claim, answers)
+        if outcome is None:
+            if seat is not None:
+                seat_no = free_seat(answers.taken_seats)
+                row.appointment["seat_no"] = seat_no
+                taken[seat] = answers.taken_seats | {seat_no}
+            earlier.append((claim, seat is None or not answers.taken_seats))
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _within(window: Interval | None, at: datetime) -> bool:
+    return window is not None and window.start_at <= at < window.end_at
+
+
+def _counting(claim: Claim, answers: Answers, earlier: list[tuple[Claim, bool]]) -> Answers:
+    """``answers`` with what the clear rows ``earlier`` (of one batch) add to them."""
+    provider_busy, client_busy = answers.provider_busy, answers.client_busy
+    client_count, day_count, week_count = (
+        answers.client_count,
+        answers.day_count,
+        answers.week_count,
+    )
+    blocked = Interval(claim.blocked_start_at, claim.blocked_end_at)
+    time = Interval(claim.start_at, claim.end_at)
+    for other, new_session in earlier:
+        if other.provider_id == claim.provider_id:
+            same_session = claim.session_key is not None and other.session_key == claim.session_key
+            if not same_session and blocked.overlaps(
+                Interval(other.blocked_start_at, other.blocked_end_at)
+            ):
+                provider_busy = True
+            if other.client_key == claim.client_key and other.start_at > claim.now:
+                client_count += 1
+            if new_session and _within(claim.day, other.start_at):
+                day_count += 1
+            if new_session and _within(claim.week, other.start_at):
+                week_count += 1
+        if other.client_key == claim.client_key and time.overlaps(
+            Interval(other.start_at, other.end_at)
+        ):
+            client_busy = True
+    return replace(
+        answers,
+        provider_busy=provider_busy,
+        client_busy=client_busy,
+        client_count=client_count,
+        day_count=day_count,
+        week_count=week_count,
+    )
 
 
 async def check_move(session: AsyncSession, claim: Claim) -> Refusal | int:

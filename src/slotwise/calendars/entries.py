@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from slotwise.booking.facts import BookingFacts
-from slotwise.calendars.ics import CalendarEntry
+from slotwise.calendars.ics import CalendarEntry, SeriesRule
 
 
 def entry(booking: BookingFacts) -> CalendarEntry:
@@ -20,4 +20,21 @@ def entry(booking: BookingFacts) -> CalendarEntry:
         client_name=parties.client.name,
         client_email=parties.client.email,
         notes=booking.notes,
+        series=_rule(booking),
+        recurrence_at=booking.recurrence_at,
+    )
+
+
+def _rule(booking: BookingFacts) -> SeriesRule | None:
+    series = booking.series
+    if series is None:
+        return None
+    return SeriesRule(
+        series_id=series.series_id,
+        timezone=series.timezone,
+        first_time=series.first_time,
+        duration=series.duration,
+        every_weeks=series.every_weeks,
+        count=series.count,
+        sequence=series.sequence,
     )

@@ -30,8 +30,9 @@ class Appointments(Protocol):
 
     async def one(
         self, session: AsyncSession, *, user: User, appointment_id: uuid.UUID
-    ) -> BookingFacts:
-        """One appointment the user takes part in (404 for any other)."""
+    ) -> list[BookingFacts]:
+        """One appointment the user takes part in (404 for any other); an occurrence of a
+        series with every occurrence of its series (one calendar event)."""
 
     async def of_user(
         self, session: AsyncSession, *, user: User, starting_from: datetime | None = None
@@ -57,7 +58,7 @@ async def export_one(
     now: datetime,
 ) -> str:
     found = await appointments.one(session, user=user, appointment_id=appointment_id)
-    return ics.document(_entries([found]), stamp_at=now)
+    return ics.document(_entries(found), stamp_at=now)
 
 
 async def export_all(

@@ -357,3 +357,112 @@ async def enqueue_webhook_disabled(
         now=now,
     )
     await batch.write(session)
+
+
+# -- recurring series: one message per party for the whole series, reminders per occurrence --
+
+
+def _series_context(occurrences: Sequence[BookingFacts], **extra: Any) -> dict[str, Any]:
+    """A series' messages tell its first occurrence (``start_at``), its rule and every
+    occurrence's start (the recipient reads them in their own zone)."""
+    first = occurrences[0]
+    assert first.series is not None
+    context = _context(first, **extra)
+    context.update(
+        series_id=str(first.series.series_id),
+        every_weeks=first.series.every_weeks,
+        occurrence_starts=[booking.start_at.isoformat() for booking in occurrences],
+    )
+    return context
+
+
+def _series_invitation(
+    occurrences: Sequence[BookingFacts], *, now: datetime, method: ics.Method
+) -> dict[str, str]:
+    return ics.series_snapshot(
+        [entries.entry(booking) for booking in occurrences], stamp_at=now, method=method
+    )
+
+
+def add_series_booked(
+    batch: Batch,
+    offsets: Sequence[int],
+    *,
+    occurrences: Sequence[BookingFacts],
+    everything: Sequence[BookingFacts],
+    now: datetime,
+) -> None:
+    """A new series' messages: the provider hears of it once; the client gets one
+    confirmation (with the series' invitation: one event with its rule) or one word that it
+    awaits the provider's; each confirmed occurrence gets its reminders. ``occurrences``:
+    those booked, by start; ``everything``: what the invitation shows (the same)."""
+    first = occurrences[0]
+    batch.add(
+        kind="series_received",
+        to=first.parties.provider,
+        context=_series_context(occurrences, recipient_role="provider"),
+        now=now,
+        appointment_id=first.appointment_id,
+    )
+    link = {MANAGE_URL: first.manage_url} if first.manage_url else {}
+    confirmed = first.status is Status.CONFIRMED
+    batch.add(
+        kind="series_confirmed" if confirmed else "series_pending",
+        to=first.parties.client,
+        context=_series_context(occurrences, recipient_role="client", **link),
+        now=now,
+        appointment_id=first.appointment_id,
+        invitation=(
+            _series_invitation(everything, now=now, method=ics.Method.REQUEST)
+            if confirmed
+            else None
+        ),
+    )
+    for booking in occurrences:
+        if booking.status is Status.CONFIRMED:
+            _schedule_reminders(batch, offsets, booking, now=now)
+
+
+def add_series_changed(
+    batch: Batch,
+    *,
+    changed: Sequence[BookingFacts],
+    everything: Sequence[BookingFacts],
+    offsets: Sequence[int],
+    now: datetime,
+) -> None:
+    """Occurrences of one series confirmed, declined or cancelled together (``changed``, all
+    to one status): one message per party, not one per occurrence; the client's calendar
+    gets the series again (``everything``: its occurrences as they are now); reminders
+    follow each occurrence."""
+    first = changed[0]
+    status = first.status
+    for booking in changed:
+        if status is Status.CONFIRMED:
+            _schedule_reminders(batch, offsets, booking, now=now)
+        else:
+            batch.withdraw_reminders(booking.appointment_id)
+    invitation = None
+    if any(booking.status is Status.CONFIRMED for booking in everything) or status in (
+        Status.CANCELLED,
+        Status.DECLINED,
+    ):
+        invitation = _series_invitation(everything, now=now, method=ics.Method.REQUEST)
+    kind = {
+        Status.CONFIRMED: "series_confirmed",
+        Status.DECLINED: "series_declined",
+        Status.CANCELLED: "series_cancelled",
+    }[status]
+    parties = first.parties
+    recipients = [("client", parties.client)]
+    if status is Status.CANCELLED:
+        recipients.append(("provider", parties.provider))
+    for role, party in recipients:
+        batch.add(
+            kind=kind,
+            to=party,
+            context=_series_context(changed, recipient_role=role, reason=first.cancel_reason),
+            now=now,
+            appointment_id=first.appointment_id,
+            invitation=invitation if role == "client" else None,
+        )

@@ -30,6 +30,11 @@ SUBJECTS = {
     "password_reset": "Reset your Slotwise password",
     "booking_verify": "Confirm your email to keep your booking: {title}, {start}",
     "webhook_disabled": "Your Slotwise webhook was disabled",
+    "series_received": "New series: {title}, from {start}",
+    "series_pending": "Series received, awaiting confirmation: {title}, from {start}",
+    "series_confirmed": "Confirmed: {title}, from {start}",
+    "series_declined": "Declined: {title}, from {start}",
+    "series_cancelled": "Cancelled: {title}, from {start}",
 }
 
 
@@ -79,6 +84,10 @@ def template_context(row: OutboxMessage) -> dict[str, Any]:
         context["old_end_time"] = f"{_local(context['old_end_at'], zone):%H:%M}"
     if "failing_since" in context:
         context["failing_since_time"] = _day_and_time(_local(context["failing_since"], zone))
+    if "occurrence_starts" in context:
+        context["occurrences"] = [
+            _day_and_time(_local(start, zone)) for start in context["occurrence_starts"]
+        ]
     if "offset_minutes" in context:
         context["lead"] = _lead(int(context["offset_minutes"]))
     context["subject"] = SUBJECTS[row.kind].format_map(_Lenient(context))

@@ -50,6 +50,15 @@ from slotwise.scheduling.seats import (
     outside_sessions,
     session_key_for,
 )
+from slotwise.scheduling.series import (
+    MAX_EVERY_WEEKS,
+    MAX_OCCURRENCES,
+    Pattern,
+    SeriesTooLong,
+    occurrence_requests,
+    pattern_of,
+    wall_time_of,
+)
 from slotwise.scheduling.slots import (
     ServiceSpec,
     Slot,
@@ -63,6 +72,8 @@ from slotwise.scheduling.terms import Limits, Offering, Terms, full_dates
 
 __all__ = [
     "MAX_AT",
+    "MAX_EVERY_WEEKS",
+    "MAX_OCCURRENCES",
     "MIN_AT",
     "BookingPolicy",
     "Clash",
@@ -75,11 +86,13 @@ __all__ = [
     "OpenSeats",
     "OutOfRange",
     "OverrideKind",
+    "Pattern",
     "Placement",
     "Proposal",
     "Reason",
     "Refusal",
     "Request",
+    "SeriesTooLong",
     "ServiceSpec",
     "Session",
     "Slot",
@@ -103,9 +116,11 @@ __all__ = [
     "latest_start",
     "local_ranges_for",
     "merge",
+    "occurrence_requests",
     "open_hours",
     "open_seats",
     "outside_sessions",
+    "pattern_of",
     "place",
     "read_instant",
     "requested_date",
@@ -115,4 +130,5 @@ __all__ = [
     "since_midnight",
     "slots_within",
     "subtract",
+    "wall_time_of",
 ]

@@ -1,0 +1,205 @@
+"""Recurring series: booking one (signed in or as a guest), reading it, cutting it short,
+and the provider's confirmation or decline of it as one. One occurrence is managed by the
+appointment routes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, status
+from fastapi.responses import Response
+
+from slotwise.auth import callers
+from slotwise.auth.deps import CurrentUser, OptionalClaims
+from slotwise.booking import series as series_service
+from slotwise.booking.models import Status
+from slotwise.booking.present import series_created, series_read
+from slotwise.booking.router import REFUSALS, Reminders, _client_address
+from slotwise.booking.schemas import (
+    SeriesCancel,
+    SeriesCreate,
+    SeriesCreated,
+    SeriesRead,
+    SeriesStatusChange,
+)
+from slotwise.db import READ_METHODS, SessionDep
+from slotwise.errors import responses
+from slotwise.state import AppState, NowDep
+from slotwise.text import Text
+
+router = APIRouter()
+guest_router = APIRouter()
+
+SeriesId = Annotated[uuid.UUID, Path(description="Series id.")]
+Token = Annotated[
+    Text, Path(min_length=16, max_length=128, description="The series' manage token.")
+]
+
+SERIES_REFUSALS = (
+    "Every occurrence is decided and judged as a single booking would be, under one set of "
+    "locks, in one transaction.\n\n"
+    "- 409 `series_unavailable`: some occurrences cannot be booked (all or nothing), or none "
+    "can (skip); `details.occurrences` lists each one's `index`, `start_at`, `code` (one of "
+    "the booking refusals below) and `details`.\n"
+    "- 422 `series_too_long`: more than 52 occurrences.\n"
+    "- 409 `series_needs_sign_in`: a guest, with a provider that verifies guests' emails.\n"
+    "- A refusal no occurrence escapes (`provider_not_found`, `service_not_found`, "
+    "`provider_not_accepting`, `cannot_book_yourself`, `client_blocked`, `provider_changed`) "
+    "is answered as for one booking.\n\n" + REFUSALS
+)
+
+
+@router.post(
+    "/series",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SeriesCreated,
+    responses=responses(401, 404, 409, 422, 429),
+    summary="Book a recurring series, signed in or as a guest",
+    description=SERIES_REFUSALS,
+)
+async def create_series(
+    request: Request, data: SeriesCreate, claims: OptionalClaims, now: NowDep
+) -> Response:
+    app: AppState = request.app.state.slotwise
+    if claims is None:  # a guest: as for a single booking, per client address
+        await app.limiter.hit(
+            app.settings.rate_limit_guest_booking_ip, "guest-booking-ip", _client_address(request)
+        )
+    async with app.db.transaction(writes=True) as session:
+        user = await callers.user_for_claims(session, app.redis, claims) if claims else None
+        booked = await series_service.book(
+            session,
+            kept_terms=app.terms,
+            user=user,
+            data=data,
+            now=now,
+            guests=app.bookings.guests,
+        )
+        body = series_created(
+            booked.series,
+            booked.occurrences,
+            [
+                (
+                    s.index,
+                    s.start_at,
+                    s.refusal.reason.value,
+                    dict(s.refusal.details) or None,
+                )
+                for s in booked.skipped
+            ],
+            booked.manage_token,
+        )
+    return Response(body.model_dump_json(), status_code=201, media_type="application/json")
+
+
+async def _acting(
+    request: Request, series_id: SeriesId, user: CurrentUser, session: SessionDep
+) -> series_service.SeriesAccess:
+    return await series_service.for_user(
+        session, user=user, series_id=series_id, lock=request.method not in READ_METHODS
+    )
+
+
+async def _acting_as_guest(
+    request: Request, token: Token, session: SessionDep
+) -> series_service.SeriesAccess:
+    return await series_service.for_guest_token(
+        session, token=token, lock=request.method not in READ_METHODS
+    )
+
+
+Acting = Annotated[series_service.SeriesAccess, Depends(_acting)]
+GuestActing = Annotated[series_service.SeriesAccess, Depends(_acting_as_guest)]
+
+
+def _read(acting: series_service.SeriesAccess) -> SeriesRead:
+    return series_read(acting.series, [found.appointment for found in acting.occurrences])
+
+
+@router.get(
+    "/series/{series_id}",
+    response_model=SeriesRead,
+    responses=responses(401, 404),
+    summary="A series and its occurrences (its client, its provider, or an admin)",
+)
+async def read_series(acting: Acting) -> SeriesRead:
+    return _read(acting)
+
+
+@router.post(
+    "/series/{series_id}/cancel",
+    response_model=SeriesRead,
+    responses=responses(401, 404, 409),
+    summary="Cancel an occurrence and all following, or every upcoming one",
+    description="One occurrence alone: `POST /appointments/{appointment_id}/cancel`. Clients "
+    "are bound by the cancellation window: with `from_appointment_id`, that occurrence's "
+    "(409 `policy_window_closed`); without, the upcoming occurrences inside it are kept.",
+)
+async def cancel_series(
+    acting: Acting, data: SeriesCancel, session: SessionDep, now: NowDep
+) -> SeriesRead:
+    return _read(
+        await series_service.cancel_following(
+            session,
+            acting,
+            from_appointment_id=data.from_appointment_id,
+            reason=data.reason,
+            now=now,
+        )
+    )
+
+
+@router.patch(
+    "/series/{series_id}/status",
+    response_model=SeriesRead,
+    responses=responses(401, 403, 404, 409),
+    summary="Confirm or decline every pending occurrence (provider or admin)",
+)
+async def change_series_status(
+    acting: Acting,
+    data: SeriesStatusChange,
+    session: SessionDep,
+    reminders: Reminders,
+    now: NowDep,
+) -> SeriesRead:
+    return _read(
+        await series_service.set_status(
+            session,
+            acting,
+            to=Status(data.status),
+            reason=data.reason,
+            reminder_offsets=reminders,
+            now=now,
+        )
+    )
+
+
+@guest_router.get(
+    "/series/{token}",
+    response_model=SeriesRead,
+    responses=responses(404),
+    summary="A guest's series",
+)
+async def guest_read_series(acting: GuestActing) -> SeriesRead:
+    return _read(acting)
+
+
+@guest_router.post(
+    "/series/{token}/cancel",
+    response_model=SeriesRead,
+    responses=responses(404, 409),
+    summary="A guest cancels an occurrence and all following (same policies as clients)",
+)
+async def guest_cancel_series(
+    acting: GuestActing, data: SeriesCancel, session: SessionDep, now: NowDep
+) -> SeriesRead:
+    return _read(
+        await series_service.cancel_following(
+            session,
+            acting,
+            from_appointment_id=data.from_appointment_id,
+            reason=data.reason,
+            now=now,
+        )
+    )
