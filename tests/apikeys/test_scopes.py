@@ -225,3 +225,28 @@ async def _sign_in(client: httpx.AsyncClient, account: Account) -> httpx.Respons
     return await client.post(
         "/auth/login", data={"username": account.email, "password": account.password}
     )
+
+
+async def test_a_book_key_books_a_series_for_a_guest_and_a_read_key_does_not(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    provider, profile = await bookable_provider(client, requires_confirmation=False)
+    series = {
+        "provider_id": profile["id"],
+        "start_datetime": f"{DAY}T10:00:00Z",
+        "count": 2,
+        "guest_details": {"name": "Pat", "email": "pat@example.com"},
+    }
+    reader = await api_key(client, provider, "read")
+    _refused(
+        await client.post("/appointments/series", headers=reader, json=series), "book", ["read"]
+    )
+
+    booker = await api_key(client, provider, "book")
+    booked = await client.post("/appointments/series", headers=booker, json=series)
+    assert booked.status_code == 201, booked.text
+    occurrences = booked.json()["occurrences"]
+    assert len(occurrences) == 2
+    assert {o["guest"]["email"] for o in occurrences} == {"pat@example.com"}
+    assert {o["client_id"] for o in occurrences} == {None}
+    assert booked.json()["manage_token"]  # the guest manages the series as any guest does

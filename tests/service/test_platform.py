@@ -155,7 +155,7 @@ def test_cancel_is_one_operation_with_its_aliases(app: FastAPI) -> None:
         f"{method.upper()} {path}"
         for path, operations in public.items()
         for method, operation in operations.items()
-        if path.startswith("/api/v1/appointments/")
+        if path.startswith(appointment)  # a series is cancelled by a route of its own
         and (operation.get("summary") or "").startswith("Cancel")
     ]
     assert cancels == [f"POST {appointment}/cancel"]

@@ -121,19 +121,28 @@ async def create_appointment(
     # The state read from the request, not StateDep: one dependency fewer for FastAPI to
     # solve on the busiest write (docs/architecture.md, "The booking pipeline").
     app: AppState = request.app.state.slotwise
-    if claims is None:  # a guest: a public booking page's requests, per client address
-        await app.limiter.hit(
-            app.settings.rate_limit_guest_booking_ip, "guest-booking-ip", _client_address(request)
-        )
-    elif claims.api_key_id is not None and data.guest_details is not None:
-        # An integrator's booking page books for its guest with its key: the guest's booking
-        # (counted against the key's own rate limit, not the address's).
-        claims = None
+    claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
     if idempotency_key:
         return await _book_once(app, claims, data, now, key=idempotency_key)
     # Decided and written with the bookings that arrive alongside (booking.queue).
     booked = await app.bookings.submit(claims=claims, data=data, now=now)
     return _created(booked)
+
+
+async def booking_caller(
+    app: AppState, request: Request, claims: TokenClaims | None, *, for_guest: bool
+) -> TokenClaims | None:
+    """Who books: the signed-in caller, or a guest (None). A guest's requests are counted per
+    client address; an integrator's booking page books for its guest with its key (``for_guest``:
+    the body names the guest), counted against the key's own rate limit, not the address's."""
+    if claims is None:
+        await app.limiter.hit(
+            app.settings.rate_limit_guest_booking_ip, "guest-booking-ip", _client_address(request)
+        )
+        return None
+    if claims.api_key_id is not None and for_guest:
+        return None
+    return claims
 
 
 async def _book_once(

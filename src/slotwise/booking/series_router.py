@@ -10,12 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.responses import Response
 
+from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth import callers
 from slotwise.auth.deps import CurrentUser, OptionalClaims
 from slotwise.booking import series as series_service
 from slotwise.booking.models import Status
 from slotwise.booking.present import series_created, series_read
-from slotwise.booking.router import REFUSALS, Reminders, _client_address
+from slotwise.booking.router import REFUSALS, Reminders, booking_caller
 from slotwise.booking.schemas import (
     SeriesCancel,
     SeriesCreate,
@@ -58,14 +59,12 @@ SERIES_REFUSALS = (
     summary="Book a recurring series, signed in or as a guest",
     description=SERIES_REFUSALS,
 )
+@needs(Scope.BOOK)
 async def create_series(
     request: Request, data: SeriesCreate, claims: OptionalClaims, now: NowDep
 ) -> Response:
     app: AppState = request.app.state.slotwise
-    if claims is None:  # a guest: as for a single booking, per client address
-        await app.limiter.hit(
-            app.settings.rate_limit_guest_booking_ip, "guest-booking-ip", _client_address(request)
-        )
+    claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
     async with app.db.transaction(writes=True) as session:
         user = await callers.user_for_claims(session, app.redis, claims) if claims else None
         booked = await series_service.book(
@@ -136,6 +135,7 @@ async def read_series(acting: Acting) -> SeriesRead:
     "are bound by the cancellation window: with `from_appointment_id`, that occurrence's "
     "(409 `policy_window_closed`); without, the upcoming occurrences inside it are kept.",
 )
+@needs(Scope.BOOK)
 async def cancel_series(
     acting: Acting, data: SeriesCancel, session: SessionDep, now: NowDep
 ) -> SeriesRead:
@@ -156,6 +156,7 @@ async def cancel_series(
     responses=responses(401, 403, 404, 409),
     summary="Confirm or decline every pending occurrence (provider or admin)",
 )
+@needs(Scope.MANAGE)
 async def change_series_status(
     acting: Acting,
     data: SeriesStatusChange,
