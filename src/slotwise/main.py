@@ -28,7 +28,7 @@ from slotwise.booking import busy as booking_busy
 from slotwise.booking import publish
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.queue import BookingQueue
-from slotwise.booking.router import booking_router, guest_router, standings_router
+from slotwise.booking.router import booking_router, guest_router, holds_router, standings_router
 from slotwise.booking.router import provider_router as provider_booking_router
 from slotwise.booking.router import router as appointments_router
 from slotwise.booking.terms import TermsCache
@@ -56,6 +56,7 @@ API_ROUTERS = [
     (availability_seed_router, "", "availability"),  # before /appointments/{id}
     (appointments_router, "/appointments", "appointments"),
     (guest_router, "/bookings", "guest bookings"),
+    (holds_router, "/holds", "holds"),
     (standings_router, "/client-standings", "client standings"),
     (webhooks_router, "/webhooks", "webhooks"),
 ]
