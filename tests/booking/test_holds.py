@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -183,6 +184,26 @@ async def test_an_expired_hold_frees_the_slot_with_no_job(
         json=guest_booking(provider["id"], f"{DAY}T10:00:00Z", hold_token=token),
     )
     assert code(gone) == "hold_not_found"
+
+
+@pytest.mark.parametrize("cache_mb", [0, 32], ids=["read-afresh", "kept"])
+async def test_listings_skip_a_hold_once_it_ends(
+    database_url: str, clock: Clock, cache_mb: int
+) -> None:
+    """Read afresh (no slot cache) or kept (the listing computed before the hold, told of
+    it, and bounded by the hold's end): the slot is offered again the moment the hold ends,
+    with nothing written."""
+    async with served(database_url, clock, slot_cache_mb=cache_mb) as (_, client):
+        _, provider = await bookable_provider(client, timezone="Europe/Berlin")
+        day = "2027-03-03"
+        assert "10:00" in await starts(client, provider, day)
+        held = await hold(client, provider["id"], f"{day}T10:00:00")
+        assert held.json()["start_at"] == f"{day}T10:00:00+01:00"
+        assert "10:00" not in await starts(client, provider, day)
+        clock.now = datetime.fromisoformat(held.json()["expires_at"]) - timedelta(seconds=1)
+        assert "10:00" not in await starts(client, provider, day)
+        clock.now += timedelta(seconds=1)
+        assert "10:00" in await starts(client, provider, day)
 
 
 async def test_a_released_hold_frees_the_slot_at_once(
