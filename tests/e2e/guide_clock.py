@@ -31,12 +31,16 @@ def guide_now() -> datetime:
 AHEAD = Path("guide-clock-ahead")
 
 
-async def _request_clock() -> datetime:
+def _ahead() -> timedelta:
+    """A small file's read: the guide's server serves one request at a time."""
     try:
-        ahead = timedelta(seconds=float(AHEAD.read_text()))
+        return timedelta(seconds=float(AHEAD.read_text()))
     except FileNotFoundError:
-        ahead = timedelta(0)
-    return guide_now() + ahead
+        return timedelta(0)
+
+
+async def _request_clock() -> datetime:
+    return guide_now() + _ahead()
 
 
 def serve(port: int) -> None:
