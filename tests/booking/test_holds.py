@@ -326,3 +326,16 @@ async def test_a_signed_in_holders_hold_is_their_time(
     assert row.held_by == f"user:{holder.id}"
     assert row.hold_token_hash is not None
     assert len(row.hold_token_hash) == 64
+
+
+def test_openapi_describes_the_holds_routes_and_their_errors(app: FastAPI) -> None:
+    paths = app.openapi()["paths"]
+    take = paths["/api/v1/holds"]["post"]
+    assert {"201", "404", "409", "422", "429"} <= set(take["responses"])
+    assert "hold_limit_reached" in take["description"]
+    assert {"200", "404"} <= set(paths["/api/v1/holds/{token}"]["get"]["responses"])
+    assert {"204", "404"} <= set(paths["/api/v1/holds/{token}"]["delete"]["responses"])
+    booking = paths["/api/v1/appointments/"]["post"]["description"]
+    for error in ("404 `hold_not_found`", "409 `hold_expired`", "422 `hold_mismatch`"):
+        assert error in booking
+    assert "hold_limit_reached" not in booking  # a hold's refusal, never a booking's

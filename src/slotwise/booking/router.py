@@ -89,6 +89,8 @@ def _refusals() -> str:
     """The booking route's refusals, one per reason the decision or the write can give."""
     lines = ["Refusals, by the error body's `code`:", ""]
     for reason in Reason:
+        if reason is Reason.HOLD_LIMIT_REACHED:  # a hold's refusal (POST /holds), not a booking's
+            continue
         error = refused(Refusal(reason))
         lines.append(f"- {status_for(error)} `{reason.value}`: {error.detail_message}")
     lines.append("")
