@@ -83,6 +83,19 @@ class Settings(BaseSettings):
         le=24 * 60,
         description="How long a held guest booking waits for its email to be verified.",
     )
+    hold_minutes: int = Field(
+        default=10, ge=1, le=60, description="How long POST /holds holds a slot."
+    )
+    hold_max_per_holder: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Live holds one holder (an account, or a client address) may have with "
+        "one provider.",
+    )
+    rate_limit_hold_ip: str = Field(
+        default="30/hour", description="Holds asked for (POST /holds), per client address."
+    )
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
     no_show_block_threshold: int = Field(default=3, ge=1, le=100)

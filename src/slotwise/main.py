@@ -30,7 +30,7 @@ from slotwise.booking import busy as booking_busy
 from slotwise.booking import publish
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.queue import BookingQueue
-from slotwise.booking.router import booking_router, guest_router, standings_router
+from slotwise.booking.router import booking_router, guest_router, holds_router, standings_router
 from slotwise.booking.router import provider_router as provider_booking_router
 from slotwise.booking.router import router as appointments_router
 from slotwise.booking.series_router import guest_router as series_guest_router
@@ -62,6 +62,7 @@ API_ROUTERS = [
     (appointments_router, "/appointments", "appointments"),
     (series_guest_router, "/bookings", "series"),  # before /bookings/{token}
     (guest_router, "/bookings", "guest bookings"),
+    (holds_router, "/holds", "holds"),
     (standings_router, "/client-standings", "client standings"),
     (webhooks_router, "/webhooks", "webhooks"),
     (api_keys_router, "/api-keys", "api keys"),

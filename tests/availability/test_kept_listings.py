@@ -3,7 +3,8 @@
 A worker keeps its slot listings and applies each booking's change to them (the booked
 time taken out, a cancellation's put back, a move's both, a group session's seats counted)
 instead of computing them again (`availability.cache`, `SlotListings.revised`). The
-property: whatever sequence of bookings, seats, guests' holds, cancellations and moves,
+property: whatever sequence of bookings, seats, guests' holds, holds (``POST /holds``: taken,
+booked with their token, released), cancellations and moves,
 made by this worker or by another, a kept listing answers exactly what a worker with no
 cache computes from the database, with buffers, day and week limits and a group service's
 seats in play; and this worker's own changes are applied without a query. On SQLite and
@@ -46,7 +47,9 @@ WINDOWS = (
 # booking it acts on).
 operations = st.lists(
     st.tuples(
-        st.sampled_from(("book", "book", "seat", "seat", "guest", "cancel", "move")),
+        st.sampled_from(
+            ("book", "book", "seat", "seat", "guest", "cancel", "move", "hold", "redeem", "release")
+        ),
         st.booleans(),
         st.integers(0, len(DAYS) - 1),
         st.integers(0, len(HOURS) - 1),
@@ -69,6 +72,7 @@ class Run:
     group_id: str = ""  # a group service (capacity 3): seats of its sessions
     clients: list[dict[str, str]] = field(default_factory=list)
     made: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # id, its headers
+    holds: list[tuple[str, dict[str, object]]] = field(default_factory=list)  # token, its time
     answered_without_query: int = 0
 
 
@@ -152,6 +156,9 @@ async def _operate(run: Run, operation: tuple[str, bool, int, int, int]) -> None
         if response.status_code == 201 and headers:
             run.made.append((response.json()["id"], headers))
         return
+    if what in ("hold", "redeem", "release"):
+        await _hold(run, client, what, start, which)
+        return
     if not run.made:
         return
     appointment_id, headers = run.made[which % len(run.made)]
@@ -166,6 +173,33 @@ async def _operate(run: Run, operation: tuple[str, bool, int, int, int]) -> None
             json={"new_start_time": start},
         )
     assert response.status_code in (200, 409, 422), response.text
+
+
+async def _hold(run: Run, client: httpx.AsyncClient, what: str, start: str, which: int) -> None:
+    """A hold taken (of a seat, one time in two), booked with its token, or released."""
+    if what == "hold":
+        body: dict[str, object] = {"provider_id": run.provider_id, "start_datetime": start}
+        if which % 2:
+            body["service_id"] = run.group_id
+        response = await client.post("/holds", json=body)
+        assert response.status_code in (201, 409, 422), response.text
+        if response.status_code == 201:
+            run.holds.append((response.json()["hold_token"], body))
+        return
+    if not run.holds:
+        return
+    token, body = run.holds.pop(which % len(run.holds))
+    if what == "release":
+        response = await client.delete(f"/holds/{token}")
+        assert response.status_code == 204, response.text
+        return
+    headers = run.clients[which % len(run.clients)]
+    response = await client.post(
+        "/appointments/", headers=headers, json={**body, "hold_token": token}
+    )
+    assert response.status_code in (201, 409), response.text  # 409: the client's own time
+    if response.status_code == 201:
+        run.made.append((response.json()["id"], headers))
 
 
 async def _scenario(app_settings: Settings, steps: list[tuple[str, bool, int, int, int]]) -> int:

@@ -22,6 +22,8 @@ The guide's conventions (written for a human reader first):
   KIND`` that of the link in its message of another kind (``booking_verify``).
 - The server's request clock starts at the guide's moment (see tests/e2e/guide_clock.py),
   so its dates stay valid; ``uv run slotwise …`` runs the CLI as of that moment too.
+  A hidden step may move the server's clock on by writing seconds to
+  ``$GUIDE_DIR/guide-clock-ahead`` (and back by removing it).
 
 A failure names the example (its line in docs/api.md), the command, what the guide shows
 and what the server answered; every example is run even after one fails.

@@ -1,7 +1,7 @@
 """The cross-process race storm, bounded (bench/race_storm.py's quick plan).
 
 Slotwise runs as real uvicorn processes (4 workers on PostgreSQL, 2 sharing one SQLite file)
-under a few hundred concurrent bookings, cancellations and reschedules aimed at a few
+under a few hundred concurrent bookings, cancellations, reschedules and holds aimed at a few
 providers' busiest hours. No two active appointments may overlap afterwards and no request
 may end in a server error. The negative control runs the same storm against a deliberately
 unguarded check-then-insert and must find overlaps: proof that the storm can catch them.
@@ -53,6 +53,8 @@ def test_storm_leaves_no_overlap_and_no_server_error(race_storm: ModuleType, kin
     assert tally.successes["book"] > 0, report
     assert tally.successes["cancel"] > 0, report
     assert tally.attempts["reschedule"] > 0, report
+    assert tally.successes["hold"] > 0, report  # holds taken, and booked with their tokens
+    assert tally.successes["book_held"] > 0, report
     assert result.refusals_by_code["409 slot_unavailable"] > 0, report
 
     assert (verdict.provider_pairs, verdict.client_pairs) == (0, 0), report

@@ -24,6 +24,8 @@ def _keys(table: str) -> tuple[str, ...]:
         pytest.param(write._judged_padded(8), id="padded judgment"),
         pytest.param(write._judged_unnested(seats=True), id="judgment with seats"),
         pytest.param(write._judged_padded(8, seats=True), id="padded judgment with seats"),
+        pytest.param(write._judged_unnested(holds=True), id="judgment of holds"),
+        pytest.param(write._judged_padded(8, holds=True), id="padded judgment of holds"),
         pytest.param(
             write._judge_and_insert_statement(
                 *(_keys(t) for t in ("appointments", "appointment_events", "outbox_messages"))
@@ -45,4 +47,5 @@ def test_active_statuses_are_constants_and_lists_are_arrays() -> None:
     text = str(callers._USERS_AMONG[True].compile(dialect=asyncpg_dialect()))
     assert "= ANY ($1::UUID[])" in text
     conflicts = str(write._judged_padded(1).compile())
-    assert "appointments.status IN ('pending', 'confirmed', 'pending_verification')" in conflicts
+    taking = "'pending', 'confirmed', 'pending_verification', 'held'"
+    assert f"appointments.status IN ({taking})" in conflicts

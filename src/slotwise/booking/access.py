@@ -11,7 +11,7 @@ from slotwise.auth import tokens
 from slotwise.booking import repository
 from slotwise.booking.errors import AppointmentNotFound
 from slotwise.booking.events import ActorRole
-from slotwise.booking.models import Appointment, AppointmentSeries
+from slotwise.booking.models import Appointment, AppointmentSeries, Status
 from slotwise.providers.models import Provider
 from slotwise.users.models import Role, User
 
@@ -40,7 +40,7 @@ async def for_user(
 ) -> Access:
     """``lock`` when the caller will change it: the row is locked until the commit."""
     found = await repository.get(session, appointment_id, lock=lock)
-    if found is None:
+    if found is None or found.appointment.status is Status.HELD:  # a hold is no appointment
         raise AppointmentNotFound()
     return await with_series(session, role_of(found, user))
 

@@ -27,18 +27,25 @@ from sqlalchemy.engine import Connection
 from slotwise.availability import sources
 from slotwise.availability.busy import Busy, Moved, Taken
 from slotwise.booking.models import HOLDING_STATUSES, Appointment, Status
-from slotwise.booking.repository import _HELD, LONGEST_BLOCK, blocking, takes_time
+from slotwise.booking.repository import _HELD, HOLD, LONGEST_BLOCK, blocking, takes_time
 from slotwise.providers.models import Provider
 
 _PROVIDER_ID: BindParameter[uuid.UUID] = bindparam("provider_id")
 _TAKING = frozenset(status.value for status in HOLDING_STATUSES)
+_HOLDS = frozenset({Status.PENDING_VERIFICATION.value, Status.HELD.value})
 
 # What a listing keeps of each appointment it reads (`Taken`). Every row read takes time (the
-# statements' conditions), so the status is read only as a hold's end: the hold is a held
-# guest booking's. The day and week limits need when an appointment starts and which session
-# it is, and so do a group service's sessions; only their reads give it (`_FULL`), the read of
-# busy time leaves it unknown.
-_HOLD_UNTIL = case((Appointment.status == _HELD, Appointment.hold_until)).label("hold_until")
+# statements' conditions), so the status is read only as a hold's end: a held guest
+# booking's, or a hold's (``booking.holds``); only those carry ``hold_until``. The day and
+# week limits need when an appointment starts and which session it is, and so do a group
+# service's sessions; only their reads give it (`_FULL`), the read of busy time leaves it
+# unknown.
+_HOLD_UNTIL = case((Appointment.status.in_([_HELD, HOLD]), Appointment.hold_until)).label(
+    "hold_until"
+)
+# Not a hold that ended at ``now`` (only holds carry ``hold_until``: a verified guest
+# booking's is cleared, ``booking.guests``).
+_LIVE = or_(Appointment.hold_until.is_(None), Appointment.hold_until > bindparam("now"))
 # The id as the driver gives it (SQLite: the 32 hex digits it stores; asyncpg: its own UUID,
 # whose ``hex`` costs nothing), not parsed into a uuid.UUID: kept listings name appointments
 # by those digits (`availability.busy.key`).
@@ -73,7 +80,7 @@ def _busy(*, ranges: bool) -> Select[int, Any, datetime, datetime, datetime | No
                     bindparam("earliest"),
                     ranges=ranges,
                 ),
-                or_(Appointment.status != _HELD, Appointment.hold_until > bindparam("now")),
+                _LIVE,
             ),
         )
         .where(Provider.id == _PROVIDER_ID)
@@ -105,7 +112,7 @@ def _seats(*, ranges: bool) -> Select[Any]:
         ),
         Appointment.service_id == bindparam("service_id"),
         Appointment.capacity > 1,
-        or_(Appointment.status != _HELD, Appointment.hold_until > bindparam("now")),
+        _LIVE,
     )
 
 
@@ -245,7 +252,7 @@ def _taken(
         blocked_start_at=blocked_start_at,
         blocked_end_at=blocked_end_at,
         takes_time=status in _TAKING,
-        hold_until=hold_until if status == Status.PENDING_VERIFICATION.value else None,
+        hold_until=hold_until if status in _HOLDS else None,
         session_key=session_key,
         service_id=service_id,
         capacity=capacity,

@@ -56,12 +56,16 @@ def apply(
 
 
 async def write(
-    session: AsyncSession, change: Change, messages: outbox.Batch | None = None
+    session: AsyncSession,
+    change: Change,
+    messages: outbox.Batch | None = None,
+    *,
+    announced: queue.Event | None = None,
 ) -> None:
     """The change, its history row and ``messages`` (with the withdrawal of the
     appointment's reminders, if the batch withdraws them) written in the session's
-    transaction, with the webhook event it makes (``announce.of_change``); the slot cache
-    is told of it at the commit."""
+    transaction, with the webhook event it makes (``announce.of_change``, or
+    ``announced``); the slot cache is told of it at the commit."""
     appointment = change.appointment
     batch = messages or outbox.Batch()
     assert set(batch.withdrawn) <= {appointment.id}, "a change withdraws its own reminders"
@@ -81,7 +85,8 @@ async def write(
         await connection.execute(_update(tuple(change.values)), params)
         await connection.execute(_INSERT_HISTORY, change.history)
         await batch.write(session)
-    announced = announce.of_change(appointment, change.values)
+    if announced is None:
+        announced = announce.of_change(appointment, change.values)
     if announced is not None:
         await queue.enqueue(session, [announced])
     changes.moved(session.sync_session, busy.moved_appointment(appointment))

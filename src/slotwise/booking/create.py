@@ -183,10 +183,12 @@ def new_booking(
     data: AppointmentCreate,
     now: datetime,
     guests: GuestPolicy,
+    appointment_id: uuid.UUID | None = None,
 ) -> Booked:
     """The appointment (not yet written), its first history entry and its parties. A
     guest's booking with a provider that verifies guests' emails is held until the guest
-    follows the link mailed to them (``booking.guests``)."""
+    follows the link mailed to them (``booking.guests``). ``appointment_id``: the row it
+    will be (a hold's, which becomes the booking: ``booking.holds``); else a new one."""
     terms, placement = proposal.terms, proposal.placement
     offering = placement.offering
     status = Status.PENDING if terms.requires_confirmation else Status.CONFIRMED
@@ -198,7 +200,7 @@ def new_booking(
         verify_token, hold_until = tokens.new_secret_token(), now + guests.hold
     # Written by Core INSERTs (``booking.write``); the objects are only read: the answer,
     # the messages. A seat's number is picked by the write, among those its session has free.
-    appointment_id = uuid.uuid4()
+    appointment_id = appointment_id or uuid.uuid4()
     appointment = unsaved(
         Appointment,
         id=appointment_id,
@@ -222,6 +224,8 @@ def new_booking(
         manage_token_hash=tokens.fingerprint(manage_token) if manage_token else None,
         hold_until=hold_until,
         verify_token_hash=tokens.fingerprint(verify_token) if verify_token else None,
+        hold_token_hash=None,
+        held_by=None,
         cancel_reason=None,
         sequence=0,
         series_id=None,
@@ -255,6 +259,10 @@ def new_booking(
 
 
 def _messages(bookings: list[Booked]) -> list[dict[str, Any]]:
+    return messages_of(bookings).rows
+
+
+def messages_of(bookings: list[Booked]) -> outbox.Batch:
     """The outbox rows announcing the bookings: confirmations or requests (a guest's with
     its manage link, where the application mails one), and reminders; for a held guest
     booking, only the guest's verification link."""
@@ -276,7 +284,7 @@ def _messages(bookings: list[Booked]) -> list[dict[str, Any]]:
             booking=booking,
             now=booked.appointment.created_at,
         )
-    return messages.rows
+    return messages
 
 
 async def rotate_manage_token(session: AsyncSession, *, appointment_id: uuid.UUID) -> str | None:

@@ -129,6 +129,26 @@ class LimitReached(Conflict):
     )
 
 
+class HoldLimitReached(Conflict):
+    code = "hold_limit_reached"
+    message = "You already hold as many slots with this provider as you may; book or release one."
+
+
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+    message = "No such hold."
+
+
+class HoldExpired(Conflict):
+    code = "hold_expired"
+    message = "The hold ended and its time was released; hold or book again."
+
+
+class HoldMismatch(InvalidInput):
+    code = "hold_mismatch"
+    message = "The booking differs from the hold it gives (details name what differs)."
+
+
 class TermsChanged(Conflict):
     code = "provider_changed"
     message = "The provider's hours or terms changed while booking; try again."
@@ -192,6 +212,8 @@ def refused(refusal: Refusal) -> AppError:
             return GuestLimitReached(details=details)
         case Reason.SESSION_FULL:
             return SessionFull(details=details)
+        case Reason.HOLD_LIMIT_REACHED:
+            return HoldLimitReached(details=details)
         case Reason.TERMS_CHANGED:
             return TermsChanged()
         case _:

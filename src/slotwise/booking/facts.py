@@ -24,6 +24,9 @@ class Status(StrEnum):
     # A guest's booking held until the guest follows the link mailed to them (the
     # provider's ``verify_guest_email``), or until ``hold_until``: after it, the time is free.
     PENDING_VERIFICATION = "pending_verification"
+    # A slot held for someone filling in a form (``booking.holds``), until ``hold_until``:
+    # not yet a booking (no client, no history, no messages); only its token books it.
+    HELD = "held"
 
 
 @dataclass(frozen=True, slots=True)

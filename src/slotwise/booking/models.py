@@ -20,13 +20,16 @@ from slotwise.booking.facts import Status as Status  # a plain value, told to ot
 from slotwise.db import Base, TimestampMixin, utcnow
 
 ACTIVE_STATUSES = (Status.PENDING, Status.CONFIRMED)
-# What takes time from the provider and the client: the active statuses and a held guest
-# booking. A hold past its ``hold_until`` is released (cancelled) by the next booking's
-# write of that provider or client before it checks (``repository.release_expired``), and
-# slot listings ignore it: no job needed.
-HOLDING_STATUSES = (*ACTIVE_STATUSES, Status.PENDING_VERIFICATION)
-# HOLDING_STATUSES as the partial indexes and constraints write them (migrations 0011, 0014).
-_TAKING_TIME = "status IN ('pending', 'confirmed', 'pending_verification')"
+# What takes time from the provider and the client: the active statuses, a held guest
+# booking and a hold (``booking.holds``). Either past its ``hold_until`` is released (a
+# guest's booking cancelled, a hold deleted) by the next booking's write of that provider
+# or client before it checks (``repository.lock_and_release``), and slot listings ignore
+# it: no job needed.
+HOLDING_STATUSES = (*ACTIVE_STATUSES, Status.PENDING_VERIFICATION, Status.HELD)
+# HOLDING_STATUSES as the partial indexes and constraints write them (migrations 0011, 0014,
+# 0018).
+_TAKING_TIME = "status IN ('pending', 'confirmed', 'pending_verification', 'held')"
+_HELD_ONLY = "status = 'held'"
 # A guest's client key: its lower-cased email behind a prefix no account email can carry
 # (a colon is not allowed in an unquoted address), so guests are clients among guests only.
 GUEST_KEY_PREFIX = "guest:"
@@ -76,6 +79,15 @@ class Appointment(TimestampMixin, Base):
             postgresql_where=text(_TAKING_TIME),
             sqlite_where=text(_TAKING_TIME),
         ),
+        # A holder's live holds with a provider, counted under the booking locks
+        # (``booking.write``: HOLD_LIMIT_REACHED).
+        Index(
+            "ix_appointments_provider_held_by",
+            "provider_id",
+            "held_by",
+            postgresql_where=text(_HELD_ONLY),
+            sqlite_where=text(_HELD_ONLY),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -105,6 +117,12 @@ class Appointment(TimestampMixin, Base):
     # which the booking's response shows to whoever made it).
     hold_until: Mapped[datetime | None]
     verify_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    # A hold (status held, ``booking.holds``): the fingerprint of its token (the token is
+    # shown once, to whoever took the hold), and who holds it: ``user:<id>`` or
+    # ``addr:<client address>``. An anonymous hold has no client yet: its ``guest_email`` is
+    # '' (``has_client`` asks for one) and its ``client_key`` its own (``hold:<id>``).
+    hold_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    held_by: Mapped[str | None] = mapped_column(String(340))
     # The session this row is a seat of: for a group service's seat, the key every seat of
     # that session shares (``scheduling.session_key_for``); for a one-to-one booking its own
     # id. The provider's no-overlap rule holds between rows of different sessions only.

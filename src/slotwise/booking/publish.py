@@ -155,7 +155,8 @@ class CalendarAppointments:
         """The user's appointments as client and as provider, by start."""
         provider_ids = select(Provider.id).where(Provider.user_id == user.id)
         query = select(Appointment).where(
-            or_(Appointment.client_id == user.id, Appointment.provider_id.in_(provider_ids))
+            or_(Appointment.client_id == user.id, Appointment.provider_id.in_(provider_ids)),
+            Appointment.status != Status.HELD,  # a hold is not an appointment yet
         )
         if starting_from is not None:
             query = query.where(Appointment.start_at >= starting_from)

@@ -11,12 +11,15 @@ from sqlalchemy import (
     Select,
     Text,
     bindparam,
+    case,
     cast,
     column,
+    delete,
     false,
     func,
     insert,
     literal_column,
+    null,
     or_,
     select,
     true,
@@ -27,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from slotwise.availability import changes
+from slotwise.availability.busy import Moved
 from slotwise.booking.models import (
     HOLDING_STATUSES,
     Appointment,
@@ -44,8 +48,8 @@ LONGEST_BLOCK = timedelta(hours=21)
 
 
 def takes_time() -> ColumnElement[bool]:
-    """Appointments that take time: the active statuses and held guest bookings, as the
-    exclusion constraints count them. A write releases the expired holds it could meet
+    """Appointments that take time: the active statuses, held guest bookings and holds, as
+    the exclusion constraints count them. A write releases the expired holds it could meet
     first (``lock_and_release``); a listing, which writes nothing, skips them
     (``booking.busy``).
     """
@@ -55,6 +59,8 @@ def takes_time() -> ColumnElement[bool]:
 
 
 _HELD: ColumnElement[Any] = literal_column(f"'{Status.PENDING_VERIFICATION}'")
+HOLD: ColumnElement[Any] = literal_column(f"'{Status.HELD}'")
+_CANCELLED: ColumnElement[Any] = literal_column(f"'{Status.CANCELLED}'")
 
 
 def blocking(
@@ -102,23 +108,33 @@ async def lock_and_release(
     session: AsyncSession, bookings: list[tuple[uuid.UUID, str]], *, now: datetime
 ) -> None:
     """What a booking's write does first: take the locks of these providers and clients
-    ((provider id, client key) pairs; see ``_lock_keys``), then cancel their held guest
-    bookings past ``hold_until``, with a history row each, so an expired hold never refuses
-    a booking (the exclusion constraints, which cannot read the clock, count a hold until
-    it is released). On PostgreSQL one statement does both; the judgment that follows is a
-    statement of its own, whose snapshot, taken after the locks, sees every booking
-    committed before them."""
+    ((provider id, client key) pairs; see ``_lock_keys``), then release their holds past
+    ``hold_until``: a held guest booking is cancelled, with a history row; a hold
+    (``booking.holds``), never a booking, is deleted. So an expired hold never refuses a
+    booking (the exclusion constraints, which cannot read the clock, count a hold until it
+    is released). On PostgreSQL one statement takes the locks and finds (and cancels) the
+    expired holds of both kinds; the judgment that follows is a statement of its own, whose
+    snapshot, taken after the locks, sees every booking committed before them. Deleting
+    expired holds costs a statement only when there are some."""
     providers = sorted({provider_id for provider_id, _ in bookings})
     clients = sorted({client_key for _, client_key in bookings})
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
         values = {**_lock_keys(bookings), "providers": providers, "clients": clients, "now": now}
         rows = (await connection.execute(_LOCK_AND_RELEASE, values)).all()
-        released = [(row.id, row.provider_id) for row in rows if row.id is not None]
+        rows = [row for row in rows if row.id is not None]
     else:  # SQLite's write lock, taken by BEGIN IMMEDIATE, already serializes writers
         values = {"providers": padded(providers), "clients": padded(clients), "now": now}
         rows = (await connection.execute(_RELEASE, values)).all()
-        released = [(row.id, row.provider_id) for row in rows]
+    if not rows:
+        return
+    held = [row for row in rows if row.status == Status.HELD.value]
+    if held:
+        ids = [row.id for row in held]
+        await connection.execute(_DELETE_HOLDS, {"ids": ids})
+        for row in held:
+            changes.moved(session.sync_session, Moved(row.provider_id, row.id, None))
+    released = [(row.id, row.provider_id) for row in rows if row.status != Status.HELD.value]
     if not released:
         return
     await connection.execute(
@@ -148,12 +164,15 @@ HOLD_EXPIRED = "The guest did not verify their email in time."
 
 
 def _release(*, postgresql: bool, after: ColumnElement[bool] | None = None) -> Any:
-    """The UPDATE that cancels expired holds of the providers and clients bound as
-    ``providers`` and ``clients`` (arrays on PostgreSQL), at ``now``."""
+    """The UPDATE that finds the expired holds of the providers and clients bound as
+    ``providers`` and ``clients`` (arrays on PostgreSQL), at ``now``: it cancels held guest
+    bookings and leaves holds as they are (``lock_and_release`` deletes them), returning
+    each with its status."""
+    a_hold = Appointment.status == HOLD
     return (
         update(Appointment)
         .where(
-            Appointment.status == _HELD,
+            Appointment.status.in_([_HELD, HOLD]),
             Appointment.hold_until <= bindparam("now"),
             or_(
                 one_of(Appointment.provider_id, "providers", postgresql=postgresql),
@@ -162,12 +181,12 @@ def _release(*, postgresql: bool, after: ColumnElement[bool] | None = None) -> A
             *([after] if after is not None else []),
         )
         .values(
-            status=Status.CANCELLED,
-            cancel_reason=HOLD_EXPIRED,
+            status=case((a_hold, HOLD), else_=_CANCELLED),
+            cancel_reason=case((a_hold, null()), else_=literal_column(f"'{HOLD_EXPIRED}'")),
             sequence=Appointment.sequence + 1,
             updated_at=bindparam("now"),
         )
-        .returning(Appointment.id, Appointment.provider_id)
+        .returning(Appointment.id, Appointment.provider_id, Appointment.status)
     )
 
 
@@ -195,13 +214,17 @@ def _lock_and_release() -> Select[Any]:
         .cte("locks")
     )
     released = _release(postgresql=True).cte("released")
-    return select(locks.c.taken, released.c.id, released.c.provider_id).select_from(
-        locks.outerjoin(released, true())
-    )
+    return select(
+        locks.c.taken, released.c.id, released.c.provider_id, released.c.status
+    ).select_from(locks.outerjoin(released, true()))
 
 
 _LOCK_AND_RELEASE = _lock_and_release()
 _RELEASE = _release(postgresql=False)
+# Expired holds found by the release (never a booking: they leave no row behind).
+_DELETE_HOLDS = delete(Appointment).where(
+    Appointment.id.in_(bindparam("ids", expanding=True)), Appointment.status == HOLD
+)
 _INSERT_EVENTS = insert(AppointmentEvent)
 
 
@@ -260,6 +283,31 @@ async def get_by_token_hash(
     return await _found(session, "manage_token_hash", token_hash, lock=lock)
 
 
+async def get_hold(
+    session: AsyncSession, token_hash: str, *, lock: bool = False
+) -> Appointment | None:
+    """The hold (status held) of this token fingerprint; ``lock``: its row locked until the
+    commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers)."""
+    query = select(Appointment).where(
+        Appointment.hold_token_hash == bindparam("token_hash"), Appointment.status == HOLD
+    )
+    if lock:
+        query = query.with_for_update()
+    # Read afresh (populate_existing): after the locks, a row this session read before
+    # them may have been booked or released by another transaction.
+    result = await session.execute(
+        query.execution_options(populate_existing=True), {"token_hash": token_hash}
+    )
+    return result.scalar_one_or_none()
+
+
+async def delete_hold(session: AsyncSession, hold: Appointment) -> None:
+    """The hold's row, gone (it was never a booking: no history, no messages)."""
+    connection = await session.connection()
+    await connection.execute(_DELETE_HOLDS, {"ids": [hold.id]})
+    changes.moved(session.sync_session, Moved(hold.provider_id, hold.id, None))
+
+
 def visible_to(
     *, client_id: uuid.UUID | None, provider_id: uuid.UUID | None, everyone: bool
 ) -> ColumnElement[bool]:
@@ -284,7 +332,8 @@ async def page(
     limit: int,
     offset: int,
 ) -> tuple[list[Appointment], int]:
-    query: Select[Appointment] = select(Appointment).where(visible)
+    # A hold is not an appointment yet: no list shows it (``booking.holds``).
+    query: Select[Appointment] = select(Appointment).where(visible, Appointment.status != HOLD)
     if statuses:
         query = query.where(Appointment.status.in_(statuses))
     if start_from is not None:
@@ -328,7 +377,11 @@ async def seats(
         select(Appointment, _CLIENT, Service.name)
         .outerjoin(_CLIENT, _CLIENT.id == Appointment.client_id)
         .outerjoin(Service, Service.id == Appointment.service_id)
-        .where(Appointment.provider_id == provider_id, Appointment.capacity > 1)
+        .where(
+            Appointment.provider_id == provider_id,
+            Appointment.capacity > 1,
+            Appointment.status != HOLD,  # a held seat has no attendee yet
+        )
         .order_by(Appointment.start_at, Appointment.session_key, Appointment.seat_no)
     )
     if session_key is not None:

@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -16,10 +17,16 @@ from slotwise.auth import callers
 from slotwise.auth.deps import AdminUser, CurrentUser, OptionalClaims
 from slotwise.auth.tokens import TokenClaims
 from slotwise.booking import access as access_rules
-from slotwise.booking import create, guests, idempotency, lifecycle, queries, sessions
+from slotwise.booking import create, guests, holds, idempotency, lifecycle, queries, sessions
 from slotwise.booking.access import Access
-from slotwise.booking.errors import refused
-from slotwise.booking.models import Status
+from slotwise.booking.errors import (
+    HoldExpired,
+    HoldLimitReached,
+    HoldMismatch,
+    HoldNotFound,
+    refused,
+)
+from slotwise.booking.models import Appointment, Status
 from slotwise.booking.present import (
     appointment_read,
     booking_created,
@@ -33,6 +40,9 @@ from slotwise.booking.schemas import (
     AppointmentRead,
     BookingCreated,
     CancelRequest,
+    HoldCreate,
+    HoldCreated,
+    HoldRead,
     NotesUpdate,
     RescheduleRequest,
     SessionRead,
@@ -49,6 +59,7 @@ from slotwise.scheduling import Reason, Refusal
 from slotwise.shared import SharedDep
 from slotwise.state import AppState, NowDep, StateDep
 from slotwise.text import MultilineText, Text
+from slotwise.users.models import User
 
 router = APIRouter()
 # POST /appointments/ alone: the application tries it early (main.py).
@@ -56,6 +67,7 @@ booking_router = APIRouter()
 guest_router = APIRouter()
 provider_router = APIRouter()
 standings_router = APIRouter()
+holds_router = APIRouter()
 
 AppointmentId = Annotated[uuid.UUID, Path(description="Appointment id.")]
 Token = Annotated[Text, Path(min_length=16, max_length=128, description="The manage token.")]
@@ -78,12 +90,19 @@ def _refusals() -> str:
     """The booking route's refusals, one per reason the decision or the write can give."""
     lines = ["Refusals, by the error body's `code`:", ""]
     for reason in Reason:
+        if reason is Reason.HOLD_LIMIT_REACHED:  # a hold's refusal (POST /holds), not a booking's
+            continue
         error = refused(Refusal(reason))
         lines.append(f"- {status_for(error)} `{reason.value}`: {error.detail_message}")
     lines.append("")
     lines.append(
         "`limit_reached` names the limit in `details.limit`: per_day, per_week, per_client."
     )
+    lines.append("")
+    lines.append("With a `hold_token` (`POST /holds`), also:")
+    lines.append("")
+    for error in (HoldNotFound(), HoldExpired(), HoldMismatch()):
+        lines.append(f"- {status_for(error)} `{error.code}`: {error.detail_message}")
     return "\n".join(lines)
 
 
@@ -124,6 +143,10 @@ async def create_appointment(
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
     if idempotency_key:
         return await _book_once(app, claims, data, now, key=idempotency_key)
+    if data.hold_token is not None:  # a held slot: its hold's row becomes the booking
+        async with app.db.transaction(writes=True) as session:
+            user = await callers.user_for_claims(session, app.redis, claims) if claims else None
+            return _created(await _book(session, app, user, data, now))
     # Decided and written with the bookings that arrive alongside (booking.queue).
     booked = await app.bookings.submit(claims=claims, data=data, now=now)
     return _created(booked)
@@ -156,18 +179,21 @@ async def _book_once(
         found = await idempotency.claim(session, scope=scope, key=key, digest=digest, now=now)
         if isinstance(found, idempotency.Replay):
             return await _replay(session, found, mailed=bool(app.settings.guest_manage_url))
-        booked = await create.book(
-            session,
-            kept_terms=app.terms,
-            user=user,
-            data=data,
-            now=now,
-            guests=app.bookings.guests,
-        )
+        booked = await _book(session, app, user, data, now)
         response = _created(booked)
         stored = booking_created(booked.appointment, None).model_dump_json()
         idempotency.remember(found, status=201, body=stored)
         return response
+
+
+async def _book(
+    session: AsyncSession, app: AppState, user: User | None, data: AppointmentCreate, now: datetime
+) -> create.Booked:
+    """One booking in the session's transaction: a held slot's, or a new one."""
+    book = holds.book_held if data.hold_token is not None else create.book
+    return await book(
+        session, kept_terms=app.terms, user=user, data=data, now=now, guests=app.bookings.guests
+    )
 
 
 def _created(booked: create.Booked) -> Response:
@@ -591,6 +617,87 @@ async def cancel_provider_session(
         now=now,
     )
     return session_read(cancelled)
+
+
+# -- holds: a slot kept while the client fills in a form (booking.holds) --------------------
+
+HoldTokenPath = Annotated[Text, Path(min_length=16, max_length=128, description="The hold token.")]
+
+_TAKE = f"""Hold a slot for `SLOTWISE_HOLD_MINUTES` (10 by default) while the client fills in
+a form; book it with `POST /appointments` and `"hold_token"`. Signed in or not. A held slot
+is not listed and nobody else can hold or book it; when the hold ends its time is free
+again by itself.
+
+Refusals: those of a booking (`POST /appointments`: `provider_not_found`,
+`service_not_found`, `too_soon`, `too_far`, `outside_availability`, `slot_unavailable`,
+`session_full`, `client_conflict`, `limit_reached`, …), and 409 `{HoldLimitReached.code}`
+(`details.max_holds`): the holder (an account, or a client address without one) already
+holds `SLOTWISE_HOLD_MAX_PER_HOLDER` live slots with this provider. Holds are rate limited
+per client address (`SLOTWISE_RATE_LIMIT_HOLD_IP`; 429 with `Retry-After`)."""
+
+
+@holds_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=HoldCreated,
+    responses=responses(404, 409, 422, 429),
+    summary="Hold a slot while the client fills in a form",
+    description=_TAKE,
+)
+@needs(Scope.BOOK)
+async def take_hold(
+    request: Request, data: HoldCreate, claims: OptionalClaims, session: SessionDep, now: NowDep
+) -> HoldCreated:
+    app: AppState = request.app.state.slotwise
+    address = _client_address(request)
+    await app.limiter.hit(app.settings.rate_limit_hold_ip, "hold-ip", address)
+    user = await callers.user_for_claims(session, app.redis, claims) if claims else None
+    held = await holds.take(
+        session,
+        kept_terms=app.terms,
+        user=user,
+        address=address,
+        data=data,
+        now=now,
+        policy=holds.HoldPolicy.from_settings(app.settings),
+    )
+    return HoldCreated(**_hold_read(held.hold).model_dump(), hold_token=held.token)
+
+
+@holds_router.get(
+    "/{token}",
+    response_model=HoldRead,
+    responses=responses(404),
+    summary="A live hold",
+    description=f"404 `{HoldNotFound.code}` for a token that holds nothing (any more).",
+)
+async def read_hold(token: HoldTokenPath, session: SessionDep, now: NowDep) -> HoldRead:
+    return _hold_read(await holds.read(session, token=token, now=now))
+
+
+@holds_router.delete(
+    "/{token}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(404),
+    summary="Release a hold: its time is free at once",
+)
+async def release_hold(token: HoldTokenPath, session: SessionDep) -> Response:
+    await holds.release(session, token=token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _hold_read(hold: Appointment) -> HoldRead:
+    zone = ZoneInfo(hold.timezone)
+    assert hold.hold_until is not None  # every hold has its end
+    return HoldRead(
+        provider_id=hold.provider_id,
+        service_id=hold.service_id,
+        start_at=hold.start_at.astimezone(zone),
+        end_at=hold.end_at.astimezone(zone),
+        timezone=hold.timezone,
+        expires_at=hold.hold_until.astimezone(zone),
+    )
 
 
 # -- no-show records (admin) ----------------------------------------------------------------

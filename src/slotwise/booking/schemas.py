@@ -19,6 +19,7 @@ from slotwise.dates import ApiDatetime
 from slotwise.text import MultilineText, Text
 
 Notes = Annotated[MultilineText, StringConstraints(max_length=2000)]
+HoldToken = Annotated[Text, StringConstraints(min_length=16, max_length=128)]
 Reason = Annotated[MultilineText, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
@@ -56,6 +57,11 @@ class AppointmentCreate(BaseModel):
     notes: Notes | None = None
     guest_details: GuestDetails | None = Field(
         default=None, description="Required when booking without a token."
+    )
+    hold_token: HoldToken | None = Field(
+        default=None,
+        description="A hold's token (POST /holds): books the held slot, which nothing else "
+        "may book; the provider, service and start must be the hold's.",
     )
 
 
@@ -284,3 +290,45 @@ class SeriesStatusChange(BaseModel):
 
     status: Literal["confirmed", "declined"]
     reason: Reason | None = None
+
+
+# -- holds ---------------------------------------------------------------------------------------
+
+
+class HoldCreate(BaseModel):
+    """A slot to hold while the client fills in a form: the same fields as a booking's
+    time (and the same aliases)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: Text = Field(
+        min_length=1,
+        max_length=64,
+        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),
+        description="The provider's id, user id or public handle.",
+    )
+    start_datetime: ApiDatetime = Field(
+        validation_alias=AliasChoices("start_datetime", "start_time", "start_at")
+    )
+    end_datetime: ApiDatetime | None = Field(
+        default=None, validation_alias=AliasChoices("end_datetime", "end_time", "end_at")
+    )
+    service_id: uuid.UUID | None = None
+
+
+class HoldRead(BaseModel):
+    provider_id: uuid.UUID
+    service_id: uuid.UUID | None
+    start_at: datetime = Field(description="With the provider's UTC offset.")
+    end_at: datetime
+    timezone: str = Field(description="The provider's IANA zone.")
+    expires_at: datetime = Field(
+        description="With the provider's UTC offset: the time is free again after it."
+    )
+
+
+class HoldCreated(HoldRead):
+    hold_token: str = Field(
+        description="Shown once: book with it (POST /appointments, `hold_token`), read or "
+        "release the hold at /holds/{hold_token}."
+    )

@@ -16,14 +16,18 @@ transaction that writes:
   session counts once however many seats it has), the client's active future bookings with
   the provider (the provider's limit, or a guest's),
 - a seat of a group session finds a free seat (else SESSION_FULL); the write picks its
-  number, the lowest free one, which a unique index on (session_key, seat_no) backs.
+  number, the lowest free one, which a unique index on (session_key, seat_no) backs,
+- a hold (``booking.holds``): its holder holds fewer live holds with the provider than the
+  cap (else HOLD_LIMIT_REACHED).
 
 On PostgreSQL the judgment and the INSERTs (appointments, history, messages of those
 written) are one statement, after one that takes the locks and releases expired holds;
 the exclusion constraints still hold the overlaps whatever happens. On SQLite the write
 lock (BEGIN IMMEDIATE) serializes writers: one query judges, plain INSERTs write. A batch
 holding a seat takes that way on PostgreSQL too: the seats its rows take are counted in
-Python, row by row (``batch_verdicts``), between the judgment and the INSERTs.
+Python, row by row (``batch_verdicts``), between the judgment and the INSERTs; and so does
+a hold, whose judgment counts its holder's holds (a statement of its own, so that a
+booking's judgment is not made longer by what only holds ask).
 """
 
 from __future__ import annotations
@@ -97,6 +101,10 @@ class Claim:
     # A seat of a group session: the session's key and the seats it has (None: not a seat).
     session_key: uuid.UUID | None = None
     capacity: int | None = None
+    # A hold: who holds it (``held_by``) and how many live holds with the provider they may
+    # have (None: not a hold).
+    holder: str | None = None
+    hold_cap: int | None = None
 
 
 def claim_for(
@@ -162,6 +170,7 @@ class Answers:
     day_count: int
     week_count: int
     taken_seats: frozenset[int] = frozenset()  # a seat's claim: its session's seats taken
+    hold_count: int = 0  # a hold's claim: its holder's live holds with the provider
 
 
 def verdict(claim: Claim, answers: Answers) -> Refusal | None:
@@ -175,6 +184,8 @@ def verdict(claim: Claim, answers: Answers) -> Refusal | None:
         return Refusal(Reason.SLOT_UNAVAILABLE)
     if answers.client_busy:
         return Refusal(Reason.CLIENT_CONFLICT)
+    if claim.hold_cap is not None and answers.hold_count >= claim.hold_cap:
+        return Refusal(Reason.HOLD_LIMIT_REACHED, {"max_holds": claim.hold_cap})
     if claim.client_cap is not None and answers.client_count >= claim.client_cap:
         if claim.guest_cap:
             return Refusal(Reason.GUEST_LIMIT_REACHED, {"max_active_bookings": claim.client_cap})
@@ -227,7 +238,7 @@ async def take(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
     claims = [row.claim for row in rows]
     await _lock_and_release(session, claims)
     connection = await session.connection()
-    if connection.dialect.name == "postgresql" and not _seats(claims):
+    if connection.dialect.name == "postgresql" and not _seats(claims) and not _holds(claims):
         outcomes = await _judge_and_insert(session, rows)
     else:
         judged = await judge(session, claims)
@@ -361,7 +372,19 @@ async def check_move(session: AsyncSession, claim: Claim) -> Refusal | int:
     """A booking's new time (``claim.exclude_id``), judged under the locks in the session's
     transaction: the refusal, or the seat number the appointment takes there (1 when not a
     seat); the caller then updates the appointment in it."""
-    await _lock_and_release(session, [claim])
+    await lock(session, [claim])
+    return await check_locked(session, claim)
+
+
+async def lock(session: AsyncSession, claims: list[Claim]) -> None:
+    """The write's first step alone: the locks of the claims' providers and clients, and
+    their expired holds released (a caller that must read a row after the locks and before
+    the judgment: ``booking.holds``)."""
+    await _lock_and_release(session, claims)
+
+
+async def check_locked(session: AsyncSession, claim: Claim) -> Refusal | int:
+    """``check_move`` once its locks are taken (``lock``)."""
     (answers,) = await judge(session, [claim])
     outcome = verdict(claim, answers)
     if outcome is not None:
@@ -371,6 +394,10 @@ async def check_move(session: AsyncSession, claim: Claim) -> Refusal | int:
 
 def _seats(claims: list[Claim]) -> bool:
     return any(claim.capacity is not None for claim in claims)
+
+
+def _holds(claims: list[Claim]) -> bool:
+    return any(claim.hold_cap is not None for claim in claims)
 
 
 async def _lock_and_release(session: AsyncSession, claims: list[Claim]) -> None:
@@ -404,6 +431,11 @@ _SEAT_FIELDS: list[tuple[str, TypeEngine[Any]]] = [
     ("session_key", Uuid()),
     ("capacity", Integer()),
 ]
+# What a hold's claim adds (only in the judgments of batches that hold a hold).
+_HOLD_FIELDS: list[tuple[str, TypeEngine[Any]]] = [
+    ("holder", Text()),
+    ("hold_cap", Integer()),
+]
 
 
 def _claim_values(claim: Claim) -> dict[str, Any]:
@@ -432,6 +464,10 @@ def _seat_values(claim: Claim) -> dict[str, Any]:
     return {"session_key": claim.session_key, "capacity": claim.capacity}
 
 
+def _hold_values(claim: Claim) -> dict[str, Any]:
+    return {"holder": claim.holder, "hold_cap": claim.hold_cap}
+
+
 class _Fields:
     """A claim's fields by name: ``prefix + name`` in a set of columns (the unnested
     claims), or bound parameters named ``name + suffix`` (one claim of a padded query)."""
@@ -445,7 +481,9 @@ class _Fields:
         return bindparam(name + self._suffix)
 
 
-def _answers(asked: Any, *, ranges: bool = False, seats: bool = False) -> list[ColumnElement[Any]]:
+def _answers(
+    asked: Any, *, ranges: bool = False, seats: bool = False, holds: bool = False
+) -> list[ColumnElement[Any]]:
     """The judgment of one claim, as labelled columns over its fields. A count is computed
     only where its cap is asked for. The day's and week's counts are of sessions (a group
     session's seats count once).
@@ -454,6 +492,10 @@ def _answers(asked: Any, *, ranges: bool = False, seats: bool = False) -> list[C
     ``capacity``, null for a claim that is not): the provider is busy only with rows of other
     sessions, a day or week counts the other sessions, and the seats taken in the claim's
     session are read (``taken_seats``).
+
+    ``holds``: the claims may be holds (fields ``holder`` and ``hold_cap``, null for a
+    claim that is not): the holder's live holds with the provider are counted
+    (``hold_count``).
 
     ``ranges`` (PostgreSQL): the overlaps also as ``tstzrange && tstzrange``, the very
     expressions of the exclusion constraints, so that their GiST indexes (which the planner
@@ -534,6 +576,17 @@ def _answers(asked: Any, *, ranges: bool = False, seats: bool = False) -> list[C
                 "taken_seats"
             )
         )
+    hold_count: list[ColumnElement[Any]] = []
+    if holds:
+        held = select(func.count()).where(
+            Appointment.provider_id == asked.provider_id,
+            Appointment.held_by == asked.holder,
+            Appointment.status == repository.HOLD,
+            Appointment.hold_until > asked.now,
+        )
+        hold_count.append(
+            case((asked.hold_cap.is_(None), 0), else_=held.scalar_subquery()).label("hold_count")
+        )
     return [
         version.scalar_subquery().label("current_version"),
         blocked.label("client_blocked"),
@@ -553,6 +606,7 @@ def _answers(asked: Any, *, ranges: bool = False, seats: bool = False) -> list[C
             "week_count"
         ),
         *taken_seats,
+        *hold_count,
     ]
 
 
@@ -571,37 +625,42 @@ def _read(found: Any, suffix: str = "") -> Answers:
         day_count=int(found["day_count" + suffix] or 0),
         week_count=int(found["week_count" + suffix] or 0),
         taken_seats=frozenset(int(n) for n in seats.split(",")) if seats else frozenset(),
+        hold_count=int(found.get("hold_count" + suffix) or 0),
     )
 
 
 async def judge(session: AsyncSession, claims: list[Claim]) -> list[Answers]:
     """The judgment of each claim, in one query (read after the locks)."""
     connection = await session.connection()
-    seats = _seats(claims)
+    seats, holds = _seats(claims), _holds(claims)
 
     def values_of(claim: Claim) -> dict[str, Any]:
         values = _claim_values(claim)
-        return {**values, **_seat_values(claim)} if seats else values
+        if seats:
+            values.update(_seat_values(claim))
+        if holds:
+            values.update(_hold_values(claim))
+        return values
 
     if connection.dialect.name == "postgresql":
         values = _arrays([values_of(claim) for claim in claims], "c_")
-        result = await connection.execute(_judged_unnested(seats), values)
+        result = await connection.execute(_judged_unnested(seats, holds), values)
         return [_read(row._mapping) for row in result.all()]
     asking = padded(claims)
     values = {}
     for i, claim in enumerate(asking):
         values.update({f"{name}_{i}": value for name, value in values_of(claim).items()})
-    row = (await connection.execute(_judged_padded(len(asking), seats), values)).one()
+    row = (await connection.execute(_judged_padded(len(asking), seats, holds), values)).one()
     return [_read(row._mapping, f"_{i}") for i in range(len(claims))]
 
 
 @cache
-def _judged_padded(count: int, seats: bool = False) -> Select[Any]:
+def _judged_padded(count: int, seats: bool = False, holds: bool = False) -> Select[Any]:
     """The judgments of ``count`` claims as one row, their columns suffixed ``_<i>``
     (built once per padded count)."""
     columns: list[ColumnElement[Any]] = []
     for i in range(count):
-        for answer in _answers(_Fields(suffix=f"_{i}"), seats=seats):
+        for answer in _answers(_Fields(suffix=f"_{i}"), seats=seats, holds=holds):
             columns.append(answer.element.label(f"{answer.name}_{i}"))
     return select(*columns)
 
@@ -624,12 +683,14 @@ def _arrays(rows: list[dict[str, Any]], prefix: str) -> dict[str, list[Any]]:
 
 _CLAIMS = [(f"c_{name}", kind) for name, kind in _CLAIM_FIELDS]
 _SEAT_CLAIMS = [(f"c_{name}", kind) for name, kind in _SEAT_FIELDS]
+_HOLD_CLAIMS = [(f"c_{name}", kind) for name, kind in _HOLD_FIELDS]
 
 
 @cache
-def _judged_unnested(seats: bool = False) -> Select[Any]:
-    asked = _unnest(_CLAIMS + (_SEAT_CLAIMS if seats else []), "asked")
-    answers = _answers(_Fields(asked.c, prefix="c_"), ranges=True, seats=seats)
+def _judged_unnested(seats: bool = False, holds: bool = False) -> Select[Any]:
+    fields = _CLAIMS + (_SEAT_CLAIMS if seats else []) + (_HOLD_CLAIMS if holds else [])
+    asked = _unnest(fields, "asked")
+    answers = _answers(_Fields(asked.c, prefix="c_"), ranges=True, seats=seats, holds=holds)
     return select(*answers).select_from(asked).order_by(asked.c.n)
 
 

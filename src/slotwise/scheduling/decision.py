@@ -44,6 +44,7 @@ class Reason(StrEnum):
     LIMIT_REACHED = "limit_reached"
     GUEST_LIMIT_REACHED = "guest_limit_reached"
     SESSION_FULL = "session_full"
+    HOLD_LIMIT_REACHED = "hold_limit_reached"
     TERMS_CHANGED = "provider_changed"
 
 
@@ -80,6 +81,10 @@ class Request:
     end_time: datetime | None = None
     by: uuid.UUID | None = None  # the account asking; None for a guest (or staff moving)
     kind: Kind = Kind.BOOKING
+    # A held slot being booked: when the hold was taken. Notice and horizon are measured
+    # from then (what was offered when it was held stays bookable while held); the past
+    # is still the past.
+    held_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +146,9 @@ def decide(terms: Terms, request: Request, *, now: datetime) -> Placement | Refu
     placement = place(terms, offering, request)
     if isinstance(placement, Refusal):
         return placement
-    refusal = _policy_refusal(terms, placement, now=now, client_side=client_side)
+    refusal = _policy_refusal(
+        terms, placement, now=now, since=request.held_since, client_side=client_side
+    )
     if refusal is not None:
         return refusal
     on_date = terms.local_date(placement.start_at)
@@ -179,16 +186,23 @@ def place(terms: Terms, offering: Offering, request: Request) -> Placement | Ref
 
 
 def _policy_refusal(
-    terms: Terms, placement: Placement, *, now: datetime, client_side: bool
+    terms: Terms,
+    placement: Placement,
+    *,
+    now: datetime,
+    since: datetime | None = None,
+    client_side: bool,
 ) -> Refusal | None:
-    """Notice and horizon for clients; the past for everyone."""
-    if not client_side:
+    """Notice and horizon for clients (measured from ``since``, when given: a hold's
+    start); the past for everyone."""
+    if not client_side or (since is not None and placement.start_at < now):
         return Refusal(Reason.TOO_SOON) if placement.start_at < now else None
     policy = terms.policy
-    if placement.start_at < earliest_start(now, policy):
+    measured_from = now if since is None else since
+    if placement.start_at < earliest_start(measured_from, policy):
         minutes = policy.min_notice // timedelta(minutes=1)
         return Refusal(Reason.TOO_SOON, {"min_notice_minutes": minutes})
-    latest_at = latest_start(now, policy)
+    latest_at = latest_start(measured_from, policy)
     if latest_at is not None and placement.start_at > latest_at:
         days = policy.max_advance.days if policy.max_advance is not None else None
         return Refusal(Reason.TOO_FAR, {"max_advance_days": days})

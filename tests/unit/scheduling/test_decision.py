@@ -117,6 +117,19 @@ def test_refusals_carry_what_the_client_needs_to_fix_them() -> None:
     assert far == Refusal(Reason.TOO_FAR, {"max_advance_days": 30})
 
 
+def test_a_held_slot_keeps_the_notice_and_horizon_of_when_it_was_held() -> None:
+    terms = terms_with()
+    start = at(2, 9)  # 09:00 in New York, 14:00 UTC: two hours after NOW
+    held_at = start - timedelta(hours=1)  # the notice's first instant, then
+    later = held_at + timedelta(minutes=10)
+    assert reason(decide(terms, Request(None, start), now=later)) is Reason.TOO_SOON
+    placed = decide(terms, Request(None, start, held_since=held_at), now=later)
+    assert isinstance(placed, Placement)
+    # The past is the past, whenever it was held.
+    gone = decide(terms, Request(None, start, held_since=held_at), now=start + timedelta(minutes=1))
+    assert gone == Refusal(Reason.TOO_SOON)
+
+
 def test_a_move_keeps_an_inactive_service_and_staff_skip_notice_and_horizon() -> None:
     inactive = {SERVICE: replace(terms_with().services[SERVICE], is_active=False)}
     terms = terms_with(services=inactive)

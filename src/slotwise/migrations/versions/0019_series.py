@@ -9,7 +9,7 @@ models would never match the schema). Nothing breaks without it: a series row is
 with its provider, whose appointments go with it (CASCADE).
 
 Revision ID: 0019
-Revises: 0016 (the lead re-points it at the last of 0017/0018 at merge)
+Revises: 0018
 Create Date: 2027-01-20 10:00:00
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 import slotwise.db
 
 revision: str = "0019"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
