@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from slotwise.booking.models import Status
-from slotwise.dates import ApiDatetime
+from slotwise.dates import ApiDate, ApiDatetime
 from slotwise.text import MultilineText, Text
 
 Notes = Annotated[MultilineText, StringConstraints(max_length=2000)]
@@ -221,7 +221,7 @@ class SeriesCreate(BaseModel):
     count: int | None = Field(
         default=None, ge=1, description="How many occurrences (more than 52: series_too_long)."
     )
-    until: date | None = Field(
+    until: ApiDate | None = Field(
         default=None, description="The last date an occurrence may fall on (inclusive)."
     )
     on_conflict: Literal["fail", "skip"] = "fail"
