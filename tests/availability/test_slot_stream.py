@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from slotwise.config import Settings
 from tests.conftest import TEST_SECRET
 from tests.factories import bookable_provider, signed_in, signed_in_admin
 from tests.servers import free_port, wait_until_up
+
+pytestmark = pytest.mark.long
 
 # Real servers run on the real clock: a day ahead, whatever today is.
 DAY = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()

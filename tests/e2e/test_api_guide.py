@@ -54,6 +54,8 @@ from tests.e2e.guide_reader import (
 )
 from tests.servers import free_port, wait_until_up
 
+pytestmark = pytest.mark.long
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "api.md"
 DOCUMENTED_BASE = "http://127.0.0.1:8000"

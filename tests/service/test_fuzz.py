@@ -30,6 +30,8 @@ from slotwise.users.admin import create_admin
 from tests.conftest import make_settings
 from tests.factories import PASSWORD
 
+pytestmark = pytest.mark.long
+
 # Not run: positive_data_acceptance. Many inputs are valid JSON Schema yet refused by domain
 # rules that a schema cannot state (a common password, a zone name not in the IANA database,
 # an email at a reserved domain, a date window), and 422 is the right answer to them.

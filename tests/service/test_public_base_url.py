@@ -20,6 +20,8 @@ from tests.factories import PASSWORD
 from tests.servers import free_port
 from tests.service.test_serve_signals import SLOTWISE, start, stop_and_check
 
+pytestmark = pytest.mark.long
+
 
 @pytest.mark.parametrize(
     ("host", "url"),

@@ -19,7 +19,10 @@ import pytest
 
 from tests.servers import free_port
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+pytestmark = [
+    pytest.mark.long,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc"),
+]
 
 SLOTWISE = Path(sys.executable).parent / "slotwise"
 START_SECONDS = 120  # two CPUs shared with other test runs: uvicorn's workers start slowly

@@ -17,6 +17,8 @@ from types import ModuleType
 
 import pytest
 
+pytestmark = pytest.mark.long
+
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
