@@ -3,10 +3,12 @@ telling of their own seat only."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
 import httpx
+import icalendar
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -14,6 +16,7 @@ from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
 from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_seats import DAY, group_service, seat
+from tests.calendars.test_sessions_ics import NAMES, feed_path, signed_in_class
 from tests.factories import BOOKING_NOW, Clock, guest_booking, signed_in
 
 ATTENDEES = [
@@ -257,3 +260,37 @@ async def test_an_appointment_shows_its_seat_and_nothing_of_the_others(
         payloads = [row.payload for row in await session.scalars(select(WebhookDelivery))]
     told = {p["data"]["appointment"]["id"]: p["data"]["appointment"]["seat"] for p in payloads}
     assert told == by_id
+
+
+async def test_attendees_never_see_each_other_in_calendars(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """An attendee's feed, export and one seat's export name the provider and them: no other
+    attendee, their seat or notes, nor the seats taken; another's seat is 404 to them. Their
+    provider's feed has them all (``tests/calendars/test_sessions_ics.py``)."""
+    owner, _, clients, seats = await signed_in_class(client, requires_confirmation=False)
+    for i, (who, mine) in enumerate(zip(clients, seats, strict=True)):
+        others = [
+            value
+            for j, (other, theirs) in enumerate(zip(clients, seats, strict=True))
+            if j != i
+            for value in (other.email, NAMES[j], theirs["id"])
+        ]
+        if i != 0:
+            others.append("Bad knee")  # the first attendee's notes
+        for response in (
+            await client.get(await feed_path(client, who)),
+            await client.get("/appointments/export-all.ics", headers=who.headers),
+            await client.get(f"/appointments/{mine['id']}/export.ics", headers=who.headers),
+        ):
+            assert response.status_code == 200, response.text
+            icalendar.Calendar.from_ical(response.content)  # a valid calendar
+            text = re.sub(r"\r\n[ \t]", "", response.text)  # unfolded (RFC 5545 3.1)
+            assert NAMES[i] in text
+            assert owner.email in text
+            for value in others:
+                assert value not in text, (NAMES[i], value)
+            assert "seats taken" not in text
+        theirs = seats[(i + 1) % len(seats)]["id"]
+        refused = await client.get(f"/appointments/{theirs}/export.ics", headers=who.headers)
+        assert refused.status_code == 404
