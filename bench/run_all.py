@@ -25,6 +25,7 @@ import bench_browse
 import bench_contended
 import bench_engine
 import bench_memory
+import bench_seats
 import bench_slots
 import bench_stream
 from support import (
@@ -63,6 +64,7 @@ def main() -> int:
         ("engine", lambda: bench_engine.run(quick=args.quick)),
         ("slots", lambda: bench_slots.run(quick=args.quick, databases=databases)),
         ("booking", lambda: bench_booking.run(quick=args.quick, databases=databases)),
+        ("seats", lambda: bench_seats.run(quick=args.quick, databases=databases)),
         ("browse", lambda: bench_browse.run(quick=args.quick, databases=databases)),
         ("stream", lambda: bench_stream.run(quick=args.quick, databases=databases)),
         ("contended", lambda: bench_contended.run(quick=args.quick, databases=databases)),

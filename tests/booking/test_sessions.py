@@ -3,17 +3,21 @@ telling of their own seat only."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
 import httpx
+import icalendar
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
+from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_seats import DAY, group_service, seat
-from tests.factories import BOOKING_NOW, Clock, signed_in
+from tests.calendars.test_sessions_ics import NAMES, feed_path, signed_in_class
+from tests.factories import BOOKING_NOW, Clock, guest_booking, signed_in
 
 ATTENDEES = [
     ("Ada Lovelace", "ada-seat@example.com"),
@@ -172,3 +176,121 @@ async def test_attendees_never_see_each_other(
     invitations = [row for row in rows if "invitation" in row.context]
     assert invitations  # the check above read .ics content, not only plain mail
     assert booked
+
+
+async def test_an_appointment_shows_its_seat_and_nothing_of_the_others(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """``seat`` is ``{session_key, capacity}`` in every answer about a seat (the booking, the
+    lists, the guest's page, webhooks), null for a one-to-one booking; no answer an attendee
+    gets names another attendee, their booking or how many seats are taken."""
+    account, provider, service_id = await group_service(
+        client, capacity=3, requires_confirmation=False
+    )
+    hooked = await client.post(
+        "/webhooks",
+        headers=account.headers,
+        json={"url": "https://93.184.216.34/hook", "event_types": ["booking.created"]},
+    )
+    assert hooked.status_code == 201, hooked.text
+    kim = await signed_in(client)
+    mine = await client.post(
+        "/appointments/",
+        headers=kim.headers,
+        json={
+            "provider_id": provider["id"],
+            "service_id": service_id,
+            "start_datetime": f"{DAY}T10:00:00Z",
+        },
+    )
+    assert mine.status_code == 201, mine.text
+    others = []
+    for name, email in ATTENDEES[:2]:
+        body = seat(provider, service_id, "10:00")
+        body["guest_details"] = {"name": name, "email": email}
+        booked = await client.post("/appointments/", json=body)
+        assert booked.status_code == 201, booked.text
+        others.append(booked.json())
+    key = await _session_key(client, account.headers)
+    expected = {"session_key": key, "capacity": 3}
+    assert mine.json()["seat"] == expected
+    assert all(other["seat"] == expected for other in others)
+
+    # A one-to-one booking: null, in its answer and its reads.
+    alone = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T14:00:00Z")
+    )
+    assert alone.status_code == 201, alone.text
+    assert "seat" in alone.json()
+    assert alone.json()["seat"] is None
+    manage = await client.get(f"/bookings/{alone.json()['manage_token']}")
+    assert manage.json()["seat"] is None
+
+    # Everything an attendee reads: their own seat, nothing of the others'.
+    ada, bo = others
+    seen = {
+        "kim's booking": mine,
+        "kim's read": await client.get(f"/appointments/{mine.json()['id']}", headers=kim.headers),
+        "kim's list": await client.get("/appointments/", headers=kim.headers),
+        "kim's me": await client.get("/appointments/me", headers=kim.headers),
+        "ada's page": await client.get(f"/bookings/{ada['manage_token']}"),
+    }
+    kims = {"id": mine.json()["id"], "guest": {"name": "", "email": kim.email}}
+    for label, response in seen.items():
+        assert response.status_code in (200, 201), (label, response.text)
+        assert key in response.text, label
+        strangers = [ada, bo] if label.startswith("kim") else [kims, bo]
+        for other in strangers:
+            for value in (other["id"], other["guest"]["email"], other["guest"]["name"]):
+                assert not value or value not in response.text, (label, value)
+        for count in ('"seats_taken"', '"attendees"'):
+            assert count not in response.text, label
+    listed = seen["kim's list"].json()["items"]
+    assert [(a["id"], a["seat"]) for a in listed] == [(mine.json()["id"], expected)]
+
+    # The provider's list shows every seat with the same session; webhooks carry it too.
+    theirs = await client.get("/appointments/", headers=account.headers)
+    by_id = {a["id"]: a["seat"] for a in theirs.json()["items"]}
+    assert by_id == {
+        mine.json()["id"]: expected,
+        **{o["id"]: expected for o in others},
+        alone.json()["id"]: None,
+    }
+    async with app.state.slotwise.db.session(writes=False) as session:
+        payloads = [row.payload for row in await session.scalars(select(WebhookDelivery))]
+    told = {p["data"]["appointment"]["id"]: p["data"]["appointment"]["seat"] for p in payloads}
+    assert told == by_id
+
+
+async def test_attendees_never_see_each_other_in_calendars(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """An attendee's feed, export and one seat's export name the provider and them: no other
+    attendee, their seat or notes, nor the seats taken; another's seat is 404 to them. Their
+    provider's feed has them all (``tests/calendars/test_sessions_ics.py``)."""
+    owner, _, clients, seats = await signed_in_class(client, requires_confirmation=False)
+    for i, (who, mine) in enumerate(zip(clients, seats, strict=True)):
+        others = [
+            value
+            for j, (other, theirs) in enumerate(zip(clients, seats, strict=True))
+            if j != i
+            for value in (other.email, NAMES[j], theirs["id"])
+        ]
+        if i != 0:
+            others.append("Bad knee")  # the first attendee's notes
+        for response in (
+            await client.get(await feed_path(client, who)),
+            await client.get("/appointments/export-all.ics", headers=who.headers),
+            await client.get(f"/appointments/{mine['id']}/export.ics", headers=who.headers),
+        ):
+            assert response.status_code == 200, response.text
+            icalendar.Calendar.from_ical(response.content)  # a valid calendar
+            text = re.sub(r"\r\n[ \t]", "", response.text)  # unfolded (RFC 5545 3.1)
+            assert NAMES[i] in text
+            assert owner.email in text
+            for value in others:
+                assert value not in text, (NAMES[i], value)
+            assert "seats taken" not in text
+        theirs = seats[(i + 1) % len(seats)]["id"]
+        refused = await client.get(f"/appointments/{theirs}/export.ics", headers=who.headers)
+        assert refused.status_code == 404

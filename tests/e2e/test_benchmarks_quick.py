@@ -35,6 +35,7 @@ def test_every_benchmark_runs_in_quick_mode() -> None:
         "| Slot engine",
         "| Slots, one date",
         "| Booking, 20 clients",
+        "| Seats, 20 clients, capacity 20",
         "| Worker memory",
         "| Browse and book",
         "| Contended, 200 clients",

@@ -89,6 +89,29 @@ class BookingFacts:
         return self.parties.title
 
 
+@dataclass(frozen=True, slots=True)
+class SessionFacts:
+    """A group session as its provider's calendar shows it: one event for all its seats.
+    ``attendees`` are the clients of the seats still booked (not cancelled or declined); its
+    status is cancelled when there are none. Built for the provider only: an attendee's own
+    calendar shows their seat as a ``BookingFacts`` naming the provider and them alone.
+    ``sequence`` grows with each seat taken and each change to one; ``notes`` are the
+    attendees' notes, each after its attendee's name."""
+
+    session_key: uuid.UUID
+    provider_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    timezone: str
+    status: Status
+    sequence: int
+    title: str
+    provider: Party
+    capacity: int
+    attendees: tuple[Party, ...]
+    notes: str | None = None
+
+
 def title(provider_name: str, service_name: str | None) -> str:
     """An appointment's title: the service with the provider, or an appointment with them."""
     if service_name:

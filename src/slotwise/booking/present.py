@@ -13,6 +13,7 @@ from slotwise.booking.schemas import (
     BookingCreated,
     EventRead,
     GuestRead,
+    SeatRead,
     SeriesCreated,
     SeriesRead,
     SessionRead,
@@ -117,6 +118,7 @@ def _read(model: type[R], appointment: Appointment, **extra: Any) -> R:
         notes=appointment.notes,
         cancel_reason=appointment.cancel_reason,
         series_id=appointment.series_id,
+        seat=_seat(appointment),
         created_at=appointment.created_at,
         updated_at=appointment.updated_at,
         history=[
@@ -135,6 +137,14 @@ def _read(model: type[R], appointment: Appointment, **extra: Any) -> R:
         ],
         **extra,
     )
+
+
+def _seat(appointment: Appointment) -> SeatRead | None:
+    """Its session, if it is a seat: what is the attendee's own (the key, the size), never
+    another attendee nor the seats taken."""
+    if appointment.capacity <= 1:
+        return None
+    return SeatRead(session_key=appointment.session_key, capacity=appointment.capacity)
 
 
 _PAGE = """<!doctype html>

@@ -8,11 +8,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking import access
-from slotwise.booking.facts import BookingFacts, Parties, Party, SeriesFacts, Status, title
+from slotwise.booking.events import ActorRole
+from slotwise.booking.facts import (
+    BookingFacts,
+    Parties,
+    Party,
+    SeriesFacts,
+    SessionFacts,
+    Status,
+    title,
+)
 from slotwise.booking.models import Appointment, AppointmentSeries
 from slotwise.config import Settings
 from slotwise.providers.models import Provider, Service
@@ -130,15 +139,81 @@ def acted_facts(acting: access.Access) -> BookingFacts:
     )
 
 
+# A seat's statuses that leave its session without it (its attendee is not shown).
+_LEFT = frozenset({Status.CANCELLED, Status.DECLINED})
+# A session with a seat in one of these is confirmed (else, while one is pending, tentative).
+_HAPPENING = frozenset({Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW})
+
+CalendarFacts = BookingFacts | SessionFacts
+
+
+def _is_seat(appointment: Appointment) -> bool:
+    """A seat of a group session that its provider's calendar shows as the session's event
+    (a series' seats stay in their series' event)."""
+    return appointment.capacity > 1 and appointment.series_id is None
+
+
+async def session_facts(session: AsyncSession, seats: list[Appointment]) -> SessionFacts:
+    """The provider's view of one group session, from all its seats (any status); its
+    attendees by seat number, as the provider's sessions route lists them."""
+    seats = sorted(seats, key=lambda seat: (seat.seat_no, seat.created_at, seat.id))
+    first = seats[0]
+    booked = [seat for seat in seats if seat.status not in _LEFT]
+    if not booked:
+        status = Status.CANCELLED
+    elif any(seat.status in _HAPPENING for seat in booked):
+        status = Status.CONFIRMED
+    else:
+        status = Status.PENDING
+    named = await parties_of(session, first)
+    attendees = []
+    notes = []
+    for seat in booked:
+        who = await parties_of(session, seat)
+        attendees.append(who.client)
+        if seat.notes:
+            notes.append(f"{who.client.name}: {seat.notes}")
+    return SessionFacts(
+        session_key=first.session_key,
+        provider_id=first.provider_id,
+        start_at=first.start_at,
+        end_at=first.end_at,
+        timezone=first.timezone,
+        status=status,
+        # Every seat taken adds one, every change to a seat adds its own.
+        sequence=sum(seat.sequence + 1 for seat in seats),
+        title=named.title,
+        provider=named.provider,
+        capacity=max(seat.capacity for seat in seats),
+        attendees=tuple(attendees),
+        notes="\n".join(notes) or None,
+    )
+
+
+def _seats_of(appointment: Appointment) -> Select[Appointment]:
+    return select(Appointment).where(
+        Appointment.session_key == appointment.session_key,
+        Appointment.provider_id == appointment.provider_id,
+        Appointment.status != Status.HELD,
+    )
+
+
 class CalendarAppointments:
-    """The appointments a user's calendar shows (``calendars.service.Appointments``)."""
+    """The appointments a user's calendar shows (``calendars.service.Appointments``): a
+    provider's group session is one event with its attendees (``SessionFacts``); a client's
+    seat is their own appointment."""
 
     async def one(
         self, session: AsyncSession, *, user: User, appointment_id: uuid.UUID
-    ) -> list[BookingFacts]:
+    ) -> list[CalendarFacts]:
         """One the user takes part in, or AppointmentNotFound (404) as for any other; an
-        occurrence of a series comes with the whole series (its calendar event)."""
+        occurrence of a series comes with the whole series (its calendar event); a seat, to
+        its provider, as its session."""
         acting = await access.for_user(session, user=user, appointment_id=appointment_id)
+        appointment = acting.appointment
+        if acting.role is ActorRole.PROVIDER and _is_seat(appointment):
+            seats = await session.scalars(_seats_of(appointment))
+            return [await session_facts(session, list(seats))]
         if acting.series is None:
             return [acted_facts(acting)]
         rule = series_facts(acting.series)
@@ -151,9 +226,12 @@ class CalendarAppointments:
 
     async def of_user(
         self, session: AsyncSession, *, user: User, starting_from: datetime | None = None
-    ) -> list[BookingFacts]:
-        """The user's appointments as client and as provider, by start."""
-        provider_ids = select(Provider.id).where(Provider.user_id == user.id)
+    ) -> list[CalendarFacts]:
+        """The user's appointments as client and as provider, by start; the seats of each of
+        the provider's group sessions as one."""
+        provider_ids = set(
+            await session.scalars(select(Provider.id).where(Provider.user_id == user.id))
+        )
         query = select(Appointment).where(
             or_(Appointment.client_id == user.id, Appointment.provider_id.in_(provider_ids)),
             Appointment.status != Status.HELD,  # a hold is not an appointment yet
@@ -175,10 +253,21 @@ class CalendarAppointments:
                 select(Appointment).where(Appointment.series_id.in_(series_ids))
             )
             rows += [a for a in more if a.id not in seen]
-        return [
-            await facts_of(session, a, rules.get(a.series_id) if a.series_id else None)
-            for a in rows
-        ]
+        # A session's seats share its start: the window takes all of them or none.
+        sessions: dict[uuid.UUID, list[Appointment]] = {}
+        for a in rows:
+            if a.provider_id in provider_ids and a.client_id != user.id and _is_seat(a):
+                sessions.setdefault(a.session_key, []).append(a)
+        shown: list[CalendarFacts] = []
+        for a in rows:
+            seats = sessions.get(a.session_key) if a.provider_id in provider_ids else None
+            if seats is None or a.client_id == user.id:
+                shown.append(
+                    await facts_of(session, a, rules.get(a.series_id) if a.series_id else None)
+                )
+            elif seats[0] is a:
+                shown.append(await session_facts(session, seats))
+        return shown
 
 
 async def reminder_still_due(

@@ -116,6 +116,15 @@ class GuestRead(BaseModel):
     phone: str | None
 
 
+class SeatRead(BaseModel):
+    """The group session a seat belongs to: never its other attendees, nor how many there are."""
+
+    session_key: uuid.UUID = Field(
+        description="The session: every seat of it has this key (its provider's sessions routes)."
+    )
+    capacity: int = Field(description="The session's seats (the service's, when this was taken).")
+
+
 class AppointmentRead(BaseModel):
     id: uuid.UUID
     provider_id: uuid.UUID
@@ -137,6 +146,11 @@ class AppointmentRead(BaseModel):
     cancel_reason: str | None
     series_id: uuid.UUID | None = Field(
         default=None, description="The recurring series it is an occurrence of, if any."
+    )
+    seat: SeatRead | None = Field(
+        default=None,
+        description="A seat of a group session (a service of capacity above 1): its session; "
+        "null for a one-to-one appointment.",
     )
     created_at: datetime
     updated_at: datetime

@@ -1,12 +1,15 @@
-"""Bookings as calendar entries, from what booking tells of them (``BookingFacts``)."""
+"""Bookings as calendar entries, from what booking tells of them (``BookingFacts``, and a
+provider's group sessions as ``SessionFacts``)."""
 
 from __future__ import annotations
 
-from slotwise.booking.facts import BookingFacts
-from slotwise.calendars.ics import CalendarEntry, SeriesRule
+from slotwise.booking.facts import BookingFacts, SessionFacts
+from slotwise.calendars.ics import CalendarEntry, SeriesRule, SessionSeats
 
 
-def entry(booking: BookingFacts) -> CalendarEntry:
+def entry(booking: BookingFacts | SessionFacts) -> CalendarEntry:
+    if isinstance(booking, SessionFacts):
+        return session_entry(booking)
     parties = booking.parties
     return CalendarEntry(
         appointment_id=booking.appointment_id,
@@ -37,4 +40,25 @@ def _rule(booking: BookingFacts) -> SeriesRule | None:
         every_weeks=series.every_weeks,
         count=series.count,
         sequence=series.sequence,
+    )
+
+
+def session_entry(found: SessionFacts) -> CalendarEntry:
+    """A group session as one event: UID ``<session key>@slotwise``, each attendee an ATTENDEE."""
+    return CalendarEntry(
+        appointment_id=found.session_key,
+        sequence=found.sequence,
+        status=found.status.value,
+        start_at=found.start_at,
+        end_at=found.end_at,
+        title=found.title,
+        provider_name=found.provider.name,
+        provider_email=found.provider.email,
+        client_name="",
+        client_email="",
+        notes=found.notes,
+        session=SessionSeats(
+            capacity=found.capacity,
+            attendees=tuple((party.name, party.email) for party in found.attendees),
+        ),
     )

@@ -72,8 +72,19 @@ class SeriesRule:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionSeats:
+    """A group session's seats, as its provider's calendar shows them: its size, and the
+    (name, email) of each attendee still booked."""
+
+    capacity: int
+    attendees: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CalendarEntry:
-    """What a calendar needs to know of an appointment."""
+    """What a calendar needs to know of an appointment. A group session's event (its
+    provider's, ``session``) has the session's key for ``appointment_id``, empty client
+    fields, and an ATTENDEE per attendee instead."""
 
     appointment_id: uuid.UUID
     sequence: int
@@ -89,6 +100,7 @@ class CalendarEntry:
     url: str | None = None
     series: SeriesRule | None = None
     recurrence_at: datetime | None = None
+    session: SessionSeats | None = None
 
 
 def snapshot(entry: CalendarEntry, *, stamp_at: datetime, method: Method) -> dict[str, str]:
@@ -218,12 +230,18 @@ def _status(entry: CalendarEntry, method: Method) -> str:
 def _describe(vevent: Event, entry: CalendarEntry, *, status: str) -> None:
     vevent.add("status", status)
     vevent.add("summary", entry.title)
+    attendees = [(entry.client_name, entry.client_email)]
     description = f"{entry.title}: {entry.client_name} with {entry.provider_name}."
+    if entry.session is not None:
+        attendees = list(entry.session.attendees)
+        taken, capacity = len(attendees), entry.session.capacity
+        description = f"{entry.title}: a group session, {taken} of {capacity} seats taken."
     if entry.notes:
         description += f"\n\nNotes: {entry.notes}"
     vevent.add("description", description)
     vevent.add("organizer", _address(entry.provider_email, entry.provider_name))
-    vevent.add("attendee", _address(entry.client_email, entry.client_name, role="REQ-PARTICIPANT"))
+    for name, email in attendees:
+        vevent.add("attendee", _address(email, name, role="REQ-PARTICIPANT"))
     if entry.url:
         vevent.add("url", entry.url)
 

@@ -1,8 +1,8 @@
 """Calendar exports and the secret, subscribable feed of each user.
 
 The appointments come from booking through ``Appointments`` (the app factory hands booking's
-``publish.CalendarAppointments`` to the router), as ``BookingFacts``: calendars import
-nothing of booking but those facts.
+``publish.CalendarAppointments`` to the router), as ``BookingFacts`` (and a provider's group
+sessions as ``SessionFacts``): calendars import nothing of booking but those facts.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import tokens
-from slotwise.booking.facts import BookingFacts
+from slotwise.booking.facts import BookingFacts, SessionFacts
 from slotwise.calendars import entries, ics
 from slotwise.calendars.models import CalendarFeed
 from slotwise.errors import NotFound
@@ -30,17 +30,19 @@ class Appointments(Protocol):
 
     async def one(
         self, session: AsyncSession, *, user: User, appointment_id: uuid.UUID
-    ) -> list[BookingFacts]:
+    ) -> list[BookingFacts | SessionFacts]:
         """One appointment the user takes part in (404 for any other); an occurrence of a
-        series with every occurrence of its series (one calendar event)."""
+        series with every occurrence of its series (one calendar event); a seat, to its
+        provider, as its session."""
 
     async def of_user(
         self, session: AsyncSession, *, user: User, starting_from: datetime | None = None
-    ) -> list[BookingFacts]:
-        """The user's appointments, as client and as provider, by start."""
+    ) -> list[BookingFacts | SessionFacts]:
+        """The user's appointments, as client and as provider, by start; each of the
+        provider's group sessions as one (``SessionFacts``)."""
 
 
-def _entries(bookings: list[BookingFacts]) -> list[ics.CalendarEntry]:
+def _entries(bookings: list[BookingFacts | SessionFacts]) -> list[ics.CalendarEntry]:
     return [entries.entry(booking) for booking in bookings]
 
 
