@@ -26,6 +26,7 @@ import bench_contended
 import bench_engine
 import bench_memory
 import bench_seats
+import bench_series
 import bench_slots
 import bench_stream
 from support import (
@@ -65,6 +66,7 @@ def main() -> int:
         ("slots", lambda: bench_slots.run(quick=args.quick, databases=databases)),
         ("booking", lambda: bench_booking.run(quick=args.quick, databases=databases)),
         ("seats", lambda: bench_seats.run(quick=args.quick, databases=databases)),
+        ("series", lambda: bench_series.run(quick=args.quick, databases=databases)),
         ("browse", lambda: bench_browse.run(quick=args.quick, databases=databases)),
         ("stream", lambda: bench_stream.run(quick=args.quick, databases=databases)),
         ("contended", lambda: bench_contended.run(quick=args.quick, databases=databases)),

@@ -36,6 +36,7 @@ def test_every_benchmark_runs_in_quick_mode() -> None:
         "| Slots, one date",
         "| Booking, 20 clients",
         "| Seats, 20 clients, capacity 20",
+        "| Series of 52 occurrences",
         "| Worker memory",
         "| Browse and book",
         "| Contended, 200 clients",
