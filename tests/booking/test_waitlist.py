@@ -47,11 +47,11 @@ def as_guest(email: str | None = None) -> dict[str, object]:
 
 
 async def taken_slot(
-    client: httpx.AsyncClient, **profile: object
+    client: httpx.AsyncClient, start: str = START, **profile: object
 ) -> tuple[Account, dict[str, Any], dict[str, Any]]:
-    """A provider whose 10:00 is booked by a guest: (provider account, provider, booking)."""
+    """A provider whose ``start`` is booked by a guest: (provider account, provider, booking)."""
     account, provider = await bookable_provider(client, **profile)
-    booked = await client.post("/appointments/", json=guest_booking(provider["id"], START))
+    booked = await client.post("/appointments/", json=guest_booking(provider["id"], start))
     assert booked.status_code == 201, booked.text
     return account, provider, booked.json()
 
