@@ -117,8 +117,8 @@ class Settings(BaseSettings):
     waitlist_offer_url: str = Field(
         default="",
         description="The page an offer's email links to, with {token} for the offer's hold "
-        "token (e.g. https://book.example.com/offer/{token}). Empty: the email gives the "
-        "token and the API path to book with it.",
+        "token (e.g. https://book.example.com/offer/{token}). Empty: the email links to the "
+        "hold itself (public_base_url + /api/v1/holds/{token}).",
     )
     rate_limit_waitlist_ip: str = Field(
         default="30/hour",

@@ -77,6 +77,8 @@ log = structlog.get_logger(__name__)
 # The session's ``info`` key of the application's waitlist policy (``main.create_app`` puts
 # it there, so every change that frees a place has it without taking settings).
 POLICY_KEY = "slotwise.waitlist"
+# An offer's link when the application has no page of its own: the hold it is (GET).
+HOLD_PATH = "/api/v1/holds/{token}"
 # Waiters tried per freed place, at most (each try is one judgment).
 MAX_TRIED = 20
 # A place refused for these is not free (yet): the waiter keeps their place in line.
@@ -98,7 +100,8 @@ class WaitlistPolicy:
         return cls(
             offer=timedelta(minutes=settings.waitlist_offer_minutes),
             max_per_client=settings.waitlist_max_per_client,
-            offer_url=settings.waitlist_offer_url,
+            offer_url=settings.waitlist_offer_url
+            or settings.public_base_url.rstrip("/") + HOLD_PATH,
             guests=GuestPolicy.from_settings(settings),
         )
 
