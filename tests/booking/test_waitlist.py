@@ -429,3 +429,20 @@ async def test_a_lapsed_hold_with_waiters_is_handed_on_by_the_sweeper(
     got = (await client.get(f"/waitlist/{one['id']}", headers=waiter.headers)).json()
     assert got["status"] == "booked"
     assert [status for _, status, _ in await active(app)] == ["pending"]
+
+
+def test_openapi_describes_the_waitlist_routes_and_their_errors(app: FastAPI) -> None:
+    paths = app.openapi()["paths"]
+    joining = paths["/api/v1/waitlist"]["post"]
+    assert {"201", "404", "409", "422", "429"} <= set(joining["responses"])
+    for error in ("slot_available", "already_waiting", "waitlist_limit_reached"):
+        assert error in joining["description"]
+    assert joining["x-api-key-scope"] == "book"
+    for path in ("/api/v1/waitlist/{entry_id}", "/api/v1/waitlist/by-token/{token}"):
+        assert {"200", "404"} <= set(paths[path]["get"]["responses"])
+        assert {"204", "404", "409"} <= set(paths[path]["delete"]["responses"])
+        assert "waitlist_entry_not_found" in paths[path]["get"]["description"]
+    assert paths["/api/v1/waitlist/{entry_id}"]["delete"]["x-api-key-scope"] == "book"
+    assert {"200", "401", "403"} <= set(paths["/api/v1/providers/me/waitlist"]["get"]["responses"])
+    schema = app.openapi()["components"]["schemas"]["WaitlistCreate"]["properties"]
+    assert schema["mode"]["enum"] == ["offer", "book"]
