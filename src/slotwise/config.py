@@ -96,6 +96,34 @@ class Settings(BaseSettings):
     rate_limit_hold_ip: str = Field(
         default="30/hour", description="Holds asked for (POST /holds), per client address."
     )
+    waitlist_offer_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="How long a waitlist offer (a freed place held for the waiter) lasts "
+        "before it passes to the next in line.",
+    )
+    waitlist_max_per_client: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Waitlists a client (or guest email) may be in with one provider at once.",
+    )
+    waitlist_sweep_seconds: float = Field(
+        default=15,
+        gt=0,
+        description="How often each process passes ended waitlist offers to the next waiter.",
+    )
+    waitlist_offer_url: str = Field(
+        default="",
+        description="The page an offer's email links to, with {token} for the offer's hold "
+        "token (e.g. https://book.example.com/offer/{token}). Empty: the email links to the "
+        "hold itself (public_base_url + /api/v1/holds/{token}).",
+    )
+    rate_limit_waitlist_ip: str = Field(
+        default="30/hour",
+        description="Waitlist joins without a token (guests), per client address.",
+    )
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
     no_show_block_threshold: int = Field(default=3, ge=1, le=100)
@@ -224,7 +252,7 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         return check_zone(value)
 
-    @field_validator("guest_manage_url", "password_reset_url")
+    @field_validator("guest_manage_url", "password_reset_url", "waitlist_offer_url")
     @classmethod
     def _link_template(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()

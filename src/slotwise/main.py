@@ -36,6 +36,10 @@ from slotwise.booking.router import router as appointments_router
 from slotwise.booking.series_router import guest_router as series_guest_router
 from slotwise.booking.series_router import router as series_router
 from slotwise.booking.terms import TermsCache
+from slotwise.booking.waitlist import POLICY_KEY as WAITLIST_POLICY
+from slotwise.booking.waitlist import OfferSweeper, WaitlistPolicy
+from slotwise.booking.waitlist_router import provider_router as waitlist_provider_router
+from slotwise.booking.waitlist_router import router as waitlist_router
 from slotwise.booking.webhook_docs import describe_webhooks
 from slotwise.calendars.router import router as calendars_router
 from slotwise.config import Settings, get_settings
@@ -63,6 +67,7 @@ API_ROUTERS = [
     (series_guest_router, "/bookings", "series"),  # before /bookings/{token}
     (guest_router, "/bookings", "guest bookings"),
     (holds_router, "/holds", "holds"),
+    (waitlist_router, "/waitlist", "waitlist"),
     (standings_router, "/client-standings", "client standings"),
     (webhooks_router, "/webhooks", "webhooks"),
     (api_keys_router, "/api-keys", "api keys"),
@@ -123,10 +128,13 @@ def create_app(settings: Settings) -> FastAPI:
         session_info={
             # What this application's commits change, its slot cache hears of.
             changes.CACHE_KEY: slot_cache,
+            # What every change that frees a place hands it on by (booking.waitlist).
+            WAITLIST_POLICY: WaitlistPolicy.from_settings(settings),
         },
     )
     changes.follow(database.session_class)
     terms = TermsCache()
+    sweeper = OfferSweeper(database, every_seconds=settings.waitlist_sweep_seconds)
     slots = SlotListings(database, slot_cache, busy=booking_busy.BUSY)
     state = AppState(
         settings=settings,
@@ -162,7 +170,9 @@ def create_app(settings: Settings) -> FastAPI:
         # latency (docs/benchmarks.md, "Garbage collection", has the measurements).
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        sweeper.start()  # ended waitlist offers passed to the next in line
         yield
+        await sweeper.aclose()
         await state.aclose()
 
     app = FastAPI(
@@ -195,7 +205,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(_document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag])
     for prefix, tag in PROVIDER_PREFIXES:
         # The availability routes go first: /providers/availability is not a handle.
-        routers = [availability_router, provider_booking_router, providers_router]
+        routers = [
+            availability_router,
+            provider_booking_router,
+            waitlist_provider_router,
+            providers_router,
+        ]
         if prefix != "/providers":
             routers.insert(0, slots_router)
         for router in routers:

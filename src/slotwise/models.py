@@ -9,6 +9,7 @@ from slotwise.booking.models import (
     AppointmentSeries,
     ClientStanding,
     IdempotencyKey,
+    WaitlistEntry,
 )
 from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
@@ -42,6 +43,7 @@ __all__ = [
     "Service",
     "TimeOff",
     "User",
+    "WaitlistEntry",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",

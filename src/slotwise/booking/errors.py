@@ -179,6 +179,29 @@ class SeriesNotFound(NotFound):
     message = "No such series."
 
 
+class SlotAvailable(Conflict):
+    code = "slot_available"
+    message = "This time is free: book it instead of waiting for it."
+
+
+class AlreadyWaiting(Conflict):
+    code = "already_waiting"
+    message = "You are already on this time's waitlist."
+
+
+class WaitlistLimitReached(Conflict):
+    code = "waitlist_limit_reached"
+    message = (
+        "You are already on as many of this provider's waitlists as you may be "
+        "(details.max_entries); leave one first."
+    )
+
+
+class WaitlistEntryNotFound(NotFound):
+    code = "waitlist_entry_not_found"
+    message = "No such waitlist entry."
+
+
 def refused(refusal: Refusal) -> AppError:
     """The API's error for a refusal of the booking decision or of the write (every reason
     has one: mypy checks that the match is exhaustive)."""

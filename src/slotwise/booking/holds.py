@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
 from slotwise.auth import tokens
-from slotwise.booking import announce, change, create, repository, write
+from slotwise.booking import announce, change, create, repository, waitlist, write
 from slotwise.booking.create import Booked
 from slotwise.booking.errors import (
     HoldExpired,
@@ -174,15 +174,25 @@ async def read(session: AsyncSession, *, token: str, now: datetime) -> Appointme
     hold = await repository.get_hold(session, tokens.fingerprint(token))
     if hold is None or _ended(hold, now):
         raise HoldNotFound()
+    offer_end = await waitlist.offer_end(session, hold)  # a waitlist offer ends sooner
+    if offer_end is None or offer_end <= now:
+        raise HoldNotFound()
     return hold
 
 
-async def release(session: AsyncSession, *, token: str) -> None:
-    """The hold deleted: its time is free at once (HoldNotFound: no such hold)."""
-    hold = await repository.get_hold(session, tokens.fingerprint(token), lock=True)
+async def release(session: AsyncSession, *, token: str, now: datetime) -> None:
+    """The hold deleted: its time is free at once, or goes to the first in its waitlist
+    (HoldNotFound: no such hold). Locks before rows: the provider's lock, then the hold's."""
+    token_hash = tokens.fingerprint(token)
+    hold = await repository.get_hold(session, token_hash)
     if hold is None:
         raise HoldNotFound()
+    await repository.lock_provider(session, hold.provider_id)
+    hold = await repository.get_hold(session, token_hash, lock=True)
+    if hold is None:
+        raise HoldNotFound()  # booked or released while this request waited
     await repository.delete_hold(session, hold)
+    await waitlist.released(session, hold, now=now)
 
 
 async def book_held(
@@ -238,10 +248,12 @@ async def book_held(
         # Locks before rows: the provider's lock first, then the hold's row, as every
         # path that changes held rows does, so that two bookings of one token queue.
         await write.lock(session, [claim])
-        if await repository.get_hold(session, token_hash, lock=True) is None:
+        locked = await repository.get_hold(session, token_hash, lock=True)
+        if locked is None:
             raise HoldExpired()  # booked or released while this request waited
         outcome = await write.check_locked(session, claim)
         if isinstance(outcome, int):
+            await waitlist.take_offer(session, locked, now=now)  # an offer's: still open?
             await _write(session, booked, seat_no=outcome)
             return booked
         if outcome.reason is not Reason.TERMS_CHANGED:

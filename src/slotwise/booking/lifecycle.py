@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking import change, publish
+from slotwise.booking import change, publish, waitlist
 from slotwise.booking.access import Access
 from slotwise.booking.errors import (
     InvalidTransition,
@@ -18,9 +18,10 @@ from slotwise.booking.errors import (
     PolicyWindowClosed,
 )
 from slotwise.booking.events import ActorRole
-from slotwise.booking.models import Appointment, ClientStanding, Status
+from slotwise.booking.models import HOLDING_STATUSES, Appointment, ClientStanding, Status
 from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
+from slotwise.scheduling import Interval
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     # A held guest booking is kept by its email's verification (booking.guests), not here.
@@ -89,7 +90,18 @@ async def _write_status_changed(
         messages, booking=publish.acted_facts(access), before=before, offsets=offsets, now=now
     )
     await change.write(session, moved, messages)
+    await hand_on_freed(session, moved.appointment, before=before, now=now)
     return moved.appointment
+
+
+async def hand_on_freed(
+    session: AsyncSession, appointment: Appointment, *, before: Status, now: datetime
+) -> None:
+    """An appointment that took time and no longer does (cancelled, declined): its time
+    goes to the first in its waitlist, in this transaction (``booking.waitlist``)."""
+    if before in HOLDING_STATUSES and appointment.status not in HOLDING_STATUSES:
+        freed = Interval(appointment.blocked_start_at, appointment.blocked_end_at)
+        await waitlist.promote(session, provider_id=appointment.provider_id, freed=freed, now=now)
 
 
 async def set_status(

@@ -182,6 +182,82 @@ class AppointmentSeries(TimestampMixin, Base):
     manage_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
+class WaitlistStatus(StrEnum):
+    WAITING = "waiting"  # in line
+    OFFERED = (
+        "offered"  # holds an offer: a hold for them, bookable with its token until offer_until
+    )
+    BOOKED = "booked"  # got the place (booked for them, or booked with the offer's token)
+    EXPIRED = "expired"  # the offer ended unused, or the time can no longer be booked
+    SKIPPED = "skipped"  # their own rules refused the place (a conflict, a limit)
+    LEFT = "left"  # they left the line
+
+
+class WaitlistMode(StrEnum):
+    BOOK = "book"  # a freed place is booked for the waiter at once
+    OFFER = "offer"  # a freed place is held for the waiter and offered by email
+
+
+# Entries still in line: waiting, or holding an offer (migration 0020's partial index).
+_IN_LINE = "status IN ('waiting', 'offered')"
+
+
+class WaitlistEntry(TimestampMixin, Base):
+    """A client (or guest) in line for a full slot or session (``booking.waitlist``): the
+    placement decided when they joined, their details, and what became of it. Line order
+    is ``seq``, numbered per provider under the provider's booking lock."""
+
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        CheckConstraint("mode IN ('book', 'offer')", name="mode_known"),
+        CheckConstraint(
+            "status IN ('waiting', 'offered', 'booked', 'expired', 'skipped', 'left')",
+            name="status_known",
+        ),
+        CheckConstraint("client_id IS NOT NULL OR guest_email IS NOT NULL", name="has_client"),
+        UniqueConstraint("provider_id", "seq", name="uq_waitlist_entries_provider_seq"),
+        # One place in line per client and slot.
+        Index(
+            "uq_waitlist_entries_in_line",
+            "provider_id",
+            "start_at",
+            "client_key",
+            unique=True,
+            postgresql_where=text(_IN_LINE),
+            sqlite_where=text(_IN_LINE),
+        ),
+        Index("ix_waitlist_entries_provider_status", "provider_id", "status", "blocked_start_at"),
+        Index("ix_waitlist_entries_offered", "status", "offer_until"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    service_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("services.id", ondelete="SET NULL")
+    )
+    seq: Mapped[int]
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    blocked_start_at: Mapped[datetime]
+    blocked_end_at: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    client_key: Mapped[str] = mapped_column(String(320))
+    guest_name: Mapped[str | None] = mapped_column(String(200))
+    guest_email: Mapped[str | None] = mapped_column(String(320))
+    guest_phone: Mapped[str | None] = mapped_column(String(40))
+    notes: Mapped[str | None] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10))
+    # The hold (an offer) or booking it got; no foreign key: a hold's row is deleted.
+    appointment_id: Mapped[uuid.UUID | None]
+    offer_until: Mapped[datetime | None]  # an offer's end
+    reason: Mapped[str | None] = mapped_column(String(40))  # why it was skipped or expired
+    manage_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
 class AppointmentEvent(Base):
     """The history of an appointment: who changed what, when, from what, to what, and why."""
 

@@ -430,6 +430,22 @@ def _lock_keys(bookings: list[tuple[uuid.UUID, str]]) -> dict[str, list[Any]]:
     }
 
 
+_LOCK_PROVIDER = select(
+    func.pg_advisory_xact_lock(
+        func.hashtextextended(bindparam("key", type_=Text()), bindparam("seed", type_=BigInteger()))
+    )
+)
+
+
+async def lock_provider(session: AsyncSession, provider_id: uuid.UUID) -> None:
+    """The provider's booking lock alone, the very lock a write takes first (``_lock_keys``:
+    the provider's id, seed 1), held until the commit (PostgreSQL; SQLite's BEGIN IMMEDIATE
+    already serializes writers). The waitlist takes it before it reads who is in line."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_LOCK_PROVIDER, {"key": str(provider_id), "seed": 1})
+
+
 @cache
 def _occurrences(*, lock: bool) -> Select[Appointment, Provider, User, str]:
     """``Found`` for each occurrence of the series bound as ``value``, in the rule's order."""

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
-from slotwise.booking import change, publish, write
+from slotwise.booking import change, publish, waitlist, write
 from slotwise.booking.access import Access
 from slotwise.booking.errors import InvalidTransition, TermsChanged, refused
 from slotwise.booking.integrity import raise_for_constraint
@@ -19,7 +19,7 @@ from slotwise.booking.schemas import RescheduleRequest
 from slotwise.booking.terms import ATTEMPTS, TermsCache, covering
 from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
-from slotwise.scheduling import Kind, Placement, Reason, Refusal
+from slotwise.scheduling import Interval, Kind, Placement, Reason, Refusal
 
 
 async def reschedule(
@@ -49,6 +49,8 @@ async def reschedule(
     )
     before_start, before_status = appointment.start_at, appointment.status
     before_end = appointment.end_at
+    before_blocked = Interval(appointment.blocked_start_at, appointment.blocked_end_at)
+    before_session = appointment.session_key
     status = appointment.status
     # A client's new time needs the provider's confirmation again, if the provider confirms.
     if access.is_client_side and terms.requires_confirmation:
@@ -91,6 +93,14 @@ async def reschedule(
         await change.write(session, moved, messages)
     except IntegrityError as exc:
         raise_for_constraint(exc)
+    # The old time (or seat), freed, goes to the first in its waitlist (booking.waitlist).
+    if (
+        before_blocked != Interval(appointment.blocked_start_at, appointment.blocked_end_at)
+        or before_session != appointment.session_key
+    ):
+        await waitlist.promote(
+            session, provider_id=appointment.provider_id, freed=before_blocked, now=now
+        )
     return appointment
 
 

@@ -682,8 +682,8 @@ async def read_hold(token: HoldTokenPath, session: SessionDep, now: NowDep) -> H
     responses=responses(404),
     summary="Release a hold: its time is free at once",
 )
-async def release_hold(token: HoldTokenPath, session: SessionDep) -> Response:
-    await holds.release(session, token=token)
+async def release_hold(token: HoldTokenPath, session: SessionDep, now: NowDep) -> Response:
+    await holds.release(session, token=token, now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

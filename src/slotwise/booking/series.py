@@ -369,10 +369,12 @@ async def cancel_following(
     changed: list[Access] = []
     for found in chosen:
         access = acting.access(found)
+        before = found.appointment.status
         moved = lifecycle.move(
             access, Status.CANCELLED, now=now, reason=reason, cancel_reason=reason
         )
         await change.write(session, moved)
+        await lifecycle.hand_on_freed(session, access.appointment, before=before, now=now)
         changed.append(access)
     await _tell(session, acting, changed, now=now, offsets=())
     return acting
@@ -417,6 +419,7 @@ async def set_status(
     for found in pending:
         access = acting.access(found)
         await change.write(session, lifecycle.move(access, to, now=now, reason=reason))
+        await lifecycle.hand_on_freed(session, access.appointment, before=Status.PENDING, now=now)
         changed.append(access)
     await _tell(session, acting, changed, now=now, offsets=reminder_offsets)
     return acting

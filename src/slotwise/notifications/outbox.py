@@ -33,7 +33,10 @@ MANAGE_URL = "manage_url"
 VERIFY_URL = "verify_url"
 # A password reset link is one too (its token works for an hour).
 RESET_URL = "reset_url"
-SECRET_LINKS = frozenset({MANAGE_URL, VERIFY_URL, RESET_URL})
+# A waitlist offer's hold token, and the page it opens: secrets too.
+HOLD_TOKEN = "hold_token"  # noqa: S105 (a context key, not a secret)
+OFFER_URL = "offer_url"
+SECRET_LINKS = frozenset({MANAGE_URL, VERIFY_URL, RESET_URL, HOLD_TOKEN, OFFER_URL})
 
 
 def new_message_id() -> str:
@@ -234,6 +237,30 @@ def add_held(batch: Batch, *, booking: BookingFacts, now: datetime, verify_url: 
         ),
         now=now,
         appointment_id=booking.appointment_id,
+    )
+
+
+def add_waitlist_offer(
+    batch: Batch,
+    *,
+    booking: BookingFacts,
+    offer_until: datetime,
+    hold_token: str,
+    offer_url: str | None,
+    now: datetime,
+) -> None:
+    """A waiter's offer: the freed time, held for them until ``offer_until``, with the hold
+    token that books it (and the page that does, where the application has one)."""
+    batch.add(
+        kind="waitlist_offer",
+        to=booking.parties.client,
+        context=_context(
+            booking,
+            recipient_role="client",
+            hold_until=offer_until.isoformat(),
+            **{HOLD_TOKEN: hold_token, OFFER_URL: offer_url},
+        ),
+        now=now,
     )
 
 

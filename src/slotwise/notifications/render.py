@@ -35,6 +35,7 @@ SUBJECTS = {
     "series_confirmed": "Confirmed: {title}, from {start}",
     "series_declined": "Declined: {title}, from {start}",
     "series_cancelled": "Cancelled: {title}, from {start}",
+    "waitlist_offer": "A place is free for you: {title}, {start}",
 }
 
 

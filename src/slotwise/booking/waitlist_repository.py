@@ -1,0 +1,205 @@
+"""Waitlist entries: small queries, no rules, no commits (``booking.waitlist`` uses them)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from slotwise.booking.models import Appointment, Status, WaitlistEntry, WaitlistStatus
+from slotwise.scheduling import Interval
+
+IN_LINE = (WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value)
+OFFER_HOLDER = "waitlist:"  # an offer's hold: ``held_by`` is this and its entry's id
+
+
+def holder_of(entry_id: uuid.UUID) -> str:
+    return f"{OFFER_HOLDER}{entry_id}"
+
+
+def entry_of_holder(held_by: str | None) -> uuid.UUID | None:
+    """The entry an offer's hold is for (None: not an offer's)."""
+    if held_by is None or not held_by.startswith(OFFER_HOLDER):
+        return None
+    return uuid.UUID(held_by.removeprefix(OFFER_HOLDER))
+
+
+async def get(
+    session: AsyncSession, entry_id: uuid.UUID, *, lock: bool = False
+) -> WaitlistEntry | None:
+    """The entry, read afresh (after the locks, another transaction may have changed it)."""
+    query = select(WaitlistEntry).where(WaitlistEntry.id == entry_id)
+    if lock:
+        query = query.with_for_update()
+    result = await session.execute(query.execution_options(populate_existing=True))
+    return result.scalar_one_or_none()
+
+
+async def get_by_token_hash(session: AsyncSession, token_hash: str) -> WaitlistEntry | None:
+    result = await session.execute(
+        select(WaitlistEntry).where(WaitlistEntry.manage_token_hash == token_hash)
+    )
+    return result.scalar_one_or_none()
+
+
+async def in_line_for(
+    session: AsyncSession, *, provider_id: uuid.UUID, start_at: datetime, client_key: str
+) -> WaitlistEntry | None:
+    """The client's entry still in line for this start, if any."""
+    result = await session.execute(
+        select(WaitlistEntry).where(
+            WaitlistEntry.provider_id == provider_id,
+            WaitlistEntry.start_at == start_at,
+            WaitlistEntry.client_key == client_key,
+            WaitlistEntry.status.in_(IN_LINE),
+        )
+    )
+    return result.scalars().first()
+
+
+async def count_in_line(session: AsyncSession, *, provider_id: uuid.UUID, client_key: str) -> int:
+    """The client's entries still in line with the provider."""
+    count = await session.scalar(
+        select(func.count()).where(
+            WaitlistEntry.provider_id == provider_id,
+            WaitlistEntry.client_key == client_key,
+            WaitlistEntry.status.in_(IN_LINE),
+        )
+    )
+    return int(count or 0)
+
+
+async def next_seq(session: AsyncSession, provider_id: uuid.UUID) -> int:
+    """The provider's next place number (read under the provider's lock)."""
+    last = await session.scalar(
+        select(func.max(WaitlistEntry.seq)).where(WaitlistEntry.provider_id == provider_id)
+    )
+    return int(last or 0) + 1
+
+
+async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
+    """The entry's place in its time's line (1: next), or None once out of line."""
+    if entry.status not in IN_LINE:
+        return None
+    ahead = await session.scalar(
+        select(func.count()).where(
+            WaitlistEntry.provider_id == entry.provider_id,
+            WaitlistEntry.start_at == entry.start_at,
+            WaitlistEntry.status.in_(IN_LINE),
+            WaitlistEntry.seq < entry.seq,
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+async def waiting_for(
+    session: AsyncSession, *, provider_id: uuid.UUID, spans: list[Interval], limit: int
+) -> list[WaitlistEntry]:
+    """The provider's waiting entries whose blocked time overlaps any of ``spans``, in line
+    order."""
+    overlaps = [
+        and_(
+            WaitlistEntry.blocked_start_at < span.end_at,
+            WaitlistEntry.blocked_end_at > span.start_at,
+        )
+        for span in spans
+    ]
+    result = await session.execute(
+        select(WaitlistEntry)
+        .where(
+            WaitlistEntry.provider_id == provider_id,
+            WaitlistEntry.status == WaitlistStatus.WAITING.value,
+            or_(*overlaps),
+        )
+        .order_by(WaitlistEntry.seq)
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    return list(result.scalars())
+
+
+async def ended_offers(
+    session: AsyncSession, *, provider_id: uuid.UUID, now: datetime
+) -> list[WaitlistEntry]:
+    result = await session.execute(
+        select(WaitlistEntry)
+        .where(
+            WaitlistEntry.provider_id == provider_id,
+            WaitlistEntry.status == WaitlistStatus.OFFERED.value,
+            WaitlistEntry.offer_until <= now,
+        )
+        .order_by(WaitlistEntry.seq)
+        .execution_options(populate_existing=True)
+    )
+    return list(result.scalars())
+
+
+async def offer_hold(session: AsyncSession, entry_id: uuid.UUID) -> Appointment | None:
+    """The hold an offer made for this entry, while it is one (not yet booked)."""
+    result = await session.execute(
+        select(Appointment)
+        .where(Appointment.held_by == holder_of(entry_id), Appointment.status == Status.HELD)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+def _lapsed_hold_with_waiters(now: datetime) -> ColumnElement[bool]:
+    """Held rows (guests' unverified bookings and holds) past their end that overlap a
+    waiting entry of their provider."""
+    return and_(
+        Appointment.status.in_([Status.HELD, Status.PENDING_VERIFICATION]),
+        Appointment.hold_until <= now,
+        WaitlistEntry.provider_id == Appointment.provider_id,
+        WaitlistEntry.status == WaitlistStatus.WAITING.value,
+        WaitlistEntry.blocked_start_at < Appointment.blocked_end_at,
+        WaitlistEntry.blocked_end_at > Appointment.blocked_start_at,
+    )
+
+
+async def lapsed_holds_with_waiters(
+    session: AsyncSession, *, provider_id: uuid.UUID, now: datetime
+) -> list[Interval]:
+    """The blocked spans of the provider's lapsed holds that waiters wait for."""
+    result = await session.execute(
+        select(Appointment.blocked_start_at, Appointment.blocked_end_at)
+        .distinct()
+        .where(Appointment.provider_id == provider_id, _lapsed_hold_with_waiters(now))
+    )
+    return [Interval(start_at, end_at) for start_at, end_at in result.all()]
+
+
+async def providers_to_sweep(session: AsyncSession, *, now: datetime) -> list[uuid.UUID]:
+    """Providers with an offer past its end, or a lapsed hold that waiters wait for."""
+    offers = select(WaitlistEntry.provider_id).where(
+        WaitlistEntry.status == WaitlistStatus.OFFERED.value, WaitlistEntry.offer_until <= now
+    )
+    lapsed = select(Appointment.provider_id).where(_lapsed_hold_with_waiters(now))
+    result = await session.execute(offers.union(lapsed))
+    return sorted(result.scalars())
+
+
+async def page_for_provider(
+    session: AsyncSession,
+    *,
+    provider_id: uuid.UUID,
+    start_from: datetime,
+    start_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[WaitlistEntry], int]:
+    """The provider's entries in line for times starting in [start_from, start_to)."""
+    query = select(WaitlistEntry).where(
+        WaitlistEntry.provider_id == provider_id,
+        WaitlistEntry.status.in_(IN_LINE),
+        WaitlistEntry.start_at >= start_from,
+    )
+    if start_to is not None:
+        query = query.where(WaitlistEntry.start_at < start_to)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(WaitlistEntry.start_at, WaitlistEntry.seq).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
