@@ -87,8 +87,9 @@ async def seed(url: str) -> list[SeededProvider]:
     return providers
 
 
-async def add_clients(url: str) -> list[str]:
-    """CLIENTS client accounts, signed in: access tokens minted as auth/service.py does.
+async def add_clients(url: str, *, prefix: str = "bench-client") -> list[str]:
+    """CLIENTS client accounts (``prefix``-NN@example.com), signed in: access tokens minted as
+    auth/service.py does.
 
     (Logging in through the API would only add 20 argon2 hashes to the set-up; the token
     path a booking runs - decode, denylist check, user load - is the same.)
@@ -98,7 +99,7 @@ async def add_clients(url: str) -> list[str]:
     users = [
         User(
             id=uuid.uuid4(),
-            email=f"bench-client-{i:02d}@example.com",
+            email=f"{prefix}-{i:02d}@example.com",
             full_name=f"Client {i}",
             role=Role.CLIENT,
             hashed_password="!",

@@ -9,7 +9,8 @@ cache on):
 
 - One provider (America/New_York) working 09:00-17:00 every day, 30-minute sessions on a
   30-minute grid (16 slots a day), no notice, no confirmation step, bookable a year ahead;
-  each variant below has a provider of its own, so the second never runs out of free slots.
+  each variant below has a provider and 20 clients of its own, so the second never runs out
+  of free slots and its clients hold no times of the first's.
 - 20 signed-in clients (access tokens minted as `bench_booking.py` does), one keep-alive
   connection each. Client i's k-th booking takes the (20k + i)-th slot of the provider's
   grid from 2 days ahead, so every booking is a distinct free slot, no client ever holds
@@ -250,10 +251,13 @@ def measure_database(kind: str, plan: Plan, report: Report) -> None:
     banner(f"browse and book on {label}")
     with bench_database(kind, "browse") as url:
         providers = asyncio.run(seed(url))
-        tokens = asyncio.run(add_clients(url))
         details: dict[str, Any] = {}
         with uvicorn_server("slotwise.main:app_factory", url, label=f"slotwise-{kind}") as server:
-            for (variant, changes), provider in zip(VARIANTS, providers, strict=True):
+            for n, ((variant, changes), provider) in enumerate(
+                zip(VARIANTS, providers, strict=True)
+            ):
+                # Clients of its own too: the first variant's still hold their times.
+                tokens = asyncio.run(add_clients(url, prefix=f"bench-browse-{n}-client"))
                 slots = grid(provider)
                 clients = [
                     Client(i, token, str(provider.id), slots) for i, token in enumerate(tokens)
