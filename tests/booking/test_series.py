@@ -361,3 +361,45 @@ async def test_each_occurrence_is_announced_and_listed_as_taken(
     )
     assert booked.status_code == 201
     assert "10:00" not in await starts()  # the kept listing learned of the occurrence
+
+
+async def test_an_idempotency_key_books_a_series_once(
+    client: httpx.AsyncClient, clock: Clock, app: FastAPI
+) -> None:
+    _, provider = await bookable_provider(client, requires_confirmation=False)
+    kim = await signed_in(client)
+    body = series_body(provider, f"{FIRST}T10:00:00", count=3)
+    headers = {**kim.headers, "Idempotency-Key": "term-plan-1"}
+    first = await client.post("/appointments/series", headers=headers, json=body)
+    again = await client.post("/appointments/series", headers=headers, json=body)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    async with app.state.slotwise.db.session(writes=False) as session:
+        stored = (await session.scalars(select(Appointment))).all()
+    assert len(stored) == 3  # one series, not two
+
+    other = series_body(provider, f"{FIRST}T11:00:00", count=3)
+    reused = await client.post("/appointments/series", headers=headers, json=other)
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["code"] == "idempotency_key_reused"
+
+
+async def test_a_guests_replayed_series_carries_a_fresh_manage_token(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client, requires_confirmation=False)
+    body = guest_series(provider, f"{FIRST}T10:00:00", count=2)
+    headers = {"Idempotency-Key": "guest-plan-1"}
+    first = await client.post("/appointments/series", headers=headers, json=body)
+    again = await client.post("/appointments/series", headers=headers, json=body)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json()["id"] == first.json()["id"]
+    old, new = first.json()["manage_token"], again.json()["manage_token"]
+    assert old
+    assert new
+    assert new != old
+    assert (await client.get(f"/bookings/series/{old}")).status_code == 404
+    managed = await client.get(f"/bookings/series/{new}")
+    assert managed.status_code == 200, managed.text
+    assert managed.json()["id"] == first.json()["id"]

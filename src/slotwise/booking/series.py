@@ -444,3 +444,14 @@ async def _tell(
         messages, changed=told, everything=everything, offsets=offsets, now=now
     )
     await messages.write(session)
+
+
+async def rotate_manage_token(session: AsyncSession, *, series_id: uuid.UUID) -> str | None:
+    """A new manage token for a guest's series (the old one stops working)."""
+    series = await session.get(AppointmentSeries, series_id)
+    if series is None or series.guest_email is None:
+        return None
+    token = tokens.new_secret_token()
+    series.manage_token_hash = tokens.fingerprint(token)
+    await session.flush()
+    return token

@@ -4,15 +4,18 @@ appointment routes."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, status
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Header, Path, Request, status
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth import callers
 from slotwise.auth.deps import CurrentUser, OptionalClaims
+from slotwise.booking import idempotency
 from slotwise.booking import series as series_service
 from slotwise.booking.models import Status
 from slotwise.booking.present import series_created, series_read
@@ -61,12 +64,35 @@ SERIES_REFUSALS = (
 )
 @needs(Scope.BOOK)
 async def create_series(
-    request: Request, data: SeriesCreate, claims: OptionalClaims, now: NowDep
+    request: Request,
+    data: SeriesCreate,
+    claims: OptionalClaims,
+    now: NowDep,
+    idempotency_key: Annotated[
+        Text | None,
+        Header(
+            max_length=idempotency.MAX_KEY_LENGTH,
+            description="Retry safely: the same key and body replay the first response.",
+        ),
+    ] = None,
 ) -> Response:
     app: AppState = request.app.state.slotwise
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
     async with app.db.transaction(writes=True) as session:
         user = await callers.user_for_claims(session, app.redis, claims) if claims else None
+        claimed = None
+        if idempotency_key:  # claimed in the series' transaction, as a single booking's key
+            guest = str(data.guest_details.email).lower() if data.guest_details else ""
+            found = await idempotency.claim(
+                session,
+                scope=f"user:{user.id}" if user else f"guest:{guest}",
+                key=idempotency_key,
+                digest=idempotency.request_hash("series:" + data.model_dump_json()),
+                now=now,
+            )
+            if isinstance(found, idempotency.Replay):
+                return await _replay(session, found)
+            claimed = found
         booked = await series_service.book(
             session,
             kept_terms=app.terms,
@@ -89,7 +115,21 @@ async def create_series(
             ],
             booked.manage_token,
         )
+        if claimed is not None:  # a guest's manage token is never stored in clear
+            stored = body.model_copy(update={"manage_token": None}).model_dump_json()
+            idempotency.remember(claimed, status=201, body=stored)
     return Response(body.model_dump_json(), status_code=201, media_type="application/json")
+
+
+async def _replay(session: AsyncSession, replay: idempotency.Replay) -> JSONResponse:
+    """The first response again; a guest's series gets a fresh manage token (the first one
+    was shown once and is not stored in clear), and the first stops working."""
+    content = json.loads(replay.body)
+    if content.get("guest") is not None:
+        content["manage_token"] = await series_service.rotate_manage_token(
+            session, series_id=uuid.UUID(content["id"])
+        )
+    return JSONResponse(content, status_code=replay.status, headers={"Idempotent-Replayed": "true"})
 
 
 async def _acting(
