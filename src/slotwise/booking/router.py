@@ -108,6 +108,14 @@ def _refusals() -> str:
 
 REFUSALS = _refusals()
 
+IdempotencyKeyHeader = Annotated[
+    Text | None,
+    Header(
+        max_length=idempotency.MAX_KEY_LENGTH,
+        description="Retry safely: the same key and body replay the first response.",
+    ),
+]
+
 
 @booking_router.post(
     "",
@@ -129,13 +137,7 @@ async def create_appointment(
     data: AppointmentCreate,
     claims: OptionalClaims,
     now: NowDep,
-    idempotency_key: Annotated[
-        Text | None,
-        Header(
-            max_length=idempotency.MAX_KEY_LENGTH,
-            description="Retry safely: the same key and body replay the first response.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     # The state read from the request, not StateDep: one dependency fewer for FastAPI to
     # solve on the busiest write (docs/architecture.md, "The booking pipeline").

@@ -8,7 +8,7 @@ import json
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request, status
+from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,12 @@ from slotwise.booking import idempotency
 from slotwise.booking import series as series_service
 from slotwise.booking.models import Status
 from slotwise.booking.present import series_created, series_read
-from slotwise.booking.router import REFUSALS, Reminders, booking_caller
+from slotwise.booking.router import (
+    REFUSALS,
+    IdempotencyKeyHeader,
+    Reminders,
+    booking_caller,
+)
 from slotwise.booking.schemas import (
     SeriesCancel,
     SeriesCreate,
@@ -68,13 +73,7 @@ async def create_series(
     data: SeriesCreate,
     claims: OptionalClaims,
     now: NowDep,
-    idempotency_key: Annotated[
-        Text | None,
-        Header(
-            max_length=idempotency.MAX_KEY_LENGTH,
-            description="Retry safely: the same key and body replay the first response.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     app: AppState = request.app.state.slotwise
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
