@@ -9,7 +9,7 @@ A single booking (an idempotent one, in the transaction that claims its key) goe
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -173,6 +173,83 @@ class Booked:
     parties: facts.Parties
     mailing: publish.Mailing
     verify_url: str | None = None  # a held guest booking's: mailed to the guest, never shown
+
+
+@dataclass(frozen=True, slots=True)
+class NewHold:
+    """A held row not yet written: the instance, its token (shown once), and its row for
+    ``write.take`` (no history, no messages of its own)."""
+
+    hold: Appointment
+    token: str
+    row: Row
+
+
+def new_hold(
+    known: Known,
+    placement: scheduling.Placement,
+    *,
+    user: User | None,
+    own_key: str,
+    holder: str,
+    hold_cap: int,
+    hold_until: datetime,
+    now: datetime,
+) -> NewHold:
+    """A hold of ``placement``: a signed-in holder's under their own client key ``own_key``
+    (their overlap rule applies at once); an anonymous one under a key of its own, which
+    nobody else has. Judged as a booking is, plus the holder's live holds (``hold_cap``)."""
+    terms = known.terms
+    hold_id = uuid.uuid4()
+    token = tokens.new_secret_token()
+    client_key = own_key if user is not None else f"hold:{hold_id}"
+    claim = write.claim_for(
+        terms,
+        placement,
+        client_key=client_key,
+        now=now,
+        client_cap=terms.limits.per_client if user is not None else None,
+        check_standing=user is not None,
+    )
+    hold = unsaved(
+        Appointment,
+        id=hold_id,
+        session_key=placement.session_key or hold_id,
+        seat_no=1,
+        capacity=placement.offering.capacity,
+        provider_id=terms.provider_id,
+        service_id=placement.offering.id,
+        client_id=user.id if user is not None else None,
+        guest_name=None,
+        guest_email=None if user is not None else "",  # has_client: no one's address
+        guest_phone=None,
+        client_key=client_key,
+        start_at=placement.start_at,
+        end_at=placement.end_at,
+        blocked_start_at=placement.blocked_start_at,
+        blocked_end_at=placement.blocked_end_at,
+        timezone=known.timezone,
+        status=Status.HELD,
+        notes=None,
+        cancel_reason=None,
+        manage_token_hash=None,
+        hold_until=hold_until,
+        verify_token_hash=None,
+        hold_token_hash=tokens.fingerprint(token),
+        held_by=holder,
+        series_id=None,
+        recurrence_at=None,
+        sequence=0,
+        created_at=now,
+        updated_at=now,
+    )
+    row = Row(
+        claim=replace(claim, holder=holder, hold_cap=hold_cap),
+        appointment=_values(hold, _APPOINTMENTS),
+        events=[],
+        messages=[],
+    )
+    return NewHold(hold=hold, token=token, row=row)
 
 
 def new_booking(

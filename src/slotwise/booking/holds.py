@@ -23,7 +23,6 @@ count it.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -43,11 +42,11 @@ from slotwise.booking.errors import (
 )
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.integrity import raise_for_constraint
-from slotwise.booking.models import Appointment, AppointmentEvent, Status
+from slotwise.booking.models import Appointment, AppointmentEvent
 from slotwise.booking.schemas import AppointmentCreate, HoldCreate
 from slotwise.booking.terms import ATTEMPTS, TermsCache
 from slotwise.config import Settings
-from slotwise.db import table_of, unsaved
+from slotwise.db import table_of
 from slotwise.scheduling import OutOfRange, Proposal, Reason, Refusal
 from slotwise.users.models import User
 from slotwise.webhooks.events import EventType
@@ -112,56 +111,20 @@ async def take(
                 raise refused(decided)
             fresh = True  # kept terms may be stale: a refusal is given on fresh ones only
             continue
-        hold_id = uuid.uuid4()
-        token = tokens.new_secret_token()
-        client_key = user.email.lower() if user is not None else f"hold:{hold_id}"
-        holder = holder_of(user, address)
-        claim = write.claim_for(
-            terms,
+        made = create.new_hold(
+            known,
             decided,
-            client_key=client_key,
-            now=now,
-            client_cap=terms.limits.per_client if user is not None else None,
-            check_standing=user is not None,
-        )
-        claim = replace(claim, holder=holder, hold_cap=policy.max_per_holder)
-        hold = unsaved(
-            Appointment,
-            id=hold_id,
-            session_key=decided.session_key or hold_id,
-            seat_no=1,
-            capacity=decided.offering.capacity,
-            provider_id=terms.provider_id,
-            service_id=decided.offering.id,
-            client_id=user.id if user is not None else None,
-            guest_name=None,
-            guest_email=None if user is not None else "",
-            guest_phone=None,
-            client_key=client_key,
-            start_at=decided.start_at,
-            end_at=decided.end_at,
-            blocked_start_at=decided.blocked_start_at,
-            blocked_end_at=decided.blocked_end_at,
-            timezone=known.timezone,
-            status=Status.HELD,
-            notes=None,
-            cancel_reason=None,
-            manage_token_hash=None,
+            user=user,
+            own_key=user.email.lower() if user is not None else "",
+            holder=holder_of(user, address),
+            hold_cap=policy.max_per_holder,
             hold_until=now + policy.length,
-            verify_token_hash=None,
-            hold_token_hash=tokens.fingerprint(token),
-            held_by=holder,
-            series_id=None,
-            recurrence_at=None,
-            sequence=0,
-            created_at=now,
-            updated_at=now,
+            now=now,
         )
-        values = {column.key: vars(hold)[column.key] for column in _APPOINTMENTS.columns}
-        row = write.Row(claim=claim, appointment=values, events=[], messages=[])
+        hold, token, row = made.hold, made.token, made.row
         (outcome,) = await write.take(session, [row])
         if outcome is None:
-            vars(hold)["seat_no"] = values["seat_no"]  # the write picked it, for a seat
+            vars(hold)["seat_no"] = row.appointment["seat_no"]  # the write picked it, for a seat
             return Held(hold=hold, token=token)
         if outcome.reason is not Reason.TERMS_CHANGED:
             raise refused(outcome)

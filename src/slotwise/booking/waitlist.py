@@ -57,7 +57,6 @@ from slotwise.booking.errors import (
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.models import (
     Appointment,
-    Status,
     WaitlistEntry,
     WaitlistMode,
     WaitlistStatus,
@@ -67,7 +66,7 @@ from slotwise.booking.schemas import AppointmentCreate, GuestDetails
 from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
 from slotwise.booking.waitlist_schemas import WaitlistCreate
 from slotwise.config import Settings
-from slotwise.db import Database, table_of, unsaved
+from slotwise.db import Database
 from slotwise.notifications import outbox
 from slotwise.scheduling import Interval, Limit, Proposal, Reason, Refusal
 from slotwise.users.models import User
@@ -83,7 +82,6 @@ HOLD_PATH = "/api/v1/holds/{token}"
 MAX_TRIED = 20
 # A place refused for these is not free (yet): the waiter keeps their place in line.
 _NOT_FREE = frozenset({Reason.SLOT_UNAVAILABLE, Reason.SESSION_FULL})
-_APPOINTMENTS = table_of(Appointment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,53 +438,17 @@ def _offer(
 ) -> write.Row:
     """A hold of the time for the waiter (held by the entry, until the time starts: the
     offer's own end is the entry's ``offer_until``), and the email offering it."""
-    hold_id = uuid.uuid4()
-    token = tokens.new_secret_token()
-    terms_ = known.terms
-    client_key = entry.client_key if user is not None else f"hold:{hold_id}"
-    holder = entries.holder_of(entry.id)
-    claim = write.claim_for(
-        terms_,
+    made = create.new_hold(
+        known,
         placement,
-        client_key=client_key,
-        now=now,
-        client_cap=terms_.limits.per_client if user is not None else None,
-        check_standing=user is not None,
-    )
-    claim = replace(claim, holder=holder, hold_cap=1)  # the entry's one offer
-    hold = unsaved(
-        Appointment,
-        id=hold_id,
-        session_key=placement.session_key or hold_id,
-        seat_no=1,
-        capacity=placement.offering.capacity,
-        provider_id=terms_.provider_id,
-        service_id=placement.offering.id,
-        client_id=user.id if user is not None else None,
-        guest_name=None,
-        guest_email=None if user is not None else "",
-        guest_phone=None,
-        client_key=client_key,
-        start_at=placement.start_at,
-        end_at=placement.end_at,
-        blocked_start_at=placement.blocked_start_at,
-        blocked_end_at=placement.blocked_end_at,
-        timezone=known.timezone,
-        status=Status.HELD,
-        notes=None,
-        cancel_reason=None,
-        manage_token_hash=None,
+        user=user,
+        own_key=entry.client_key,
+        holder=entries.holder_of(entry.id),
+        hold_cap=1,  # the entry's one offer
         hold_until=placement.start_at,
-        verify_token_hash=None,
-        hold_token_hash=tokens.fingerprint(token),
-        held_by=holder,
-        series_id=None,
-        recurrence_at=None,
-        sequence=0,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
-    values = {column.key: vars(hold)[column.key] for column in _APPOINTMENTS.columns}
+    hold, token = made.hold, made.token
     waiter = facts.Party(
         email=user.email if user is not None else entry.guest_email or "",
         name=user.full_name if user is not None else entry.guest_name or "",
@@ -506,7 +468,7 @@ def _offer(
         offer_url=policy.offer_url.replace("{token}", token) if policy.offer_url else None,
         now=now,
     )
-    return write.Row(claim=claim, appointment=values, events=[], messages=messages.rows)
+    return replace(made.row, messages=messages.rows)
 
 
 # -- an offer's hold, booked or read with its token (booking.holds) --------------------------
