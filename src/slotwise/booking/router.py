@@ -155,15 +155,20 @@ async def create_appointment(
 
 
 async def booking_caller(
-    app: AppState, request: Request, claims: TokenClaims | None, *, for_guest: bool
+    app: AppState,
+    request: Request,
+    claims: TokenClaims | None,
+    *,
+    for_guest: bool,
+    guest_limit: tuple[str, str] | None = None,
 ) -> TokenClaims | None:
     """Who books: the signed-in caller, or a guest (None). A guest's requests are counted per
-    client address; an integrator's booking page books for its guest with its key (``for_guest``:
-    the body names the guest), counted against the key's own rate limit, not the address's."""
+    client address (``guest_limit``: the limit and its scope, by default the guest booking
+    one); an integrator's booking page books for its guest with its key (``for_guest``: the
+    body names the guest), counted against the key's own rate limit, not the address's."""
     if claims is None:
-        await app.limiter.hit(
-            app.settings.rate_limit_guest_booking_ip, "guest-booking-ip", _client_address(request)
-        )
+        limit, scope = guest_limit or (app.settings.rate_limit_guest_booking_ip, "guest-booking-ip")
+        await app.limiter.hit(limit, scope, _client_address(request))
         return None
     if claims.api_key_id is not None and for_guest:
         return None

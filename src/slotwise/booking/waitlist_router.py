@@ -22,6 +22,7 @@ from slotwise.booking.errors import (
     WaitlistLimitReached,
 )
 from slotwise.booking.models import WaitlistEntry, WaitlistStatus
+from slotwise.booking.router import booking_caller
 from slotwise.booking.waitlist_schemas import (
     WaitlistCreate,
     WaitlistEntryRead,
@@ -89,20 +90,6 @@ def _read(entry: WaitlistEntry, position: int | None) -> WaitlistEntryRead:
     )
 
 
-async def _caller_for(
-    app: AppState, request: Request, claims: OptionalClaims, *, for_guest: bool
-) -> OptionalClaims:
-    """Who joins: the signed-in caller, or a guest (None), counted per client address; an
-    integrator's key with a guest's details joins for the guest (as a booking does)."""
-    if claims is None:
-        address = request.client.host if request.client else "unknown"
-        await app.limiter.hit(app.settings.rate_limit_waitlist_ip, "waitlist-ip", address)
-        return None
-    if claims.api_key_id is not None and for_guest:
-        return None
-    return claims
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -116,7 +103,13 @@ async def join_waitlist(
     request: Request, data: WaitlistCreate, claims: OptionalClaims, session: SessionDep, now: NowDep
 ) -> WaitlistJoined:
     app: AppState = request.app.state.slotwise
-    claims = await _caller_for(app, request, claims, for_guest=data.guest_details is not None)
+    claims = await booking_caller(
+        app,
+        request,
+        claims,
+        for_guest=data.guest_details is not None,
+        guest_limit=(app.settings.rate_limit_waitlist_ip, "waitlist-ip"),
+    )
     user = await callers.user_for_claims(session, app.redis, claims) if claims else None
     joined = await waitlist.join(
         session,
