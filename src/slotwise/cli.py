@@ -137,6 +137,7 @@ def _worker_process() -> None:
 
 
 async def _run_worker() -> None:
+    from slotwise import housekeeping
     from slotwise.booking.publish import reminder_still_due
     from slotwise.notifications.worker import run
     from slotwise.observability import configure_logging
@@ -157,7 +158,9 @@ async def _run_worker() -> None:
 
         loop.add_reader(parent.sentinel, orphaned)
     await asyncio.gather(
-        run(settings, reminder_still_due, stop), webhooks_worker.run(settings, stop)
+        run(settings, reminder_still_due, stop),
+        webhooks_worker.run(settings, stop),
+        housekeeping.run(settings, stop),
     )
 
 
@@ -167,7 +170,8 @@ def worker(
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")
     ] = True,
 ) -> None:
-    """Deliver queued email, reminders and webhooks until stopped (SIGINT or SIGTERM).
+    """Deliver queued email, reminders and webhooks, and keep finished rows pruned
+    (slotwise.housekeeping), until stopped (SIGINT or SIGTERM).
 
     On PostgreSQL, run as many as you like; on SQLite, run one.
     """
@@ -189,6 +193,32 @@ def migrate(
     else:
         migrations.upgrade(url, revision)
     typer.echo(f"database at {'down' if down else 'up'} to {revision}")
+
+
+@app.command()
+def prune() -> None:
+    """Delete what has served its purpose now, as the worker does every
+    SLOTWISE_HOUSEKEEPING_MINUTES: expired tokens; emails and webhook deliveries finished
+    more than SLOTWISE_RETENTION_DAYS ago."""
+    from datetime import UTC, datetime, timedelta
+
+    from slotwise import housekeeping
+    from slotwise.db import Database
+
+    settings = get_settings()
+
+    async def one_pass() -> housekeeping.Pruned:
+        db = Database(settings.database_url, pool_size=1)
+        try:
+            return await housekeeping.prune(
+                db, now=datetime.now(UTC), retention=timedelta(days=settings.retention_days)
+            )
+        finally:
+            await db.dispose()
+
+    pruned = asyncio.run(one_pass())
+    for table, count in pruned.counts.items():
+        typer.echo(f"{table}: {count} deleted")
 
 
 @app.command("create-admin")

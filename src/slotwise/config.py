@@ -171,6 +171,16 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=8, ge=1)
     outbox_retry_base_seconds: float = Field(default=30, gt=0)
     outbox_lease_seconds: float = Field(default=300, gt=0)
+    retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Sent, withdrawn and given-up emails and finished webhook deliveries (with "
+        "their attempts) are deleted once this old (slotwise.housekeeping).",
+    )
+    housekeeping_minutes: float = Field(
+        default=60, gt=0, description="How often the worker runs a housekeeping pass."
+    )
     run_worker_in_serve: bool | None = Field(
         default=None, description="`slotwise serve` starts a worker; default: in development."
     )

@@ -254,3 +254,16 @@ async def test_demo_works_on_any_day(workdir: Path, weekday: int) -> None:
     monday = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     lines = await populate(make_settings(url), now=monday + timedelta(days=weekday))
     assert any("maria@demo.slotwise.dev" in line for line in lines)
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    """An operator learns the settings from the README's table: a setting added without its
+    row fails here."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `SLOTWISE_")]
+    missing = [
+        name
+        for name in Settings.model_fields
+        if not any(f"`SLOTWISE_{name.upper()}`" in row for row in rows)
+    ]
+    assert missing == []
