@@ -22,6 +22,24 @@ Notes = Annotated[MultilineText, StringConstraints(max_length=2000)]
 HoldToken = Annotated[Text, StringConstraints(min_length=16, max_length=128)]
 Reason = Annotated[MultilineText, StringConstraints(strip_whitespace=True, max_length=500)]
 
+# A request's provider and time, with the aliases the systems Slotwise replaces used: one
+# declaration for every request that names a slot (booking, series, hold, waitlist).
+ProviderRef = Annotated[
+    Text,
+    Field(
+        min_length=1,
+        max_length=64,
+        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),
+        description="The provider's id, user id or public handle.",
+    ),
+]
+StartAt = Annotated[
+    ApiDatetime, Field(validation_alias=AliasChoices("start_datetime", "start_time", "start_at"))
+]
+EndAt = Annotated[
+    ApiDatetime | None, Field(validation_alias=AliasChoices("end_datetime", "end_time", "end_at"))
+]
+
 
 class GuestDetails(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -41,18 +59,9 @@ class AppointmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: Text = Field(
-        min_length=1,
-        max_length=64,
-        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),
-        description="The provider's id, user id or public handle.",
-    )
-    start_datetime: ApiDatetime = Field(
-        validation_alias=AliasChoices("start_datetime", "start_time", "start_at")
-    )
-    end_datetime: ApiDatetime | None = Field(
-        default=None, validation_alias=AliasChoices("end_datetime", "end_time", "end_at")
-    )
+    provider_id: ProviderRef
+    start_datetime: StartAt
+    end_datetime: EndAt = None
     service_id: uuid.UUID | None = None
     notes: Notes | None = None
     guest_details: GuestDetails | None = Field(
@@ -220,17 +229,9 @@ class SeriesCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: Text = Field(
-        min_length=1,
-        max_length=64,
-        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),
-        description="The provider's id, user id or public handle.",
-    )
+    provider_id: ProviderRef
     service_id: uuid.UUID | None = None
-    start_datetime: ApiDatetime = Field(
-        validation_alias=AliasChoices("start_datetime", "start_time", "start_at"),
-        description="The first occurrence.",
-    )
+    start_datetime: StartAt = Field(description="The first occurrence.")
     every_weeks: int = Field(default=1, ge=1, le=4)
     count: int | None = Field(
         default=None, ge=1, description="How many occurrences (more than 52: series_too_long)."
@@ -315,18 +316,9 @@ class HoldCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: Text = Field(
-        min_length=1,
-        max_length=64,
-        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),
-        description="The provider's id, user id or public handle.",
-    )
-    start_datetime: ApiDatetime = Field(
-        validation_alias=AliasChoices("start_datetime", "start_time", "start_at")
-    )
-    end_datetime: ApiDatetime | None = Field(
-        default=None, validation_alias=AliasChoices("end_datetime", "end_time", "end_at")
-    )
+    provider_id: ProviderRef
+    start_datetime: StartAt
+    end_datetime: EndAt = None
     service_id: uuid.UUID | None = None
 
 

@@ -6,11 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from slotwise.booking.schemas import GuestDetails, Notes
-from slotwise.dates import ApiDatetime
-from slotwise.text import Text
+from slotwise.booking.schemas import EndAt, GuestDetails, Notes, ProviderRef, StartAt
 
 
 class WaitlistCreate(BaseModel):
@@ -19,18 +17,9 @@ class WaitlistCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: Text = Field(
-        min_length=1,
-        max_length=64,
-        validation_alias=AliasChoices("provider_id", "tutor_id", "doctor_id", "staff_id"),
-        description="The provider's id, user id or public handle.",
-    )
-    start_datetime: ApiDatetime = Field(
-        validation_alias=AliasChoices("start_datetime", "start_time", "start_at")
-    )
-    end_datetime: ApiDatetime | None = Field(
-        default=None, validation_alias=AliasChoices("end_datetime", "end_time", "end_at")
-    )
+    provider_id: ProviderRef
+    start_datetime: StartAt
+    end_datetime: EndAt = None
     service_id: uuid.UUID | None = None
     mode: Literal["offer", "book"] = Field(
         default="offer",
