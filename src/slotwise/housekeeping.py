@@ -22,7 +22,6 @@ worker at once (two passes only find fewer rows).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from typing import Any
 import structlog
 from sqlalchemy import ColumnElement, Delete, delete, select, tuple_
 
+from slotwise import polling
 from slotwise.auth.models import PasswordResetToken, RefreshToken
 from slotwise.config import Settings
 from slotwise.db import Database
@@ -112,15 +112,19 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock = wall_cl
     ``housekeeping_minutes``, until stopped."""
     db = Database(settings.database_url, pool_size=1)
     retention = timedelta(days=settings.retention_days)
+
+    async def step() -> bool:
+        pruned = await prune(db, now=clock(), retention=retention)
+        if pruned.total:
+            log.info("housekeeping_pruned", **pruned.counts)
+        return False  # a pass deletes all that is due
+
     try:
-        while not stop.is_set():
-            try:
-                pruned = await prune(db, now=clock(), retention=retention)
-                if pruned.total:
-                    log.info("housekeeping_pruned", **pruned.counts)
-            except Exception:  # the database may be down for a while; the next pass tries
-                log.exception("housekeeping_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.housekeeping_minutes * 60)
+        await polling.poll(
+            step,
+            stop=stop,
+            every_seconds=settings.housekeeping_minutes * 60,
+            failure_event="housekeeping_failed",
+        )
     finally:
         await db.dispose()

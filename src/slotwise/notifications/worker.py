@@ -9,7 +9,6 @@ row is kept as dead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import uuid
@@ -22,7 +21,7 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise import leases
+from slotwise import leases, polling
 from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.notifications import render
@@ -85,16 +84,17 @@ class Worker:
 
     async def run_forever(self, stop: asyncio.Event, *, clock: Clock = wall_clock) -> None:
         log.info("worker_started", worker_id=self.worker_id)
-        while not stop.is_set():
-            try:
-                outcome = await self.run_once(now=clock())
-            except Exception:  # the database may be down for a while; keep polling
-                log.exception("worker_poll_failed")
-                outcome = Outcome()
-            if outcome.claimed >= self.settings.worker_batch_size:
-                continue  # more may be due right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.worker_poll_seconds)
+
+        async def step() -> bool:  # a full batch: more may be due right now
+            outcome = await self.run_once(now=clock())
+            return outcome.claimed >= self.settings.worker_batch_size
+
+        await polling.poll(
+            step,
+            stop=stop,
+            every_seconds=self.settings.worker_poll_seconds,
+            failure_event="worker_poll_failed",
+        )
         log.info("worker_stopped", worker_id=self.worker_id)
 
     async def _claim(self, now: datetime) -> list[OutboxMessage]:

@@ -11,7 +11,6 @@ since its first failure is disabled, and its owner emailed through the mail outb
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -25,7 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
-from slotwise import leases
+from slotwise import leases, polling
 from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.notifications import outbox
@@ -257,16 +256,17 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock = wall_cl
         guard=OutboundGuard.from_settings(settings),
         worker_id=f"webhooks:{uuid.uuid4().hex[:8]}",
     )
+
+    async def step() -> bool:  # a full batch: more may be due right now
+        outcome = await worker.run_once(now=clock())
+        return outcome.claimed >= settings.worker_batch_size
+
     try:
-        while not stop.is_set():
-            try:
-                outcome = await worker.run_once(now=clock())
-            except Exception:  # the database may be down for a while; keep polling
-                log.exception("webhook_poll_failed")
-                outcome = Outcome()
-            if outcome.claimed >= settings.worker_batch_size:
-                continue  # more may be due right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.worker_poll_seconds)
+        await polling.poll(
+            step,
+            stop=stop,
+            every_seconds=settings.worker_poll_seconds,
+            failure_event="webhook_poll_failed",
+        )
     finally:
         await db.dispose()
