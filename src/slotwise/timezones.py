@@ -30,7 +30,7 @@ def known_zones() -> frozenset[str]:
 def check_zone(name: str) -> str:
     if name not in known_zones():
         raise PydanticCustomError(
-            "unknown_time_zone", "Unknown IANA time zone {name!r}.", {"name": name}
+            "unknown_time_zone", "Unknown IANA time zone '{name}'.", {"name": name}
         )
     return name
 

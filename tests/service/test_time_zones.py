@@ -28,6 +28,9 @@ def _refused_zone(response: httpx.Response, *loc: str) -> None:
     assert list(loc) in [error["loc"] for error in details]
     refusal = next(error for error in details if error["loc"] == list(loc))
     assert refusal["type"] == "unknown_time_zone", refusal
+    # The message names the zone refused (a template left unfilled once read "{name!r}").
+    assert "{" not in refusal["msg"], refusal
+    assert refusal["msg"].startswith("Unknown IANA time zone '"), refusal
 
 
 async def test_host_file_names_are_refused_everywhere_a_zone_enters(
