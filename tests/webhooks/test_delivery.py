@@ -5,6 +5,7 @@ subscription failing for days disabled with its owner told by email."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from standardwebhooks.webhooks import Webhook
 from slotwise.config import Settings
 from slotwise.notifications.models import OutboxMessage
 from slotwise.outbound import OutboundGuard
+from slotwise.webhooks.models import WebhookDelivery
 from slotwise.webhooks.worker import WebhookWorker
 from tests.factories import (
     BOOKING_NOW,
@@ -24,6 +26,8 @@ from tests.factories import (
     bookable_provider,
     count_rows,
     guest_booking,
+    login,
+    signed_in_admin,
 )
 from tests.receiver import Receiver
 
@@ -285,3 +289,53 @@ async def test_another_providers_events_are_not_delivered(
     await _book(client, other)
     await worker.run_until_idle(now=clock.now)
     assert receiver.received == []
+
+
+async def test_a_subscription_hears_nothing_once_its_owner_loses_the_right(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    clock: Clock,
+    receiver: Receiver,
+    worker: WebhookWorker,
+) -> None:
+    """A subscription stands on its owner's role and standing, as they are when the event
+    happens and when it is delivered: an admin demoted to provider no longer hears (or
+    reads) every tenant's bookings, a suspended provider no longer hears its own."""
+    root = await signed_in_admin(client, settings)
+    admin = await signed_in_admin(client, settings)
+    everyone = await client.post(
+        "/webhooks", headers=admin.headers, json={"url": receiver.url, "event_types": EVERY_EVENT}
+    )
+    assert everyone.status_code == 201, everyone.text
+    provider, profile, own = await _subscribed(client, receiver, requires_confirmation=False)
+    await _book(client, profile)  # queued for both, while both may hear it
+
+    demoted = await client.patch(
+        f"/users/{admin.id}", headers=root.headers, json={"role": "provider"}
+    )
+    assert demoted.status_code == 200, demoted.text
+    await _book(client, profile, "2027-03-05T17:00:00Z")  # queued for the provider only
+    blocked = await client.patch(
+        f"/users/{provider.id}", headers=root.headers, json={"is_blocked": True}
+    )
+    assert blocked.status_code == 200, blocked.text
+    await worker.run_until_idle(now=clock.now)
+
+    assert receiver.received == []  # what was queued before is held back at delivery
+    created = "booking.created"
+    everyone_id, own_id = uuid.UUID(everyone.json()["id"]), uuid.UUID(own["id"])
+    # The admin's heard the first booking only; the provider's, both.
+    assert (
+        await count_rows(app, WebhookDelivery, subscription_id=everyone_id, event_type=created) == 1
+    )
+    assert await count_rows(app, WebhookDelivery, subscription_id=own_id, event_type=created) == 2
+    again = await login(client, admin.email)
+    headers = {"Authorization": f"Bearer {again['access_token']}"}
+    assert (await client.get("/webhooks", headers=headers)).json() == []
+    hidden = await client.get(f"/webhooks/{everyone.json()['id']}/deliveries", headers=headers)
+    assert hidden.status_code == 404
+    assert hidden.json()["code"] == "webhook_not_found"
+    # An admin still sees both, and may delete them.
+    listed = {hook["id"] for hook in (await client.get("/webhooks", headers=root.headers)).json()}
+    assert listed == {everyone.json()["id"], own["id"]}

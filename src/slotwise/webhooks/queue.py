@@ -16,10 +16,12 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Integer,
     Select,
     String,
     Uuid,
+    and_,
     bindparam,
     insert,
     literal,
@@ -29,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.db import UTCDateTime, one_of, padded, table_of
+from slotwise.users.models import Role, User
 from slotwise.webhooks.events import PAYLOAD_VERSION, EventType
 from slotwise.webhooks.models import (
     DeliveryStatus,
@@ -76,6 +79,25 @@ def event(
 _SUBSCRIPTIONS = table_of(WebhookSubscription)
 _WANTS = table_of(WebhookSubscriptionEvent)
 _DELIVERIES = table_of(WebhookDelivery)
+_USERS = table_of(User)
+
+
+def entitled() -> ColumnElement[bool]:
+    """Whether a subscription's owner (``users`` joined on ``owner_id``) may still hear its
+    events: an active, unsuspended admin (every provider's, or one provider's), or an
+    active, unsuspended provider for its own provider's (a provider's subscription names
+    the provider it was made for). A subscription outlives a change of its owner's role or
+    standing, but from then on it hears nothing: a demoted admin's subscription to every
+    provider would otherwise go on receiving every tenant's bookings."""
+    return and_(
+        _USERS.c.is_active,
+        ~_USERS.c.is_blocked,
+        or_(
+            _USERS.c.role == Role.ADMIN.value,
+            and_(_USERS.c.role == Role.PROVIDER.value, _SUBSCRIPTIONS.c.provider_id.is_not(None)),
+        ),
+    )
+
 
 # Built once. An admin's subscription (no provider) hears of every provider.
 _QUEUE = insert(_DELIVERIES).from_select(
@@ -100,8 +122,10 @@ _QUEUE = insert(_DELIVERIES).from_select(
         bindparam("at", type_=UTCDateTime()),
     )
     .join(_WANTS, _WANTS.c.subscription_id == _SUBSCRIPTIONS.c.id)
+    .join(_USERS, _USERS.c.id == _SUBSCRIPTIONS.c.owner_id)
     .where(
         _SUBSCRIPTIONS.c.is_active,
+        entitled(),
         _WANTS.c.event_type == bindparam("event_type", type_=String()),
         or_(
             _SUBSCRIPTIONS.c.provider_id == bindparam("provider_id", type_=Uuid()),
@@ -120,8 +144,10 @@ def _wanted(*, postgresql: bool) -> Select[uuid.UUID | None, str]:
             WebhookSubscriptionEvent,
             WebhookSubscriptionEvent.subscription_id == WebhookSubscription.id,
         )
+        .join(_USERS, _USERS.c.id == WebhookSubscription.owner_id)
         .where(
             WebhookSubscription.is_active,
+            entitled(),
             or_(
                 one_of(WebhookSubscription.provider_id, "providers", postgresql=postgresql),
                 WebhookSubscription.provider_id.is_(None),
@@ -132,6 +158,16 @@ def _wanted(*, postgresql: bool) -> Select[uuid.UUID | None, str]:
 
 
 _WANTED = {False: _wanted(postgresql=False), True: _wanted(postgresql=True)}
+
+
+async def still_entitled(session: AsyncSession, subscription_id: uuid.UUID) -> bool:
+    """Whether the subscription's owner may still hear its events (`entitled`), now."""
+    found = await session.scalar(
+        select(_SUBSCRIPTIONS.c.id)
+        .join(_USERS, _USERS.c.id == _SUBSCRIPTIONS.c.owner_id)
+        .where(_SUBSCRIPTIONS.c.id == subscription_id, entitled())
+    )
+    return found is not None
 
 
 async def enqueue(session: AsyncSession, events: Sequence[Event]) -> None:

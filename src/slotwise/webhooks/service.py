@@ -101,21 +101,32 @@ async def _set_event_types(
     )
 
 
+def _sees(user: User, subscription: WebhookSubscription) -> bool:
+    """An admin sees every subscription; a provider, its own that are for its provider. A
+    subscription to every provider made while its owner was an admin is not theirs to read
+    once they are not (its deliveries hold every tenant's bookings); an admin may delete
+    it."""
+    return user.role is Role.ADMIN or (
+        subscription.owner_id == user.id and subscription.provider_id is not None
+    )
+
+
 async def list_for(session: AsyncSession, *, user: User) -> list[WebhookSubscription]:
-    """An admin sees every subscription; anyone else, their own."""
     query = select(WebhookSubscription).order_by(
         WebhookSubscription.created_at, WebhookSubscription.id
     )
     if user.role is not Role.ADMIN:
         query = query.where(WebhookSubscription.owner_id == user.id)
-    return list(await session.scalars(query))
+    return [
+        subscription for subscription in await session.scalars(query) if _sees(user, subscription)
+    ]
 
 
 async def get_for(
     session: AsyncSession, *, user: User, subscription_id: uuid.UUID
 ) -> WebhookSubscription:
     subscription = await session.get(WebhookSubscription, subscription_id)
-    if subscription is None or (user.role is not Role.ADMIN and subscription.owner_id != user.id):
+    if subscription is None or not _sees(user, subscription):
         raise WebhookNotFound()
     return subscription
 

@@ -30,6 +30,7 @@ from slotwise.db import Database
 from slotwise.notifications import outbox
 from slotwise.outbound import OutboundGuard, OutboundResponse, Refused
 from slotwise.users.models import User
+from slotwise.webhooks import queue
 from slotwise.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -120,10 +121,15 @@ class WebhookWorker:
     async def _deliver(self, delivery: WebhookDelivery, *, now: datetime, outcome: Outcome) -> None:
         async with self.db.session(writes=False) as session:
             subscription = await session.get(WebhookSubscription, delivery.subscription_id)
+            entitled = subscription is not None and await queue.still_entitled(
+                session, subscription.id
+            )
         if subscription is None:  # deleted since: its deliveries went with it
             return
         if not subscription.is_active:
             tried = _Tried(None, "the subscription is not active", 0)
+        elif not entitled:  # its owner was demoted, deactivated or suspended since
+            tried = _Tried(None, "the subscription's owner may no longer receive events", 0)
         else:
             tried = await self._post(subscription, delivery)
         await self._record(subscription, delivery, tried, now=now, outcome=outcome)
