@@ -7,7 +7,8 @@ from datetime import timedelta
 import httpx
 import icalendar
 
-from tests.factories import Account, Clock, bookable_provider, signed_in
+from slotwise.config import Settings
+from tests.factories import Account, Clock, bookable_provider, login, signed_in, signed_in_admin
 
 START = "2027-03-02T10:00:00Z"
 
@@ -119,3 +120,29 @@ async def test_feed_leaves_out_the_distant_past(client: httpx.AsyncClient, clock
     path = path.removeprefix("http://127.0.0.1:8000/api/v1")
     clock.now += timedelta(days=200)
     assert _parse(await client.get(path)).walk("VEVENT") == []
+
+
+async def test_a_demoted_provider_no_longer_sees_its_clients_in_calendars(
+    client: httpx.AsyncClient, settings: Settings, clock: Clock
+) -> None:
+    """The export and the secret feed show a provider's appointments only while the account
+    is a provider, as every other read does; its own bookings as a client stay."""
+    provider, _, appointment = await _booked(client)
+    created = await client.post("/users/me/calendar-feed", headers=provider.headers)
+    path = created.json()["url"].removeprefix("http://127.0.0.1:8000/api/v1")
+    assert [str(e["UID"]) for e in _parse(await client.get(path)).walk("VEVENT")] == [
+        f"{appointment['id']}@slotwise"
+    ]
+    admin = await signed_in_admin(client, settings)
+    demoted = await client.patch(
+        f"/users/{provider.id}", headers=admin.headers, json={"role": "client"}
+    )
+    assert demoted.status_code == 200, demoted.text
+
+    assert _parse(await client.get(path)).walk("VEVENT") == []
+    again = await login(client, provider.email)
+    export = await client.get(
+        "/appointments/export-all.ics",
+        headers={"Authorization": f"Bearer {again['access_token']}"},
+    )
+    assert _parse(export).walk("VEVENT") == []

@@ -25,7 +25,7 @@ from slotwise.booking.facts import (
 from slotwise.booking.models import Appointment, AppointmentSeries
 from slotwise.config import Settings
 from slotwise.providers.models import Provider, Service
-from slotwise.users.models import User
+from slotwise.users.models import Role, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +228,14 @@ class CalendarAppointments:
         self, session: AsyncSession, *, user: User, starting_from: datetime | None = None
     ) -> list[CalendarFacts]:
         """The user's appointments as client and as provider, by start; the seats of each of
-        the provider's group sessions as one."""
-        provider_ids = set(
-            await session.scalars(select(Provider.id).where(Provider.user_id == user.id))
-        )
+        the provider's group sessions as one. As provider only while the account is one (as
+        `access` decides who may act as a provider): a profile outlives its owner's demotion,
+        and its clients' names and emails must not."""
+        provider_ids: set[uuid.UUID] = set()
+        if user.role is Role.PROVIDER:
+            provider_ids = set(
+                await session.scalars(select(Provider.id).where(Provider.user_id == user.id))
+            )
         query = select(Appointment).where(
             or_(Appointment.client_id == user.id, Appointment.provider_id.in_(provider_ids)),
             Appointment.status != Status.HELD,  # a hold is not an appointment yet
