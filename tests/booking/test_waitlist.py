@@ -4,6 +4,7 @@ or held and offered by email, passing to the next when the offer ends."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from slotwise.booking import waitlist
 from slotwise.booking.models import Appointment, WaitlistEntry
+from slotwise.config import Settings
 from slotwise.notifications.models import OutboxMessage
 from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_holds import code, served, starts
@@ -24,6 +26,7 @@ from tests.factories import (
     count_rows,
     guest_booking,
     signed_in,
+    signed_in_admin,
     unique_email,
 )
 
@@ -275,6 +278,28 @@ async def test_a_waiter_with_a_conflict_is_skipped_for_the_next(
     skipped = (await client.get(f"/waitlist/{one['id']}", headers=busy.headers)).json()
     assert skipped["status"] == "skipped"
     got = (await client.get(f"/waitlist/{two['id']}", headers=free.headers)).json()
+    assert got["status"] == "booked"
+
+
+async def test_a_suspended_waiter_is_skipped_for_the_next(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, clock: Clock
+) -> None:
+    """A waiter suspended (or deactivated) since joining could not book the time
+    themselves: the place goes to the next in line, and nothing is booked in their name."""
+    _, provider, booking = await taken_slot(client)
+    suspended, next_in_line = await signed_in(client), await signed_in(client)
+    one = (await join(client, provider["id"], START, suspended.headers, mode="book")).json()
+    two = (await join(client, provider["id"], START, next_in_line.headers, mode="book")).json()
+    admin = await signed_in_admin(client, settings)
+    blocked = await client.patch(
+        f"/users/{suspended.id}", headers=admin.headers, json={"is_blocked": True}
+    )
+    assert blocked.status_code == 200, blocked.text
+    await cancel(client, booking)
+    skipped = await entry(app, uuid.UUID(one["id"]))
+    assert (skipped.status, skipped.reason) == ("skipped", "client_blocked")
+    assert skipped.appointment_id is None
+    got = (await client.get(f"/waitlist/{two['id']}", headers=next_in_line.headers)).json()
     assert got["status"] == "booked"
 
 

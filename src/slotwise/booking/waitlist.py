@@ -345,6 +345,11 @@ async def _give(
     entry then keeps its place (the time is not free), or leaves the line (the time can no
     longer be booked: expired; the waiter's own rules refuse it: skipped)."""
     user = await session.get(User, entry.client_id) if entry.client_id is not None else None
+    if user is not None and (not user.is_active or user.is_blocked):
+        # Deactivated or suspended since joining: they could not book it themselves.
+        suspended = Refusal(Reason.CLIENT_BLOCKED)
+        _close(entry, WaitlistStatus.SKIPPED, suspended.reason.value, now)
+        return suspended
     request = scheduling.Request(
         service_id=entry.service_id,
         start_time=entry.start_at,
