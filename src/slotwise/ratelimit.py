@@ -17,6 +17,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
+from starlette.requests import Request
 
 from slotwise.errors import RateLimited
 from slotwise.redis_client import REDIS_ERRORS
@@ -103,3 +104,10 @@ async def _refuse(
 ) -> NoReturn:
     stats = await limiter.get_window_stats(item, scope, key)
     raise RateLimited(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
+
+
+def client_address(request: Request) -> str:
+    """The client's address, what per-address limits count by: as uvicorn gives it, the
+    peer's, or the one a trusted proxy forwarded (``--forwarded-allow-ips``;
+    docs/operations.md)."""
+    return request.client.host if request.client else "unknown"

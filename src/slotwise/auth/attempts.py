@@ -30,11 +30,7 @@ async def authenticate(
 ) -> User:
     """``service.authenticate``, refused (429) while the account's failures from this address,
     or from all addresses, are at their limit (``settings``); a failure is counted in both."""
-    account = email.strip().lower()
-    counts = (
-        (settings.rate_limit_login_account, "login-failures", f"{account}|{client_ip}"),
-        (settings.rate_limit_login_account_ceiling, "login-failures-account", account),
-    )
+    counts = _counts(settings, email, client_ip)
     for limit, scope, key in counts:
         await limiter.check(limit, scope, key)
     try:
@@ -43,3 +39,33 @@ async def authenticate(
         for limit, scope, key in counts:
             await limiter.count(limit, scope, key)
         raise
+
+
+async def is_password(
+    hasher: PasswordHasher,
+    limiter: RateLimiter,
+    settings: Settings,
+    *,
+    user: User,
+    password: str,
+    client_ip: str,
+) -> bool:
+    """Whether ``password`` is the signed-in ``user``'s (changing it asks for the current
+    one), counted as a login would be: a wrong one is a failure of the account's, and a
+    stolen session cannot guess the password faster than a login could (429 at the limit)."""
+    counts = _counts(settings, user.email, client_ip)
+    for limit, scope, key in counts:
+        await limiter.check(limit, scope, key)
+    if await hasher.verify(password, user.hashed_password):
+        return True
+    for limit, scope, key in counts:
+        await limiter.count(limit, scope, key)
+    return False
+
+
+def _counts(settings: Settings, email: str, client_ip: str) -> tuple[tuple[str, str, str], ...]:
+    account = email.strip().lower()
+    return (
+        (settings.rate_limit_login_account, "login-failures", f"{account}|{client_ip}"),
+        (settings.rate_limit_login_account_ceiling, "login-failures-account", account),
+    )

@@ -19,15 +19,12 @@ from slotwise.auth.schemas import (
 )
 from slotwise.db import SessionDep
 from slotwise.errors import responses
+from slotwise.ratelimit import client_address
 from slotwise.shared import NowDep, Shared, SharedDep, WallClock
 from slotwise.text import Text
 from slotwise.users.schemas import Password, UserCreate, UserRead
 
 router = APIRouter()
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 async def _login(
@@ -39,7 +36,7 @@ async def _login(
     password: str,
     now: WallClock,
 ) -> TokenPair:
-    client_ip = _client_ip(request)
+    client_ip = client_address(request)
     settings = shared.settings
     await shared.limiter.hit(settings.rate_limit_login_ip, "login-ip", client_ip)
     user = await attempts.authenticate(
@@ -65,7 +62,7 @@ async def register(
     request: Request, data: UserCreate, session: SessionDep, shared: SharedDep, now: WallClock
 ) -> UserRead:
     limit = shared.settings.rate_limit_register_ip
-    await shared.limiter.hit(limit, "register-ip", _client_ip(request))
+    await shared.limiter.hit(limit, "register-ip", client_address(request))
     user = await service.register(session, shared.hasher, data=data, now=now)
     return UserRead.model_validate(user)
 
@@ -129,7 +126,7 @@ async def refresh(
     request: Request, data: RefreshRequest, session: SessionDep, shared: SharedDep, now: WallClock
 ) -> TokenPair:
     settings = shared.settings
-    await shared.limiter.hit(settings.rate_limit_refresh_ip, "refresh-ip", _client_ip(request))
+    await shared.limiter.hit(settings.rate_limit_refresh_ip, "refresh-ip", client_address(request))
     return await service.refresh(
         session, settings, shared.redis, refresh_token=data.refresh_token, now=now
     )
@@ -185,7 +182,7 @@ async def forgot_password(
     now: NowDep,
 ) -> ForgotPasswordAccepted:
     settings = shared.settings
-    await shared.limiter.hit(settings.rate_limit_reset_ip, "reset-ip", _client_ip(request))
+    await shared.limiter.hit(settings.rate_limit_reset_ip, "reset-ip", client_address(request))
     await shared.limiter.hit(settings.rate_limit_reset_account, "reset-account", data.email)
     link = settings.password_reset_url or (
         settings.public_base_url.rstrip("/") + reset_page.PATH + "?token={token}"
@@ -204,16 +201,21 @@ async def forgot_password(
 @router.post(
     "/reset-password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(400, 422),
+    responses=responses(400, 422, 429),
     summary="Set a new password with a mailed token; every session of the account ends",
+    description="Attempts per client address are limited as forgotten-password requests are "
+    "(`SLOTWISE_RATE_LIMIT_RESET_IP`, counted apart): past it, 429 `rate_limited`.",
 )
 async def reset_password(
     data: ResetPasswordRequest,
+    request: Request,
     session: SessionDep,
     shared: SharedDep,
     now: NowDep,
     wall: WallClock,
 ) -> None:
+    limit = shared.settings.rate_limit_reset_ip
+    await shared.limiter.hit(limit, "reset-submit-ip", client_address(request))
     await reset.reset_password(
         session,
         shared.hasher,

@@ -55,6 +55,7 @@ from slotwise.db import READ_METHODS, SessionDep
 from slotwise.errors import responses, status_for
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import service as providers_service
+from slotwise.ratelimit import client_address
 from slotwise.scheduling import Reason, Refusal
 from slotwise.shared import SharedDep
 from slotwise.state import AppState, NowDep, StateDep
@@ -168,7 +169,7 @@ async def booking_caller(
     body names the guest), counted against the key's own rate limit, not the address's."""
     if claims is None:
         limit, scope = guest_limit or (app.settings.rate_limit_guest_booking_ip, "guest-booking-ip")
-        await app.limiter.hit(limit, scope, _client_address(request))
+        await app.limiter.hit(limit, scope, client_address(request))
         return None
     if claims.api_key_id is not None and for_guest:
         return None
@@ -207,12 +208,6 @@ def _created(booked: create.Booked) -> Response:
     body = booking_created(booked.appointment, booked.manage_token)
     # Serialised here, once: FastAPI would validate the model again against response_model.
     return Response(body.model_dump_json(), status_code=201, media_type="application/json")
-
-
-def _client_address(request: Request) -> str:
-    """The client's address as uvicorn gives it: the peer's, or the one a trusted proxy
-    forwarded (``--forwarded-allow-ips``; docs/operations.md)."""
-    return request.client.host if request.client else "unknown"
 
 
 def _guest_email(data: AppointmentCreate) -> str:
@@ -656,7 +651,7 @@ async def take_hold(
     request: Request, data: HoldCreate, claims: OptionalClaims, session: SessionDep, now: NowDep
 ) -> HoldCreated:
     app: AppState = request.app.state.slotwise
-    address = _client_address(request)
+    address = client_address(request)
     await app.limiter.hit(app.settings.rate_limit_hold_ip, "hold-ip", address)
     user = await callers.user_for_claims(session, app.redis, claims) if claims else None
     held = await holds.take(

@@ -3,13 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from slotwise.apikeys.scopes import Scope, needs, session_only
 from slotwise.auth.deps import AdminUser, CurrentClaims, CurrentUser
 from slotwise.db import SessionDep
 from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
+from slotwise.ratelimit import client_address
 from slotwise.shared import SharedDep, WallClock
 from slotwise.users import service
 from slotwise.users.models import Role
@@ -26,14 +27,17 @@ async def read_me(user: CurrentUser) -> UserRead:
 @router.patch(
     "/me",
     response_model=UserRead,
-    responses=responses(401, 403, 422),
+    responses=responses(401, 403, 422, 429),
     summary="Update your name, time zone or password (a new password ends your other sessions)",
+    description="A wrong `current_password` counts as a failed login of the account: past "
+    "`SLOTWISE_RATE_LIMIT_LOGIN_ACCOUNT`, 429 `rate_limited`.",
 )
 @session_only
 async def update_me(
     data: UserSelfUpdate,
     user: CurrentUser,
     claims: CurrentClaims,
+    request: Request,
     session: SessionDep,
     shared: SharedDep,
     now: WallClock,
@@ -43,9 +47,11 @@ async def update_me(
         shared.hasher,
         shared.settings,
         shared.redis,
+        shared.limiter,
         user=user,
         data=data,
         current_session=claims.session_id,
+        client_ip=client_address(request),
         now=now,
     )
     return UserRead.model_validate(updated)

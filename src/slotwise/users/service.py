@@ -8,10 +8,12 @@ from datetime import datetime
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotwise.auth import attempts
 from slotwise.auth import service as auth_service
 from slotwise.auth.passwords import PasswordHasher, check_policy
 from slotwise.config import Settings
 from slotwise.errors import Conflict, Forbidden, InvalidInput, NotFound
+from slotwise.ratelimit import RateLimiter
 from slotwise.users import repository
 from slotwise.users.models import Role, RoleChange, User
 from slotwise.users.schemas import UserAdminUpdate, UserSelfUpdate
@@ -49,10 +51,12 @@ async def update_self(
     hasher: PasswordHasher,
     settings: Settings,
     redis: Redis | None,
+    limiter: RateLimiter,
     *,
     user: User,
     data: UserSelfUpdate,
     current_session: uuid.UUID,
+    client_ip: str,
     now: datetime,
 ) -> User:
     if data.full_name is not None:
@@ -62,7 +66,14 @@ async def update_self(
     if data.new_password is not None:
         if data.current_password is None:
             raise CurrentPasswordRequired()
-        if not await hasher.verify(data.current_password, user.hashed_password):
+        if not await attempts.is_password(
+            hasher,
+            limiter,
+            settings,
+            user=user,
+            password=data.current_password,
+            client_ip=client_ip,
+        ):
             raise CurrentPasswordIncorrect()
         check_policy(data.new_password, email=user.email)
         user.hashed_password = await hasher.hash(data.new_password)
