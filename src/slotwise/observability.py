@@ -164,7 +164,8 @@ class RequestContextMiddleware:
             return None
         length = _header(scope, b"content-length")
         if length is not None:
-            if not length.isdigit():
+            # ASCII digits only: str.isdigit() also takes "²" (latin-1 0xB2), which int() refuses.
+            if not (length.isascii() and length.isdigit()):
                 return 400, "bad_request", "Invalid Content-Length."
             if int(length) > self.max_body_bytes:
                 return (

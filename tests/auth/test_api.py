@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import jwt
@@ -341,3 +342,38 @@ async def test_login_is_rate_limited_per_account(client: httpx.AsyncClient) -> N
     assert last.status_code == 429
     assert int(last.headers["retry-after"]) >= 1
     assert last.json()["code"] == "rate_limited"
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"-1", b"12a", b""])
+async def test_a_malformed_content_length_is_400_not_500(app: FastAPI, length: bytes) -> None:
+    """Called as an ASGI app (a server in front may or may not have refused it first):
+    a Content-Length that is not ASCII digits, "²" included, is a 400."""
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/auth/login/json",
+        "raw_path": b"/api/v1/auth/login/json",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", length)],
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    body = b"".join(
+        message.get("body", b"") for message in sent if message["type"] == "http.response.body"
+    )
+    assert start["status"] == 400, body
+    assert json.loads(body)["code"] == "bad_request"
