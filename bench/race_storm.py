@@ -22,14 +22,19 @@ The storm:
   holds (guests through their manage token): to a random grid time, or nudged 15-30 minutes
   from where it is, into its own time and against its neighbours' edges; or hold a grid
   time (``POST /holds``) and, most often, book it with the hold's token at once (the rest
-  are left to end: a hold takes its time while it lasts). The first wave
-  rushes into empty hours; so do the last two, which only book, on the next day (its hours
-  just opened), and what they take is still there when the pairs are counted.
+  are left to end: a hold takes its time while it lasts); or join the waitlist of a time
+  another client was told is booked (a full slot or session; now and then a random grid
+  time, which may be free: ``slot_available``), asking for the place to be booked for them or
+  offered, while others cancel and reschedule, which hands freed places to the first in line.
+  The first wave rushes into empty hours; so do the last two, which only book, on the next
+  day (its hours just opened), and what they take is still there when the pairs are counted.
 
 Counted: attempts, successes, refusals by code, 503 database_unavailable (a server-side
 refusal, allowed), server errors (any other 5xx), transport errors; then the overlapping
 pairs (the SQL self-join, cross-checked in Python) and whether every appointment's stored
-status and start are what its client was last told.
+status and start are what its client was last told; then the waitlist: every place handed
+over is one row given to one waiter (no appointment named by two entries), a waiter's
+booking is theirs at the time they waited for, an offer is a hold named by its entry.
 
 `--control` also runs the same storm against `unguarded_app_factory`: a deliberately naive
 check-then-insert (no lock, no constraint, a short pause between check and write). It must
@@ -51,7 +56,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as wall_time
@@ -87,7 +92,7 @@ from slotwise.booking import terms, write
 from slotwise.booking.models import ACTIVE_STATUSES, Status
 from slotwise.config import Settings
 from slotwise.db import make_engine
-from slotwise.models import Appointment, Provider, Service, User, WeeklyPattern
+from slotwise.models import Appointment, Provider, Service, User, WaitlistEntry, WeeklyPattern
 from slotwise.users.models import Role
 
 TAKING_TIME = (*ACTIVE_STATUSES, Status.HELD)  # what the pairs below count (a hold too)
@@ -337,6 +342,9 @@ class Tally:
     transport_errors: int = 0
     samples: list[str] = field(default_factory=list)  # exact request and response of failures
     told: dict[str, Told] = field(default_factory=dict)  # appointment id -> last 2xx answer
+    # Times answered as booked (provider, start as asked, service): what joiners wait for.
+    booked_times: list[tuple[StormProvider, str, str | None]] = field(default_factory=list)
+    joined: list[str] = field(default_factory=list)  # waitlist entries' ids
     uncertain: set[str] = field(default_factory=set)  # changes whose outcome is unknown
     uncertain_bookings: int = 0
     elapsed_s: float = 0.0
@@ -416,6 +424,33 @@ class Storm:
             created = response.json()
             self._tell(created)
             client.held.append(Held(created["id"], provider, created.get("manage_token")))
+            self.tally.booked_times.append(
+                (provider, body["start_datetime"], body.get("service_id"))
+            )
+
+    async def join(self, client: Client, rng: random.Random) -> None:
+        """In line for a time another client was told is booked (a full one-to-one slot,
+        or a session that may be full), or now and then for a random grid time."""
+        booked = self.tally.booked_times
+        if booked and rng.random() < 0.85:
+            provider, start, service_id = rng.choice(booked)
+        else:
+            provider = rng.choice(self.world.providers)
+            service_id = rng.choice(provider.service_ids)
+            start = provider.grid(rng, session=service_id in provider.group_ids)
+            service_id = str(service_id) if service_id is not None else None
+        body: dict[str, Any] = {
+            "provider_id": str(provider.id),
+            "start_datetime": start,
+            "mode": rng.choice(("book", "offer")),
+        }
+        if service_id is not None:
+            body["service_id"] = service_id
+        if client.guest is not None:
+            body["guest_details"] = client.guest
+        response = await self.call("join", "/api/v1/waitlist", body, client.headers)
+        if response is not None and response.status_code == 201:
+            self.tally.joined.append(response.json()["id"])
 
     async def cancel(self, client: Client, held: Held) -> None:
         client.held.remove(held)
@@ -464,6 +499,8 @@ class Storm:
             await self.reschedule(client, rng.choice(client.held), rng)
         elif 0.5 <= roll < 0.6 and not closing:
             await self.hold_and_book(client, rng)
+        elif 0.6 <= roll < 0.7 and not closing:
+            await self.join(client, rng)
         elif roll > 0.85:  # two tabs: two bookings at once by the same person
             await asyncio.gather(
                 self.book(client, rng, next_day=closing), self.book(client, rng, next_day=closing)
@@ -539,6 +576,9 @@ class Verdict:
     rows: int
     active: int
     told_mismatches: list[str]
+    waiting: Counter[str] = field(default_factory=Counter)  # waitlist entries by status
+    given_twice: int = 0  # places (appointment rows) named by more than one entry
+    hand_mismatches: list[str] = field(default_factory=list)  # a place not the waiter's
 
 
 async def verify(url: str, tally: Tally) -> Verdict:
@@ -547,6 +587,7 @@ async def verify(url: str, tally: Tally) -> Verdict:
         client_pairs = int(await session.scalar(text(CLIENT_PAIRS_SQL)) or 0)
         over_capacity = int(await session.scalar(text(OVER_CAPACITY_SQL)) or 0)
         rows = (await session.execute(select(Appointment))).scalars().all()
+        entries = (await session.execute(select(WaitlistEntry))).scalars().all()
     active = [a for a in rows if a.status in TAKING_TIME]
 
     def pairs(key: str, start: str, end: str) -> int:
@@ -575,10 +616,16 @@ async def verify(url: str, tally: Tally) -> Verdict:
                 f"{appointment_id}: told {told.status} at {told.start_at.isoformat()}, "
                 f"stored {row.status.value} at {row.start_at.isoformat()}"
             )
+    given, given_twice, hand_mismatches = _handed_over(entries, stored)
     if tally.uncertain_bookings == 0:
-        # A hold left to end is a row, not an appointment anyone was told of.
+        # A hold left to end is a row, not an appointment anyone was told of; nor is a
+        # waiter's booking, made for them when a place freed.
         booked = [i for i, row in stored.items() if row.status is not Status.HELD]
-        mismatches += [f"{i}: stored, never answered 201" for i in booked if i not in tally.told]
+        mismatches += [
+            f"{i}: stored, never answered 201"
+            for i in booked
+            if i not in tally.told and i not in given
+        ]
     return Verdict(
         provider_pairs=provider_pairs,
         client_pairs=client_pairs,
@@ -591,7 +638,41 @@ async def verify(url: str, tally: Tally) -> Verdict:
         rows=len(rows),
         active=len(active),
         told_mismatches=mismatches,
+        waiting=Counter(entry.status for entry in entries),
+        given_twice=given_twice,
+        hand_mismatches=hand_mismatches,
     )
+
+
+def _handed_over(
+    entries: Sequence[WaitlistEntry], stored: dict[str, Appointment]
+) -> tuple[set[str], int, list[str]]:
+    """The places the waitlist handed over (appointment ids), how many were named by more
+    than one entry, and any that is not its waiter's: a booking for them at the time they
+    waited for, or an offer's hold named by their entry."""
+    named = Counter(
+        str(entry.appointment_id)
+        for entry in entries
+        if entry.status in ("booked", "offered") and entry.appointment_id is not None
+    )
+    problems = []
+    for entry in entries:
+        if entry.status not in ("booked", "offered"):
+            continue
+        row = stored.get(str(entry.appointment_id))
+        if row is None:
+            problems.append(
+                f"entry {entry.id} ({entry.status}): no appointment {entry.appointment_id}"
+            )
+        elif row.start_at != entry.start_at or row.provider_id != entry.provider_id:
+            problems.append(f"entry {entry.id}: got {row.start_at}, waited for {entry.start_at}")
+        elif entry.status == "offered" and (
+            row.status is not Status.HELD or row.held_by != f"waitlist:{entry.id}"
+        ):
+            problems.append(f"entry {entry.id}: offered, its hold is {row.status} {row.held_by}")
+        elif entry.status == "booked" and row.client_key != entry.client_key:
+            problems.append(f"entry {entry.id}: booked, the booking is {row.client_key}'s")
+    return set(named), sum(1 for n in named.values() if n > 1), problems
 
 
 # -- servers ---------------------------------------------------------------------------------------
@@ -728,6 +809,8 @@ class StormResult:
             and self.tally.server_errors == 0
             and self.tally.transport_errors == 0
             and not self.verdict.told_mismatches
+            and self.verdict.given_twice == 0
+            and not self.verdict.hand_mismatches
             and self.verdict.python_pairs
             == (self.verdict.provider_pairs, self.verdict.client_pairs)
         )
@@ -774,7 +857,7 @@ async def _drop_exclusion_constraints(url: str) -> None:
 def format_report(result: StormResult) -> str:
     tally, verdict = result.tally, result.verdict
     what = "UNGUARDED CONTROL" if result.unguarded else "Slotwise"
-    kinds = ("book", "cancel", "reschedule", "hold", "book_held")
+    kinds = ("book", "cancel", "reschedule", "hold", "book_held", "join")
 
     def by_kind(counter: Counter[str]) -> str:
         return ", ".join(f"{k} {counter[k]:,}" for k in kinds)
@@ -800,8 +883,13 @@ def format_report(result: StormResult) -> str:
         f"  group sessions      {verdict.seats:,} active seats; "
         f"{verdict.over_capacity:,} sessions over capacity",
         f"  told vs stored      {len(verdict.told_mismatches):,} mismatches",
+        "  waitlist entries    "
+        + (", ".join(f"{k} {n:,}" for k, n in verdict.waiting.most_common()) or "none")
+        + f"; places given twice {verdict.given_twice:,}, "
+        f"not the waiter's {len(verdict.hand_mismatches):,}",
     ]
     lines += [f"    {m}" for m in verdict.told_mismatches[:5]]
+    lines += [f"    {m}" for m in verdict.hand_mismatches[:5]]
     lines += [f"  sample: {s}" for s in tally.samples[:5]]
     lines += [f"  server log: {s}" for s in tally.server_log[:10]]
     return "\n".join(lines)

@@ -197,6 +197,15 @@ class Settings(BaseSettings):
             "carries the link. Empty: no link is mailed."
         ),
     )
+    guest_series_manage_url: str = Field(
+        default="",
+        description=(
+            "Where a guest manages a recurring series, with {token} for the series' manage "
+            "token (e.g. https://book.example.com/manage/series/{token}); the series' first "
+            "email carries the link. Empty: guest_manage_url with series/ before {token} "
+            "(no link when that is empty too)."
+        ),
+    )
     password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)
     password_reset_url: str = Field(
         default="",
@@ -262,7 +271,9 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         return check_zone(value)
 
-    @field_validator("guest_manage_url", "password_reset_url", "waitlist_offer_url")
+    @field_validator(
+        "guest_manage_url", "guest_series_manage_url", "password_reset_url", "waitlist_offer_url"
+    )
     @classmethod
     def _link_template(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
@@ -304,6 +315,15 @@ class Settings(BaseSettings):
         if self.run_worker_in_serve is not None:
             return self.run_worker_in_serve
         return self.env is Environment.DEVELOPMENT
+
+    @property
+    def series_manage_url(self) -> str:
+        """The link template a guest's series is managed by: its own setting, or the
+        booking's with ``series/`` before the token (the API's own paths: /bookings/{token},
+        /bookings/series/{token}); empty when both are."""
+        if self.guest_series_manage_url:
+            return self.guest_series_manage_url
+        return self.guest_manage_url.replace("{token}", "series/{token}")
 
     @property
     def is_sqlite(self) -> bool:

@@ -37,10 +37,11 @@ from slotwise.booking.series_router import guest_router as series_guest_router
 from slotwise.booking.series_router import router as series_router
 from slotwise.booking.terms import TermsCache
 from slotwise.booking.waitlist import POLICY_KEY as WAITLIST_POLICY
-from slotwise.booking.waitlist import OfferSweeper, WaitlistPolicy
+from slotwise.booking.waitlist import OfferSweeper, WaitlistPolicy, hand_on_released
 from slotwise.booking.waitlist_router import provider_router as waitlist_provider_router
 from slotwise.booking.waitlist_router import router as waitlist_router
 from slotwise.booking.webhook_docs import describe_webhooks
+from slotwise.booking.write import RELEASED_KEY
 from slotwise.calendars.router import router as calendars_router
 from slotwise.config import Settings, get_settings
 from slotwise.db import Database
@@ -128,8 +129,10 @@ def create_app(settings: Settings) -> FastAPI:
         session_info={
             # What this application's commits change, its slot cache hears of.
             changes.CACHE_KEY: slot_cache,
-            # What every change that frees a place hands it on by (booking.waitlist).
+            # What every change that frees a place hands it on by (booking.waitlist), and
+            # how a write's release of lapsed holds hands their time on (booking.write).
             WAITLIST_POLICY: WaitlistPolicy.from_settings(settings),
+            RELEASED_KEY: hand_on_released,
         },
     )
     changes.follow(database.session_class)

@@ -456,6 +456,150 @@ async def test_a_lapsed_hold_with_waiters_is_handed_on_by_the_sweeper(
     assert [status for _, status, _ in await active(app)] == ["pending"]
 
 
+async def test_a_lapsed_hold_is_offered_to_the_first_waiter_by_the_sweeper(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client)
+    held = await client.post("/holds", json={"provider_id": provider["id"], "start_at": START})
+    assert held.status_code == 201, held.text
+    first, second = await signed_in(client), await signed_in(client)
+    one = (await join(client, provider["id"], START, first.headers)).json()
+    two = (await join(client, provider["id"], START, second.headers)).json()
+    assert (one["mode"], two["mode"]) == ("offer", "offer")
+    clock.now += timedelta(minutes=11)
+    assert await waitlist.sweep(app.state.slotwise.db, now=clock.now) == 1
+    offered = (await client.get(f"/waitlist/{one['id']}", headers=first.headers)).json()
+    assert offered["status"] == "offered"
+    still = (await client.get(f"/waitlist/{two['id']}", headers=second.headers)).json()
+    assert (still["status"], still["position"]) == ("waiting", 2)
+    (mail,) = await offers(app)
+    assert mail.recipient_email == first.email
+    assert code(await client.get(f"/holds/{held.json()['hold_token']}")) == "hold_not_found"
+    # The offer's hold took the lapsed hold's place: the one row that takes the time.
+    assert [status for _, status, _ in await active(app)] == ["held"]
+    booked = await client.post(
+        "/appointments/",
+        json={
+            "provider_id": provider["id"],
+            "start_datetime": START,
+            "hold_token": mail.context["hold_token"],
+        },
+        headers=first.headers,
+    )
+    assert booked.status_code == 201, booked.text
+    assert await waitlist.sweep(app.state.slotwise.db, now=clock.now) == 0
+
+
+async def test_a_lapsed_unverified_guest_booking_is_handed_on_by_the_sweeper(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client, verify_guest_email=True)
+    held = await client.post("/appointments/", json=guest_booking(provider["id"], START))
+    assert held.json()["status"] == "pending_verification", held.text
+    waiter = await signed_in(client)
+    one = (await join(client, provider["id"], START, waiter.headers, mode="book")).json()
+    clock.now += timedelta(minutes=15)
+    assert await waitlist.sweep(app.state.slotwise.db, now=clock.now) == 1
+    got = (await client.get(f"/waitlist/{one['id']}", headers=waiter.headers)).json()
+    assert got["status"] == "booked"
+    released = (await client.get(f"/bookings/{held.json()['manage_token']}")).json()
+    assert released["status"] == "cancelled"
+    assert released["history"][-1]["reason"] == "The guest did not verify their email in time."
+    assert [status for _, status, _ in await active(app)] == ["pending"]
+
+
+async def test_a_lapsed_unverified_series_is_handed_on_to_its_waiters(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client, verify_guest_email=True)
+    series = await client.post(
+        "/appointments/series",
+        json={"provider_id": provider["id"], "start_datetime": START, "count": 2, **as_guest()},
+    )
+    assert series.status_code == 201, series.text
+    second = "2027-03-09T10:00:00Z"
+    waiter = await signed_in(client)
+    one = (await join(client, provider["id"], second, waiter.headers, mode="book")).json()
+    clock.now += timedelta(minutes=15)
+    assert await waitlist.sweep(app.state.slotwise.db, now=clock.now) == 1
+    got = (await client.get(f"/waitlist/{one['id']}", headers=waiter.headers)).json()
+    assert got["status"] == "booked"
+    assert sorted(await active(app)) == [(second.replace("Z", "+00:00"), "pending", waiter.email)]
+
+
+async def test_a_lapsed_seat_hold_goes_to_the_sessions_first_waiter(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """The sweeper's own write releases the lapsed hold: its time is handed on once, by the
+    sweeper, not a second time by the release (which would find the waiter, not yet marked
+    as served, in conflict with their own new seat, and skip them)."""
+    _, provider, service_id = await group_service(client, capacity=2)
+    taken = await client.post("/appointments/", json=seat(provider, service_id, "10:00"))
+    assert taken.status_code == 201, taken.text
+    held = await client.post(
+        "/holds", json={"provider_id": provider["id"], "start_at": START, "service_id": service_id}
+    )
+    assert held.status_code == 201, held.text
+    assert code(await client.post("/appointments/", json=seat(provider, service_id, "10:00"))) == (
+        "session_full"
+    )
+    waiters = [await signed_in(client) for _ in range(2)]
+    entries = [
+        (
+            await join(client, provider["id"], START, w.headers, mode="book", service_id=service_id)
+        ).json()
+        for w in waiters
+    ]
+    clock.now += timedelta(minutes=11)
+    assert await waitlist.sweep(app.state.slotwise.db, now=clock.now) == 1
+    statuses = [
+        (await client.get(f"/waitlist/{e['id']}", headers=w.headers)).json()["status"]
+        for e, w in zip(entries, waiters, strict=True)
+    ]
+    assert statuses == ["booked", "waiting"]
+    assert [status for _, status, _ in await active(app)] == ["pending", "pending"]  # full again
+
+
+async def test_a_write_that_releases_a_lapsed_hold_hands_its_time_to_the_waiter(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Any booking of the provider releases its lapsed holds as its first step: their time
+    goes to the first in line there and then, before the booking is judged, never silently
+    freed (the sweeper would no longer find the hold)."""
+    _, provider = await bookable_provider(client)
+    held = await client.post("/holds", json={"provider_id": provider["id"], "start_at": START})
+    assert held.status_code == 201, held.text
+    waiter = await signed_in(client)
+    one = (await join(client, provider["id"], START, waiter.headers, mode="book")).json()
+    clock.now += timedelta(minutes=11)
+    assert "10:00" in await starts(client, provider)  # lapsed: listings skip it
+    elsewhere = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T12:00:00Z")
+    )
+    assert elsewhere.status_code == 201, elsewhere.text
+    got = (await client.get(f"/waitlist/{one['id']}", headers=waiter.headers)).json()
+    assert got["status"] == "booked"
+    assert "10:00" not in await starts(client, provider)
+    assert await waitlist.sweep(app.state.slotwise.db, now=clock.now) == 0
+    # A booker of the lapsed time itself comes after the line too: its release hands the
+    # time to the waiter first, then its own judgment finds it taken.
+    again = await client.post(
+        "/holds", json={"provider_id": provider["id"], "start_at": f"{DAY}T14:00:00Z"}
+    )
+    assert again.status_code == 201, again.text
+    other = await signed_in(client)
+    two = (
+        await join(client, provider["id"], f"{DAY}T14:00:00Z", other.headers, mode="book")
+    ).json()
+    clock.now += timedelta(minutes=11)
+    late = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T14:00:00Z")
+    )
+    assert code(late) == "slot_unavailable"
+    got = (await client.get(f"/waitlist/{two['id']}", headers=other.headers)).json()
+    assert got["status"] == "booked"
+
+
 def test_openapi_describes_the_waitlist_routes_and_their_errors(app: FastAPI) -> None:
     paths = app.openapi()["paths"]
     joining = paths["/api/v1/waitlist"]["post"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -16,7 +17,7 @@ from slotwise.booking.models import Appointment
 from tests.booking.test_holds import code
 from tests.booking.test_seats import group_service, seat
 from tests.booking.test_waitlist import START, cancel, join, offers, taken_slot
-from tests.factories import Account, Clock, guest_booking, signed_in
+from tests.factories import Account, Clock, bookable_provider, guest_booking, signed_in
 
 TAKING_TIME = ("pending", "confirmed", "pending_verification", "held")
 
@@ -146,3 +147,53 @@ async def test_an_ended_offer_raced_by_a_booker_and_sweepers_goes_to_the_next_wa
     assert await _statuses(client, entries, waiters) == ["expired", "offered", "waiting"]
     assert len(await offers(app)) == 2  # one offer each: never two at once for this place
     assert sum((await _seats_taken(app)).values()) == 1
+
+
+@pytest.mark.parametrize(("mode", "given"), [("book", "booked"), ("offer", "offered")])
+async def test_a_lapsed_hold_raced_by_sweepers_and_bookers_goes_to_its_first_waiter_only(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, mode: str, given: str
+) -> None:
+    """A hold lapses while three wait for its time; three sweepers, five bookers of that
+    time and two of other times (whose writes release the lapsed hold too) race: the time
+    goes to the first waiter, once, whichever releases it."""
+    _, provider = await bookable_provider(client)
+    held = await client.post("/holds", json={"provider_id": provider["id"], "start_at": START})
+    assert held.status_code == 201, held.text
+    waiters = [await signed_in(client) for _ in range(3)]
+    entries = [
+        (await join(client, provider["id"], START, w.headers, mode=mode)).json() for w in waiters
+    ]
+    clock.now += timedelta(minutes=11)
+    database = app.state.slotwise.db
+    others = ("2027-03-02T12:00:00Z", "2027-03-02T13:00:00Z")
+    responses = await asyncio.gather(
+        *(
+            client.post("/appointments/", json=guest_booking(provider["id"], START))
+            for _ in range(3)
+        ),
+        waitlist.sweep(database, now=clock.now),
+        client.post("/appointments/", json=guest_booking(provider["id"], others[0])),
+        waitlist.sweep(database, now=clock.now),
+        client.post("/appointments/", json=guest_booking(provider["id"], others[1])),
+        waitlist.sweep(database, now=clock.now),
+        *(
+            client.post("/appointments/", json=guest_booking(provider["id"], START))
+            for _ in range(2)
+        ),
+        return_exceptions=True,
+    )
+    assert not any(isinstance(r, BaseException) for r in responses), responses
+    bookers = [*responses[:3], *responses[8:]]
+    assert {code(r) for r in bookers} == {"slot_unavailable"}  # type: ignore[arg-type]
+    elsewhere = [responses[4], responses[6]]
+    assert [r.status_code for r in elsewhere] == [201, 201]  # type: ignore[union-attr]
+    assert await _statuses(client, entries, waiters) == [given, "waiting", "waiting"]
+    async with database.session(writes=False) as session:
+        at_start = await session.scalar(
+            select(func.count()).where(
+                Appointment.status.in_(TAKING_TIME),
+                Appointment.start_at == datetime.fromisoformat(START),
+            )
+        )
+    assert at_start == 1
+    assert len(await offers(app)) == (1 if mode == "offer" else 0)

@@ -1,10 +1,12 @@
 """The cross-process race storm, bounded (bench/race_storm.py's quick plan).
 
 Slotwise runs as real uvicorn processes (4 workers on PostgreSQL, 2 sharing one SQLite file)
-under a few hundred concurrent bookings, cancellations, reschedules and holds aimed at a few
-providers' busiest hours. No two active appointments may overlap afterwards and no request
-may end in a server error. The negative control runs the same storm against a deliberately
-unguarded check-then-insert and must find overlaps: proof that the storm can catch them.
+under a few hundred concurrent bookings, cancellations, reschedules, holds and waitlist joins
+aimed at a few providers' busiest hours. No two active appointments may overlap afterwards,
+no session may hold more seats than its capacity, no freed place may go to two waiters, and
+no request may end in a server error. The negative control runs the same storm against a
+deliberately unguarded check-then-insert and must find overlaps: proof that the storm can
+catch them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def test_storm_leaves_no_overlap_and_no_server_error(race_storm: ModuleType, kin
     assert tally.attempts["reschedule"] > 0, report
     assert tally.successes["hold"] > 0, report  # holds taken, and booked with their tokens
     assert tally.successes["book_held"] > 0, report
+    assert tally.successes["join"] > 0, report  # waitlists joined, while others cancelled
     assert result.refusals_by_code["409 slot_unavailable"] > 0, report
 
     assert (verdict.provider_pairs, verdict.client_pairs) == (0, 0), report
@@ -68,6 +71,11 @@ def test_storm_leaves_no_overlap_and_no_server_error(race_storm: ModuleType, kin
     assert tally.server_errors == 0, report  # 503 database_unavailable is allowed
     assert tally.transport_errors == 0, report
     assert verdict.told_mismatches == [], report
+    # Every place the waitlist handed over went to one waiter, as theirs (the overlap and
+    # capacity counts above include the waiters' bookings and offers' holds).
+    assert verdict.waiting["booked"] + verdict.waiting["offered"] > 0, report  # places handed
+    assert verdict.given_twice == 0, report
+    assert verdict.hand_mismatches == [], report
 
 
 def test_negative_control_storm_catches_overlaps(race_storm: ModuleType) -> None:

@@ -167,13 +167,6 @@ class SeriesTooLong(InvalidInput):
     message = "A series has at most 52 occurrences."
 
 
-class SeriesNeedsSignIn(Conflict):
-    code = "series_needs_sign_in"
-    message = (
-        "This provider verifies guests' emails by a link per booking: sign in to book a series."
-    )
-
-
 class SeriesNotFound(NotFound):
     code = "series_not_found"
     message = "No such series."

@@ -7,6 +7,9 @@ a cap on the upcoming bookings a guest email holds with one provider (checked in
 booking's write, under its locks: ``booking.write``), and, where the provider asks for
 it (``verify_guest_email``), a hold: the booking takes its time as ``pending_verification``
 until the guest follows the link mailed to them, and is released when the link expires.
+A guest's series is held the same way, every occurrence with one ``hold_until``, and kept by
+one link for the whole series (``booking.series.verify``); both keep a held booking by
+``keep_held``, after ``check_held``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from slotwise.config import Settings
 from slotwise.notifications import outbox
 
 VERIFY_PATH = "/api/v1/bookings/verify/{token}"
+SERIES_VERIFY_PATH = "/api/v1/bookings/series/verify/{token}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,7 @@ class GuestPolicy:
     max_active: int = 3  # upcoming bookings of one guest email with one provider
     hold: timedelta = timedelta(minutes=15)  # how long a held booking waits for its email
     verify_url: str = "http://127.0.0.1:8000" + VERIFY_PATH  # with {token}
+    series_verify_url: str = "http://127.0.0.1:8000" + SERIES_VERIFY_PATH  # a series' link
     # The mail a new booking sends (carried here because every path that books has this
     # policy at hand: the single, idempotent and batched bookings alike).
     mailing: publish.Mailing = field(default_factory=publish.Mailing)
@@ -45,11 +50,15 @@ class GuestPolicy:
             max_active=settings.guest_max_active_bookings,
             hold=timedelta(minutes=settings.guest_verify_minutes),
             verify_url=settings.public_base_url.rstrip("/") + VERIFY_PATH,
+            series_verify_url=settings.public_base_url.rstrip("/") + SERIES_VERIFY_PATH,
             mailing=publish.Mailing.from_settings(settings),
         )
 
     def link(self, token: str) -> str:
         return self.verify_url.replace("{token}", token)
+
+    def series_link(self, token: str) -> str:
+        return self.series_verify_url.replace("{token}", token)
 
 
 async def verify(
@@ -62,19 +71,50 @@ async def verify(
     found = await repository.get_by_verify_token_hash(session, tokens.fingerprint(token), lock=True)
     if found is None:
         raise AppointmentNotFound()
-    appointment, provider = found.appointment, found.provider
-    if appointment.status in ACTIVE_STATUSES:
+    appointment = found.appointment
+    if not check_held([appointment], now=now):
         return appointment  # verified already (a second click)
-    if appointment.cancel_reason == repository.HOLD_EXPIRED or (
-        appointment.status is Status.PENDING_VERIFICATION
-        and (appointment.hold_until is None or appointment.hold_until <= now)
-    ):
-        raise VerificationExpired()
-    if appointment.status is not Status.PENDING_VERIFICATION:
-        raise InvalidTransition(details={"from": appointment.status.value, "to": "verified"})
-    to = Status.PENDING if provider.requires_confirmation else Status.CONFIRMED
-    verified = change.apply(
+    verified = keep_held(found, now=now)
+    # Its messages go out now, as a new booking's do.
+    booking = publish.facts(
         appointment,
+        publish.parties(appointment, found.provider, found.client, found.service_name),
+    )
+    messages = outbox.Batch()
+    outbox.add_booked(messages, reminder_offsets, booking=booking, now=now)
+    await change.write(session, verified, messages)
+    return appointment
+
+
+def check_held(appointments: Sequence[Appointment], *, now: datetime) -> bool:
+    """Whether a verification link still has bookings to keep: True while some are held
+    (``pending_verification``, their hold not ended); False once they are kept (a second
+    click). VerificationExpired once the hold ended (released or not yet); InvalidTransition
+    when nothing is held any more (the guest or the provider cancelled it)."""
+    held = False
+    kept = False
+    for appointment in appointments:
+        if appointment.cancel_reason == repository.HOLD_EXPIRED or (
+            appointment.status is Status.PENDING_VERIFICATION
+            and (appointment.hold_until is None or appointment.hold_until <= now)
+        ):
+            raise VerificationExpired()
+        held = held or appointment.status is Status.PENDING_VERIFICATION
+        kept = kept or appointment.status in ACTIVE_STATUSES
+    if held:
+        return True
+    if kept:
+        return False
+    status = appointments[-1].status.value if appointments else Status.CANCELLED.value
+    raise InvalidTransition(details={"from": status, "to": "verified"})
+
+
+def keep_held(found: repository.Found, *, now: datetime) -> change.Change:
+    """A held booking kept, its guest's email verified: awaiting the provider's
+    confirmation, or confirmed (the caller writes it, with its messages)."""
+    to = Status.PENDING if found.provider.requires_confirmation else Status.CONFIRMED
+    return change.apply(
+        found.appointment,
         {"status": to, "hold_until": None},
         actor=None,
         role=ActorRole.GUEST,
@@ -83,11 +123,3 @@ async def verify(
         from_status=Status.PENDING_VERIFICATION.value,
         to_status=to.value,
     )
-    # Its messages go out now, as a new booking's do.
-    booking = publish.facts(
-        appointment, publish.parties(appointment, provider, found.client, found.service_name)
-    )
-    messages = outbox.Batch()
-    outbox.add_booked(messages, reminder_offsets, booking=booking, now=now)
-    await change.write(session, verified, messages)
-    return appointment

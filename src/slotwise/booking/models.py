@@ -180,6 +180,10 @@ class AppointmentSeries(TimestampMixin, Base):
     # iCalendar SEQUENCE of the series' master event (the RRULE), bumped when it changes.
     sequence: Mapped[int] = mapped_column(default=0)
     manage_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # A guest's series with a provider that verifies guests' emails: the fingerprint of the
+    # one secret mailed for the whole series (its occurrences are held, ``pending_verification``,
+    # until the guest follows it: ``series.verify``). Migration 0021.
+    verify_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
 
 class WaitlistStatus(StrEnum):

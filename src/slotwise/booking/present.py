@@ -158,12 +158,12 @@ _PAGE = """<!doctype html>
 """
 
 
-def verification_page() -> str:
+def verification_page(kept: str = "booking") -> str:
     """What a guest's verification link opens: a button that posts to the same address
-    (a GET verifies nothing: mail scanners open links)."""
+    (a GET verifies nothing: mail scanners open links). ``kept``: "booking" or "series"."""
     body = (
-        "<h1>Keep your booking</h1>"
-        "<p>Press the button to confirm your email and keep the booking.</p>"
+        f"<h1>Keep your {kept}</h1>"
+        f"<p>Press the button to confirm your email and keep the {kept}.</p>"
         '<form method="post"><button type="submit">Confirm my email</button></form>'
     )
     return _PAGE.format(title="Confirm your email", body=body)
@@ -176,3 +176,13 @@ def verified_page(appointment: AppointmentRead) -> str:
     start = escape(appointment.start_at.isoformat())
     body = f"<h1>Thank you</h1><p>Your booking at {start} is kept.{then}</p>"
     return _PAGE.format(title="Booking kept", body=body)
+
+
+def series_verified_page(series: SeriesRead) -> str:
+    """What a series' page's button answers: the series kept."""
+    kept = [o for o in series.occurrences if o.status in ("pending", "confirmed")]
+    waiting = any(o.status == "pending" for o in kept)
+    then = " It now awaits the provider's confirmation." if waiting else ""
+    first = escape(kept[0].start_at.isoformat()) if kept else ""
+    body = f"<h1>Thank you</h1><p>Your series of {len(kept)} from {first} is kept.{then}</p>"
+    return _PAGE.format(title="Series kept", body=body)

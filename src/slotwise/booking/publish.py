@@ -32,16 +32,20 @@ from slotwise.users.models import Role, User
 class Mailing:
     """What the application's settings say of the mail a booking sends: reminders this many
     minutes before a confirmed appointment, and a guest's link to manage it (the setting
-    ``guest_manage_url``, with ``{token}``; empty: none is mailed)."""
+    ``guest_manage_url``, with ``{token}``; empty: none is mailed), or to manage a series
+    (``guest_series_manage_url``; unset, the booking's link with ``series/`` before the
+    token, as the API's own paths are: ``Settings.series_manage_url``)."""
 
     reminder_offsets_minutes: tuple[int, ...] = (1440, 60)
     guest_manage_url: str = ""
+    guest_series_manage_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Mailing:
         return cls(
             reminder_offsets_minutes=tuple(settings.reminder_offsets_minutes),
             guest_manage_url=settings.guest_manage_url,
+            guest_series_manage_url=settings.series_manage_url,
         )
 
 

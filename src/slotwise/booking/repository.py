@@ -40,6 +40,7 @@ from slotwise.booking.models import (
 )
 from slotwise.db import one_of, padded
 from slotwise.providers.models import Provider, Service
+from slotwise.scheduling import Interval
 from slotwise.users.models import User
 
 # The longest blocked span an appointment can have (12 h session + 2 x 4 h buffers), so
@@ -104,9 +105,17 @@ def time_range(start_at: object, end_at: object) -> ColumnElement[Any]:
 _HALF_OPEN: ColumnElement[Any] = literal_column("'[)'")
 
 
+class Released(NamedTuple):
+    """A hold or an unverified guest booking released by a write (its provider, and the
+    blocked time it no longer takes)."""
+
+    provider_id: uuid.UUID
+    span: Interval
+
+
 async def lock_and_release(
     session: AsyncSession, bookings: list[tuple[uuid.UUID, str]], *, now: datetime
-) -> None:
+) -> list[Released]:
     """What a booking's write does first: take the locks of these providers and clients
     ((provider id, client key) pairs; see ``_lock_keys``), then release their holds past
     ``hold_until``: a held guest booking is cancelled, with a history row; a hold
@@ -115,7 +124,8 @@ async def lock_and_release(
     is released). On PostgreSQL one statement takes the locks and finds (and cancels) the
     expired holds of both kinds; the judgment that follows is a statement of its own, whose
     snapshot, taken after the locks, sees every booking committed before them. Deleting
-    expired holds costs a statement only when there are some."""
+    expired holds costs a statement only when there are some. What was released is
+    returned, for its time to go to waiters (``write``)."""
     providers = sorted({provider_id for provider_id, _ in bookings})
     clients = sorted({client_key for _, client_key in bookings})
     connection = await session.connection()
@@ -127,7 +137,11 @@ async def lock_and_release(
         values = {"providers": padded(providers), "clients": padded(clients), "now": now}
         rows = (await connection.execute(_RELEASE, values)).all()
     if not rows:
-        return
+        return []
+    freed = [
+        Released(row.provider_id, Interval(row.blocked_start_at, row.blocked_end_at))
+        for row in rows
+    ]
     held = [row for row in rows if row.status == Status.HELD.value]
     if held:
         ids = [row.id for row in held]
@@ -136,7 +150,7 @@ async def lock_and_release(
             changes.moved(session.sync_session, Moved(row.provider_id, row.id, None))
     released = [(row.id, row.provider_id) for row in rows if row.status != Status.HELD.value]
     if not released:
-        return
+        return freed
     await connection.execute(
         _INSERT_EVENTS,
         [
@@ -158,6 +172,7 @@ async def lock_and_release(
     )
     for _, provider_id in released:
         changes.note(session.sync_session, provider_id)
+    return freed
 
 
 HOLD_EXPIRED = "The guest did not verify their email in time."
@@ -186,7 +201,13 @@ def _release(*, postgresql: bool, after: ColumnElement[bool] | None = None) -> A
             sequence=Appointment.sequence + 1,
             updated_at=bindparam("now"),
         )
-        .returning(Appointment.id, Appointment.provider_id, Appointment.status)
+        .returning(
+            Appointment.id,
+            Appointment.provider_id,
+            Appointment.status,
+            Appointment.blocked_start_at,
+            Appointment.blocked_end_at,
+        )
     )
 
 
@@ -215,7 +236,12 @@ def _lock_and_release() -> Select[Any]:
     )
     released = _release(postgresql=True).cte("released")
     return select(
-        locks.c.taken, released.c.id, released.c.provider_id, released.c.status
+        locks.c.taken,
+        released.c.id,
+        released.c.provider_id,
+        released.c.status,
+        released.c.blocked_start_at,
+        released.c.blocked_end_at,
     ).select_from(locks.outerjoin(released, true()))
 
 

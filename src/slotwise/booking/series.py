@@ -15,6 +15,7 @@ its ``recurrence_at`` (the calendar's RECURRENCE-ID).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,6 @@ from slotwise.booking.errors import (
     InvalidTransition,
     NotAllowed,
     PolicyWindowClosed,
-    SeriesNeedsSignIn,
     SeriesNotFound,
     SeriesTooLong,
     SeriesUnavailable,
@@ -39,7 +39,7 @@ from slotwise.booking.errors import (
     refused,
 )
 from slotwise.booking.events import ActorRole
-from slotwise.booking.guests import GuestPolicy
+from slotwise.booking.guests import GuestPolicy, check_held, keep_held
 from slotwise.booking.models import (
     HOLDING_STATUSES,
     Appointment,
@@ -120,8 +120,6 @@ async def book(
         for refusal in refusals:
             if refusal.reason in WHOLE_SERIES:
                 raise refused(refusal)
-        if data.guest_details is not None and terms.verify_guest_email:
-            raise SeriesNeedsSignIn()
         series_id = uuid.uuid4()
         placed: list[tuple[int, create.Booked]] = []
         rows: list[write.Row] = []
@@ -137,9 +135,13 @@ async def book(
             booked = create.new_booking(
                 known, proposal, user=user, data=asked, now=now, guests=guests
             )
-            # An occurrence: its series, its rule's instant; managed by the series' token.
+            # An occurrence: its series, its rule's instant; managed (and, held, verified)
+            # by the series' tokens.
             vars(booked.appointment).update(
-                series_id=series_id, recurrence_at=recurrences[index], manage_token_hash=None
+                series_id=series_id,
+                recurrence_at=recurrences[index],
+                manage_token_hash=None,
+                verify_token_hash=None,
             )
             placed.append((index, booked))
             rows.append(create.row_of(session, booked, proposal, guests, mailed=False))
@@ -227,10 +229,15 @@ async def _record(
     skipped: list[Skipped],
     guests: GuestPolicy,
 ) -> SeriesBooked:
-    """The series' own row, and its messages: one per party, reminders per occurrence."""
+    """The series' own row, and its messages: one per party, reminders per occurrence. A
+    guest's series carries its manage link (where the application mails one); held until
+    the guest verifies the email, its one message is the series' verification link (the
+    provider hears of it, and reminders are queued, once it is kept: ``verify``)."""
     first = booked[0].appointment
     guest = data.guest_details
     manage_token = tokens.new_secret_token() if guest is not None else None
+    held = first.status is Status.PENDING_VERIFICATION  # all are, or none
+    verify_token = tokens.new_secret_token() if held else None
     series = AppointmentSeries(
         id=series_id,
         provider_id=first.provider_id,
@@ -249,22 +256,30 @@ async def _record(
         until_date=data.until,
         sequence=0,
         manage_token_hash=tokens.fingerprint(manage_token) if manage_token else None,
+        verify_token_hash=tokens.fingerprint(verify_token) if verify_token else None,
         created_at=first.created_at,
         updated_at=first.created_at,
     )
     session.add(series)
     rule = publish.series_facts(series)
-    # The guest's manage token is shown once, in the answer (the mailed manage link, a
-    # template for single bookings' tokens, is not mailed for a series).
-    facts = [publish.facts(b.appointment, b.parties, series=rule) for b in booked]
+    link = outbox.manage_url(guests.mailing.guest_series_manage_url, manage_token)
+    facts = [publish.facts(b.appointment, b.parties, series=rule, manage_url=link) for b in booked]
     messages = outbox.Batch()
-    outbox.add_series_booked(
-        messages,
-        guests.mailing.reminder_offsets_minutes,
-        occurrences=facts,
-        everything=facts,
-        now=first.created_at,
-    )
+    if verify_token is not None:
+        outbox.add_series_held(
+            messages,
+            occurrences=facts,
+            verify_url=guests.series_link(verify_token),
+            now=first.created_at,
+        )
+    else:
+        outbox.add_series_booked(
+            messages,
+            guests.mailing.reminder_offsets_minutes,
+            occurrences=facts,
+            everything=facts,
+            now=first.created_at,
+        )
     await messages.write(session)  # flushes the series' row first
     return SeriesBooked(
         series=series,
@@ -272,6 +287,41 @@ async def _record(
         skipped=skipped,
         manage_token=manage_token,
     )
+
+
+async def verify(
+    session: AsyncSession, *, token: str, reminder_offsets: Sequence[int], now: datetime
+) -> SeriesAccess:
+    """The guest followed the series' verification link: every held occurrence is kept at
+    once, as a single held booking is (``guests.keep_held``), and the series' messages go out
+    (one per party, reminders per occurrence). Following it again answers the series as it
+    is; after the hold ended, 409 ``verification_expired``; an unknown token, 404."""
+    series = await session.scalar(
+        select(AppointmentSeries).where(
+            AppointmentSeries.verify_token_hash == tokens.fingerprint(token)
+        )
+    )
+    if series is None:
+        raise SeriesNotFound()
+    acting = await _as_guest(session, series, lock=True)
+    if not check_held([found.appointment for found in acting.occurrences], now=now):
+        return acting  # verified already (a second click)
+    kept: list[Access] = []
+    for found in acting.occurrences:
+        if found.appointment.status is Status.PENDING_VERIFICATION:
+            await change.write(session, keep_held(found, now=now))
+            kept.append(acting.access(found))
+    everything = [publish.acted_facts(acting.access(found)) for found in acting.occurrences]
+    messages = outbox.Batch()
+    outbox.add_series_booked(
+        messages,
+        reminder_offsets,
+        occurrences=[publish.acted_facts(access) for access in kept],
+        everything=everything,
+        now=now,
+    )
+    await messages.write(session)
+    return acting
 
 
 # -- a series that exists: who acts on it, and what they may do -------------------------------
@@ -328,6 +378,12 @@ async def for_guest_token(session: AsyncSession, *, token: str, lock: bool = Fal
     )
     if series is None:
         raise SeriesNotFound()
+    return await _as_guest(session, series, lock=lock)
+
+
+async def _as_guest(
+    session: AsyncSession, series: AppointmentSeries, *, lock: bool
+) -> SeriesAccess:
     occurrences = await repository.series_occurrences(session, series.id, lock=lock)
     return SeriesAccess(series, None, ActorRole.GUEST, occurrences)
 

@@ -9,7 +9,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, status
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.apikeys.scopes import Scope, needs
@@ -18,7 +18,12 @@ from slotwise.auth.deps import CurrentUser, OptionalClaims
 from slotwise.booking import idempotency
 from slotwise.booking import series as series_service
 from slotwise.booking.models import Status
-from slotwise.booking.present import series_created, series_read
+from slotwise.booking.present import (
+    series_created,
+    series_read,
+    series_verified_page,
+    verification_page,
+)
 from slotwise.booking.router import (
     REFUSALS,
     IdempotencyKeyHeader,
@@ -44,6 +49,10 @@ SeriesId = Annotated[uuid.UUID, Path(description="Series id.")]
 Token = Annotated[
     Text, Path(min_length=16, max_length=128, description="The series' manage token.")
 ]
+VerifyToken = Annotated[
+    Text,
+    Path(min_length=16, max_length=128, description="The token of the series' mailed link."),
+]
 
 SERIES_REFUSALS = (
     "Every occurrence is decided and judged as a single booking would be, under one set of "
@@ -52,7 +61,9 @@ SERIES_REFUSALS = (
     "can (skip); `details.occurrences` lists each one's `index`, `start_at`, `code` (one of "
     "the booking refusals below) and `details`.\n"
     "- 422 `series_too_long`: more than 52 occurrences.\n"
-    "- 409 `series_needs_sign_in`: a guest, with a provider that verifies guests' emails.\n"
+    "- A guest's series with a provider that verifies guests' emails is booked with every "
+    "occurrence `pending_verification` (held until `hold_until`), kept by the one link "
+    "mailed to the guest (`POST /bookings/series/verify/{token}`).\n"
     "- A refusal no occurrence escapes (`provider_not_found`, `service_not_found`, "
     "`provider_not_accepting`, `cannot_book_yourself`, `client_blocked`, `provider_changed`) "
     "is answered as for one booking.\n\n" + REFUSALS
@@ -90,7 +101,7 @@ async def create_series(
                 now=now,
             )
             if isinstance(found, idempotency.Replay):
-                return await _replay(session, found)
+                return await _replay(session, found, mailed=bool(app.settings.series_manage_url))
             claimed = found
         booked = await series_service.book(
             session,
@@ -120,11 +131,15 @@ async def create_series(
     return Response(body.model_dump_json(), status_code=201, media_type="application/json")
 
 
-async def _replay(session: AsyncSession, replay: idempotency.Replay) -> JSONResponse:
-    """The first response again; a guest's series gets a fresh manage token (the first one
-    was shown once and is not stored in clear), and the first stops working."""
+async def _replay(
+    session: AsyncSession, replay: idempotency.Replay, *, mailed: bool
+) -> JSONResponse:
+    """The first response again. A guest's manage token is never stored in clear: where the
+    application mails guests their series' link (``mailed``), the replay carries none and
+    the mailed link keeps working (as a single booking's replay); elsewhere the guest gets a
+    fresh token and the first stops working."""
     content = json.loads(replay.body)
-    if content.get("guest") is not None:
+    if content.get("guest") is not None and not mailed:
         content["manage_token"] = await series_service.rotate_manage_token(
             session, series_id=uuid.UUID(content["id"])
         )
@@ -213,6 +228,40 @@ async def change_series_status(
             now=now,
         )
     )
+
+
+@guest_router.get(
+    "/series/verify/{token}",
+    response_class=Response,  # not HTMLResponse: errors are documented as JSON, as they are
+    responses={200: {"description": "A page with a button", "content": {"text/html": {}}}},
+    summary="The page a guest's series verification link opens: a button, which verifies",
+)
+async def guest_verify_series_page(token: VerifyToken) -> HTMLResponse:
+    """Opening the link changes nothing (mail scanners and link previews open links); the
+    page's button posts to the same address, which verifies."""
+    return HTMLResponse(verification_page("series"))
+
+
+@guest_router.post(
+    "/series/verify/{token}",
+    response_model=SeriesRead,
+    responses=responses(404, 409),
+    summary="A guest verifies their email: every held occurrence of the series is kept",
+    description="One link for the whole series (mailed only, never in an answer): each "
+    "`pending_verification` occurrence becomes `pending` (the provider confirms bookings) or "
+    "`confirmed`, with an `email_verified` history entry, and the series' messages go out. "
+    "Posting again answers the series as it is. 409 `verification_expired` once the hold "
+    "ended (the occurrences are released); 409 `invalid_transition` when nothing is held any "
+    "more (cancelled); 404 `series_not_found` for an unknown token.",
+)
+async def guest_verify_series(
+    request: Request, token: VerifyToken, session: SessionDep, reminders: Reminders, now: NowDep
+) -> Response:
+    acting = await series_service.verify(session, token=token, reminder_offsets=reminders, now=now)
+    read = _read(acting)
+    if "text/html" in request.headers.get("accept", ""):  # the page's form, in a browser
+        return HTMLResponse(series_verified_page(read))
+    return Response(read.model_dump_json(), media_type="application/json")
 
 
 @guest_router.get(

@@ -7,7 +7,8 @@ only): a time that is free is refused (``SlotAvailable``: book it instead). Line
 
 A place is handed over as a row the constraints count, under the provider's booking lock,
 in the transaction of the change that frees it (``promote``: a cancellation, a decline, a
-reschedule's old time, a session cancelled, a hold released): the place is never free to
+reschedule's old time, a session cancelled, a hold released; ``hand_on_released``: a lapsed
+hold or unverified guest booking released by a write's first step): the place is never free to
 anyone else in between, and two changes that free places of one provider queue on the lock,
 the second seeing what the first handed over. Each waiter in line is given the place by the
 one write (``booking.write.take``):
@@ -312,11 +313,54 @@ async def pass_expired(session: AsyncSession, *, provider_id: uuid.UUID, now: da
     await session.flush()
 
 
+async def hand_on_released(
+    session: AsyncSession, released: list[repository.Released], *, now: datetime
+) -> None:
+    """Time a write's release step has just freed (lapsed holds, unverified guest bookings of
+    the providers it locked), handed to the first in line for it before the write judges its
+    own rows (``write.RELEASED_KEY``; the write's locks are held)."""
+    by_provider: dict[uuid.UUID, list[Interval]] = {}
+    for item in released:
+        by_provider.setdefault(item.provider_id, []).append(item.span)
+    for provider_id, spans in sorted(by_provider.items()):
+        await _hand_on(session, provider_id, spans, now=now)
+
+
+# The session's ``info`` keys of a hand-over under way, and of the time freed meanwhile by
+# the release step of the writes it makes, handed on after it (never inside it: its own
+# waiter is not yet marked as served).
+_HANDING = "slotwise.waitlist.handing"
+_DEFERRED = "slotwise.waitlist.deferred"
+
+
 async def _hand_on(
     session: AsyncSession, provider_id: uuid.UUID, spans: list[Interval], *, now: datetime
 ) -> None:
     """Each waiting entry whose time overlaps ``spans``, in line order, is given its time
-    if it is free; the provider's lock is held."""
+    if it is free; the provider's lock is held. Time released by the writes of the hand-over
+    itself (``hand_on_released``) is handed on after it, each span once."""
+    if session.info.get(_HANDING):
+        session.info.setdefault(_DEFERRED, []).append((provider_id, spans))
+        return
+    session.info[_HANDING] = True
+    try:
+        handed: set[tuple[uuid.UUID, Interval]] = set()
+        pending = [(provider_id, spans)]
+        while pending:
+            provider, asked = pending.pop(0)
+            fresh = [span for span in asked if (provider, span) not in handed]
+            handed.update((provider, span) for span in fresh)
+            if fresh:
+                await _hand_on_now(session, provider, fresh, now=now)
+            pending += session.info.pop(_DEFERRED, [])
+    finally:
+        session.info.pop(_HANDING, None)
+        session.info.pop(_DEFERRED, None)
+
+
+async def _hand_on_now(
+    session: AsyncSession, provider_id: uuid.UUID, spans: list[Interval], *, now: datetime
+) -> None:
     waiting = await entries.waiting_for(
         session, provider_id=provider_id, spans=spans, limit=MAX_TRIED
     )

@@ -36,7 +36,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -401,8 +401,33 @@ def _holds(claims: list[Claim]) -> bool:
 
 
 async def _lock_and_release(session: AsyncSession, claims: list[Claim]) -> None:
+    """The write's first step: the locks, and the release of expired holds (and unverified
+    guest bookings), whose time goes at once to whoever waits for it (``RELEASED_KEY``),
+    before anything else is judged: a place freed goes to the first in line, as a
+    cancelled one does. Only the locked providers' releases are handed on (a client's own
+    lapsed hold with another provider is released too, but that provider is not locked)."""
     pairs = [(claim.provider_id, claim.client_key) for claim in claims]
-    await repository.lock_and_release(session, pairs, now=max(claim.now for claim in claims))
+    now = max(claim.now for claim in claims)
+    released = await repository.lock_and_release(session, pairs, now=now)
+    if not released:
+        return
+    locked = {claim.provider_id for claim in claims}
+    freed = [item for item in released if item.provider_id in locked]
+    hand_on: HandOn | None = session.info.get(RELEASED_KEY)
+    if freed and hand_on is not None:
+        await hand_on(session, freed, now=now)
+
+
+# The session's ``info`` key of what hands released time to waiters: ``booking.waitlist``'s
+# ``hand_on_released``, which ``main.create_app`` puts there (the waitlist writes through
+# this module, so this module cannot import it).
+RELEASED_KEY = "slotwise.released"
+
+
+class HandOn(Protocol):
+    async def __call__(
+        self, session: AsyncSession, released: list[repository.Released], *, now: datetime
+    ) -> None: ...
 
 
 # The claim's fields as the statements receive them, and their types.

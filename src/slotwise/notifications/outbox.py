@@ -450,6 +450,31 @@ def add_series_booked(
             _schedule_reminders(batch, offsets, booking, now=now)
 
 
+def add_series_held(
+    batch: Batch, *, occurrences: Sequence[BookingFacts], verify_url: str, now: datetime
+) -> None:
+    """A guest's series held until the email is verified: its one message, to the guest,
+    with the one link that keeps every occurrence (and the series' manage link, where the
+    application mails one), as a single held booking's (``add_held``). The provider hears
+    of the series, and reminders are queued, once it is kept (``add_series_booked``)."""
+    first = occurrences[0]
+    assert first.hold_until is not None
+    link = {MANAGE_URL: first.manage_url} if first.manage_url else {}
+    batch.add(
+        kind="series_verify",
+        to=first.parties.client,
+        context=_series_context(
+            occurrences,
+            recipient_role="client",
+            hold_until=first.hold_until.isoformat(),
+            **{VERIFY_URL: verify_url},
+            **link,
+        ),
+        now=now,
+        appointment_id=first.appointment_id,
+    )
+
+
 def add_series_changed(
     batch: Batch,
     *,
