@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -242,6 +243,51 @@ async def test_dst_keeps_the_wall_time(client: httpx.AsyncClient, clock: Clock) 
     ]
 
 
+@pytest.mark.parametrize(
+    ("zone", "first", "change", "expected"),
+    [
+        # Midnight transitions: 00:00 does not exist on the change day; read with the offset
+        # before the gap it is 01:00 in the new offset, the day's first slot.
+        ("America/Santiago", "2027-08-29T00:00:00", "2027-09-05T00:00:00", "01:00:00-03:00"),
+        ("Asia/Beirut", "2027-03-21T00:00:00", "2027-03-28T00:00:00", "01:00:00+03:00"),
+        # Santiago falls back at midnight: 23:00 on 2027-04-03 happens twice; the first.
+        ("America/Santiago", "2027-03-27T23:00:00", "2027-04-03T23:00:00", "23:00:00-03:00"),
+        # An hour's gap at 02:00: 02:30 is read as 03:30 CEST, on the half-hour grid.
+        ("Europe/Berlin", "2027-03-21T02:30:00", "2027-03-28T02:30:00", "03:30:00+02:00"),
+    ],
+)
+async def test_an_occurrence_on_a_change_day_lands_where_a_single_booking_does(
+    client: httpx.AsyncClient, clock: Clock, zone: str, first: str, change: str, expected: str
+) -> None:
+    """On both databases, through the API: the occurrence on a transition day follows the
+    single-booking rule (RFC 5545, fold 0), the others keep their wall time."""
+    open_all_day: dict[str, Any] = {
+        "timezone": zone,
+        "hours": ("00:00:00", "23:59:00"),
+        "session_duration_minutes": 30,
+        "slot_interval_minutes": 30,
+    }
+    _, provider = await bookable_provider(client, **open_all_day)
+    _, twin = await bookable_provider(client, **open_all_day)
+    kim, lee = await signed_in(client), await signed_in(client)
+    series = await client.post(
+        "/appointments/series",
+        headers=kim.headers,
+        json=series_body(provider, first, count=3),
+    )
+    assert series.status_code == 201, series.text
+    single = await client.post(
+        "/appointments/",
+        headers=lee.headers,
+        json={"provider_id": twin["id"], "start_datetime": change},
+    )
+    assert single.status_code == 201, single.text
+    starts = [o["start_at"] for o in series.json()["occurrences"]]
+    assert starts[1] == single.json()["start_at"] == f"{change[:10]}T{expected}"
+    wall = first[11:]
+    assert starts[0][11:19] == starts[2][11:19] == wall  # the other weeks keep the wall time
+
+
 async def test_another_tenant_sees_404(client: httpx.AsyncClient, clock: Clock) -> None:
     _, provider = await bookable_provider(client)
     kim = await signed_in(client)
@@ -403,3 +449,28 @@ async def test_a_guests_replayed_series_carries_a_fresh_manage_token(
     managed = await client.get(f"/bookings/series/{new}")
     assert managed.status_code == 200, managed.text
     assert managed.json()["id"] == first.json()["id"]
+
+
+def test_openapi_describes_the_series_routes_and_their_errors(app: FastAPI) -> None:
+    paths = app.openapi()["paths"]
+    booking = paths["/api/v1/appointments/series"]["post"]
+    assert {"201", "401", "404", "409", "422", "429"} <= set(booking["responses"])
+    for said in ("series_unavailable", "series_too_long", "pending_verification", "session_full"):
+        assert said in booking["description"]
+    assert "series_needs_sign_in" not in booking["description"]
+    assert booking["x-api-key-scope"] == "book"
+    one = "/api/v1/appointments/series/{series_id}"
+    assert {"200", "401", "404"} <= set(paths[one]["get"]["responses"])
+    assert {"200", "401", "404", "409"} <= set(paths[one + "/cancel"]["post"]["responses"])
+    assert paths[one + "/cancel"]["post"]["x-api-key-scope"] == "book"
+    status = paths[one + "/status"]["patch"]
+    assert {"200", "401", "403", "404", "409"} <= set(status["responses"])
+    assert status["x-api-key-scope"] == "manage"
+    guest = "/api/v1/bookings/series/{token}"
+    assert {"200", "404"} <= set(paths[guest]["get"]["responses"])
+    assert {"200", "404", "409"} <= set(paths[guest + "/cancel"]["post"]["responses"])
+    verify = paths["/api/v1/bookings/series/verify/{token}"]
+    assert "text/html" in verify["get"]["responses"]["200"]["content"]
+    assert {"200", "404", "409"} <= set(verify["post"]["responses"])
+    for said in ("verification_expired", "series_not_found", "invalid_transition"):
+        assert said in verify["post"]["description"]

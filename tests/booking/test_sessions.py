@@ -294,3 +294,17 @@ async def test_attendees_never_see_each_other_in_calendars(
         theirs = seats[(i + 1) % len(seats)]["id"]
         refused = await client.get(f"/appointments/{theirs}/export.ics", headers=who.headers)
         assert refused.status_code == 404
+
+
+def test_openapi_describes_the_session_routes_and_their_errors(app: FastAPI) -> None:
+    paths = app.openapi()["paths"]
+    listed = paths["/api/v1/providers/me/sessions"]["get"]
+    assert {"200", "401", "403", "404", "422"} <= set(listed["responses"])
+    one = paths["/api/v1/providers/me/sessions/{session_key}"]["get"]
+    assert {"200", "401", "403", "404"} <= set(one["responses"])
+    assert "session_not_found" in one["description"]
+    cancel = paths["/api/v1/providers/me/sessions/{session_key}/cancel"]["post"]
+    assert {"200", "401", "403", "404", "409"} <= set(cancel["responses"])
+    assert "session_not_found" in cancel["description"]
+    assert "invalid_transition" in cancel["description"]
+    assert cancel["x-api-key-scope"] == "manage"

@@ -587,6 +587,8 @@ async def provider_sessions(
     response_model=SessionRead,
     responses=responses(401, 403, 404),
     summary="One of your group sessions, with its attendees",
+    description="404 `session_not_found`: no seat of yours has this session key (another "
+    "provider's session, or none).",
 )
 async def provider_session(
     session_key: uuid.UUID, user: CurrentUser, session: SessionDep
@@ -600,6 +602,9 @@ async def provider_session(
     response_model=SessionRead,
     responses=responses(401, 403, 404, 409),
     summary="Cancel one of your group sessions: every seat, each attendee told",
+    description="Every seat that still takes time is cancelled as its appointment would be "
+    "(history, reminders withdrawn, its attendee mailed). 404 `session_not_found`: not one "
+    "of your sessions; 409 `invalid_transition`: no seat left to cancel.",
 )
 @needs(Scope.MANAGE)
 async def cancel_provider_session(
