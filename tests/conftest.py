@@ -7,6 +7,7 @@ share rows and never clean up after themselves by deleting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -111,7 +112,9 @@ def postgres_template() -> Iterator[str]:
     name = f"slotwise_tpl_{uuid.uuid4().hex[:12]}"
     _run(_pg_execute(f'CREATE DATABASE "{name}"'))
     try:
-        _run(_pg_execute("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        # Another xdist worker may create it that moment: IF NOT EXISTS is not atomic.
+        with contextlib.suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateObjectError):
+            _run(_pg_execute("CREATE EXTENSION IF NOT EXISTS btree_gist"))
         migrate.upgrade(_url_for(name))
         yield name
     finally:
