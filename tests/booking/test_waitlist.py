@@ -356,6 +356,48 @@ async def test_a_freed_seat_goes_to_the_first_waiter_of_its_session(
     assert code(again) == "session_full"
 
 
+async def test_a_session_its_provider_cancels_ends_its_line(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """The class is off: its waiters are not booked into it (seat by seat, as its seats
+    are cancelled), their entries end (``session_cancelled``), and a seat held while a form
+    is filled is let go, so its token books nothing."""
+    account, provider, service_id = await group_service(client, capacity=2)
+    taken = await client.post("/appointments/", json=seat(provider, service_id, "10:00"))
+    assert taken.status_code == 201, taken.text
+    held = await client.post(
+        "/holds",
+        json={"provider_id": provider["id"], "start_datetime": START, "service_id": service_id},
+    )
+    assert held.status_code == 201, held.text
+    waiter = await signed_in(client)
+    line = await join(
+        client, provider["id"], START, waiter.headers, mode="book", service_id=service_id
+    )
+    assert line.status_code == 201, line.text
+    listed = await client.get(
+        "/providers/me/sessions",
+        headers=account.headers,
+        params={"from": f"{DAY}T00:00:00Z", "to": f"{DAY}T23:59:00Z"},
+    )
+    (only,) = listed.json()
+
+    cancelled = await client.post(
+        f"/providers/me/sessions/{only['session_key']}/cancel", headers=account.headers, json={}
+    )
+
+    assert cancelled.status_code == 200, cancelled.text
+    ended = (await client.get(f"/waitlist/{line.json()['id']}", headers=waiter.headers)).json()
+    assert (ended["status"], ended["appointment_id"]) == ("expired", None)
+    assert (await entry(app, uuid.UUID(ended["id"]))).reason == "session_cancelled"
+    assert [status for _, status, _ in await active(app)] == []  # nothing booked, nothing held
+    late = await client.post(
+        "/appointments/",
+        json=seat(provider, service_id, "10:00", hold_token=held.json()["hold_token"]),
+    )
+    assert code(late) in {"hold_not_found", "hold_expired"}
+
+
 async def test_an_offer_holds_the_place_mails_its_token_and_books_with_it(
     app: FastAPI, client: httpx.AsyncClient, clock: Clock
 ) -> None:

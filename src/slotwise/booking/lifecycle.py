@@ -84,13 +84,15 @@ async def _write_status_changed(
     before: Status,
     offsets: Sequence[int],
     now: datetime,
+    hand_on: bool = True,
 ) -> Appointment:
     messages = outbox.Batch()
     outbox.add_status_changed(
         messages, booking=publish.acted_facts(access), before=before, offsets=offsets, now=now
     )
     await change.write(session, moved, messages)
-    await hand_on_freed(session, moved.appointment, before=before, now=now)
+    if hand_on:
+        await hand_on_freed(session, moved.appointment, before=before, now=now)
     return moved.appointment
 
 
@@ -134,7 +136,10 @@ async def cancel(
     *,
     reason: str | None,
     now: datetime,
+    hand_on: bool = True,
 ) -> Appointment:
+    """``hand_on``: the freed time goes to its waitlist (not when the provider cancels a
+    whole group session: `sessions.cancel` ends its waitlist instead)."""
     check_transition(access.appointment, Status.CANCELLED)
     check_window(access, provider, now=now)
     before = access.appointment.status
@@ -146,6 +151,7 @@ async def cancel(
         before=before,
         offsets=(),  # a cancelled appointment has no reminders
         now=now,
+        hand_on=hand_on,
     )
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking import lifecycle, publish, repository
+from slotwise.booking import lifecycle, publish, repository, waitlist
 from slotwise.booking.access import Access
 from slotwise.booking.errors import InvalidTransition, SessionNotFound
 from slotwise.booking.events import ActorRole
@@ -113,15 +113,27 @@ async def cancel(
     now: datetime,
 ) -> GroupSession:
     """Every seat of the session that takes time, cancelled as its provider cancels an
-    appointment (InvalidTransition if none does)."""
+    appointment (InvalidTransition if none does). The session is off: its freed seats are
+    not handed to its waitlist (they would be booked into a cancelled class), the line is
+    ended instead, and seats held (a form being filled, a waiter's offer) are let go."""
     found = await get(session, provider=provider, session_key=session_key, lock=True)
     active = [a for a in found.attendees if a.status in HOLDING_STATUSES]
     if not active:  # every seat is cancelled, declined or over already
         raise InvalidTransition(details={"to": Status.CANCELLED.value})
     for attendee in active:
+        if attendee.status is Status.HELD:
+            continue  # not a booking: let go with the line, below
         seat = await repository.get(session, attendee.appointment_id, lock=True)
         assert seat is not None  # locked above
         appointment, owner, client, service_name = seat
         access = Access(appointment, user, ActorRole.PROVIDER, owner, client, service_name)
-        await lifecycle.cancel(session, access, owner, reason=reason, now=now)
+        await lifecycle.cancel(session, access, owner, reason=reason, hand_on=False, now=now)
+    await waitlist.end_session(
+        session,
+        provider_id=provider.id,
+        service_id=found.service_id,
+        start_at=found.start_at,
+        session_key=session_key,
+        now=now,
+    )
     return await get(session, provider=provider, session_key=session_key)

@@ -282,6 +282,28 @@ async def _withdraw_offer(session: AsyncSession, entry: WaitlistEntry, *, now: d
     await _hand_on(session, entry.provider_id, [span], now=now)
 
 
+async def end_session(
+    session: AsyncSession,
+    *,
+    provider_id: uuid.UUID,
+    service_id: uuid.UUID | None,
+    start_at: datetime,
+    session_key: uuid.UUID,
+    now: datetime,
+) -> None:
+    """A group session its provider cancelled: its held seats let go and everyone in its
+    line (waiting, or holding an offer) told by their entry's status: ``expired``,
+    reason ``session_cancelled``."""
+    await repository.lock_provider(session, provider_id)
+    for hold in await entries.session_holds(session, session_key=session_key):
+        await repository.delete_hold(session, hold)
+    for entry in await entries.in_line_for_session(
+        session, provider_id=provider_id, service_id=service_id, start_at=start_at
+    ):
+        _close(entry, WaitlistStatus.EXPIRED, "session_cancelled", now)
+    await session.flush()
+
+
 # -- the hand-over --------------------------------------------------------------------------
 
 

@@ -120,6 +120,38 @@ async def waiting_for(
     return list(result.scalars())
 
 
+async def in_line_for_session(
+    session: AsyncSession,
+    *,
+    provider_id: uuid.UUID,
+    service_id: uuid.UUID | None,
+    start_at: datetime,
+) -> list[WaitlistEntry]:
+    """The entries waiting for, or holding an offer of, a seat of the provider's session of
+    ``service_id`` starting at ``start_at``."""
+    result = await session.execute(
+        select(WaitlistEntry)
+        .where(
+            WaitlistEntry.provider_id == provider_id,
+            WaitlistEntry.service_id == service_id,
+            WaitlistEntry.start_at == start_at,
+            WaitlistEntry.status.in_([WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value]),
+        )
+        .execution_options(populate_existing=True)
+    )
+    return list(result.scalars())
+
+
+async def session_holds(session: AsyncSession, *, session_key: uuid.UUID) -> list[Appointment]:
+    """The held seats (holds, waiters' offers) of a group session."""
+    found = await session.scalars(
+        select(Appointment).where(
+            Appointment.session_key == session_key, Appointment.status == Status.HELD
+        )
+    )
+    return list(found)
+
+
 async def ended_offers(
     session: AsyncSession, *, provider_id: uuid.UUID, now: datetime
 ) -> list[WaitlistEntry]:
