@@ -219,6 +219,30 @@ def create_admin(
     typer.echo(f"admin {email} created (id {user_id})")
 
 
+@app.command("calendar-key")
+def calendar_key() -> None:
+    """Print a new key for SLOTWISE_CALENDAR_KEYS (put it first to rotate to it)."""
+    from slotwise.external.keys import new_key
+
+    typer.echo(new_key())
+
+
+@app.command("rotate-calendar-keys")
+def rotate_calendar_keys() -> None:
+    """Encrypt every connected calendar's credentials again with the first of
+    SLOTWISE_CALENDAR_KEYS (then the keys after it may be removed)."""
+    from slotwise.external.rotation import rotate_all
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+    try:
+        count = asyncio.run(rotate_all(settings))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"{count} calendars encrypted with the first key")
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Where `serve` will listen (sign-in line).")] = LOOPBACK,

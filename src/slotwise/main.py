@@ -45,6 +45,8 @@ from slotwise.calendars.router import router as calendars_router
 from slotwise.config import Settings, get_settings
 from slotwise.db import Database
 from slotwise.errors import install_error_handlers, responses
+from slotwise.external.keys import CalendarKeys
+from slotwise.external.router import router as external_calendars_router
 from slotwise.health import router as health_router
 from slotwise.notifications import outbox
 from slotwise.observability import Metrics, RequestContextMiddleware, configure_logging
@@ -60,6 +62,8 @@ GC_THRESHOLDS = (700, 10, 50)  # CPython's defaults but the last (10)
 API_ROUTERS = [
     (auth_router, "/auth", "auth"),
     (calendars_router, "", "calendars"),  # before /users/{id} and /appointments/{id}
+    # Before the provider routes, whose /providers/{ref}/... would take "me/calendars".
+    (external_calendars_router, "/providers/me/calendars", "calendars"),
     (users_router, "/users", "users"),
     (availability_seed_router, "", "availability"),  # before /appointments/{id}
     (series_router, "/appointments", "series"),  # before /appointments/{id}
@@ -157,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
         terms=terms,
         bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
         calendar_appointments=publish.CalendarAppointments(),
+        calendar_keys=CalendarKeys([key.get_secret_value() for key in settings.calendar_keys]),
     )
 
     @asynccontextmanager

@@ -13,6 +13,7 @@ from slotwise.booking.models import (
 )
 from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
+from slotwise.external.models import ExternalCalendar
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider, Service
 from slotwise.users.models import RoleChange, User
@@ -32,6 +33,7 @@ __all__ = [
     "CalendarFeed",
     "ClientStanding",
     "DateOverride",
+    "ExternalCalendar",
     "IdempotencyKey",
     "OutboxMessage",
     "PasswordResetToken",

@@ -14,6 +14,7 @@ from slotwise.availability.stream import SlotStreams
 from slotwise.booking.queue import BookingQueue
 from slotwise.booking.terms import TermsCache
 from slotwise.calendars.service import Appointments
+from slotwise.external.keys import CalendarKeys
 from slotwise.shared import NowDep as NowDep
 from slotwise.shared import Shared
 from slotwise.shared import WallClock as WallClock
@@ -29,6 +30,8 @@ class AppState(Shared):
     bookings: BookingQueue
     # What calendars read of booking (booking.publish.CalendarAppointments).
     calendar_appointments: Appointments
+    # What seals connected calendars' credentials (external.keys).
+    calendar_keys: CalendarKeys
 
     async def aclose(self) -> None:
         """Let go of connections: the slot cache's listener, the pool, Redis (once the
