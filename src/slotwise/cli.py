@@ -138,6 +138,7 @@ def _worker_process() -> None:
 
 async def _run_worker() -> None:
     from slotwise.booking.publish import reminder_still_due
+    from slotwise.external import worker as calendars_worker
     from slotwise.notifications.worker import run
     from slotwise.observability import configure_logging
     from slotwise.webhooks import worker as webhooks_worker
@@ -157,7 +158,9 @@ async def _run_worker() -> None:
 
         loop.add_reader(parent.sentinel, orphaned)
     await asyncio.gather(
-        run(settings, reminder_still_due, stop), webhooks_worker.run(settings, stop)
+        run(settings, reminder_still_due, stop),
+        webhooks_worker.run(settings, stop),
+        calendars_worker.run(settings, stop),
     )
 
 
@@ -167,7 +170,8 @@ def worker(
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")
     ] = True,
 ) -> None:
-    """Deliver queued email, reminders and webhooks until stopped (SIGINT or SIGTERM).
+    """Deliver queued email, reminders and webhooks, and sync connected calendars, until
+    stopped (SIGINT or SIGTERM).
 
     On PostgreSQL, run as many as you like; on SQLite, run one.
     """

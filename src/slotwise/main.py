@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -47,9 +48,11 @@ from slotwise.db import Database
 from slotwise.errors import install_error_handlers, responses
 from slotwise.external.keys import CalendarKeys
 from slotwise.external.router import router as external_calendars_router
+from slotwise.external.sync import SyncPolicy, sync_provider
 from slotwise.health import router as health_router
 from slotwise.notifications import outbox
 from slotwise.observability import Metrics, RequestContextMiddleware, configure_logging
+from slotwise.outbound import OutboundGuard
 from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
 from slotwise.state import AppState
@@ -138,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     changes.follow(database.session_class)
     terms = TermsCache()
+    calendar_keys = CalendarKeys([key.get_secret_value() for key in settings.calendar_keys])
     sweeper = OfferSweeper(database, every_seconds=settings.waitlist_sweep_seconds)
     slots = SlotListings(database, slot_cache, busy=booking_busy.BUSY)
     state = AppState(
@@ -161,8 +165,24 @@ def create_app(settings: Settings) -> FastAPI:
         terms=terms,
         bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
         calendar_appointments=publish.CalendarAppointments(),
-        calendar_keys=CalendarKeys([key.get_secret_value() for key in settings.calendar_keys]),
+        calendar_keys=calendar_keys,
+        calendar_sync=SyncPolicy.of(
+            guard=OutboundGuard.from_settings(settings),
+            keys=calendar_keys,
+            max_bytes=settings.calendar_max_bytes,
+            sync_minutes=settings.calendar_sync_minutes,
+            pause_after_hours=settings.calendar_pause_after_hours,
+            default_timezone=settings.default_timezone,
+        ),  # as external.worker.policy_of makes it, with this app's keys
     )
+
+    if settings.calendar_sync_before_booking:
+        policy = state.calendar_sync
+
+        async def sync_calendars_first(ref: str, now: datetime) -> None:
+            await sync_provider(database, ref, policy=policy, now=now)
+
+        state.before_booking = sync_calendars_first
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -2,7 +2,13 @@
 
 from slotwise.apikeys.models import ApiKey
 from slotwise.auth.models import PasswordResetToken, RefreshToken, RevokedAccessToken
-from slotwise.availability.models import DateOverride, ScheduleChange, TimeOff, WeeklyPattern
+from slotwise.availability.models import (
+    CalendarBusy,
+    DateOverride,
+    ScheduleChange,
+    TimeOff,
+    WeeklyPattern,
+)
 from slotwise.booking.models import (
     Appointment,
     AppointmentEvent,
@@ -30,6 +36,7 @@ __all__ = [
     "AppointmentEvent",
     "AppointmentSeries",
     "Base",
+    "CalendarBusy",
     "CalendarFeed",
     "ClientStanding",
     "DateOverride",

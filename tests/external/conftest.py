@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from slotwise.config import Settings
 from slotwise.state import get_now
 from tests.conftest import make_settings
+from tests.external.ics_server import CalendarServer, running_calendar_server
 from tests.factories import BOOKING_NOW, Clock
 
 # Two keys: the first encrypts, both decrypt (a rotation under way).
@@ -36,3 +37,9 @@ def clock(app: FastAPI) -> Iterator[Clock]:
     app.dependency_overrides[get_now] = controlled
     yield controlled
     app.dependency_overrides.pop(get_now, None)
+
+
+@pytest.fixture
+def calendar_server() -> Iterator[CalendarServer]:
+    with running_calendar_server() as running:
+        yield running

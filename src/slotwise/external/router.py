@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from slotwise.apikeys.scopes import Scope, needs
-from slotwise.auth.deps import CurrentUser
+from slotwise.auth import callers
+from slotwise.auth.deps import CurrentUser, OptionalClaims
 from slotwise.db import SessionDep
-from slotwise.errors import responses
-from slotwise.external import service
+from slotwise.errors import Unauthorized, responses
+from slotwise.external import service, sync
 from slotwise.external.keys import CalendarKeys
 from slotwise.external.models import ExternalCalendar
 from slotwise.external.schemas import CalendarCreate, CalendarRead
@@ -99,6 +100,32 @@ async def list_calendars(provider: OwnProvider, session: SessionDep) -> list[Cal
 )
 async def get_calendar(calendar: OwnCalendar) -> CalendarRead:
     return service.read(calendar)
+
+
+@router.post(
+    "/{calendar_id}/sync",
+    response_model=CalendarRead,
+    responses=responses(401, 403, 404, 503),
+    summary="Sync a calendar now (a paused one too: a good sync resumes it)",
+)
+@needs(Scope.MANAGE)
+async def sync_calendar(
+    calendar_id: uuid.UUID, request: Request, claims: OptionalClaims, now: NowDep
+) -> CalendarRead:
+    """The request's own session is not used: the fetch takes as long as the calendar
+    takes, and no transaction (on SQLite, no write lock) is held across it. The caller and
+    the calendar are checked in a short read, the busy time written in a short write."""
+    state: AppState = request.app.state.slotwise
+    if claims is None:
+        raise Unauthorized()
+    async with state.db.transaction(writes=False) as session:
+        user = await callers.user_for_claims(session, state.redis, claims)
+        provider = await providers_service.get_own(session, user=user)
+        await service.get_for(session, provider_id=provider.id, calendar_id=calendar_id)
+    synced = await sync.sync(state.db, calendar_id, policy=state.calendar_sync, now=now)
+    if synced is None:  # disconnected meanwhile
+        raise service.CalendarNotFound()
+    return service.read(synced)
 
 
 @router.delete(

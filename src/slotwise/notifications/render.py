@@ -30,6 +30,7 @@ SUBJECTS = {
     "password_reset": "Reset your Slotwise password",
     "booking_verify": "Confirm your email to keep your booking: {title}, {start}",
     "webhook_disabled": "Your Slotwise webhook was disabled",
+    "calendar_paused": "Your calendar {calendar} is no longer synced",
     "series_received": "New series: {title}, from {start}",
     "series_pending": "Series received, awaiting confirmation: {title}, from {start}",
     "series_confirmed": "Confirmed: {title}, from {start}",
