@@ -4,6 +4,7 @@ http (the servers the tests start: iCalendar files, Radicale), as the webhook te
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from slotwise.config import Settings
 from slotwise.state import get_now
 from tests.conftest import make_settings
 from tests.external.ics_server import CalendarServer, running_calendar_server
+from tests.external.radicale_server import Radicale, running_radicale
 from tests.factories import BOOKING_NOW, Clock
 
 # Two keys: the first encrypts, both decrypt (a rotation under way).
@@ -42,4 +44,10 @@ def clock(app: FastAPI) -> Iterator[Clock]:
 @pytest.fixture
 def calendar_server() -> Iterator[CalendarServer]:
     with running_calendar_server() as running:
+        yield running
+
+
+@pytest.fixture
+def radicale(tmp_path: Path) -> Iterator[Radicale]:
+    with running_radicale(tmp_path) as running:
         yield running
