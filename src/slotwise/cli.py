@@ -137,7 +137,7 @@ def _worker_process() -> None:
 
 
 async def _run_worker() -> None:
-    from slotwise.booking.publish import reminder_still_due
+    from slotwise.booking.publish import CalendarAppointments, reminder_still_due
     from slotwise.external import worker as calendars_worker
     from slotwise.notifications.worker import run
     from slotwise.observability import configure_logging
@@ -160,7 +160,7 @@ async def _run_worker() -> None:
     await asyncio.gather(
         run(settings, reminder_still_due, stop),
         webhooks_worker.run(settings, stop),
-        calendars_worker.run(settings, stop),
+        calendars_worker.run(settings, stop, appointments=CalendarAppointments()),
     )
 
 

@@ -141,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     changes.follow(database.session_class)
     terms = TermsCache()
+    calendar_appointments = publish.CalendarAppointments()
     calendar_keys = CalendarKeys([key.get_secret_value() for key in settings.calendar_keys])
     sweeper = OfferSweeper(database, every_seconds=settings.waitlist_sweep_seconds)
     slots = SlotListings(database, slot_cache, busy=booking_busy.BUSY)
@@ -164,9 +165,10 @@ def create_app(settings: Settings) -> FastAPI:
         api_key_uses=KeyUses(database),
         terms=terms,
         bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
-        calendar_appointments=publish.CalendarAppointments(),
+        calendar_appointments=calendar_appointments,
         calendar_keys=calendar_keys,
         calendar_sync=SyncPolicy.of(
+            appointments=calendar_appointments,
             guard=OutboundGuard.from_settings(settings),
             keys=calendar_keys,
             max_bytes=settings.calendar_max_bytes,

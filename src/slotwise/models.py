@@ -19,7 +19,7 @@ from slotwise.booking.models import (
 )
 from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
-from slotwise.external.models import ExternalCalendar
+from slotwise.external.models import ExternalCalendar, PushedEvent
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider, Service
 from slotwise.users.models import RoleChange, User
@@ -45,6 +45,7 @@ __all__ = [
     "OutboxMessage",
     "PasswordResetToken",
     "Provider",
+    "PushedEvent",
     "RefreshToken",
     "RevokedAccessToken",
     "RoleChange",

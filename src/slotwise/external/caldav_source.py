@@ -135,15 +135,25 @@ async def busy_ics(
     loop = asyncio.get_running_loop()
     try:
         return await asyncio.to_thread(_events, secret, guard, loop, start_at, end_at)
-    except CaldavFailed:
-        raise
-    except Refused as refused:
-        raise CaldavFailed(f"refused: {refused.reason}") from refused
-    except TooLarge as too_large:
-        raise CaldavFailed(f"an answer is larger than {too_large.limit} bytes") from too_large
-    except caldav_errors.AuthorizationError as exc:
-        raise CaldavFailed("the server refused the username or password") from exc
-    except caldav_errors.NotFoundError as exc:
-        raise CaldavFailed("no such calendar on the server") from exc
-    except (caldav_errors.DAVError, httpx.HTTPError, TimeoutError, OSError) as exc:
-        raise CaldavFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
+    except Exception as exc:
+        failed = failure(exc)
+        if failed is None:
+            raise
+        raise failed from exc
+
+
+def failure(exc: Exception) -> CaldavFailed | None:
+    """What a CalDAV call's exception says to the provider (None: not one of ours)."""
+    if isinstance(exc, CaldavFailed):
+        return exc
+    if isinstance(exc, Refused):
+        return CaldavFailed(f"refused: {exc.reason}")
+    if isinstance(exc, TooLarge):
+        return CaldavFailed(f"an answer is larger than {exc.limit} bytes")
+    if isinstance(exc, caldav_errors.AuthorizationError):
+        return CaldavFailed("the server refused the username or password")
+    if isinstance(exc, caldav_errors.NotFoundError):
+        return CaldavFailed("no such calendar on the server")
+    if isinstance(exc, caldav_errors.DAVError | httpx.HTTPError | TimeoutError | OSError):
+        return CaldavFailed(f"{type(exc).__name__}: {exc}"[:500])
+    return None

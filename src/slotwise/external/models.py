@@ -79,4 +79,23 @@ class ExternalCalendar(Base):
     last_modified: Mapped[str | None] = mapped_column(String(100))
     content_hash: Mapped[str | None] = mapped_column(String(64))
     synced_window: Mapped[str | None] = mapped_column(String(60))
+    # Bookings out (``write_bookings``): when they were last written, and why not.
+    pushed_at: Mapped[datetime | None]
+    push_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PushedEvent(Base):
+    """A booking's event as Slotwise last wrote it into a provider's CalDAV calendar (by its
+    UID, the resource ``<uid>.ics``): what it wrote (a digest), so that a booking unchanged
+    is not written again, and one changed or gone is updated or removed."""
+
+    __tablename__ = "caldav_pushed"
+
+    calendar_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("external_calendars.id", ondelete="CASCADE"), primary_key=True
+    )
+    uid: Mapped[str] = mapped_column(String(200), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    end_at: Mapped[datetime]  # the event's (its series' last) end: past events are left be
+    pushed_at: Mapped[datetime]

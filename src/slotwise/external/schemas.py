@@ -73,4 +73,10 @@ class CalendarRead(BaseModel):
         description="Busy events (occurrences) the last good sync found within the horizon."
     )
     next_sync_at: datetime | None = Field(description="When the worker syncs it next.")
+    last_push_at: datetime | None = Field(
+        description="With write_bookings: when your bookings were last written into it."
+    )
+    last_push_error: str | None = Field(
+        description="With write_bookings: why the last writing failed (retried at each sync)."
+    )
     created_at: datetime

@@ -177,5 +177,7 @@ def read(calendar: ExternalCalendar) -> CalendarRead:
         failing_since=calendar.failing_since,
         event_count=calendar.event_count,
         next_sync_at=None if paused else calendar.due_at,
+        last_push_at=calendar.pushed_at,
+        last_push_error=calendar.push_error,
         created_at=calendar.created_at,
     )

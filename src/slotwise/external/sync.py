@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotwise import scheduling
 from slotwise.availability import changes
 from slotwise.availability.models import CalendarBusy
+from slotwise.calendars.service import Appointments
 from slotwise.db import Database, insert_rows, table_of
-from slotwise.external import caldav_source, expand
+from slotwise.external import caldav_source, expand, push
 from slotwise.external.fetch import NOT_MODIFIED, Fetched, FetchFailed, fetch
 from slotwise.external.keys import CalendarKeys, UnreadableSecret
 from slotwise.external.models import ExternalCalendar, Kind, Standing, SyncStatus
@@ -56,6 +57,9 @@ class SyncPolicy:
     every: timedelta
     pause_after: timedelta
     default_timezone: str
+    # What a push of bookings reads (booking.publish.CalendarAppointments, wired in by the
+    # app factory and the worker command); None: bookings are not written out.
+    appointments: Appointments | None = None
 
     @classmethod
     def of(
@@ -67,6 +71,7 @@ class SyncPolicy:
         sync_minutes: float,
         pause_after_hours: float,
         default_timezone: str,
+        appointments: Appointments | None = None,
     ) -> SyncPolicy:
         return cls(
             guard=replace(guard, max_response_bytes=max_bytes),
@@ -74,6 +79,7 @@ class SyncPolicy:
             every=timedelta(minutes=sync_minutes),
             pause_after=timedelta(hours=pause_after_hours),
             default_timezone=default_timezone,
+            appointments=appointments,
         )
 
 
@@ -125,7 +131,27 @@ class SyncError(Exception):
 async def sync(
     db: Database, calendar_id: uuid.UUID, *, policy: SyncPolicy, now: datetime
 ) -> ExternalCalendar | None:
-    """Sync one calendar now (None if it is gone); the row as the sync left it."""
+    """Sync one calendar now (None if it is gone): its busy time read, and, for the calendar
+    that receives the provider's bookings, those written (``push``); the row as the sync
+    left it."""
+    synced = await _synced(db, calendar_id, policy=policy, now=now)
+    if synced is None or not synced.write_bookings or policy.appointments is None:
+        return synced
+    await push.push(
+        db,
+        calendar_id,
+        appointments=policy.appointments,
+        guard=policy.guard,
+        keys=policy.keys,
+        now=now,
+    )
+    async with db.transaction(writes=False) as session:
+        return await session.get(ExternalCalendar, calendar_id)
+
+
+async def _synced(
+    db: Database, calendar_id: uuid.UUID, *, policy: SyncPolicy, now: datetime
+) -> ExternalCalendar | None:
     async with db.transaction(writes=False) as session:
         calendar = await session.get(ExternalCalendar, calendar_id)
         provider = await session.get(Provider, calendar.provider_id) if calendar else None

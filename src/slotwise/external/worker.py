@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from slotwise import leases
+from slotwise.calendars.service import Appointments
 from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.external.keys import CalendarKeys
@@ -34,8 +35,13 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def policy_of(settings: Settings, guard: OutboundGuard | None = None) -> SyncPolicy:
+def policy_of(
+    settings: Settings,
+    guard: OutboundGuard | None = None,
+    appointments: Appointments | None = None,
+) -> SyncPolicy:
     return SyncPolicy.of(
+        appointments=appointments,
         guard=guard or OutboundGuard.from_settings(settings),
         keys=CalendarKeys([key.get_secret_value() for key in settings.calendar_keys]),
         max_bytes=settings.calendar_max_bytes,
@@ -78,12 +84,20 @@ class CalendarWorker:
         return len(claimed)
 
 
-async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock = wall_clock) -> None:
-    """``slotwise worker``'s calendar part: poll until stopped."""
+async def run(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    appointments: Appointments | None = None,
+    clock: Clock = wall_clock,
+) -> None:
+    """``slotwise worker``'s calendar part: poll until stopped. ``appointments``: what
+    booking tells of a provider's bookings, to write them out (the worker command wires
+    booking's in)."""
     db = Database(settings.database_url, pool_size=2)
     worker = CalendarWorker(
         db=db,
-        policy=policy_of(settings),
+        policy=policy_of(settings, appointments=appointments),
         worker_id=f"calendars:{uuid.uuid4().hex[:8]}",
         batch_size=settings.worker_batch_size,
         lease=timedelta(seconds=settings.outbox_lease_seconds),

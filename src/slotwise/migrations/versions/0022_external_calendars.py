@@ -1,6 +1,6 @@
 """external calendars: ``external_calendars``, a provider's connected calendars (an iCalendar
 URL or a CalDAV calendar, its credentials encrypted), each synced by the worker under a
-lease
+lease; ``caldav_pushed``, the bookings written into a provider's CalDAV calendar
 
 Revision ID: 0022
 Revises: 0020
@@ -20,6 +20,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TABLE = "external_calendars"
+PUSHED = "caldav_pushed"
 
 
 def upgrade() -> None:
@@ -67,6 +68,8 @@ def upgrade() -> None:
         sa.Column("last_modified", sa.String(length=100), nullable=True),
         sa.Column("content_hash", sa.String(length=64), nullable=True),
         sa.Column("synced_window", sa.String(length=60), nullable=True),
+        sa.Column("pushed_at", instant, nullable=True),
+        sa.Column("push_error", sa.Text(), nullable=True),
         sa.Column("created_at", instant, nullable=False),
         sa.ForeignKeyConstraint(
             ["provider_id"],
@@ -80,9 +83,25 @@ def upgrade() -> None:
     op.create_index(
         "ix_external_calendars_status_due_at", TABLE, ["status", "due_at"], unique=False
     )
+    op.create_table(
+        PUSHED,
+        sa.Column("calendar_id", sa.Uuid(), nullable=False),
+        sa.Column("uid", sa.String(length=200), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("end_at", instant, nullable=False),
+        sa.Column("pushed_at", instant, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["calendar_id"],
+            [f"{TABLE}.id"],
+            name=op.f("fk_caldav_pushed_calendar_id_external_calendars"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("calendar_id", "uid", name=op.f("pk_caldav_pushed")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table(PUSHED)
     op.drop_index("ix_external_calendars_status_due_at", table_name=TABLE)
     op.drop_index(op.f("ix_external_calendars_provider_id"), table_name=TABLE)
     op.drop_table(TABLE)
