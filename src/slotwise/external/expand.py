@@ -21,6 +21,7 @@ the last one that could.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -63,7 +64,7 @@ def busy_time(
     event reaching into the window counts whole (the window cuts nothing: a day's events
     stay the same rows as the window moves on)."""
     try:
-        calendars = icalendar.Calendar.from_ical(data, multiple=True)
+        calendars = icalendar.Calendar.from_ical(essentials(data), multiple=True)
     except (ValueError, IndexError, KeyError, TypeError) as exc:
         raise Unreadable(f"not an iCalendar document: {exc}") from exc
     if not calendars:
@@ -77,6 +78,51 @@ def busy_time(
     return Busy(tuple(scheduling.merge(found)), len(found))
 
 
+# The properties busy time is read from; every other one (descriptions, attendees, alarms'
+# text...) is dropped before parsing, which is most of a calendar's text and most of the
+# parser's time. A time zone definition is kept whole.
+_READ = frozenset(
+    {
+        "BEGIN",
+        "END",
+        "VERSION",
+        "UID",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "RRULE",
+        "RDATE",
+        "EXDATE",
+        "EXRULE",
+        "RECURRENCE-ID",
+        "STATUS",
+        "TRANSP",
+        "X-WR-TIMEZONE",
+    }
+)
+_FOLD = re.compile(r"\r?\n[ \t]")
+
+
+def essentials(data: bytes | str) -> str:
+    """The document with only what busy time is read from: lines unfolded (RFC 5545
+    §3.1), each property kept if busy time reads it or it is part of a VTIMEZONE."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    kept: list[str] = []
+    in_zone = False
+    for line in _FOLD.sub("", text).splitlines():
+        upper = line[:16].upper()
+        if upper.startswith("BEGIN:VTIMEZONE"):
+            in_zone = True
+        if in_zone:
+            kept.append(line)
+            in_zone = not upper.startswith("END:VTIMEZONE")
+            continue
+        name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
+        if name in _READ:
+            kept.append(line)
+    return "\r\n".join(kept) + "\r\n"
+
+
 def _busy_of(
     calendar: icalendar.Calendar,
     zone: ZoneInfo,
@@ -86,20 +132,40 @@ def _busy_of(
 ) -> list[scheduling.Interval]:
     try:
         standard = x_wr_timezone.to_standard(calendar)
-        occurrences = recurring_ical_events.of(standard).between(start_at - _SLACK, end_at + _SLACK)
+        occurrences = _occurrences(standard, start_at - _SLACK, end_at + _SLACK)
     except Exception as exc:  # the libraries raise anything from a broken rule or date
         raise Unreadable(f"the calendar cannot be expanded: {type(exc).__name__}: {exc}") from exc
     found = []
-    for event in occurrences:
+    for event, start, end in occurrences:
         if not _counts(event, tentative_busy):
             continue
         try:
-            interval = _interval(event, zone)
-        except (KeyError, TypeError, ValueError, OverflowError, scheduling.OutOfRange):
-            continue  # an event without a usable start: nothing can be busy of it
+            interval = _interval(start, end, zone)
+        except (TypeError, ValueError, OverflowError, scheduling.OutOfRange):
+            continue  # an event without a usable time: nothing can be busy of it
         if interval is not None and interval.start_at < end_at and start_at < interval.end_at:
             found.append(interval)
     return found
+
+
+def _occurrences(
+    calendar: icalendar.Calendar, start_at: datetime, end_at: datetime
+) -> list[tuple[Any, date | datetime, date | datetime]]:
+    """Each occurrence's event (an override's own, for a moved or cancelled one), start and
+    end. The query's occurrences are read as they are: its public ``between`` copies every
+    occurrence into a new component, two thirds of the time of a 5,000-event calendar
+    (docs/benchmarks.md); a version without them takes that public way."""
+    query = recurring_ical_events.of(calendar)
+    between = getattr(query, "_occurrences_between", None)
+    if between is not None:
+        return [
+            (occurrence._adapter._component, occurrence.start, occurrence.end)
+            for occurrence in between(start_at, end_at)
+        ]
+    return [  # pragma: no cover - the public way, for a version without the above
+        (event, event["DTSTART"].dt, event["DTEND"].dt if "DTEND" in event else event["DTSTART"].dt)
+        for event in query.between(start_at, end_at)
+    ]
 
 
 def _counts(event: Any, tentative_busy: bool) -> bool:
@@ -113,9 +179,9 @@ def _counts(event: Any, tentative_busy: bool) -> bool:
     return tentative_busy or status != "TENTATIVE"
 
 
-def _interval(event: Any, zone: ZoneInfo) -> scheduling.Interval | None:
-    start = event["DTSTART"].dt
-    end = event["DTEND"].dt if "DTEND" in event else start
+def _interval(
+    start: date | datetime, end: date | datetime, zone: ZoneInfo
+) -> scheduling.Interval | None:
     start_at, end_at = _instant(start, zone), _instant(end, zone)
     if end_at <= start_at:
         return None  # no length: a moment, not busy time
