@@ -53,7 +53,7 @@ class Wanted:
         text = ics.document(list(self.calendar_entries), stamp_at=_DIGEST_STAMP)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def text(self, now: datetime) -> str:
+    def rendered(self, now: datetime) -> str:
         return ics.document(list(self.calendar_entries), stamp_at=now)
 
 
@@ -107,7 +107,7 @@ def _written(
     for event in plan.put:
         answer = dav.put(
             base + quote(event.uid) + ".ics",
-            event.text(now),
+            event.rendered(now),
             {"Content-Type": "text/calendar; charset=utf-8"},
         )
         if answer.status not in (200, 201, 204):
