@@ -22,6 +22,7 @@ from typing import Any
 
 import bench_booking
 import bench_browse
+import bench_calendar_sync
 import bench_contended
 import bench_engine
 import bench_memory
@@ -70,6 +71,7 @@ def main() -> int:
         ("browse", lambda: bench_browse.run(quick=args.quick, databases=databases)),
         ("stream", lambda: bench_stream.run(quick=args.quick, databases=databases)),
         ("contended", lambda: bench_contended.run(quick=args.quick, databases=databases)),
+        ("calendars", lambda: bench_calendar_sync.run(quick=args.quick, databases=databases)),
     ]
     results: dict[str, dict[str, Any]] = {}
     crashed: list[str] = []

@@ -138,7 +138,8 @@ def _worker_process() -> None:
 
 async def _run_worker() -> None:
     from slotwise import housekeeping
-    from slotwise.booking.publish import reminder_still_due
+    from slotwise.booking.publish import CalendarAppointments, reminder_still_due
+    from slotwise.external import worker as calendars_worker
     from slotwise.notifications.worker import run
     from slotwise.observability import configure_logging
     from slotwise.webhooks import worker as webhooks_worker
@@ -161,6 +162,7 @@ async def _run_worker() -> None:
         run(settings, reminder_still_due, stop),
         webhooks_worker.run(settings, stop),
         housekeeping.run(settings, stop),
+        calendars_worker.run(settings, stop, appointments=CalendarAppointments()),
     )
 
 
@@ -170,8 +172,8 @@ def worker(
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")
     ] = True,
 ) -> None:
-    """Deliver queued email, reminders and webhooks, and keep finished rows pruned
-    (slotwise.housekeeping), until stopped (SIGINT or SIGTERM).
+    """Deliver queued email, reminders and webhooks, sync connected calendars and keep
+    finished rows pruned (slotwise.housekeeping), until stopped (SIGINT or SIGTERM).
 
     On PostgreSQL, run as many as you like; on SQLite, run one.
     """
@@ -247,6 +249,30 @@ def create_admin(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(f"admin {email} created (id {user_id})")
+
+
+@app.command("calendar-key")
+def calendar_key() -> None:
+    """Print a new key for SLOTWISE_CALENDAR_KEYS (put it first to rotate to it)."""
+    from slotwise.external.keys import new_key
+
+    typer.echo(new_key())
+
+
+@app.command("rotate-calendar-keys")
+def rotate_calendar_keys() -> None:
+    """Encrypt every connected calendar's credentials again with the first of
+    SLOTWISE_CALENDAR_KEYS (then the keys after it may be removed)."""
+    from slotwise.external.rotation import rotate_all
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+    try:
+        count = asyncio.run(rotate_all(settings))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"{count} calendars encrypted with the first key")
 
 
 @app.command()

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -244,12 +245,59 @@ class Settings(BaseSettings):
     webhook_disable_after_hours: int = Field(
         default=72, ge=1, description="A subscription failing this long is disabled."
     )
+    calendar_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys that encrypt connected calendars' credentials, "
+        "comma-separated: the first encrypts, all decrypt (rotation). Empty: calendars "
+        "cannot be connected (503 calendar_keys_not_configured).",
+    )
+    calendar_sync_minutes: float = Field(
+        default=5, gt=0, le=24 * 60, description="How often each connected calendar is synced."
+    )
+    calendar_max_bytes: int = Field(
+        default=10_000_000,
+        ge=1024,
+        le=200_000_000,
+        description="The largest calendar (an iCalendar file, a CalDAV answer) read.",
+    )
+    calendar_pause_after_hours: float = Field(
+        default=24,
+        gt=0,
+        description="A calendar failing this long is paused and its provider emailed.",
+    )
+    calendar_sync_before_booking: bool = Field(
+        default=False,
+        description="Sync the provider's calendars before each booking (a fetch per booking).",
+    )
+    calendar_max_per_provider: int = Field(
+        default=10, ge=1, le=100, description="Calendars one provider may connect."
+    )
 
     @field_validator("cors_origins", "outbound_allow", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("calendar_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("calendar_keys")
+    @classmethod
+    def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            try:
+                Fernet(key.get_secret_value().encode())
+            except (ValueError, TypeError):
+                raise ValueError(
+                    "calendar_keys: each key must be a Fernet key (32 url-safe base64 bytes;"
+                    " `slotwise calendar-key` makes one)"
+                ) from None
         return value
 
     @field_validator("reminder_offsets_minutes", mode="before")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -46,9 +47,13 @@ from slotwise.calendars.router import router as calendars_router
 from slotwise.config import Settings, get_settings
 from slotwise.db import Database
 from slotwise.errors import install_error_handlers, responses
+from slotwise.external.keys import CalendarKeys
+from slotwise.external.router import router as external_calendars_router
+from slotwise.external.sync import SyncPolicy, sync_provider
 from slotwise.health import router as health_router
 from slotwise.notifications import outbox
 from slotwise.observability import Metrics, RequestContextMiddleware, configure_logging
+from slotwise.outbound import OutboundGuard
 from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
 from slotwise.state import AppState
@@ -61,6 +66,8 @@ GC_THRESHOLDS = (700, 10, 50)  # CPython's defaults but the last (10)
 API_ROUTERS = [
     (auth_router, "/auth", "auth"),
     (calendars_router, "", "calendars"),  # before /users/{id} and /appointments/{id}
+    # Before the provider routes, whose /providers/{ref}/... would take "me/calendars".
+    (external_calendars_router, "/providers/me/calendars", "calendars"),
     (users_router, "/users", "users"),
     (availability_seed_router, "", "availability"),  # before /appointments/{id}
     (series_router, "/appointments", "series"),  # before /appointments/{id}
@@ -137,6 +144,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     changes.follow(database.session_class)
     terms = TermsCache()
+    calendar_appointments = publish.CalendarAppointments()
+    calendar_keys = CalendarKeys([key.get_secret_value() for key in settings.calendar_keys])
     sweeper = OfferSweeper(database, every_seconds=settings.waitlist_sweep_seconds)
     slots = SlotListings(database, slot_cache, busy=booking_busy.BUSY)
     state = AppState(
@@ -159,8 +168,26 @@ def create_app(settings: Settings) -> FastAPI:
         api_key_uses=KeyUses(database),
         terms=terms,
         bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
-        calendar_appointments=publish.CalendarAppointments(),
+        calendar_appointments=calendar_appointments,
+        calendar_keys=calendar_keys,
+        calendar_sync=SyncPolicy.of(
+            appointments=calendar_appointments,
+            guard=OutboundGuard.from_settings(settings),
+            keys=calendar_keys,
+            max_bytes=settings.calendar_max_bytes,
+            sync_minutes=settings.calendar_sync_minutes,
+            pause_after_hours=settings.calendar_pause_after_hours,
+            default_timezone=settings.default_timezone,
+        ),  # as external.worker.policy_of makes it, with this app's keys
     )
+
+    if settings.calendar_sync_before_booking:
+        policy = state.calendar_sync
+
+        async def sync_calendars_first(ref: str, now: datetime) -> None:
+            await sync_provider(database, ref, policy=policy, now=now)
+
+        state.before_booking = sync_calendars_first
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -2,7 +2,13 @@
 
 from slotwise.apikeys.models import ApiKey
 from slotwise.auth.models import PasswordResetToken, RefreshToken, RevokedAccessToken
-from slotwise.availability.models import DateOverride, ScheduleChange, TimeOff, WeeklyPattern
+from slotwise.availability.models import (
+    CalendarBusy,
+    DateOverride,
+    ScheduleChange,
+    TimeOff,
+    WeeklyPattern,
+)
 from slotwise.booking.models import (
     Appointment,
     AppointmentEvent,
@@ -13,6 +19,7 @@ from slotwise.booking.models import (
 )
 from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
+from slotwise.external.models import ExternalCalendar, PushedEvent
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider, Service
 from slotwise.users.models import RoleChange, User
@@ -29,13 +36,16 @@ __all__ = [
     "AppointmentEvent",
     "AppointmentSeries",
     "Base",
+    "CalendarBusy",
     "CalendarFeed",
     "ClientStanding",
     "DateOverride",
+    "ExternalCalendar",
     "IdempotencyKey",
     "OutboxMessage",
     "PasswordResetToken",
     "Provider",
+    "PushedEvent",
     "RefreshToken",
     "RevokedAccessToken",
     "RoleChange",

@@ -1,4 +1,5 @@
-"""The one way Slotwise calls out over HTTP (webhooks): ``OutboundGuard.post``.
+"""The one way Slotwise calls out over HTTP (webhooks, connected calendars):
+``OutboundGuard.post`` and ``OutboundGuard.send``.
 
 A URL given by a user must not reach what only the server can reach (its loopback, the
 private network, a cloud's metadata service), so every call
@@ -21,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, Self
 
@@ -117,6 +119,24 @@ class OutboundResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """What came back from ``send``: the status, the headers and the whole body (``send``
+    refuses a larger one than the cap, ``TooLarge``)."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+
+
+class TooLarge(Exception):
+    """The answer is larger than the cap: the rest was not read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundGuard:
     allowlist: Allowlist = Allowlist()
     allow_http: bool = False
@@ -185,6 +205,40 @@ class OutboundGuard:
         self, url: str, *, content: bytes, headers: Mapping[str, str]
     ) -> OutboundResponse:
         """POST ``content`` to ``url``: the checked address, no redirect followed."""
+        async with self._sent("POST", url, content=content, headers=headers) as response:
+            body, truncated = await _first_bytes(response, self.max_response_bytes)
+        return OutboundResponse(response.status_code, body, truncated)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> Answer:
+        """Any request (a calendar's GET, CalDAV's PROPFIND and REPORT...) to ``url``, by
+        the same rules as ``post``; the whole answer, or ``TooLarge`` past the cap. A
+        redirect is an answer like any other (3xx): it is not followed."""
+        async with self._sent(method, url, content=content, headers=headers, auth=auth) as sent:
+            body, truncated = await _first_bytes(sent, self.max_response_bytes)
+        if truncated:
+            raise TooLarge(self.max_response_bytes)
+        return Answer(sent.status_code, sent.headers, body)
+
+    @asynccontextmanager
+    async def _sent(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes,
+        headers: Mapping[str, str] | None,
+        auth: httpx.Auth | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """The answer's head, from the checked address; its body is the caller's to read
+        (within the total timeout)."""
         parsed, address = await self.destination(url)
         pinned = parsed.copy_with(host=str(address))
         host_header = parsed.netloc.decode("ascii")
@@ -195,18 +249,17 @@ class OutboundGuard:
             httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
         ):
             request = client.build_request(
-                "POST",
+                method,
                 pinned,
                 content=content,
-                headers={**headers, "Host": host_header},
+                headers={**(headers or {}), "Host": host_header},
                 extensions=extensions,
             )
-            response = await client.send(request, stream=True)
+            response = await client.send(request, stream=True, auth=auth)
             try:
-                body, truncated = await _first_bytes(response, self.max_response_bytes)
+                yield response
             finally:
                 await response.aclose()
-        return OutboundResponse(response.status_code, body, truncated)
 
 
 def _address(host: str) -> IPAddress | None:

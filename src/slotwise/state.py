@@ -4,7 +4,9 @@ and the app factory import this; services receive what they use, never the state
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,6 +16,8 @@ from slotwise.availability.stream import SlotStreams
 from slotwise.booking.queue import BookingQueue
 from slotwise.booking.terms import TermsCache
 from slotwise.calendars.service import Appointments
+from slotwise.external.keys import CalendarKeys
+from slotwise.external.sync import SyncPolicy
 from slotwise.shared import NowDep as NowDep
 from slotwise.shared import Shared
 from slotwise.shared import WallClock as WallClock
@@ -29,6 +33,14 @@ class AppState(Shared):
     bookings: BookingQueue
     # What calendars read of booking (booking.publish.CalendarAppointments).
     calendar_appointments: Appointments
+    # What seals connected calendars' credentials (external.keys).
+    calendar_keys: CalendarKeys
+    # How connected calendars are synced (on demand, and before a booking if the settings
+    # say so).
+    calendar_sync: SyncPolicy
+    # What a booking awaits first (the provider's reference, now): the provider's calendars
+    # synced, with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING; None otherwise.
+    before_booking: Callable[[str, datetime], Awaitable[None]] | None = None
 
     async def aclose(self) -> None:
         """Let go of connections: the slot cache's listener, the pool, Redis (once the

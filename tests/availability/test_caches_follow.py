@@ -25,6 +25,9 @@ from slotwise.config import Settings
 from slotwise.main import create_app
 from slotwise.state import get_now
 from tests.availability.test_slot_cache import StatementCounter, cache_in_use, eventually
+from tests.conftest import make_settings
+from tests.external.conftest import CALENDAR_SETTINGS
+from tests.external.ics_server import CalendarServer, running_calendar_server
 from tests.factories import (
     BOOKING_NOW,
     Account,
@@ -46,6 +49,8 @@ class World:
     profile: dict[str, Any]
     service_id: str
     settings: Settings
+    calendar: CalendarServer  # serves the provider's connected calendar
+    calendar_id: str
 
 
 Api = Callable[[httpx.AsyncClient, World], Awaitable[None]]
@@ -123,6 +128,22 @@ async def _time_off(client: httpx.AsyncClient, world: World) -> None:
     )
 
 
+BUSY_AT_14 = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\nBEGIN:VEVENT\r\n"
+    b"UID:dentist@example.com\r\nDTSTAMP:20270201T000000Z\r\nDTSTART:20270303T140000Z\r\n"
+    b"DTEND:20270303T150000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+async def _calendar(client: httpx.AsyncClient, world: World) -> None:
+    world.calendar.serve("mine.ics", body=BUSY_AT_14)
+    await _ok(
+        await client.post(
+            f"/providers/me/calendars/{world.calendar_id}/sync", headers=world.account.headers
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Kind:
     """A change to one kind of row: through the API, or as an operator's SQL (``:p`` the
@@ -191,8 +212,28 @@ KINDS = {
         422,
         "outside_availability",
     ),
+    "busy time from a calendar": Kind(
+        _calendar,
+        "INSERT INTO calendar_busy (id, calendar_id, provider_id, start_at, end_at)"
+        " SELECT :new, id, provider_id, '2027-03-03 14:00:00.000000+00:00',"
+        " '2027-03-03 15:00:00.000000+00:00' FROM external_calendars WHERE provider_id = :p",
+        409,
+        "calendar_busy",
+    ),
 }
 WRITERS = ("this worker", "another worker", "SQL from outside")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """With calendar keys, and calls to the loopback calendar server allowed."""
+    return make_settings(database_url, **CALENDAR_SETTINGS)
+
+
+@pytest.fixture
+def calendar_server() -> Iterator[CalendarServer]:
+    with running_calendar_server() as running:
+        yield running
 
 
 @pytest.fixture
@@ -215,8 +256,20 @@ async def other_worker(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def world(client: httpx.AsyncClient, app: FastAPI, settings: Settings, clock: Clock) -> World:
+async def world(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    settings: Settings,
+    clock: Clock,
+    calendar_server: CalendarServer,
+) -> World:
     account, profile = await bookable_provider(client, session_duration_minutes=60)
+    calendar = await client.post(
+        "/providers/me/calendars",
+        headers=account.headers,
+        json={"kind": "ics_url", "url": calendar_server.serve("mine.ics", body=b"")},
+    )
+    assert calendar.status_code == 201, calendar.text
     service = await client.post(
         "/providers/me/services",
         headers=account.headers,
@@ -224,7 +277,9 @@ async def world(client: httpx.AsyncClient, app: FastAPI, settings: Settings, clo
     )
     assert service.status_code == 201, service.text
     await cache_in_use(app)
-    return World(account, profile, service.json()["id"], settings)
+    return World(
+        account, profile, service.json()["id"], settings, calendar_server, calendar.json()["id"]
+    )
 
 
 def stored_id(engine: AsyncEngine, value: str) -> str:

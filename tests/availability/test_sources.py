@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from slotwise import scheduling
 from slotwise.availability import changes, sources
-from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
+from slotwise.availability.models import CalendarBusy, DateOverride, TimeOff, WeeklyPattern
 from slotwise.booking import terms
 from slotwise.booking.models import Appointment
 from slotwise.config import Settings
@@ -131,6 +131,7 @@ def test_this_workers_commits_name_whom_each_source_row_concerns() -> None:
         "weekly_patterns": WeeklyPattern(provider_id=provider_id),
         "date_overrides": DateOverride(provider_id=provider_id),
         "time_off": TimeOff(provider_id=provider_id),
+        "calendar_busy": CalendarBusy(provider_id=provider_id),
         "appointments": Appointment(provider_id=provider_id),
     }
     assert set(rows) == sources.SLOT_TABLES
@@ -319,6 +320,7 @@ MISSING = {
         ("DROP TRIGGER date_overrides_logged_delete", "date_overrides: announces only"),
         ("DROP TRIGGER time_off_rules_update", "time_off: raises the version only"),
         ("DROP TRIGGER users_rules_changed", "raise the version: ["),
+        ("DROP TRIGGER calendar_busy_rules_delete", "calendar_busy: raises the version only"),
         (
             "DROP TRIGGER appointments_logged_update;\n"
             "CREATE TRIGGER appointments_logged_update AFTER UPDATE ON appointments"
@@ -333,6 +335,10 @@ MISSING = {
             "services: raises the version only",
         ),
         ("DROP TRIGGER users_rules_changed ON users", "raise the version: ["),
+        (
+            "DROP TRIGGER calendar_busy_schedule_changed ON calendar_busy",
+            "calendar_busy: announces only",
+        ),
         ("DROP TRIGGER appointments_schedule_truncated ON appointments", "TRUNCATE"),
         (
             "CREATE OR REPLACE TRIGGER appointments_schedule_changed"
@@ -344,7 +350,7 @@ MISSING = {
 }
 
 
-@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("case", range(6))
 async def test_a_missing_trigger_is_found(engine: AsyncEngine, case: int) -> None:
     cases = MISSING[engine.dialect.name]
     if case >= len(cases):

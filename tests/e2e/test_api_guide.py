@@ -238,6 +238,10 @@ def run_guide(database_url: str, workdir: Path) -> list[str]:
         "SLOTWISE_WORKER_POLL_SECONDS": "0.2",
         # The guide shows waitlist_limit_reached without filling five lines (docs/api.md).
         "SLOTWISE_WAITLIST_MAX_PER_CLIENT": "1",
+        # Connected calendars (docs/api.md): a key, and the guide's calendar on loopback.
+        "SLOTWISE_CALENDAR_KEYS": "hq7v0S6pV1mX4WlYp3m8k1sGmT9rZ2bN5cD7eF0aB1c=",
+        "SLOTWISE_OUTBOUND_ALLOW": "127.0.0.1",
+        "SLOTWISE_OUTBOUND_ALLOW_HTTP": "true",
         "SLOTWISE_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
         "GUIDE_DIR": str(workdir),

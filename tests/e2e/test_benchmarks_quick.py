@@ -41,5 +41,7 @@ def test_every_benchmark_runs_in_quick_mode() -> None:
         "| Browse and book",
         "| Contended, 200 clients",
         "| Live listings",
+        "| Calendar sync, 5,000 events",
+        "| Slots, 31 days, 2,000 appointments + 3 calendars",
     ):
         assert benchmark in result.stdout, benchmark

@@ -76,6 +76,8 @@ class Basis:
     reach: scheduling.Interval | None
     counted: tuple[datetime, datetime] | None
     taken: dict[str, Taken]  # by `availability.busy.key`
+    # The busy time of the provider's own calendars within ``reach`` (merged instants).
+    calendar_busy: tuple[scheduling.Interval, ...] = ()
 
     def concerns(self, taken: Taken) -> bool:
         """Whether an appointment can move these slots: its blocked span reaches the open

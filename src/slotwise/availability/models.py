@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, time
+from datetime import date, datetime, time
 
 from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -73,6 +73,28 @@ class TimeOff(TimestampMixin, Base):
     start_date: Mapped[date]
     end_date: Mapped[date]
     reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class CalendarBusy(Base):
+    """Busy time read from a provider's connected calendar (``slotwise.external``): UTC
+    intervals, merged per calendar, kept for the booking horizon, replaced by each sync that
+    finds them changed. Part of the provider's terms, as time off is (but instants): its
+    triggers raise the rules version and tell the slot caches (migration 0023), and both
+    listings and the booking decision read it (``availability.sources``)."""
+
+    __tablename__ = "calendar_busy"
+    __table_args__ = (
+        CheckConstraint("start_at < end_at", name="start_before_end"),
+        Index("ix_calendar_busy_provider_start", "provider_id", "start_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    calendar_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("external_calendars.id", ondelete="CASCADE"), index=True
+    )
+    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
 
 
 class ScheduleChange(Base):

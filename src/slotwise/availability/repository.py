@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.availability.models import DateOverride, TimeOff, WeeklyPattern
+from slotwise.availability.models import CalendarBusy, DateOverride, TimeOff, WeeklyPattern
 from slotwise.providers import repository as providers_repo
 from slotwise.providers.models import Provider
 from slotwise.users.models import User
@@ -96,6 +96,23 @@ async def time_off_between(
     if last is not None:
         query = query.where(TimeOff.start_date <= last)
     return list(await session.scalars(query.order_by(TimeOff.start_date)))
+
+
+async def calendar_busy_between(
+    session: AsyncSession, provider_id: uuid.UUID, start_at: datetime, end_at: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The busy time of the provider's calendars reaching into ``[start_at, end_at)``, by
+    start (each calendar's own intervals; several calendars' may overlap)."""
+    rows = await session.execute(
+        select(CalendarBusy.start_at, CalendarBusy.end_at)
+        .where(
+            CalendarBusy.provider_id == provider_id,
+            CalendarBusy.start_at < end_at,
+            CalendarBusy.end_at > start_at,
+        )
+        .order_by(CalendarBusy.start_at)
+    )
+    return [(row.start_at, row.end_at) for row in rows]
 
 
 async def time_off(

@@ -108,21 +108,34 @@ def time_off_rules(rows: list[TimeOff]) -> list[scheduling.TimeOff]:
 
 @dataclass(frozen=True, slots=True)
 class ProviderRules:
-    """A provider's hours for some dates, as the engine takes them."""
+    """A provider's hours for some dates, as the engine takes them, and the busy time of its
+    own calendars on those dates (merged instants)."""
 
     weekly: list[scheduling.WeeklyRule]
     overrides: list[scheduling.DateOverride]
     time_off: list[scheduling.TimeOff]
+    busy: tuple[scheduling.Interval, ...] = ()
 
 
 async def rules_for(
-    session: AsyncSession, provider_id: uuid.UUID, start_date: date, end_date: date
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start_date: date,
+    end_date: date,
+    *,
+    zone: ZoneInfo,
 ) -> ProviderRules:
     patterns = await repository.patterns_for(session, provider_id, active_only=True)
     overrides = await repository.overrides_between(session, provider_id, start_date, end_date)
     time_off = await repository.time_off_between(session, provider_id, start_date, end_date)
+    first = scheduling.day_extent(start_date, zone)
+    last = scheduling.day_extent(end_date, zone)
+    found = await repository.calendar_busy_between(
+        session, provider_id, first.start_at, last.end_at
+    )
+    busy = scheduling.merge(scheduling.Interval(start, end) for start, end in found)
     return ProviderRules(
-        weekly_rules(patterns), override_rules(overrides), time_off_rules(time_off)
+        weekly_rules(patterns), override_rules(overrides), time_off_rules(time_off), tuple(busy)
     )
 
 
@@ -158,6 +171,7 @@ class Schedule:
     last_date: date
     read_on: date  # the provider's local date when it was read
     limits: scheduling.Limits = field(default_factory=scheduling.Limits)  # full days: unlisted
+    busy: tuple[scheduling.Interval, ...] = ()  # its calendars' busy time on those dates
 
     def covers(self, first: date, last: date) -> bool:
         return self.first_date <= first and last <= self.last_date
@@ -178,7 +192,7 @@ async def read(session: AsyncSession, provider: Provider, *, now: datetime) -> S
     except OverflowError:  # a horizon past the calendar's end
         last_date = date.max
     services = await providers_repo.list_services(session, provider.id, active_only=True)
-    rules = await rules_for(session, provider.id, first_date, last_date)
+    rules = await rules_for(session, provider.id, first_date, last_date, zone=zone)
     return Schedule(
         provider_id=provider.id,
         user_id=provider.user_id,
@@ -202,6 +216,7 @@ async def read(session: AsyncSession, provider: Provider, *, now: datetime) -> S
         limits=scheduling.Limits(
             per_day=provider.max_bookings_per_day, per_week=provider.max_bookings_per_week
         ),
+        busy=rules.busy,
     )
 
 

@@ -179,12 +179,18 @@ class SlotListings:
         own (no more is open at a time)."""
         spec = _spec(schedule, key)
         if schedule.covers(key.first, key.last):
-            rules = ProviderRules(schedule.weekly, schedule.overrides, schedule.time_off)
+            rules = ProviderRules(
+                schedule.weekly, schedule.overrides, schedule.time_off, schedule.busy
+            )
         elif session is not None:
-            rules = await rules_for(session, schedule.provider_id, key.first, key.last)
+            rules = await rules_for(
+                session, schedule.provider_id, key.first, key.last, zone=schedule.zone
+            )
         else:  # a window the kept hours do not reach (past dates, beyond the horizon)
             async with self.db.session(writes=False) as reading:
-                rules = await rules_for(reading, schedule.provider_id, key.first, key.last)
+                rules = await rules_for(
+                    reading, schedule.provider_id, key.first, key.last, zone=schedule.zone
+                )
         opened: list[scheduling.Interval] = []
         if schedule.accepting_bookings:
             opened = scheduling.open_hours(
@@ -215,7 +221,10 @@ class SlotListings:
             busy = await session.run_sync(lambda sync_session: read(sync_session.connection()))
         else:
             busy = await _on_own_connection(self.db.engine, read, self._isolation_level)
-        basis = Basis(schedule, spec, opened, reach, counted, busy.taken)
+        calendar_busy: tuple[scheduling.Interval, ...] = ()
+        if reach is not None:
+            calendar_busy = tuple(one for one in rules.busy if one.overlaps(reach))
+        basis = Basis(schedule, spec, opened, reach, counted, busy.taken, calendar_busy)
         return _answer_of(key, basis, now, marked_at), busy.rules_version
 
     def revised(self, answer: SlotAnswer, moves: list[Moved], now: datetime) -> SlotAnswer:
@@ -229,7 +238,15 @@ class SlotListings:
                 taken[named] = move.taken
             else:
                 taken.pop(named, None)
-        basis = Basis(basis.schedule, basis.spec, basis.opened, basis.reach, basis.counted, taken)
+        basis = Basis(
+            basis.schedule,
+            basis.spec,
+            basis.opened,
+            basis.reach,
+            basis.counted,
+            taken,
+            basis.calendar_busy,
+        )
         known = dict(
             zip(zip(answer.starts_at, answer.seats_left, strict=True), answer.items, strict=True)
         )
@@ -299,8 +316,11 @@ def _answer_of(
         started = busy_time.starts(taken, basis.counted) if basis.counted is not None else []
         if spec.capacity > 1 and key.service_id is not None:  # a group service's sessions
             seated = busy_time.sessions(taken, key.service_id, reach.start_at, reach.end_at, now)
-            offered = _seated(schedule, basis.opened, spans, seated, started, spec)
+            offered = _seated(
+                schedule, basis.opened, spans, basis.calendar_busy, seated, started, spec
+            )
         else:
+            spans += basis.calendar_busy  # the provider's own calendars: busy as bookings
             found = scheduling.slots_within(basis.opened, busy=spans, service=spec, now=None)
             if started:  # the dates a day or week limit closes are not offered
                 full = scheduling.full_dates(schedule.limits, schedule.zone, started)
@@ -419,6 +439,7 @@ def _seated(
     schedule: Schedule,
     opened: list[scheduling.Interval],
     spans: list[scheduling.Interval],
+    calendar_busy: tuple[scheduling.Interval, ...],
     seated: list[busy_time.Seated],
     started: list[datetime],
     spec: scheduling.ServiceSpec,
@@ -432,9 +453,9 @@ def _seated(
         )
         for one in seated
     ]
-    free = scheduling.slots_within(
-        opened, busy=scheduling.outside_sessions(spans, sessions), service=spec, now=None
-    )
+    # The calendars' busy time is not a seat: added after the seats are taken out.
+    others = [*scheduling.outside_sessions(spans, sessions), *calendar_busy]
+    free = scheduling.slots_within(opened, busy=others, service=spec, now=None)
     offered = scheduling.open_seats(free, sessions, spec)
     if started:
         full = scheduling.full_dates(schedule.limits, schedule.zone, started)

@@ -72,6 +72,10 @@ SOURCES = (
     Source("weekly_patterns", "provider_id", Names.PROVIDER, in_terms=True),
     Source("date_overrides", "provider_id", Names.PROVIDER, in_terms=True),
     Source("time_off", "provider_id", Names.PROVIDER, in_terms=True),
+    # Busy time read from the provider's own calendars (``slotwise.external``): terms, like
+    # time off, so a sync that changes it raises the rules version, and a booking decided on
+    # kept terms is proven to have seen it.
+    Source("calendar_busy", "provider_id", Names.PROVIDER, in_terms=True),
     # Busy time: read by every listing, and by every booking afresh (never kept in terms).
     Source(
         "appointments",

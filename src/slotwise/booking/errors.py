@@ -24,6 +24,11 @@ class SessionNotFound(NotFound):
     message = "No such group session."
 
 
+class CalendarBusy(Conflict):
+    code = "calendar_busy"
+    message = "The provider is busy then: their own calendar has an event at this time."
+
+
 class SessionFull(Conflict):
     code = "session_full"
     message = "Every seat of this session is taken."
@@ -216,6 +221,8 @@ def refused(refusal: Refusal) -> AppError:
             return TooFar(details=details)
         case Reason.OUTSIDE_AVAILABILITY:
             return OutsideAvailability()
+        case Reason.CALENDAR_BUSY:
+            return CalendarBusy()
         case Reason.SLOT_UNAVAILABLE:
             return SlotUnavailable()
         case Reason.CLIENT_CONFLICT:

@@ -144,6 +144,8 @@ async def create_appointment(
     # solve on the busiest write (docs/architecture.md, "The booking pipeline").
     app: AppState = request.app.state.slotwise
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
+    if app.before_booking is not None:  # the provider's calendars, read afresh (the settings)
+        await app.before_booking(data.provider_id, now)
     if idempotency_key:
         return await _book_once(app, claims, data, now, key=idempotency_key)
     if data.hold_token is not None:  # a held slot: its hold's row becomes the booking

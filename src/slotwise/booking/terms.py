@@ -78,7 +78,7 @@ async def read(session: AsyncSession, ref: str, *, now: datetime) -> Known:
     today = now.astimezone(zone).date()
     first_date = today - MARGIN
     last_date = today + timedelta(days=provider.max_advance_days) + MARGIN
-    rules = await schedules.rules_for(session, provider.id, first_date, last_date)
+    rules = await schedules.rules_for(session, provider.id, first_date, last_date, zone=zone)
     services = await providers_repo.list_services(session, provider.id, active_only=False)
     terms = scheduling.Terms(
         provider_id=provider.id,
@@ -98,6 +98,7 @@ async def read(session: AsyncSession, ref: str, *, now: datetime) -> Known:
         first_date=first_date,
         last_date=last_date,
         limits=_limits(provider),
+        busy=rules.busy,
     )
     return Known(
         terms=terms, full_name=provider.full_name, email=provider.user.email, read_on=today
@@ -113,8 +114,8 @@ async def covering(
     on_date = scheduling.requested_date(terms, request)
     if on_date is None or terms.covers(on_date):
         return terms
-    rows = await schedules.rules_for(session, terms.provider_id, on_date, on_date)
-    return terms.covering(on_date, tuple(rows.overrides), tuple(rows.time_off))
+    rows = await schedules.rules_for(session, terms.provider_id, on_date, on_date, zone=terms.zone)
+    return terms.covering(on_date, tuple(rows.overrides), tuple(rows.time_off), rows.busy)
 
 
 class TermsCache:

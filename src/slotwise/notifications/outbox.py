@@ -386,6 +386,28 @@ async def enqueue_webhook_disabled(
     await batch.write(session)
 
 
+async def enqueue_calendar_paused(
+    session: AsyncSession,
+    *,
+    email: str,
+    name: str,
+    timezone: str,
+    calendar: str,
+    failing_since: datetime,
+    error: str,
+    now: datetime,
+) -> None:
+    """A connected calendar was paused for failing too long: its provider hears of it."""
+    batch = Batch()
+    batch.add(
+        kind="calendar_paused",
+        to=Party(email=email, name=name, timezone=timezone),
+        context={"calendar": calendar, "failing_since": failing_since.isoformat(), "error": error},
+        now=now,
+    )
+    await batch.write(session)
+
+
 # -- recurring series: one message per party for the whole series, reminders per occurrence --
 
 

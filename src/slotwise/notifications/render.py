@@ -31,6 +31,7 @@ SUBJECTS = {
     "booking_verify": "Confirm your email to keep your booking: {title}, {start}",
     "webhook_disabled": "Your Slotwise webhook was disabled",
     "series_verify": "Confirm your email to keep your series: {title}, from {start}",
+    "calendar_paused": "Your calendar {calendar} is no longer synced",
     "series_received": "New series: {title}, from {start}",
     "series_pending": "Series received, awaiting confirmation: {title}, from {start}",
     "series_confirmed": "Confirmed: {title}, from {start}",

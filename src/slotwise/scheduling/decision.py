@@ -37,6 +37,7 @@ class Reason(StrEnum):
     TOO_SOON = "too_soon"
     TOO_FAR = "too_far"
     OUTSIDE_AVAILABILITY = "outside_availability"
+    CALENDAR_BUSY = "calendar_busy"  # the provider's own calendar has an event then
     # Found by the write, which reads what is booked:
     SLOT_UNAVAILABLE = "slot_unavailable"
     CLIENT_CONFLICT = "client_conflict"
@@ -130,7 +131,8 @@ def requested_date(terms: Terms, request: Request) -> date | None:
 
 def decide(terms: Terms, request: Request, *, now: datetime) -> Placement | Refusal:
     """The placement of the request, or the first reason the terms refuse it (in the order
-    a client would fix them: who, what, how long, when)."""
+    a client would fix them: who, what, how long, when; last, the provider's own calendar,
+    whose busy time blocks a booking as an appointment's blocked time does)."""
     client_side = request.kind is not Kind.STAFF_MOVE
     if client_side and not terms.listed:
         return Refusal(Reason.PROVIDER_NOT_FOUND)
@@ -154,6 +156,8 @@ def decide(terms: Terms, request: Request, *, now: datetime) -> Placement | Refu
     on_date = terms.local_date(placement.start_at)
     if Slot(placement.start_at, placement.end_at) not in terms.offered(offering, on_date):
         return Refusal(Reason.OUTSIDE_AVAILABILITY)
+    if terms.busy_during(placement.blocked):  # as a listing skips it: blocked time, buffers in
+        return Refusal(Reason.CALENDAR_BUSY)
     return placement
 
 

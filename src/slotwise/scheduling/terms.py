@@ -6,13 +6,14 @@ and what it decides there.
 """
 
 import uuid
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from slotwise.scheduling.intervals import Interval
+from slotwise.scheduling.intervals import Interval, merge
 from slotwise.scheduling.policies import BookingPolicy
 from slotwise.scheduling.rules import DateOverride, TimeOff, WeeklyRule, day_extent
 from slotwise.scheduling.slots import ServiceSpec, Slot, compute_slots
@@ -106,6 +107,9 @@ class Terms:
     first_date: date
     last_date: date
     limits: Limits = Limits()
+    # Busy time from the provider's own calendars, sorted and merged (instants): what a
+    # booking must not overlap, as it must not overlap an appointment's blocked time.
+    busy: tuple[Interval, ...] = ()
     _offered: dict[tuple[uuid.UUID | None, date], frozenset[Slot]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -117,13 +121,19 @@ class Terms:
         return self.first_date <= on_date <= self.last_date
 
     def covering(
-        self, on_date: date, overrides: tuple[DateOverride, ...], time_off: tuple[TimeOff, ...]
+        self,
+        on_date: date,
+        overrides: tuple[DateOverride, ...],
+        time_off: tuple[TimeOff, ...],
+        busy: tuple[Interval, ...] = (),
     ) -> "Terms":
-        """These terms for one more date, with that date's overrides and time off."""
+        """These terms for one more date, with that date's overrides, time off and busy
+        time."""
         return replace(
             self,
             overrides=self.overrides + overrides,
             time_off=self.time_off + time_off,
+            busy=tuple(merge([*self.busy, *busy])) if busy else self.busy,
             first_date=min(self.first_date, on_date),
             last_date=max(self.last_date, on_date),
             _offered={},
@@ -155,6 +165,15 @@ class Terms:
 
     def local_date(self, moment_at: datetime) -> date:
         return moment_at.astimezone(self.zone).date()
+
+    def busy_during(self, span: Interval) -> bool:
+        """Whether the provider's calendars have busy time overlapping ``span`` (touching is
+        not overlapping)."""
+        busy = self.busy
+        # The last busy interval starting before the span ends is the only one that can
+        # reach into it: they are merged, so the ones before it end before it starts.
+        index = bisect_left(busy, span.end_at, key=lambda interval: interval.start_at) - 1
+        return index >= 0 and busy[index].overlaps(span)
 
     def day_of(self, moment_at: datetime) -> Interval:
         """The provider's local day holding an instant, as instants."""

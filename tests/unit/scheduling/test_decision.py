@@ -433,3 +433,71 @@ def test_settle_never_refuses_what_the_write_would_write(
         settled = settle(one, batch[waiting.blocker], outcomes[waiting.blocker])
         if settled is not None:
             assert written_model(one, after, blocked_clients, NOW) is not None, (one, settled)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    day=st.integers(min_value=3, max_value=20),
+    minutes=st.integers(min_value=0, max_value=24 * 60 - 1).map(lambda m: m - m % 15),
+    events=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=24 * 60), st.integers(1, 180)), max_size=4
+    ),
+    buffered=st.booleans(),
+)
+def test_calendar_busy_time_refuses_exactly_what_the_listing_leaves_out(
+    day: int, minutes: int, events: list[tuple[int, int]], buffered: bool
+) -> None:
+    """Busy time from the provider's calendars (terms) blocks a booking exactly where the
+    listing, given it as busy time, leaves the slot out: the booking's blocked time, buffers
+    in, must not overlap it; touching is fine."""
+    midnight = datetime(2026, 3, day, tzinfo=NEW_YORK)
+    busy = scheduling.merge(
+        scheduling.Interval(
+            (midnight + timedelta(minutes=start)).astimezone(UTC),
+            (midnight + timedelta(minutes=start + length)).astimezone(UTC),
+        )
+        for start, length in sorted(events)
+    )
+    service_id = SERVICE if buffered else None
+    terms = terms_with(busy=tuple(busy))
+    offering = terms.offering(service_id)
+    assert offering is not None
+    start_at = (midnight + timedelta(minutes=minutes)).astimezone(UTC)
+
+    def listed(busy_time: list[scheduling.Interval]) -> bool:
+        slots = scheduling.compute_slots(
+            zone=NEW_YORK,
+            start_date=date(2026, 3, day),
+            end_date=date(2026, 3, day),
+            weekly=terms.weekly,
+            busy=busy_time,
+            service=offering.spec,
+            policy=terms.policy,
+            now=NOW,
+        )
+        return any(slot.start_at == start_at for slot in slots)
+
+    decided = decide(terms, Request(service_id, start_at), now=NOW)
+    assert isinstance(decided, Placement) == listed(busy), (start_at, decided)
+    if listed([]) and not listed(busy):
+        assert reason(decided) is Reason.CALENDAR_BUSY
+
+
+def test_terms_busy_time_is_found_by_overlap_not_by_touching() -> None:
+    terms = terms_with(
+        busy=(scheduling.Interval(at(3, 10), at(3, 11)), scheduling.Interval(at(3, 14), at(3, 15)))
+    )
+    assert terms.busy_during(scheduling.Interval(at(3, 10, 30), at(3, 10, 45)))
+    assert terms.busy_during(scheduling.Interval(at(3, 9), at(3, 16)))
+    assert terms.busy_during(scheduling.Interval(at(3, 14, 59), at(3, 15, 30)))
+    assert not terms.busy_during(scheduling.Interval(at(3, 11), at(3, 14)))
+    assert not terms.busy_during(scheduling.Interval(at(3, 9), at(3, 10)))
+    assert not terms.busy_during(scheduling.Interval(at(3, 15), at(3, 16)))
+    assert not terms_with().busy_during(scheduling.Interval(at(3, 9), at(3, 16)))
+    widened = terms.covering(
+        date(2026, 4, 20), (), (), (scheduling.Interval(at(3, 11), at(3, 12)),)
+    )
+    assert widened.busy == (
+        scheduling.Interval(at(3, 10), at(3, 12)),
+        scheduling.Interval(at(3, 14), at(3, 15)),
+    )

@@ -1,0 +1,199 @@
+"""An iCalendar document read as busy time: the instants a provider is taken, within a window.
+
+Parsed with ``icalendar``; Google's X-WR-TIMEZONE read as the calendar's zone
+(``x-wr-timezone``: its UTC times are moved there, as Google shows them); recurrences
+expanded with ``recurring-ical-events`` (RRULE with COUNT or UNTIL, RDATE, EXDATE,
+RECURRENCE-ID overrides, each in its VTIMEZONE or IANA zone). What counts:
+
+- an event with a time: from its start to its end, as instants; a floating time (no zone)
+  is a wall time in the provider's zone, resolved as the scheduling core resolves wall
+  times (RFC 5545: a skipped time is read with the offset before the gap, a repeated one
+  is its first occurrence);
+- an all-day event: the provider's local days it covers, midnight to midnight;
+- not an event marked free (TRANSP:TRANSPARENT), cancelled (STATUS:CANCELLED, the whole
+  event or one occurrence), or of no length; a tentative one only if the calendar says so;
+- not an event Slotwise wrote itself (UID ``…@slotwise``: a booking, already busy as an
+  appointment, written to the provider's calendar or subscribed there as a feed).
+
+A document that cannot be read raises ``Unreadable``; the caller keeps the busy time of
+the last one that could.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+import x_wr_timezone
+
+from slotwise import scheduling
+
+OWN_UID_SUFFIX = "@slotwise"  # calendars.ics.uid_for: what Slotwise writes
+# The window is widened by a day each side for the query, then cut exactly: a floating or
+# all-day event is placed in the provider's zone only after the expansion.
+_SLACK = timedelta(days=1)
+
+
+class Unreadable(Exception):
+    """Not an iCalendar document this can read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """The busy time found: merged, sorted intervals within the window, and how many event
+    occurrences made it."""
+
+    intervals: tuple[scheduling.Interval, ...]
+    events: int
+
+
+def busy_time(
+    data: bytes | str,
+    *,
+    zone: ZoneInfo,
+    start_at: datetime,
+    end_at: datetime,
+    tentative_busy: bool,
+) -> Busy:
+    """The busy time ``data`` gives within ``[start_at, end_at)`` (aware instants); an
+    event reaching into the window counts whole (the window cuts nothing: a day's events
+    stay the same rows as the window moves on)."""
+    try:
+        calendars = icalendar.Calendar.from_ical(essentials(data), multiple=True)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise Unreadable(f"not an iCalendar document: {exc}") from exc
+    if not calendars:
+        raise Unreadable("not an iCalendar document: no VCALENDAR")
+    found: list[scheduling.Interval] = []
+    for calendar in calendars:
+        if calendar.name != "VCALENDAR":
+            raise Unreadable(f"not an iCalendar document: a {calendar.name} where a VCALENDAR was")
+        found += _busy_of(calendar, zone, start_at, end_at, tentative_busy)
+    found.sort(key=lambda interval: (interval.start_at, interval.end_at))
+    return Busy(tuple(scheduling.merge(found)), len(found))
+
+
+# The properties busy time is read from; every other one (descriptions, attendees, alarms'
+# text...) is dropped before parsing, which is most of a calendar's text and most of the
+# parser's time. A time zone definition is kept whole.
+_READ = frozenset(
+    {
+        "BEGIN",
+        "END",
+        "VERSION",
+        "UID",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "RRULE",
+        "RDATE",
+        "EXDATE",
+        "EXRULE",
+        "RECURRENCE-ID",
+        "STATUS",
+        "TRANSP",
+        "X-WR-TIMEZONE",
+    }
+)
+_FOLD = re.compile(r"\r?\n[ \t]")
+
+
+def essentials(data: bytes | str) -> str:
+    """The document with only what busy time is read from: lines unfolded (RFC 5545
+    §3.1), each property kept if busy time reads it or it is part of a VTIMEZONE."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    kept: list[str] = []
+    in_zone = False
+    for line in _FOLD.sub("", text).splitlines():
+        upper = line[:16].upper()
+        if upper.startswith("BEGIN:VTIMEZONE"):
+            in_zone = True
+        if in_zone:
+            kept.append(line)
+            in_zone = not upper.startswith("END:VTIMEZONE")
+            continue
+        name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
+        if name in _READ:
+            kept.append(line)
+    return "\r\n".join(kept) + "\r\n"
+
+
+def _busy_of(
+    calendar: icalendar.Calendar,
+    zone: ZoneInfo,
+    start_at: datetime,
+    end_at: datetime,
+    tentative_busy: bool,
+) -> list[scheduling.Interval]:
+    try:
+        standard = x_wr_timezone.to_standard(calendar)
+        occurrences = _occurrences(standard, start_at - _SLACK, end_at + _SLACK)
+    except Exception as exc:  # the libraries raise anything from a broken rule or date
+        raise Unreadable(f"the calendar cannot be expanded: {type(exc).__name__}: {exc}") from exc
+    found = []
+    for event, start, end in occurrences:
+        if not _counts(event, tentative_busy):
+            continue
+        try:
+            interval = _interval(start, end, zone)
+        except (TypeError, ValueError, OverflowError, scheduling.OutOfRange):
+            continue  # an event without a usable time: nothing can be busy of it
+        if interval is not None and interval.start_at < end_at and start_at < interval.end_at:
+            found.append(interval)
+    return found
+
+
+def _occurrences(
+    calendar: icalendar.Calendar, start_at: datetime, end_at: datetime
+) -> list[tuple[Any, date | datetime, date | datetime]]:
+    """Each occurrence's event (an override's own, for a moved or cancelled one), start and
+    end. The query's occurrences are read as they are: its public ``between`` copies every
+    occurrence into a new component, two thirds of the time of a 5,000-event calendar
+    (docs/benchmarks.md); a version without them takes that public way."""
+    query = recurring_ical_events.of(calendar)
+    between = getattr(query, "_occurrences_between", None)
+    if between is not None:
+        return [
+            (occurrence._adapter._component, occurrence.start, occurrence.end)
+            for occurrence in between(start_at, end_at)
+        ]
+    return [  # pragma: no cover - the public way, for a version without the above
+        (event, event["DTSTART"].dt, event["DTEND"].dt if "DTEND" in event else event["DTSTART"].dt)
+        for event in query.between(start_at, end_at)
+    ]
+
+
+def _counts(event: Any, tentative_busy: bool) -> bool:
+    if str(event.get("UID", "")).endswith(OWN_UID_SUFFIX):
+        return False
+    if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
+        return False
+    status = str(event.get("STATUS", "CONFIRMED")).upper()
+    if status == "CANCELLED":
+        return False
+    return tentative_busy or status != "TENTATIVE"
+
+
+def _interval(
+    start: date | datetime, end: date | datetime, zone: ZoneInfo
+) -> scheduling.Interval | None:
+    start_at, end_at = _instant(start, zone), _instant(end, zone)
+    if end_at <= start_at:
+        return None  # no length: a moment, not busy time
+    return scheduling.Interval(start_at, end_at)
+
+
+def _instant(value: date | datetime, zone: ZoneInfo) -> datetime:
+    """An event's start or end as an instant: an aware time as it is; a floating time in the
+    provider's zone; a date (all day) as the provider's midnight that starts it (an end date
+    is exclusive, as RFC 5545's DTEND of an all-day event is)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return scheduling.resolve_wall_time(value.date(), value.time(), zone)
+        return value.astimezone(UTC)
+    return scheduling.day_extent(value, zone).start_at
