@@ -25,6 +25,7 @@ import bench_browse
 import bench_contended
 import bench_engine
 import bench_memory
+import bench_search
 import bench_seats
 import bench_series
 import bench_slots
@@ -70,6 +71,7 @@ def main() -> int:
         ("browse", lambda: bench_browse.run(quick=args.quick, databases=databases)),
         ("stream", lambda: bench_stream.run(quick=args.quick, databases=databases)),
         ("contended", lambda: bench_contended.run(quick=args.quick, databases=databases)),
+        ("search", lambda: bench_search.run(quick=args.quick, databases=databases)),
     ]
     results: dict[str, dict[str, Any]] = {}
     crashed: list[str] = []

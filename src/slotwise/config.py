@@ -134,6 +134,16 @@ class Settings(BaseSettings):
     slot_cache_mb: int = Field(
         default=32, ge=0, description="Slot listings each worker keeps in memory; 0: none."
     )
+    search_max_providers: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Providers (with the service searched for) one GET /slots/search reads; "
+        "a search matching more is refused (400 search_too_broad).",
+    )
+    search_max_days: int = Field(
+        default=14, ge=1, le=31, description="Dates one GET /slots/search spans at most."
+    )
     slot_streams_max: int = Field(
         default=5000, ge=0, description="Live slot streams one worker keeps open at once."
     )

@@ -24,6 +24,7 @@ from slotwise.availability.cache import SlotCache
 from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.availability.router import slots_router
+from slotwise.availability.search_router import router as slot_search_router
 from slotwise.availability.slots import SlotListings
 from slotwise.availability.stream import SlotStreams
 from slotwise.booking import busy as booking_busy
@@ -61,6 +62,7 @@ API_ROUTERS = [
     (auth_router, "/auth", "auth"),
     (calendars_router, "", "calendars"),  # before /users/{id} and /appointments/{id}
     (users_router, "/users", "users"),
+    (slot_search_router, "/slots", "slots"),
     (availability_seed_router, "", "availability"),  # before /appointments/{id}
     (series_router, "/appointments", "series"),  # before /appointments/{id}
     (appointments_router, "/appointments", "appointments"),

@@ -41,5 +41,6 @@ def test_every_benchmark_runs_in_quick_mode() -> None:
         "| Browse and book",
         "| Contended, 200 clients",
         "| Live listings",
+        "| Search, 50 providers",
     ):
         assert benchmark in result.stdout, benchmark
