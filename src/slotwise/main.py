@@ -52,6 +52,7 @@ from slotwise.observability import Metrics, RequestContextMiddleware, configure_
 from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
 from slotwise.state import AppState
+from slotwise.teams.router import router as teams_router
 from slotwise.users.router import router as users_router
 from slotwise.webhooks.router import router as webhooks_router
 
@@ -63,6 +64,7 @@ API_ROUTERS = [
     (calendars_router, "", "calendars"),  # before /users/{id} and /appointments/{id}
     (users_router, "/users", "users"),
     (slot_search_router, "/slots", "slots"),
+    (teams_router, "/teams", "teams"),
     (availability_seed_router, "", "availability"),  # before /appointments/{id}
     (series_router, "/appointments", "series"),  # before /appointments/{id}
     (appointments_router, "/appointments", "appointments"),

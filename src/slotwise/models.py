@@ -15,6 +15,7 @@ from slotwise.calendars.models import CalendarFeed
 from slotwise.db import Base
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider, Service
+from slotwise.teams.models import Team, TeamMember, TeamService
 from slotwise.users.models import RoleChange, User
 from slotwise.webhooks.models import (
     WebhookAttempt,
@@ -41,6 +42,9 @@ __all__ = [
     "RoleChange",
     "ScheduleChange",
     "Service",
+    "Team",
+    "TeamMember",
+    "TeamService",
     "TimeOff",
     "User",
     "WaitlistEntry",

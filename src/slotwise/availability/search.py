@@ -117,8 +117,8 @@ async def search(
     )
     if len(rows) > limits.max_providers:
         raise SearchTooBroad(details={"max_providers": limits.max_providers})
-    span = _instants(first, last, query.tz)
-    window = (first, last) if span is None else _widened(first, last)
+    span = instants(first, last, query.tz)
+    window = (first, last) if span is None else widened(first, last)
     reads = asyncio.Semaphore(CONCURRENT_READS)
     found = await asyncio.gather(
         *(_listed(listings, row, window, query.tz, span, now, reads) for row in rows)
@@ -146,6 +146,39 @@ async def search(
     )
 
 
+async def open_between(
+    listings: SlotListings,
+    ref: str,
+    query: SlotQuery,
+    span: tuple[datetime, datetime] | None,
+    now: datetime,
+) -> tuple[list[datetime], list[bytes]]:
+    """The starts and JSON of the slots the provider's listing (``query``) offers at `now`,
+    those starting within ``span`` (None: all of them). Its errors are the listing's."""
+    answer = await listings.answer(ref, query, now)
+    starts_at = answer.starts_at
+    admitted = scheduling.bookable_range(starts_at, answer.policy, now)
+    lo, hi = admitted.start, admitted.stop
+    if span is not None:
+        lo = max(lo, bisect_left(starts_at, span[0]))
+        hi = min(hi, bisect_left(starts_at, span[1]))
+    return starts_at[lo:hi], answer.items[lo:hi]
+
+
+def listing_query(
+    window: tuple[date, date], service_id: uuid.UUID | None, tz: str | None
+) -> SlotQuery:
+    """A listing's query of validated values (`window` within the listing's limits)."""
+    return SlotQuery.model_construct(
+        on_date=None,
+        first=window[0],
+        last=window[1],
+        service_id=service_id,
+        tz=tz,
+        slot_duration=None,
+    )
+
+
 async def _listed(
     listings: SlotListings,
     row: RowMapping,
@@ -157,28 +190,16 @@ async def _listed(
 ) -> _Listed | None:
     """The provider's listing of the window (None: it can no longer be listed, or no longer
     offers the service: changed since it was matched)."""
-    query = SlotQuery.model_construct(
-        on_date=None,
-        first=window[0],
-        last=window[1],
-        service_id=row["service_id"],
-        tz=tz,
-        slot_duration=None,
-    )
+    service_id = row["service_id"]
     try:
         async with reads:
-            answer = await listings.answer(row["public_handle"], query, now)
+            starts_at, items = await open_between(
+                listings, row["public_handle"], listing_query(window, service_id, tz), span, now
+            )
     except (providers_service.ProviderNotFound, providers_service.ServiceNotFound):
         return None
-    starts_at = answer.starts_at
-    admitted = scheduling.bookable_range(starts_at, answer.policy, now)
-    lo, hi = admitted.start, admitted.stop
-    if span is not None:
-        lo = max(lo, bisect_left(starts_at, span[0]))
-        hi = min(hi, bisect_left(starts_at, span[1]))
-    if lo >= hi:
+    if not starts_at:
         return None
-    service_id = row["service_id"]
     provider = SearchProvider(
         id=row["provider_id"],
         public_handle=row["public_handle"],
@@ -204,8 +225,8 @@ async def _listed(
     return _Listed(
         order=f"{row['provider_id']}/{service_id or ''}",
         head=head,
-        starts_at=starts_at[lo:hi],
-        items=answer.items[lo:hi],
+        starts_at=starts_at,
+        items=items,
     )
 
 
@@ -239,11 +260,11 @@ def _days_after(first: date, days: int) -> date:
     return min(first + timedelta(days=days), dates.LAST_DATE)
 
 
-def _widened(first: date, last: date) -> tuple[date, date]:
+def widened(first: date, last: date) -> tuple[date, date]:
     return max(first - ZONE_REACH, dates.FIRST_DATE), min(last + ZONE_REACH, dates.LAST_DATE)
 
 
-def _instants(first: date, last: date, tz: str | None) -> tuple[datetime, datetime] | None:
+def instants(first: date, last: date, tz: str | None) -> tuple[datetime, datetime] | None:
     """The instants of the client's dates ``first`` to ``last`` in ``tz`` (None: no zone)."""
     if tz is None:
         return None

@@ -102,7 +102,8 @@ async def bookable_offers(
     """What a search across providers lists, by handle: each listed provider accepting
     bookings that matches every filter given, with the service searched for (an active one
     named ``service``, any case, or with that id: a provider offering two of that name gives
-    two rows), else its default session (no service). At most ``limit`` rows."""
+    two rows; never a member's share of a team's service, booked through its team only),
+    else its default session (no service). At most ``limit`` rows."""
     query = (
         select(
             Provider.id.label("provider_id"),
@@ -127,7 +128,7 @@ async def bookable_offers(
         )
         query = (
             query.join(Service, Service.provider_id == Provider.id)
-            .where(Service.is_active, matches)
+            .where(Service.is_active, Service.team_service_id.is_(None), matches)
             .add_columns(
                 Service.id.label("service_id"),
                 Service.name.label("service_name"),
