@@ -30,6 +30,7 @@ import bench_seats
 import bench_series
 import bench_slots
 import bench_stream
+import bench_teams
 from support import (
     BENCH_DIR,
     DATABASES,
@@ -72,6 +73,7 @@ def main() -> int:
         ("stream", lambda: bench_stream.run(quick=args.quick, databases=databases)),
         ("contended", lambda: bench_contended.run(quick=args.quick, databases=databases)),
         ("search", lambda: bench_search.run(quick=args.quick, databases=databases)),
+        ("teams", lambda: bench_teams.run(quick=args.quick, databases=databases)),
     ]
     results: dict[str, dict[str, Any]] = {}
     crashed: list[str] = []

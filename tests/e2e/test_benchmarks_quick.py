@@ -42,5 +42,6 @@ def test_every_benchmark_runs_in_quick_mode() -> None:
         "| Contended, 200 clients",
         "| Live listings",
         "| Search, 50 providers",
+        "| Team round robin, 20 clients",
     ):
         assert benchmark in result.stdout, benchmark

@@ -132,6 +132,15 @@ async def test_each_member_offers_a_share_booked_through_the_team_only(
         json=guest_booking(profile["id"], f"{DAY}T10:00:00Z", service_id=shares[0]["id"]),
     )
     assert (direct.status_code, direct.json()["code"]) == (404, "service_not_found")
+    held = await client.post(
+        "/holds",
+        json={
+            "provider_id": profile["id"],
+            "service_id": shares[0]["id"],
+            "start_datetime": f"{DAY}T10:00:00Z",
+        },
+    )
+    assert (held.status_code, held.json()["code"]) == (404, "service_not_found")
     changed = await client.patch(
         f"/providers/me/services/{shares[0]['id']}", headers=account.headers, json={"name": "Mine"}
     )

@@ -41,8 +41,7 @@ from slotwise.scheduling import Proposal, Reason, Refusal
 from slotwise.teams import repository
 from slotwise.teams.models import Team, TeamMode, TeamService
 from slotwise.teams.schemas import TeamBookingCreate
-from slotwise.teams.service import Member
-from slotwise.teams.slots import active_service, shares
+from slotwise.teams.service import Member, TeamNotFound, TeamServiceNotFound
 from slotwise.users.models import User
 
 
@@ -69,6 +68,7 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class TeamBooked:
+    team: Team
     team_service: TeamService
     team_booking_id: uuid.UUID | None
     booked: list[tuple[Member, create.Booked]]
@@ -78,7 +78,7 @@ async def book(
     session: AsyncSession,
     *,
     kept_terms: TermsCache,
-    team: Team,
+    team_ref: str,
     user: User | None,
     data: TeamBookingCreate,
     now: datetime,
@@ -86,18 +86,26 @@ async def book(
 ) -> TeamBooked:
     if data.start_datetime.tzinfo is None:
         raise OffsetRequired()
-    team_service = await active_service(session, team=team, service_id=data.service_id)
-    offering = await shares(session, team=team, team_service=team_service)
+    team, team_service, rows = await repository.booking_context(session, team_ref, data.service_id)
+    if team is None:
+        raise TeamNotFound()
+    if team_service is None or not team_service.is_active:
+        raise TeamServiceNotFound()
+    offering = [
+        (Member.of(row), row["share_id"])
+        for row in rows
+        if row["listed"] and row["share_id"] is not None
+    ]
     asked = [(member, _asked(member, share_id, data)) for member, share_id in offering]
     if not asked:  # nobody offers it: no time of it is a slot
         raise refused(Refusal(Reason.OUTSIDE_AVAILABILITY))
     client_key = create.check_caller(user, asked[0][1])
     if team_service.mode is TeamMode.ROUND_ROBIN:
         return await _round_robin(
-            session, kept_terms, team_service, asked, user, client_key, now, guests
+            session, kept_terms, team, team_service, asked, user, client_key, now, guests
         )
     return await _collective(
-        session, kept_terms, team_service, asked, user, client_key, now, guests
+        session, kept_terms, team, team_service, asked, user, client_key, now, guests
     )
 
 
@@ -169,6 +177,7 @@ def rank(member: Member, booked: int) -> tuple[Fraction, int, str]:
 async def _round_robin(
     session: AsyncSession,
     kept_terms: TermsCache,
+    team: Team,
     team_service: TeamService,
     asked: list[tuple[Member, AppointmentCreate]],
     user: User | None,
@@ -194,19 +203,25 @@ async def _round_robin(
         candidates = [one for one in decided if isinstance(one, Candidate)]
         if not candidates:
             raise refused(_first_refusal(decided))
-        rows = [_row(session, c, user=user, now=now, guests=guests) for c in candidates]
-        claims = [row.claim for _booked, row in rows]
+        # Claims only: the chosen one's rows and messages are built once it is chosen.
+        claims = [
+            create.claim_of(c.proposal, guest=user is None, now=now, guests=guests)
+            for c in candidates
+        ]
         await write.lock(session, claims)
-        start_at = candidates[0].proposal.placement.start_at
-        period = _month(start_at)
+        members = [candidate.member for candidate in candidates]
+        period = _month(candidates[0].proposal.placement.start_at)
         counts = await repository.booked_counts(
-            session, team_service_id=team_service.id, start_at=period[0], end_at=period[1]
+            session,
+            shares=[c.asked.service_id for c in candidates if c.asked.service_id is not None],
+            providers=[member.provider_id for member in members],
+            start_at=period[0],
+            end_at=period[1],
         )
         judged = await write.judge(session, claims)
         verdicts = [
             write.verdict(claim, answers) for claim, answers in zip(claims, judged, strict=True)
         ]
-        members = [candidate.member for candidate in candidates]
         order = sorted(
             range(len(candidates)),
             key=lambda i: rank(members[i], counts.get(members[i].provider_id, 0)),
@@ -222,10 +237,10 @@ async def _round_robin(
                 stale |= changed
                 continue
             raise refused(verdicts[order[0]] or Refusal(Reason.SLOT_UNAVAILABLE))
-        booked, row = rows[chosen]
-        (outcome,) = await write.take(session, [row])
+        booked, row = _row(session, candidates[chosen], user=user, now=now, guests=guests)
+        (outcome,) = await write.take(session, [row], locked=True)
         if outcome is None:
-            return TeamBooked(team_service, None, [(candidates[chosen].member, booked)])
+            return TeamBooked(team, team_service, None, [(candidates[chosen].member, booked)])
         if outcome.reason is not Reason.TERMS_CHANGED:
             raise refused(outcome)
         stale.add(candidates[chosen].member.provider_id)
@@ -239,6 +254,7 @@ def _first_refusal(decided: list[Candidate | Refusal]) -> Refusal:
 async def _collective(
     session: AsyncSession,
     kept_terms: TermsCache,
+    team: Team,
     team_service: TeamService,
     asked: list[tuple[Member, AppointmentCreate]],
     user: User | None,
@@ -277,6 +293,7 @@ async def _collective(
         refusals = [outcome for outcome in outcomes if outcome is not None]
         if not refusals:
             return TeamBooked(
+                team,
                 team_service,
                 group,
                 [

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import RowMapping, Select, func, select
+from sqlalchemy import ColumnElement, RowMapping, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking.models import Appointment, Status
@@ -15,6 +15,7 @@ from slotwise.users.models import User
 # What counts as a member's booking of a team service for round robin: every booking that
 # was not called off (a completed or missed one was given to that member all the same).
 COUNTED = (Status.PENDING, Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW)
+MAX_BUFFER = timedelta(minutes=240)  # providers.schemas.Buffer's bound
 
 
 def by_ref(ref: str) -> Select[Team]:
@@ -105,18 +106,77 @@ async def member_services(
 
 
 async def booked_counts(
-    session: AsyncSession, *, team_service_id: uuid.UUID, start_at: datetime, end_at: datetime
+    session: AsyncSession,
+    *,
+    shares: list[uuid.UUID],
+    providers: list[uuid.UUID],
+    start_at: datetime,
+    end_at: datetime,
 ) -> dict[uuid.UUID, int]:
-    """Each member's bookings of a team service starting in [start_at, end_at)."""
+    """Each member's bookings of their share (``shares``) starting in [start_at, end_at),
+    read by the members' time index: their blocked time starts at most the longest buffer
+    before the booking does."""
     query = (
         select(Appointment.provider_id, func.count())
-        .join(Service, Service.id == Appointment.service_id)
         .where(
-            Service.team_service_id == team_service_id,
-            Appointment.status.in_(COUNTED),
+            Appointment.provider_id.in_(providers),
+            Appointment.blocked_start_at >= start_at - MAX_BUFFER,
+            Appointment.blocked_start_at < end_at,
             Appointment.start_at >= start_at,
             Appointment.start_at < end_at,
+            Appointment.service_id.in_(shares),
+            Appointment.status.in_(COUNTED),
         )
         .group_by(Appointment.provider_id)
     )
     return {row[0]: int(row[1]) for row in await session.execute(query)}
+
+
+def _team_where(ref: str) -> ColumnElement[bool]:
+    try:
+        return Team.id == uuid.UUID(ref)
+    except ValueError:
+        return Team.public_handle == ref.lower()
+
+
+async def booking_context(
+    session: AsyncSession, ref: str, service_id: uuid.UUID
+) -> tuple[Team | None, TeamService | None, list[RowMapping]]:
+    """What a team booking reads, in one statement: the team, its service ``service_id``
+    (None: not the team's), and each member with their share of it (``share_id``, None: no
+    active share), in the team's order (``members``'s)."""
+    query = (
+        select(
+            Team,
+            TeamService,
+            TeamMember.provider_id,
+            TeamMember.priority,
+            TeamMember.weight,
+            Provider.public_handle,
+            Provider.timezone,
+            User.full_name,
+            listed().label("listed"),
+            Service.id.label("share_id"),
+        )
+        .select_from(Team)
+        .outerjoin(TeamService, and_(TeamService.team_id == Team.id, TeamService.id == service_id))
+        .outerjoin(TeamMember, and_(TeamMember.team_id == Team.id, TeamService.id.is_not(None)))
+        .outerjoin(Provider, Provider.id == TeamMember.provider_id)
+        .outerjoin(User, User.id == Provider.user_id)
+        .outerjoin(
+            Service,
+            and_(
+                Service.provider_id == TeamMember.provider_id,
+                Service.team_service_id == TeamService.id,
+                Service.is_active,
+            ),
+        )
+        .where(_team_where(ref))
+        .order_by(TeamMember.priority.desc(), Provider.public_handle)
+    )
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return None, None, []
+    team, team_service = rows[0][0], rows[0][1]
+    members = [row._mapping for row in rows if row.provider_id is not None]
+    return team, team_service, members

@@ -221,18 +221,17 @@ async def book_team(
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
     async with app.db.transaction(writes=True) as session:
         user = await callers.user_for_claims(session, app.redis, claims) if claims else None
-        team = await service.get_public(session, ref=ref)
         done = await team_booking.book(
             session,
             kept_terms=app.terms,
-            team=team,
+            team_ref=ref,
             user=user,
             data=data,
             now=now,
             guests=app.bookings.guests,
         )
     body = TeamBookingRead(
-        team_id=team.id,
+        team_id=done.team.id,
         service_id=done.team_service.id,
         mode=done.team_service.mode,
         team_booking_id=done.team_booking_id,
