@@ -21,6 +21,7 @@ from slotwise.auth.router import router as auth_router
 from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.availability import changes
 from slotwise.availability.cache import SlotCache
+from slotwise.availability.ranking import Ranker, load_model
 from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.availability.router import slots_router
@@ -28,6 +29,7 @@ from slotwise.availability.search_router import router as slot_search_router
 from slotwise.availability.slots import SlotListings
 from slotwise.availability.stream import SlotStreams
 from slotwise.booking import busy as booking_busy
+from slotwise.booking import history as booking_history
 from slotwise.booking import publish
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.queue import BookingQueue
@@ -51,6 +53,7 @@ from slotwise.notifications import outbox
 from slotwise.observability import Metrics, RequestContextMiddleware, configure_logging
 from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
+from slotwise.scheduling.ranking import RankingWeights
 from slotwise.state import AppState
 from slotwise.teams.router import router as teams_router
 from slotwise.users.router import router as users_router
@@ -161,6 +164,17 @@ def create_app(settings: Settings) -> FastAPI:
         terms=terms,
         bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
         calendar_appointments=publish.CalendarAppointments(),
+        ranker=Ranker(
+            RankingWeights(
+                adjacent=settings.ranking_weight_adjacent,
+                preferred=settings.ranking_weight_preferred,
+                earlier=settings.ranking_weight_earlier,
+                balance=settings.ranking_weight_balance,
+                no_show=settings.ranking_weight_no_show,
+            ),
+            load_model(settings.ranking_model_path),
+        ),
+        client_history=booking_history.client_history,
     )
 
     @asynccontextmanager

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from slotwise.availability.ranking import HistoryReader, Ranker
 from slotwise.availability.slots import SlotListings
 from slotwise.availability.stream import SlotStreams
 from slotwise.booking.queue import BookingQueue
@@ -29,6 +30,9 @@ class AppState(Shared):
     bookings: BookingQueue
     # What calendars read of booking (booking.publish.CalendarAppointments).
     calendar_appointments: Appointments
+    # How suggestions rank slots, and the clients' history they read (booking.history).
+    ranker: Ranker
+    client_history: HistoryReader
 
     async def aclose(self) -> None:
         """Let go of connections: the slot cache's listener, the pool, Redis (once the

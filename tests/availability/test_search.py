@@ -373,7 +373,7 @@ async def test_documented(app: FastAPI) -> None:
     operation = app.openapi()["paths"]["/api/v1/slots/search"]["get"]
     assert {"400", "422"} <= set(operation["responses"])
     names = {parameter["name"] for parameter in operation["parameters"]}
-    assert names == {"service", "specialty", "q", "from", "to", "tz", "limit", "cursor"}
+    assert names == {"service", "specialty", "q", "from", "to", "tz", "limit", "cursor", "order"}
     assert date.fromisoformat(MONDAY).weekday() == 0
 
 

@@ -158,6 +158,7 @@ class Schedule:
     last_date: date
     read_on: date  # the provider's local date when it was read
     limits: scheduling.Limits = field(default_factory=scheduling.Limits)  # full days: unlisted
+    full_name: str = ""  # the provider's, for what suggestions say (`availability.ranking`)
 
     def covers(self, first: date, last: date) -> bool:
         return self.first_date <= first and last <= self.last_date
@@ -202,6 +203,7 @@ async def read(session: AsyncSession, provider: Provider, *, now: datetime) -> S
         limits=scheduling.Limits(
             per_day=provider.max_bookings_per_day, per_week=provider.max_bookings_per_week
         ),
+        full_name=provider.full_name,
     )
 
 

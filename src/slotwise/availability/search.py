@@ -33,12 +33,20 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import dates, scheduling
+from slotwise.availability.cache import SlotAnswer
+from slotwise.availability.ranking import Ranker, offered, scored
 from slotwise.availability.schemas import SlotQuery
-from slotwise.availability.search_schemas import SearchProvider, SearchService, SlotSearchQuery
+from slotwise.availability.search_schemas import (
+    SearchOrder,
+    SearchProvider,
+    SearchService,
+    SlotSearchQuery,
+)
 from slotwise.availability.slots import InvalidWindow, SlotListings
 from slotwise.errors import AppError
 from slotwise.providers import repository as providers_repo
 from slotwise.providers import service as providers_service
+from slotwise.scheduling import ranking
 
 DEFAULT_DAYS = 7
 # Listings computed at once: enough to overlap their reads (a cold search over 50 providers
@@ -87,6 +95,9 @@ class _Listed:
     head: bytes  # the item's JSON up to the slot's own fields
     starts_at: list[datetime]
     items: list[bytes]
+    answer: SlotAnswer  # what they were cut from (starting at ``lo``): what ranking reads
+    lo: int
+    name: str
 
 
 async def search(
@@ -96,8 +107,11 @@ async def search(
     query: SlotSearchQuery,
     limits: SearchLimits,
     now: datetime,
+    history: ranking.History | None = None,
+    ranker: Ranker | None = None,
 ) -> bytes:
-    """The page of open slots `query` asks for, as the JSON body of `SlotSearchRead`."""
+    """The page of open slots `query` asks for, as the JSON body of `SlotSearchRead`; with
+    `order=best`, the best ``limit`` of them by ``ranker`` for the client of ``history``."""
     if not (query.service or query.specialty or query.q):
         raise SearchFilterRequired()
     first = query.first
@@ -107,6 +121,8 @@ async def search(
     if (last - first).days + 1 > limits.max_days:
         raise SearchWindowTooLong(details={"max_days": limits.max_days})
     fingerprint = _fingerprint(query, first, last)
+    if query.cursor and query.order is SearchOrder.BEST:
+        raise InvalidCursor("The best slots come in one page: order=best takes no cursor.")
     after = _read_cursor(query.cursor, fingerprint) if query.cursor else None
     rows = await providers_repo.bookable_offers(
         session,
@@ -123,10 +139,15 @@ async def search(
     found = await asyncio.gather(
         *(_listed(listings, row, window, query.tz, span, now, reads) for row in rows)
     )
-    page = list(itertools.islice(_merged([one for one in found if one], after), query.limit + 1))
-    more = len(page) > query.limit
-    page = page[: query.limit]
-    next_cursor = _cursor(fingerprint, page[-1][0], page[-1][1]) if more else None
+    listed = [one for one in found if one]
+    if query.order is SearchOrder.BEST:
+        best = _best(listed, history, ranker, first, last, query.limit, now)
+        page, next_cursor = [(at, order, item) for at, order, item in best], None
+    else:
+        page = list(itertools.islice(_merged(listed, after), query.limit + 1))
+        more = len(page) > query.limit
+        page = page[: query.limit]
+        next_cursor = _cursor(fingerprint, page[-1][0], page[-1][1]) if more else None
     return b"".join(
         (
             b'{"from_date":"',
@@ -146,6 +167,25 @@ async def search(
     )
 
 
+async def admitted(
+    listings: SlotListings,
+    ref: str,
+    query: SlotQuery,
+    span: tuple[datetime, datetime] | None,
+    now: datetime,
+) -> tuple[SlotAnswer, int, int]:
+    """The provider's listing (``query``) and the range of its slots offered at `now` that
+    start within ``span`` (None: all of them). Its errors are the listing's."""
+    answer = await listings.answer(ref, query, now)
+    starts_at = answer.starts_at
+    bookable = scheduling.bookable_range(starts_at, answer.policy, now)
+    lo, hi = bookable.start, bookable.stop
+    if span is not None:
+        lo = max(lo, bisect_left(starts_at, span[0]))
+        hi = min(hi, bisect_left(starts_at, span[1]))
+    return answer, lo, max(lo, hi)
+
+
 async def open_between(
     listings: SlotListings,
     ref: str,
@@ -153,16 +193,9 @@ async def open_between(
     span: tuple[datetime, datetime] | None,
     now: datetime,
 ) -> tuple[list[datetime], list[bytes]]:
-    """The starts and JSON of the slots the provider's listing (``query``) offers at `now`,
-    those starting within ``span`` (None: all of them). Its errors are the listing's."""
-    answer = await listings.answer(ref, query, now)
-    starts_at = answer.starts_at
-    admitted = scheduling.bookable_range(starts_at, answer.policy, now)
-    lo, hi = admitted.start, admitted.stop
-    if span is not None:
-        lo = max(lo, bisect_left(starts_at, span[0]))
-        hi = min(hi, bisect_left(starts_at, span[1]))
-    return starts_at[lo:hi], answer.items[lo:hi]
+    """The starts and JSON of those slots (``admitted``)."""
+    answer, lo, hi = await admitted(listings, ref, query, span, now)
+    return answer.starts_at[lo:hi], answer.items[lo:hi]
 
 
 def listing_query(
@@ -193,12 +226,12 @@ async def _listed(
     service_id = row["service_id"]
     try:
         async with reads:
-            starts_at, items = await open_between(
+            answer, lo, hi = await admitted(
                 listings, row["public_handle"], listing_query(window, service_id, tz), span, now
             )
     except (providers_service.ProviderNotFound, providers_service.ServiceNotFound):
         return None
-    if not starts_at:
+    if lo >= hi:
         return None
     provider = SearchProvider(
         id=row["provider_id"],
@@ -225,8 +258,11 @@ async def _listed(
     return _Listed(
         order=f"{row['provider_id']}/{service_id or ''}",
         head=head,
-        starts_at=starts_at,
-        items=items,
+        starts_at=answer.starts_at[lo:hi],
+        items=answer.items[lo:hi],
+        answer=answer,
+        lo=lo,
+        name=row["full_name"],
     )
 
 
@@ -245,6 +281,35 @@ def _merged(
             yield starts_at[index], listed.order, listed.head + listed.items[index][1:]
 
     return heapq.merge(*(each(listed) for listed in found))
+
+
+def _best(
+    listed: list[_Listed],
+    history: ranking.History | None,
+    ranker: Ranker | None,
+    first: date,
+    last: date,
+    limit: int,
+    now: datetime,
+) -> list[tuple[datetime, str, bytes]]:
+    """The best ``limit`` slots of every listing, each with its score and reasons: the
+    providers' loads compared (the balance rule), the client's history read."""
+    if ranker is None:
+        ranker = Ranker(ranking.RankingWeights())
+    slots: list[ranking.Offered] = []
+    whose: list[tuple[_Listed, int]] = []
+    for one in listed:
+        found = offered(one.answer, one.lo, one.lo + len(one.starts_at), now, one.name)
+        slots.extend(found)
+        whose.extend((one, index) for index in range(len(found)))
+    at = {id(slot): spot for slot, spot in zip(slots, whose, strict=True)}
+    best = ranker.rank(slots, history or ranking.History(), first=first, last=last, now=now)
+    chosen = []
+    for ranked in best[:limit]:
+        one, index = at[id(ranked.slot)]
+        item = one.head + scored(one.items[index], ranked)[1:]
+        chosen.append((ranked.slot.start_at, one.order, item))
+    return chosen
 
 
 def _service_ref(service: str | None) -> str | uuid.UUID | None:
@@ -280,7 +345,15 @@ def instants(first: date, last: date, tz: str | None) -> tuple[datetime, datetim
 
 def _fingerprint(query: SlotSearchQuery, first: date, last: date) -> str:
     """What a page's cursor is bound to: the query, pages aside."""
-    asked = [query.service, query.specialty, query.q, first.isoformat(), last.isoformat(), query.tz]
+    asked = [
+        query.service,
+        query.specialty,
+        query.q,
+        first.isoformat(),
+        last.isoformat(),
+        query.tz,
+        query.order.value,
+    ]
     return hashlib.sha256(json.dumps(asked).encode()).hexdigest()[:16]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +14,13 @@ from slotwise.text import Text
 from slotwise.timezones import TimeZoneName
 
 Date = date
+
+
+class SearchOrder(StrEnum):
+    TIME = "time"
+    BEST = "best"
+
+
 Filter = Annotated[Text, Field(min_length=1, max_length=120)]
 
 
@@ -45,6 +53,11 @@ class SlotSearchQuery(BaseModel):
     cursor: Annotated[Text, Field(max_length=400)] | None = Field(
         default=None, description="`next_cursor` of the previous page, with the same query."
     )
+    order: SearchOrder = Field(
+        default=SearchOrder.TIME,
+        description="`time`: earliest first, a page at a time; `best`: the best `limit` "
+        "slots by the ranking rules (or model), each with `score` and `reasons`, one page.",
+    )
 
 
 class SearchProvider(BaseModel):
@@ -75,10 +88,43 @@ class SearchSlotRead(BaseModel):
     )
 
 
+class Scored(BaseModel):
+    score: float = Field(description="Higher is better: the rules' weighted sum, or the model's.")
+    reasons: list[str] = Field(description="The rules that made it, in words.")
+
+
+class RankedSearchSlotRead(SearchSlotRead, Scored):
+    """A search's slot with `order=best`."""
+
+
 class SlotSearchRead(BaseModel):
     from_date: Date
     to_date: Date
     client_timezone: str | None
     providers: int = Field(description="Providers (and services) whose slots were searched.")
-    items: list[SearchSlotRead] = Field(description="By start, then provider id and service id.")
+    items: list[SearchSlotRead | RankedSearchSlotRead] = Field(
+        description="By start, then provider id and service id; with `order=best`, best "
+        "first, each with `score` and `reasons`."
+    )
     next_cursor: str | None = Field(description="The next page's `cursor`; null on the last page.")
+
+
+class SuggestionRead(Scored):
+    start_at: datetime = Field(description="Start, with the provider's UTC offset.")
+    end_at: datetime
+    date: Date = Field(description="The provider's local date of the slot.")
+    client_start_at: datetime | None
+    client_end_at: datetime | None
+    seats_left: int | None
+
+
+class SuggestionsRead(BaseModel):
+    provider_id: uuid.UUID
+    public_handle: str
+    timezone: str
+    client_timezone: str | None
+    service_id: uuid.UUID | None
+    from_date: Date
+    to_date: Date
+    ranked_by: str = Field(description='"rules", or "model:<version>" when a model is loaded.')
+    suggestions: list[SuggestionRead] = Field(description="Best first (ties: the earlier).")
