@@ -17,6 +17,9 @@ Scenario, on SQLite and on PostgreSQL, one uvicorn worker each:
   engine -> p50 and p95. Target: p50 < 150 ms.
 - For reference: the first search of a fresh worker with the cache on (nothing kept, the
   50 providers' hours read too), once per database.
+- Suggestions: GET /api/v1/providers/{handle}/slots/suggestions over the same week, one of
+  the 50 providers, anonymous, from the cache (the default server) -> p50 and p95.
+  Target: p50 < 10 ms.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ BOOKED_PER_DAY = 6
 ZONES = ("America/New_York", "Europe/London", "Europe/Madrid", "Asia/Tokyo", "America/Guayaquil")
 TARGET_CACHED_MS = 50.0
 TARGET_COLD_MS = 150.0
+TARGET_SUGGESTIONS_MS = 10.0
 RUNS = {False: (200, 10), True: (20, 3)}  # measured, warm-up: full and quick mode
 
 
@@ -123,6 +127,11 @@ def measure_database(kind: str, quick: bool, report: Report) -> None:
             meter = CpuMeter(server.pid).start()
             cached = timed(server.url, path, runs)
             cached_cpu = meter.stop(cached.requests)
+            suggest_path = (
+                f"/api/v1/providers/bench-search-000/slots/suggestions?from={first}&to={last}"
+            )
+            timed(server.url, suggest_path, warmup)
+            suggested = timed(server.url, suggest_path, runs, "suggestions")
         with uvicorn_server(
             "slotwise.main:app_factory",
             url,
@@ -141,6 +150,8 @@ def measure_database(kind: str, quick: bool, report: Report) -> None:
         )
         figures[name] = result.as_dict() | {"cpu": cpu}
     print(f" fresh worker's first search: {fresh.p50_ms:.1f} ms")
+    print(f" suggestions, one provider, 7 days, cached: p50 {suggested.p50_ms:.2f} ms")
+    figures["suggestions"] = suggested.as_dict()
     figures["first_search_ms"] = fresh.p50_ms
     report.add(
         f"Search, {MATCHING} providers, 7 days, cached",
@@ -157,6 +168,14 @@ def measure_database(kind: str, quick: bool, report: Report) -> None:
         f"{cold.p50_ms:.1f} / {cold.p95_ms:.1f} ms",
         f"p50 < {TARGET_COLD_MS:g} ms",
         cold.p50_ms < TARGET_COLD_MS and cold.not_ok == 0,
+    )
+    report.add(
+        "Suggestions, 1 provider, 7 days, cached",
+        label,
+        "p50 / p95",
+        f"{suggested.p50_ms:.1f} / {suggested.p95_ms:.1f} ms",
+        f"p50 < {TARGET_SUGGESTIONS_MS:g} ms",
+        suggested.p50_ms < TARGET_SUGGESTIONS_MS and suggested.not_ok == 0,
     )
     report.add(
         f"Search, {MATCHING} providers, fresh worker's first",
