@@ -26,10 +26,12 @@ import bench_calendar_sync
 import bench_contended
 import bench_engine
 import bench_memory
+import bench_search
 import bench_seats
 import bench_series
 import bench_slots
 import bench_stream
+import bench_teams
 from support import (
     BENCH_DIR,
     DATABASES,
@@ -72,6 +74,8 @@ def main() -> int:
         ("stream", lambda: bench_stream.run(quick=args.quick, databases=databases)),
         ("contended", lambda: bench_contended.run(quick=args.quick, databases=databases)),
         ("calendars", lambda: bench_calendar_sync.run(quick=args.quick, databases=databases)),
+        ("search", lambda: bench_search.run(quick=args.quick, databases=databases)),
+        ("teams", lambda: bench_teams.run(quick=args.quick, databases=databases)),
     ]
     results: dict[str, dict[str, Any]] = {}
     crashed: list[str] = []

@@ -135,6 +135,36 @@ class Settings(BaseSettings):
     slot_cache_mb: int = Field(
         default=32, ge=0, description="Slot listings each worker keeps in memory; 0: none."
     )
+    search_max_providers: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Providers (with the service searched for) one GET /slots/search reads; "
+        "a search matching more is refused (400 search_too_broad).",
+    )
+    search_max_days: int = Field(
+        default=14, ge=1, le=31, description="Dates one GET /slots/search spans at most."
+    )
+    ranking_weight_adjacent: float = Field(
+        default=3.0, ge=0, le=100, description="Suggestions: a slot next to a booking."
+    )
+    ranking_weight_preferred: float = Field(
+        default=2.0, ge=0, le=100, description="Suggestions: the client's usual days and hours."
+    )
+    ranking_weight_earlier: float = Field(
+        default=1.0, ge=0, le=100, description="Suggestions: sooner dates."
+    )
+    ranking_weight_balance: float = Field(
+        default=1.0, ge=0, le=100, description="Suggestions: providers with fewer bookings."
+    )
+    ranking_weight_no_show: float = Field(
+        default=2.0, ge=0, le=100, description="Suggestions: a penalty for times the client missed."
+    )
+    ranking_model_path: str | None = Field(
+        default=None,
+        description="A model file of `slotwise train-ranking`, loaded at start-up; without "
+        "one (or one that cannot be read) the rules rank.",
+    )
     slot_streams_max: int = Field(
         default=5000, ge=0, description="Live slot streams one worker keeps open at once."
     )

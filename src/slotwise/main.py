@@ -22,12 +22,15 @@ from slotwise.auth.router import router as auth_router
 from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.availability import changes
 from slotwise.availability.cache import SlotCache
+from slotwise.availability.ranking import Ranker, load_model
 from slotwise.availability.router import provider_router as availability_router
 from slotwise.availability.router import seed_router as availability_seed_router
 from slotwise.availability.router import slots_router
+from slotwise.availability.search_router import router as slot_search_router
 from slotwise.availability.slots import SlotListings
 from slotwise.availability.stream import SlotStreams
 from slotwise.booking import busy as booking_busy
+from slotwise.booking import history as booking_history
 from slotwise.booking import publish
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.queue import BookingQueue
@@ -56,7 +59,9 @@ from slotwise.observability import Metrics, RequestContextMiddleware, configure_
 from slotwise.outbound import OutboundGuard
 from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
+from slotwise.scheduling.ranking import RankingWeights
 from slotwise.state import AppState
+from slotwise.teams.router import router as teams_router
 from slotwise.users.router import router as users_router
 from slotwise.webhooks.router import router as webhooks_router
 
@@ -69,6 +74,8 @@ API_ROUTERS = [
     # Before the provider routes, whose /providers/{ref}/... would take "me/calendars".
     (external_calendars_router, "/providers/me/calendars", "calendars"),
     (users_router, "/users", "users"),
+    (slot_search_router, "/slots", "slots"),
+    (teams_router, "/teams", "teams"),
     (availability_seed_router, "", "availability"),  # before /appointments/{id}
     (series_router, "/appointments", "series"),  # before /appointments/{id}
     (appointments_router, "/appointments", "appointments"),
@@ -179,6 +186,17 @@ def create_app(settings: Settings) -> FastAPI:
             pause_after_hours=settings.calendar_pause_after_hours,
             default_timezone=settings.default_timezone,
         ),  # as external.worker.policy_of makes it, with this app's keys
+        ranker=Ranker(
+            RankingWeights(
+                adjacent=settings.ranking_weight_adjacent,
+                preferred=settings.ranking_weight_preferred,
+                earlier=settings.ranking_weight_earlier,
+                balance=settings.ranking_weight_balance,
+                no_show=settings.ranking_weight_no_show,
+            ),
+            load_model(settings.ranking_model_path),
+        ),
+        client_history=booking_history.client_history,
     )
 
     if settings.calendar_sync_before_booking:

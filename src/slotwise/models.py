@@ -22,6 +22,7 @@ from slotwise.db import Base
 from slotwise.external.models import ExternalCalendar, PushedEvent
 from slotwise.notifications.models import OutboxMessage
 from slotwise.providers.models import Provider, Service
+from slotwise.teams.models import Team, TeamMember, TeamService
 from slotwise.users.models import RoleChange, User
 from slotwise.webhooks.models import (
     WebhookAttempt,
@@ -51,6 +52,9 @@ __all__ = [
     "RoleChange",
     "ScheduleChange",
     "Service",
+    "Team",
+    "TeamMember",
+    "TeamService",
     "TimeOff",
     "User",
     "WaitlistEntry",

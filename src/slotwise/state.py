@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from slotwise.availability.ranking import HistoryReader, Ranker
 from slotwise.availability.slots import SlotListings
 from slotwise.availability.stream import SlotStreams
 from slotwise.booking.queue import BookingQueue
@@ -38,6 +39,9 @@ class AppState(Shared):
     # How connected calendars are synced (on demand, and before a booking if the settings
     # say so).
     calendar_sync: SyncPolicy
+    # How suggestions rank slots, and the clients' history they read (booking.history).
+    ranker: Ranker
+    client_history: HistoryReader
     # What a booking awaits first (the provider's reference, now): the provider's calendars
     # synced, with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING; None otherwise.
     before_booking: Callable[[str, datetime], Awaitable[None]] | None = None

@@ -43,5 +43,7 @@ def test_every_benchmark_runs_in_quick_mode() -> None:
         "| Live listings",
         "| Calendar sync, 5,000 events",
         "| Slots, 31 days, 2,000 appointments + 3 calendars",
+        "| Search, 50 providers",
+        "| Team round robin, 20 clients",
     ):
         assert benchmark in result.stdout, benchmark

@@ -19,6 +19,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth.deps import CurrentUser, OptionalUser
+from slotwise.availability import ranking as ranking_service
 from slotwise.availability import service
 from slotwise.availability import slots as slots_service
 from slotwise.availability.schemas import (
@@ -36,6 +37,7 @@ from slotwise.availability.schemas import (
 from slotwise.availability.schemas import (
     SlotQuery as SlotQueryParams,
 )
+from slotwise.availability.search_schemas import SuggestionsRead
 from slotwise.availability.stream import clock_from
 from slotwise.dates import ApiDate
 from slotwise.db import SessionDep
@@ -44,6 +46,7 @@ from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import service as providers_service
 from slotwise.providers.deps import ManagedProvider, ProviderRef, ViewedProvider
 from slotwise.scheduling import OverrideKind
+from slotwise.scheduling import ranking as scheduling_ranking
 from slotwise.state import AppState, NowDep, StateDep
 from slotwise.users.models import Role
 
@@ -333,6 +336,36 @@ def _read_query(request: Request) -> SlotQueryParams:
 async def list_slots(request: Request, ref: ProviderRef, now: NowDep) -> Response:
     app: AppState = request.app.state.slotwise
     return await _listing(app, ref, _read_query(request), now)
+
+
+@slots_router.get(
+    "/{ref}/slots/suggestions",
+    response_model=SuggestionsRead,
+    responses=_SLOT_ERRORS,
+    summary="The best few open slots, each with a score and the reasons for it",
+    description="The listing's own slots (same query as `GET /providers/{ref}/slots`), "
+    "ordered by the ranking rules (docs/api.md, Suggestions): next to the provider's "
+    "bookings, the signed-in client's usual days and hours, sooner, and away from times "
+    "the client missed; or by the learned model, when one is loaded (`ranked_by`).",
+)
+async def suggest_slots(
+    ref: ProviderRef,
+    query: SlotQuery,
+    user: OptionalUser,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
+    limit: Annotated[int, Query(ge=1, le=20, description="How many.")] = 5,
+) -> Response:
+    history = (
+        await app.client_history(session, user.email.lower(), now)
+        if user is not None
+        else scheduling_ranking.History()
+    )
+    body = await ranking_service.suggestions(
+        app.slots, ref=ref, query=query, history=history, ranker=app.ranker, limit=limit, now=now
+    )
+    return Response(body, media_type="application/json")
 
 
 @slots_router.get(

@@ -172,6 +172,7 @@ class Schedule:
     read_on: date  # the provider's local date when it was read
     limits: scheduling.Limits = field(default_factory=scheduling.Limits)  # full days: unlisted
     busy: tuple[scheduling.Interval, ...] = ()  # its calendars' busy time on those dates
+    full_name: str = ""  # the provider's, for what suggestions say (`availability.ranking`)
 
     def covers(self, first: date, last: date) -> bool:
         return self.first_date <= first and last <= self.last_date
@@ -217,6 +218,7 @@ async def read(session: AsyncSession, provider: Provider, *, now: datetime) -> S
             per_day=provider.max_bookings_per_day, per_week=provider.max_bookings_per_week
         ),
         busy=rules.busy,
+        full_name=provider.full_name,
     )
 
 

@@ -97,13 +97,16 @@ def propose(
     data: AppointmentCreate,
     client_key: str,
     now: datetime,
+    for_team: bool = False,
 ) -> Proposal | Refusal:
-    """The booking decided on the provider's terms: where it sits, or why not."""
+    """The booking decided on the provider's terms: where it sits, or why not (``for_team``:
+    asked through a team, for a member's share of the team's service)."""
     request = scheduling.Request(
         service_id=data.service_id,
         start_time=data.start_datetime,
         end_time=data.end_datetime,
         by=user.id if user is not None else None,
+        for_team=for_team,
     )
     decided = scheduling.decide(terms, request, now=now)
     if isinstance(decided, Refusal):
@@ -239,6 +242,7 @@ def new_hold(
         held_by=holder,
         series_id=None,
         recurrence_at=None,
+        team_booking_id=None,
         sequence=0,
         created_at=now,
         updated_at=now,
@@ -261,11 +265,13 @@ def new_booking(
     now: datetime,
     guests: GuestPolicy,
     appointment_id: uuid.UUID | None = None,
+    team_booking_id: uuid.UUID | None = None,
 ) -> Booked:
     """The appointment (not yet written), its first history entry and its parties. A
     guest's booking with a provider that verifies guests' emails is held until the guest
     follows the link mailed to them (``booking.guests``). ``appointment_id``: the row it
-    will be (a hold's, which becomes the booking: ``booking.holds``); else a new one."""
+    will be (a hold's, which becomes the booking: ``booking.holds``); else a new one.
+    ``team_booking_id``: the collective team booking it is one member's row of."""
     terms, placement = proposal.terms, proposal.placement
     offering = placement.offering
     status = Status.PENDING if terms.requires_confirmation else Status.CONFIRMED
@@ -307,6 +313,7 @@ def new_booking(
         sequence=0,
         series_id=None,
         recurrence_at=None,
+        team_booking_id=team_booking_id,
         created_at=now,
         updated_at=now,
         events=[],

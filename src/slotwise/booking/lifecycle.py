@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking import change, publish, waitlist
+from slotwise.booking import change, publish, repository, waitlist
 from slotwise.booking.access import Access
 from slotwise.booking.errors import (
     InvalidTransition,
@@ -93,7 +94,44 @@ async def _write_status_changed(
     await change.write(session, moved, messages)
     if hand_on:
         await hand_on_freed(session, moved.appointment, before=before, now=now)
+    called_off = moved.appointment.status in (Status.CANCELLED, Status.DECLINED)
+    if called_off and moved.appointment.team_booking_id is not None:
+        await _call_off_team_booking(
+            session, access, reason=moved.appointment.cancel_reason, now=now
+        )
     return moved.appointment
+
+
+async def _call_off_team_booking(
+    session: AsyncSession, access: Access, *, reason: str | None, now: datetime
+) -> None:
+    """A collective team booking stands or falls whole (``slotwise.teams``): its other
+    members' rows are cancelled with the one cancelled or declined, in this transaction,
+    by the same actor. Each member hears of theirs; the client heard of the one changed."""
+    team_booking_id = access.appointment.team_booking_id
+    assert team_booking_id is not None
+    for found in await repository.team_rows(session, team_booking_id, lock=True):
+        other = found.appointment
+        if other.id == access.appointment.id or other.status not in HOLDING_STATUSES:
+            continue
+        sibling = replace(
+            access,
+            appointment=other,
+            provider=found.provider,
+            client=found.client,
+            service_name=found.service_name,
+        )
+        before = other.status
+        moved = move(sibling, Status.CANCELLED, now=now, reason=reason, cancel_reason=reason)
+        messages = outbox.Batch()
+        outbox.add_status_changed(
+            messages, booking=publish.acted_facts(sibling), before=before, offsets=(), now=now
+        )
+        messages.rows = [
+            m for m in messages.rows if m["context"].get("recipient_role") == "provider"
+        ]
+        await change.write(session, moved, messages)
+        await hand_on_freed(session, moved.appointment, before=before, now=now)
 
 
 async def hand_on_freed(

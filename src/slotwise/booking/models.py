@@ -137,6 +137,9 @@ class Appointment(TimestampMixin, Base):
     # its occurrences.
     series_id: Mapped[uuid.UUID | None]
     recurrence_at: Mapped[datetime | None]
+    # A collective team booking: one row per member, sharing this id (``slotwise.teams``);
+    # cancelled together (``lifecycle.cancel``). No foreign key (migration 0024).
+    team_booking_id: Mapped[uuid.UUID | None] = mapped_column(index=True, default=None)
 
     events: Mapped[list[AppointmentEvent]] = relationship(
         order_by="AppointmentEvent.at", lazy="raise", cascade="all, delete-orphan"

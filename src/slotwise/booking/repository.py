@@ -297,6 +297,16 @@ async def get(
     return await _found(session, "id", appointment_id, lock=lock)
 
 
+async def team_rows(
+    session: AsyncSession, team_booking_id: uuid.UUID, *, lock: bool = False
+) -> list[Found]:
+    """Every member's row of a collective team booking, by id (the order they are locked
+    in)."""
+    query = _one("team_booking_id", lock=lock).order_by(Appointment.id)
+    result = await session.execute(query, {"value": team_booking_id})
+    return [Found(*row) for row in result.unique().all()]
+
+
 async def get_by_verify_token_hash(
     session: AsyncSession, token_hash: str, *, lock: bool = False
 ) -> Found | None:

@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotwise import scheduling
 from slotwise.booking import change, publish, waitlist, write
 from slotwise.booking.access import Access
-from slotwise.booking.errors import InvalidTransition, TermsChanged, refused
+from slotwise.booking.errors import (
+    CollectiveNotMovable,
+    InvalidTransition,
+    TermsChanged,
+    refused,
+)
 from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.lifecycle import check_window
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
@@ -36,6 +41,8 @@ async def reschedule(
     if appointment.status not in ACTIVE_STATUSES:
         raise InvalidTransition(details={"from": appointment.status.value, "to": "rescheduled"})
     check_window(access, provider, now=now)
+    if appointment.team_booking_id is not None:  # its members' rows move together, or none
+        raise CollectiveNotMovable()
     # The appointment's own service, even if no longer offered for new bookings; a client's
     # new time is held to the listing, notice and horizon like a booking.
     request = scheduling.Request(

@@ -52,7 +52,11 @@ def _offering(provider: Provider, service: Service | None) -> scheduling.Offerin
     if service is None:
         return scheduling.Offering(id=None, name=None, is_active=True, spec=spec)
     return scheduling.Offering(
-        id=service.id, name=service.name, is_active=service.is_active, spec=spec
+        id=service.id,
+        name=service.name,
+        is_active=service.is_active,
+        spec=spec,
+        team=service.team_service_id is not None,
     )
 
 

@@ -229,14 +229,18 @@ def _limit(limit: Limit, maximum: int) -> Refusal:
     return Refusal(Reason.LIMIT_REACHED, {"limit": limit.value, "maximum": maximum})
 
 
-async def take(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
+async def take(
+    session: AsyncSession, rows: list[Row], *, locked: bool = False
+) -> list[Refusal | None]:
     """Write what the database allows of ``rows``, in the session's transaction: for each,
     None (written, with its history and messages) or the refusal. Rows must not compete
-    with each other (``scheduling.arrange``)."""
+    with each other (``scheduling.arrange``). ``locked``: this transaction took the claims'
+    locks already (``lock``: a team booking judges its candidates under them first)."""
     if not rows:
         return []
     claims = [row.claim for row in rows]
-    await _lock_and_release(session, claims)
+    if not locked:
+        await _lock_and_release(session, claims)
     connection = await session.connection()
     if connection.dialect.name == "postgresql" and not _seats(claims) and not _holds(claims):
         outcomes = await _judge_and_insert(session, rows)

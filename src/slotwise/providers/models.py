@@ -69,3 +69,6 @@ class Service(TimestampMixin, Base):
     # Seats of one session: 1 is a one-to-one service; more, a group session (a class) whose
     # seats are booked one by one (slotwise.scheduling.seats). 1..500 (migration 0014).
     capacity: Mapped[int] = mapped_column(default=1, server_default="1")
+    # A member's share of a team's service (``slotwise.teams``): booked only through the
+    # team, listed as any service (migration 0024; no foreign key, as it says why).
+    team_service_id: Mapped[uuid.UUID | None] = mapped_column(index=True, default=None)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, RowMapping, Select, and_, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.providers.models import Provider, Service
@@ -47,6 +47,19 @@ def listed() -> ColumnElement[bool]:
     return and_(User.role == Role.PROVIDER, User.is_active, ~User.is_blocked)
 
 
+def _text_in_profile(text: str) -> ColumnElement[bool]:
+    """The text, any case, in the name, handle, specialty or bio (LIKE's wildcards escaped)."""
+    escaped = text.strip().lower().replace("\\", "\\\\")
+    escaped = escaped.replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(
+        func.lower(User.full_name).like(pattern, escape="\\"),
+        func.lower(Provider.public_handle).like(pattern, escape="\\"),
+        func.lower(Provider.specialty).like(pattern, escape="\\"),
+        func.lower(Provider.bio).like(pattern, escape="\\"),
+    )
+
+
 async def search(
     session: AsyncSession, *, specialty: str | None, text: str | None, limit: int, offset: int
 ) -> tuple[list[Provider], int]:
@@ -54,17 +67,7 @@ async def search(
     if specialty:
         query = query.where(func.lower(Provider.specialty) == specialty.strip().lower())
     if text:
-        escaped = text.strip().lower().replace("\\", "\\\\")
-        escaped = escaped.replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        query = query.where(
-            or_(
-                func.lower(User.full_name).like(pattern, escape="\\"),
-                func.lower(Provider.public_handle).like(pattern, escape="\\"),
-                func.lower(Provider.specialty).like(pattern, escape="\\"),
-                func.lower(Provider.bio).like(pattern, escape="\\"),
-            )
-        )
+        query = query.where(_text_in_profile(text))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(query.order_by(Provider.public_handle).limit(limit).offset(offset))
     return list(rows.unique()), int(total or 0)
@@ -86,3 +89,55 @@ async def get_service(
     return await session.scalar(
         select(Service).where(Service.id == service_id, Service.provider_id == provider_id)
     )
+
+
+async def bookable_offers(
+    session: AsyncSession,
+    *,
+    service: str | uuid.UUID | None,
+    specialty: str | None,
+    text: str | None,
+    limit: int,
+) -> list[RowMapping]:
+    """What a search across providers lists, by handle: each listed provider accepting
+    bookings that matches every filter given, with the service searched for (an active one
+    named ``service``, any case, or with that id: a provider offering two of that name gives
+    two rows; never a member's share of a team's service, booked through its team only),
+    else its default session (no service). At most ``limit`` rows."""
+    query = (
+        select(
+            Provider.id.label("provider_id"),
+            Provider.public_handle,
+            User.full_name,
+            Provider.timezone,
+        )
+        .join(User, Provider.user_id == User.id)
+        .where(listed(), Provider.accepting_bookings)
+    )
+    if service is None:
+        query = query.add_columns(
+            null().label("service_id"),
+            null().label("service_name"),
+            Provider.session_duration_minutes.label("duration_minutes"),
+        ).order_by(Provider.public_handle)
+    else:
+        matches = (
+            Service.id == service
+            if isinstance(service, uuid.UUID)
+            else func.lower(Service.name) == service.strip().lower()
+        )
+        query = (
+            query.join(Service, Service.provider_id == Provider.id)
+            .where(Service.is_active, Service.team_service_id.is_(None), matches)
+            .add_columns(
+                Service.id.label("service_id"),
+                Service.name.label("service_name"),
+                Service.duration_minutes,
+            )
+            .order_by(Provider.public_handle, Service.id)
+        )
+    if specialty:
+        query = query.where(func.lower(Provider.specialty) == specialty.strip().lower())
+    if text:
+        query = query.where(_text_in_profile(text))
+    return list((await session.execute(query.limit(limit))).mappings())

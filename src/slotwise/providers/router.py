@@ -171,13 +171,13 @@ async def create_service(
 @router.patch(
     "/{ref}/services/{service_id}",
     response_model=ServiceRead,
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 409),
     summary="Change a service",
 )
 @router.put(
     "/{ref}/services/{service_id}",
     response_model=ServiceRead,
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 409),
     summary="Change a service",
 )
 @needs(Scope.MANAGE)
@@ -197,7 +197,7 @@ async def update_service(
 @router.delete(
     "/{ref}/services/{service_id}",
     response_model=ServiceRead,
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 409),
     summary="Deactivate a service (kept for the bookings that name it)",
 )
 @needs(Scope.MANAGE)

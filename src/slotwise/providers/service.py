@@ -47,6 +47,11 @@ class ProfileExists(Conflict):
     message = "You already have a provider profile."
 
 
+class TeamServiceManaged(Conflict):
+    code = "team_service_managed"
+    message = "This service is a member's share of a team's service: change it through the team."
+
+
 class HandleTaken(Conflict):
     code = "handle_taken"
     message = "This public handle is taken."
@@ -155,7 +160,20 @@ async def search(
 async def list_services(
     session: AsyncSession, *, provider: Provider, include_inactive: bool
 ) -> list[Service]:
-    return await repository.list_services(session, provider.id, active_only=not include_inactive)
+    """The provider's services; in public, the active ones of its own (a member's share of a
+    team's service is booked through the team: ``slotwise.teams``)."""
+    rows = await repository.list_services(session, provider.id, active_only=not include_inactive)
+    return [row for row in rows if include_inactive or row.team_service_id is None]
+
+
+async def _own_service(
+    session: AsyncSession, *, provider: Provider, service_id: uuid.UUID
+) -> Service:
+    """A service the provider changes itself: not a team's (TeamServiceManaged)."""
+    service = await get_service(session, provider=provider, service_id=service_id)
+    if service.team_service_id is not None:
+        raise TeamServiceManaged()
+    return service
 
 
 async def get_service(
@@ -184,7 +202,7 @@ async def update_service(
     data: ServiceUpdate,
     now: datetime,
 ) -> Service:
-    service = await get_service(session, provider=provider, service_id=service_id)
+    service = await _own_service(session, provider=provider, service_id=service_id)
     nullable = {"description", "slot_interval_minutes"}
     for field, value in data.model_dump(exclude_unset=True).items():
         if value is None and field not in nullable:
@@ -198,7 +216,7 @@ async def update_service(
 async def deactivate_service(
     session: AsyncSession, *, provider: Provider, service_id: uuid.UUID, now: datetime
 ) -> Service:
-    service = await get_service(session, provider=provider, service_id=service_id)
+    service = await _own_service(session, provider=provider, service_id=service_id)
     service.is_active = False
     service.updated_at = now
     await session.flush()

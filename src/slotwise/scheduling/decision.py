@@ -86,6 +86,9 @@ class Request:
     # from then (what was offered when it was held stays bookable while held); the past
     # is still the past.
     held_since: datetime | None = None
+    # Asked through a team (`slotwise.teams`): a member's share of a team's service is
+    # booked only so; asked of the member directly, it is no service of theirs.
+    for_team: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,10 @@ def decide(terms: Terms, request: Request, *, now: datetime) -> Placement | Refu
             return Refusal(Reason.PROVIDER_NOT_ACCEPTING)
     offering = terms.offering(request.service_id)
     # A move keeps the appointment's own service, even one no longer offered.
-    if offering is None or (request.kind is Kind.BOOKING and not offering.is_active):
+    if offering is None or (
+        request.kind is Kind.BOOKING
+        and (not offering.is_active or offering.team != request.for_team)
+    ):
         return Refusal(Reason.SERVICE_NOT_FOUND)
     placement = place(terms, offering, request)
     if isinstance(placement, Refusal):

@@ -30,6 +30,8 @@ class Offering:
     name: str | None
     is_active: bool
     spec: ServiceSpec
+    # A member's share of a team's service: booked through its team only (`Request.for_team`).
+    team: bool = False
 
     @property
     def capacity(self) -> int:

@@ -1,0 +1,250 @@
+"""Teams: their members and services (an admin or the team's owner), their slots and their
+bookings (anyone, as for a provider). Mounted at /teams."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi.responses import Response
+
+from slotwise.apikeys.scopes import Scope, needs
+from slotwise.auth import callers
+from slotwise.auth.deps import CurrentUser, OptionalClaims
+from slotwise.booking.present import booking_created
+from slotwise.booking.router import REFUSALS, booking_caller
+from slotwise.db import SessionDep
+from slotwise.errors import responses
+from slotwise.pagination import Page, PageParams, page_params
+from slotwise.state import AppState, NowDep, StateDep
+from slotwise.teams import booking as team_booking
+from slotwise.teams import service
+from slotwise.teams import slots as team_slots
+from slotwise.teams.models import Team
+from slotwise.teams.schemas import (
+    AssignedRead,
+    MemberAdd,
+    MemberRead,
+    TeamBookingCreate,
+    TeamBookingRead,
+    TeamCreate,
+    TeamRead,
+    TeamServiceCreate,
+    TeamServiceRead,
+    TeamServiceUpdate,
+    TeamSlotQuery,
+    TeamSlotsRead,
+    TeamUpdate,
+)
+from slotwise.text import Text
+
+router = APIRouter()
+
+TeamRef = Annotated[
+    Text, Path(min_length=1, max_length=64, description="The team's public handle or id.")
+]
+
+
+async def managed_team(ref: TeamRef, user: CurrentUser, session: SessionDep) -> Team:
+    """The team in the path, if the caller owns it or is an admin; else not found."""
+    return await service.get_managed(session, user=user, ref=ref)
+
+
+async def viewed_team(ref: TeamRef, session: SessionDep) -> Team:
+    return await service.get_public(session, ref=ref)
+
+
+ManagedTeam = Annotated[Team, Depends(managed_team)]
+ViewedTeam = Annotated[Team, Depends(viewed_team)]
+
+
+@router.get("", response_model=Page[TeamRead], summary="Teams, by handle")
+async def list_teams(
+    session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[TeamRead]:
+    teams, total = await service.page(session, limit=page.limit, offset=page.offset)
+    return Page[TeamRead](
+        items=[await service.read(session, team=team) for team in teams],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TeamRead,
+    responses=responses(401, 403, 409),
+    summary="Create a team (providers and admins; you own it)",
+)
+@needs(Scope.MANAGE)
+async def create_team(
+    data: TeamCreate, user: CurrentUser, session: SessionDep, now: NowDep
+) -> TeamRead:
+    team = await service.create(session, user=user, data=data, now=now)
+    return await service.read(session, team=team)
+
+
+@router.get(
+    "/{ref}", response_model=TeamRead, responses=responses(404), summary="A team: members, services"
+)
+async def read_team(team: ViewedTeam, session: SessionDep) -> TeamRead:
+    return await service.read(session, team=team)
+
+
+@router.patch(
+    "/{ref}",
+    response_model=TeamRead,
+    responses=responses(401, 404, 409),
+    summary="Change a team (its owner or an admin)",
+)
+@needs(Scope.MANAGE)
+async def update_team(
+    data: TeamUpdate, team: ManagedTeam, session: SessionDep, now: NowDep
+) -> TeamRead:
+    updated = await service.update(session, team=team, data=data, now=now)
+    return await service.read(session, team=updated)
+
+
+@router.post(
+    "/{ref}/members",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MemberRead,
+    responses=responses(401, 404, 409),
+    summary="Add a member (the owner adds their own profile; an admin, anyone's)",
+)
+@needs(Scope.MANAGE)
+async def add_member(
+    data: MemberAdd, team: ManagedTeam, user: CurrentUser, session: SessionDep, now: NowDep
+) -> MemberRead:
+    member = await service.add_member(session, user=user, team=team, data=data, now=now)
+    return MemberRead(
+        provider_id=member.provider_id,
+        public_handle=member.public_handle,
+        full_name=member.full_name,
+        timezone=member.timezone,
+        priority=member.priority,
+        weight=member.weight,
+    )
+
+
+@router.delete(
+    "/{ref}/members/{provider}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 404),
+    summary="Remove a member (their bookings stay theirs)",
+)
+@needs(Scope.MANAGE)
+async def remove_member(
+    provider: Annotated[Text, Path(min_length=1, max_length=64, description="Handle or id.")],
+    team: ManagedTeam,
+    session: SessionDep,
+    now: NowDep,
+) -> None:
+    await service.remove_member(session, team=team, provider_ref=provider, now=now)
+
+
+@router.post(
+    "/{ref}/services",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TeamServiceRead,
+    responses=responses(401, 404),
+    summary="Offer a team service (round robin or collective)",
+)
+@needs(Scope.MANAGE)
+async def add_service(
+    data: TeamServiceCreate, team: ManagedTeam, session: SessionDep, now: NowDep
+) -> TeamServiceRead:
+    created = await service.add_service(session, team=team, data=data, now=now)
+    return TeamServiceRead.model_validate(created)
+
+
+@router.patch(
+    "/{ref}/services/{service_id}",
+    response_model=TeamServiceRead,
+    responses=responses(401, 404),
+    summary="Change a team service (every member's share follows)",
+)
+@needs(Scope.MANAGE)
+async def update_service(
+    service_id: uuid.UUID,
+    data: TeamServiceUpdate,
+    team: ManagedTeam,
+    session: SessionDep,
+    now: NowDep,
+) -> TeamServiceRead:
+    updated = await service.update_service(
+        session, team=team, service_id=service_id, data=data, now=now
+    )
+    return TeamServiceRead.model_validate(updated)
+
+
+@router.get(
+    "/{ref}/slots",
+    response_model=TeamSlotsRead,
+    responses=responses(404, 422),
+    summary="A team service's open slots: any member free (round robin), all (collective)",
+)
+async def list_team_slots(
+    query: Annotated[TeamSlotQuery, Query()],
+    team: ViewedTeam,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
+) -> TeamSlotsRead:
+    return await team_slots.team_slots(session, app.slots, team=team, query=query, now=now)
+
+
+@router.post(
+    "/{ref}/appointments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TeamBookingRead,
+    responses=responses(401, 404, 409, 422, 429),
+    summary="Book a team service, signed in or as a guest",
+    description="Round robin: one member, chosen by the team's rule; collective: every "
+    "member, all or nothing. Refusals are a booking's (a member's, the first in the team's "
+    "order), and: 422 `offset_required` (a start without its UTC offset), 409 "
+    "`collective_needs_sign_in` (a guest, where a member verifies guests' emails), 404 "
+    "`team_not_found`, `team_service_not_found`.\n\n" + REFUSALS,
+)
+@needs(Scope.BOOK)
+async def book_team(
+    request: Request,
+    ref: TeamRef,
+    data: TeamBookingCreate,
+    claims: OptionalClaims,
+    now: NowDep,
+) -> Response:
+    app: AppState = request.app.state.slotwise
+    claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
+    async with app.db.transaction(writes=True) as session:
+        user = await callers.user_for_claims(session, app.redis, claims) if claims else None
+        done = await team_booking.book(
+            session,
+            kept_terms=app.terms,
+            team_ref=ref,
+            user=user,
+            data=data,
+            now=now,
+            guests=app.bookings.guests,
+        )
+    body = TeamBookingRead(
+        team_id=done.team.id,
+        service_id=done.team_service.id,
+        mode=done.team_service.mode,
+        team_booking_id=done.team_booking_id,
+        assigned=[
+            AssignedRead(
+                provider_id=member.provider_id,
+                public_handle=member.public_handle,
+                full_name=member.full_name,
+            )
+            for member, _booked in done.booked
+        ],
+        appointments=[
+            booking_created(booked.appointment, booked.manage_token) for _m, booked in done.booked
+        ],
+    )
+    return Response(body.model_dump_json(), status_code=201, media_type="application/json")
