@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
@@ -160,8 +160,14 @@ def _fuzz(operation: Any, headers: dict[str, str], counter: list[int]) -> None:
     )
 
     @given(case=cases, data=st.data())
+    # No shrinking and no explaining: through a whole app they take many minutes (explain
+    # traces every line run), and the failing case as found is reported with its curl.
     @settings(
-        max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
     )
     def run(case: schemathesis.Case, data: st.DataObject) -> None:
         counter[0] += 1
