@@ -368,12 +368,25 @@ async def suggest_slots(
     return Response(body, media_type="application/json")
 
 
+# One Server-Sent Event as a client's parser reads it (the fields of its lines).
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["slots", "gone"]},
+        "data": {"type": "string", "description": "JSON: the listing, or the error body"},
+        "id": {"type": "string", "description": "The listing's digest (`slots` only)"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["event", "data"],
+}
+
+
 @slots_router.get(
     "/{ref}/slots/stream",
     response_class=EventSourceResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _SSE_EVENT}},
             "description": "Server-Sent Events. `event: slots`: the listing, as `GET "
             "/providers/{ref}/slots` answers it, with its digest as the `id`; sent first and "
             "then each time the listing changes. `event: gone`: the provider (or the service) "
