@@ -7,7 +7,7 @@ from outside Slotwise, is seen by the very next listing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -33,6 +33,9 @@ from tests.availability.test_caches_follow import (
     offers_14,
     stored_id,
 )
+from tests.conftest import make_settings
+from tests.external.conftest import CALENDAR_SETTINGS
+from tests.external.ics_server import CalendarServer, running_calendar_server
 from tests.factories import BOOKING_NOW, bookable_provider, signed_in
 
 
@@ -57,15 +60,43 @@ async def cold(cold_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def world(cold: httpx.AsyncClient, cold_settings: Settings) -> World:
+def settings(database_url: str) -> Settings:
+    """With calendar keys, and calls to the loopback calendar server allowed (the kinds of
+    change include a connected calendar's busy time)."""
+    return make_settings(database_url, **CALENDAR_SETTINGS)
+
+
+@pytest.fixture
+def calendar_server() -> Iterator[CalendarServer]:
+    with running_calendar_server() as running:
+        yield running
+
+
+@pytest.fixture
+async def world(
+    cold: httpx.AsyncClient, cold_settings: Settings, calendar_server: CalendarServer
+) -> World:
     account, profile = await bookable_provider(cold, session_duration_minutes=60)
+    calendar = await cold.post(
+        "/providers/me/calendars",
+        headers=account.headers,
+        json={"kind": "ics_url", "url": calendar_server.serve("mine.ics", body=b"")},
+    )
+    assert calendar.status_code == 201, calendar.text
     service = await cold.post(
         "/providers/me/services",
         headers=account.headers,
         json={"name": "Intro", "duration_minutes": 60},
     )
     assert service.status_code == 201, service.text
-    return World(account, profile, service.json()["id"], cold_settings)
+    return World(
+        account,
+        profile,
+        service.json()["id"],
+        cold_settings,
+        calendar_server,
+        calendar.json()["id"],
+    )
 
 
 class Selects:
