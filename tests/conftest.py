@@ -1,7 +1,9 @@
 """Shared fixtures: every API test runs once on SQLite and once on PostgreSQL.
 
-Each test gets a database of its own, copied from a migrated template, so tests never
-share rows and never clean up after themselves by deleting.
+Each test gets a database of its own, as the migrated template is, so tests never share rows
+and never clean up after themselves: on SQLite a copy of the template's file; on PostgreSQL a
+copy of the template database, or one an earlier test of the same worker used, emptied once it
+finished and given on only if its schema is still the template's (`Databases`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -30,6 +33,7 @@ POSTGRES_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REDIS_URL = os.environ.get("SLOTWISE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+T = TypeVar("T")
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 
 
@@ -52,10 +56,10 @@ async def _pg_execute(sql: str) -> None:
         await connection.close()
 
 
-def _run(coro: object) -> None:
-    """Run a coroutine to completion from sync code, even inside a running loop."""
+def _run(coro: Coroutine[object, object, T]) -> T:
+    """A coroutine's value, from sync code, even inside a running loop."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+        return pool.submit(asyncio.run, coro).result()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -102,8 +106,131 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# What a test could change in a database beyond its rows: if any of it differs from the
+# template's after a test, its database is not reused.
+SCHEMA_FINGERPRINT = """
+SELECT md5(concat_ws(' | ',
+  (SELECT string_agg(version_num, ',' ORDER BY version_num) FROM alembic_version),
+  (SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace),
+  (SELECT string_agg(c.relname || ':' || c.relkind::text, ',' ORDER BY c.relname)
+     FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace),
+  (SELECT string_agg(c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod)
+                     || ':' || a.attnotnull || ':' || coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
+                     ',' ORDER BY c.relname, a.attnum)
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(indexname || ':' || indexdef, ',' ORDER BY indexname)
+     FROM pg_indexes WHERE schemaname = 'public'),
+  (SELECT string_agg(conrelid::regclass::text || '.' || conname || ':'
+                     || pg_get_constraintdef(oid), ',' ORDER BY 1)
+     FROM pg_constraint WHERE connamespace = 'public'::regnamespace),
+  (SELECT string_agg(tgrelid::regclass::text || '.' || tgname || ':' || tgenabled::text || ':'
+                     || pg_get_triggerdef(oid), ',' ORDER BY 1)
+     FROM pg_trigger WHERE NOT tgisinternal),
+  (SELECT string_agg(oid::regprocedure::text || ':' || md5(coalesce(prosrc, '')), ','
+                     ORDER BY 1)
+     FROM pg_proc WHERE pronamespace = 'public'::regnamespace),
+  (SELECT string_agg(extname || ':' || extversion, ',' ORDER BY extname) FROM pg_extension),
+  (SELECT string_agg(array_to_string(setconfig, ';'), ',') FROM pg_db_role_setting
+     WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())),
+  (SELECT string_agg(tablename || '.' || policyname, ',') FROM pg_policies)
+))
+"""
+# Every table's rows deleted, with triggers silenced, and every sequence restarted; the
+# number of rows deleted is left in the setting test.deleted.
+EMPTY = """
+SET LOCAL session_replication_role = replica;
+DO $$
+DECLARE
+  name text;
+  counted bigint;
+  deleted bigint := 0;
+BEGIN
+  FOR name IN SELECT tablename FROM pg_tables
+              WHERE schemaname = 'public' AND tablename <> 'alembic_version' LOOP
+    EXECUTE format('DELETE FROM %I', name);
+    GET DIAGNOSTICS counted = ROW_COUNT;
+    deleted := deleted + counted;
+  END LOOP;
+  FOR name IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' LOOP
+    EXECUTE format('ALTER SEQUENCE %I RESTART', name);
+  END LOOP;
+  PERFORM set_config('test.deleted', deleted::text, true);
+END
+$$;
+"""
+REUSE_AT_MOST_ROWS = 20_000  # a database a test filled beyond this is dropped, not emptied
+
+
+class Databases:
+    """PostgreSQL databases for the tests of one xdist worker: copies of the migrated
+    template, each emptied after its test and given to the next one.
+
+    Copying the template and dropping the copy cost the server a tenth of a second to a
+    second each (files written and synced), often more than a short test itself; emptying a
+    database costs a few milliseconds. A database is emptied (every table's rows deleted,
+    with its triggers silenced, and its sequences restarted) only if its test left the rest
+    as the template's (`SCHEMA_FINGERPRINT`) and did not fill it beyond
+    `REUSE_AT_MOST_ROWS`; otherwise it is dropped and the next test gets a new copy. Every
+    other session on it is ended first (its advisory locks, listeners and prepared
+    statements go with it), as dropping it did."""
+
+    def __init__(self, template: str, fingerprint: str) -> None:
+        self.template = template
+        self._fingerprint = fingerprint
+        self._free: list[str] = []
+
+    async def take(self) -> str:
+        if self._free:
+            return self._free.pop()
+        name = f"slotwise_t_{uuid.uuid4().hex[:12]}"
+        await _pg_execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return name
+
+    async def give_back(self, name: str) -> None:
+        if await self._emptied(name):
+            self._free.append(name)
+        else:
+            await _pg_execute(_drop(name))
+
+    async def close(self) -> None:
+        for name in self._free:
+            await _pg_execute(_drop(name))
+        self._free.clear()
+
+    async def _emptied(self, name: str) -> bool:
+        connection = await asyncpg.connect(_dsn(POSTGRES_URL, name), timeout=5)
+        try:
+            await connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if await connection.fetchval(SCHEMA_FINGERPRINT) != self._fingerprint:
+                return False
+            async with connection.transaction():
+                await connection.execute(EMPTY)
+                deleted = int(await connection.fetchval("SELECT current_setting('test.deleted')"))
+            return deleted <= REUSE_AT_MOST_ROWS
+        finally:
+            await connection.close()
+
+
+async def _fingerprint(name: str) -> str:
+    connection = await asyncpg.connect(_dsn(POSTGRES_URL, name), timeout=5)
+    try:
+        fingerprint: str = await connection.fetchval(SCHEMA_FINGERPRINT)
+        return fingerprint
+    finally:
+        await connection.close()
+
+
+def _drop(name: str) -> str:
+    return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+
+
 @pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
+def postgres_databases() -> Iterator[Databases]:
     reason = _postgres_available()
     if reason is not None:
         if IN_CI:
@@ -116,27 +243,30 @@ def postgres_template() -> Iterator[str]:
         with contextlib.suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateObjectError):
             _run(_pg_execute("CREATE EXTENSION IF NOT EXISTS btree_gist"))
         migrate.upgrade(_url_for(name))
-        yield name
+        databases = Databases(name, _run(_fingerprint(name)))
+        try:
+            yield databases
+        finally:
+            _run(databases.close())
     finally:
-        _run(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _run(_pg_execute(_drop(name)))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A freshly migrated, empty database of its own for one test."""
+    """A migrated, empty database of its own for one test."""
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         path = tmp_path / "slotwise.db"
         shutil.copyfile(template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    template_name: str = request.getfixturevalue("postgres_template")
-    name = f"slotwise_t_{uuid.uuid4().hex[:12]}"
-    await _pg_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+    databases: Databases = request.getfixturevalue("postgres_databases")
+    name = await databases.take()
     try:
         yield _url_for(name)
     finally:
-        await _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await databases.give_back(name)
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
