@@ -95,3 +95,85 @@ def test_the_window_keeps_whole_events_that_reach_into_it() -> None:
 def test_what_is_not_a_calendar_is_unreadable(data: bytes) -> None:
     with pytest.raises(expand.Unreadable):
         expand.busy_time(data, zone=NEW_YORK, start_at=START_AT, end_at=END_AT, tentative_busy=True)
+
+
+# Plain events (one occurrence, nothing else refers to them) are read without the libraries
+# (expand.plain); the libraries read the whole of each of these documents to the same busy
+# time.
+ODD_EVENTS = [
+    "DTSTART:20270305T100000Z\r\nDTEND:20270305T090000Z\r\n",  # an end before the start
+    "DTSTART;VALUE=DATE:20270305\r\n",  # all day, no end: one day
+    "DTSTART;VALUE=DATE:20270305\r\nDTEND:20270305T090000Z\r\n",  # a date and a time
+    "DTSTART;TZID=Nowhere/Atlantis:20270305T100000\r\nDTEND;TZID=Nowhere/Atlantis:20270305T11"
+    "0000\r\n",  # an unknown zone: floating
+    'DTSTART;TZID="America/Chicago":20270305T100000\r\nDTEND;TZID=America/Chicago:20270305T1'
+    "10000\r\n",  # a quoted parameter
+    "DTSTART;TZID=America/Chicago;VALUE=DATE:20270305\r\nDTEND;TZID=America/Chicago;VALUE=DATE:"
+    "20270306\r\n",
+    "DTSTART:20270305T100000Z\r\nDURATION:PT90M\r\n",
+    "DTSTART:20270305T100000\r\nDTEND:20270305T113000\r\nSTATUS:tentative\r\n",
+    "DTSTART;VALUE=DATE:20270305\r\nDTEND;VALUE=DATE:20270307\r\nTRANSP:transparent\r\n",
+]
+
+
+def document(*events: str, header: str = "") -> str:
+    blocks = [
+        f"BEGIN:VEVENT\r\nUID:odd-{k}@example.com\r\n{event}END:VEVENT\r\n"
+        for k, event in enumerate(events)
+    ]
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{''.join(blocks)}END:VCALENDAR\r\n"
+
+
+def by_libraries(data: str | bytes, *, tentative_busy: bool = True) -> list[tuple[str, str]]:
+    text = "\r\n".join(expand.essentials(data)) + "\r\n"
+    found = [
+        one
+        for calendar in expand._parsed(text, multiple=True)
+        for one in expand._busy_of(calendar, NEW_YORK, START_AT, END_AT, tentative_busy)
+    ]
+    found.sort(key=lambda one: (one.start_at, one.end_at))
+    return [
+        (one.start_at.isoformat()[:16], one.end_at.isoformat()[:16])
+        for one in expand.scheduling.merge(found)
+    ]
+
+
+def by_split(data: str | bytes, *, tentative_busy: bool = True) -> list[tuple[str, str]]:
+    found = expand.busy_time(
+        data, zone=NEW_YORK, start_at=START_AT, end_at=END_AT, tentative_busy=tentative_busy
+    )
+    return [(one.start_at.isoformat()[:16], one.end_at.isoformat()[:16]) for one in found.intervals]
+
+
+@pytest.mark.parametrize(
+    "name", sorted(path.name for path in FILES.glob("*.ics") if "malformed" not in path.name)
+)
+@pytest.mark.parametrize("tentative_busy", [True, False])
+def test_the_fixtures_read_as_the_libraries_read_them_whole(
+    name: str, tentative_busy: bool
+) -> None:
+    data = (FILES / name).read_bytes()
+    assert by_split(data, tentative_busy=tentative_busy) == by_libraries(
+        data, tentative_busy=tentative_busy
+    )
+
+
+@pytest.mark.parametrize("header", ["", "X-WR-TIMEZONE:Europe/Berlin\r\n"])
+def test_odd_events_read_as_the_libraries_read_them(header: str) -> None:
+    data = document(*ODD_EVENTS, header=header)
+    assert by_split(data) == by_libraries(data)
+    read = expand.busy_time(
+        data, zone=NEW_YORK, start_at=START_AT, end_at=END_AT, tentative_busy=True
+    )
+    assert read.events == len(ODD_EVENTS) - 1  # all but the one marked free
+
+
+def test_a_plain_event_long_past_is_not_read() -> None:
+    # Its end cannot be read, but it is years before the window: the calendar is readable.
+    data = document(
+        "DTSTART:20100304T100000Z\r\nDTEND:20100304T1100XXZ\r\n",
+        "DTSTART:20270304T100000Z\r\nDTEND:20270304T110000Z\r\n",
+    )
+    assert by_split(data) == [("2027-03-04T10:00", "2027-03-04T11:00")]
+    with pytest.raises(expand.Unreadable):
+        by_libraries(data)
