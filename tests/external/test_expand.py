@@ -177,3 +177,43 @@ def test_a_plain_event_long_past_is_not_read() -> None:
     assert by_split(data) == [("2027-03-04T10:00", "2027-03-04T11:00")]
     with pytest.raises(expand.Unreadable):
         by_libraries(data)
+
+
+def test_a_series_ended_long_before_the_window_is_not_read() -> None:
+    # Its rule cannot be expanded, but its UNTIL is years before the window.
+    data = document(
+        "DTSTART:20100304T100000Z\r\nDTEND:20100304T110000Z\r\n"
+        "RRULE:FREQ=SOMETIMES;UNTIL=20120101T000000Z\r\n",
+        "DTSTART:20270304T100000Z\r\nDTEND:20270304T110000Z\r\n",
+    )
+    assert by_split(data) == [("2027-03-04T10:00", "2027-03-04T11:00")]
+    with pytest.raises(expand.Unreadable):
+        by_libraries(data)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        # UNTIL before the window, but an occurrence lasting into it.
+        "DTSTART;VALUE=DATE:20260220\r\nDTEND;VALUE=DATE:20260305\r\n"
+        "RRULE:FREQ=YEARLY;UNTIL=20270221\r\n",
+        # A COUNT is not read: the series is expanded.
+        "DTSTART:20270201T100000Z\r\nDTEND:20270201T110000Z\r\nRRULE:FREQ=WEEKLY;COUNT=6\r\n",
+    ],
+)
+def test_a_series_that_may_reach_the_window_is_read(event: str) -> None:
+    data = document(event)
+    assert by_split(data) == by_libraries(data)
+    assert by_split(data)
+
+
+def test_an_override_moved_into_the_window_keeps_its_ended_series() -> None:
+    data = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"
+        "BEGIN:VEVENT\r\nUID:old@example.com\r\nDTSTART:20270101T100000Z\r\n"
+        "DTEND:20270101T110000Z\r\nRRULE:FREQ=DAILY;UNTIL=20270110T100000Z\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:old@example.com\r\nRECURRENCE-ID:20270105T100000Z\r\n"
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n"
+    )
+    assert by_split(data) == by_libraries(data) == [("2027-03-05T10:00", "2027-03-05T11:00")]

@@ -67,17 +67,21 @@ class Part:
         return _document(["BEGIN:VCALENDAR", *self.zones, "END:VCALENDAR"])
 
     def sort(self, first_date: date, last_date: date) -> tuple[str, list[Plain]]:
-        """The document left to the libraries (the calendar with every event that is not
-        plain), and the plain events that may reach ``first_date`` to ``last_date`` read;
-        those whose dates as written end before or start after them (two days aside: a
-        date as written is in any zone) are left out unread."""
+        """The document left to the libraries (the calendar with the events that are not
+        plain), and the plain events read. What cannot reach ``first_date`` to
+        ``last_date`` by its dates as written (two days aside: a date as written is in any
+        zone) is left out unread: a plain event that ends before them or starts after, and
+        a recurring event (with its overrides: its UID's events) whose every rule ends
+        before them (UNTIL; a COUNT or an RDATE is not read, and keeps it)."""
         uids = Counter(_uid(event) for event in self.events)
         plain: list[Plain] = []
         rest = [*self.lines[:-1], *self.zones]
         reach = (first_date - _SLACK, last_date + _SLACK)
+        ended = _ended_series(self.events, uids, reach[0])
         for event in self.events:
             if not _is_plain(event, uids):
-                rest += event.lines
+                if _uid(event) not in ended:
+                    rest += event.lines
             elif _outside(event, *reach):
                 continue
             elif (read := _read(event)) is None:
@@ -168,8 +172,56 @@ def _outside(event: _Event, first_date: date, last_date: date) -> bool:
     return (end is not None and end < first_date) or (start is not None and start > last_date)
 
 
+def _ended_series(
+    events: list[_Event], uids: Counter[str | None], first_date: date
+) -> set[str | None]:
+    """The UIDs of the events that are not plain whose every occurrence ends before
+    ``first_date`` by its dates as written; an event without a UID is never among them."""
+    ended: dict[str, bool] = {}
+    for event in events:
+        uid = _uid(event)
+        if uid is not None and not _is_plain(event, uids):
+            ended[uid] = ended.get(uid, True) and _ends_before(event, first_date)
+    return {uid for uid, before in ended.items() if before}
+
+
+def _ends_before(event: _Event, first_date: date) -> bool:
+    """Whether every occurrence of the event ends before ``first_date``: its DTSTART and
+    DTEND, and its rule's UNTIL plus the days the event spans, all before it."""
+    properties = event.properties
+    if not {"RDATE", "EXRULE", "DURATION"}.isdisjoint(properties):
+        return False
+    if len(properties.get("DTSTART", ())) != 1 or len(properties.get("DTEND", ())) != 1:
+        return False
+    start = _written_date(properties["DTSTART"][0])
+    end = _written_date(properties["DTEND"][0])
+    if start is None or end is None:
+        return False
+    last_end = max(start, end)
+    rules = properties.get("RRULE", [])
+    if len(rules) > 1:
+        return False
+    if rules:
+        parts = dict(
+            part.partition("=")[::2] for part in rules[0].partition(":")[2].upper().split(";")
+        )
+        until = _date_of(parts.get("UNTIL", ""))
+        if "COUNT" in parts or until is None:
+            return False
+        try:
+            last_end = max(last_end, until + max(end - start, timedelta(0)))
+        except OverflowError:
+            return False
+    return last_end < first_date
+
+
 def _written_date(line: str) -> date | None:
-    text = line.partition(":")[2].strip()[:8]
+    return _date_of(line.partition(":")[2])
+
+
+def _date_of(value: str) -> date | None:
+    """The date a DATE or DATE-TIME value begins with (``YYYYMMDD``), or None."""
+    text = value.strip()[:8]
     if len(text) != 8 or not text.isdigit():
         return None
     try:
