@@ -3,7 +3,8 @@ provider in New York; the US changes to summer time on 2027-03-14)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -217,3 +218,92 @@ def test_an_override_moved_into_the_window_keeps_its_ended_series() -> None:
         "END:VCALENDAR\r\n"
     )
     assert by_split(data) == by_libraries(data) == [("2027-03-05T10:00", "2027-03-05T11:00")]
+
+
+def mixed_calendar(seed: int) -> str:
+    """300 events in every form the split tells apart, from 2020 to 2028 (the window is
+    March and April 2027): times in UTC, in a TZID, floating, all-day dates with and
+    without an end, DURATION, STATUS and TRANSP, rules with COUNT or UNTIL (before, in and
+    after the window), and overrides moving or cancelling an occurrence."""
+    rng = random.Random(seed)
+    header = rng.choice(["", "X-WR-TIMEZONE:Europe/Berlin\r\n"])
+    events = []
+    for k in range(300):
+        day = date(2020, 1, 1) + timedelta(days=rng.randrange(9 * 365))
+        if rng.random() < 0.5:  # most near the window, as a real calendar's upcoming events
+            day = date(2027, 2, 20) + timedelta(days=rng.randrange(80))
+        hour = rng.randrange(24)
+        stamp = f"{day:%Y%m%d}T{hour:02d}{rng.choice(['00', '30'])}00"
+        end_stamp = (
+            f"{day + timedelta(days=rng.choice([0, 0, 0, 1])):%Y%m%d}T{(hour + 1) % 24:02d}0000"
+        )
+        form = rng.choice(["utc", "tzid", "berlin", "floating", "date", "date-open", "duration"])
+        lines = {
+            "utc": [f"DTSTART:{stamp}Z", f"DTEND:{end_stamp}Z"],
+            "tzid": [
+                f"DTSTART;TZID=America/New_York:{stamp}",
+                f"DTEND;TZID=America/New_York:{end_stamp}",
+            ],
+            "berlin": [
+                f"DTSTART;TZID=Europe/Berlin:{stamp}",
+                f"DTEND;TZID=Europe/Berlin:{end_stamp}",
+            ],
+            "floating": [f"DTSTART:{stamp}", f"DTEND:{end_stamp}"],
+            "date": [
+                f"DTSTART;VALUE=DATE:{day:%Y%m%d}",
+                f"DTEND;VALUE=DATE:{day + timedelta(days=rng.randrange(1, 4)):%Y%m%d}",
+            ],
+            "date-open": [f"DTSTART;VALUE=DATE:{day:%Y%m%d}"],
+            "duration": [f"DTSTART:{stamp}Z", "DURATION:PT45M"],
+        }[form]
+        lines += rng.choice(
+            [
+                [],
+                [],
+                ["STATUS:TENTATIVE"],
+                ["STATUS:CANCELLED"],
+                ["TRANSP:TRANSPARENT"],
+                ["STATUS:CONFIRMED"],
+            ]
+        )
+        recurring = form in ("utc", "date") and rng.random() < 0.3
+        if recurring:
+            until = day + timedelta(days=rng.randrange(10, 400))
+            lines.append(
+                rng.choice(
+                    [
+                        "RRULE:FREQ=WEEKLY;COUNT=8",
+                        f"RRULE:FREQ=WEEKLY;UNTIL={until:%Y%m%d}"
+                        + ("T235959Z" if form == "utc" else ""),
+                    ]
+                )
+            )
+        uid = f"mixed-{k}@example.com"
+        events.append([f"UID:{uid}", *lines])
+        if recurring and form == "utc":  # the second occurrence moved a day, or cancelled
+            second = f"{day + timedelta(days=7):%Y%m%d}T{hour:02d}"
+            moved = f"{day + timedelta(days=8):%Y%m%d}T{hour:02d}"
+            minutes = stamp[-4:-2]
+            events.append(
+                [
+                    f"UID:{uid}",
+                    f"RECURRENCE-ID:{second}{minutes}00Z",
+                    f"DTSTART:{moved}{minutes}00Z",
+                    f"DTEND:{moved}{minutes}00Z".replace(f"T{hour:02d}", f"T{(hour + 1) % 24:02d}")
+                    if hour < 23
+                    else f"DTEND:{moved}5900Z",
+                    *rng.choice([[], ["STATUS:CANCELLED"]]),
+                ]
+            )
+    blocks = "".join("BEGIN:VEVENT\r\n" + "\r\n".join(one) + "\r\nEND:VEVENT\r\n" for one in events)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{blocks}END:VCALENDAR\r\n"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_mixed_calendar_reads_as_the_libraries_read_it_whole(seed: int) -> None:
+    data = mixed_calendar(seed)
+    for tentative_busy in (True, False):
+        assert by_split(data, tentative_busy=tentative_busy) == by_libraries(
+            data, tentative_busy=tentative_busy
+        )
+    assert by_split(data)
