@@ -297,7 +297,8 @@ class Settings(BaseSettings):
     )
     calendar_sync_before_booking: bool = Field(
         default=False,
-        description="Sync the provider's calendars before each booking (a fetch per booking).",
+        description="Sync the provider's calendars before each new time of theirs is placed "
+        "(a booking, a series, a hold, a reschedule, a team's booking): a fetch each time.",
     )
     calendar_max_per_provider: int = Field(
         default=10, ge=1, le=100, description="Calendars one provider may connect."

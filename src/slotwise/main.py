@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -52,7 +52,7 @@ from slotwise.db import Database
 from slotwise.errors import install_error_handlers, responses
 from slotwise.external.keys import CalendarKeys
 from slotwise.external.router import router as external_calendars_router
-from slotwise.external.sync import SyncPolicy, sync_provider
+from slotwise.external.sync import SyncPolicy, sync_providers
 from slotwise.health import router as health_router
 from slotwise.notifications import outbox
 from slotwise.observability import Metrics, RequestContextMiddleware, configure_logging
@@ -202,8 +202,8 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.calendar_sync_before_booking:
         policy = state.calendar_sync
 
-        async def sync_calendars_first(ref: str, now: datetime) -> None:
-            await sync_provider(database, ref, policy=policy, now=now)
+        async def sync_calendars_first(refs: Sequence[str], now: datetime) -> None:
+            await sync_providers(database, refs, policy=policy, now=now)
 
         state.before_booking = sync_calendars_first
 

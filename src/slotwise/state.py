@@ -4,7 +4,7 @@ and the app factory import this; services receive what they use, never the state
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -42,9 +42,25 @@ class AppState(Shared):
     # How suggestions rank slots, and the clients' history they read (booking.history).
     ranker: Ranker
     client_history: HistoryReader
-    # What a booking awaits first (the provider's reference, now): the provider's calendars
-    # synced, with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING; None otherwise.
-    before_booking: Callable[[str, datetime], Awaitable[None]] | None = None
+    # What placing a new time awaits first (the providers' references, now): their calendars
+    # synced, with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING; None otherwise. Through
+    # calendars_synced.
+    before_booking: Callable[[Sequence[str], datetime], Awaitable[None]] | None = None
+
+    @property
+    def syncs_calendars_first(self) -> bool:
+        """Whether a new time is placed only after its providers' calendars are synced
+        (``calendars_synced``): what finding the providers costs is spent only then."""
+        return self.before_booking is not None
+
+    async def calendars_synced(self, refs: Sequence[str], now: datetime) -> None:
+        """Before a new time of these providers is placed (a booking, a series, a team's
+        booking, a reschedule, a hold): their connected calendars synced, if
+        SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING says so; nothing otherwise. Awaited before
+        the request's write transaction begins: on SQLite that transaction holds the
+        process's write lock, which the sync's own write must take."""
+        if self.before_booking is not None and refs:
+            await self.before_booking(refs, now)
 
     async def aclose(self) -> None:
         """Let go of connections: the slot cache's listener, the pool, Redis (once the

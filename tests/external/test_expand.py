@@ -3,7 +3,8 @@ provider in New York; the US changes to summer time on 2027-03-14)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -95,3 +96,214 @@ def test_the_window_keeps_whole_events_that_reach_into_it() -> None:
 def test_what_is_not_a_calendar_is_unreadable(data: bytes) -> None:
     with pytest.raises(expand.Unreadable):
         expand.busy_time(data, zone=NEW_YORK, start_at=START_AT, end_at=END_AT, tentative_busy=True)
+
+
+# Plain events (one occurrence, nothing else refers to them) are read without the libraries
+# (expand.plain); the libraries read the whole of each of these documents to the same busy
+# time.
+ODD_EVENTS = [
+    "DTSTART:20270305T100000Z\r\nDTEND:20270305T090000Z\r\n",  # an end before the start
+    "DTSTART;VALUE=DATE:20270305\r\n",  # all day, no end: one day
+    "DTSTART;VALUE=DATE:20270305\r\nDTEND:20270305T090000Z\r\n",  # a date and a time
+    "DTSTART;TZID=Nowhere/Atlantis:20270305T100000\r\nDTEND;TZID=Nowhere/Atlantis:20270305T11"
+    "0000\r\n",  # an unknown zone: floating
+    'DTSTART;TZID="America/Chicago":20270305T100000\r\nDTEND;TZID=America/Chicago:20270305T1'
+    "10000\r\n",  # a quoted parameter
+    "DTSTART;TZID=America/Chicago;VALUE=DATE:20270305\r\nDTEND;TZID=America/Chicago;VALUE=DATE:"
+    "20270306\r\n",
+    "DTSTART:20270305T100000Z\r\nDURATION:PT90M\r\n",
+    "DTSTART:20270305T100000\r\nDTEND:20270305T113000\r\nSTATUS:tentative\r\n",
+    "DTSTART;VALUE=DATE:20270305\r\nDTEND;VALUE=DATE:20270307\r\nTRANSP:transparent\r\n",
+]
+
+
+def document(*events: str, header: str = "") -> str:
+    blocks = [
+        f"BEGIN:VEVENT\r\nUID:odd-{k}@example.com\r\n{event}END:VEVENT\r\n"
+        for k, event in enumerate(events)
+    ]
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{''.join(blocks)}END:VCALENDAR\r\n"
+
+
+def by_libraries(data: str | bytes, *, tentative_busy: bool = True) -> list[tuple[str, str]]:
+    text = "\r\n".join(expand.essentials(data)) + "\r\n"
+    found = [
+        one
+        for calendar in expand._parsed(text, multiple=True)
+        for one in expand._busy_of(calendar, NEW_YORK, START_AT, END_AT, tentative_busy)
+    ]
+    found.sort(key=lambda one: (one.start_at, one.end_at))
+    return [
+        (one.start_at.isoformat()[:16], one.end_at.isoformat()[:16])
+        for one in expand.scheduling.merge(found)
+    ]
+
+
+def by_split(data: str | bytes, *, tentative_busy: bool = True) -> list[tuple[str, str]]:
+    found = expand.busy_time(
+        data, zone=NEW_YORK, start_at=START_AT, end_at=END_AT, tentative_busy=tentative_busy
+    )
+    return [(one.start_at.isoformat()[:16], one.end_at.isoformat()[:16]) for one in found.intervals]
+
+
+@pytest.mark.parametrize(
+    "name", sorted(path.name for path in FILES.glob("*.ics") if "malformed" not in path.name)
+)
+@pytest.mark.parametrize("tentative_busy", [True, False])
+def test_the_fixtures_read_as_the_libraries_read_them_whole(
+    name: str, tentative_busy: bool
+) -> None:
+    data = (FILES / name).read_bytes()
+    assert by_split(data, tentative_busy=tentative_busy) == by_libraries(
+        data, tentative_busy=tentative_busy
+    )
+
+
+@pytest.mark.parametrize("header", ["", "X-WR-TIMEZONE:Europe/Berlin\r\n"])
+def test_odd_events_read_as_the_libraries_read_them(header: str) -> None:
+    data = document(*ODD_EVENTS, header=header)
+    assert by_split(data) == by_libraries(data)
+    read = expand.busy_time(
+        data, zone=NEW_YORK, start_at=START_AT, end_at=END_AT, tentative_busy=True
+    )
+    assert read.events == len(ODD_EVENTS) - 1  # all but the one marked free
+
+
+def test_a_plain_event_long_past_is_not_read() -> None:
+    # Its end cannot be read, but it is years before the window: the calendar is readable.
+    data = document(
+        "DTSTART:20100304T100000Z\r\nDTEND:20100304T1100XXZ\r\n",
+        "DTSTART:20270304T100000Z\r\nDTEND:20270304T110000Z\r\n",
+    )
+    assert by_split(data) == [("2027-03-04T10:00", "2027-03-04T11:00")]
+    with pytest.raises(expand.Unreadable):
+        by_libraries(data)
+
+
+def test_a_series_ended_long_before_the_window_is_not_read() -> None:
+    # Its rule cannot be expanded, but its UNTIL is years before the window.
+    data = document(
+        "DTSTART:20100304T100000Z\r\nDTEND:20100304T110000Z\r\n"
+        "RRULE:FREQ=SOMETIMES;UNTIL=20120101T000000Z\r\n",
+        "DTSTART:20270304T100000Z\r\nDTEND:20270304T110000Z\r\n",
+    )
+    assert by_split(data) == [("2027-03-04T10:00", "2027-03-04T11:00")]
+    with pytest.raises(expand.Unreadable):
+        by_libraries(data)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        # UNTIL before the window, but an occurrence lasting into it.
+        "DTSTART;VALUE=DATE:20260220\r\nDTEND;VALUE=DATE:20260305\r\n"
+        "RRULE:FREQ=YEARLY;UNTIL=20270221\r\n",
+        # A COUNT is not read: the series is expanded.
+        "DTSTART:20270201T100000Z\r\nDTEND:20270201T110000Z\r\nRRULE:FREQ=WEEKLY;COUNT=6\r\n",
+    ],
+)
+def test_a_series_that_may_reach_the_window_is_read(event: str) -> None:
+    data = document(event)
+    assert by_split(data) == by_libraries(data)
+    assert by_split(data)
+
+
+def test_an_override_moved_into_the_window_keeps_its_ended_series() -> None:
+    data = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"
+        "BEGIN:VEVENT\r\nUID:old@example.com\r\nDTSTART:20270101T100000Z\r\n"
+        "DTEND:20270101T110000Z\r\nRRULE:FREQ=DAILY;UNTIL=20270110T100000Z\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:old@example.com\r\nRECURRENCE-ID:20270105T100000Z\r\n"
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n"
+    )
+    assert by_split(data) == by_libraries(data) == [("2027-03-05T10:00", "2027-03-05T11:00")]
+
+
+def mixed_calendar(seed: int) -> str:
+    """300 events in every form the split tells apart, from 2020 to 2028 (the window is
+    March and April 2027): times in UTC, in a TZID, floating, all-day dates with and
+    without an end, DURATION, STATUS and TRANSP, rules with COUNT or UNTIL (before, in and
+    after the window), and overrides moving or cancelling an occurrence."""
+    rng = random.Random(seed)
+    header = rng.choice(["", "X-WR-TIMEZONE:Europe/Berlin\r\n"])
+    events = []
+    for k in range(300):
+        day = date(2020, 1, 1) + timedelta(days=rng.randrange(9 * 365))
+        if rng.random() < 0.5:  # most near the window, as a real calendar's upcoming events
+            day = date(2027, 2, 20) + timedelta(days=rng.randrange(80))
+        hour = rng.randrange(24)
+        stamp = f"{day:%Y%m%d}T{hour:02d}{rng.choice(['00', '30'])}00"
+        end_stamp = (
+            f"{day + timedelta(days=rng.choice([0, 0, 0, 1])):%Y%m%d}T{(hour + 1) % 24:02d}0000"
+        )
+        form = rng.choice(["utc", "tzid", "berlin", "floating", "date", "date-open", "duration"])
+        lines = {
+            "utc": [f"DTSTART:{stamp}Z", f"DTEND:{end_stamp}Z"],
+            "tzid": [
+                f"DTSTART;TZID=America/New_York:{stamp}",
+                f"DTEND;TZID=America/New_York:{end_stamp}",
+            ],
+            "berlin": [
+                f"DTSTART;TZID=Europe/Berlin:{stamp}",
+                f"DTEND;TZID=Europe/Berlin:{end_stamp}",
+            ],
+            "floating": [f"DTSTART:{stamp}", f"DTEND:{end_stamp}"],
+            "date": [
+                f"DTSTART;VALUE=DATE:{day:%Y%m%d}",
+                f"DTEND;VALUE=DATE:{day + timedelta(days=rng.randrange(1, 4)):%Y%m%d}",
+            ],
+            "date-open": [f"DTSTART;VALUE=DATE:{day:%Y%m%d}"],
+            "duration": [f"DTSTART:{stamp}Z", "DURATION:PT45M"],
+        }[form]
+        lines += rng.choice(
+            [
+                [],
+                [],
+                ["STATUS:TENTATIVE"],
+                ["STATUS:CANCELLED"],
+                ["TRANSP:TRANSPARENT"],
+                ["STATUS:CONFIRMED"],
+            ]
+        )
+        recurring = form in ("utc", "date") and rng.random() < 0.3
+        if recurring:
+            until = day + timedelta(days=rng.randrange(10, 400))
+            lines.append(
+                rng.choice(
+                    [
+                        "RRULE:FREQ=WEEKLY;COUNT=8",
+                        f"RRULE:FREQ=WEEKLY;UNTIL={until:%Y%m%d}"
+                        + ("T235959Z" if form == "utc" else ""),
+                    ]
+                )
+            )
+        uid = f"mixed-{k}@example.com"
+        events.append([f"UID:{uid}", *lines])
+        if recurring and form == "utc":  # the second occurrence moved a day, or cancelled
+            second = f"{day + timedelta(days=7):%Y%m%d}T{hour:02d}"
+            moved = f"{day + timedelta(days=8):%Y%m%d}T{hour:02d}"
+            minutes = stamp[-4:-2]
+            events.append(
+                [
+                    f"UID:{uid}",
+                    f"RECURRENCE-ID:{second}{minutes}00Z",
+                    f"DTSTART:{moved}{minutes}00Z",
+                    f"DTEND:{moved}{minutes}00Z".replace(f"T{hour:02d}", f"T{(hour + 1) % 24:02d}")
+                    if hour < 23
+                    else f"DTEND:{moved}5900Z",
+                    *rng.choice([[], ["STATUS:CANCELLED"]]),
+                ]
+            )
+    blocks = "".join("BEGIN:VEVENT\r\n" + "\r\n".join(one) + "\r\nEND:VEVENT\r\n" for one in events)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{blocks}END:VCALENDAR\r\n"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_mixed_calendar_reads_as_the_libraries_read_it_whole(seed: int) -> None:
+    data = mixed_calendar(seed)
+    for tentative_busy in (True, False):
+        assert by_split(data, tentative_busy=tentative_busy) == by_libraries(
+            data, tentative_busy=tentative_busy
+        )
+    assert by_split(data)

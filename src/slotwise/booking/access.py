@@ -64,6 +64,23 @@ async def for_guest_token(session: AsyncSession, *, token: str, lock: bool = Fal
     return await with_series(session, _access(found, None, ActorRole.GUEST))
 
 
+async def provider_of(
+    session: AsyncSession, *, appointment_id: uuid.UUID | None = None, token: str | None = None
+) -> uuid.UUID | None:
+    """The provider of the appointment with this id or manage token, whoever asks (None:
+    there is none): whose calendars are synced before it is moved, with
+    SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING. Who may move it is checked after, by
+    ``for_user`` or ``for_guest_token``; a sync refreshes the provider's busy time and tells
+    nothing, as any booking request, a guest's too, may start one."""
+    if token is not None:
+        found = await repository.get_by_token_hash(session, tokens.fingerprint(token))
+    elif appointment_id is not None:
+        found = await repository.get(session, appointment_id)
+    else:
+        found = None
+    return found.provider.id if found is not None else None
+
+
 async def with_series(session: AsyncSession, access: Access) -> Access:
     """The access, with the series of an occurrence (read only for occurrences)."""
     series_id = access.appointment.series_id

@@ -144,8 +144,7 @@ async def create_appointment(
     # solve on the busiest write (docs/architecture.md, "The booking pipeline").
     app: AppState = request.app.state.slotwise
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
-    if app.before_booking is not None:  # the provider's calendars, read afresh (the settings)
-        await app.before_booking(data.provider_id, now)
+    await app.calendars_synced([data.provider_id], now)
     if idempotency_key:
         return await _book_once(app, claims, data, now, key=idempotency_key)
     if data.hold_token is not None:  # a held slot: its hold's row becomes the booking
@@ -312,6 +311,43 @@ Acting = Annotated[Access, Depends(_acting)]
 GuestActing = Annotated[Access, Depends(_acting_as_guest)]
 
 
+async def _synced_before_moving(
+    request: Request, now: NowDep, appointment_id: AppointmentId
+) -> None:
+    await _synced_provider_of(request, now, appointment_id=appointment_id)
+
+
+async def _synced_before_guest_moves(request: Request, now: NowDep, token: Token) -> None:
+    await _synced_provider_of(request, now, token=token)
+
+
+async def _synced_provider_of(
+    request: Request,
+    now: datetime,
+    *,
+    appointment_id: uuid.UUID | None = None,
+    token: str | None = None,
+) -> None:
+    """The calendars of the provider of the appointment to be moved synced first (the
+    settings: ``AppState.calendars_synced``). A reschedule route declares it before
+    ``Acting``, so it is solved before the request's session opens (on SQLite that session
+    holds the write lock the sync must take); ``Acting`` then checks who may move it."""
+    app: AppState = request.app.state.slotwise
+    if not app.syncs_calendars_first:
+        return
+    async with app.db.transaction(writes=False) as session:
+        provider_id = await access_rules.provider_of(
+            session, appointment_id=appointment_id, token=token
+        )
+    if provider_id is not None:
+        await app.calendars_synced([str(provider_id)], now)
+
+
+# Declared first in a reschedule route's dependencies (FastAPI solves them in order).
+SyncedBeforeMoving = Annotated[None, Depends(_synced_before_moving)]
+SyncedBeforeGuestMoves = Annotated[None, Depends(_synced_before_guest_moves)]
+
+
 @router.get(
     "/{appointment_id}",
     response_model=AppointmentRead,
@@ -410,7 +446,12 @@ async def delete_appointment(
 )
 @needs(Scope.BOOK)
 async def reschedule_appointment(
-    acting: Acting, data: RescheduleRequest, session: SessionDep, app: StateDep, now: NowDep
+    _synced: SyncedBeforeMoving,
+    acting: Acting,
+    data: RescheduleRequest,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
 ) -> AppointmentRead:
     return appointment_read(
         await reschedule(
@@ -523,7 +564,12 @@ async def guest_cancel(
     summary="A guest reschedules (same policies)",
 )
 async def guest_reschedule(
-    acting: GuestActing, data: RescheduleRequest, session: SessionDep, app: StateDep, now: NowDep
+    _synced: SyncedBeforeGuestMoves,
+    acting: GuestActing,
+    data: RescheduleRequest,
+    session: SessionDep,
+    app: StateDep,
+    now: NowDep,
 ) -> AppointmentRead:
     return appointment_read(
         await reschedule(
@@ -655,21 +701,23 @@ per client address (`SLOTWISE_RATE_LIMIT_HOLD_IP`; 429 with `Retry-After`)."""
 )
 @needs(Scope.BOOK)
 async def take_hold(
-    request: Request, data: HoldCreate, claims: OptionalClaims, session: SessionDep, now: NowDep
+    request: Request, data: HoldCreate, claims: OptionalClaims, now: NowDep
 ) -> HoldCreated:
     app: AppState = request.app.state.slotwise
     address = client_address(request)
     await app.limiter.hit(app.settings.rate_limit_hold_ip, "hold-ip", address)
-    user = await callers.user_for_claims(session, app.redis, claims) if claims else None
-    held = await holds.take(
-        session,
-        kept_terms=app.terms,
-        user=user,
-        address=address,
-        data=data,
-        now=now,
-        policy=holds.HoldPolicy.from_settings(app.settings),
-    )
+    await app.calendars_synced([data.provider_id], now)  # before the write transaction
+    async with app.db.transaction(writes=True) as session:
+        user = await callers.user_for_claims(session, app.redis, claims) if claims else None
+        held = await holds.take(
+            session,
+            kept_terms=app.terms,
+            user=user,
+            address=address,
+            data=data,
+            now=now,
+            policy=holds.HoldPolicy.from_settings(app.settings),
+        )
     return HoldCreated(**_hold_read(held.hold).model_dump(), hold_token=held.token)
 
 

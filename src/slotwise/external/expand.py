@@ -32,6 +32,7 @@ import recurring_ical_events
 import x_wr_timezone
 
 from slotwise import scheduling
+from slotwise.external import plain
 
 OWN_UID_SUFFIX = "@slotwise"  # calendars.ics.uid_for: what Slotwise writes
 # The window is widened by a day each side for the query, then cut exactly: a floating or
@@ -62,20 +63,37 @@ def busy_time(
 ) -> Busy:
     """The busy time ``data`` gives within ``[start_at, end_at)`` (aware instants); an
     event reaching into the window counts whole (the window cuts nothing: a day's events
-    stay the same rows as the window moves on)."""
+    stay the same rows as the window moves on). Plain events are read without the libraries
+    (``plain``); the rest, or the whole document if its shape is not plain, with them."""
+    lines = essentials(data)
+    parts = plain.split(lines)
+    found: list[scheduling.Interval] = []
+    if parts is None:
+        for calendar in _parsed("\r\n".join(lines) + "\r\n", multiple=True):
+            found += _busy_of(calendar, zone, start_at, end_at, tentative_busy)
+    for part in parts or ():
+        zones = part.zones_document()
+        if zones is not None:  # the calendar's own zones known before its times are read
+            _parsed(zones, multiple=False)
+        rest, events = part.sort(start_at.date(), end_at.date())
+        (calendar,) = _parsed(rest, multiple=False)
+        found += _busy_of(calendar, zone, start_at, end_at, tentative_busy)
+        found += _plain_busy(calendar, events, zone, start_at, end_at, tentative_busy)
+    found.sort(key=lambda interval: (interval.start_at, interval.end_at))
+    return Busy(tuple(scheduling.merge(found)), len(found))
+
+
+def _parsed(text: str, *, multiple: bool) -> list[icalendar.Calendar]:
     try:
-        calendars = icalendar.Calendar.from_ical(essentials(data), multiple=True)
+        calendars = icalendar.Calendar.from_ical(text, multiple=True)
     except (ValueError, IndexError, KeyError, TypeError) as exc:
         raise Unreadable(f"not an iCalendar document: {exc}") from exc
-    if not calendars:
+    if not calendars or (not multiple and len(calendars) != 1):
         raise Unreadable("not an iCalendar document: no VCALENDAR")
-    found: list[scheduling.Interval] = []
     for calendar in calendars:
         if calendar.name != "VCALENDAR":
             raise Unreadable(f"not an iCalendar document: a {calendar.name} where a VCALENDAR was")
-        found += _busy_of(calendar, zone, start_at, end_at, tentative_busy)
-    found.sort(key=lambda interval: (interval.start_at, interval.end_at))
-    return Busy(tuple(scheduling.merge(found)), len(found))
+    return list(calendars)
 
 
 # The properties busy time is read from; every other one (descriptions, attendees, alarms'
@@ -103,8 +121,8 @@ _READ = frozenset(
 _FOLD = re.compile(r"\r?\n[ \t]")
 
 
-def essentials(data: bytes | str) -> str:
-    """The document with only what busy time is read from: lines unfolded (RFC 5545
+def essentials(data: bytes | str) -> list[str]:
+    """The document's lines with only what busy time is read from: unfolded (RFC 5545
     §3.1), each property kept if busy time reads it or it is part of a VTIMEZONE."""
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
     kept: list[str] = []
@@ -120,7 +138,7 @@ def essentials(data: bytes | str) -> str:
         name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
         if name in _READ:
             kept.append(line)
-    return "\r\n".join(kept) + "\r\n"
+    return kept
 
 
 def _busy_of(
@@ -137,7 +155,8 @@ def _busy_of(
         raise Unreadable(f"the calendar cannot be expanded: {type(exc).__name__}: {exc}") from exc
     found = []
     for event, start, end in occurrences:
-        if not _counts(event, tentative_busy):
+        properties = (event.get(name, "") for name in ("UID", "STATUS", "TRANSP"))
+        if not _counts(*(str(value) for value in properties), tentative_busy=tentative_busy):
             continue
         try:
             interval = _interval(start, end, zone)
@@ -168,12 +187,44 @@ def _occurrences(
     ]
 
 
-def _counts(event: Any, tentative_busy: bool) -> bool:
-    if str(event.get("UID", "")).endswith(OWN_UID_SUFFIX):
+def _plain_busy(
+    calendar: icalendar.Calendar,
+    events: list[plain.Plain],
+    zone: ZoneInfo,
+    start_at: datetime,
+    end_at: datetime,
+    tentative_busy: bool,
+) -> list[scheduling.Interval]:
+    """The plain events' busy time, as ``_busy_of`` reads an event: their times moved by
+    X-WR-TIMEZONE as ``x-wr-timezone`` moves the libraries' (the calendar says its zone)."""
+    calendar_zone = calendar.get(x_wr_timezone.X_WR_TIMEZONE)
+    walker = (
+        x_wr_timezone.UTCChangingWalker(ZoneInfo(str(calendar_zone))) if calendar_zone else None
+    )
+    found = []
+    for event in events:
+        if not _counts(event.uid, event.status, event.transp, tentative_busy=tentative_busy):
+            continue
+        start, end = event.start, event.end
+        if walker is not None:
+            start, end = walker.walk_value(start), walker.walk_value(end)
+        try:
+            interval = _interval(start, end, zone)
+        except (TypeError, ValueError, OverflowError, scheduling.OutOfRange):
+            continue
+        if interval is not None and interval.start_at < end_at and start_at < interval.end_at:
+            found.append(interval)
+    return found
+
+
+def _counts(uid: str, status: str, transp: str, *, tentative_busy: bool) -> bool:
+    """Whether an event is busy time: not Slotwise's own, not free, not cancelled, and not
+    tentative unless the calendar says so (an empty STATUS or TRANSP: not written)."""
+    if uid.endswith(OWN_UID_SUFFIX):
         return False
-    if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
+    if transp.upper() == "TRANSPARENT":
         return False
-    status = str(event.get("STATUS", "CONFIRMED")).upper()
+    status = status.upper() or "CONFIRMED"
     if status == "CANCELLED":
         return False
     return tentative_busy or status != "TENTATIVE"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -351,17 +352,25 @@ async def _tell_provider(
     )
 
 
-async def sync_provider(db: Database, ref: str, *, policy: SyncPolicy, now: datetime) -> None:
-    """Sync the calendars of the provider ``ref`` names (id, user id or handle) that are not
-    paused, together: before a booking, with ``SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING``. A
-    calendar that fails keeps its last good busy time, and the booking goes on."""
+async def sync_providers(
+    db: Database, refs: Sequence[str], *, policy: SyncPolicy, now: datetime
+) -> None:
+    """Sync the calendars that are not paused of the providers ``refs`` name (ids, user ids
+    or handles), all together: before a new time of theirs is placed, with
+    ``SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING``. A calendar that fails keeps its last good
+    busy time, and the booking goes on; a reference that names no provider is left to the
+    booking to refuse."""
     async with db.transaction(writes=False) as session:
-        provider = await session.scalar(providers_repo.by_ref(ref))
-        if provider is None:
-            return  # the booking will say so
+        provider_ids = []
+        for ref in dict.fromkeys(refs):
+            provider = await session.scalar(providers_repo.by_ref(ref))
+            if provider is not None:
+                provider_ids.append(provider.id)
+        if not provider_ids:
+            return
         found = await session.scalars(
             select(ExternalCalendar.id).where(
-                ExternalCalendar.provider_id == provider.id,
+                ExternalCalendar.provider_id.in_(provider_ids),
                 ExternalCalendar.status == Standing.ACTIVE,
             )
         )

@@ -25,10 +25,12 @@ team adds is which members, and in what order:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking import create, write
@@ -74,6 +76,28 @@ class TeamBooked:
     booked: list[tuple[Member, create.Booked]]
 
 
+async def members_offering(
+    session: AsyncSession, team_ref: str, service_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """The providers a booking of the team's service may place time with (those ``book``
+    chooses from; none if the team or its service is not found): whose calendars are synced
+    first, with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING."""
+    team, team_service, rows = await repository.booking_context(session, team_ref, service_id)
+    if team is None or team_service is None or not team_service.is_active:
+        return []
+    return [member.provider_id for member, _share_id in _offering(rows)]
+
+
+def _offering(rows: Sequence[RowMapping]) -> list[tuple[Member, uuid.UUID]]:
+    """The members who offer the service (listed, with an active share of it), with their
+    share, in the team's order."""
+    return [
+        (Member.of(row), row["share_id"])
+        for row in rows
+        if row["listed"] and row["share_id"] is not None
+    ]
+
+
 async def book(
     session: AsyncSession,
     *,
@@ -91,11 +115,7 @@ async def book(
         raise TeamNotFound()
     if team_service is None or not team_service.is_active:
         raise TeamServiceNotFound()
-    offering = [
-        (Member.of(row), row["share_id"])
-        for row in rows
-        if row["listed"] and row["share_id"] is not None
-    ]
+    offering = _offering(rows)
     asked = [(member, _asked(member, share_id, data)) for member, share_id in offering]
     if not asked:  # nobody offers it: no time of it is a slot
         raise refused(Refusal(Reason.OUTSIDE_AVAILABILITY))

@@ -219,6 +219,10 @@ async def book_team(
 ) -> Response:
     app: AppState = request.app.state.slotwise
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
+    if app.syncs_calendars_first:  # every member who may be placed: the choice reads them all
+        async with app.db.transaction(writes=False) as session:
+            members = await team_booking.members_offering(session, ref, data.service_id)
+        await app.calendars_synced([str(member) for member in members], now)
     async with app.db.transaction(writes=True) as session:
         user = await callers.user_for_claims(session, app.redis, claims) if claims else None
         done = await team_booking.book(
