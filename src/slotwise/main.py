@@ -61,6 +61,7 @@ from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
 from slotwise.scheduling.ranking import RankingWeights
 from slotwise.state import AppState
+from slotwise.teams import booking as team_booking
 from slotwise.teams.router import router as teams_router
 from slotwise.users.router import router as users_router
 from slotwise.webhooks.router import router as webhooks_router
@@ -174,7 +175,13 @@ def create_app(settings: Settings) -> FastAPI:
         password_reset_mail=outbox.enqueue_password_reset,
         api_key_uses=KeyUses(database),
         terms=terms,
-        bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
+        bookings=BookingQueue(
+            database,
+            terms,
+            redis,
+            guests=GuestPolicy.from_settings(settings),
+            pools=team_booking.pools,  # round-robin team bookings, pooled
+        ),
         calendar_appointments=calendar_appointments,
         calendar_keys=calendar_keys,
         calendar_sync=SyncPolicy.of(

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth import callers
 from slotwise.auth.deps import CurrentUser, OptionalClaims
+from slotwise.booking.pools import NotPooled
 from slotwise.booking.present import booking_created
 from slotwise.booking.router import REFUSALS, booking_caller
 from slotwise.db import SessionDep
@@ -219,17 +220,22 @@ async def book_team(
 ) -> Response:
     app: AppState = request.app.state.slotwise
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
-    async with app.db.transaction(writes=True) as session:
-        user = await callers.user_for_claims(session, app.redis, claims) if claims else None
-        done = await team_booking.book(
-            session,
-            kept_terms=app.terms,
-            team_ref=ref,
-            user=user,
-            data=data,
-            now=now,
-            guests=app.bookings.guests,
-        )
+    asked = team_booking.request(ref, data)
+    try:  # round robin: decided and written with the bookings that arrive alongside
+        pool, booked = await app.bookings.submit_pooled(claims=claims, request=asked, now=now)
+        done = team_booking.round_robin_booked(pool, booked)
+    except NotPooled:  # collective: every member at once, in a transaction of its own
+        async with app.db.transaction(writes=True) as session:
+            user = await callers.user_for_claims(session, app.redis, claims) if claims else None
+            done = await team_booking.book_collective(
+                session,
+                kept_terms=app.terms,
+                team_ref=ref,
+                user=user,
+                data=data,
+                now=now,
+                guests=app.bookings.guests,
+            )
     body = TeamBookingRead(
         team_id=done.team.id,
         service_id=done.team_service.id,
