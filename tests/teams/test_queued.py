@@ -121,35 +121,16 @@ async def test_a_member_booked_meanwhile_is_passed_over(
 
 
 async def test_a_member_the_write_refuses_is_passed_over_at_the_next_write(
-    app: FastAPI, client: httpx.AsyncClient, crew: Crew, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, client: httpx.AsyncClient, crew: Crew
 ) -> None:
-    """A judgment that found the first member clear when they were not (as an unlocked
-    writer could make it): the write refuses the row, and the booking is chosen again on
-    the next judgment, which gives it to another member."""
+    """A first choice is made on the counts alone: the rule's first member, busy with a
+    booking of their own, is refused by the write, and the booking is chosen again, in the
+    same batch, on the judgment of every member."""
     first = min(range(3), key=lambda i: _handle(crew, i))
     taken = await client.post(
         "/appointments/", json=guest_booking(crew.members[first][1]["id"], f"{DAY}T10:00:00Z")
     )
     assert taken.status_code == 201, taken.text
-    real = write.judge
-
-    async def clear_once(session: Any, claims: list[write.Claim]) -> list[write.Answers]:
-        monkeypatch.setattr(write, "judge", real)
-        judged = await real(session, claims)
-        return [
-            write.Answers(
-                rules_version=claim.rules_version,
-                client_blocked=False,
-                provider_busy=False,
-                client_busy=False,
-                client_count=0,
-                day_count=0,
-                week_count=0,
-            )
-            for claim, _answers in zip(claims, judged, strict=True)
-        ]
-
-    monkeypatch.setattr(write, "judge", clear_once)
     with Commits(app) as commits:
         (found,) = await _one_batch(app, [_asked(crew, "10:00", 0)])
     assert _handles(crew, [found]) != [_handle(crew, first)]

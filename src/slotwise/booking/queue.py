@@ -99,6 +99,9 @@ class _Decided:
     option: _Option  # what the write is to take (a pooled booking's: the one chosen for it)
     # A pooled booking's: each candidate whose terms accept it, with their rank's terms.
     candidates: list[tuple[_Option, Entrant]] | None = None
+    # A pooled booking whose choice the write refused, or that waited on another booking:
+    # chosen again on the judgment of every candidate (``_choose``).
+    judged: bool = False
     booked: Booked | None = None  # built once the write is to take it (``_booked``)
 
 
@@ -317,6 +320,7 @@ class BookingQueue:
             elif outcome.reason is Reason.TERMS_CHANGED:
                 self._again(found.job, later)
             elif found.candidates:  # another candidate may be free: the next write tells
+                found.judged = True
                 still.append(found)
             else:
                 _refuse(found.job, refused(outcome))
@@ -326,6 +330,7 @@ class BookingQueue:
             blocker = decided[waiting.blocker]
             outcome = outcomes[waiting.blocker]
             if found.candidates or (outcome is not None and outcome.reason is Reason.TERMS_CHANGED):
+                found.judged = found.candidates is not None
                 still.append(found)
                 continue
             refusal = scheduling.settle(found.option.proposal, blocker.option.proposal, outcome)
@@ -431,21 +436,29 @@ class BookingQueue:
         later: list[_Job],
     ) -> tuple[list[_Decided], list[_Decided]]:
         """Round robin's choice for each pooled booking of this write (``booking.pools``).
-        Under the locks of every booking's provider and client (every candidate's), the
-        judgment of each candidate and each one's bookings in the period; then, in the
-        batch's order, ``round_robin.choose`` for each pooled booking, a candidate chosen
-        counting one more booking, and a time taken by a booking before it (chosen or not
-        pooled) passed over. Returns the bookings for the write, each pooled one with its
-        candidate, and those that wait for the write's outcome. One refused is answered
-        once the transaction commits (``taken``: the judgment counts what the batch wrote
-        before); one judged on stale terms goes ``later``."""
+        Under the locks of every booking's provider and client (every candidate's), each
+        candidate's bookings in the period; then, in the batch's order,
+        ``round_robin.choose`` for each pooled booking, a candidate chosen counting one more
+        booking, and a time taken by a booking before it (chosen or not pooled) passed over.
+
+        A booking's first choice is made on the counts alone: usually every candidate is
+        free, and the write judges the one chosen. One the write refused, or that waited,
+        is chosen on the write's judgment of every candidate (``judged``), in one query for
+        all such; none clear, it is refused with the first one's reason.
+
+        Returns the bookings for the write, each pooled one with its candidate, and those
+        that wait for the write's outcome. One refused is answered once the transaction
+        commits (``taken``: the judgment counts what the batch wrote before); one judged on
+        stale terms goes ``later``."""
         offered = [(found, option) for found in decided for option, _ in found.candidates or ()]
         claims = [self._claim(found, option) for found, option in offered]
         alone = [self._claim(found, found.option) for found in decided if not found.candidates]
         await write.lock(session, claims + alone)
-        judged = await write.judge(session, claims)
+        asked = [claim for (found, _), claim in zip(offered, claims, strict=True) if found.judged]
+        judged = iter(await write.judge(session, asked) if asked else [])
         verdicts = iter(
-            write.verdict(claim, answers) for claim, answers in zip(claims, judged, strict=True)
+            write.verdict(claim, next(judged)) if found.judged else None
+            for (found, _), claim in zip(offered, claims, strict=True)
         )
         counts = await repository.booked_counts(
             session, [(option.known.terms.provider_id, *_counted(option)) for _, option in offered]
@@ -468,6 +481,7 @@ class BookingQueue:
                 [_taken(option.proposal, placed) for option in options],
             )
             if choice is None:
+                found.judged = True
                 waiting.append(found)
             elif isinstance(choice, Refusal):
                 if choice.reason is Reason.TERMS_CHANGED:

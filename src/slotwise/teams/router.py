@@ -1,5 +1,5 @@
 """Teams: their members and services (an admin or the team's owner), their slots and their
-bookings (anyone, as for a provider). Mounted at /teams."""
+bookings (anyone, as for a provider). Mounted at /teams (``booking_router`` too)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ from slotwise.teams.schemas import (
 from slotwise.text import Text
 
 router = APIRouter()
+# The booking route alone, early in the application's table (``main.create_app``): FastAPI
+# tries routes one by one, and this one is as hot as a provider's booking.
+booking_router = APIRouter()
 
 TeamRef = Annotated[
     Text, Path(min_length=1, max_length=64, description="The team's public handle or id.")
@@ -198,7 +201,7 @@ async def list_team_slots(
     return await team_slots.team_slots(session, app.slots, team=team, query=query, now=now)
 
 
-@router.post(
+@booking_router.post(
     "/{ref}/appointments",
     status_code=status.HTTP_201_CREATED,
     response_model=TeamBookingRead,
