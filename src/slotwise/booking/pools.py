@@ -4,13 +4,15 @@ robin (a round-robin team's members: ``slotwise.teams``).
 The booking queue (``booking.queue``) decides and writes them with the other bookings of
 its batch. It asks the pools' owner who the candidates are (``Pools``: once a batch, for
 all its pooled bookings), decides the booking on each candidate's terms, and then, in each
-of the batch's writes, under the write's locks of every candidate: the write's judgment of
-each candidate (``write.judge``), each one's bookings of their service in the period
-(``repository.booked_counts``), and ``scheduling.round_robin.choose``, which gives the
-booking to the first clear candidate in round robin's order that no earlier booking of
-the batch takes at that time. The chosen one's row goes to the write with the batch's
-others (``write.take``): two pooled bookings of one time in one batch get two candidates,
-and one in a later batch (or another worker's) judges after them, under the same locks.
+of the batch's writes, under the write's locks of every candidate: each one's bookings of
+their service in the period (``repository.booked_counts``), and
+``scheduling.round_robin.choose``, which gives the booking to the first candidate in round
+robin's order that no earlier booking of the batch takes at that time. The chosen one's
+row goes to the write with the batch's others (``write.take``), which judges it; refused
+there, the booking is chosen again at the batch's next write on the write's judgment of
+every candidate (``write.judge``), the first clear one in the same order. Two pooled
+bookings of one time in one batch get two candidates, and one in a later batch (or another
+worker's) is judged after them, under the same locks.
 """
 
 from __future__ import annotations

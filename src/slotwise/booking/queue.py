@@ -24,11 +24,11 @@ cannot fail another again).
 A pooled booking (``booking.pools``: a round-robin team's, which any one of several
 providers may take) goes the same way. Its candidates are read for the whole batch at once
 (``Pools``) and it is decided on each one's terms; then each write of the batch first
-takes the locks of every candidate, judges them all and counts their bookings, and gives
-it to one (``_choose``: round robin's order, passing over a candidate an earlier booking of
-the batch takes at that time), whose row goes to the write with the others. One waiting on
-another booking, or whose candidate the write refused, is chosen again at the next write,
-on what the database then holds.
+takes the locks of every candidate, counts their bookings and gives it to one
+(``_choose``: round robin's order, passing over a candidate an earlier booking of the
+batch takes at that time), whose row goes to the write with the others, which judges it.
+One whose candidate the write refused, or that waited on another booking, is chosen again
+at the next write, on the judgment of every candidate.
 """
 
 from __future__ import annotations
@@ -329,8 +329,11 @@ class BookingQueue:
                 continue
             blocker = decided[waiting.blocker]
             outcome = outcomes[waiting.blocker]
-            if found.candidates or (outcome is not None and outcome.reason is Reason.TERMS_CHANGED):
-                found.judged = found.candidates is not None
+            if found.candidates:  # pooled: chosen again, on every candidate's judgment
+                found.judged = True
+                still.append(found)
+                continue
+            if outcome is not None and outcome.reason is Reason.TERMS_CHANGED:
                 still.append(found)
                 continue
             refusal = scheduling.settle(found.option.proposal, blocker.option.proposal, outcome)
@@ -460,8 +463,10 @@ class BookingQueue:
             write.verdict(claim, next(judged)) if found.judged else None
             for (found, _), claim in zip(offered, claims, strict=True)
         )
+        counted = {id(option): _counted(option) for _, option in offered}
         counts = await repository.booked_counts(
-            session, [(option.known.terms.provider_id, *_counted(option)) for _, option in offered]
+            session,
+            [(option.known.terms.provider_id, *counted[id(option)]) for _, option in offered],
         )
         chosen: Counter[tuple[uuid.UUID | None, Interval]] = Counter()
         going: list[_Decided] = []
@@ -473,7 +478,7 @@ class BookingQueue:
                 placed.append(found.option.proposal)
                 continue
             options = [option for option, _ in found.candidates]
-            keys = [_counted(option) for option in options]
+            keys = [counted[id(option)] for option in options]
             choice = round_robin.choose(
                 [entrant for _, entrant in found.candidates],
                 [counts.get(key, 0) + chosen[key] for key in keys],

@@ -154,33 +154,30 @@ async def booking_contexts(
         .where(_refs([ref for ref, _service_id in asked]))
         .order_by(Team.id, TeamService.id, TeamMember.priority.desc(), Provider.public_handle)
     )
-    teams: dict[uuid.UUID, Team] = {}
+    teams: dict[str, Team] = {}  # by id and by handle: each ref's key (``_key``)
     found: dict[tuple[uuid.UUID, uuid.UUID], tuple[TeamService, list[RowMapping]]] = {}
     for row in (await session.execute(query)).all():
         team, team_service = row[0], row[1]
-        teams[team.id] = team
+        teams[str(team.id)] = teams[team.public_handle] = team
         if team_service is not None:
             _service, members = found.setdefault((team.id, team_service.id), (team_service, []))
             if row.provider_id is not None:
                 members.append(row._mapping)
-    return [_context(ref, service_id, teams, found) for ref, service_id in asked]
+    contexts: list[Context] = []
+    for ref, service_id in asked:
+        asked_team = teams.get(_key(ref))
+        if asked_team is None:
+            contexts.append((None, None, []))
+        elif (asked_team.id, service_id) not in found:
+            contexts.append((asked_team, None, []))
+        else:
+            contexts.append((asked_team, *found[asked_team.id, service_id]))
+    return contexts
 
 
-def _context(
-    ref: str,
-    service_id: uuid.UUID,
-    teams: dict[uuid.UUID, Team],
-    found: dict[tuple[uuid.UUID, uuid.UUID], tuple[TeamService, list[RowMapping]]],
-) -> Context:
-    team = next((team for team in teams.values() if _is(team, ref)), None)
-    if team is None:
-        return None, None, []
-    team_service, members = found.get((team.id, service_id), (None, []))
-    return team, team_service, members
-
-
-def _is(team: Team, ref: str) -> bool:
+def _key(ref: str) -> str:
+    """A team's ref as ``booking_contexts`` keeps teams: an id's text, or a handle."""
     try:
-        return team.id == uuid.UUID(ref)
+        return str(uuid.UUID(ref))
     except ValueError:
-        return team.public_handle == ref.lower()
+        return ref.lower()
