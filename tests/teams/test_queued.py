@@ -136,3 +136,20 @@ async def test_a_member_the_write_refuses_is_passed_over_at_the_next_write(
     assert _handles(crew, [found]) != [_handle(crew, first)]
     assert commits.count == 1  # the next write of the same batch
     assert await count_rows(app, Appointment) == 2
+
+
+async def test_a_member_whose_terms_changed_is_decided_again_not_passed_over(
+    app: FastAPI, client: httpx.AsyncClient, crew: Crew
+) -> None:
+    """The rule's first member changes their profile after the worker kept their terms:
+    the write finds the choice made on stale terms, and the booking is decided again on
+    fresh ones; it still goes to that member, who is free."""
+    (warm,) = await _one_batch(app, [_asked(crew, "09:00", 0)])  # every member's terms kept
+    given = _handles(crew, [warm])[0]
+    second = min((i for i in range(3) if _handle(crew, i) != given), key=lambda i: _handle(crew, i))
+    changed = await client.patch(
+        "/providers/me", headers=crew.members[second][0].headers, json={"bio": "Changed."}
+    )
+    assert changed.status_code == 200, changed.text
+    (found,) = await _one_batch(app, [_asked(crew, "11:00", 1)])
+    assert _handles(crew, [found]) == [_handle(crew, second)]

@@ -457,12 +457,18 @@ class BookingQueue:
         claims = [self._claim(found, option) for found, option in offered]
         alone = [self._claim(found, found.option) for found in decided if not found.candidates]
         await write.lock(session, claims + alone)
-        asked = [claim for (found, _), claim in zip(offered, claims, strict=True) if found.judged]
-        judged = iter(await write.judge(session, asked) if asked else [])
-        verdicts = iter(
-            write.verdict(claim, next(judged)) if found.judged else None
-            for (found, _), claim in zip(offered, claims, strict=True)
-        )
+        # The judgment of the candidates of those to be ``judged``; the others' are unknown
+        # (None: as if clear), and the write judges the one chosen.
+        to_judge = [
+            (option, claim)
+            for (found, option), claim in zip(offered, claims, strict=True)
+            if found.judged
+        ]
+        judged = await write.judge(session, [claim for _, claim in to_judge]) if to_judge else []
+        verdicts = {
+            id(option): write.verdict(claim, answers)
+            for (option, claim), answers in zip(to_judge, judged, strict=True)
+        }
         counted = {id(option): _counted(option) for _, option in offered}
         counts = await repository.booked_counts(
             session,
@@ -482,7 +488,7 @@ class BookingQueue:
             choice = round_robin.choose(
                 [entrant for _, entrant in found.candidates],
                 [counts.get(key, 0) + chosen[key] for key in keys],
-                [next(verdicts) for _ in options],
+                [verdicts.get(id(option)) for option in options],
                 [_taken(option.proposal, placed) for option in options],
             )
             if choice is None:
