@@ -18,11 +18,12 @@ from slotwise.booking.pools import Pool
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import TermsCache
 from slotwise.config import Settings
+from slotwise.errors import AppError
 from slotwise.models import Appointment
 from slotwise.teams import booking as team_booking
 from slotwise.teams.schemas import TeamBookingCreate
-from tests.booking.test_queue import Commits, state_of
-from tests.factories import BOOKING_NOW, Clock, count_rows, guest_booking
+from tests.booking.test_queue import Commits, claims_of, state_of
+from tests.factories import BOOKING_NOW, Clock, count_rows, guest_booking, signed_in
 from tests.teams.conftest import DAY, Crew, make_crew
 
 
@@ -153,3 +154,23 @@ async def test_a_member_whose_terms_changed_is_decided_again_not_passed_over(
     assert changed.status_code == 200, changed.text
     (found,) = await _one_batch(app, [_asked(crew, "11:00", 1)])
     assert _handles(crew, [found]) == [_handle(crew, second)]
+
+
+async def test_a_revoked_token_is_refused_before_the_team_is_looked_up(
+    app: FastAPI, client: httpx.AsyncClient, crew: Crew
+) -> None:
+    logged_out = await signed_in(client)
+    revoked = await client.post("/auth/logout", headers=logged_out.headers)
+    assert revoked.status_code in (200, 204)
+    data = TeamBookingCreate.model_validate(
+        {"service_id": crew.round_robin["id"], "start_datetime": f"{DAY}T10:00:00Z"}
+    )
+    writer = state_of(app).bookings
+    for ref in (crew.handle, "no-such-team"):
+        with pytest.raises(AppError) as refused:
+            await writer.submit_pooled(
+                claims=claims_of(app, logged_out),
+                request=team_booking.request(ref, data),
+                now=BOOKING_NOW,
+            )
+        assert refused.value.code == "invalid_token"

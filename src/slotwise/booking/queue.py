@@ -268,15 +268,19 @@ class BookingQueue:
         ``later``."""
         signed_in = [job.claims for job in jobs if job.claims is not None]
         users = iter(await callers.users_for_claims(session, self.redis, signed_in))
-        await self._read_pools(session, jobs)
-        decided: list[_Decided] = []
+        asking: list[tuple[_Job, User | None]] = []
         for job in jobs:
             user = next(users) if job.claims is not None else None
             if isinstance(user, InvalidToken):
                 _refuse(job, user)
-            elif job.answer.done():  # its pool's read refused it
+            else:
+                asking.append((job, user))
+        await self._read_pools(session, [job for job, _user in asking])
+        decided: list[_Decided] = []
+        for job, user in asking:
+            if job.answer.done():  # its pool's read refused it
                 continue
-            elif found := await self._decide(session, job, user, later):
+            if found := await self._decide(session, job, user, later):
                 decided.append(found)
         written: list[_Decided] = []
         taken: list[tuple[_Job, Refusal]] = []
