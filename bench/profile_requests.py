@@ -15,7 +15,8 @@ one) and calls it as an ASGI app directly, without uvicorn or sockets:
 Scenarios: slots-date (one date), slots-window (31 days), booking (distinct free slots,
 signed-in clients), contended (every client the same 10 slots: 10 bookings, the rest 409),
 cancel and reschedule (each request cancels, or moves to the free slot after it, one of the
-client's own bookings, booked through the app beforehand), health (GET /health).
+client's own bookings, booked through the app beforehand), health (GET /health), teams
+(round-robin team bookings, bench_teams' load: two clients on each team's same times).
 
     uv run python bench/profile_requests.py booking --db postgresql --concurrency 20
     uv run python bench/profile_requests.py slots-date --slot-cache-mb 0   # computed afresh
@@ -40,6 +41,7 @@ from typing import Any
 
 import bench_booking
 import bench_slots
+import bench_teams
 import loadgen
 from fastapi import FastAPI
 from sqlalchemy import event
@@ -160,6 +162,25 @@ async def scenario(
             path, queries = "/health", [""]
         yield lambda: itertools.cycle([("GET", path, q, b"", {}) for q in queries])
         return
+    if name == "teams":  # bench_teams' load: clients 2k and 2k+1 book team k's same times
+        teams = await bench_teams.seed(url)
+        tokens = await bench_booking.add_clients(url, prefix="bench-team-client")
+        team_starts = bench_teams.starts(teams[0].members[0].zone, _first_date(teams), 60)
+
+        def team_booking(team: bench_teams.SeededTeam, start: datetime, token: str) -> Call:
+            body = {"service_id": team.service_id, "start_datetime": start.isoformat()}
+            headers = {"authorization": f"Bearer {token}"}
+            path = f"/api/v1/teams/{team.handle}/appointments"
+            return ("POST", path, "", json.dumps(body).encode(), headers)
+
+        team_streams = iter(
+            [
+                iter([team_booking(teams[i // 2], start, token) for start in team_starts])
+                for i, token in enumerate(tokens)
+            ]
+        )
+        yield lambda: next(team_streams)
+        return
     providers = await bench_booking.seed(url)
     access_tokens = await bench_booking.add_clients(url)
     first_date = datetime.now(providers[0].zone).date() + timedelta(days=2)
@@ -194,6 +215,10 @@ async def scenario(
             ]
         )
     yield lambda: next(streams)
+
+
+def _first_date(teams: list[bench_teams.SeededTeam]) -> Any:
+    return datetime.now(teams[0].members[0].zone).date() + timedelta(days=2)
 
 
 async def _changes(
@@ -357,6 +382,7 @@ def main() -> int:
             "reschedule",
             "health",
             "trivial",
+            "teams",
         ],
     )
     parser.add_argument("--db", choices=DATABASES, default="sqlite")

@@ -61,6 +61,8 @@ from slotwise.providers.router import router as providers_router
 from slotwise.ratelimit import RateLimiter
 from slotwise.scheduling.ranking import RankingWeights
 from slotwise.state import AppState
+from slotwise.teams import booking as team_booking
+from slotwise.teams.router import booking_router as team_booking_router
 from slotwise.teams.router import router as teams_router
 from slotwise.users.router import router as users_router
 from slotwise.webhooks.router import router as webhooks_router
@@ -174,7 +176,13 @@ def create_app(settings: Settings) -> FastAPI:
         password_reset_mail=outbox.enqueue_password_reset,
         api_key_uses=KeyUses(database),
         terms=terms,
-        bookings=BookingQueue(database, terms, redis, guests=GuestPolicy.from_settings(settings)),
+        bookings=BookingQueue(
+            database,
+            terms,
+            redis,
+            guests=GuestPolicy.from_settings(settings),
+            pools=team_booking.pools,  # round-robin team bookings, pooled
+        ),
         calendar_appointments=calendar_appointments,
         calendar_keys=calendar_keys,
         calendar_sync=SyncPolicy.of(
@@ -240,7 +248,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
 
     # FastAPI tries routes in order (each costs a little): the hottest go first, slots
-    # and booking (which no other route's path can shadow).
+    # and bookings, a provider's and a team's (which no other route's path can shadow).
     app.include_router(
         _document_common_errors(slots_router), prefix=API_PREFIX + "/providers", tags=["providers"]
     )
@@ -248,6 +256,9 @@ def create_app(settings: Settings) -> FastAPI:
         _document_common_errors(booking_router),
         prefix=API_PREFIX + "/appointments",
         tags=["appointments"],
+    )
+    app.include_router(
+        _document_common_errors(team_booking_router), prefix=API_PREFIX + "/teams", tags=["teams"]
     )
     for router, prefix, tag in API_ROUTERS:
         app.include_router(_document_common_errors(router), prefix=API_PREFIX + prefix, tags=[tag])

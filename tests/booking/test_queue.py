@@ -201,7 +201,9 @@ async def test_a_time_taken_meanwhile_is_refused_and_the_rest_written(
     earlier, first, second = [await signed_in(client) for _ in range(3)]
     real = write.take
 
-    async def another_worker_books_first(session: Any, rows: list[write.Row]) -> list[Any]:
+    async def another_worker_books_first(
+        session: Any, rows: list[write.Row], **given: Any
+    ) -> list[Any]:
         monkeypatch.setattr(write, "take", real)  # once
         writer = state_of(app).bookings
         async with writer.database.transaction(writes=True) as other:  # another worker's
@@ -214,7 +216,7 @@ async def test_a_time_taken_meanwhile_is_refused_and_the_rest_written(
                 now=BOOKING_NOW,
                 guests=writer.guests,
             )
-        return await real(session, rows)
+        return await real(session, rows, **given)
 
     monkeypatch.setattr(write, "take", another_worker_books_first)
     with Commits(app) as commits:

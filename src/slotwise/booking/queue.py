@@ -20,13 +20,25 @@ writes), then in the next batch. A job also goes back to the queue when refused 
 found stale (decided again on fresh terms), or in a batch the database refused as a whole
 (a deadlock, a foreign key: each such job is then written in a batch of its own, so one
 cannot fail another again).
+
+A pooled booking (``booking.pools``: a round-robin team's, which any one of several
+providers may take) goes the same way. Its candidates are read for the whole batch at once
+(``Pools``) and it is decided on each one's terms; then each write of the batch first
+takes the locks of every candidate, counts their bookings and gives it to one
+(``_choose``: round robin's order, passing over a candidate an earlier booking of the
+batch takes at that time), whose row goes to the write with the others, which judges it.
+One whose candidate the write refused, or that waited on another booking, is chosen again
+at the next write, on the judgment of every candidate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -36,15 +48,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotwise import scheduling
 from slotwise.auth import callers
 from slotwise.auth.tokens import InvalidToken, TokenClaims
-from slotwise.booking import create, write
+from slotwise.booking import create, repository, write
 from slotwise.booking.create import Booked
 from slotwise.booking.errors import TermsChanged, refused
 from slotwise.booking.guests import GuestPolicy
+from slotwise.booking.pools import Pool, Pools
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
 from slotwise.db import Database
 from slotwise.errors import AppError
-from slotwise.scheduling import Proposal, Reason, Refusal
+from slotwise.scheduling import Clash, Interval, Proposal, Reason, Refusal, round_robin
+from slotwise.scheduling.round_robin import Entrant
 from slotwise.users.models import User
 
 MAX_BATCH = 64
@@ -58,20 +72,36 @@ log = structlog.get_logger("slotwise.booking")
 @dataclass(slots=True)
 class _Job:
     claims: TokenClaims | None  # verified; the user is looked up in the batch
-    data: AppointmentCreate
+    data: AppointmentCreate | None  # the booking of one provider (None: a pooled one)
     now: datetime
     answer: asyncio.Future[Booked]
+    pooled: Any = None  # a pooled booking as submitted: ``Pools`` reads its pool
+    pool: Pool | None = None
     fresh: bool = False  # decide on terms read afresh (kept ones refused, or proved stale)
     decisions: int = 0  # how many times it was decided: bounded by terms.ATTEMPTS
     alone: bool = False  # written in a batch of its own
 
 
+@dataclass(frozen=True, slots=True)
+class _Option:
+    """A booking decided on one provider's terms: the booking as theirs, the terms, and
+    where it sits."""
+
+    data: AppointmentCreate
+    known: Known
+    proposal: Proposal
+
+
 @dataclass(slots=True)
 class _Decided:
     job: _Job
-    proposal: Proposal
-    known: Known
     user: User | None
+    option: _Option  # what the write is to take (a pooled booking's: the one chosen for it)
+    # A pooled booking's: each candidate whose terms accept it, with their rank's terms.
+    candidates: list[tuple[_Option, Entrant]] | None = None
+    # A pooled booking whose choice the write refused, or that waited on another booking:
+    # chosen again on the judgment of every candidate (``_choose``).
+    judged: bool = False
     booked: Booked | None = None  # built once the write is to take it (``_booked``)
 
 
@@ -88,14 +118,17 @@ class BookingQueue:
         max_batch: int = MAX_BATCH,
         writers: int | None = None,
         guests: GuestPolicy | None = None,
+        pools: Pools | None = None,
     ) -> None:
         """``writers``: batches in flight at once (default: one on SQLite, whose write lock
         admits one anyway; several on PostgreSQL, so that while one batch waits on the
-        database the worker checks the next). ``guests``: what guests' bookings are held to."""
+        database the worker checks the next). ``guests``: what guests' bookings are held to.
+        ``pools``: who may take pooled bookings (``submit_pooled``)."""
         self.database = database
         self.terms = terms
         self.redis = redis
         self.guests = guests or GuestPolicy()
+        self.pools = pools
         self.max_batch = max_batch
         self.writers = writers or (1 if database.is_sqlite else WRITERS)
         self._queue: list[_Job] = []
@@ -108,11 +141,24 @@ class BookingQueue:
     ) -> Booked:
         """The booking, decided and written with those that arrive alongside; its refusal
         raised as the API's error."""
-        answer: asyncio.Future[Booked] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Job(claims=claims, data=data, now=now, answer=answer))
+        return await self._queued(_Job(claims=claims, data=data, now=now, answer=_answer_of()))
+
+    async def submit_pooled(
+        self, *, claims: TokenClaims | None, request: object, now: datetime
+    ) -> tuple[Pool, Booked]:
+        """A pooled booking (``booking.pools``), ``request`` as ``Pools`` reads it: its pool,
+        and the booking of the candidate round robin gave it to."""
+        assert self.pools is not None, "the queue was given no pools"
+        job = _Job(claims=claims, data=None, now=now, answer=_answer_of(), pooled=request)
+        booked = await self._queued(job)
+        assert job.pool is not None  # read before it was decided
+        return job.pool, booked
+
+    async def _queued(self, job: _Job) -> Booked:
+        self._queue.append(job)
         self._arrived.set()
         self._start_writer()
-        return await answer
+        return await job.answer
 
     def _start_writer(self) -> None:
         if len(self._running) < self.writers:
@@ -222,12 +268,19 @@ class BookingQueue:
         ``later``."""
         signed_in = [job.claims for job in jobs if job.claims is not None]
         users = iter(await callers.users_for_claims(session, self.redis, signed_in))
-        decided: list[_Decided] = []
+        asking: list[tuple[_Job, User | None]] = []
         for job in jobs:
             user = next(users) if job.claims is not None else None
             if isinstance(user, InvalidToken):
                 _refuse(job, user)
-            elif found := await self._decide(session, job, user, later):
+            else:
+                asking.append((job, user))
+        await self._read_pools(session, [job for job, _user in asking])
+        decided: list[_Decided] = []
+        for job, user in asking:
+            if job.answer.done():  # its pool's read refused it
+                continue
+            if found := await self._decide(session, job, user, later):
                 decided.append(found)
         written: list[_Decided] = []
         taken: list[tuple[_Job, Refusal]] = []
@@ -247,34 +300,47 @@ class BookingQueue:
         taken: list[tuple[_Job, Refusal]],
         later: list[_Job],
     ) -> list[_Decided]:
-        """One write of the bookings that do not compete (``scheduling.arrange``); those
-        that waited on one are settled by its fate (``scheduling.settle``) where that
-        decides them. Returns those still to write."""
-        placed = scheduling.arrange([found.proposal for found in decided])
+        """One write of the bookings that do not compete (``scheduling.arrange``), pooled
+        ones given a candidate first (``_choose``); those that waited on one are settled by
+        its fate (``scheduling.settle``) where that decides them (a pooled one is chosen
+        again at the next write instead). Returns those still to write."""
+        still: list[_Decided] = []
+        locked = any(found.candidates for found in decided)
+        if locked:
+            decided, still = await self._choose(session, decided, taken, later)
+        placed = scheduling.arrange([found.option.proposal for found in decided])
         admitted = [index for index, waiting in enumerate(placed) if waiting is None]
         rows = [
-            create.row_of(session, self._booked(decided[i]), decided[i].proposal, self.guests)
+            create.row_of(
+                session, self._booked(decided[i]), decided[i].option.proposal, self.guests
+            )
             for i in admitted
         ]
-        outcomes = dict(zip(admitted, await write.take(session, rows), strict=True))
+        outcomes = dict(zip(admitted, await write.take(session, rows, locked=locked), strict=True))
         for index, outcome in outcomes.items():
             found = decided[index]
             if outcome is None:
                 written.append(found)
             elif outcome.reason is Reason.TERMS_CHANGED:
                 self._again(found.job, later)
+            elif found.candidates:  # another candidate may be free: the next write tells
+                found.judged = True
+                still.append(found)
             else:
                 _refuse(found.job, refused(outcome))
-        still: list[_Decided] = []
         for found, waiting in zip(decided, placed, strict=True):
             if waiting is None:
                 continue
             blocker = decided[waiting.blocker]
             outcome = outcomes[waiting.blocker]
+            if found.candidates:  # pooled: chosen again, on every candidate's judgment
+                found.judged = True
+                still.append(found)
+                continue
             if outcome is not None and outcome.reason is Reason.TERMS_CHANGED:
                 still.append(found)
                 continue
-            refusal = scheduling.settle(found.proposal, blocker.proposal, outcome)
+            refusal = scheduling.settle(found.option.proposal, blocker.option.proposal, outcome)
             if refusal is None:
                 still.append(found)
             elif outcome is None:  # its time went to a booking answered at the commit
@@ -286,37 +352,178 @@ class BookingQueue:
     async def _decide(
         self, session: AsyncSession, job: _Job, user: User | None, later: list[_Job]
     ) -> _Decided | None:
-        """The booking decided on the provider's terms; None if the job was answered or
-        put in ``later`` to be decided again on fresh terms."""
+        """The booking decided on the provider's terms (a pooled one: on each candidate's);
+        None if the job was answered or put in ``later`` to be decided again on fresh
+        terms."""
+        job.decisions += 1
         try:
+            if job.pool is not None:
+                return await self._decide_pooled(session, job, job.pool, user)
+            assert job.data is not None  # not pooled: one provider's
             client_key = create.check_caller(user, job.data)
-            known, kept = await self.terms.get(
-                session, job.data.provider_id, now=job.now, fresh=job.fresh
+            known, proposal, kept = await self._propose(
+                session, job, job.data, user, client_key, fresh=job.fresh
             )
         except AppError as refusal:
             _refuse(job, refusal)
             return None
-        job.decisions += 1
-        proposal = create.propose(
-            known.terms, user=user, data=job.data, client_key=client_key, now=job.now
-        )
         if isinstance(proposal, Refusal):
             if kept:  # kept terms may be stale: a refusal is given on fresh ones only
                 self._again(job, later)
             else:
                 _refuse(job, refused(proposal))
             return None
-        return _Decided(job=job, proposal=proposal, known=known, user=user)
+        return _Decided(job=job, user=user, option=_Option(job.data, known, proposal))
+
+    async def _decide_pooled(
+        self, session: AsyncSession, job: _Job, pool: Pool, user: User | None
+    ) -> _Decided | None:
+        """A pooled booking decided on each candidate's terms: a candidate's refusal on
+        kept terms is confirmed on fresh ones at once (the others go on meanwhile); refused
+        by every candidate, the first one's refusal answers it."""
+        client_key = create.check_caller(user, pool.candidates[0].asked)
+        candidates: list[tuple[_Option, Entrant]] = []
+        refusals: list[Refusal] = []
+        for candidate in pool.candidates:
+            asked = candidate.asked
+            known, proposal, kept = await self._propose(
+                session, job, asked, user, client_key, fresh=job.fresh, for_team=True
+            )
+            if isinstance(proposal, Refusal) and kept:
+                known, proposal, kept = await self._propose(
+                    session, job, asked, user, client_key, fresh=True, for_team=True
+                )
+            if isinstance(proposal, Refusal):
+                refusals.append(proposal)
+            else:
+                candidates.append((_Option(asked, known, proposal), candidate.entrant))
+        if not candidates:
+            _refuse(job, refused(refusals[0]))
+            return None
+        return _Decided(job=job, user=user, option=candidates[0][0], candidates=candidates)
+
+    async def _propose(
+        self,
+        session: AsyncSession,
+        job: _Job,
+        data: AppointmentCreate,
+        user: User | None,
+        client_key: str,
+        *,
+        fresh: bool,
+        for_team: bool = False,
+    ) -> tuple[Known, Proposal | Refusal, bool]:
+        """The booking decided on the terms of ``data``'s provider, those terms, and
+        whether they were kept (True) or read just now."""
+        known, kept = await self.terms.get(session, data.provider_id, now=job.now, fresh=fresh)
+        proposal = create.propose(
+            known.terms, user=user, data=data, client_key=client_key, now=job.now, for_team=for_team
+        )
+        return known, proposal, kept
+
+    async def _read_pools(self, session: AsyncSession, jobs: list[_Job]) -> None:
+        """The pools of the batch's pooled bookings not yet read, in one call; a booking
+        its pool's read refuses is answered."""
+        unread = [job for job in jobs if job.pooled is not None and job.pool is None]
+        if not unread:
+            return
+        assert self.pools is not None
+        found = await self.pools(session, [job.pooled for job in unread])
+        for job, pool in zip(unread, found, strict=True):
+            if isinstance(pool, Exception):
+                _refuse(job, pool)
+            else:
+                job.pool = pool
+
+    async def _choose(
+        self,
+        session: AsyncSession,
+        decided: list[_Decided],
+        taken: list[tuple[_Job, Refusal]],
+        later: list[_Job],
+    ) -> tuple[list[_Decided], list[_Decided]]:
+        """Round robin's choice for each pooled booking of this write (``booking.pools``).
+        Under the locks of every booking's provider and client (every candidate's), each
+        candidate's bookings in the period; then, in the batch's order,
+        ``round_robin.choose`` for each pooled booking, a candidate chosen counting one more
+        booking, and a time taken by a booking before it (chosen or not pooled) passed over.
+
+        A booking's first choice is made on the counts alone: usually every candidate is
+        free, and the write judges the one chosen. One the write refused, or that waited,
+        is chosen on the write's judgment of every candidate (``judged``), in one query for
+        all such; none clear, it is refused with the first one's reason.
+
+        Returns the bookings for the write, each pooled one with its candidate, and those
+        that wait for the write's outcome. One refused is answered once the transaction
+        commits (``taken``: the judgment counts what the batch wrote before); one judged on
+        stale terms goes ``later``."""
+        offered = [(found, option) for found in decided for option, _ in found.candidates or ()]
+        claims = [self._claim(found, option) for found, option in offered]
+        alone = [self._claim(found, found.option) for found in decided if not found.candidates]
+        await write.lock(session, claims + alone)
+        # The judgment of the candidates of those to be ``judged``; the others' are unknown
+        # (None: as if clear), and the write judges the one chosen.
+        to_judge = [
+            (option, claim)
+            for (found, option), claim in zip(offered, claims, strict=True)
+            if found.judged
+        ]
+        judged = await write.judge(session, [claim for _, claim in to_judge]) if to_judge else []
+        verdicts = {
+            id(option): write.verdict(claim, answers)
+            for (option, claim), answers in zip(to_judge, judged, strict=True)
+        }
+        counted = {id(option): _counted(option) for _, option in offered}
+        counts = await repository.booked_counts(
+            session,
+            [(option.known.terms.provider_id, *counted[id(option)]) for _, option in offered],
+        )
+        chosen: Counter[tuple[uuid.UUID | None, Interval]] = Counter()
+        going: list[_Decided] = []
+        waiting: list[_Decided] = []
+        placed: list[Proposal] = []  # what the bookings before take, in the batch's order
+        for found in decided:
+            if not found.candidates:
+                going.append(found)
+                placed.append(found.option.proposal)
+                continue
+            options = [option for option, _ in found.candidates]
+            keys = [counted[id(option)] for option in options]
+            choice = round_robin.choose(
+                [entrant for _, entrant in found.candidates],
+                [counts.get(key, 0) + chosen[key] for key in keys],
+                [verdicts.get(id(option)) for option in options],
+                [_taken(option.proposal, placed) for option in options],
+            )
+            if choice is None:
+                found.judged = True
+                waiting.append(found)
+            elif isinstance(choice, Refusal):
+                if choice.reason is Reason.TERMS_CHANGED:
+                    self._again(found.job, later)
+                else:
+                    taken.append((found.job, choice))
+            else:
+                found.option, found.booked = options[choice], None
+                chosen[keys[choice]] += 1
+                going.append(found)
+                placed.append(found.option.proposal)
+        return going, waiting
+
+    def _claim(self, found: _Decided, option: _Option) -> write.Claim:
+        guest = found.user is None
+        return create.claim_of(option.proposal, guest=guest, now=found.job.now, guests=self.guests)
 
     def _booked(self, found: _Decided) -> Booked:
         """The booking's rows, built when the write is to take it: most of those that
         wait on another of their batch are settled by its fate, and never written."""
         if found.booked is None:
+            option = found.option
             found.booked = create.new_booking(
-                found.known,
-                found.proposal,
+                option.known,
+                option.proposal,
                 user=found.user,
-                data=found.job.data,
+                data=option.data,
                 now=found.job.now,
                 guests=self.guests,
             )
@@ -331,6 +538,21 @@ class BookingQueue:
             return
         job.fresh = True
         later.append(job)
+
+
+def _counted(option: _Option) -> tuple[uuid.UUID | None, Interval]:
+    """What round robin counts for a candidate: their service, in the booking's period."""
+    placement = option.proposal.placement
+    return placement.offering.id, round_robin.period(placement.start_at)
+
+
+def _taken(proposal: Proposal, placed: list[Proposal]) -> bool:
+    """Is the provider's time taken by a booking of the batch placed before it?"""
+    return any(scheduling.clash(proposal, other) is Clash.PROVIDER_TIME for other in placed)
+
+
+def _answer_of() -> asyncio.Future[Booked]:
+    return asyncio.get_running_loop().create_future()
 
 
 def _answer(job: _Job, booked: Booked) -> None:

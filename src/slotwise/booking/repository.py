@@ -496,3 +496,47 @@ async def series_occurrences(
     until the commit, as a change locks one appointment."""
     result = await session.execute(_occurrences(lock=lock), {"value": series_id})
     return [Found(*row) for row in result.unique().all()]
+
+
+# What round robin counts as a provider's booking of a service (``booking.pools``): every
+# one that was not called off (a completed or missed one was given to that provider all
+# the same).
+COUNTED = (Status.PENDING, Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW)
+
+
+async def booked_counts(
+    session: AsyncSession, wanted: list[tuple[uuid.UUID, uuid.UUID | None, Interval]]
+) -> dict[tuple[uuid.UUID | None, Interval], int]:
+    """Each (provider, service, window)'s bookings of the service (COUNTED) that start in
+    the window, by (service, window): one query per window (a batch's are its months)."""
+    counts: dict[tuple[uuid.UUID | None, Interval], int] = {}
+    for window in dict.fromkeys(window for _, _, window in wanted):
+        values = {
+            "providers": sorted({p for p, _, w in wanted if w == window}),
+            "services": sorted({s for _, s, w in wanted if w == window and s is not None}),
+            "start_at": window.start_at,
+            "end_at": window.end_at,
+            "earliest_at": window.start_at - LONGEST_BLOCK,
+        }
+        for row in await session.execute(_booked_counts(), values):
+            counts[row.service_id, window] = int(row.booked)
+    return counts
+
+
+@cache
+def _booked_counts() -> Select[uuid.UUID | None, int]:
+    """Read by the providers' time index: what starts in the window blocks time from at
+    most the longest block before it."""
+    return (
+        select(Appointment.service_id, func.count().label("booked"))
+        .where(
+            Appointment.provider_id.in_(bindparam("providers", expanding=True)),
+            Appointment.blocked_start_at >= bindparam("earliest_at"),
+            Appointment.blocked_start_at < bindparam("end_at"),
+            Appointment.start_at >= bindparam("start_at"),
+            Appointment.start_at < bindparam("end_at"),
+            Appointment.service_id.in_(bindparam("services", expanding=True)),
+            Appointment.status.in_(COUNTED),
+        )
+        .group_by(Appointment.service_id)
+    )

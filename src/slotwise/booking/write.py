@@ -235,7 +235,8 @@ async def take(
     """Write what the database allows of ``rows``, in the session's transaction: for each,
     None (written, with its history and messages) or the refusal. Rows must not compete
     with each other (``scheduling.arrange``). ``locked``: this transaction took the claims'
-    locks already (``lock``: a team booking judges its candidates under them first)."""
+    locks already (``lock``: the booking queue counts a pooled booking's candidates under
+    them first)."""
     if not rows:
         return []
     claims = [row.claim for row in rows]
@@ -383,7 +384,7 @@ async def check_move(session: AsyncSession, claim: Claim) -> Refusal | int:
 async def lock(session: AsyncSession, claims: list[Claim]) -> None:
     """The write's first step alone: the locks of the claims' providers and clients, and
     their expired holds released (a caller that must read a row after the locks and before
-    the judgment: ``booking.holds``)."""
+    the judgment: ``booking.holds``, and the queue's round robin, which counts bookings)."""
     await _lock_and_release(session, claims)
 
 

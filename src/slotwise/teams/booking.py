@@ -3,23 +3,25 @@
 A team booking is ordinary bookings of members' shares of the service: each decided on the
 member's terms by `scheduling.decide` (`booking.create.propose`, with `for_team`), each
 written by `booking.write` under the locks of the providers and client involved. What the
-team adds is which members, and in what order:
+team adds is which members:
 
-- **Round robin**: every member whose terms accept the time is a candidate. The write's
-  locks of all of them are taken first (in the write's one order, so two team bookings never
-  wait on each other in a cycle), then, under them, each candidate's bookings of the
-  service in the period are counted and the write's judgment is read for every candidate
-  at once. The booking goes to the first candidate the judgment finds free, in the order
-  of the rule: fewest bookings in the period per unit of weight, then the higher priority,
-  then the handle. The period is the calendar month (UTC) of the booked time. Two
-  concurrent bookings of one time queue on the same locks: the second judges after the
-  first committed, so it finds that member taken and gets another, never the same one.
-- **Collective**: every member must accept the time. The rows (one per member) are judged
-  as one by `write.take_series`, all or nothing, under one set of locks. The first
-  member's row is the client's (their key, their limits, the client's messages); the
-  others carry a key of their own (a client holds them all at the one time, which the
-  client-side overlap rule would otherwise refuse) and message only their member. They
-  share a ``team_booking_id``; cancelling any cancels them all (`booking.lifecycle`).
+- **Round robin**: a pooled booking (`booking.pools`), decided and written by the worker's
+  booking queue with the other bookings of its batch. `pools` tells the queue who may take
+  each one (the members offering the service: listed, with their share); the queue decides
+  it on each one's terms and, under the write's locks of every candidate, gives it to the
+  first one the write's judgment finds free in the order of the rule
+  (`scheduling.round_robin`): fewest bookings of the service in the period (the calendar
+  month, UTC, of the booked time) per unit of weight, then the higher priority, then the
+  handle. Two concurrent bookings of one time get two members: in one batch, the second
+  passes over the member the first was given; in two, the second is judged after the first
+  committed, under the same locks.
+- **Collective**: every member must accept the time; booked in a transaction of its own.
+  The rows (one per member) are judged as one by `write.take_series`, all or nothing,
+  under one set of locks. The first member's row is the client's (their key, their limits,
+  the client's messages); the others carry a key of their own (a client holds them all at
+  the one time, which the client-side overlap rule would otherwise refuse) and message only
+  their member. They share a ``team_booking_id``; cancelling any cancels them all
+  (`booking.lifecycle`).
 """
 
 from __future__ import annotations
@@ -27,19 +29,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from fractions import Fraction
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking import create, write
 from slotwise.booking.errors import TermsChanged, refused
 from slotwise.booking.guests import GuestPolicy
+from slotwise.booking.pools import Candidate as PoolCandidate
+from slotwise.booking.pools import NotPooled, Pool
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
-from slotwise.errors import Conflict, InvalidInput
+from slotwise.errors import AppError, Conflict, InvalidInput
 from slotwise.scheduling import Proposal, Reason, Refusal
+from slotwise.scheduling.round_robin import Entrant
 from slotwise.teams import repository
 from slotwise.teams.models import Team, TeamMode, TeamService
 from slotwise.teams.schemas import TeamBookingCreate
@@ -61,11 +65,21 @@ class CollectiveNeedsSignIn(Conflict):
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    member: Member
-    asked: AppointmentCreate  # the booking as the member's own: their share, the time
-    known: Known
-    proposal: Proposal
+class TeamRequest:
+    """A team booking as the booking queue carries it to ``pools``."""
+
+    team_ref: str
+    data: TeamBookingCreate
+
+
+@dataclass(frozen=True, slots=True)
+class TeamPool(Pool):
+    """A round-robin booking's pool: the team, its service, and the members offering it
+    (one for each candidate, in the same order)."""
+
+    team: Team
+    team_service: TeamService
+    members: list[Member]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,29 +90,88 @@ class TeamBooked:
     booked: list[tuple[Member, create.Booked]]
 
 
-async def members_offering(
-    session: AsyncSession, team_ref: str, service_id: uuid.UUID
-) -> list[uuid.UUID]:
-    """The providers a booking of the team's service may place time with (those ``book``
-    chooses from; none if the team or its service is not found): whose calendars are synced
-    first, with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING."""
-    team, team_service, rows = await repository.booking_context(session, team_ref, service_id)
-    if team is None or team_service is None or not team_service.is_active:
-        return []
-    return [member.provider_id for member, _share_id in _offering(rows)]
+def request(team_ref: str, data: TeamBookingCreate) -> TeamRequest:
+    """A team booking to submit to the booking queue (``BookingQueue.submit_pooled``)."""
+    if data.start_datetime.tzinfo is None:
+        raise OffsetRequired()
+    return TeamRequest(team_ref, data)
 
 
-def _offering(rows: Sequence[RowMapping]) -> list[tuple[Member, uuid.UUID]]:
-    """The members who offer the service (listed, with an active share of it), with their
-    share, in the team's order."""
-    return [
+async def pools(session: AsyncSession, requests: Sequence[Any]) -> list[Pool | Exception]:
+    """The booking queue's ``Pools``: each team booking's pool (its team's members offering
+    the service, in the team's order) or its refusal, in one statement; a collective
+    service's is ``NotPooled`` (its caller books it: ``book_collective``)."""
+    asked: list[TeamRequest] = list(requests)
+    contexts = await repository.booking_contexts(
+        session, [(one.team_ref, one.data.service_id) for one in asked]
+    )
+    return [_pool(one, context) for one, context in zip(asked, contexts, strict=True)]
+
+
+def _pool(asked: TeamRequest, context: repository.Context) -> Pool | Exception:
+    try:
+        team, team_service, offering = _offering(context)
+    except AppError as refusal:
+        return refusal
+    if team_service.mode is not TeamMode.ROUND_ROBIN:
+        return NotPooled()
+    return TeamPool(
+        candidates=[
+            PoolCandidate(
+                _asked(member, share_id, asked.data),
+                Entrant(member.weight, member.priority, member.public_handle),
+            )
+            for member, share_id in offering
+        ],
+        team=team,
+        team_service=team_service,
+        members=[member for member, _share_id in offering],
+    )
+
+
+def round_robin_booked(pool: Pool, booked: create.Booked) -> TeamBooked:
+    """A round-robin booking's answer: the member the queue gave it to."""
+    assert isinstance(pool, TeamPool)  # read by ``pools``
+    provider_id = booked.appointment.provider_id
+    member = next(member for member in pool.members if member.provider_id == provider_id)
+    return TeamBooked(pool.team, pool.team_service, None, [(member, booked)])
+
+
+def _offering(
+    context: repository.Context,
+) -> tuple[Team, TeamService, list[tuple[Member, uuid.UUID]]]:
+    """The team, its service and each member offering it (listed, with their active
+    share), or the refusal."""
+    team, team_service, rows = context
+    if team is None:
+        raise TeamNotFound()
+    if team_service is None or not team_service.is_active:
+        raise TeamServiceNotFound()
+    offering = [
         (Member.of(row), row["share_id"])
         for row in rows
         if row["listed"] and row["share_id"] is not None
     ]
+    if not offering:  # nobody offers it: no time of it is a slot
+        raise refused(Refusal(Reason.OUTSIDE_AVAILABILITY))
+    return team, team_service, offering
 
 
-async def book(
+async def members_offering(
+    session: AsyncSession, team_ref: str, service_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """The providers a booking of the team's service may place time with (those a booking
+    chooses from; none if the team or its service is not found): whose calendars are synced
+    first, with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING."""
+    (context,) = await repository.booking_contexts(session, [(team_ref, service_id)])
+    try:
+        _team, _service, offering = _offering(context)
+    except AppError:
+        return []
+    return [member.provider_id for member, _share_id in offering]
+
+
+async def book_collective(
     session: AsyncSession,
     *,
     kept_terms: TermsCache,
@@ -108,22 +181,12 @@ async def book(
     now: datetime,
     guests: GuestPolicy,
 ) -> TeamBooked:
-    if data.start_datetime.tzinfo is None:
-        raise OffsetRequired()
-    team, team_service, rows = await repository.booking_context(session, team_ref, data.service_id)
-    if team is None:
-        raise TeamNotFound()
-    if team_service is None or not team_service.is_active:
-        raise TeamServiceNotFound()
-    offering = _offering(rows)
+    """A collective booking (``pools`` found it ``NotPooled``), in the session's
+    transaction."""
+    (context,) = await repository.booking_contexts(session, [(team_ref, data.service_id)])
+    team, team_service, offering = _offering(context)
     asked = [(member, _asked(member, share_id, data)) for member, share_id in offering]
-    if not asked:  # nobody offers it: no time of it is a slot
-        raise refused(Refusal(Reason.OUTSIDE_AVAILABILITY))
     client_key = create.check_caller(user, asked[0][1])
-    if team_service.mode is TeamMode.ROUND_ROBIN:
-        return await _round_robin(
-            session, kept_terms, team, team_service, asked, user, client_key, now, guests
-        )
     return await _collective(
         session, kept_terms, team, team_service, asked, user, client_key, now, guests
     )
@@ -139,6 +202,16 @@ def _asked(member: Member, share_id: uuid.UUID, data: TeamBookingCreate) -> Appo
         guest_details=data.guest_details,
         hold_token=None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A member's decision of a collective booking."""
+
+    member: Member
+    asked: AppointmentCreate  # the booking as the member's own: their share, the time
+    known: Known
+    proposal: Proposal
 
 
 async def _decide(
@@ -165,106 +238,6 @@ async def _decide(
                 continue
             return proposal
         return Candidate(member, asked, known, proposal)
-
-
-def _row(
-    session: AsyncSession,
-    candidate: Candidate,
-    *,
-    user: User | None,
-    now: datetime,
-    guests: GuestPolicy,
-) -> tuple[create.Booked, write.Row]:
-    booked = create.new_booking(
-        candidate.known, candidate.proposal, user=user, data=candidate.asked, now=now, guests=guests
-    )
-    return booked, create.row_of(session, booked, candidate.proposal, guests)
-
-
-def _month(at: datetime) -> tuple[datetime, datetime]:
-    """The calendar month (UTC) holding ``at``: round robin's period."""
-    at = at.astimezone(UTC)
-    first = datetime(at.year, at.month, 1, tzinfo=UTC)
-    after = datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=UTC)
-    return first, after
-
-
-def rank(member: Member, booked: int) -> tuple[Fraction, int, str]:
-    """Round robin's order: fewest bookings per unit of weight, higher priority, handle."""
-    return Fraction(booked, member.weight), -member.priority, member.public_handle
-
-
-async def _round_robin(
-    session: AsyncSession,
-    kept_terms: TermsCache,
-    team: Team,
-    team_service: TeamService,
-    asked: list[tuple[Member, AppointmentCreate]],
-    user: User | None,
-    client_key: str,
-    now: datetime,
-    guests: GuestPolicy,
-) -> TeamBooked:
-    stale: set[uuid.UUID] = set()
-    for _ in range(ATTEMPTS):
-        decided = [
-            await _decide(
-                session,
-                kept_terms,
-                member,
-                one,
-                user=user,
-                client_key=client_key,
-                now=now,
-                fresh=member.provider_id in stale,
-            )
-            for member, one in asked
-        ]
-        candidates = [one for one in decided if isinstance(one, Candidate)]
-        if not candidates:
-            raise refused(_first_refusal(decided))
-        # Claims only: the chosen one's rows and messages are built once it is chosen.
-        claims = [
-            create.claim_of(c.proposal, guest=user is None, now=now, guests=guests)
-            for c in candidates
-        ]
-        await write.lock(session, claims)
-        members = [candidate.member for candidate in candidates]
-        period = _month(candidates[0].proposal.placement.start_at)
-        counts = await repository.booked_counts(
-            session,
-            shares=[c.asked.service_id for c in candidates if c.asked.service_id is not None],
-            providers=[member.provider_id for member in members],
-            start_at=period[0],
-            end_at=period[1],
-        )
-        judged = await write.judge(session, claims)
-        verdicts = [
-            write.verdict(claim, answers) for claim, answers in zip(claims, judged, strict=True)
-        ]
-        order = sorted(
-            range(len(candidates)),
-            key=lambda i: rank(members[i], counts.get(members[i].provider_id, 0)),
-        )
-        chosen = next((i for i in order if verdicts[i] is None), None)
-        if chosen is None:
-            changed = {
-                members[i].provider_id
-                for i, verdict in enumerate(verdicts)
-                if verdict is not None and verdict.reason is Reason.TERMS_CHANGED
-            }
-            if changed:
-                stale |= changed
-                continue
-            raise refused(verdicts[order[0]] or Refusal(Reason.SLOT_UNAVAILABLE))
-        booked, row = _row(session, candidates[chosen], user=user, now=now, guests=guests)
-        (outcome,) = await write.take(session, [row], locked=True)
-        if outcome is None:
-            return TeamBooked(team, team_service, None, [(candidates[chosen].member, booked)])
-        if outcome.reason is not Reason.TERMS_CHANGED:
-            raise refused(outcome)
-        stale.add(candidates[chosen].member.provider_id)
-    raise TermsChanged()
 
 
 def _first_refusal(decided: list[Candidate | Refusal]) -> Refusal:

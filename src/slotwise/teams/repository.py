@@ -1,21 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, RowMapping, Select, and_, func, select
+from sqlalchemy import ColumnElement, RowMapping, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking.models import Appointment, Status
 from slotwise.providers.models import Provider, Service
 from slotwise.providers.repository import listed
 from slotwise.teams.models import Team, TeamMember, TeamService
 from slotwise.users.models import User
-
-# What counts as a member's booking of a team service for round robin: every booking that
-# was not called off (a completed or missed one was given to that member all the same).
-COUNTED = (Status.PENDING, Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW)
-MAX_BUFFER = timedelta(minutes=240)  # providers.schemas.Buffer's bound
 
 
 def by_ref(ref: str) -> Select[Team]:
@@ -105,46 +98,27 @@ async def member_services(
     return list(await session.scalars(query))
 
 
-async def booked_counts(
-    session: AsyncSession,
-    *,
-    shares: list[uuid.UUID],
-    providers: list[uuid.UUID],
-    start_at: datetime,
-    end_at: datetime,
-) -> dict[uuid.UUID, int]:
-    """Each member's bookings of their share (``shares``) starting in [start_at, end_at),
-    read by the members' time index: their blocked time starts at most the longest buffer
-    before the booking does."""
-    query = (
-        select(Appointment.provider_id, func.count())
-        .where(
-            Appointment.provider_id.in_(providers),
-            Appointment.blocked_start_at >= start_at - MAX_BUFFER,
-            Appointment.blocked_start_at < end_at,
-            Appointment.start_at >= start_at,
-            Appointment.start_at < end_at,
-            Appointment.service_id.in_(shares),
-            Appointment.status.in_(COUNTED),
-        )
-        .group_by(Appointment.provider_id)
-    )
-    return {row[0]: int(row[1]) for row in await session.execute(query)}
+def _refs(refs: list[str]) -> ColumnElement[bool]:
+    """Teams by public handle or id, each ref either."""
+    ids, handles = [], []
+    for ref in refs:
+        try:
+            ids.append(uuid.UUID(ref))
+        except ValueError:
+            handles.append(ref.lower())
+    return or_(Team.id.in_(ids), Team.public_handle.in_(handles))
 
 
-def _team_where(ref: str) -> ColumnElement[bool]:
-    try:
-        return Team.id == uuid.UUID(ref)
-    except ValueError:
-        return Team.public_handle == ref.lower()
+Context = tuple[Team | None, TeamService | None, list[RowMapping]]
 
 
-async def booking_context(
-    session: AsyncSession, ref: str, service_id: uuid.UUID
-) -> tuple[Team | None, TeamService | None, list[RowMapping]]:
-    """What a team booking reads, in one statement: the team, its service ``service_id``
-    (None: not the team's), and each member with their share of it (``share_id``, None: no
-    active share), in the team's order (``members``'s)."""
+async def booking_contexts(
+    session: AsyncSession, asked: list[tuple[str, uuid.UUID]]
+) -> list[Context]:
+    """What team bookings read, for several at once in one statement: for each (team ref,
+    service id), the team (None: no such team), its service of that id (None: not the
+    team's), and each member with their share of it (``share_id``, None: no active share),
+    in the team's order (``members``'s)."""
     query = (
         select(
             Team,
@@ -159,7 +133,13 @@ async def booking_context(
             Service.id.label("share_id"),
         )
         .select_from(Team)
-        .outerjoin(TeamService, and_(TeamService.team_id == Team.id, TeamService.id == service_id))
+        .outerjoin(
+            TeamService,
+            and_(
+                TeamService.team_id == Team.id,
+                TeamService.id.in_(sorted({service_id for _ref, service_id in asked})),
+            ),
+        )
         .outerjoin(TeamMember, and_(TeamMember.team_id == Team.id, TeamService.id.is_not(None)))
         .outerjoin(Provider, Provider.id == TeamMember.provider_id)
         .outerjoin(User, User.id == Provider.user_id)
@@ -171,12 +151,33 @@ async def booking_context(
                 Service.is_active,
             ),
         )
-        .where(_team_where(ref))
-        .order_by(TeamMember.priority.desc(), Provider.public_handle)
+        .where(_refs([ref for ref, _service_id in asked]))
+        .order_by(Team.id, TeamService.id, TeamMember.priority.desc(), Provider.public_handle)
     )
-    rows = (await session.execute(query)).all()
-    if not rows:
-        return None, None, []
-    team, team_service = rows[0][0], rows[0][1]
-    members = [row._mapping for row in rows if row.provider_id is not None]
-    return team, team_service, members
+    teams: dict[str, Team] = {}  # by id and by handle: each ref's key (``_key``)
+    found: dict[tuple[uuid.UUID, uuid.UUID], tuple[TeamService, list[RowMapping]]] = {}
+    for row in (await session.execute(query)).all():
+        team, team_service = row[0], row[1]
+        teams[str(team.id)] = teams[team.public_handle] = team
+        if team_service is not None:
+            _service, members = found.setdefault((team.id, team_service.id), (team_service, []))
+            if row.provider_id is not None:
+                members.append(row._mapping)
+    contexts: list[Context] = []
+    for ref, service_id in asked:
+        asked_team = teams.get(_key(ref))
+        if asked_team is None:
+            contexts.append((None, None, []))
+        elif (asked_team.id, service_id) not in found:
+            contexts.append((asked_team, None, []))
+        else:
+            contexts.append((asked_team, *found[asked_team.id, service_id]))
+    return contexts
+
+
+def _key(ref: str) -> str:
+    """A team's ref as ``booking_contexts`` keeps teams: an id's text, or a handle."""
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        return ref.lower()

@@ -1,5 +1,5 @@
 """Teams: their members and services (an admin or the team's owner), their slots and their
-bookings (anyone, as for a provider). Mounted at /teams."""
+bookings (anyone, as for a provider). Mounted at /teams (``booking_router`` too)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth import callers
 from slotwise.auth.deps import CurrentUser, OptionalClaims
+from slotwise.booking.pools import NotPooled
 from slotwise.booking.present import booking_created
 from slotwise.booking.router import REFUSALS, booking_caller
 from slotwise.db import SessionDep
@@ -40,6 +41,9 @@ from slotwise.teams.schemas import (
 from slotwise.text import Text
 
 router = APIRouter()
+# The booking route alone, early in the application's table (``main.create_app``): FastAPI
+# tries routes one by one, and this one is as hot as a provider's booking.
+booking_router = APIRouter()
 
 TeamRef = Annotated[
     Text, Path(min_length=1, max_length=64, description="The team's public handle or id.")
@@ -197,7 +201,7 @@ async def list_team_slots(
     return await team_slots.team_slots(session, app.slots, team=team, query=query, now=now)
 
 
-@router.post(
+@booking_router.post(
     "/{ref}/appointments",
     status_code=status.HTTP_201_CREATED,
     response_model=TeamBookingRead,
@@ -223,17 +227,22 @@ async def book_team(
         async with app.db.transaction(writes=False) as session:
             members = await team_booking.members_offering(session, ref, data.service_id)
         await app.calendars_synced([str(member) for member in members], now)
-    async with app.db.transaction(writes=True) as session:
-        user = await callers.user_for_claims(session, app.redis, claims) if claims else None
-        done = await team_booking.book(
-            session,
-            kept_terms=app.terms,
-            team_ref=ref,
-            user=user,
-            data=data,
-            now=now,
-            guests=app.bookings.guests,
-        )
+    asked = team_booking.request(ref, data)
+    try:  # round robin: decided and written with the bookings that arrive alongside
+        pool, booked = await app.bookings.submit_pooled(claims=claims, request=asked, now=now)
+        done = team_booking.round_robin_booked(pool, booked)
+    except NotPooled:  # collective: every member at once, in a transaction of its own
+        async with app.db.transaction(writes=True) as session:
+            user = await callers.user_for_claims(session, app.redis, claims) if claims else None
+            done = await team_booking.book_collective(
+                session,
+                kept_terms=app.terms,
+                team_ref=ref,
+                user=user,
+                data=data,
+                now=now,
+                guests=app.bookings.guests,
+            )
     body = TeamBookingRead(
         team_id=done.team.id,
         service_id=done.team_service.id,

@@ -14,6 +14,7 @@ ALLOWED_MODULES = {
     "datetime",
     "dateutil",
     "enum",
+    "fractions",  # round robin's exact shares (bookings per unit of weight)
     "functools",
     "itertools",
     "operator",
