@@ -104,8 +104,8 @@ async def test_a_guest_moves_the_booking_by_its_manage_token(
 ) -> None:
     booked = await _booked(client, crew, 10, None)
     token = booked["appointments"][0]["manage_token"]
-    moved = await client.post(
-        f"/bookings/{token}/reschedule", json={"new_start_time": f"{DAY}T13:00:00+00:00"}
+    moved = await client.post(  # without an offset: read in the zone of the row acted on
+        f"/bookings/{token}/reschedule", json={"new_start_time": f"{DAY}T13:00:00"}
     )
     assert moved.status_code == 200, moved.text
     rows = await _rows(app, booked["team_booking_id"])
@@ -129,6 +129,27 @@ async def test_one_members_refusal_refuses_the_move_and_changes_nothing(
     assert (outside.status_code, outside.json()["code"]) == (422, "outside_availability")
     assert await _rows(app, group) == before
     assert await count_rows(app, OutboxMessage, kind="booking_rescheduled") == 0
+
+
+async def test_a_client_is_held_to_every_members_cancellation_window(
+    client: httpx.AsyncClient, app: FastAPI, crew: Crew
+) -> None:
+    """Booked 22 hours ahead: a member whose window is a day closes the move for the client
+    (whichever row they act on); that member, or another, still moves it."""
+    client_account = await signed_in(client)
+    booked = await _booked(client, crew, 10, client_account)
+    first = booked["appointments"][0]
+    strict = _member(crew, booked["appointments"][-1])  # not the row the client acts on
+    window = await client.patch(
+        "/providers/me", headers=strict.headers, json={"cancellation_window_minutes": 1440}
+    )
+    assert window.status_code == 200, window.text
+    refused = await _move(client, first["id"], 12, client_account)
+    assert (refused.status_code, refused.json()["code"]) == (409, "policy_window_closed")
+    assert {start for _p, start, _s in await _rows(app, booked["team_booking_id"])} == {_at(10)}
+    moved = await _move(client, first["id"], 12, _member(crew, first))
+    assert moved.status_code == 200, moved.text
+    assert {start for _p, start, _s in await _rows(app, booked["team_booking_id"])} == {_at(12)}
 
 
 async def test_another_client_or_provider_gets_404(
