@@ -97,8 +97,8 @@ async def team_slots(
     length = timedelta(minutes=team_service.duration_minutes)
     # Time order, or (order=best) the ranking's, each slot with its score and reasons.
     order: list[tuple[datetime, ranking.Ranked | None]] = [(at, None) for at in sorted(free)]
-    ranked_by = None
-    if query.order is SearchOrder.BEST and free:
+    best_first = query.order is SearchOrder.BEST
+    if best_first and free:
         best = await team_ranking.best(
             session,
             team=team,
@@ -112,8 +112,6 @@ async def team_slots(
             now=now,
         )
         order = [(one.slot.start_at, one) for one in best]
-    if query.order is SearchOrder.BEST:
-        ranked_by = ranker.ranked_by
     slots = []
     for start_at, ranked in order:
         local = start_at.astimezone(zone)
@@ -136,7 +134,7 @@ async def team_slots(
         from_date=first,
         to_date=last,
         order=query.order,
-        ranked_by=ranked_by,
+        ranked_by=ranker.ranked_by if best_first else None,
         slots=slots,
     )
 
