@@ -242,3 +242,32 @@ async def test_moves_raced_through_different_parts_apply_in_turn(
     assert len({start for _provider, start, _sequence in rows}) == 1
     assert {sequence for _provider, _start, sequence in rows} == {9}
     _no_double_booking(await _taking_time(app))
+
+
+async def test_a_move_raced_by_a_cancellation_of_another_part(
+    client: httpx.AsyncClient, app: FastAPI, crew: Crew
+) -> None:
+    """Either the move then the cancellation, or the cancellation then a refused move: the
+    booking stays whole (every row at one time, all cancelled), never a 503."""
+    client_account = await signed_in(client)
+    for hour in (9, 11):
+        booked = await _booked(client, crew, hour, client_account)
+        first, last = booked["appointments"][0], booked["appointments"][-1]
+        moved, cancelled = await asyncio.gather(
+            _move(client, first["id"], hour + 5, client_account),
+            client.post(
+                f"/appointments/{last['id']}/cancel",
+                headers=_member(crew, last).headers,
+                json={"reason": "Away"},
+            ),
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        assert (moved.status_code, moved.json().get("code")) in {
+            (200, None),
+            (409, "invalid_transition"),
+        }, moved.text
+        group = uuid.UUID(booked["team_booking_id"])
+        assert await count_rows(app, Appointment, team_booking_id=group) == 3
+        rows = await _rows(app, booked["team_booking_id"])
+        assert len({start for _provider, start, _sequence in rows}) == 1
+    assert [t for t in await _taking_time(app) if t[2] is not None] == []
