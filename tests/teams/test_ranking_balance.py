@@ -9,7 +9,7 @@ import pytest
 
 from slotwise.config import Settings
 from tests.conftest import make_settings
-from tests.factories import Clock
+from tests.factories import Clock, guest_booking
 from tests.teams.conftest import DAY, Crew, book, make_crew
 from tests.teams.test_ranking import _busy, _hour
 
@@ -61,3 +61,31 @@ async def test_round_robin_balance_prefers_times_of_the_less_booked_member(
     assert all(s["reasons"] == [fewer] for s in best[:-1])
     assert best[-1]["reasons"] == []
     assert best[-1]["members"] == [crew.members[0][1]["public_handle"]]
+
+
+async def test_round_robin_balance_counts_the_month_not_the_window(
+    client: httpx.AsyncClient, settings: Settings, clock: Clock
+) -> None:
+    """The second member's three bookings on the 20th (outside the window asked for, in its
+    month) outweigh the first's two that day: the first member takes every time, each with
+    the same load, so no time is preferred (a count of the window alone would rank 13:00,
+    the first member's alone, last)."""
+    crew = await make_crew(client, settings, size=2)
+    later = "2027-03-20"
+    for hour in (9, 10, 11):  # the first member's own time on the 20th: the team's is the second's
+        taken = await client.post(
+            "/appointments/",
+            json=guest_booking(crew.members[0][1]["id"], f"{later}T{hour:02d}:00:00Z"),
+        )
+        assert taken.status_code == 201, taken.text
+        booked = await book(client, crew, crew.round_robin, f"{later}T{hour:02d}:00:00Z")
+        assert booked.status_code == 201, booked.text
+    for hour in (9, 10, 13):
+        await _busy(client, crew, 1, hour)
+    for hour in (9, 10):
+        booked = await book(client, crew, crew.round_robin, f"{DAY}T{hour:02d}:00:00Z")
+        assert booked.status_code == 201, booked.text
+    best = await _best(client, crew)
+    assert [(_hour(s), s["score"], s["reasons"]) for s in best] == [
+        (hour, 0.0, []) for hour in ("11:00", "12:00", "13:00", "14:00", "15:00", "16:00")
+    ]
