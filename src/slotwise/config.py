@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         default=1.0, ge=0, le=100, description="Suggestions: sooner dates."
     )
     ranking_weight_balance: float = Field(
-        default=1.0, ge=0, le=100, description="Suggestions: providers with fewer bookings."
+        default=1.0, ge=0, le=100, description="Suggestions: providers (members) less booked."
     )
     ranking_weight_no_show: float = Field(
         default=2.0, ge=0, le=100, description="Suggestions: a penalty for times the client missed."

@@ -191,17 +191,11 @@ async def test_cancelling_any_part_cancels_the_collective_booking(
         assert f"{hour}:00" in await _slots(client, crew, crew.collective)
 
 
-async def test_a_collective_part_does_not_move_alone_a_round_robin_one_does(
+async def test_a_round_robin_booking_moves_with_its_member(
     client: httpx.AsyncClient, crew: Crew
 ) -> None:
+    """(A collective one moves whole: test_reschedule.py.)"""
     client_account = await signed_in(client)
-    collective = await book(client, crew, crew.collective, f"{DAY}T10:00:00Z", client_account)
-    moved = await client.post(
-        f"/appointments/{collective.json()['appointments'][0]['id']}/reschedule",
-        headers=client_account.headers,
-        json={"new_start_time": f"{DAY}T11:00:00Z"},
-    )
-    assert (moved.status_code, moved.json()["code"]) == (409, "collective_booking_not_movable")
     round_robin = await book(client, crew, crew.round_robin, f"{DAY}T12:00:00Z", client_account)
     (appointment,) = round_robin.json()["appointments"]
     moved = await client.post(

@@ -172,14 +172,6 @@ class SeriesTooLong(InvalidInput):
     message = "A series has at most 52 occurrences."
 
 
-class CollectiveNotMovable(Conflict):
-    code = "collective_booking_not_movable"
-    message = (
-        "This appointment is one member's part of a collective team booking: cancel it and "
-        "book the team again at the new time."
-    )
-
-
 class SeriesNotFound(NotFound):
     code = "series_not_found"
     message = "No such series."

@@ -119,6 +119,7 @@ def _read(model: type[R], appointment: Appointment, **extra: Any) -> R:
         cancel_reason=appointment.cancel_reason,
         series_id=appointment.series_id,
         seat=_seat(appointment),
+        team_booking_id=appointment.team_booking_id,
         created_at=appointment.created_at,
         updated_at=appointment.updated_at,
         history=[

@@ -268,27 +268,64 @@ class Found(NamedTuple):
 _CLIENT = aliased(User, name="client")
 
 
-@cache
-def _one(key: str, *, lock: bool) -> Select[Appointment, Provider, User, str]:
-    """``Found`` in one statement, by the column ``key`` equal to the parameter ``value``
-    (the provider's account joined by its relationship); built once."""
-    query = (
+def _found_query() -> Select[Appointment, Provider, User, str]:
+    """``Found``'s columns: the provider's account joined by its relationship, the history
+    loaded with the appointment."""
+    return (
         select(Appointment, Provider, _CLIENT, Service.name)
         .join(Provider, Provider.id == Appointment.provider_id)
         .outerjoin(_CLIENT, _CLIENT.id == Appointment.client_id)
         .outerjoin(Service, Service.id == Appointment.service_id)
-        .where(getattr(Appointment, key) == bindparam("value"))
         .options(joinedload(Appointment.events))
     )
+
+
+@cache
+def _one(key: str, *, lock: bool) -> Select[Appointment, Provider, User, str]:
+    """``Found`` in one statement, by the column ``key`` equal to the parameter ``value``
+    (the provider's account joined by its relationship); built once."""
+    query = _found_query().where(getattr(Appointment, key) == bindparam("value"))
     # A change locks the row (PostgreSQL), so two concurrent changes apply one after the
     # other and the second sees the first's status. SQLite's BEGIN IMMEDIATE does the same.
     return query.with_for_update(of=Appointment) if lock else query
 
 
+_SIBLING = aliased(Appointment, name="sibling")
+
+
+@cache
+def _one_locked(key: str) -> Select[Appointment, Provider, User, str]:
+    """``_one(key, lock=True)``, with the other members' rows of a collective team booking
+    (``team_booking_id``) locked with it, all in the order of their ids: a change of any
+    row of it may change them all (``lifecycle``, ``reschedule``), and two changes entering
+    by different rows would otherwise each hold one and wait for the other's (a deadlock).
+    A row of no team booking matches no other (its ``team_booking_id`` is NULL)."""
+    group = (
+        select(_SIBLING.team_booking_id)
+        .where(getattr(_SIBLING, key) == bindparam("value"))
+        .scalar_subquery()
+    )
+    return (
+        _found_query()
+        .where(
+            or_(
+                getattr(Appointment, key) == bindparam("value"),
+                Appointment.team_booking_id == group,
+            )
+        )
+        .order_by(Appointment.id)
+        .with_for_update(of=Appointment)
+    )
+
+
 async def _found(session: AsyncSession, key: str, value: object, *, lock: bool) -> Found | None:
-    result = await session.execute(_one(key, lock=lock), {"value": value})
-    row = result.unique().one_or_none()
-    return None if row is None else Found(*row)
+    if not lock:
+        result = await session.execute(_one(key, lock=False), {"value": value})
+        row = result.unique().one_or_none()
+        return None if row is None else Found(*row)
+    result = await session.execute(_one_locked(key), {"value": value})
+    found = [Found(*row) for row in result.unique().all()]
+    return next((one for one in found if getattr(one.appointment, key) == value), None)
 
 
 async def get(

@@ -1,22 +1,24 @@
 """Rescheduling: the new time is decided, judged and taken in the transaction that frees
-the old, by the same decision and the same judgment as a new booking."""
+the old, by the same decision and the same judgment as a new booking.
+
+A collective team booking (``team_booking_id``: one row per member, ``slotwise.teams``)
+moves whole: moving any of its rows moves every member's, each decided on its member's
+terms, all judged under one set of locks and written together, or none (the first
+member's refusal is the answer)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
-from slotwise.booking import change, publish, waitlist, write
+from slotwise.booking import change, publish, repository, waitlist, write
 from slotwise.booking.access import Access
-from slotwise.booking.errors import (
-    CollectiveNotMovable,
-    InvalidTransition,
-    TermsChanged,
-    refused,
-)
+from slotwise.booking.errors import InvalidTransition, TermsChanged, refused
 from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.lifecycle import check_window
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
@@ -24,7 +26,22 @@ from slotwise.booking.schemas import RescheduleRequest
 from slotwise.booking.terms import ATTEMPTS, TermsCache, covering
 from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
-from slotwise.scheduling import Interval, Kind, Placement, Reason, Refusal
+from slotwise.scheduling import Interval, Kind, OutOfRange, Placement, Reason, Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One row that moves: who acts on it, what it asks, and (once judged) where it goes."""
+
+    access: Access
+    request: scheduling.Request
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    terms: scheduling.Terms
+    placement: Placement
+    seat_no: int  # the seat it takes at its new time (1 when not a seat)
 
 
 async def reschedule(
@@ -41,26 +58,169 @@ async def reschedule(
     if appointment.status not in ACTIVE_STATUSES:
         raise InvalidTransition(details={"from": appointment.status.value, "to": "rescheduled"})
     check_window(access, provider, now=now)
+    accesses = [access]
+    start_time = data.new_start_time
     if appointment.team_booking_id is not None:  # its members' rows move together, or none
-        raise CollectiveNotMovable()
+        accesses = await _team_accesses(session, access, now=now)
+        start_time = _instant(start_time, appointment.timezone)
     # The appointment's own service, even if no longer offered for new bookings; a client's
     # new time is held to the listing, notice and horizon like a booking.
-    request = scheduling.Request(
-        service_id=appointment.service_id,
-        start_time=data.new_start_time,
-        end_time=data.new_end_time,
-        kind=Kind.CLIENT_MOVE if access.is_client_side else Kind.STAFF_MOVE,
-    )
-    terms, placement, seat_no = await _decided(
-        session, kept_terms, str(provider.id), request, appointment, now
-    )
+    kind = Kind.CLIENT_MOVE if access.is_client_side else Kind.STAFF_MOVE
+    parts = [
+        Part(
+            one,
+            scheduling.Request(
+                service_id=one.appointment.service_id,
+                start_time=start_time,
+                end_time=data.new_end_time,
+                kind=kind,
+            ),
+        )
+        for one in accesses
+    ]
+    decided = await _decided(session, kept_terms, parts, now)
+    freed = [
+        await _move(
+            session,
+            part,
+            one,
+            data=data,
+            reminder_offsets=reminder_offsets,
+            now=now,
+            # The client hears once, of the row acted on; each other member of theirs.
+            provider_only=part.access is not access,
+        )
+        for part, one in zip(parts, decided, strict=True)
+    ]
+    # The old times (or seats), freed, go to the first in their waitlists (booking.waitlist).
+    for moved, before in zip(accesses, freed, strict=True):
+        if before is not None:
+            await waitlist.promote(
+                session, provider_id=moved.appointment.provider_id, freed=before, now=now
+            )
+    return appointment
+
+
+async def _team_accesses(session: AsyncSession, access: Access, *, now: datetime) -> list[Access]:
+    """Every active member's row of the acted-on row's collective booking (locked, in the
+    order they are locked in), each as the same actor acts on it; a client is held to each
+    member's cancellation window."""
+    team_booking_id = access.appointment.team_booking_id
+    assert team_booking_id is not None
+    accesses = []
+    for found in await repository.team_rows(session, team_booking_id, lock=True):
+        if found.appointment.id == access.appointment.id:
+            accesses.append(access)
+            continue
+        if found.appointment.status not in ACTIVE_STATUSES:
+            continue
+        sibling = replace(
+            access,
+            appointment=found.appointment,
+            provider=found.provider,
+            client=found.client,
+            service_name=found.service_name,
+        )
+        check_window(sibling, found.provider, now=now)
+        accesses.append(sibling)
+    return accesses
+
+
+def _instant(start_time: datetime, zone: str) -> datetime:
+    """A team's members may live in different zones: a time without an offset is read in
+    the zone of the row acted on, and the same instant asked of every member."""
+    try:
+        return scheduling.read_instant(start_time, ZoneInfo(zone))
+    except (OutOfRange, OverflowError):
+        return start_time  # each member's decision refuses it as it would any such time
+
+
+async def _decided(
+    session: AsyncSession, kept_terms: TermsCache, parts: list[Part], now: datetime
+) -> list[Decided]:
+    """Each part's new time decided on its provider's terms, then all judged free together
+    under the locks (each its own current time aside), with the seat number each takes
+    there; refusals on kept terms confirmed on fresh ones. The first refusal is raised."""
+    stale: set[int] = set()
+    for _ in range(ATTEMPTS):
+        placed = [
+            await _placed(session, kept_terms, part, now=now, fresh=index in stale)
+            for index, part in enumerate(parts)
+        ]
+        # A client's new time counts toward the provider's day and week limits like a
+        # booking (its own old time aside); the provider and admins move bookings past them.
+        claims = [
+            write.claim_for(
+                terms,
+                placement,
+                client_key=part.access.appointment.client_key,
+                now=now,
+                count_day_and_week=part.request.kind is not Kind.STAFF_MOVE,
+                check_standing=False,
+                exclude_id=part.access.appointment.id,
+            )
+            for part, (terms, placement) in zip(parts, placed, strict=True)
+        ]
+        outcomes = await write.check_moves(session, claims)
+        changed = {
+            index
+            for index, outcome in enumerate(outcomes)
+            if isinstance(outcome, Refusal) and outcome.reason is Reason.TERMS_CHANGED
+        }
+        if changed:
+            stale |= changed
+            continue
+        refusal = next((one for one in outcomes if isinstance(one, Refusal)), None)
+        if refusal is not None:
+            raise refused(refusal)
+        return [
+            Decided(terms, placement, seat_no)
+            for (terms, placement), seat_no in zip(placed, outcomes, strict=True)
+            if isinstance(seat_no, int)
+        ]
+    raise TermsChanged()
+
+
+async def _placed(
+    session: AsyncSession, kept_terms: TermsCache, part: Part, *, now: datetime, fresh: bool
+) -> tuple[scheduling.Terms, Placement]:
+    """The part's new time decided on its provider's terms (kept ones, or fresh ones when
+    kept ones refuse: a refusal is given on fresh terms only)."""
+    while True:
+        known, kept = await kept_terms.get(
+            session, str(part.access.provider.id), now=now, fresh=fresh
+        )
+        terms = await covering(session, known, part.request)
+        decided = scheduling.decide(terms, part.request, now=now)
+        if isinstance(decided, Placement):
+            return terms, decided
+        if not kept:
+            raise refused(decided)
+        fresh = True
+
+
+async def _move(
+    session: AsyncSession,
+    part: Part,
+    decided: Decided,
+    *,
+    data: RescheduleRequest,
+    reminder_offsets: list[int],
+    now: datetime,
+    provider_only: bool,
+) -> Interval | None:
+    """The part's row moved to its decided time, with its history, messages (its
+    provider's alone: ``provider_only``) and webhook event; the time (or seat) it freed,
+    or None when it freed none."""
+    access, placement = part.access, decided.placement
+    appointment = access.appointment
     before_start, before_status = appointment.start_at, appointment.status
     before_end = appointment.end_at
     before_blocked = Interval(appointment.blocked_start_at, appointment.blocked_end_at)
     before_session = appointment.session_key
     status = appointment.status
     # A client's new time needs the provider's confirmation again, if the provider confirms.
-    if access.is_client_side and terms.requires_confirmation:
+    if access.is_client_side and decided.terms.requires_confirmation:
         status = Status.PENDING
     moved = change.apply(
         appointment,
@@ -71,7 +231,7 @@ async def reschedule(
             "blocked_end_at": placement.blocked_end_at,
             # A seat moves to the session at its new time (a one-to-one row stays its own).
             "session_key": placement.session_key or appointment.id,
-            "seat_no": seat_no,
+            "seat_no": decided.seat_no,
             "capacity": placement.offering.capacity,
             "sequence": appointment.sequence + 1,
             "status": status,
@@ -96,57 +256,17 @@ async def reschedule(
         before=before_status,
         now=now,
     )
+    if provider_only:
+        messages.rows = [
+            m for m in messages.rows if m["context"].get("recipient_role") == "provider"
+        ]
     try:
         await change.write(session, moved, messages)
     except IntegrityError as exc:
         raise_for_constraint(exc)
-    # The old time (or seat), freed, goes to the first in its waitlist (booking.waitlist).
     if (
         before_blocked != Interval(appointment.blocked_start_at, appointment.blocked_end_at)
         or before_session != appointment.session_key
     ):
-        await waitlist.promote(
-            session, provider_id=appointment.provider_id, freed=before_blocked, now=now
-        )
-    return appointment
-
-
-async def _decided(
-    session: AsyncSession,
-    kept_terms: TermsCache,
-    ref: str,
-    request: scheduling.Request,
-    appointment: Appointment,
-    now: datetime,
-) -> tuple[scheduling.Terms, Placement, int]:
-    """The new time decided on the provider's terms and judged free under the locks (its
-    own current time aside), with the seat number it takes there (1 when not a seat);
-    refusals on kept terms confirmed on fresh ones."""
-    fresh = False
-    for _ in range(ATTEMPTS):
-        known, kept = await kept_terms.get(session, ref, now=now, fresh=fresh)
-        terms = await covering(session, known, request)
-        decided = scheduling.decide(terms, request, now=now)
-        if isinstance(decided, Refusal):
-            if not kept:
-                raise refused(decided)
-            fresh = True
-            continue
-        # A client's new time counts toward the provider's day and week limits like a
-        # booking (its own old time aside); the provider and admins move bookings past them.
-        claim = write.claim_for(
-            terms,
-            decided,
-            client_key=appointment.client_key,
-            now=now,
-            count_day_and_week=request.kind is not Kind.STAFF_MOVE,
-            check_standing=False,
-            exclude_id=appointment.id,
-        )
-        outcome = await write.check_move(session, claim)
-        if isinstance(outcome, int):
-            return terms, decided, outcome
-        if outcome.reason is not Reason.TERMS_CHANGED:
-            raise refused(outcome)
-        fresh = True
-    raise TermsChanged()
+        return before_blocked
+    return None

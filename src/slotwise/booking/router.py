@@ -453,6 +453,10 @@ async def reschedule_appointment(
     app: StateDep,
     now: NowDep,
 ) -> AppointmentRead:
+    """The client, the provider or an admin moves the appointment (a client within the
+    provider's cancellation window, to a time the listing offers). A part of a collective
+    team booking moves with every other member's part, all or none: each member's terms
+    must accept the new time (else that member's refusal)."""
     return appointment_read(
         await reschedule(
             session,
@@ -571,6 +575,7 @@ async def guest_reschedule(
     app: StateDep,
     now: NowDep,
 ) -> AppointmentRead:
+    """As a client's reschedule; a collective team booking moves whole."""
     return appointment_read(
         await reschedule(
             session,

@@ -161,6 +161,11 @@ class AppointmentRead(BaseModel):
         description="A seat of a group session (a service of capacity above 1): its session; "
         "null for a one-to-one appointment.",
     )
+    team_booking_id: uuid.UUID | None = Field(
+        default=None,
+        description="A collective team booking's id, shared by its members' appointments "
+        "(cancelled and rescheduled together); null otherwise.",
+    )
     created_at: datetime
     updated_at: datetime
     history: list[EventRead]

@@ -373,12 +373,15 @@ def _counting(claim: Claim, answers: Answers, earlier: list[tuple[Claim, bool]])
     )
 
 
-async def check_move(session: AsyncSession, claim: Claim) -> Refusal | int:
-    """A booking's new time (``claim.exclude_id``), judged under the locks in the session's
-    transaction: the refusal, or the seat number the appointment takes there (1 when not a
-    seat); the caller then updates the appointment in it."""
-    await lock(session, [claim])
-    return await check_locked(session, claim)
+async def check_moves(session: AsyncSession, claims: list[Claim]) -> list[Refusal | int]:
+    """Bookings' new times (each claim's ``exclude_id``), judged together under one set of
+    locks in the session's transaction: for each, the refusal, or the seat number the
+    appointment takes there (1 when not a seat); the caller then updates the appointments
+    in it. The claims are of different providers and clients (one booking, or the members'
+    rows of a collective one), so none counts against another."""
+    await lock(session, claims)
+    judged = await judge(session, claims)
+    return [_move_verdict(claim, answers) for claim, answers in zip(claims, judged, strict=True)]
 
 
 async def lock(session: AsyncSession, claims: list[Claim]) -> None:
@@ -389,8 +392,13 @@ async def lock(session: AsyncSession, claims: list[Claim]) -> None:
 
 
 async def check_locked(session: AsyncSession, claim: Claim) -> Refusal | int:
-    """``check_move`` once its locks are taken (``lock``)."""
+    """A booking's new time, as ``check_moves`` judges one, once its locks are taken
+    (``lock``)."""
     (answers,) = await judge(session, [claim])
+    return _move_verdict(claim, answers)
+
+
+def _move_verdict(claim: Claim, answers: Answers) -> Refusal | int:
     outcome = verdict(claim, answers)
     if outcome is not None:
         return outcome

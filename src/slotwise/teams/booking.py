@@ -21,7 +21,7 @@ team adds is which members:
   the client's messages); the others carry a key of their own (a client holds them all at
   the one time, which the client-side overlap rule would otherwise refuse) and message only
   their member. They share a ``team_booking_id``; cancelling any cancels them all
-  (`booking.lifecycle`).
+  (`booking.lifecycle`), moving any moves them all (`booking.reschedule`).
 """
 
 from __future__ import annotations

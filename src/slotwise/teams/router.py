@@ -11,7 +11,8 @@ from fastapi.responses import Response
 
 from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth import callers
-from slotwise.auth.deps import CurrentUser, OptionalClaims
+from slotwise.auth.deps import CurrentUser, OptionalClaims, OptionalUser
+from slotwise.availability.search_schemas import SearchOrder
 from slotwise.booking.pools import NotPooled
 from slotwise.booking.present import booking_created
 from slotwise.booking.router import REFUSALS, booking_caller
@@ -188,17 +189,26 @@ async def update_service(
 @router.get(
     "/{ref}/slots",
     response_model=TeamSlotsRead,
+    response_model_exclude_none=True,
     responses=responses(404, 422),
     summary="A team service's open slots: any member free (round robin), all (collective)",
+    description="Earliest first, or with `order=best` the same slots best first for the "
+    "signed-in client (or anyone), each with `score` and `reasons` (`ranked_by` says how).",
 )
 async def list_team_slots(
     query: Annotated[TeamSlotQuery, Query()],
     team: ViewedTeam,
+    user: OptionalUser,
     session: SessionDep,
     app: StateDep,
     now: NowDep,
 ) -> TeamSlotsRead:
-    return await team_slots.team_slots(session, app.slots, team=team, query=query, now=now)
+    history = None
+    if query.order is SearchOrder.BEST and user is not None:
+        history = await app.client_history(session, user.email.lower(), now)
+    return await team_slots.team_slots(
+        session, app.slots, team=team, query=query, now=now, ranker=app.ranker, history=history
+    )
 
 
 @booking_router.post(

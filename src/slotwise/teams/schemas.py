@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
+from slotwise.availability.search_schemas import SearchOrder
 from slotwise.booking.schemas import BookingCreated, GuestDetails, Notes
 from slotwise.dates import ApiDate, ApiDatetime
 from slotwise.providers.schemas import Buffer, Duration, Handle
@@ -129,6 +130,13 @@ class TeamSlotQuery(BaseModel):
         default=None, alias="to", description="Last date, inclusive (default: `from`)."
     )
     tz: TimeZoneName = Field(default="UTC", description="The zone of the dates and times.")
+    order: SearchOrder = Field(
+        default=SearchOrder.TIME,
+        description="`time` (earliest first) or `best`: the same slots, best first for the "
+        "signed-in client (or anyone), each with `score` and `reasons` (the ranking rules of "
+        "suggestions; a slot is scored as its member's: round robin's, the member a booking "
+        "would go to, whose bookings in the month the balance rule counts).",
+    )
 
 
 class TeamSlotRead(BaseModel):
@@ -138,6 +146,12 @@ class TeamSlotRead(BaseModel):
     members: list[str] = Field(
         description="Round robin: the members free then (handles, in the order a booking "
         "would try them now); collective: every member."
+    )
+    score: float | None = Field(
+        default=None, description="`order=best` only: the slot's score (higher is better)."
+    )
+    reasons: list[str] | None = Field(
+        default=None, description="`order=best` only: why it ranks where it does, in words."
     )
 
 
@@ -149,6 +163,11 @@ class TeamSlotsRead(BaseModel):
     duration_minutes: int
     from_date: date
     to_date: date
+    order: SearchOrder
+    ranked_by: str | None = Field(
+        default=None,
+        description="`order=best`: `rules`, or `model:<version>` when a trained model ranks.",
+    )
     slots: list[TeamSlotRead]
 
 

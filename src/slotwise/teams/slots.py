@@ -17,9 +17,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.availability import search
+from slotwise.availability.ranking import Ranker
+from slotwise.availability.search_schemas import SearchOrder
 from slotwise.availability.slots import InvalidWindow, SlotListings
 from slotwise.errors import InvalidInput
 from slotwise.providers import service as providers_service
+from slotwise.scheduling import ranking
+from slotwise.teams import ranking as team_ranking
 from slotwise.teams import repository
 from slotwise.teams import service as teams_service
 from slotwise.teams.models import Team, TeamMode, TeamService
@@ -63,7 +67,11 @@ async def team_slots(
     team: Team,
     query: TeamSlotQuery,
     now: datetime,
+    ranker: Ranker,
+    history: ranking.History | None = None,
 ) -> TeamSlotsRead:
+    """The team service's open slots in the window, in time order, or (``order=best``)
+    ranked by ``ranker`` for the client of ``history`` (``teams.ranking``)."""
     team_service = await active_service(session, team=team, service_id=query.service_id)
     first, last = query.first, query.last or query.first
     if last < first:
@@ -75,22 +83,37 @@ async def team_slots(
     window = search.widened(first, last)
     offering = await shares(session, team=team, team_service=team_service)
     found = await asyncio.gather(
-        *(
-            _starts(listings, member.public_handle, share_id, window, span, now)
-            for member, share_id in offering
-        )
+        *(_listing(listings, member, share_id, window, span, now) for member, share_id in offering)
     )
+    listed = [one for one in found if one is not None]
     free: dict[datetime, list[str]] = {}
-    for (member, _share), starts in zip(offering, found, strict=True):
-        for start_at in starts:
-            free.setdefault(start_at, []).append(member.public_handle)
+    for one in listed:
+        for start_at in one.answer.starts_at[one.lo : one.hi]:
+            free.setdefault(start_at, []).append(one.member.public_handle)
     if team_service.mode is TeamMode.COLLECTIVE:
         everyone = len(offering)
         free = {at: handles for at, handles in free.items() if len(handles) == everyone}
     zone = ZoneInfo(query.tz)
     length = timedelta(minutes=team_service.duration_minutes)
+    # Time order, or (order=best) the ranking's, each slot with its score and reasons.
+    order: list[tuple[datetime, ranking.Ranked | None]] = [(at, None) for at in sorted(free)]
+    best_first = query.order is SearchOrder.BEST
+    if best_first and free:
+        best = await team_ranking.best(
+            session,
+            team=team,
+            mode=team_service.mode,
+            listed=listed,
+            free=free,
+            history=history or ranking.History(),
+            ranker=ranker,
+            first=first,
+            last=last,
+            now=now,
+        )
+        order = [(one.slot.start_at, one) for one in best]
     slots = []
-    for start_at in sorted(free):
+    for start_at, ranked in order:
         local = start_at.astimezone(zone)
         slots.append(
             TeamSlotRead(
@@ -98,6 +121,8 @@ async def team_slots(
                 end_at=(start_at + length).astimezone(zone),
                 date=local.date(),
                 members=free[start_at],
+                score=ranked.score if ranked else None,
+                reasons=list(ranked.reasons) if ranked else None,
             )
         )
     return TeamSlotsRead(
@@ -108,23 +133,26 @@ async def team_slots(
         duration_minutes=team_service.duration_minutes,
         from_date=first,
         to_date=last,
+        order=query.order,
+        ranked_by=ranker.ranked_by if best_first else None,
         slots=slots,
     )
 
 
-async def _starts(
+async def _listing(
     listings: SlotListings,
-    handle: str,
+    member: teams_service.Member,
     share_id: uuid.UUID,
     window: tuple[date, date],
     span: tuple[datetime, datetime],
     now: datetime,
-) -> list[datetime]:
-    """The member's open starts of their share (none: delisted or withdrawn meanwhile)."""
+) -> team_ranking.Listed | None:
+    """The member's listing of their share and the range of it open in ``span`` (None:
+    delisted or withdrawn meanwhile)."""
     try:
-        starts, _items = await search.open_between(
-            listings, handle, search.listing_query(window, share_id, None), span, now
+        answer, lo, hi = await search.admitted(
+            listings, member.public_handle, search.listing_query(window, share_id, None), span, now
         )
     except (providers_service.ProviderNotFound, providers_service.ServiceNotFound):
-        return []
-    return starts
+        return None
+    return team_ranking.Listed(member, share_id, answer, lo, hi)
