@@ -3,9 +3,9 @@
 
 docs/api.md is written as of one moment (GUIDE_NOW, a Saturday: its dates and the times
 the demo books stay true as the years pass). The server the guide test starts is the real
-application served by uvicorn, with only its request clock (the ``get_now`` dependency,
-the one tests override) starting at that moment and ticking from there; ``slotwise demo``
-is populated as of the same moment. Tokens keep the real clock, as in production.
+application served by uvicorn, with its request clock (the ``get_now`` dependency, the
+one tests override) and the waitlist's background sweep starting at that moment and
+ticking from there; ``slotwise demo`` is populated as of the same moment. Tokens keep the real clock, as in production.
 """
 
 from __future__ import annotations
@@ -39,17 +39,26 @@ def _ahead() -> timedelta:
         return timedelta(0)
 
 
-async def _request_clock() -> datetime:
+def _clock() -> datetime:
     return guide_now() + _ahead()
 
 
+async def _request_clock() -> datetime:
+    return _clock()
+
+
 def serve(port: int) -> None:
+    from slotwise.booking import waitlist
     from slotwise.config import get_settings
     from slotwise.main import create_app
     from slotwise.state import get_now
 
     app = create_app(get_settings())
     app.dependency_overrides[get_now] = _request_clock
+    # The waitlist's background sweep on the guide's day too: on the real clock, every offer
+    # the guide makes (for a day now past) looked ended to it, and a sweep that came between
+    # an offer and its booking passed it on.
+    waitlist._now = _clock  # type: ignore[assignment]
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 
 
