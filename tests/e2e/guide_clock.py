@@ -5,7 +5,8 @@ docs/api.md is written as of one moment (GUIDE_NOW, a Saturday: its dates and th
 the demo books stay true as the years pass). The server the guide test starts is the real
 application served by uvicorn, with its request clock (the ``get_now`` dependency, the
 one tests override) and the waitlist's background sweep starting at that moment and
-ticking from there; ``slotwise demo`` is populated as of the same moment. Tokens keep the real clock, as in production.
+ticking from there; ``slotwise demo`` is populated as of the same moment. Tokens keep the
+real clock, as in production.
 """
 
 from __future__ import annotations
