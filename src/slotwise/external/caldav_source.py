@@ -10,6 +10,11 @@ to the checked address, no redirect followed (a 3xx is an answer, which caldav r
 an error), no proxy from the environment, the guard's timeouts and the calendar size cap
 on each answer. RFC 6764 discovery (DNS SRV and ``/.well-known``) is off: the server URL
 given is the one used.
+
+``caldav`` is imported where a CalDAV calendar is talked to, not with this module: it
+brings lxml and requests (about 9 MB of a worker's memory), which a worker that serves
+bookings and never syncs a CalDAV calendar has no use for
+(`tests/service/test_import_weight.py`).
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from caldav.davclient import DAVClient
-from caldav.lib import error as caldav_errors
 
 from slotwise.outbound import OutboundGuard, Refused, TooLarge
 
@@ -87,6 +90,8 @@ def _auth(auth: Any) -> httpx.Auth | None:
 
 def client(secret: dict[str, Any], guard: OutboundGuard, loop: asyncio.AbstractEventLoop) -> Any:
     """A ``caldav.DAVClient`` for the calendar's account, its HTTP through the guard."""
+    from caldav.davclient import DAVClient  # here, not at the top: the docstring
+
     dav: Any = DAVClient(
         url=secret["server_url"],
         username=secret["username"],
@@ -150,6 +155,8 @@ def failure(exc: Exception) -> CaldavFailed | None:
         return CaldavFailed(f"refused: {exc.reason}")
     if isinstance(exc, TooLarge):
         return CaldavFailed(f"an answer is larger than {exc.limit} bytes")
+    from caldav.lib import error as caldav_errors  # here, not at the top: the docstring
+
     if isinstance(exc, caldav_errors.AuthorizationError):
         return CaldavFailed("the server refused the username or password")
     if isinstance(exc, caldav_errors.NotFoundError):
