@@ -223,7 +223,7 @@ async def test_a_collective_team_booking_moved_syncs_every_member(
     )
     assert team.status_code == 201, team.text
     team_id = team.json()["id"]
-    (first, first_profile), (busy, busy_profile) = [
+    (_first, first_profile), (busy, busy_profile) = [
         await new_york_provider(client) for _ in range(2)
     ]
     for profile in (first_profile, busy_profile):
