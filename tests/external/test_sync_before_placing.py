@@ -180,8 +180,9 @@ async def test_a_team_booking(
 async def test_who_may_not_move_it_is_refused_before_any_sync(
     app: FastAPI, client: httpx.AsyncClient, calendar_server: CalendarServer
 ) -> None:
-    """Anonymous (401), a stranger (404), a revoked session (401): refused first, and the
-    provider's calendar server is not asked (no sync spent on their request)."""
+    """Anonymous (401), a stranger (404), a revoked session (401, and its hold, booking and
+    series too): refused first, and the provider's calendar server is not asked (no sync
+    spent on their request)."""
     account, profile = await new_york_provider(client)
     booker, stranger, revoked = [await signed_in(client) for _ in range(3)]
     booked = await client.post(
@@ -203,9 +204,14 @@ async def test_who_may_not_move_it_is_refused_before_any_sync(
     ):
         answer = await client.post(path, headers=headers, json=body)
         assert answer.status_code == refusal, answer.text
-    hold = {"provider_id": profile["public_handle"], "start_datetime": MEETING}
-    answer = await client.post("/holds", headers=revoked.headers, json=hold)
-    assert answer.status_code == 401, answer.text
+    placing = {"provider_id": profile["public_handle"], "start_datetime": MEETING}
+    for route, extra in (
+        ("/holds", {}),
+        ("/appointments/", {}),
+        ("/appointments/series", {"count": 1}),
+    ):
+        answer = await client.post(route, headers=revoked.headers, json={**placing, **extra})
+        assert answer.status_code == 401, answer.text
     assert len(calendar_server.asked) == asked
     answer = await client.post(path, headers=booker.headers, json=body)  # the client may
     placed_or_refused(app, answer, 200)
@@ -216,7 +222,8 @@ async def test_a_collective_team_booking_moved_syncs_every_member(
     app: FastAPI, client: httpx.AsyncClient, calendar_server: CalendarServer
 ) -> None:
     """Every member's row moves: the calendar of a member other than the acted-on row's
-    is synced too, and its new meeting refuses the move."""
+    is synced too, and its new meeting refuses the move. (A revoked session's team booking
+    syncs nothing.)"""
     admin = await signed_in_admin(client, app.state.slotwise.settings)
     team = await client.post(
         "/teams", headers=admin.headers, json={"public_handle": "pair", "name": "Pair"}
@@ -242,11 +249,18 @@ async def test_a_collective_team_booking_moved_syncs_every_member(
     path = f"{busy.id}.ics"
     calendar = await connect(client, busy, calendar_server.serve(path, "all_day.ics"))
     await sync(client, busy, calendar["id"])
-    booker = await signed_in(client)
+    booker, revoked = [await signed_in(client) for _ in range(2)]
+    ended = await client.post("/auth/logout", headers=revoked.headers)
+    assert ended.status_code == 204, ended.text
+    asked = len(calendar_server.asked)
+    body = {"service_id": service.json()["id"], "start_datetime": "2027-03-03T15:00:00Z"}
+    answer = await client.post("/teams/pair/appointments", headers=revoked.headers, json=body)
+    assert answer.status_code == 401, answer.text
+    assert len(calendar_server.asked) == asked  # a revoked session's booking: nothing synced
     booked = await client.post(
         "/teams/pair/appointments",
         headers=booker.headers,
-        json={"service_id": service.json()["id"], "start_datetime": "2027-03-03T15:00:00Z"},
+        json=body,
     )
     assert booked.status_code == 201, booked.text
     (acted_on,) = (

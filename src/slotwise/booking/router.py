@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -145,8 +145,7 @@ async def create_appointment(
     # solve on the busiest write (docs/architecture.md, "The booking pipeline").
     app: AppState = request.app.state.slotwise
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
-    await _checked_before_syncing(app, claims)
-    await app.calendars_synced([data.provider_id], now)
+    await synced_for(app, claims, [data.provider_id], now)
     if idempotency_key:
         return await _book_once(app, claims, data, now, key=idempotency_key)
     if data.hold_token is not None:  # a held slot: its hold's row becomes the booking
@@ -344,14 +343,20 @@ async def _moved(
         return appointment_read(moved)
 
 
-async def _checked_before_syncing(app: AppState, claims: TokenClaims | None) -> None:
-    """With SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING, a signed-in caller's account is checked
-    before a sync is spent on the request (a revoked token: 401, nothing synced); the
-    write transaction looks it up again."""
-    if claims is None or not app.syncs_calendars_first:
+async def synced_for(
+    app: AppState, claims: TokenClaims | None, refs: Sequence[str], now: datetime
+) -> None:
+    """Before a new time of these providers is placed for this caller (a booking, a
+    series, a hold, a team's booking): with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING, a
+    signed-in caller's account checked (a revoked token: 401, and nothing synced; the write
+    transaction looks it up again), then the providers' calendars synced
+    (``AppState.calendars_synced``, before the write transaction)."""
+    if not app.syncs_calendars_first:
         return
-    async with app.db.transaction(writes=False) as session:
-        await callers.user_for_claims(session, app.redis, claims)
+    if claims is not None:
+        async with app.db.transaction(writes=False) as session:
+            await callers.user_for_claims(session, app.redis, claims)
+    await app.calendars_synced(refs, now)
 
 
 @router.get(
@@ -706,8 +711,7 @@ async def take_hold(
     app: AppState = request.app.state.slotwise
     address = client_address(request)
     await app.limiter.hit(app.settings.rate_limit_hold_ip, "hold-ip", address)
-    await _checked_before_syncing(app, claims)
-    await app.calendars_synced([data.provider_id], now)  # before the write transaction
+    await synced_for(app, claims, [data.provider_id], now)
     async with app.db.transaction(writes=True) as session:
         user = await callers.user_for_claims(session, app.redis, claims) if claims else None
         held = await holds.take(
