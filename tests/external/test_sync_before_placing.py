@@ -216,6 +216,14 @@ async def test_who_may_not_move_it_is_refused_before_any_sync(
     answer = await client.post(path, headers=booker.headers, json=body)  # the client may
     placed_or_refused(app, answer, 200)
     assert len(calendar_server.asked) == asked + syncs_first(app)
+    cancelled = await client.post(
+        f"/appointments/{booked.json()['id']}/cancel", headers=booker.headers
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    asked = len(calendar_server.asked)
+    answer = await client.post(path, headers=booker.headers, json=body)  # it does not move
+    assert (answer.status_code, answer.json()["code"]) == (409, "invalid_transition")
+    assert len(calendar_server.asked) == asked
 
 
 async def test_a_collective_team_booking_moved_syncs_every_member(

@@ -80,9 +80,12 @@ async def for_guest_token(session: AsyncSession, *, token: str, lock: bool = Fal
 async def providers_moved(session: AsyncSession, access: Access) -> list[uuid.UUID]:
     """The providers whose rows move when this appointment is rescheduled: its own, and for
     a collective team booking every member's with an active row (they all move together,
-    ``booking.reschedule``). Whose calendars are synced first, with
-    SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING, once the caller may act on it."""
+    ``booking.reschedule``); none when it is not active (it does not move). Whose
+    calendars are synced first, with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING, once the
+    caller may act on it."""
     team_booking_id = access.appointment.team_booking_id
+    if access.appointment.status not in ACTIVE_STATUSES:
+        return []
     if team_booking_id is None:
         return [access.provider.id]
     rows = await repository.team_rows(session, team_booking_id)
