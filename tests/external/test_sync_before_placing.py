@@ -175,3 +175,111 @@ async def test_a_team_booking(
         },
     )
     placed_or_refused(app, answer, 201)
+
+
+async def test_who_may_not_move_it_is_refused_before_any_sync(
+    app: FastAPI, client: httpx.AsyncClient, calendar_server: CalendarServer
+) -> None:
+    """Anonymous (401), a stranger (404), a revoked session (401, and its hold, booking and
+    series too): refused first, and the provider's calendar server is not asked (no sync
+    spent on their request)."""
+    account, profile = await new_york_provider(client)
+    booker, stranger, revoked = [await signed_in(client) for _ in range(3)]
+    booked = await client.post(
+        "/appointments/",
+        headers=booker.headers,
+        json={"provider_id": profile["public_handle"], "start_datetime": FREE},
+    )
+    assert booked.status_code == 201, booked.text
+    await calendar_changed_since(client, calendar_server, account)
+    ended = await client.post("/auth/logout", headers=revoked.headers)
+    assert ended.status_code == 204, ended.text
+    asked = len(calendar_server.asked)
+    path = f"/appointments/{booked.json()['id']}/reschedule"
+    body = {"new_start_time": MEETING}
+    for headers, refusal in (
+        ({}, 401),
+        (stranger.headers, 404),
+        (revoked.headers, 401),
+    ):
+        answer = await client.post(path, headers=headers, json=body)
+        assert answer.status_code == refusal, answer.text
+    placing = {"provider_id": profile["public_handle"], "start_datetime": MEETING}
+    for route, extra in (
+        ("/holds", {}),
+        ("/appointments/", {}),
+        ("/appointments/series", {"count": 1}),
+    ):
+        answer = await client.post(route, headers=revoked.headers, json={**placing, **extra})
+        assert answer.status_code == 401, answer.text
+    assert len(calendar_server.asked) == asked
+    answer = await client.post(path, headers=booker.headers, json=body)  # the client may
+    placed_or_refused(app, answer, 200)
+    assert len(calendar_server.asked) == asked + syncs_first(app)
+    cancelled = await client.post(
+        f"/appointments/{booked.json()['id']}/cancel", headers=booker.headers
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    asked = len(calendar_server.asked)
+    answer = await client.post(path, headers=booker.headers, json=body)  # it does not move
+    assert (answer.status_code, answer.json()["code"]) == (409, "invalid_transition")
+    assert len(calendar_server.asked) == asked
+
+
+async def test_a_collective_team_booking_moved_syncs_every_member(
+    app: FastAPI, client: httpx.AsyncClient, calendar_server: CalendarServer
+) -> None:
+    """Every member's row moves: the calendar of a member other than the acted-on row's
+    is synced too, and its new meeting refuses the move. (A revoked session's team booking
+    syncs nothing.)"""
+    admin = await signed_in_admin(client, app.state.slotwise.settings)
+    team = await client.post(
+        "/teams", headers=admin.headers, json={"public_handle": "pair", "name": "Pair"}
+    )
+    assert team.status_code == 201, team.text
+    team_id = team.json()["id"]
+    (_first, first_profile), (busy, busy_profile) = [
+        await new_york_provider(client) for _ in range(2)
+    ]
+    for profile in (first_profile, busy_profile):
+        added = await client.post(
+            f"/teams/{team_id}/members",
+            headers=admin.headers,
+            json={"provider": profile["public_handle"]},
+        )
+        assert added.status_code == 201, added.text
+    service = await client.post(
+        f"/teams/{team_id}/services",
+        headers=admin.headers,
+        json={"name": "Meeting", "mode": "collective", "duration_minutes": 60},
+    )
+    assert service.status_code == 201, service.text
+    path = f"{busy.id}.ics"
+    calendar = await connect(client, busy, calendar_server.serve(path, "all_day.ics"))
+    await sync(client, busy, calendar["id"])
+    booker, revoked = [await signed_in(client) for _ in range(2)]
+    ended = await client.post("/auth/logout", headers=revoked.headers)
+    assert ended.status_code == 204, ended.text
+    asked = len(calendar_server.asked)
+    body = {"service_id": service.json()["id"], "start_datetime": "2027-03-03T15:00:00Z"}
+    answer = await client.post("/teams/pair/appointments", headers=revoked.headers, json=body)
+    assert answer.status_code == 401, answer.text
+    assert len(calendar_server.asked) == asked  # a revoked session's booking: nothing synced
+    booked = await client.post(
+        "/teams/pair/appointments",
+        headers=booker.headers,
+        json=body,
+    )
+    assert booked.status_code == 201, booked.text
+    (acted_on,) = (
+        one
+        for one in booked.json()["appointments"]
+        if one["provider_id"] == str(first_profile["id"])
+    )
+    calendar_server.serve(path, "weekly_dst.ics")  # the busy member's meeting, added since
+    answer = await client.post(
+        f"/appointments/{acted_on['id']}/reschedule",
+        headers=booker.headers,
+        json={"new_start_time": "2027-03-02T15:00:00Z"},
+    )
+    placed_or_refused(app, answer, 200)

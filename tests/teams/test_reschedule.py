@@ -271,3 +271,55 @@ async def test_a_move_raced_by_a_cancellation_of_another_part(
         rows = await _rows(app, booked["team_booking_id"])
         assert len({start for _provider, start, _sequence in rows}) == 1
     assert [t for t in await _taking_time(app) if t[2] is not None] == []
+
+
+async def test_a_new_end_without_offset_is_read_as_the_new_start(
+    client: httpx.AsyncClient, app: FastAPI, crew: Crew
+) -> None:
+    """Members in two zones (Paris, UTC): an offset-less start and end are both read in
+    the zone of the row acted on, one hour for every member, not a wrong duration."""
+    paris = crew.members[0][0]
+    zoned = await client.patch(
+        "/providers/me", headers=paris.headers, json={"timezone": "Europe/Paris"}
+    )
+    assert zoned.status_code == 200, zoned.text
+    client_account = await signed_in(client)
+    booked = await _booked(client, crew, 10, client_account)
+    (acted_on,) = (one for one in booked["appointments"] if _member(crew, one) is paris)
+    moved = await client.post(
+        f"/appointments/{acted_on['id']}/reschedule",
+        headers=client_account.headers,
+        json={"new_start_time": f"{DAY}T13:00:00", "new_end_time": f"{DAY}T14:00:00"},
+    )
+    assert moved.status_code == 200, moved.text
+    rows = await _rows(app, booked["team_booking_id"])
+    assert {start for _provider, start, _sequence in rows} == {_at(12)}  # 13:00 in Paris
+
+
+async def test_a_member_is_held_to_another_members_notice_as_a_client_is(
+    client: httpx.AsyncClient, app: FastAPI, crew: Crew
+) -> None:
+    """The second member asks 3 days' notice (after the booking was made): the client's
+    move is too soon, and so is the first member's, which moves the second member's row;
+    the second member (its own row's provider; the first's row asks no notice) and an
+    admin move it."""
+    client_account = await signed_in(client)
+    booked = await _booked(client, crew, 10, client_account)
+    first, second = crew.members[0][0], crew.members[1][0]
+    first_row, second_row = (
+        next(one for one in booked["appointments"] if _member(crew, one) is member)
+        for member in (first, second)
+    )
+    notice = await client.patch(
+        "/providers/me", headers=second.headers, json={"min_notice_minutes": 3 * 24 * 60}
+    )
+    assert notice.status_code == 200, notice.text
+    for who in (client_account, first):
+        refused = await _move(client, first_row["id"], 12, who)
+        assert (refused.status_code, refused.json().get("code")) == (422, "too_soon"), refused.text
+    assert {start for _p, start, _s in await _rows(app, booked["team_booking_id"])} == {_at(10)}
+    for hour, row, who in ((12, second_row, second), (13, first_row, crew.admin)):
+        moved = await _move(client, row["id"], hour, who)
+        assert moved.status_code == 200, moved.text
+        rows = await _rows(app, booked["team_booking_id"])
+        assert {start for _p, start, _s in rows} == {_at(hour)}

@@ -11,7 +11,7 @@ from slotwise.auth import tokens
 from slotwise.booking import repository
 from slotwise.booking.errors import AppointmentNotFound
 from slotwise.booking.events import ActorRole
-from slotwise.booking.models import Appointment, AppointmentSeries, Status
+from slotwise.booking.models import ACTIVE_STATUSES, Appointment, AppointmentSeries, Status
 from slotwise.providers.models import Provider
 from slotwise.users.models import Role, User
 
@@ -33,6 +33,19 @@ class Access:
     def is_client_side(self) -> bool:
         """Clients and guests are bound by the provider's policies; others are not."""
         return self.role in (ActorRole.CLIENT, ActorRole.GUEST)
+
+    @property
+    def is_staff(self) -> bool:
+        """An admin, or the appointment's own provider: who moves it past the provider's
+        listing, notice, horizon and limits. A member provider acting on another member's
+        row of a collective team booking is not that row's staff (``booking.reschedule``)."""
+        if self.role is ActorRole.ADMIN:
+            return True
+        return (
+            self.role is ActorRole.PROVIDER
+            and self.actor is not None
+            and self.provider.user_id == self.actor.id
+        )
 
 
 async def for_user(
@@ -64,21 +77,21 @@ async def for_guest_token(session: AsyncSession, *, token: str, lock: bool = Fal
     return await with_series(session, _access(found, None, ActorRole.GUEST))
 
 
-async def provider_of(
-    session: AsyncSession, *, appointment_id: uuid.UUID | None = None, token: str | None = None
-) -> uuid.UUID | None:
-    """The provider of the appointment with this id or manage token, whoever asks (None:
-    there is none): whose calendars are synced before it is moved, with
-    SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING. Who may move it is checked after, by
-    ``for_user`` or ``for_guest_token``; a sync refreshes the provider's busy time and tells
-    nothing, as any booking request, a guest's too, may start one."""
-    if token is not None:
-        found = await repository.get_by_token_hash(session, tokens.fingerprint(token))
-    elif appointment_id is not None:
-        found = await repository.get(session, appointment_id)
-    else:
-        found = None
-    return found.provider.id if found is not None else None
+async def providers_moved(session: AsyncSession, access: Access) -> list[uuid.UUID]:
+    """The providers whose rows move when this appointment is rescheduled: its own, and for
+    a collective team booking every member's with an active row (they all move together,
+    ``booking.reschedule``); none when it is not active (it does not move). Whose
+    calendars are synced first, with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING, once the
+    caller may act on it."""
+    team_booking_id = access.appointment.team_booking_id
+    if access.appointment.status not in ACTIVE_STATUSES:
+        return []
+    if team_booking_id is None:
+        return [access.provider.id]
+    rows = await repository.team_rows(session, team_booking_id)
+    moved = {access.provider.id}
+    moved.update(one.provider.id for one in rows if one.appointment.status in ACTIVE_STATUSES)
+    return sorted(moved)
 
 
 async def with_series(session: AsyncSession, access: Access) -> Access:

@@ -59,21 +59,23 @@ async def reschedule(
         raise InvalidTransition(details={"from": appointment.status.value, "to": "rescheduled"})
     check_window(access, provider, now=now)
     accesses = [access]
-    start_time = data.new_start_time
+    start_time, end_time = data.new_start_time, data.new_end_time
     if appointment.team_booking_id is not None:  # its members' rows move together, or none
         accesses = await _team_accesses(session, access, now=now)
         start_time = _instant(start_time, appointment.timezone)
-    # The appointment's own service, even if no longer offered for new bookings; a client's
-    # new time is held to the listing, notice and horizon like a booking.
-    kind = Kind.CLIENT_MOVE if access.is_client_side else Kind.STAFF_MOVE
+        end_time = _instant(end_time, appointment.timezone) if end_time is not None else None
+    # The appointment's own service, even if no longer offered for new bookings. Only its
+    # own provider or an admin moves a row as staff; anyone else's new time for it (a
+    # client's, a guest's, another member's of a collective booking) is held to its
+    # provider's listing, notice, horizon and limits, like a booking.
     parts = [
         Part(
             one,
             scheduling.Request(
                 service_id=one.appointment.service_id,
                 start_time=start_time,
-                end_time=data.new_end_time,
-                kind=kind,
+                end_time=end_time,
+                kind=Kind.STAFF_MOVE if one.is_staff else Kind.CLIENT_MOVE,
             ),
         )
         for one in accesses
@@ -126,13 +128,13 @@ async def _team_accesses(session: AsyncSession, access: Access, *, now: datetime
     return accesses
 
 
-def _instant(start_time: datetime, zone: str) -> datetime:
-    """A team's members may live in different zones: a time without an offset is read in
-    the zone of the row acted on, and the same instant asked of every member."""
+def _instant(time: datetime, zone: str) -> datetime:
+    """A team's members may live in different zones: a new start or end without an offset
+    is read in the zone of the row acted on, and the same instant asked of every member."""
     try:
-        return scheduling.read_instant(start_time, ZoneInfo(zone))
+        return scheduling.read_instant(time, ZoneInfo(zone))
     except (OutOfRange, OverflowError):
-        return start_time  # each member's decision refuses it as it would any such time
+        return time  # each member's decision refuses it as it would any such time
 
 
 async def _decided(

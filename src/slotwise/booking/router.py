@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -52,7 +53,7 @@ from slotwise.booking.schemas import (
 )
 from slotwise.dates import ApiAwareDatetime
 from slotwise.db import READ_METHODS, SessionDep
-from slotwise.errors import responses, status_for
+from slotwise.errors import Unauthorized, responses, status_for
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import service as providers_service
 from slotwise.ratelimit import client_address
@@ -144,7 +145,7 @@ async def create_appointment(
     # solve on the busiest write (docs/architecture.md, "The booking pipeline").
     app: AppState = request.app.state.slotwise
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
-    await app.calendars_synced([data.provider_id], now)
+    await synced_for(app, claims, [data.provider_id], now)
     if idempotency_key:
         return await _book_once(app, claims, data, now, key=idempotency_key)
     if data.hold_token is not None:  # a held slot: its hold's row becomes the booking
@@ -311,41 +312,51 @@ Acting = Annotated[Access, Depends(_acting)]
 GuestActing = Annotated[Access, Depends(_acting_as_guest)]
 
 
-async def _synced_before_moving(
-    request: Request, now: NowDep, appointment_id: AppointmentId
+# Who acts on the appointment moved, found in a session (``lock``: its row locked).
+Finds = Callable[[AsyncSession, bool], Awaitable[Access]]
+
+
+async def _moved(
+    app: AppState, acting: Finds, data: RescheduleRequest, now: datetime
+) -> AppointmentRead:
+    """A reschedule: who acts is found first (a caller who may not move the appointment is
+    refused, 401 or 404, and nothing is synced); then, with
+    SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING, the calendars of every provider whose row moves
+    (every member's, for a collective team booking) synced, before the write transaction
+    (on SQLite it holds the write lock the sync's own write must take); then the move, in
+    the write transaction, who acts found again with the rows locked."""
+    if app.syncs_calendars_first:
+        async with app.db.transaction(writes=False) as session:
+            providers = await access_rules.providers_moved(session, await acting(session, False))
+        await app.calendars_synced([str(provider) for provider in providers], now)
+    async with app.db.transaction(writes=True) as session:
+        access = await acting(session, True)
+        moved = await reschedule(
+            session,
+            access,
+            access.provider,
+            kept_terms=app.terms,
+            data=data,
+            reminder_offsets=app.settings.reminder_offsets_minutes,
+            now=now,
+        )
+        return appointment_read(moved)
+
+
+async def synced_for(
+    app: AppState, claims: TokenClaims | None, refs: Sequence[str], now: datetime
 ) -> None:
-    await _synced_provider_of(request, now, appointment_id=appointment_id)
-
-
-async def _synced_before_guest_moves(request: Request, now: NowDep, token: Token) -> None:
-    await _synced_provider_of(request, now, token=token)
-
-
-async def _synced_provider_of(
-    request: Request,
-    now: datetime,
-    *,
-    appointment_id: uuid.UUID | None = None,
-    token: str | None = None,
-) -> None:
-    """The calendars of the provider of the appointment to be moved synced first (the
-    settings: ``AppState.calendars_synced``). A reschedule route declares it before
-    ``Acting``, so it is solved before the request's session opens (on SQLite that session
-    holds the write lock the sync must take); ``Acting`` then checks who may move it."""
-    app: AppState = request.app.state.slotwise
+    """Before a new time of these providers is placed for this caller (a booking, a
+    series, a hold, a team's booking): with SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING, a
+    signed-in caller's account checked (a revoked token: 401, and nothing synced; the write
+    transaction looks it up again), then the providers' calendars synced
+    (``AppState.calendars_synced``, before the write transaction)."""
     if not app.syncs_calendars_first:
         return
-    async with app.db.transaction(writes=False) as session:
-        provider_id = await access_rules.provider_of(
-            session, appointment_id=appointment_id, token=token
-        )
-    if provider_id is not None:
-        await app.calendars_synced([str(provider_id)], now)
-
-
-# Declared first in a reschedule route's dependencies (FastAPI solves them in order).
-SyncedBeforeMoving = Annotated[None, Depends(_synced_before_moving)]
-SyncedBeforeGuestMoves = Annotated[None, Depends(_synced_before_guest_moves)]
+    if claims is not None:
+        async with app.db.transaction(writes=False) as session:
+            await callers.user_for_claims(session, app.redis, claims)
+    await app.calendars_synced(refs, now)
 
 
 @router.get(
@@ -446,28 +457,28 @@ async def delete_appointment(
 )
 @needs(Scope.BOOK)
 async def reschedule_appointment(
-    _synced: SyncedBeforeMoving,
-    acting: Acting,
+    request: Request,
+    appointment_id: AppointmentId,
     data: RescheduleRequest,
-    session: SessionDep,
-    app: StateDep,
+    claims: OptionalClaims,
     now: NowDep,
 ) -> AppointmentRead:
     """The client, the provider or an admin moves the appointment (a client within the
     provider's cancellation window, to a time the listing offers). A part of a collective
     team booking moves with every other member's part, all or none: each member's terms
     must accept the new time (else that member's refusal)."""
-    return appointment_read(
-        await reschedule(
-            session,
-            acting,
-            acting.provider,
-            kept_terms=app.terms,
-            data=data,
-            reminder_offsets=app.settings.reminder_offsets_minutes,
-            now=now,
+    app: AppState = request.app.state.slotwise
+    if claims is None:
+        raise Unauthorized()
+    signed_in = claims
+
+    async def acting(session: AsyncSession, lock: bool) -> Access:
+        user = await callers.user_for_claims(session, app.redis, signed_in)
+        return await access_rules.for_user(
+            session, user=user, appointment_id=appointment_id, lock=lock
         )
-    )
+
+    return await _moved(app, acting, data, now)
 
 
 @router.post(
@@ -568,25 +579,14 @@ async def guest_cancel(
     summary="A guest reschedules (same policies)",
 )
 async def guest_reschedule(
-    _synced: SyncedBeforeGuestMoves,
-    acting: GuestActing,
-    data: RescheduleRequest,
-    session: SessionDep,
-    app: StateDep,
-    now: NowDep,
+    request: Request, token: Token, data: RescheduleRequest, now: NowDep
 ) -> AppointmentRead:
     """As a client's reschedule; a collective team booking moves whole."""
-    return appointment_read(
-        await reschedule(
-            session,
-            acting,
-            acting.provider,
-            kept_terms=app.terms,
-            data=data,
-            reminder_offsets=app.settings.reminder_offsets_minutes,
-            now=now,
-        )
-    )
+
+    async def acting(session: AsyncSession, lock: bool) -> Access:
+        return await access_rules.for_guest_token(session, token=token, lock=lock)
+
+    return await _moved(request.app.state.slotwise, acting, data, now)
 
 
 # -- the provider's own list ----------------------------------------------------------------
@@ -711,7 +711,7 @@ async def take_hold(
     app: AppState = request.app.state.slotwise
     address = client_address(request)
     await app.limiter.hit(app.settings.rate_limit_hold_ip, "hold-ip", address)
-    await app.calendars_synced([data.provider_id], now)  # before the write transaction
+    await synced_for(app, claims, [data.provider_id], now)
     async with app.db.transaction(writes=True) as session:
         user = await callers.user_for_claims(session, app.redis, claims) if claims else None
         held = await holds.take(

@@ -29,6 +29,7 @@ from slotwise.booking.router import (
     IdempotencyKeyHeader,
     Reminders,
     booking_caller,
+    synced_for,
 )
 from slotwise.booking.schemas import (
     SeriesCancel,
@@ -88,7 +89,7 @@ async def create_series(
 ) -> Response:
     app: AppState = request.app.state.slotwise
     claims = await booking_caller(app, request, claims, for_guest=data.guest_details is not None)
-    await app.calendars_synced([data.provider_id], now)
+    await synced_for(app, claims, [data.provider_id], now)
     async with app.db.transaction(writes=True) as session:
         user = await callers.user_for_claims(session, app.redis, claims) if claims else None
         claimed = None

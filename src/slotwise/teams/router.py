@@ -15,7 +15,7 @@ from slotwise.auth.deps import CurrentUser, OptionalClaims, OptionalUser
 from slotwise.availability.search_schemas import SearchOrder
 from slotwise.booking.pools import NotPooled
 from slotwise.booking.present import booking_created
-from slotwise.booking.router import REFUSALS, booking_caller
+from slotwise.booking.router import REFUSALS, booking_caller, synced_for
 from slotwise.db import SessionDep
 from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
@@ -236,7 +236,7 @@ async def book_team(
     if app.syncs_calendars_first:  # every member who may be placed: the choice reads them all
         async with app.db.transaction(writes=False) as session:
             members = await team_booking.members_offering(session, ref, data.service_id)
-        await app.calendars_synced([str(member) for member in members], now)
+        await synced_for(app, claims, [str(member) for member in members], now)
     asked = team_booking.request(ref, data)
     try:  # round robin: decided and written with the bookings that arrive alongside
         pool, booked = await app.bookings.submit_pooled(claims=claims, request=asked, now=now)
