@@ -7,14 +7,15 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from slotwise.config import Settings
+from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
 from tests.factories import (
     Account,
     Clock,
     bookable_provider,
-    count_rows,
     signed_in,
     signed_in_admin,
 )
@@ -70,8 +71,15 @@ async def test_an_invited_provider_accepts_and_joins(
         "responded_at": None,
     }
     assert datetime.fromisoformat(invitation["created_at"]).utcoffset() is not None
-    mailed = {"recipient_email": invited.email, "kind": "team_invitation"}
-    assert await count_rows(app, OutboxMessage, **mailed) == 1
+    async with app.state.slotwise.db.session(writes=False) as session:
+        rows = (
+            await session.scalars(select(OutboxMessage).filter_by(kind="team_invitation"))
+        ).all()
+    assert [row.recipient_email for row in rows] == [invited.email]
+    mail = render.email(rows[0], sender="Slotwise <no-reply@example.com>")
+    assert mail["Subject"] == "You are invited to join the team Tutors"
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    assert f"/providers/me/team-invitations/{invitation['id']}/accept" in body
     pending = await client.get(MINE, headers=invited.headers)
     assert [i["id"] for i in pending.json()["items"]] == [invitation["id"]]
 
