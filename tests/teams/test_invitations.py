@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from slotwise.config import Settings
 from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
+from slotwise.teams.models import InvitationStatus, TeamInvitation
 from tests.factories import (
     Account,
     Clock,
@@ -195,3 +199,29 @@ async def test_a_member_leaves_and_keeps_their_bookings(
     admin = await signed_in_admin(client, settings)  # not a provider: no membership of its own
     refused = await client.delete(f"/teams/{crew.handle}/members/me", headers=admin.headers)
     assert (refused.status_code, refused.json()["code"]) == (403, "not_a_provider")
+
+
+async def test_the_database_keeps_one_pending_invitation_per_team_and_provider(
+    client: httpx.AsyncClient, app: FastAPI, crew: Crew
+) -> None:
+    """What the route's check cannot (two invitations at once): the partial unique index."""
+    _invited, profile = await bookable_provider(client)
+    first = (await _invite(client, crew.admin, crew.handle, profile["id"])).json()
+    database = app.state.slotwise.db
+
+    def pending() -> TeamInvitation:
+        return TeamInvitation(
+            team_id=uuid.UUID(crew.team["id"]),
+            provider_id=uuid.UUID(str(profile["id"])),
+            status=InvitationStatus.PENDING,
+        )
+
+    with pytest.raises(IntegrityError):
+        async with database.transaction(writes=True) as session:
+            session.add(pending())
+    withdrawn = await client.delete(
+        f"/teams/{crew.handle}/invitations/{first['id']}", headers=crew.admin.headers
+    )
+    assert withdrawn.status_code == 204  # an answered invitation does not count
+    async with database.transaction(writes=True) as session:
+        session.add(pending())
