@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -225,3 +226,25 @@ async def test_the_database_keeps_one_pending_invitation_per_team_and_provider(
     assert withdrawn.status_code == 204  # an answered invitation does not count
     async with database.transaction(writes=True) as session:
         session.add(pending())
+
+
+async def test_answers_at_once_are_taken_one_after_the_other(
+    client: httpx.AsyncClient, crew: Crew
+) -> None:
+    invited, profile = await bookable_provider(client)
+    invitation = (await _invite(client, crew.admin, crew.handle, profile["id"])).json()
+    path = f"{MINE}/{invitation['id']}"
+    answers = await asyncio.gather(
+        client.post(f"{path}/accept", headers=invited.headers),
+        client.post(f"{path}/accept", headers=invited.headers),
+        client.post(f"{path}/decline", headers=invited.headers),
+        client.delete(
+            f"/teams/{crew.handle}/invitations/{invitation['id']}", headers=crew.admin.headers
+        ),
+    )
+    codes = [a.status_code for a in answers]
+    assert sorted(codes)[-3:] == [409, 409, 409], [a.text for a in answers]
+    assert sorted(codes)[0] in {200, 204}
+    members = (await client.get(f"/teams/{crew.handle}")).json()["members"]
+    joined = profile["public_handle"] in {m["public_handle"] for m in members}
+    assert joined == (codes[0] == 200 or codes[1] == 200)

@@ -198,8 +198,12 @@ async def get_invitation(
     team_id: uuid.UUID | None = None,
     provider_id: uuid.UUID | None = None,
 ) -> tuple[TeamInvitation, Team, Provider] | None:
-    """The invitation, if it is the team's (or the provider's) one."""
-    query = _invitations().where(TeamInvitation.id == invitation_id)
+    """The invitation, if it is the team's (or the provider's) one, locked until the
+    transaction ends on PostgreSQL (SQLite's writing transactions are one at a time): two
+    answers at once are answered one after the other."""
+    query = (
+        _invitations().where(TeamInvitation.id == invitation_id).with_for_update(of=TeamInvitation)
+    )
     if team_id is not None:
         query = query.where(TeamInvitation.team_id == team_id)
     if provider_id is not None:
