@@ -248,3 +248,14 @@ async def test_answers_at_once_are_taken_one_after_the_other(
     members = (await client.get(f"/teams/{crew.handle}")).json()["members"]
     joined = profile["public_handle"] in {m["public_handle"] for m in members}
     assert joined == (codes[0] == 200 or codes[1] == 200)
+
+
+async def test_invitations_at_once_make_one(client: httpx.AsyncClient, crew: Crew) -> None:
+    _invited, profile = await bookable_provider(client)
+    sent = await asyncio.gather(
+        *(_invite(client, crew.admin, crew.handle, profile["id"]) for _ in range(4))
+    )
+    assert sorted(s.status_code for s in sent) == [201, 409, 409, 409], [s.text for s in sent]
+    assert {s.json()["code"] for s in sent if s.status_code == 409} == {"already_invited"}
+    listed = await client.get(f"/teams/{crew.handle}/invitations", headers=crew.admin.headers)
+    assert listed.json()["total"] == 1
