@@ -63,6 +63,7 @@ from slotwise.scheduling.ranking import RankingWeights
 from slotwise.state import AppState
 from slotwise.teams import booking as team_booking
 from slotwise.teams.router import booking_router as team_booking_router
+from slotwise.teams.router import my_invitations_router as team_invitations_router
 from slotwise.teams.router import router as teams_router
 from slotwise.users.router import router as users_router
 from slotwise.webhooks.router import router as webhooks_router
@@ -75,6 +76,7 @@ API_ROUTERS = [
     (calendars_router, "", "calendars"),  # before /users/{id} and /appointments/{id}
     # Before the provider routes, whose /providers/{ref}/... would take "me/calendars".
     (external_calendars_router, "/providers/me/calendars", "calendars"),
+    (team_invitations_router, "/providers/me/team-invitations", "teams"),  # likewise
     (users_router, "/users", "users"),
     (slot_search_router, "/slots", "slots"),
     (teams_router, "/teams", "teams"),

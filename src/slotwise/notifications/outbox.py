@@ -408,6 +408,28 @@ async def enqueue_calendar_paused(
     await batch.write(session)
 
 
+async def enqueue_team_invitation(
+    session: AsyncSession,
+    *,
+    email: str,
+    name: str,
+    timezone: str,
+    team: str,
+    team_handle: str,
+    invitation_id: str,
+    now: datetime,
+) -> None:
+    """A provider was invited to a team: they hear of it, and how to answer."""
+    batch = Batch()
+    batch.add(
+        kind="team_invitation",
+        to=Party(email=email, name=name, timezone=timezone),
+        context={"team": team, "team_handle": team_handle, "invitation_id": invitation_id},
+        now=now,
+    )
+    await batch.write(session)
+
+
 # -- recurring series: one message per party for the whole series, reminders per occurrence --
 
 

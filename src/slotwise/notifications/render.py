@@ -32,6 +32,7 @@ SUBJECTS = {
     "webhook_disabled": "Your Slotwise webhook was disabled",
     "series_verify": "Confirm your email to keep your series: {title}, from {start}",
     "calendar_paused": "Your calendar {calendar} is no longer synced",
+    "team_invitation": "You are invited to join the team {team}",
     "series_received": "New series: {title}, from {start}",
     "series_pending": "Series received, awaiting confirmation: {title}, from {start}",
     "series_confirmed": "Confirmed: {title}, from {start}",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from slotwise.db import Base, TimestampMixin
@@ -82,3 +83,51 @@ class TeamService(TimestampMixin, Base):
     buffer_after_minutes: Mapped[int] = mapped_column(default=0)
     slot_interval_minutes: Mapped[int | None] = mapped_column(default=None)
     is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class InvitationStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
+class TeamInvitation(TimestampMixin, Base):
+    """A team's invitation to a provider: the provider accepting it joins the team (their
+    consent to its booking their time), with the ``priority`` and ``weight`` it names. One
+    pending invitation per team and provider (a partial unique index)."""
+
+    __tablename__ = "team_invitations"
+    __table_args__ = (
+        CheckConstraint("weight BETWEEN 1 AND 100", name="weight_in_range"),
+        CheckConstraint("priority BETWEEN -100 AND 100", name="priority_in_range"),
+        Index(
+            "uq_team_invitations_pending",
+            "team_id",
+            "provider_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), index=True
+    )
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), index=True
+    )
+    priority: Mapped[int] = mapped_column(default=0)
+    weight: Mapped[int] = mapped_column(default=1)
+    status: Mapped[InvitationStatus] = mapped_column(
+        Enum(
+            InvitationStatus,
+            name="invitation_status",
+            native_enum=False,
+            length=20,
+            values_callable=lambda members: [m.value for m in members],
+        ),
+        default=InvitationStatus.PENDING,
+    )
+    responded_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.providers.models import Provider, Service
 from slotwise.providers.repository import listed
-from slotwise.teams.models import Team, TeamMember, TeamService
+from slotwise.teams.models import InvitationStatus, Team, TeamInvitation, TeamMember, TeamService
 from slotwise.users.models import User
 
 
@@ -181,3 +181,71 @@ def _key(ref: str) -> str:
         return str(uuid.UUID(ref))
     except ValueError:
         return ref.lower()
+
+
+def _invitations() -> Select[TeamInvitation, Team, Provider]:
+    return (
+        select(TeamInvitation, Team, Provider)
+        .join(Team, Team.id == TeamInvitation.team_id)
+        .join(Provider, Provider.id == TeamInvitation.provider_id)
+    )
+
+
+async def get_invitation(
+    session: AsyncSession,
+    invitation_id: uuid.UUID,
+    *,
+    team_id: uuid.UUID | None = None,
+    provider_id: uuid.UUID | None = None,
+) -> tuple[TeamInvitation, Team, Provider] | None:
+    """The invitation, if it is the team's (or the provider's) one, locked until the
+    transaction ends on PostgreSQL (SQLite's writing transactions are one at a time): two
+    answers at once are answered one after the other."""
+    query = (
+        _invitations().where(TeamInvitation.id == invitation_id).with_for_update(of=TeamInvitation)
+    )
+    if team_id is not None:
+        query = query.where(TeamInvitation.team_id == team_id)
+    if provider_id is not None:
+        query = query.where(TeamInvitation.provider_id == provider_id)
+    row = (await session.execute(query)).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+async def has_pending_invitation(
+    session: AsyncSession, team_id: uuid.UUID, provider_id: uuid.UUID
+) -> bool:
+    query = select(TeamInvitation.id).where(
+        TeamInvitation.team_id == team_id,
+        TeamInvitation.provider_id == provider_id,
+        TeamInvitation.status == InvitationStatus.PENDING,
+    )
+    return await session.scalar(query) is not None
+
+
+async def invitations_page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    offset: int,
+    team_id: uuid.UUID | None = None,
+    provider_id: uuid.UUID | None = None,
+    status: InvitationStatus | None = None,
+) -> tuple[list[tuple[TeamInvitation, Team, Provider]], int]:
+    """A team's invitations, or a provider's, newest first."""
+    where = []
+    if team_id is not None:
+        where.append(TeamInvitation.team_id == team_id)
+    if provider_id is not None:
+        where.append(TeamInvitation.provider_id == provider_id)
+    if status is not None:
+        where.append(TeamInvitation.status == status)
+    total = await session.scalar(select(func.count()).select_from(TeamInvitation).where(*where))
+    rows = await session.execute(
+        _invitations()
+        .where(*where)
+        .order_by(TeamInvitation.created_at.desc(), TeamInvitation.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [(r[0], r[1], r[2]) for r in rows], int(total or 0)

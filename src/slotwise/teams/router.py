@@ -21,11 +21,13 @@ from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.state import AppState, NowDep, StateDep
 from slotwise.teams import booking as team_booking
-from slotwise.teams import service
+from slotwise.teams import invitations, service
 from slotwise.teams import slots as team_slots
 from slotwise.teams.models import Team
 from slotwise.teams.schemas import (
     AssignedRead,
+    InvitationCreate,
+    InvitationRead,
     MemberAdd,
     MemberRead,
     TeamBookingCreate,
@@ -45,6 +47,8 @@ router = APIRouter()
 # The booking route alone, early in the application's table (``main.create_app``): FastAPI
 # tries routes one by one, and this one is as hot as a provider's booking.
 booking_router = APIRouter()
+# A provider's own invitations, at /providers/me/team-invitations (``main.API_ROUTERS``).
+my_invitations_router = APIRouter()
 
 TeamRef = Annotated[
     Text, Path(min_length=1, max_length=64, description="The team's public handle or id.")
@@ -136,6 +140,18 @@ async def add_member(
 
 
 @router.delete(
+    "/{ref}/members/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404),
+    summary="Leave a team (you, a member; your bookings stay yours)",
+    description="404 `team_member_not_found`: you are not a member of this team.",
+)
+@needs(Scope.MANAGE)
+async def leave_team(team: ViewedTeam, user: CurrentUser, session: SessionDep, now: NowDep) -> None:
+    await invitations.leave(session, user=user, team=team, now=now)
+
+
+@router.delete(
     "/{ref}/members/{provider}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 404),
@@ -149,6 +165,51 @@ async def remove_member(
     now: NowDep,
 ) -> None:
     await service.remove_member(session, team=team, provider_ref=provider, now=now)
+
+
+@router.post(
+    "/{ref}/invitations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InvitationRead,
+    responses=responses(401, 404, 409),
+    summary="Invite a provider to the team (its owner or an admin)",
+    description="The provider is emailed, and joins by accepting. 409 `already_member`, "
+    "`already_invited` (a pending invitation); 404 `provider_not_found`.",
+)
+@needs(Scope.MANAGE)
+async def invite(
+    data: InvitationCreate, team: ManagedTeam, session: SessionDep, now: NowDep
+) -> InvitationRead:
+    return await invitations.invite(session, team=team, data=data, now=now)
+
+
+@router.get(
+    "/{ref}/invitations",
+    response_model=Page[InvitationRead],
+    responses=responses(401, 404),
+    summary="The team's invitations, newest first (its owner or an admin)",
+)
+async def list_invitations(
+    team: ManagedTeam, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[InvitationRead]:
+    items, total = await invitations.for_team(
+        session, team=team, limit=page.limit, offset=page.offset
+    )
+    return Page[InvitationRead](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.delete(
+    "/{ref}/invitations/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 404, 409),
+    summary="Withdraw a pending invitation (the team's owner or an admin)",
+    description="409 `team_invitation_not_pending`: already accepted, declined or withdrawn.",
+)
+@needs(Scope.MANAGE)
+async def withdraw_invitation(
+    invitation_id: uuid.UUID, team: ManagedTeam, session: SessionDep, now: NowDep
+) -> None:
+    await invitations.withdraw(session, team=team, invitation_id=invitation_id, now=now)
 
 
 @router.post(
@@ -271,3 +332,46 @@ async def book_team(
         ],
     )
     return Response(body.model_dump_json(), status_code=201, media_type="application/json")
+
+
+@my_invitations_router.get(
+    "",
+    response_model=Page[InvitationRead],
+    responses=responses(401, 403, 404),
+    summary="Your pending invitations to teams (providers)",
+)
+async def my_invitations(
+    user: CurrentUser, session: SessionDep, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[InvitationRead]:
+    items, total = await invitations.pending_for(
+        session, user=user, limit=page.limit, offset=page.offset
+    )
+    return Page[InvitationRead](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@my_invitations_router.post(
+    "/{invitation_id}/accept",
+    response_model=InvitationRead,
+    responses=responses(401, 403, 404, 409),
+    summary="Accept an invitation: you join the team, and offer each of its services",
+    description="409 `team_invitation_not_pending` (declined or withdrawn), `already_member`.",
+)
+@needs(Scope.MANAGE)
+async def accept_invitation(
+    invitation_id: uuid.UUID, user: CurrentUser, session: SessionDep, now: NowDep
+) -> InvitationRead:
+    return await invitations.accept(session, user=user, invitation_id=invitation_id, now=now)
+
+
+@my_invitations_router.post(
+    "/{invitation_id}/decline",
+    response_model=InvitationRead,
+    responses=responses(401, 403, 404, 409),
+    summary="Decline an invitation to a team",
+    description="409 `team_invitation_not_pending`: already accepted or withdrawn.",
+)
+@needs(Scope.MANAGE)
+async def decline_invitation(
+    invitation_id: uuid.UUID, user: CurrentUser, session: SessionDep, now: NowDep
+) -> InvitationRead:
+    return await invitations.decline(session, user=user, invitation_id=invitation_id, now=now)

@@ -10,7 +10,7 @@ from slotwise.availability.search_schemas import SearchOrder
 from slotwise.booking.schemas import BookingCreated, GuestDetails, Notes
 from slotwise.dates import ApiDate, ApiDatetime
 from slotwise.providers.schemas import Buffer, Duration, Handle
-from slotwise.teams.models import TeamMode
+from slotwise.teams.models import InvitationStatus, TeamMode
 from slotwise.text import MultilineText, Text
 from slotwise.timezones import TimeZoneName
 
@@ -205,4 +205,39 @@ class TeamBookingRead(BaseModel):
     appointments: list[BookingCreated] = Field(
         description="One per member assigned; the first is the client's (a guest's manage "
         "token is on it: cancelling it cancels every member's)."
+    )
+
+
+class InvitationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Annotated[Text, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="The provider's public handle, id or user id."
+    )
+    priority: Priority = 0
+    weight: Weight = 1
+
+
+class InvitationTeam(BaseModel):
+    id: uuid.UUID
+    public_handle: str
+    name: str
+
+
+class InvitationProvider(BaseModel):
+    id: uuid.UUID
+    public_handle: str
+    full_name: str
+
+
+class InvitationRead(BaseModel):
+    id: uuid.UUID
+    team: InvitationTeam
+    provider: InvitationProvider
+    status: InvitationStatus
+    priority: int
+    weight: int
+    created_at: datetime
+    responded_at: datetime | None = Field(
+        description="When it was accepted, declined or withdrawn (null while pending)."
     )

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.errors import Conflict, NotFound
 from slotwise.providers import service as providers_service
-from slotwise.providers.models import Service
+from slotwise.providers.models import Provider, Service
 from slotwise.teams import repository
 from slotwise.teams.models import Team, TeamMember, TeamService
 from slotwise.teams.schemas import (
@@ -191,18 +191,35 @@ async def add_member(
     session: AsyncSession, *, user: User, team: Team, data: MemberAdd, now: datetime
 ) -> Member:
     """A provider joins the team, and offers each of its services. The owner adds their own
-    profile; an admin adds anyone's (adding a provider lets the team book their time)."""
+    profile; an admin adds anyone's (adding a provider lets the team book their time; anyone
+    else's joins by accepting an invitation, ``slotwise.teams.invitations``)."""
     provider = await providers_service.get_public(session, ref=data.provider)
     if user.role is not Role.ADMIN and provider.user_id != user.id:
         raise MemberNotAllowed()
+    return await join(
+        session, team=team, provider=provider, priority=data.priority, weight=data.weight, now=now
+    )
+
+
+async def join(
+    session: AsyncSession,
+    *,
+    team: Team,
+    provider: Provider,
+    priority: int,
+    weight: int,
+    now: datetime,
+) -> Member:
+    """The provider becomes a member, and offers each of the team's services: the one way
+    in, whether added (``add_member``) or invited."""
     if await repository.get_member(session, team.id, provider.id) is not None:
         raise AlreadyMember()
     session.add(
         TeamMember(
             team_id=team.id,
             provider_id=provider.id,
-            priority=data.priority,
-            weight=data.weight,
+            priority=priority,
+            weight=weight,
             created_at=now,
             updated_at=now,
         )
@@ -224,8 +241,8 @@ async def add_member(
         public_handle=provider.public_handle,
         full_name=provider.full_name,
         timezone=provider.timezone,
-        priority=data.priority,
-        weight=data.weight,
+        priority=priority,
+        weight=weight,
         listed=True,
     )
 
