@@ -259,3 +259,27 @@ async def test_invitations_at_once_make_one(client: httpx.AsyncClient, crew: Cre
     assert {s.json()["code"] for s in sent if s.status_code == 409} == {"already_invited"}
     listed = await client.get(f"/teams/{crew.handle}/invitations", headers=crew.admin.headers)
     assert listed.json()["total"] == 1
+
+
+async def test_one_provider_added_at_once_joins_once(client: httpx.AsyncClient, crew: Crew) -> None:
+    """Additions that pass the membership check together: one joins, the others are told
+    the provider already is a member (the table's key decides), never a 500."""
+    _added, profile = await bookable_provider(client)
+    invitation = (await _invite(client, crew.admin, crew.handle, profile["id"])).json()
+    sent = await asyncio.gather(
+        *(
+            client.post(
+                f"/teams/{crew.handle}/members",
+                headers=crew.admin.headers,
+                json={"provider": profile["id"]},
+            )
+            for _ in range(3)
+        ),
+        client.post(f"{MINE}/{invitation['id']}/accept", headers=_added.headers),
+    )
+    codes = sorted(s.status_code for s in sent)
+    assert codes.count(409) == 3, [s.text for s in sent]
+    assert codes[0] in {200, 201}
+    assert {s.json()["code"] for s in sent if s.status_code == 409} == {"already_member"}
+    members = (await client.get(f"/teams/{crew.handle}")).json()["members"]
+    assert [m["public_handle"] for m in members].count(profile["public_handle"]) == 1

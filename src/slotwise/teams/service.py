@@ -224,6 +224,10 @@ async def join(
             updated_at=now,
         )
     )
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # joined that moment by another request (the check above)
+        raise AlreadyMember() from exc
     offered = await repository.services(session, team.id)
     kept = await repository.member_services(
         session, team_service_ids=[s.id for s in offered], provider_id=provider.id
