@@ -4,6 +4,7 @@ provider in New York; the US changes to summer time on 2027-03-14)."""
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -167,6 +168,72 @@ def test_odd_events_read_as_the_libraries_read_them(header: str) -> None:
         data, zone=NEW_YORK, start_at=START_AT, end_at=END_AT, tentative_busy=True
     )
     assert read.events == len(ODD_EVENTS) - 1  # all but the one marked free
+
+
+def zone_definition(tzid: str, offset: str) -> str:
+    return (
+        f"BEGIN:VTIMEZONE\r\nTZID:{tzid}\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+        f"TZOFFSETFROM:{offset}\r\nTZOFFSETTO:{offset}\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
+
+
+def test_a_zone_defined_in_a_later_calendar_of_the_document_reads_as_the_libraries_read_it() -> (
+    None
+):
+    # icalendar parses the whole document before it reads a time that refers to a zone
+    # defined later; the zone's name is new to this process (its zone cache keeps every one).
+    tzid = f"Custom/Plus5-{uuid.uuid4().hex}"
+    times = f"DTSTART;TZID={tzid}:20270305T100000\r\nDTEND;TZID={tzid}:20270305T110000\r\n"
+    data = document(times) + f"BEGIN:VCALENDAR\r\n{zone_definition(tzid, '+0500')}END:VCALENDAR\r\n"
+    assert by_split(data) == [("2027-03-05T05:00", "2027-03-05T06:00")]
+    assert by_libraries(data) == by_split(data)
+
+
+def test_a_zone_defined_inside_an_event_reads_as_the_libraries_read_it() -> None:
+    tzid = f"Custom/Plus5-{uuid.uuid4().hex}"
+    times = f"DTSTART;TZID={tzid}:20270305T100000\r\nDTEND;TZID={tzid}:20270305T110000\r\n"
+    data = document(
+        f"DTSTART:20270306T100000Z\r\nDTEND:20270306T110000Z\r\n{zone_definition(tzid, '+0500')}",
+        times,
+    )
+    assert by_split(data) == by_libraries(data)
+
+
+# Whitespace the libraries keep (a value, a component's name) or drop (around a parameter):
+# each of these reads as they read it.
+SPACED_EVENTS = [
+    "DTSTART;TZID= Europe/Berlin:20270305T100000\r\nDTEND;TZID= Europe/Berlin:20270305T11"
+    "0000\r\n",  # 09:00Z, not floating
+    "DTSTART;TZID=Europe/Berlin :20270305T100000\r\nDTEND;TZID=Europe/Berlin:20270305T110000\r\n",
+    "DTSTART ;TZID=Europe/Berlin:20270305T100000\r\nDTEND;TZID=Europe/Berlin:20270305T110000\r\n",
+    "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nSTATUS:CANCELLED \r\n",  # busy
+    "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nTRANSP:TRANSPARENT \r\n",
+    "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nSTATUS: CANCELLED\r\n",
+]
+
+
+@pytest.mark.parametrize("event", SPACED_EVENTS)
+def test_whitespace_reads_as_the_libraries_read_it(event: str) -> None:
+    data = document(event)
+    assert by_split(data) == by_libraries(data)
+    assert by_split(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # A component the libraries do not know (its name ends with a space): not busy.
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT \r\nUID:spaced@example.com\r\n"
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        # Slotwise's own UID only as written: busy.
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:booking-1@slotwise \r\n"
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:booking-1@slot\\\\wise\r\n"
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    ],
+)
+def test_a_spaced_component_or_uid_reads_as_the_libraries_read_it(data: str) -> None:
+    assert by_split(data) == by_libraries(data)
 
 
 def test_a_plain_event_long_past_is_not_read() -> None:

@@ -66,12 +66,12 @@ def busy_time(
     stay the same rows as the window moves on). Plain events are read without the libraries
     (``plain``); the rest, or the whole document if its shape is not plain, with them."""
     lines = essentials(data)
-    parts = plain.split(lines)
+    part = plain.split(lines)
     found: list[scheduling.Interval] = []
-    if parts is None:
+    if part is None:
         for calendar in _parsed("\r\n".join(lines) + "\r\n", multiple=True):
             found += _busy_of(calendar, zone, start_at, end_at, tentative_busy)
-    for part in parts or ():
+    else:
         zones = part.zones_document()
         if zones is not None:  # the calendar's own zones known before its times are read
             _parsed(zones, multiple=False)
