@@ -292,6 +292,13 @@ def mixed_calendar(seed: int) -> str:
     March and April 2027): times in UTC, in a TZID, floating, all-day dates with and
     without an end, DURATION, STATUS and TRANSP, rules with COUNT or UNTIL (before, in and
     after the window), and overrides moving or cancelling an occurrence."""
+    header, events = mixed_events(seed)
+    blocks = "".join("BEGIN:VEVENT\r\n" + "\r\n".join(one) + "\r\nEND:VEVENT\r\n" for one in events)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{blocks}END:VCALENDAR\r\n"
+
+
+def mixed_events(seed: int) -> tuple[str, list[list[str]]]:
+    """``mixed_calendar``'s header and events (each its lines)."""
     rng = random.Random(seed)
     header = rng.choice(["", "X-WR-TIMEZONE:Europe/Berlin\r\n"])
     events = []
@@ -362,13 +369,66 @@ def mixed_calendar(seed: int) -> str:
                     *rng.choice([[], ["STATUS:CANCELLED"]]),
                 ]
             )
-    blocks = "".join("BEGIN:VEVENT\r\n" + "\r\n".join(one) + "\r\nEND:VEVENT\r\n" for one in events)
-    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{blocks}END:VCALENDAR\r\n"
+    return header, events
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_a_mixed_calendar_reads_as_the_libraries_read_it_whole(seed: int) -> None:
     data = mixed_calendar(seed)
+    for tentative_busy in (True, False):
+        assert by_split(data, tentative_busy=tentative_busy) == by_libraries(
+            data, tentative_busy=tentative_busy
+        )
+    assert by_split(data)
+
+
+MIXED_ZONE = "Custom/Mixed-Plus5"  # always +05:00: the parser's zone cache keeps one per name
+
+
+def written_oddly(seed: int, *, calendars: int, structural: bool) -> str:
+    """``mixed_calendar``'s events written as the libraries may read otherwise than the
+    split: spaces around names, parameters and values (and, if ``structural``, in BEGIN
+    lines and UIDs), times in a zone the document defines (before or after its events),
+    and the events spread over ``calendars`` VCALENDARs."""
+    header, events = mixed_events(seed)
+    rng = random.Random(-seed)
+    blocks = []
+    for lines in events:
+        if rng.random() < 0.5:
+            lines = [line.replace("TZID=Europe/Berlin", f"TZID={MIXED_ZONE}") for line in lines]
+        lines = [_spaced(line, rng, structural=structural) for line in lines]
+        begin = "BEGIN:VEVENT " if structural and rng.random() < 0.01 else "BEGIN:VEVENT"
+        blocks.append(f"{begin}\r\n" + "\r\n".join(lines) + "\r\nEND:VEVENT\r\n")
+    zone = zone_definition(MIXED_ZONE, "+0500")
+    cuts = sorted(rng.sample(range(1, len(blocks)), calendars - 1))
+    parts = [blocks[a:b] for a, b in zip([0, *cuts], [*cuts, len(blocks)], strict=True)]
+    parts[rng.randrange(calendars)].insert(rng.choice([0, -1]), zone)
+    return "".join(
+        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{''.join(part)}END:VCALENDAR\r\n"
+        for part in parts
+    )
+
+
+def _spaced(line: str, rng: random.Random, *, structural: bool) -> str:
+    """The line, one time in ten written with spaces the libraries keep or drop."""
+    name = line.split(":", 1)[0].split(";", 1)[0]
+    if rng.random() >= 0.1:
+        return line
+    if name in ("STATUS", "TRANSP"):
+        return rng.choice([f"{line} ", line.replace(":", ": ", 1)])
+    if name in ("DTSTART", "DTEND") and ";TZID=" in line:
+        return rng.choice([line.replace("TZID=", "TZID= "), line.replace(";", " ;", 1)])
+    if name == "UID" and structural:
+        return f"{line} "
+    return line
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("calendars", "structural"), [(1, False), (1, True), (3, False)])
+def test_a_calendar_written_oddly_reads_as_the_libraries_read_it_whole(
+    seed: int, calendars: int, structural: bool
+) -> None:
+    data = written_oddly(seed, calendars=calendars, structural=structural)
     for tentative_busy in (True, False):
         assert by_split(data, tentative_busy=tentative_busy) == by_libraries(
             data, tentative_busy=tentative_busy
