@@ -123,20 +123,24 @@ _FOLD = re.compile(r"\r?\n[ \t]")
 
 def essentials(data: bytes | str) -> list[str]:
     """The document's lines with only what busy time is read from: unfolded (RFC 5545
-    §3.1), each property kept if busy time reads it or it is part of a VTIMEZONE."""
+    §3.1), each property kept if busy time reads it or it is part of a VTIMEZONE. A name
+    is read as icalendar's parser reads it (spaces in it dropped), and a BEGIN or END line
+    that may be a VTIMEZONE's (however written) starts or ends one: what is kept is read as
+    the whole document is."""
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
     kept: list[str] = []
     in_zone = False
     for line in _FOLD.sub("", text).splitlines():
-        upper = line[:16].upper()
-        if upper.startswith("BEGIN:VTIMEZONE"):
+        name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
+        if " " in name or "\t" in name:
+            name = name.replace(" ", "").replace("\t", "")
+        zone_line = name in ("BEGIN", "END") and "VTIMEZONE" in line.upper()
+        if zone_line and name == "BEGIN":
             in_zone = True
         if in_zone:
             kept.append(line)
-            in_zone = not upper.startswith("END:VTIMEZONE")
-            continue
-        name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
-        if name in _READ:
+            in_zone = not (zone_line and name == "END")
+        elif name in _READ:
             kept.append(line)
     return kept
 
