@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from icalendar.parser.content_line import NEWLINE, UFOLD
 
 from slotwise.external import expand
 from tests.external.ics_server import FILES
@@ -240,6 +241,39 @@ def test_whitespace_reads_as_the_libraries_read_it(event: str) -> None:
 )
 def test_a_spaced_component_or_uid_reads_as_the_libraries_read_it(data: str) -> None:
     assert by_split(data) == by_libraries(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # A line ends with CRLF or LF only, for the parser: U+2028 is in the description.
+        document(
+            "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\n"
+            "DESCRIPTION:a\u2028STATUS:CANCELLED\r\n"
+        ),
+        # A fold after blank lines.
+        document(
+            "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nSTATUS:CANCEL\r\n\r\n LED\r\n"
+        ),
+    ],
+)
+def test_lines_are_split_and_unfolded_as_the_libraries_do_it(data: str) -> None:
+    assert by_split(data) == by_libraries(data)
+
+
+def test_lines_are_the_parsers_lines() -> None:
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice("\r\n \tA:") for _ in range(rng.randrange(12)))
+        assert expand.lines(text) == NEWLINE.split(UFOLD.sub("", text)), repr(text)
+
+
+def test_a_document_with_carriage_returns_alone_is_unreadable_as_for_the_libraries() -> None:
+    data = document("DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\n")
+    with pytest.raises(expand.Unreadable):
+        by_libraries(data.replace("\r\n", "\r"))
+    with pytest.raises(expand.Unreadable):
+        by_split(data.replace("\r\n", "\r"))
 
 
 def test_a_name_written_with_spaces_reads_as_the_libraries_read_it() -> None:

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 import x_wr_timezone
+from icalendar.parser.content_line import UFOLD
 
 from slotwise import scheduling
 from slotwise.external import plain
@@ -118,19 +119,31 @@ _READ = frozenset(
         "X-WR-TIMEZONE",
     }
 )
+
+
 _FOLD = re.compile(r"\r?\n[ \t]")
 
 
+def lines(text: str) -> list[str]:
+    """The document's lines as icalendar's parser splits them (``NEWLINE.split(UFOLD.sub(
+    "", text))``), blank ones included: a fold after blank lines is one only where there
+    are any, and the parser's expressions take three times as long as these on a large
+    calendar."""
+    unfolded = UFOLD.sub("", text) if "\n\n" in text or "\n\r\n" in text else _FOLD.sub("", text)
+    return unfolded.replace("\r\n", "\n").split("\n")
+
+
 def essentials(data: bytes | str) -> list[str]:
-    """The document's lines with only what busy time is read from: unfolded (RFC 5545
-    §3.1), each property kept if busy time reads it or it is part of a VTIMEZONE. A name
-    is read as icalendar's parser reads it (spaces in it dropped), and a BEGIN or END line
-    that may be a VTIMEZONE's (however written) starts or ends one: what is kept is read as
-    the whole document is."""
+    """The document's lines with only what busy time is read from: unfolded and split as
+    icalendar's parser does it (RFC 5545 §3.1: a line ends with CRLF or LF; a fold is one
+    followed by a space or a tab, blank lines between them), each property kept if busy
+    time reads it or it is part of a VTIMEZONE. A name is read as the parser reads it
+    (spaces in it dropped), and a BEGIN or END line that may be a VTIMEZONE's (however
+    written) starts or ends one: what is kept is read as the whole document is."""
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
     kept: list[str] = []
     in_zone = False
-    for line in _FOLD.sub("", text).splitlines():
+    for line in lines(text):
         name = line.split(":", 1)[0].split(";", 1)[0].strip().upper()
         if " " in name or "\t" in name:
             name = name.replace(" ", "").replace("\t", "")
