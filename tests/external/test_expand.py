@@ -276,6 +276,18 @@ def test_a_document_with_carriage_returns_alone_is_unreadable_as_for_the_librari
         by_split(data.replace("\r\n", "\r"))
 
 
+def test_spaces_around_an_equals_sign_in_a_tzid_read_as_the_libraries_read_them() -> None:
+    # The parser drops them: the zone is the one the calendar defines.
+    tzid = f"Custom/Plus5={uuid.uuid4().hex}"
+    spaced = tzid.replace("=", " = ")
+    data = document(
+        f"DTSTART;TZID={spaced}:20270305T100000\r\nDTEND;TZID={spaced}:20270305T110000\r\n",
+        header=zone_definition(tzid, "+0500"),
+    )
+    assert by_split(data) == [("2027-03-05T05:00", "2027-03-05T06:00")]
+    assert by_libraries(data) == by_split(data)
+
+
 def test_a_name_written_with_spaces_reads_as_the_libraries_read_it() -> None:
     # The parser drops the spaces in a name: a cancelled event, and a zone it knows.
     tzid = f"Custom/Plus5-{uuid.uuid4().hex}"

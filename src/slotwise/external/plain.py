@@ -39,10 +39,11 @@ _STRUCTURE = frozenset({"BEGIN", "END"})
 _STRUCTURE_LINE = re.compile(r"(BEGIN|END):([A-Z0-9-]+)", re.IGNORECASE)
 _WRITTEN_UID = re.compile(r"UID:[^\\]*", re.IGNORECASE)
 # A DTSTART or DTEND line read here: its TZID and VALUE parameters (no quote, RFC 6868 or
-# backslash escape, list, control character, or space around them: what icalendar's parser
-# changes or drops) and a value without a backslash (what it unescapes); STATUS and TRANSP
-# without parameters. What is read is then what the libraries read, as written.
-_PARAMETER = r"[^\x00-\x20\x7f\";:,\\^](?:[^\x00-\x1f\x7f\";:,\\^]*[^\x00-\x20\x7f\";:,\\^])?"
+# backslash escape, list, equals sign, control character, or space around them: what
+# icalendar's parser changes or drops) and a value without a backslash (what it
+# unescapes); STATUS and TRANSP without parameters. What is read is then what the
+# libraries read, as written.
+_PARAMETER = r"[^\x00-\x20\x7f\";:,=\\^](?:[^\x00-\x1f\x7f\";:,=\\^]*[^\x00-\x20\x7f\";:,=\\^])?"
 _TIME_LINE = re.compile(
     rf"(DTSTART|DTEND)((?:;(?:TZID|VALUE)={_PARAMETER})*):([^\\]*)", re.IGNORECASE
 )
