@@ -201,6 +201,15 @@ def test_a_zone_defined_inside_an_event_reads_as_the_libraries_read_it() -> None
     assert by_split(data) == by_libraries(data)
 
 
+def test_an_event_inside_an_event_reads_as_the_libraries_read_it() -> None:
+    data = document(
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nBEGIN:VEVENT\r\n"
+        "UID:inner@example.com\r\nDTSTART:20270306T100000Z\r\nDTEND:20270306T110000Z\r\n"
+        "END:VEVENT\r\n"
+    )
+    assert by_split(data) == by_libraries(data)
+
+
 # Whitespace the libraries keep (a value, a component's name) or drop (around a parameter):
 # each of these reads as they read it.
 SPACED_EVENTS = [

@@ -19,7 +19,8 @@ backslash in a value (the parser unescapes it); anything else goes to the librar
 whole document did before. A document whose shape is not plain goes to them whole, and
 they say what is wrong: text outside a VCALENDAR, unbalanced BEGIN and END, more than one
 VCALENDAR, a BEGIN or END line with spaces or parameters, a VTIMEZONE inside another
-component, or a UID line not written ``UID:value`` (``split``).
+component or a VEVENT inside an event, or a UID line not written ``UID:value``
+(``split``).
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def split(lines: Iterable[str]) -> Part | None:
     - A BEGIN or END line not written ``BEGIN:NAME`` (the libraries keep spaces around a
       component's name), or a property's name with a space in it (they drop it).
     - A VTIMEZONE anywhere but in the VCALENDAR itself (the parser knows it once it has
-      reached it, the split only the calendar's own zones).
+      reached it, the split only the calendar's own zones), a VEVENT inside another
+      (recurring-ical-events reads it, the split reads the outer one alone).
     - A UID line not written ``UID:value`` with no backslash in the value: events are told
       apart by their UIDs as written, as the libraries tell them apart.
     """
@@ -142,7 +144,9 @@ def split(lines: Iterable[str]) -> Part | None:
                 parts.append(Part())
             elif len(stack) == 1 and component == "VEVENT":
                 event = _Event()
-            elif component == "VTIMEZONE" and len(stack) != 1:
+            elif (component == "VTIMEZONE" and len(stack) != 1) or (
+                component == "VEVENT" and event is not None
+            ):
                 return None
             if event is not None:
                 event.lines.append(line)
