@@ -336,6 +336,9 @@ def test_a_series_ended_long_before_the_window_is_not_read() -> None:
 @pytest.mark.parametrize(
     "event",
     [
+        # The rule's value starts after the quoted parameter: no UNTIL, every week.
+        'DTSTART:20100304T100000Z\r\nDTEND:20100304T110000Z\r\nRRULE;X-A="b:UNTIL=20100401T0'
+        '00000Z":FREQ=WEEKLY\r\n',
         # UNTIL before the window, but an occurrence lasting into it.
         "DTSTART;VALUE=DATE:20260220\r\nDTEND;VALUE=DATE:20260305\r\n"
         "RRULE:FREQ=YEARLY;UNTIL=20270221\r\n",

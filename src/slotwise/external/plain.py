@@ -233,9 +233,14 @@ def _ended_series(events: list[_Event], uids: Counter[str], first_date: date) ->
 
 def _ends_before(event: _Event, first_date: date) -> bool:
     """Whether every occurrence of the event ends before ``first_date``: its DTSTART and
-    DTEND, and its rule's UNTIL plus the days the event spans, all before it."""
+    DTEND, and its rule's UNTIL plus the days the event spans, all before it. Not if one
+    of those lines has a quote or a backslash: its value may not start at its first colon
+    for the parser."""
     properties = event.properties
     if not {"RDATE", "EXRULE", "DURATION"}.isdisjoint(properties):
+        return False
+    read = (line for name in ("DTSTART", "DTEND", "RRULE") for line in properties.get(name, ()))
+    if any('"' in line or "\\" in line for line in read):
         return False
     if len(properties.get("DTSTART", ())) != 1 or len(properties.get("DTEND", ())) != 1:
         return False
