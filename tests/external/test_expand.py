@@ -4,10 +4,12 @@ provider in New York; the US changes to summer time on 2027-03-14)."""
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from icalendar.parser.content_line import NEWLINE, UFOLD
 
 from slotwise.external import expand
 from tests.external.ics_server import FILES
@@ -126,7 +128,8 @@ def document(*events: str, header: str = "") -> str:
 
 
 def by_libraries(data: str | bytes, *, tentative_busy: bool = True) -> list[tuple[str, str]]:
-    text = "\r\n".join(expand.essentials(data)) + "\r\n"
+    """The busy time the libraries read from the whole document (every line as written)."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
     found = [
         one
         for calendar in expand._parsed(text, multiple=True)
@@ -169,6 +172,144 @@ def test_odd_events_read_as_the_libraries_read_them(header: str) -> None:
     assert read.events == len(ODD_EVENTS) - 1  # all but the one marked free
 
 
+def zone_definition(tzid: str, offset: str) -> str:
+    return (
+        f"BEGIN:VTIMEZONE\r\nTZID:{tzid}\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+        f"TZOFFSETFROM:{offset}\r\nTZOFFSETTO:{offset}\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
+
+
+def test_a_zone_defined_in_a_later_calendar_of_the_document_reads_as_the_libraries_read_it() -> (
+    None
+):
+    # icalendar parses the whole document before it reads a time that refers to a zone
+    # defined later; the zone's name is new to this process (its zone cache keeps every one).
+    tzid = f"Custom/Plus5-{uuid.uuid4().hex}"
+    times = f"DTSTART;TZID={tzid}:20270305T100000\r\nDTEND;TZID={tzid}:20270305T110000\r\n"
+    data = document(times) + f"BEGIN:VCALENDAR\r\n{zone_definition(tzid, '+0500')}END:VCALENDAR\r\n"
+    assert by_split(data) == [("2027-03-05T05:00", "2027-03-05T06:00")]
+    assert by_libraries(data) == by_split(data)
+
+
+def test_a_zone_defined_inside_an_event_reads_as_the_libraries_read_it() -> None:
+    tzid = f"Custom/Plus5-{uuid.uuid4().hex}"
+    times = f"DTSTART;TZID={tzid}:20270305T100000\r\nDTEND;TZID={tzid}:20270305T110000\r\n"
+    data = document(
+        f"DTSTART:20270306T100000Z\r\nDTEND:20270306T110000Z\r\n{zone_definition(tzid, '+0500')}",
+        times,
+    )
+    assert by_split(data) == by_libraries(data)
+
+
+def test_an_event_inside_an_event_reads_as_the_libraries_read_it() -> None:
+    data = document(
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nBEGIN:VEVENT\r\n"
+        "UID:inner@example.com\r\nDTSTART:20270306T100000Z\r\nDTEND:20270306T110000Z\r\n"
+        "END:VEVENT\r\n"
+    )
+    assert by_split(data) == by_libraries(data)
+
+
+# Whitespace the libraries keep (a value, a component's name) or drop (around a parameter):
+# each of these reads as they read it.
+SPACED_EVENTS = [
+    "DTSTART;TZID= Europe/Berlin:20270305T100000\r\nDTEND;TZID= Europe/Berlin:20270305T11"
+    "0000\r\n",  # 09:00Z, not floating
+    "DTSTART;TZID=Europe/Berlin :20270305T100000\r\nDTEND;TZID=Europe/Berlin:20270305T110000\r\n",
+    "DTSTART ;TZID=Europe/Berlin:20270305T100000\r\nDTEND;TZID=Europe/Berlin:20270305T110000\r\n",
+    "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nSTATUS:CANCELLED \r\n",  # busy
+    "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nTRANSP:TRANSPARENT \r\n",
+    "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nSTATUS: CANCELLED\r\n",
+]
+
+
+SPACED_EVENTS += [
+    "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nRR ULE:FREQ=DAILY;COUNT=3\r\n",
+]
+
+
+@pytest.mark.parametrize("event", SPACED_EVENTS)
+def test_whitespace_reads_as_the_libraries_read_it(event: str) -> None:
+    data = document(event)
+    assert by_split(data) == by_libraries(data)
+    assert by_split(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # A component the libraries do not know (its name ends with a space): not busy.
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT \r\nUID:spaced@example.com\r\n"
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        # Slotwise's own UID only as written: busy.
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:booking-1@slotwise \r\n"
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:booking-1@slot\\\\wise\r\n"
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    ],
+)
+def test_a_spaced_component_or_uid_reads_as_the_libraries_read_it(data: str) -> None:
+    assert by_split(data) == by_libraries(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # A line ends with CRLF or LF only, for the parser: U+2028 is in the description.
+        document(
+            "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\n"
+            "DESCRIPTION:a\u2028STATUS:CANCELLED\r\n"
+        ),
+        # A fold after blank lines.
+        document(
+            "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nSTATUS:CANCEL\r\n\r\n LED\r\n"
+        ),
+    ],
+)
+def test_lines_are_split_and_unfolded_as_the_libraries_do_it(data: str) -> None:
+    assert by_split(data) == by_libraries(data)
+
+
+def test_lines_are_the_parsers_lines() -> None:
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice("\r\n \tA:") for _ in range(rng.randrange(12)))
+        assert expand.lines(text) == NEWLINE.split(UFOLD.sub("", text)), repr(text)
+
+
+def test_a_document_with_carriage_returns_alone_is_unreadable_as_for_the_libraries() -> None:
+    data = document("DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\n")
+    with pytest.raises(expand.Unreadable):
+        by_libraries(data.replace("\r\n", "\r"))
+    with pytest.raises(expand.Unreadable):
+        by_split(data.replace("\r\n", "\r"))
+
+
+def test_spaces_around_an_equals_sign_in_a_tzid_read_as_the_libraries_read_them() -> None:
+    # The parser drops them: the zone is the one the calendar defines.
+    tzid = f"Custom/Plus5={uuid.uuid4().hex}"
+    spaced = tzid.replace("=", " = ")
+    data = document(
+        f"DTSTART;TZID={spaced}:20270305T100000\r\nDTEND;TZID={spaced}:20270305T110000\r\n",
+        header=zone_definition(tzid, "+0500"),
+    )
+    assert by_split(data) == [("2027-03-05T05:00", "2027-03-05T06:00")]
+    assert by_libraries(data) == by_split(data)
+
+
+def test_a_name_written_with_spaces_reads_as_the_libraries_read_it() -> None:
+    # The parser drops the spaces in a name: a cancelled event, and a zone it knows.
+    tzid = f"Custom/Plus5-{uuid.uuid4().hex}"
+    zone = zone_definition(tzid, "+0500").replace("BEGIN:VTIMEZONE", "BEGIN :VTIMEZONE", 1)
+    data = document(
+        "DTSTART:20270305T100000Z\r\nDTEND:20270305T110000Z\r\nSTA TUS:CANCELLED\r\n",
+        f"DTSTART;TZID={tzid}:20270306T100000\r\nDTEND;TZID={tzid}:20270306T110000\r\n",
+        header=zone,
+    )
+    assert by_split(data) == [("2027-03-06T05:00", "2027-03-06T06:00")]
+    assert by_libraries(data) == by_split(data)
+
+
 def test_a_plain_event_long_past_is_not_read() -> None:
     # Its end cannot be read, but it is years before the window: the calendar is readable.
     data = document(
@@ -195,6 +336,9 @@ def test_a_series_ended_long_before_the_window_is_not_read() -> None:
 @pytest.mark.parametrize(
     "event",
     [
+        # The rule's value starts after the quoted parameter: no UNTIL, every week.
+        'DTSTART:20100304T100000Z\r\nDTEND:20100304T110000Z\r\nRRULE;X-A="b:UNTIL=20100401T0'
+        '00000Z":FREQ=WEEKLY\r\n',
         # UNTIL before the window, but an occurrence lasting into it.
         "DTSTART;VALUE=DATE:20260220\r\nDTEND;VALUE=DATE:20260305\r\n"
         "RRULE:FREQ=YEARLY;UNTIL=20270221\r\n",
@@ -225,6 +369,13 @@ def mixed_calendar(seed: int) -> str:
     March and April 2027): times in UTC, in a TZID, floating, all-day dates with and
     without an end, DURATION, STATUS and TRANSP, rules with COUNT or UNTIL (before, in and
     after the window), and overrides moving or cancelling an occurrence."""
+    header, events = mixed_events(seed)
+    blocks = "".join("BEGIN:VEVENT\r\n" + "\r\n".join(one) + "\r\nEND:VEVENT\r\n" for one in events)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{blocks}END:VCALENDAR\r\n"
+
+
+def mixed_events(seed: int) -> tuple[str, list[list[str]]]:
+    """``mixed_calendar``'s header and events (each its lines)."""
     rng = random.Random(seed)
     header = rng.choice(["", "X-WR-TIMEZONE:Europe/Berlin\r\n"])
     events = []
@@ -295,13 +446,66 @@ def mixed_calendar(seed: int) -> str:
                     *rng.choice([[], ["STATUS:CANCELLED"]]),
                 ]
             )
-    blocks = "".join("BEGIN:VEVENT\r\n" + "\r\n".join(one) + "\r\nEND:VEVENT\r\n" for one in events)
-    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{blocks}END:VCALENDAR\r\n"
+    return header, events
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_a_mixed_calendar_reads_as_the_libraries_read_it_whole(seed: int) -> None:
     data = mixed_calendar(seed)
+    for tentative_busy in (True, False):
+        assert by_split(data, tentative_busy=tentative_busy) == by_libraries(
+            data, tentative_busy=tentative_busy
+        )
+    assert by_split(data)
+
+
+MIXED_ZONE = "Custom/Mixed-Plus5"  # always +05:00: the parser's zone cache keeps one per name
+
+
+def written_oddly(seed: int, *, calendars: int, structural: bool) -> str:
+    """``mixed_calendar``'s events written as the libraries may read otherwise than the
+    split: spaces around names, parameters and values (and, if ``structural``, in BEGIN
+    lines and UIDs), times in a zone the document defines (before or after its events),
+    and the events spread over ``calendars`` VCALENDARs."""
+    header, events = mixed_events(seed)
+    rng = random.Random(-seed)
+    blocks = []
+    for lines in events:
+        if rng.random() < 0.5:
+            lines = [line.replace("TZID=Europe/Berlin", f"TZID={MIXED_ZONE}") for line in lines]
+        lines = [_spaced(line, rng, structural=structural) for line in lines]
+        begin = "BEGIN:VEVENT " if structural and rng.random() < 0.01 else "BEGIN:VEVENT"
+        blocks.append(f"{begin}\r\n" + "\r\n".join(lines) + "\r\nEND:VEVENT\r\n")
+    zone = zone_definition(MIXED_ZONE, "+0500")
+    cuts = sorted(rng.sample(range(1, len(blocks)), calendars - 1))
+    parts = [blocks[a:b] for a, b in zip([0, *cuts], [*cuts, len(blocks)], strict=True)]
+    parts[rng.randrange(calendars)].insert(rng.choice([0, -1]), zone)
+    return "".join(
+        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{header}{''.join(part)}END:VCALENDAR\r\n"
+        for part in parts
+    )
+
+
+def _spaced(line: str, rng: random.Random, *, structural: bool) -> str:
+    """The line, one time in ten written with spaces the libraries keep or drop."""
+    name = line.split(":", 1)[0].split(";", 1)[0]
+    if rng.random() >= 0.1:
+        return line
+    if name in ("STATUS", "TRANSP"):
+        return rng.choice([f"{line} ", line.replace(":", ": ", 1)])
+    if name in ("DTSTART", "DTEND") and ";TZID=" in line:
+        return rng.choice([line.replace("TZID=", "TZID= "), line.replace(";", " ;", 1)])
+    if name == "UID" and structural:
+        return f"{line} "
+    return line
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("calendars", "structural"), [(1, False), (1, True), (3, False)])
+def test_a_calendar_written_oddly_reads_as_the_libraries_read_it_whole(
+    seed: int, calendars: int, structural: bool
+) -> None:
+    data = written_oddly(seed, calendars=calendars, structural=structural)
     for tentative_busy in (True, False):
         assert by_split(data, tentative_busy=tentative_busy) == by_libraries(
             data, tentative_busy=tentative_busy
