@@ -208,14 +208,9 @@ class TeamBookingRead(BaseModel):
     )
 
 
-class InvitationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    provider: Annotated[Text, StringConstraints(min_length=1, max_length=64)] = Field(
-        description="The provider's public handle, id or user id."
-    )
-    priority: Priority = 0
-    weight: Weight = 1
+class InvitationCreate(MemberAdd):
+    """An invitation names what adding the member would: the provider, and their priority
+    and weight once they accept."""
 
 
 class InvitationTeam(BaseModel):
