@@ -14,7 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -251,13 +250,18 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, 500, "internal_error", "An unexpected error occurred.")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, redis: bool) -> None:
+    """Every error's answer; Redis's errors too when the app has Redis (redis_client.py
+    loads redis-py only then)."""
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error_or_crash)
-    app.add_exception_handler(RedisError, _redis_error)
+    if redis:
+        from slotwise import redis_client
+
+        app.add_exception_handler(redis_client.error_class(), _redis_error)
     # Starlette answers with this and raises on (the server then drops the connection):
     # RequestContextMiddleware answers a bug first; this is for one outside it.
     app.add_exception_handler(Exception, _unexpected_error)

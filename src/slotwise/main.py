@@ -247,7 +247,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.slotwise = state
     app.state.metrics = Metrics()
-    install_error_handlers(app)
+    install_error_handlers(app, redis=redis is not None)
 
     # FastAPI tries routes in order (each costs a little): the hottest go first, slots
     # and bookings, a provider's and a team's (which no other route's path can shadow).

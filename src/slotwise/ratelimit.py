@@ -10,17 +10,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import Redis
 from starlette.requests import Request
 
+from slotwise import redis_client
 from slotwise.errors import RateLimited
-from slotwise.redis_client import REDIS_ERRORS
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +35,7 @@ class RateLimiter:
         self.enabled = enabled
         self._memory = MovingWindowRateLimiter(MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
+        self._shared_errors: tuple[type[Exception], ...] = ()
         if redis is not None:
             storage = RedisStorage(
                 "async+redis://",
@@ -41,6 +44,7 @@ class RateLimiter:
                 connection_pool=redis.connection_pool,  # type: ignore[arg-type]
             )
             self._shared = MovingWindowRateLimiter(storage)
+            self._shared_errors = redis_client.errors()
         self._shared_down_until = 0.0  # time.monotonic() before which Redis is not asked
 
     async def hit(self, limit: str, scope: str, key: str) -> None:
@@ -64,7 +68,7 @@ class RateLimiter:
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             try:
                 await operation(self._shared, item, scope, key)
-            except REDIS_ERRORS as exc:
+            except self._shared_errors as exc:
                 if self._shared_down_until == 0.0:
                     log.warning("rate_limit_redis_unavailable", error=str(exc)[:200])
                 self._shared_down_until = time.monotonic() + REDIS_RETRY_SECONDS

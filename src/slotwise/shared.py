@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
 
 from slotwise.apikeys.uses import KeyUses
 from slotwise.auth.passwords import PasswordHasher
@@ -23,6 +22,9 @@ from slotwise.auth.tokens import VerifiedAccessTokens
 from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 @dataclass

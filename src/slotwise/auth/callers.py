@@ -3,9 +3,8 @@ can no longer sign in."""
 
 from __future__ import annotations
 
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
-from redis.asyncio import Redis
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +13,9 @@ from slotwise.auth.tokens import InvalidToken, TokenClaims
 from slotwise.db import one_of, padded
 from slotwise.users import repository as users_repo
 from slotwise.users.models import User
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 async def user_for_claims(session: AsyncSession, redis: Redis | None, claims: TokenClaims) -> User:

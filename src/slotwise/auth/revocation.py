@@ -13,13 +13,16 @@ import math
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, Exists, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth.models import RevokedAccessToken
 from slotwise.db import insert_ignoring_duplicates, one_of, padded
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _PREFIX = "slotwise:revoked-jti:"
 _SESSION_PREFIX = "slotwise:ended-session:"

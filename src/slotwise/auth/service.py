@@ -9,8 +9,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,9 @@ from slotwise.errors import Conflict, Forbidden, Unauthorized
 from slotwise.users import repository as users_repo
 from slotwise.users.models import User
 from slotwise.users.schemas import UserCreate
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 class EmailTaken(Conflict):

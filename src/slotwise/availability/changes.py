@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from typing import Any
 
-import asyncpg
 import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -237,6 +236,9 @@ class PostgresListener:
         return self.cache.enabled
 
     async def _listen_forever(self) -> None:
+        # The driver is loaded here, not with the module: a worker on SQLite never needs it.
+        import asyncpg
+
         failures = 0
         while not self._closed:
             try:

@@ -38,10 +38,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,6 +59,9 @@ from slotwise.errors import AppError
 from slotwise.scheduling import Clash, Interval, Proposal, Reason, Refusal, round_robin
 from slotwise.scheduling.round_robin import Entrant
 from slotwise.users.models import User
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 MAX_BATCH = 64
 WRITERS = 2

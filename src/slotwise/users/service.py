@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.auth import attempts
@@ -17,6 +17,9 @@ from slotwise.ratelimit import RateLimiter
 from slotwise.users import repository
 from slotwise.users.models import Role, RoleChange, User
 from slotwise.users.schemas import UserAdminUpdate, UserSelfUpdate
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 class UserNotFound(NotFound):
