@@ -89,3 +89,24 @@ async def test_round_robin_balance_counts_the_month_not_the_window(
     assert [(_hour(s), s["score"], s["reasons"]) for s in best] == [
         (hour, 0.0, []) for hour in ("11:00", "12:00", "13:00", "14:00", "15:00", "16:00")
     ]
+
+
+async def test_round_robin_balance_counts_bookings_per_unit_of_weight(
+    client: httpx.AsyncClient, settings: Settings, clock: Clock
+) -> None:
+    """The first member (weight 2) has two bookings, the second (weight 1) one: equally
+    loaded, as round robin counts them, so no time is preferred (raw counts would rank
+    every time of the second member's above the first's 13:00)."""
+    crew = await make_crew(client, settings, size=2, **{"0": {"weight": 2}})
+    for hour in (9, 10, 13):  # the second member's own time: only the first is free then
+        await _busy(client, crew, 1, hour)
+    for hour in (9, 10):
+        booked = await book(client, crew, crew.round_robin, f"{DAY}T{hour:02d}:00:00Z")
+        assert booked.status_code == 201, booked.text
+    booked = await book(client, crew, crew.round_robin, f"{DAY}T11:00:00Z")
+    assert booked.status_code == 201, booked.text
+    assert booked.json()["assigned"][0]["public_handle"] == crew.members[1][1]["public_handle"]
+    best = await _best(client, crew)
+    assert [(_hour(s), s["score"], s["reasons"]) for s in best] == [
+        (hour, 0.0, []) for hour in ("11:00", "12:00", "13:00", "14:00", "15:00", "16:00")
+    ]

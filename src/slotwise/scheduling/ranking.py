@@ -10,7 +10,7 @@ weighted term, its weight a setting (`RankingWeights`; 0 turns a rule off):
   of them on the slot's weekday, and at its hour of day, those an hour away counting half);
 - **earlier**: sooner is better, falling linearly from the first date asked for to the last;
 - **balance**: among providers (a team's members, a search's providers), those with fewer
-  bookings in the window;
+  bookings in the window (a team member's counted per unit of their round-robin weight);
 - **no_show** (a penalty): hours of the day and lead times at which this client missed more
   of their appointments.
 
@@ -47,7 +47,8 @@ class RankingWeights:
 @dataclass(frozen=True, slots=True)
 class Offered:
     """A slot offered, with what its rules read: the provider's zone, name and bookings
-    (blocked spans) around it, and the provider's load (their bookings in the window)."""
+    (blocked spans) around it, and the provider's load (their bookings in the window; per
+    unit of weight where the provider has one, as a round-robin team's member does)."""
 
     start_at: datetime
     end_at: datetime
@@ -55,7 +56,7 @@ class Offered:
     zone: ZoneInfo
     provider: str  # the provider's name, for the reasons
     busy: tuple[Interval, ...] = ()
-    load: int = 0
+    load: float = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,7 @@ def features(
     *,
     first: date,
     last: date,
-    most_load: int,
+    most_load: float,
     now: datetime,
 ) -> Features:
     """The slot's features: see the module's rules."""

@@ -6,7 +6,9 @@ Each team slot is ranked as the slot of the member whose time it takes:
 - **round robin**: the member a booking of it would go to now, by the team's rule
   (`scheduling.round_robin.rank`: fewest bookings of the service in the calendar month of the time,
   per unit of weight, then priority, then handle) among the members free then; the balance
-  rule reads that count, so a time when a less booked member is free ranks higher;
+  rule reads that count per unit of weight too (a member of weight 2 with two bookings is as
+  loaded as one of weight 1 with one), so a time when a less loaded member is free ranks
+  higher;
 - **collective**: every member's, so the team's: the blocked spans of all of them (a slot
   next to any member's booking is adjacent) and no balance to keep (each takes it).
 
@@ -118,5 +120,5 @@ async def _round_robin(
             ),
         )
         slot = by_member[assigned.member.public_handle][start_at]
-        slots.append(replace(slot, load=booked(assigned)))
+        slots.append(replace(slot, load=booked(assigned) / assigned.member.weight))
     return slots
