@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -156,3 +156,26 @@ async def test_a_cancelled_statement_leaves_no_transaction_open(engine: AsyncEng
 
     async with engine.connect() as connection:
         assert (await connection.execute(select(items.c.name))).all() == []
+
+
+async def test_the_pool_keeps_its_connections_under_more_readers_than_it_holds(
+    tmp_path: Path,
+) -> None:
+    """A fixed pool, as on PostgreSQL: readers beyond its size wait for a connection, rather
+    than each opening one (a thread, the file, four PRAGMAs) that is closed again when
+    handed back, as SQLAlchemy's default overflow for SQLite did under every burst."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}", pool_size=4)
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda connection, _record: opened.append(1))
+
+    async def read() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(select(1))
+            await asyncio.sleep(0.01)  # held while the others ask
+
+    try:
+        for _ in range(3):
+            await asyncio.gather(*(read() for _ in range(12)))
+    finally:
+        await engine.dispose()
+    assert len(opened) == 4

@@ -1,12 +1,12 @@
-"""The engine: ``make_engine`` for a database URL, with SQLite's connection settings
-(pragmas, WAL, BEGIN IMMEDIATE for writers) and PostgreSQL's fixed pool and its liveness
-check."""
+"""The engine: ``make_engine`` for a database URL, with a fixed pool, SQLite's connection
+settings (pragmas, WAL, BEGIN IMMEDIATE for writers) and PostgreSQL's liveness check."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import QueuePool, event, make_url
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -16,14 +16,23 @@ from slotwise.db import sqlite
 def make_engine(url: str, *, pool_size: int = 10, foreign_keys: bool = True) -> AsyncEngine:
     """``foreign_keys=False`` is for migrations only: SQLite's batch mode recreates a table,
     and dropping a referenced table with foreign keys on would cascade into its children."""
+    # A fixed pool on both: overflow connections are closed when handed back, so under
+    # steady concurrency above pool_size they would be opened again and again (on
+    # PostgreSQL, connection set-up and statement preparation; on SQLite, a thread, the
+    # file and the PRAGMAs). Requests beyond pool_size wait for a connection.
+    fixed = {"pool_size": pool_size, "max_overflow": 0}
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, module=sqlite.dbapi())
+        # An in-memory database keeps the dialect's one shared connection (StaticPool).
+        pooled = issubclass(SQLiteDialect_aiosqlite.get_pool_class(make_url(url)), QueuePool)
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            module=sqlite.dbapi(),
+            **(fixed if pooled else {}),
+        )
         _configure_sqlite(engine, foreign_keys=foreign_keys)
         return engine
-    # A fixed pool: overflow connections are closed when handed back, so under steady
-    # concurrency above pool_size they are opened again and again (connection set-up and
-    # statement preparation each time). Requests beyond pool_size wait for a connection.
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+    engine = create_async_engine(url, **fixed)
     event.listen(engine.sync_engine, "checkout", _discard_if_closed)
     return engine
 
