@@ -131,7 +131,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
     log_json: bool = False
-    db_pool_size: int = Field(default=20, ge=1)
+    db_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Database connections per worker; default 20 on PostgreSQL, 5 on SQLite.",
+    )
     slot_cache_mb: int = Field(
         default=32, ge=0, description="Slot listings each worker keeps in memory; 0: none."
     )

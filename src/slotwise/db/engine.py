@@ -12,16 +12,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from slotwise.db import sqlite
 
+# Connections a pool holds unless told otherwise. SQLite's work runs in this process (a
+# thread per connection, one writer at a time), so a few serve as many readers as more
+# would, with less memory (each connection keeps its own page cache) and fewer threads
+# contending for the interpreter.
+POOL_SIZE = {"sqlite": 5, "postgresql": 20}
 
-def make_engine(url: str, *, pool_size: int = 10, foreign_keys: bool = True) -> AsyncEngine:
-    """``foreign_keys=False`` is for migrations only: SQLite's batch mode recreates a table,
+
+def make_engine(
+    url: str, *, pool_size: int | None = None, foreign_keys: bool = True
+) -> AsyncEngine:
+    """``pool_size``: the fixed pool's connections (default ``POOL_SIZE`` of the database).
+    ``foreign_keys=False`` is for migrations only: SQLite's batch mode recreates a table,
     and dropping a referenced table with foreign keys on would cascade into its children."""
+    sqlite_url = url.startswith("sqlite")
+    if pool_size is None:
+        pool_size = POOL_SIZE["sqlite" if sqlite_url else "postgresql"]
     # A fixed pool on both: overflow connections are closed when handed back, so under
     # steady concurrency above pool_size they would be opened again and again (on
     # PostgreSQL, connection set-up and statement preparation; on SQLite, a thread, the
     # file and the PRAGMAs). Requests beyond pool_size wait for a connection.
     fixed = {"pool_size": pool_size, "max_overflow": 0}
-    if url.startswith("sqlite"):
+    if sqlite_url:
         # An in-memory database keeps the dialect's one shared connection (StaticPool).
         pooled = issubclass(SQLiteDialect_aiosqlite.get_pool_class(make_url(url)), QueuePool)
         engine = create_async_engine(

@@ -21,7 +21,11 @@ class Database:
     """The engine and session factory of one application instance."""
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, session_info: dict[str, Any] | None = None
+        self,
+        url: str,
+        *,
+        pool_size: int | None = None,
+        session_info: dict[str, Any] | None = None,
     ) -> None:
         """``session_info`` is given to every session (``session.info``): application-wide
         values that domain code reads without taking settings, e.g. the reminder offsets."""
