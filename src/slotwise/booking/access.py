@@ -52,7 +52,11 @@ async def for_user(
     session: AsyncSession, *, user: User, appointment_id: uuid.UUID, lock: bool = False
 ) -> Access:
     """``lock`` when the caller will change it: the row is locked until the commit."""
-    found = await repository.get(session, appointment_id, lock=lock)
+    return await of_found(session, await repository.get(session, appointment_id, lock=lock), user)
+
+
+async def of_found(session: AsyncSession, found: repository.Found | None, user: User) -> Access:
+    """``for_user`` once the appointment is read (None: there is no such appointment)."""
     if found is None or found.appointment.status is Status.HELD:  # a hold is no appointment
         raise AppointmentNotFound()
     return await with_series(session, role_of(found, user))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from slotwise.booking import access as access_rules
 from slotwise.booking import change, publish, repository, waitlist
 from slotwise.booking.access import Access
 from slotwise.booking.errors import (
@@ -20,9 +22,11 @@ from slotwise.booking.errors import (
 )
 from slotwise.booking.events import ActorRole
 from slotwise.booking.models import HOLDING_STATUSES, Appointment, ClientStanding, Status
+from slotwise.errors import AppError
 from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
 from slotwise.scheduling import Interval
+from slotwise.users.models import User
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     # A held guest booking is kept by its email's verification (booking.guests), not here.
@@ -147,17 +151,16 @@ async def hand_on_freed(
 async def set_status(
     session: AsyncSession,
     access: Access,
-    provider: Provider,
     *,
     to: Status,
     reason: str | None,
     reminder_offsets: Sequence[int],
     now: datetime,
 ) -> Appointment:
-    """PATCH /status: the provider confirms or declines; cancelling is `cancel`. A
-    confirmation queues reminders ``reminder_offsets`` minutes before the start."""
-    if to is Status.CANCELLED:
-        return await cancel(session, access, provider, reason=reason, now=now)
+    """PATCH /status: the provider confirms or declines (cancelling is `cancel`, through
+    the booking queue: ``cancel_each``). A confirmation queues reminders
+    ``reminder_offsets`` minutes before the start."""
+    assert to is not Status.CANCELLED, "a cancellation goes through the booking queue"
     if access.role not in PROVIDER_SIDE:
         raise NotAllowed("Only the provider or an admin can confirm or decline.")
     before = access.appointment.status
@@ -178,8 +181,19 @@ async def cancel(
 ) -> Appointment:
     """``hand_on``: the freed time goes to its waitlist (not when the provider cancels a
     whole group session: `sessions.cancel` ends its waitlist instead)."""
+    check_cancel(access, provider, now=now)
+    return await _write_cancel(session, access, reason=reason, now=now, hand_on=hand_on)
+
+
+def check_cancel(access: Access, provider: Provider, *, now: datetime) -> None:
+    """May the caller cancel the appointment now? (Its status, the provider's window.)"""
     check_transition(access.appointment, Status.CANCELLED)
     check_window(access, provider, now=now)
+
+
+async def _write_cancel(
+    session: AsyncSession, access: Access, *, reason: str | None, now: datetime, hand_on: bool
+) -> Appointment:
     before = access.appointment.status
     moved = move(access, Status.CANCELLED, now=now, reason=reason, cancel_reason=reason)
     return await _write_status_changed(
@@ -191,6 +205,48 @@ async def cancel(
         now=now,
         hand_on=hand_on,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """A signed-in caller's cancellation of an appointment, as the booking queue carries it."""
+
+    user: User
+    appointment_id: uuid.UUID
+    reason: str | None
+    now: datetime
+
+
+async def cancel_each(
+    session: AsyncSession, asked: Sequence[Cancellation], *, locking: Iterable[uuid.UUID] = ()
+) -> list[Appointment | AppError]:
+    """Cancellations made together (the booking queue's), each as ``cancel`` makes one,
+    in the session's transaction: for each, the appointment cancelled, or the refusal
+    (nothing written for it). The appointments, with the other rows of their collective
+    team bookings, are read and locked in one statement, in the order of their ids. Then,
+    when more than one provider's lock is in play, the locks of their providers and of
+    those ``locking`` names (the ones the transaction locks next: its bookings'), all at
+    once in the order every write takes them (``repository.lock_providers``), so that
+    handing on a freed time never waits, holding one, for another. Then each is decided
+    and written in turn: one of an appointment an earlier one cancelled (itself, or a row
+    of its team booking) is refused as it would be after it (InvalidTransition)."""
+    found = await repository.get_many_locked(session, [one.appointment_id for one in asked])
+    providers = {one.appointment.provider_id for one in found.values()}.union(locking)
+    if len(providers) > 1:  # one lock alone is taken in no other's order
+        await repository.lock_providers(session, list(providers))
+    answers: list[Appointment | AppError] = []
+    for one in asked:
+        try:
+            access = await access_rules.of_found(session, found.get(one.appointment_id), one.user)
+            check_cancel(access, access.provider, now=one.now)
+        except AppError as refusal:
+            answers.append(refusal)
+            continue
+        cancelled = await _write_cancel(
+            session, access, reason=one.reason, now=one.now, hand_on=True
+        )
+        answers.append(cancelled)
+    return answers
 
 
 async def mark_finished(

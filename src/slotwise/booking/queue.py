@@ -29,6 +29,18 @@ takes the locks of every candidate, counts their bookings and gives it to one
 batch takes at that time), whose row goes to the write with the others, which judges it.
 One whose candidate the write refused, or that waited on another booking, is chosen again
 at the next write, on the judgment of every candidate.
+
+A signed-in caller's cancellation (``cancel``: POST /appointments/{id}/cancel and its
+aliases) is a job of the same batches. Its caller is looked up in the batch's one query;
+the batch's cancellations are then made by ``lifecycle.cancel_each`` before its bookings are
+written: their appointments (with the other rows of their collective team bookings) read
+and locked in one statement, each decided by ``lifecycle.cancel``'s rules and written by its
+write (history, messages, reminders withdrawn, webhook event, the freed time handed to the
+waitlist). A booking of the batch may so take a time one of its cancellations frees. Each
+cancellation is answered once the transaction commits, a refusal too (it may be an earlier
+cancellation of the batch that refuses it); a refusal writes nothing and fails no other job.
+A batch refused as a whole writes its cancellations alone, as its bookings. (A guest's
+cancellation, by its manage token, is a request of its own, as is a reschedule.)
 """
 
 from __future__ import annotations
@@ -47,10 +59,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotwise import scheduling
 from slotwise.auth import callers
 from slotwise.auth.tokens import InvalidToken, TokenClaims
-from slotwise.booking import create, repository, write
+from slotwise.booking import create, lifecycle, repository, write
 from slotwise.booking.create import Booked
 from slotwise.booking.errors import TermsChanged, refused
 from slotwise.booking.guests import GuestPolicy
+from slotwise.booking.models import Appointment
 from slotwise.booking.pools import Pool, Pools
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
@@ -84,6 +97,21 @@ class _Job:
     alone: bool = False  # written in a batch of its own
 
 
+@dataclass(slots=True)
+class _Cancel:
+    """A signed-in caller's cancellation (``lifecycle.cancel_each``)."""
+
+    claims: TokenClaims  # verified; the user is looked up in the batch
+    appointment_id: uuid.UUID
+    reason: str | None
+    now: datetime
+    answer: asyncio.Future[Appointment]
+    alone: bool = False  # written in a batch of its own
+
+
+_Queued = _Job | _Cancel
+
+
 @dataclass(frozen=True, slots=True)
 class _Option:
     """A booking decided on one provider's terms: the booking as theirs, the terms, and
@@ -108,8 +136,8 @@ class _Decided:
 
 
 class BookingQueue:
-    """One per worker: ``submit`` queues a booking for the next batch and waits for its
-    answer."""
+    """One per worker: ``submit`` queues a booking (``cancel``, a cancellation) for the next
+    batch and waits for its answer."""
 
     def __init__(
         self,
@@ -133,7 +161,7 @@ class BookingQueue:
         self.pools = pools
         self.max_batch = max_batch
         self.writers = writers or (1 if database.is_sqlite else WRITERS)
-        self._queue: list[_Job] = []
+        self._queue: list[_Queued] = []
         self._running: set[asyncio.Task[None]] = set()
         self._in_flight = 0  # jobs in the batches being written
         self._arrived = asyncio.Event()  # set when a job is queued
@@ -156,11 +184,24 @@ class BookingQueue:
         assert job.pool is not None  # read before it was decided
         return job.pool, booked
 
+    async def cancel(
+        self, *, claims: TokenClaims, appointment_id: uuid.UUID, reason: str | None, now: datetime
+    ) -> Appointment:
+        """A signed-in caller's cancellation, decided and written with the bookings and
+        cancellations that arrive alongside (``lifecycle.cancel_each``); its refusal raised
+        as the API's error."""
+        job = _Cancel(claims, appointment_id, reason, now, _answer_of())
+        self._enqueue(job)
+        return await job.answer
+
     async def _queued(self, job: _Job) -> Booked:
+        self._enqueue(job)
+        return await job.answer
+
+    def _enqueue(self, job: _Queued) -> None:
         self._queue.append(job)
         self._arrived.set()
         self._start_writer()
-        return await job.answer
 
     def _start_writer(self) -> None:
         if len(self._running) < self.writers:
@@ -230,17 +271,20 @@ class BookingQueue:
                 break
         return min(len(self._queue), share)
 
-    async def _write(self, batch: list[_Job]) -> None:
+    async def _write(self, batch: list[_Queued]) -> None:
         jobs = [job for job in batch if not job.answer.done()]  # cancelled while queued
-        later: list[_Job] = []
+        later: list[_Queued] = []
+        cancelled: list[tuple[_Cancel, Appointment | AppError]] = []
         try:
             async with self.database.transaction(writes=True) as session:
-                written, taken = await self._decide_and_write(session, jobs, later)
-        except DBAPIError as exc:  # refused as a whole: a deadlock, a foreign key
+                written, taken = await self._decide_and_write(session, jobs, later, cancelled)
+        except (DBAPIError, AppError) as exc:
+            # Refused as a whole (a deadlock, a foreign key), or a write raised a refusal of
+            # its own (the decisions answer theirs): each job again, in a batch of its own.
             if len(jobs) == 1:
                 _fail_all(jobs, exc)
                 return
-            written, taken, later = [], [], jobs
+            written, taken, cancelled, later = [], [], [], list(jobs)
             for job in later:
                 job.alone = True
         except Exception as exc:  # the database failed: every job still open hears of it
@@ -251,9 +295,15 @@ class BookingQueue:
             _answer(decided.job, decided.booked)
         for job, refusal in taken:  # their time was taken by a booking now committed
             _refuse(job, refused(refusal))
+        for cancel, outcome in cancelled:  # answered once committed, refusals too: an
+            # earlier cancellation of the batch may be why (``lifecycle.cancel_each``)
+            if isinstance(outcome, AppError):
+                _refuse(cancel, outcome)
+            elif not cancel.answer.done():
+                cancel.answer.set_result(outcome)
         self._requeue(later)
 
-    def _requeue(self, jobs: list[_Job]) -> None:
+    def _requeue(self, jobs: list[_Queued]) -> None:
         """Jobs whose answer the next batch gives: ahead of those queued since."""
         jobs = [job for job in jobs if not job.answer.done()]
         if jobs:
@@ -262,19 +312,31 @@ class BookingQueue:
             self._start_writer()
 
     async def _decide_and_write(
-        self, session: AsyncSession, jobs: list[_Job], later: list[_Job]
+        self,
+        session: AsyncSession,
+        jobs: list[_Queued],
+        later: list[_Queued],
+        cancelled: list[tuple[_Cancel, Appointment | AppError]],
     ) -> tuple[list[_Decided], list[tuple[_Job, Refusal]]]:
-        """The callers, the decisions, the write. Returns the jobs written and those whose
-        time a booking written with them took (both answered once the transaction commits);
-        refused jobs are answered at once, and jobs to decide or write again put in
-        ``later``."""
+        """The callers, the decisions, the cancellations (``cancelled``: what became of
+        each), the write. Returns the jobs written and those whose time a booking written
+        with them took (both answered once the transaction commits); refused bookings are
+        answered at once, and jobs to decide or write again put in ``later``.
+
+        The cancellations are written before the bookings: a booking of the time one frees
+        finds it free (unless the waitlist's first in line was given it), as if the
+        cancellation had come first."""
         signed_in = [job.claims for job in jobs if job.claims is not None]
         users = iter(await callers.users_for_claims(session, self.redis, signed_in))
         asking: list[tuple[_Job, User | None]] = []
+        cancelling: list[tuple[_Cancel, User]] = []
         for job in jobs:
             user = next(users) if job.claims is not None else None
             if isinstance(user, InvalidToken):
                 _refuse(job, user)
+            elif isinstance(job, _Cancel):
+                assert user is not None  # a cancellation is a signed-in caller's
+                cancelling.append((job, user))
             else:
                 asking.append((job, user))
         await self._read_pools(session, [job for job, _user in asking])
@@ -284,6 +346,18 @@ class BookingQueue:
                 continue
             if found := await self._decide(session, job, user, later):
                 decided.append(found)
+        if cancelling:
+            asked = [
+                lifecycle.Cancellation(user, job.appointment_id, job.reason, job.now)
+                for job, user in cancelling
+            ]
+            booked_with = {
+                option.known.terms.provider_id
+                for found in decided
+                for option in [found.option, *(option for option, _ in found.candidates or ())]
+            }
+            outcomes = await lifecycle.cancel_each(session, asked, locking=booked_with)
+            cancelled.extend(zip((job for job, _ in cancelling), outcomes, strict=True))
         written: list[_Decided] = []
         taken: list[tuple[_Job, Refusal]] = []
         pending = decided
@@ -300,7 +374,7 @@ class BookingQueue:
         decided: list[_Decided],
         written: list[_Decided],
         taken: list[tuple[_Job, Refusal]],
-        later: list[_Job],
+        later: list[_Queued],
     ) -> list[_Decided]:
         """One write of the bookings that do not compete (``scheduling.arrange``), pooled
         ones given a candidate first (``_choose``); those that waited on one are settled by
@@ -352,7 +426,7 @@ class BookingQueue:
         return still
 
     async def _decide(
-        self, session: AsyncSession, job: _Job, user: User | None, later: list[_Job]
+        self, session: AsyncSession, job: _Job, user: User | None, later: list[_Queued]
     ) -> _Decided | None:
         """The booking decided on the provider's terms (a pooled one: on each candidate's);
         None if the job was answered or put in ``later`` to be decided again on fresh
@@ -442,7 +516,7 @@ class BookingQueue:
         session: AsyncSession,
         decided: list[_Decided],
         taken: list[tuple[_Job, Refusal]],
-        later: list[_Job],
+        later: list[_Queued],
     ) -> tuple[list[_Decided], list[_Decided]]:
         """Round robin's choice for each pooled booking of this write (``booking.pools``).
         Under the locks of every booking's provider and client (every candidate's), each
@@ -532,7 +606,7 @@ class BookingQueue:
         return found.booked
 
     @staticmethod
-    def _again(job: _Job, later: list[_Job]) -> None:
+    def _again(job: _Job, later: list[_Queued]) -> None:
         """Decide the job again, on fresh terms, in the next batch (TermsChanged after
         ATTEMPTS decisions on terms that kept changing)."""
         if job.decisions >= ATTEMPTS:
@@ -553,7 +627,7 @@ def _taken(proposal: Proposal, placed: list[Proposal]) -> bool:
     return any(scheduling.clash(proposal, other) is Clash.PROVIDER_TIME for other in placed)
 
 
-def _answer_of() -> asyncio.Future[Booked]:
+def _answer_of() -> asyncio.Future[Any]:
     return asyncio.get_running_loop().create_future()
 
 
@@ -562,12 +636,12 @@ def _answer(job: _Job, booked: Booked) -> None:
         job.answer.set_result(booked)
 
 
-def _refuse(job: _Job, exc: BaseException) -> None:
+def _refuse(job: _Queued, exc: BaseException) -> None:
     if not job.answer.done():
         job.answer.set_exception(exc)
 
 
-def _fail_all(jobs: list[_Job], exc: BaseException) -> None:
+def _fail_all(jobs: list[_Queued], exc: BaseException) -> None:
     for job in jobs:
         if not isinstance(exc, Exception):  # the writer was cancelled: so are its jobs
             job.answer.cancel()

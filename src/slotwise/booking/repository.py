@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple
@@ -296,23 +297,29 @@ _SIBLING = aliased(Appointment, name="sibling")
 @cache
 def _one_locked(key: str) -> Select[Appointment, Provider, User, str]:
     """``_one(key, lock=True)``, with the other members' rows of a collective team booking
-    (``team_booking_id``) locked with it, all in the order of their ids: a change of any
-    row of it may change them all (``lifecycle``, ``reschedule``), and two changes entering
-    by different rows would otherwise each hold one and wait for the other's (a deadlock).
-    A row of no team booking matches no other (its ``team_booking_id`` is NULL)."""
-    group = (
-        select(_SIBLING.team_booking_id)
-        .where(getattr(_SIBLING, key) == bindparam("value"))
-        .scalar_subquery()
-    )
+    (``team_booking_id``) locked with it (``_locked_with_teams``)."""
+    return _locked_with_teams(lambda rows: getattr(rows, key) == bindparam("value"))
+
+
+@cache
+def _many_locked(*, postgresql: bool) -> Select[Appointment, Provider, User, str]:
+    """``_one_locked("id")`` for the ids bound as ``ids``, in one statement."""
+    return _locked_with_teams(lambda rows: one_of(rows.id, "ids", postgresql=postgresql))
+
+
+def _locked_with_teams(
+    matches: Callable[[Any], ColumnElement[bool]],
+) -> Select[Appointment, Provider, User, str]:
+    """``Found`` for the rows ``matches`` (given the table, or an alias of it, to match in),
+    with the other members' rows of their collective team bookings, all locked in the order
+    of their ids: a change of any row of one may change them all (``lifecycle``,
+    ``reschedule``), and two changes entering by different rows would otherwise each hold
+    one and wait for the other's (a deadlock). A row of no team booking matches no other
+    (its ``team_booking_id`` is NULL)."""
+    groups = select(_SIBLING.team_booking_id).where(matches(_SIBLING))
     return (
         _found_query()
-        .where(
-            or_(
-                getattr(Appointment, key) == bindparam("value"),
-                Appointment.team_booking_id == group,
-            )
-        )
+        .where(or_(matches(Appointment), Appointment.team_booking_id.in_(groups)))
         .order_by(Appointment.id)
         .with_for_update(of=Appointment)
     )
@@ -332,6 +339,20 @@ async def get(
     session: AsyncSession, appointment_id: uuid.UUID, *, lock: bool = False
 ) -> Found | None:
     return await _found(session, "id", appointment_id, lock=lock)
+
+
+async def get_many_locked(
+    session: AsyncSession, appointment_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Found]:
+    """``get(..., lock=True)`` for many appointments in one statement (the booking queue's
+    cancellations), by id, with the other rows of their collective team bookings (locked
+    with them); an id found nowhere is absent."""
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    ids = sorted(set(appointment_ids))
+    values = {"ids": ids if on_postgresql else padded(ids)}
+    result = await session.execute(_many_locked(postgresql=on_postgresql), values)
+    found = (Found(*row) for row in result.unique().all())
+    return {one.appointment.id: one for one in found}
 
 
 async def team_rows(
@@ -503,20 +524,38 @@ def _lock_keys(bookings: list[tuple[uuid.UUID, str]]) -> dict[str, list[Any]]:
     }
 
 
-_LOCK_PROVIDER = select(
-    func.pg_advisory_xact_lock(
-        func.hashtextextended(bindparam("key", type_=Text()), bindparam("seed", type_=BigInteger()))
+def _lock_providers() -> Select[Any]:
+    """PostgreSQL: the booking locks of the providers bound as ``providers`` (an array of
+    their ids as text, sorted), in the array's order (a function scan's rows)."""
+    keys = (
+        func.unnest(cast(bindparam("providers"), postgresql.ARRAY(Text())))
+        .table_valued(column("key", Text()))
+        .render_derived(name="lock")
     )
-)
+    taken = func.pg_advisory_xact_lock(func.hashtextextended(keys.c.key, 1))
+    return select(func.count(taken)).select_from(keys)
+
+
+_LOCK_PROVIDERS = _lock_providers()
 
 
 async def lock_provider(session: AsyncSession, provider_id: uuid.UUID) -> None:
     """The provider's booking lock alone, the very lock a write takes first (``_lock_keys``:
     the provider's id, seed 1), held until the commit (PostgreSQL; SQLite's BEGIN IMMEDIATE
     already serializes writers). The waitlist takes it before it reads who is in line."""
+    await lock_providers(session, [provider_id])
+
+
+async def lock_providers(session: AsyncSession, provider_ids: list[uuid.UUID]) -> None:
+    """The providers' booking locks (``lock_provider``), in the order every write takes
+    them (``_lock_keys``): a transaction that will take some of them one by one (the
+    booking queue's cancellations, whose freed time the waitlist hands on under its
+    provider's lock) takes them all first, so that it never holds one while it waits for
+    another that a writer holding that one waits for."""
     connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        await connection.execute(_LOCK_PROVIDER, {"key": str(provider_id), "seed": 1})
+    if connection.dialect.name == "postgresql" and provider_ids:
+        keys = sorted({str(provider_id) for provider_id in provider_ids})
+        await connection.execute(_LOCK_PROVIDERS, {"providers": keys})
 
 
 @cache

@@ -394,18 +394,32 @@ async def update_notes(
 )
 @needs(Scope.MANAGE)
 async def change_status(
-    acting: Acting, data: StatusChange, session: SessionDep, reminders: Reminders, now: NowDep
+    request: Request,
+    appointment_id: AppointmentId,
+    data: StatusChange,
+    claims: OptionalClaims,
+    now: NowDep,
 ) -> AppointmentRead:
-    updated = await lifecycle.set_status(
-        session,
-        acting,
-        acting.provider,
-        to=Status(data.status),
-        reason=data.reason,
-        reminder_offsets=reminders,
-        now=now,
-    )
-    return appointment_read(updated)
+    to = Status(data.status)
+    if to is Status.CANCELLED:
+        return await _cancelled(request, appointment_id, claims, data.reason, now)
+    app: AppState = request.app.state.slotwise
+    if claims is None:
+        raise Unauthorized()
+    async with app.db.transaction(writes=True) as session:
+        user = await callers.user_for_claims(session, app.redis, claims)
+        acting = await access_rules.for_user(
+            session, user=user, appointment_id=appointment_id, lock=True
+        )
+        updated = await lifecycle.set_status(
+            session,
+            acting,
+            to=to,
+            reason=data.reason,
+            reminder_offsets=app.settings.reminder_offsets_minutes,
+            now=now,
+        )
+        return appointment_read(updated)
 
 
 @router.post(
@@ -422,12 +436,14 @@ async def change_status(
 )
 @needs(Scope.BOOK)
 async def cancel(
-    acting: Acting, session: SessionDep, now: NowDep, data: CancelRequest | None = None
+    request: Request,
+    appointment_id: AppointmentId,
+    claims: OptionalClaims,
+    now: NowDep,
+    data: CancelRequest | None = None,
 ) -> AppointmentRead:
     reason = data.reason if data else None
-    return appointment_read(
-        await lifecycle.cancel(session, acting, acting.provider, reason=reason, now=now)
-    )
+    return await _cancelled(request, appointment_id, claims, reason, now)
 
 
 @router.delete(
@@ -439,14 +455,31 @@ async def cancel(
 )
 @needs(Scope.BOOK)
 async def delete_appointment(
-    acting: Acting,
-    session: SessionDep,
+    request: Request,
+    appointment_id: AppointmentId,
+    claims: OptionalClaims,
     now: NowDep,
     reason: Annotated[MultilineText | None, Query(max_length=500)] = None,
 ) -> AppointmentRead:
-    return appointment_read(
-        await lifecycle.cancel(session, acting, acting.provider, reason=reason, now=now)
+    return await _cancelled(request, appointment_id, claims, reason, now)
+
+
+async def _cancelled(
+    request: Request,
+    appointment_id: uuid.UUID,
+    claims: TokenClaims | None,
+    reason: str | None,
+    now: datetime,
+) -> AppointmentRead:
+    """A signed-in caller's cancellation, decided and written with the bookings and
+    cancellations that arrive alongside (``booking.queue``, ``lifecycle.cancel_each``)."""
+    if claims is None:
+        raise Unauthorized()
+    app: AppState = request.app.state.slotwise
+    cancelled = await app.bookings.cancel(
+        claims=claims, appointment_id=appointment_id, reason=reason, now=now
     )
+    return appointment_read(cancelled)
 
 
 @router.post(

@@ -1,0 +1,214 @@
+"""Cancellations through the booking queue: a signed-in caller's cancellation is a job of
+the same batches as the bookings, decided and written in their transaction, each answered
+on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from slotwise.booking import create
+from slotwise.booking.create import Booked
+from slotwise.booking.models import Appointment, AppointmentEvent, Status
+from slotwise.booking.schemas import AppointmentCreate
+from slotwise.errors import AppError
+from slotwise.models import OutboxMessage
+from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
+from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, count_rows, signed_in
+
+Job = tuple[Account, AppointmentCreate | uuid.UUID]
+
+
+async def together(app: FastAPI, jobs: list[Job]) -> list[Any]:
+    """Bookings (a body) and cancellations (an appointment's id) handed to the worker's one
+    writer at once: they reach it as one batch."""
+    writer = state_of(app).bookings
+    writer.writers = 1
+
+    def submitted(account: Account, job: AppointmentCreate | uuid.UUID) -> Any:
+        claims = claims_of(app, account)
+        if isinstance(job, uuid.UUID):
+            return writer.cancel(claims=claims, appointment_id=job, reason="Away", now=BOOKING_NOW)
+        return writer.submit(claims=claims, data=job, now=BOOKING_NOW)
+
+    return await asyncio.gather(
+        *(submitted(account, job) for account, job in jobs), return_exceptions=True
+    )
+
+
+def outcome(answer: Any) -> str:
+    if isinstance(answer, Booked):
+        return "booked"
+    if isinstance(answer, Appointment):
+        return answer.status.value
+    assert isinstance(answer, AppError), answer
+    return answer.code
+
+
+async def booked(client: httpx.AsyncClient, account: Account, provider: Any, at: str) -> uuid.UUID:
+    response = await client.post(
+        "/appointments/",
+        headers=account.headers,
+        json={"provider_id": provider["id"], "start_datetime": f"{DAY}T{at}:00Z"},
+    )
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+async def status_of(app: FastAPI, appointment_id: uuid.UUID) -> Status:
+    async with state_of(app).db.transaction(writes=False) as session:
+        found = await session.scalar(
+            select(Appointment.status).where(Appointment.id == appointment_id)
+        )
+    assert found is not None
+    return found
+
+
+async def test_bookings_and_cancellations_arriving_together_are_committed_together(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    owner, provider = await bookable_provider(client)
+    first, second, third = [await signed_in(client) for _ in range(3)]
+    mine = await booked(client, first, provider, "09:00")
+    theirs = await booked(client, second, provider, "10:00")
+    messages_before = await count_rows(app, OutboxMessage, appointment_id=theirs)
+    with Commits(app) as commits:
+        found = await together(
+            app,
+            [
+                (third, asked(provider, "11:00")),
+                (first, mine),  # a client cancels their own
+                (owner, theirs),  # the provider cancels a client's
+                (second, asked(provider, "12:00")),
+            ],
+        )
+    assert [outcome(answer) for answer in found] == ["booked", "cancelled", "cancelled", "booked"]
+    assert commits.count == 1
+    for cancelled in (mine, theirs):
+        assert await status_of(app, cancelled) is Status.CANCELLED
+        assert await count_rows(app, AppointmentEvent, appointment_id=cancelled) == 2
+    # The client hears of the provider's cancellation, as a lone one would be told.
+    assert await count_rows(app, OutboxMessage, appointment_id=theirs) > messages_before
+    assert found[2].cancel_reason == "Away"
+
+
+async def test_a_refused_cancellation_fails_none_of_the_others(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client, cancellation_window_minutes=48 * 60)
+    first, second, stranger = [await signed_in(client) for _ in range(3)]
+    mine = await booked(client, first, provider, "09:00")
+    theirs = await booked(client, second, provider, "10:00")
+    later_day = await client.post(
+        "/appointments/",
+        headers=second.headers,
+        json={"provider_id": provider["id"], "start_datetime": "2027-03-10T10:00:00Z"},
+    )
+    assert later_day.status_code == 201, later_day.text
+    open_window = uuid.UUID(later_day.json()["id"])
+    with Commits(app) as commits:
+        found = await together(
+            app,
+            [
+                (stranger, theirs),  # another client's appointment: not found for them
+                (first, uuid.uuid4()),  # no such appointment
+                (first, mine),  # inside the provider's 48-hour window (DAY is 45 hours on)
+                (second, open_window),  # outside it: cancelled
+                (second, open_window),  # the same, again: already cancelled
+                (stranger, asked(provider, "11:00")),
+            ],
+        )
+    assert [outcome(answer) for answer in found] == [
+        "appointment_not_found",
+        "appointment_not_found",
+        "policy_window_closed",
+        "cancelled",
+        "invalid_transition",
+        "booked",
+    ]
+    assert commits.count == 1
+    assert await status_of(app, theirs) is Status.PENDING
+    assert await status_of(app, mine) is Status.PENDING
+    assert await count_rows(app, AppointmentEvent, appointment_id=open_window) == 2
+
+
+async def test_a_cancellation_frees_its_time_for_a_booking_of_its_batch(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """The batch writes its cancellations before its bookings: a booking of the time one of
+    them frees is booked, even queued before it, as if the cancellation had come first."""
+    _, provider = await bookable_provider(client)
+    first, second = await signed_in(client), await signed_in(client)
+    mine = await booked(client, first, provider, "10:00")
+    with Commits(app) as commits:
+        found = await together(app, [(second, asked(provider, "10:00")), (first, mine)])
+    assert [outcome(answer) for answer in found] == ["booked", "cancelled"]
+    assert commits.count == 1
+    assert await count_rows(app, Appointment, provider_id=uuid.UUID(provider["id"])) == 2
+
+
+async def test_a_batch_refused_as_a_whole_writes_its_cancellations_alone_too(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch the database refuses as a whole (here a foreign key: a booking's row names
+    no user) is written again job by job, its cancellations with its bookings: none is lost,
+    none written twice."""
+    _, provider = await bookable_provider(client)
+    first, second = await signed_in(client), await signed_in(client)
+    mine = await booked(client, first, provider, "09:00")
+    real = create.new_booking
+    broken_once: list[bool] = []
+
+    def broken(known: Any, proposal: Any, **given: Any) -> Booked:
+        made = real(known, proposal, **given)
+        if not broken_once:
+            broken_once.append(True)
+            made.appointment.client_id = uuid.uuid4()
+        return made
+
+    monkeypatch.setattr(create, "new_booking", broken)
+    with Commits(app) as commits:
+        found = await together(app, [(first, mine), (second, asked(provider, "10:00"))])
+    assert [outcome(answer) for answer in found] == ["cancelled", "booked"]
+    assert commits.count == 2  # nothing of the batch; each job in a batch of its own
+    assert await status_of(app, mine) is Status.CANCELLED
+    assert await count_rows(app, AppointmentEvent, appointment_id=mine) == 2
+
+
+async def test_cancellations_arriving_together_through_the_api(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Each alias of the cancellation goes through the queue: requests arriving together
+    share transactions, each answered as alone."""
+    owner, provider = await bookable_provider(client)
+    clients = [await signed_in(client) for _ in range(3)]
+    ids = [await booked(client, one, provider, f"{9 + i:02d}:00") for i, one in enumerate(clients)]
+    clock.now = BOOKING_NOW + timedelta(minutes=1)
+    state_of(app).bookings.writers = 1  # two would share them
+    with Commits(app) as commits:
+        responses = await asyncio.gather(
+            client.post(
+                f"/appointments/{ids[0]}/cancel", headers=clients[0].headers, json={"reason": "Ill"}
+            ),
+            client.delete(f"/appointments/{ids[1]}?reason=Away", headers=clients[1].headers),
+            client.patch(
+                f"/appointments/{ids[2]}/status",
+                headers=owner.headers,
+                json={"status": "cancelled", "reason": "Closed"},
+            ),
+            client.post(f"/appointments/{ids[0]}/cancel", headers=clients[1].headers),
+            client.post(f"/appointments/{ids[0]}/cancel"),  # nobody signed in
+        )
+    assert [r.status_code for r in responses] == [200, 200, 200, 404, 401], [
+        r.text for r in responses
+    ]
+    assert [r.json()["cancel_reason"] for r in responses[:3]] == ["Ill", "Away", "Closed"]
+    assert all(r.json()["status"] == "cancelled" for r in responses[:3])
+    assert commits.count < 3  # one transaction per cancellation would be 3
