@@ -3,6 +3,7 @@ by itself when the hold ends (no job), counted toward anti-abuse limits."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -326,6 +327,32 @@ async def test_a_signed_in_holders_hold_is_their_time(
     assert row.held_by == f"user:{holder.id}"
     assert row.hold_token_hash is not None
     assert len(row.hold_token_hash) == 64
+
+
+async def test_a_hold_is_no_appointment_to_cancel(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Its holder's cancellation by id, through the booking queue with a booking of the
+    same batch, is 404 (the hold is released by DELETE /holds/{token}); the hold stays."""
+    account, provider = await bookable_provider(client)
+    holder = await signed_in(client)
+    assert (await hold(client, provider["id"], f"{DAY}T10:00:00Z", holder.headers)).is_success
+    async with app.state.slotwise.db.session(writes=False) as session:
+        held = (await session.scalars(select(Appointment))).one()
+    booking = {"provider_id": provider["id"], "start_datetime": f"{DAY}T11:00:00Z"}
+    cancels = [
+        client.post(f"/appointments/{held.id}/cancel", headers=holder.headers),
+        client.delete(f"/appointments/{held.id}", headers=holder.headers),
+        client.post(f"/appointments/{held.id}/cancel", headers=account.headers),
+    ]
+    *refused, booked = await asyncio.gather(
+        *cancels, client.post("/appointments/", json=booking, headers=holder.headers)
+    )
+    assert [(r.status_code, code(r)) for r in refused] == [(404, "appointment_not_found")] * 3
+    assert booked.status_code == 201, booked.text
+    async with app.state.slotwise.db.session(writes=False) as session:
+        statuses = sorted(row.status for row in await session.scalars(select(Appointment)))
+    assert statuses == ["confirmed", "held"] or statuses == ["held", "pending"]
 
 
 def test_openapi_describes_the_holds_routes_and_their_errors(app: FastAPI) -> None:

@@ -227,7 +227,8 @@ async def cancel_each(
     when more than one provider's lock is in play, the locks of their providers and of
     those ``locking`` names (the ones the transaction locks next: its bookings'), all at
     once in the order every write takes them (``repository.lock_providers``), so that
-    handing on a freed time never waits, holding one, for another. Then each is decided
+    handing on a freed time never waits, holding one provider's lock, for another's (the
+    waiter's client lock is taken when the hand-on books them). Then each is decided
     and written in turn: one of an appointment an earlier one cancelled (itself, or a row
     of its team booking) is refused as it would be after it (InvalidTransition)."""
     found = await repository.get_many_locked(session, [one.appointment_id for one in asked])

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Text,
+    and_,
     bindparam,
     case,
     cast,
@@ -303,8 +304,11 @@ def _one_locked(key: str) -> Select[Appointment, Provider, User, str]:
 
 @cache
 def _many_locked(*, postgresql: bool) -> Select[Appointment, Provider, User, str]:
-    """``_one_locked("id")`` for the ids bound as ``ids``, in one statement."""
-    return _locked_with_teams(lambda rows: one_of(rows.id, "ids", postgresql=postgresql))
+    """``_one_locked("id")`` for the ids bound as ``ids``, in one statement; a hold is no
+    appointment (``access.of_found``), so none is locked, nor kept from its release."""
+    return _locked_with_teams(
+        lambda rows: and_(one_of(rows.id, "ids", postgresql=postgresql), rows.status != HOLD)
+    )
 
 
 def _locked_with_teams(
@@ -476,7 +480,6 @@ async def seats(
             Appointment.capacity > 1,
             Appointment.status != HOLD,  # a held seat has no attendee yet
         )
-        .order_by(Appointment.start_at, Appointment.session_key, Appointment.seat_no)
     )
     if session_key is not None:
         query = query.where(Appointment.session_key == session_key)
@@ -484,10 +487,18 @@ async def seats(
         query = query.where(Appointment.start_at >= start_from)
     if start_to is not None:
         query = query.where(Appointment.start_at < start_to)
-    if lock:
-        query = query.with_for_update(of=Appointment)
-    rows = await session.execute(query)
+    if lock:  # in the order of their ids, as every statement that locks several rows
+        rows = await session.execute(query.order_by(Appointment.id).with_for_update(of=Appointment))
+        return sorted((Seat(*row) for row in rows.all()), key=_seat_order)
+    rows = await session.execute(
+        query.order_by(Appointment.start_at, Appointment.session_key, Appointment.seat_no)
+    )
     return [Seat(*row) for row in rows.all()]
+
+
+def _seat_order(seat: Seat) -> tuple[datetime, uuid.UUID, int]:
+    appointment = seat.appointment
+    return appointment.start_at, appointment.session_key, appointment.seat_no
 
 
 async def standing(session: AsyncSession, email: str) -> ClientStanding | None:
@@ -560,18 +571,26 @@ async def lock_providers(session: AsyncSession, provider_ids: list[uuid.UUID]) -
 
 @cache
 def _occurrences(*, lock: bool) -> Select[Appointment, Provider, User, str]:
-    """``Found`` for each occurrence of the series bound as ``value``, in the rule's order."""
-    query = _one("series_id", lock=False).order_by(Appointment.recurrence_at, Appointment.id)
-    return query.with_for_update(of=Appointment) if lock else query
+    """``Found`` for each occurrence of the series bound as ``value``: in the rule's order,
+    or locked in the order of their ids (``series_occurrences``)."""
+    query = _one("series_id", lock=False)
+    if lock:
+        return query.order_by(Appointment.id).with_for_update(of=Appointment)
+    return query.order_by(Appointment.recurrence_at, Appointment.id)
 
 
 async def series_occurrences(
     session: AsyncSession, series_id: uuid.UUID, *, lock: bool = False
 ) -> list[Found]:
-    """The series' occurrences (any status), each as ``get`` finds one; ``lock``: locked
-    until the commit, as a change locks one appointment."""
+    """The series' occurrences (any status) in the rule's order, each as ``get`` finds one;
+    ``lock``: locked until the commit, as a change locks one appointment, in the order of
+    their ids, as every statement that locks several appointments takes them (the booking
+    queue's cancellations lock rows of many series at once: two orders could deadlock)."""
     result = await session.execute(_occurrences(lock=lock), {"value": series_id})
-    return [Found(*row) for row in result.unique().all()]
+    found = [Found(*row) for row in result.unique().all()]
+    if lock:
+        found.sort(key=lambda one: (one.appointment.recurrence_at, one.appointment.id))
+    return found
 
 
 # What round robin counts as a provider's booking of a service (``booking.pools``): every
