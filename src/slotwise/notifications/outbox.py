@@ -343,6 +343,16 @@ def add_rescheduled(
         _schedule_reminders(batch, offsets, booking, now=now)
 
 
+async def _enqueue_one(
+    session: AsyncSession, kind: str, to: Party, context: dict[str, Any], *, now: datetime
+) -> None:
+    """One message to one party, outside any booking (an account's, a subscription's, a
+    calendar's, a team's)."""
+    batch = Batch()
+    batch.add(kind=kind, to=to, context=context, now=now)
+    await batch.write(session)
+
+
 async def enqueue_password_reset(
     session: AsyncSession,
     *,
@@ -355,14 +365,14 @@ async def enqueue_password_reset(
 ) -> None:
     """A password reset link (``auth.reset.ResetMail``: the app factory hands this to auth,
     which sits below notifications and does not import it)."""
-    batch = Batch()
-    batch.add(
-        kind="password_reset",
-        to=Party(email=email, name=name, timezone=timezone),
-        context={RESET_URL: reset_url, "valid_minutes": valid_minutes},
+    to = Party(email=email, name=name, timezone=timezone)
+    await _enqueue_one(
+        session,
+        "password_reset",
+        to,
+        {RESET_URL: reset_url, "valid_minutes": valid_minutes},
         now=now,
     )
-    await batch.write(session)
 
 
 async def enqueue_webhook_disabled(
@@ -376,14 +386,14 @@ async def enqueue_webhook_disabled(
     now: datetime,
 ) -> None:
     """A webhook subscription was disabled for failing too long: its owner hears of it."""
-    batch = Batch()
-    batch.add(
-        kind="webhook_disabled",
-        to=Party(email=email, name=name, timezone=timezone),
-        context={"url": url, "failing_since": failing_since.isoformat()},
+    to = Party(email=email, name=name, timezone=timezone)
+    await _enqueue_one(
+        session,
+        "webhook_disabled",
+        to,
+        {"url": url, "failing_since": failing_since.isoformat()},
         now=now,
     )
-    await batch.write(session)
 
 
 async def enqueue_calendar_paused(
@@ -398,14 +408,14 @@ async def enqueue_calendar_paused(
     now: datetime,
 ) -> None:
     """A connected calendar was paused for failing too long: its provider hears of it."""
-    batch = Batch()
-    batch.add(
-        kind="calendar_paused",
-        to=Party(email=email, name=name, timezone=timezone),
-        context={"calendar": calendar, "failing_since": failing_since.isoformat(), "error": error},
+    to = Party(email=email, name=name, timezone=timezone)
+    await _enqueue_one(
+        session,
+        "calendar_paused",
+        to,
+        {"calendar": calendar, "failing_since": failing_since.isoformat(), "error": error},
         now=now,
     )
-    await batch.write(session)
 
 
 async def enqueue_team_invitation(
@@ -420,14 +430,14 @@ async def enqueue_team_invitation(
     now: datetime,
 ) -> None:
     """A provider was invited to a team: they hear of it, and how to answer."""
-    batch = Batch()
-    batch.add(
-        kind="team_invitation",
-        to=Party(email=email, name=name, timezone=timezone),
-        context={"team": team, "team_handle": team_handle, "invitation_id": invitation_id},
+    to = Party(email=email, name=name, timezone=timezone)
+    await _enqueue_one(
+        session,
+        "team_invitation",
+        to,
+        {"team": team, "team_handle": team_handle, "invitation_id": invitation_id},
         now=now,
     )
-    await batch.write(session)
 
 
 # -- recurring series: one message per party for the whole series, reminders per occurrence --
