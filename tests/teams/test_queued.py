@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
 from slotwise.booking import create, write
 from slotwise.booking.create import Booked
@@ -174,3 +175,34 @@ async def test_a_revoked_token_is_refused_before_the_team_is_looked_up(
                 now=BOOKING_NOW,
             )
         assert refused.value.code == "invalid_token"
+
+
+async def test_a_member_removed_before_a_booking_is_written_again_is_not_given_it(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    crew: Crew,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch the database refuses as a whole is written again job by job, each in a
+    batch of its own, with the pool read at the first decision. The rule's first member,
+    removed from the team meanwhile, still names a candidate there, but their share of the
+    service was withdrawn with them: their terms changed, and the booking goes to another."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("on SQLite the batch decides and writes under the write lock: no meanwhile")
+    first = min(range(3), key=lambda i: _handle(crew, i))
+    real = write.lock
+
+    async def removed_then_refused(session: Any, claims: list[write.Claim]) -> None:
+        monkeypatch.setattr(write, "lock", real)  # once
+        removed = await client.delete(
+            f"/teams/{crew.team['id']}/members/{_handle(crew, first)}", headers=crew.admin.headers
+        )
+        assert removed.status_code == 204, removed.text
+        raise DBAPIError("the batch's write", None, Exception("refused as a whole"))
+
+    monkeypatch.setattr(write, "lock", removed_then_refused)
+    found = await _one_batch(app, [_asked(crew, "10:00", 0), _asked(crew, "12:00", 1)])
+    assert _handle(crew, first) not in _handles(crew, found)
+    removed_id = uuid.UUID(str(crew.members[first][1]["id"]))
+    assert await count_rows(app, Appointment, provider_id=removed_id) == 0
