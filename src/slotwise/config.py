@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     db_pool_size: int | None = Field(
         default=None,
         ge=1,
-        description="Database connections per worker; default 20 on PostgreSQL, 5 on SQLite.",
+        description="Database connections per worker; default 20 on PostgreSQL, 3 on SQLite.",
     )
     slot_cache_mb: int = Field(
         default=32, ge=0, description="Slot listings each worker keeps in memory; 0: none."

@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from slotwise.db import sqlite
 
 # Connections a pool holds unless told otherwise. SQLite's work runs in this process (a
-# thread per connection, one writer at a time), so a few serve as many readers as more
-# would, with less memory (each connection keeps its own page cache) and fewer threads
-# contending for the interpreter.
-POOL_SIZE = {"sqlite": 5, "postgresql": 20}
+# thread per connection) and its writers take turns (``Database.write_lock``): one writer
+# and two readers keep both cores busy, and more connections add threads contending for
+# the interpreter and page caches (each connection keeps its own, up to 2 MiB, filled as
+# the database grows), not throughput.
+POOL_SIZE = {"sqlite": 3, "postgresql": 20}
 
 
 def make_engine(
