@@ -407,10 +407,7 @@ async def change_status(
     if claims is None:
         raise Unauthorized()
     async with app.db.transaction(writes=True) as session:
-        user = await callers.user_for_claims(session, app.redis, claims)
-        acting = await access_rules.for_user(
-            session, user=user, appointment_id=appointment_id, lock=True
-        )
+        acting = await _signed_in_access(app, session, claims, appointment_id, lock=True)
         updated = await lifecycle.set_status(
             session,
             acting,
@@ -506,12 +503,23 @@ async def reschedule_appointment(
     signed_in = claims
 
     async def acting(session: AsyncSession, lock: bool) -> Access:
-        user = await callers.user_for_claims(session, app.redis, signed_in)
-        return await access_rules.for_user(
-            session, user=user, appointment_id=appointment_id, lock=lock
-        )
+        return await _signed_in_access(app, session, signed_in, appointment_id, lock=lock)
 
     return await _moved(app, acting, data, now)
+
+
+async def _signed_in_access(
+    app: AppState,
+    session: AsyncSession,
+    claims: TokenClaims,
+    appointment_id: uuid.UUID,
+    *,
+    lock: bool,
+) -> Access:
+    """The appointment and the signed-in caller's capacity on it, the caller looked up in
+    the session (a route that opens its own transactions rather than ``Acting``'s)."""
+    user = await callers.user_for_claims(session, app.redis, claims)
+    return await access_rules.for_user(session, user=user, appointment_id=appointment_id, lock=lock)
 
 
 @router.post(
