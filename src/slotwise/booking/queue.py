@@ -39,8 +39,14 @@ write (history, messages, reminders withdrawn, webhook event, the freed time han
 waitlist). A booking of the batch may so take a time one of its cancellations frees. Each
 cancellation is answered once the transaction commits, a refusal too (it may be an earlier
 cancellation of the batch that refuses it); a refusal writes nothing and fails no other job.
-A batch refused as a whole writes its cancellations alone, as its bookings. (A guest's
-cancellation, by its manage token, is a request of its own, as is a reschedule.)
+A batch refused as a whole writes its cancellations alone, as its bookings.
+
+A signed-in caller's reschedule (``move``: POST /appointments/{id}/reschedule) goes the same
+way, after the batch's cancellations and before its bookings (``reschedule.move_each``):
+read and locked in one statement with the others of its batch, decided and judged by
+``reschedule.plan`` (a refusal writes nothing of it), written by ``reschedule.carry_out``,
+answered once the transaction commits. (A guest's cancellation or reschedule, by its manage
+token, is a request of its own.)
 """
 
 from __future__ import annotations
@@ -59,13 +65,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from slotwise import scheduling
 from slotwise.auth import callers
 from slotwise.auth.tokens import InvalidToken, TokenClaims
-from slotwise.booking import create, lifecycle, repository, write
+from slotwise.booking import create, lifecycle, repository, reschedule, write
 from slotwise.booking.create import Booked
 from slotwise.booking.errors import TermsChanged, refused
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.models import Appointment
 from slotwise.booking.pools import Pool, Pools
-from slotwise.booking.schemas import AppointmentCreate
+from slotwise.booking.schemas import AppointmentCreate, RescheduleRequest
 from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
 from slotwise.db import Database
 from slotwise.errors import AppError
@@ -109,7 +115,22 @@ class _Cancel:
     alone: bool = False  # written in a batch of its own
 
 
-_Queued = _Job | _Cancel
+@dataclass(slots=True)
+class _Move:
+    """A signed-in caller's reschedule (``reschedule.move_each``)."""
+
+    claims: TokenClaims  # verified; the user is looked up in the batch
+    appointment_id: uuid.UUID
+    data: RescheduleRequest
+    reminder_offsets: list[int]
+    now: datetime
+    answer: asyncio.Future[Appointment]
+    alone: bool = False  # written in a batch of its own
+
+
+_Queued = _Job | _Cancel | _Move
+# A cancellation's or a reschedule's outcome: the appointment, or the refusal.
+_Changed = tuple[_Cancel | _Move, Appointment | AppError]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +215,22 @@ class BookingQueue:
         self._enqueue(job)
         return await job.answer
 
+    async def move(
+        self,
+        *,
+        claims: TokenClaims,
+        appointment_id: uuid.UUID,
+        data: RescheduleRequest,
+        reminder_offsets: list[int],
+        now: datetime,
+    ) -> Appointment:
+        """A signed-in caller's reschedule, decided and written with the bookings,
+        cancellations and reschedules that arrive alongside (``reschedule.move_each``); its
+        refusal raised as the API's error."""
+        job = _Move(claims, appointment_id, data, reminder_offsets, now, _answer_of())
+        self._enqueue(job)
+        return await job.answer
+
     async def _queued(self, job: _Job) -> Booked:
         self._enqueue(job)
         return await job.answer
@@ -274,17 +311,17 @@ class BookingQueue:
     async def _write(self, batch: list[_Queued]) -> None:
         jobs = [job for job in batch if not job.answer.done()]  # cancelled while queued
         later: list[_Queued] = []
-        cancelled: list[tuple[_Cancel, Appointment | AppError]] = []
+        changed: list[_Changed] = []
         try:
             async with self.database.transaction(writes=True) as session:
-                written, taken = await self._decide_and_write(session, jobs, later, cancelled)
+                written, taken = await self._decide_and_write(session, jobs, later, changed)
         except (DBAPIError, AppError) as exc:
             # Refused as a whole (a deadlock, a foreign key), or a write raised a refusal of
             # its own (the decisions answer theirs): each job again, in a batch of its own.
             if len(jobs) == 1:
                 _fail_all(jobs, exc)
                 return
-            written, taken, cancelled, later = [], [], [], list(jobs)
+            written, taken, changed, later = [], [], [], list(jobs)
             for job in later:
                 job.alone = True
         except Exception as exc:  # the database failed: every job still open hears of it
@@ -295,12 +332,12 @@ class BookingQueue:
             _answer(decided.job, decided.booked)
         for job, refusal in taken:  # their time was taken by a booking now committed
             _refuse(job, refused(refusal))
-        for cancel, outcome in cancelled:  # answered once committed, refusals too: an
-            # earlier cancellation of the batch may be why (``lifecycle.cancel_each``)
+        for change, outcome in changed:  # answered once committed, refusals too: an
+            # earlier change of the batch may be why (``lifecycle.cancel_each``)
             if isinstance(outcome, AppError):
-                _refuse(cancel, outcome)
-            elif not cancel.answer.done():
-                cancel.answer.set_result(outcome)
+                _refuse(change, outcome)
+            elif not change.answer.done():
+                change.answer.set_result(outcome)
         self._requeue(later)
 
     def _requeue(self, jobs: list[_Queued]) -> None:
@@ -316,29 +353,34 @@ class BookingQueue:
         session: AsyncSession,
         jobs: list[_Queued],
         later: list[_Queued],
-        cancelled: list[tuple[_Cancel, Appointment | AppError]],
+        changed: list[_Changed],
     ) -> tuple[list[_Decided], list[tuple[_Job, Refusal]]]:
-        """The callers, the decisions, the cancellations (``cancelled``: what became of
-        each), the write. Returns the jobs written and those whose time a booking written
-        with them took (both answered once the transaction commits); refused bookings are
-        answered at once, and jobs to decide or write again put in ``later``.
+        """The callers, the decisions, the cancellations and reschedules (``changed``: what
+        became of each), the write. Returns the jobs written and those whose time a booking
+        written with them took (both answered once the transaction commits); refused
+        bookings are answered at once, and jobs to decide or write again put in ``later``.
 
-        The cancellations are written before the bookings: a booking of the time one frees
-        finds it free (unless the waitlist's first in line was given it), as if the
-        cancellation had come first."""
+        The cancellations are written first, then the reschedules, then the bookings: a
+        booking of the time one frees finds it free (unless the waitlist's first in line
+        was given it), and one of the time a reschedule takes finds it taken, as if they
+        had come first."""
         signed_in = [job.claims for job in jobs if job.claims is not None]
         users = iter(await callers.users_for_claims(session, self.redis, signed_in))
         asking: list[tuple[_Job, User | None]] = []
         cancelling: list[tuple[_Cancel, User]] = []
+        moving: list[tuple[_Move, User]] = []
         for job in jobs:
             user = next(users) if job.claims is not None else None
             if isinstance(user, InvalidToken):
                 _refuse(job, user)
-            elif isinstance(job, _Cancel):
-                assert user is not None  # a cancellation is a signed-in caller's
-                cancelling.append((job, user))
-            else:
+            elif isinstance(job, _Job):
                 asking.append((job, user))
+            else:
+                assert user is not None  # a cancellation or reschedule is a signed-in caller's
+                if isinstance(job, _Cancel):
+                    cancelling.append((job, user))
+                else:
+                    moving.append((job, user))
         await self._read_pools(session, [job for job, _user in asking])
         decided: list[_Decided] = []
         for job, user in asking:
@@ -346,18 +388,27 @@ class BookingQueue:
                 continue
             if found := await self._decide(session, job, user, later):
                 decided.append(found)
+        booked_with = {
+            option.known.terms.provider_id
+            for found in decided
+            for option in [found.option, *(option for option, _ in found.candidates or ())]
+        }
         if cancelling:
             asked = [
                 lifecycle.Cancellation(user, job.appointment_id, job.reason, job.now)
                 for job, user in cancelling
             ]
-            booked_with = {
-                option.known.terms.provider_id
-                for found in decided
-                for option in [found.option, *(option for option, _ in found.candidates or ())]
-            }
             outcomes = await lifecycle.cancel_each(session, asked, locking=booked_with)
-            cancelled.extend(zip((job for job, _ in cancelling), outcomes, strict=True))
+            changed.extend(zip((job for job, _ in cancelling), outcomes, strict=True))
+        if moving:
+            moves = [
+                reschedule.Move(user, job.appointment_id, job.data, job.reminder_offsets, job.now)
+                for job, user in moving
+            ]
+            outcomes = await reschedule.move_each(
+                session, moves, kept_terms=self.terms, locking=booked_with
+            )
+            changed.extend(zip((job for job, _ in moving), outcomes, strict=True))
         written: list[_Decided] = []
         taken: list[tuple[_Job, Refusal]] = []
         pending = decided

@@ -8,6 +8,8 @@ member's refusal is the answer)."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
+from slotwise.booking import access as access_rules
 from slotwise.booking import change, publish, repository, waitlist, write
 from slotwise.booking.access import Access
 from slotwise.booking.errors import InvalidTransition, TermsChanged, refused
@@ -24,9 +27,10 @@ from slotwise.booking.lifecycle import check_window
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
 from slotwise.booking.schemas import RescheduleRequest
 from slotwise.booking.terms import ATTEMPTS, TermsCache, covering
+from slotwise.errors import AppError
 from slotwise.notifications import outbox
-from slotwise.providers.models import Provider
 from slotwise.scheduling import Interval, Kind, OutOfRange, Placement, Reason, Refusal
+from slotwise.users.models import User
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,20 +48,95 @@ class Decided:
     seat_no: int  # the seat it takes at its new time (1 when not a seat)
 
 
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A reschedule decided and judged, nothing of it written yet: the row acted on, every
+    row that moves with it (``parts``), and where each goes."""
+
+    access: Access
+    parts: list[Part]
+    decided: list[Decided]
+
+
 async def reschedule(
     session: AsyncSession,
     access: Access,
-    provider: Provider,
     *,
     kept_terms: TermsCache,
     data: RescheduleRequest,
     reminder_offsets: list[int],
     now: datetime,
 ) -> Appointment:
+    """The appointment moved to the new time, in the session's transaction: ``plan``,
+    then ``carry_out``."""
+    planned = await plan(session, access, kept_terms=kept_terms, data=data, now=now)
+    return await carry_out(session, planned, data=data, reminder_offsets=reminder_offsets, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A signed-in caller's reschedule, as the booking queue carries it."""
+
+    user: User
+    appointment_id: uuid.UUID
+    data: RescheduleRequest
+    reminder_offsets: list[int]
+    now: datetime
+
+
+async def move_each(
+    session: AsyncSession,
+    asked: Sequence[Move],
+    *,
+    kept_terms: TermsCache,
+    locking: Iterable[uuid.UUID] = (),
+) -> list[Appointment | AppError]:
+    """Reschedules made together (the booking queue's), each as ``reschedule`` makes one,
+    in the session's transaction: for each, the appointment moved, or the refusal (nothing
+    written for it). The appointments, with the other rows of their collective team
+    bookings, are read and locked in one statement, in the order of their ids; then, when
+    more than one provider's lock is in play, the locks of their providers and of those
+    ``locking`` names (the transaction's bookings'), all at once, in the order every write
+    takes them (as ``lifecycle.cancel_each`` does). Then each is planned and carried out
+    in turn, so a later one sees an earlier one's new time taken and its old one free.
+
+    A refusal comes from ``plan``, before anything of it is written; anything ``carry_out``
+    raises is raised, for the whole transaction to be given up (the queue then writes each
+    of its jobs alone)."""
+    found = await repository.get_many_locked(session, [one.appointment_id for one in asked])
+    providers = {one.appointment.provider_id for one in found.values()}.union(locking)
+    if len(providers) > 1:  # one lock alone is taken in no other's order
+        await repository.lock_providers(session, list(providers))
+    answers: list[Appointment | AppError] = []
+    for one in asked:
+        try:
+            access = await access_rules.of_found(session, found.get(one.appointment_id), one.user)
+            planned = await plan(session, access, kept_terms=kept_terms, data=one.data, now=one.now)
+        except AppError as refusal:
+            answers.append(refusal)
+            continue
+        moved = await carry_out(
+            session, planned, data=one.data, reminder_offsets=one.reminder_offsets, now=one.now
+        )
+        answers.append(moved)
+    return answers
+
+
+async def plan(
+    session: AsyncSession,
+    access: Access,
+    *,
+    kept_terms: TermsCache,
+    data: RescheduleRequest,
+    now: datetime,
+) -> Planned:
+    """The reschedule decided on each moving row's provider's terms and judged under their
+    locks; its refusal raised. Nothing of the reschedule is written (the locks' release of
+    expired holds is, as any write's)."""
     appointment = access.appointment
     if appointment.status not in ACTIVE_STATUSES:
         raise InvalidTransition(details={"from": appointment.status.value, "to": "rescheduled"})
-    check_window(access, provider, now=now)
+    check_window(access, access.provider, now=now)
     accesses = [access]
     start_time, end_time = data.new_start_time, data.new_end_time
     if appointment.team_booking_id is not None:  # its members' rows move together, or none
@@ -80,7 +159,18 @@ async def reschedule(
         )
         for one in accesses
     ]
-    decided = await _decided(session, kept_terms, parts, now)
+    return Planned(access, parts, await _decided(session, kept_terms, parts, now))
+
+
+async def carry_out(
+    session: AsyncSession,
+    planned: Planned,
+    *,
+    data: RescheduleRequest,
+    reminder_offsets: list[int],
+    now: datetime,
+) -> Appointment:
+    """The planned moves written, and the times they freed handed to their waitlists."""
     freed = [
         await _move(
             session,
@@ -90,17 +180,17 @@ async def reschedule(
             reminder_offsets=reminder_offsets,
             now=now,
             # The client hears once, of the row acted on; each other member of theirs.
-            provider_only=part.access is not access,
+            provider_only=part.access is not planned.access,
         )
-        for part, one in zip(parts, decided, strict=True)
+        for part, one in zip(planned.parts, planned.decided, strict=True)
     ]
     # The old times (or seats), freed, go to the first in their waitlists (booking.waitlist).
-    for moved, before in zip(accesses, freed, strict=True):
+    for part, before in zip(planned.parts, freed, strict=True):
         if before is not None:
             await waitlist.promote(
-                session, provider_id=moved.appointment.provider_id, freed=before, now=now
+                session, provider_id=part.access.appointment.provider_id, freed=before, now=now
             )
-    return appointment
+    return planned.access.appointment
 
 
 async def _team_accesses(session: AsyncSession, access: Access, *, now: datetime) -> list[Access]:

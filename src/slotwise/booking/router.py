@@ -316,31 +316,18 @@ GuestActing = Annotated[Access, Depends(_acting_as_guest)]
 Finds = Callable[[AsyncSession, bool], Awaitable[Access]]
 
 
-async def _moved(
-    app: AppState, acting: Finds, data: RescheduleRequest, now: datetime
-) -> AppointmentRead:
-    """A reschedule: who acts is found first (a caller who may not move the appointment is
-    refused, 401 or 404, and nothing is synced); then, with
-    SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING, the calendars of every provider whose row moves
-    (every member's, for a collective team booking) synced, before the write transaction
-    (on SQLite it holds the write lock the sync's own write must take); then the move, in
-    the write transaction, who acts found again with the rows locked."""
-    if app.syncs_calendars_first:
-        async with app.db.transaction(writes=False) as session:
-            providers = await access_rules.providers_moved(session, await acting(session, False))
-        await app.calendars_synced([str(provider) for provider in providers], now)
-    async with app.db.transaction(writes=True) as session:
-        access = await acting(session, True)
-        moved = await reschedule(
-            session,
-            access,
-            access.provider,
-            kept_terms=app.terms,
-            data=data,
-            reminder_offsets=app.settings.reminder_offsets_minutes,
-            now=now,
-        )
-        return appointment_read(moved)
+async def _synced_before_move(app: AppState, acting: Finds, now: datetime) -> None:
+    """With SLOTWISE_CALENDAR_SYNC_BEFORE_BOOKING, before a reschedule's write transaction
+    (on SQLite it holds the write lock the sync's own write must take): who acts is found
+    first (a caller who may not move the appointment is refused, 401 or 404, and nothing is
+    synced), then the calendars of every provider whose row moves (every member's, for a
+    collective team booking) synced. The write transaction finds who acts again, with the
+    rows locked."""
+    if not app.syncs_calendars_first:
+        return
+    async with app.db.transaction(writes=False) as session:
+        providers = await access_rules.providers_moved(session, await acting(session, False))
+    await app.calendars_synced([str(provider) for provider in providers], now)
 
 
 async def synced_for(
@@ -505,7 +492,16 @@ async def reschedule_appointment(
     async def acting(session: AsyncSession, lock: bool) -> Access:
         return await _signed_in_access(app, session, signed_in, appointment_id, lock=lock)
 
-    return await _moved(app, acting, data, now)
+    await _synced_before_move(app, acting, now)
+    # Decided and written with the bookings that arrive alongside (booking.queue).
+    moved = await app.bookings.move(
+        claims=claims,
+        appointment_id=appointment_id,
+        data=data,
+        reminder_offsets=app.settings.reminder_offsets_minutes,
+        now=now,
+    )
+    return appointment_read(moved)
 
 
 async def _signed_in_access(
@@ -627,7 +623,18 @@ async def guest_reschedule(
     async def acting(session: AsyncSession, lock: bool) -> Access:
         return await access_rules.for_guest_token(session, token=token, lock=lock)
 
-    return await _moved(request.app.state.slotwise, acting, data, now)
+    app: AppState = request.app.state.slotwise
+    await _synced_before_move(app, acting, now)
+    async with app.db.transaction(writes=True) as session:
+        moved = await reschedule(
+            session,
+            await acting(session, True),
+            kept_terms=app.terms,
+            data=data,
+            reminder_offsets=app.settings.reminder_offsets_minutes,
+            now=now,
+        )
+        return appointment_read(moved)
 
 
 # -- the provider's own list ----------------------------------------------------------------

@@ -1,0 +1,276 @@
+"""Reschedules through the booking queue: a signed-in caller's reschedule is a job of the
+same batches as bookings and cancellations, decided and written in their transaction (after
+the cancellations, before the bookings), each answered on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from slotwise.booking import create, reschedule
+from slotwise.booking.create import Booked
+from slotwise.booking.errors import SlotUnavailable
+from slotwise.booking.models import Appointment, AppointmentEvent
+from slotwise.booking.schemas import AppointmentCreate, RescheduleRequest
+from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
+from tests.booking.test_queue_cancel import booked, outcome
+from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, count_rows, signed_in
+
+# A reschedule: the appointment's id and its new start ("HH:MM" on DAY).
+Moving = tuple[uuid.UUID, str]
+Job = tuple[Account, AppointmentCreate | uuid.UUID | Moving]
+
+
+async def together(app: FastAPI, jobs: list[Job]) -> list[Any]:
+    """Bookings (a body), cancellations (an appointment's id) and reschedules (an id and a
+    time) handed to the worker's one writer at once: they reach it as one batch."""
+    writer = state_of(app).bookings
+    writer.writers = 1
+
+    def submitted(account: Account, job: AppointmentCreate | uuid.UUID | Moving) -> Any:
+        claims = claims_of(app, account)
+        if isinstance(job, uuid.UUID):
+            return writer.cancel(claims=claims, appointment_id=job, reason=None, now=BOOKING_NOW)
+        if isinstance(job, tuple):
+            appointment_id, at = job
+            return writer.move(
+                claims=claims,
+                appointment_id=appointment_id,
+                data=RescheduleRequest.model_validate(
+                    {"new_start_time": f"{DAY}T{at}:00Z", "reason": "Clash"}
+                ),
+                reminder_offsets=[60],
+                now=BOOKING_NOW,
+            )
+        return writer.submit(claims=claims, data=job, now=BOOKING_NOW)
+
+    return await asyncio.gather(
+        *(submitted(account, job) for account, job in jobs), return_exceptions=True
+    )
+
+
+async def start_of(app: FastAPI, appointment_id: uuid.UUID) -> datetime:
+    async with state_of(app).db.transaction(writes=False) as session:
+        found = await session.scalar(
+            select(Appointment.start_at).where(Appointment.id == appointment_id)
+        )
+    assert found is not None
+    return found
+
+
+def on_day(at: str) -> datetime:
+    return datetime.fromisoformat(f"{DAY}T{at}:00+00:00")
+
+
+async def test_bookings_cancellations_and_reschedules_arriving_together_share_a_commit(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """The batch cancels, then moves, then books: a booking of the time a reschedule frees
+    is booked, one of the time it takes is refused, each answered as alone would be."""
+    owner, provider = await bookable_provider(client)
+    first, second, third, fourth = [await signed_in(client) for _ in range(4)]
+    mine = await booked(client, first, provider, "09:00")
+    theirs = await booked(client, second, provider, "10:00")
+    gone = await booked(client, third, provider, "13:00")
+    events_before = await count_rows(app, AppointmentEvent, appointment_id=mine)
+    with Commits(app) as commits:
+        found = await together(
+            app,
+            [
+                (fourth, asked(provider, "09:00")),  # the time ``mine`` leaves: booked
+                (fourth, asked(provider, "11:00")),  # the time ``mine`` takes: refused
+                (first, (mine, "11:00")),  # a client moves their own
+                (owner, (theirs, "13:00")),  # the provider moves a client's, to a freed time
+                (third, gone),
+            ],
+        )
+    assert [outcome(answer) for answer in found] == [
+        "booked",
+        "slot_unavailable",
+        "pending",
+        "pending",
+        "cancelled",
+    ]
+    assert commits.count == 1
+    assert await start_of(app, mine) == on_day("11:00")
+    assert await start_of(app, theirs) == on_day("13:00")
+    assert await count_rows(app, AppointmentEvent, appointment_id=mine) == events_before + 1
+    assert found[2].start_at == on_day("11:00")
+    assert found[2].sequence == 1
+
+
+async def test_a_later_reschedule_of_the_batch_sees_the_earlier_ones_change(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Each reschedule of a batch is decided and written in turn: one into the time an
+    earlier one left is moved; one into the time an earlier one took is refused."""
+    _, provider = await bookable_provider(client)
+    first, second, third = [await signed_in(client) for _ in range(3)]
+    at_nine = await booked(client, first, provider, "09:00")
+    at_ten = await booked(client, second, provider, "10:00")
+    at_two = await booked(client, third, provider, "14:00")
+    with Commits(app) as commits:
+        found = await together(
+            app,
+            [
+                (first, (at_nine, "11:00")),
+                (second, (at_ten, "09:00")),  # where the first was
+                (third, (at_two, "11:00")),  # where the first went
+            ],
+        )
+    assert [outcome(answer) for answer in found] == ["pending", "pending", "slot_unavailable"]
+    assert commits.count == 1
+    assert await start_of(app, at_nine) == on_day("11:00")
+    assert await start_of(app, at_ten) == on_day("09:00")
+    assert await start_of(app, at_two) == on_day("14:00")
+
+
+async def test_a_refused_reschedule_writes_nothing_and_fails_none_of_the_others(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    _, provider = await bookable_provider(client, cancellation_window_minutes=48 * 60)
+    first, second, stranger = [await signed_in(client) for _ in range(3)]
+    mine = await booked(client, first, provider, "09:00")  # inside the 48-hour window
+    later_day = await client.post(
+        "/appointments/",
+        headers=second.headers,
+        json={"provider_id": provider["id"], "start_datetime": "2027-03-10T10:00:00Z"},
+    )
+    assert later_day.status_code == 201, later_day.text
+    open_window = uuid.UUID(later_day.json()["id"])
+    cancelled = await client.post(
+        "/appointments/",
+        headers=second.headers,
+        json={"provider_id": provider["id"], "start_datetime": "2027-03-10T12:00:00Z"},
+    )
+    assert cancelled.status_code == 201, cancelled.text
+    called_off = uuid.UUID(cancelled.json()["id"])
+    assert (
+        await client.post(f"/appointments/{called_off}/cancel", headers=second.headers)
+    ).is_success
+    events_before = {
+        one: await count_rows(app, AppointmentEvent, appointment_id=one)
+        for one in (mine, open_window, called_off)
+    }
+    with Commits(app) as commits:
+        found = await together(
+            app,
+            [
+                (stranger, (open_window, "11:00")),  # another client's: not found for them
+                (first, (uuid.uuid4(), "11:00")),  # no such appointment
+                (first, (mine, "11:00")),  # inside the provider's window
+                (second, (called_off, "11:00")),  # cancelled: it moves nowhere
+                (second, (open_window, "05:00")),  # a time the provider does not offer
+                (stranger, asked(provider, "11:00")),
+            ],
+        )
+    assert [outcome(answer) for answer in found] == [
+        "appointment_not_found",
+        "appointment_not_found",
+        "policy_window_closed",
+        "invalid_transition",
+        "outside_availability",
+        "booked",
+    ]
+    assert commits.count == 1
+    for one, before in events_before.items():
+        assert await count_rows(app, AppointmentEvent, appointment_id=one) == before
+    assert await start_of(app, mine) == on_day("09:00")
+    assert await start_of(app, open_window) == datetime.fromisoformat("2027-03-10T10:00:00+00:00")
+
+
+async def test_a_batch_refused_as_a_whole_writes_its_reschedules_alone_too(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch the database refuses as a whole (a booking's row names no user) is written
+    again job by job, its reschedules with its bookings: none lost, none written twice."""
+    _, provider = await bookable_provider(client)
+    first, second = await signed_in(client), await signed_in(client)
+    mine = await booked(client, first, provider, "09:00")
+    events_before = await count_rows(app, AppointmentEvent, appointment_id=mine)
+    real = create.new_booking
+    broken_once: list[bool] = []
+
+    def broken(known: Any, proposal: Any, **given: Any) -> Booked:
+        made = real(known, proposal, **given)
+        if not broken_once:
+            broken_once.append(True)
+            made.appointment.client_id = uuid.uuid4()
+        return made
+
+    monkeypatch.setattr(create, "new_booking", broken)
+    with Commits(app) as commits:
+        found = await together(app, [(first, (mine, "11:00")), (second, asked(provider, "10:00"))])
+    assert [outcome(answer) for answer in found] == ["pending", "booked"]
+    assert commits.count == 2  # nothing of the batch; each job in a batch of its own
+    assert await start_of(app, mine) == on_day("11:00")
+    assert await count_rows(app, AppointmentEvent, appointment_id=mine) == events_before + 1
+
+
+async def test_a_write_that_fails_after_planning_gives_up_the_whole_batch(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``carry_out`` raises is not a refusal of the reschedule alone: part of it may be
+    written. The batch is given up and every job written alone, so nothing half-written
+    is committed: here the first write fails, the second (alone) succeeds."""
+    _, provider = await bookable_provider(client)
+    first, second = await signed_in(client), await signed_in(client)
+    mine = await booked(client, first, provider, "09:00")
+    real = reschedule.carry_out
+    failed: list[bool] = []
+
+    async def failing_once(session: Any, planned: Any, **given: Any) -> Appointment:
+        moved = await real(session, planned, **given)
+        if not failed:
+            failed.append(True)
+            raise SlotUnavailable()
+        return moved
+
+    monkeypatch.setattr(reschedule, "carry_out", failing_once)
+    with Commits(app) as commits:
+        found = await together(app, [(first, (mine, "11:00")), (second, asked(provider, "12:00"))])
+    assert [outcome(answer) for answer in found] == ["pending", "booked"]
+    assert commits.count == 2
+    assert await start_of(app, mine) == on_day("11:00")
+    assert await count_rows(app, AppointmentEvent, appointment_id=mine) == 2
+
+
+async def test_reschedules_arriving_together_through_the_api(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """POST /appointments/{id}/reschedule goes through the queue: requests arriving together
+    share transactions, each answered as alone (401, 404 and 409 too)."""
+    _, provider = await bookable_provider(client)
+    clients = [await signed_in(client) for _ in range(3)]
+    ids = [await booked(client, one, provider, f"{9 + i:02d}:00") for i, one in enumerate(clients)]
+    clock.now = BOOKING_NOW + timedelta(minutes=1)
+    state_of(app).bookings.writers = 1  # two would share them
+
+    def moved(index: int, at: str, account: Account | None) -> Any:
+        return client.post(
+            f"/appointments/{ids[index]}/reschedule",
+            headers=account.headers if account else {},
+            json={"new_start_time": f"{DAY}T{at}:00Z"},
+        )
+
+    with Commits(app) as commits:
+        responses = await asyncio.gather(
+            moved(0, "13:00", clients[0]),
+            moved(1, "14:00", clients[1]),
+            moved(2, "13:00", clients[2]),  # the time the first takes
+            moved(0, "15:00", clients[1]),  # another client's
+            moved(0, "15:00", None),  # nobody signed in
+        )
+    assert [r.status_code for r in responses] == [200, 200, 409, 404, 401], [
+        r.text for r in responses
+    ]
+    assert responses[0].json()["start_at"].startswith(f"{DAY}T13:00:00")
+    assert responses[2].json()["code"] == "slot_unavailable"
+    assert commits.count < 3  # one transaction per reschedule would be 3
