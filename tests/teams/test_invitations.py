@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from slotwise.config import Settings
 from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
+from slotwise.teams import repository as team_repository
 from slotwise.teams.models import InvitationStatus, TeamInvitation
 from tests.factories import (
     Account,
@@ -259,6 +260,26 @@ async def test_invitations_at_once_make_one(client: httpx.AsyncClient, crew: Cre
     assert {s.json()["code"] for s in sent if s.status_code == 409} == {"already_invited"}
     listed = await client.get(f"/teams/{crew.handle}/invitations", headers=crew.admin.headers)
     assert listed.json()["total"] == 1
+
+
+async def test_an_invitation_passing_the_check_in_a_race_is_refused_by_the_index(
+    client: httpx.AsyncClient, crew: Crew, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check for a pending invitation and the insert are not one step: one that passes
+    the check while another is being written (here, the check made to pass) is refused by
+    the partial unique index, as already_invited, not a 500; the first stays the one."""
+    _invited, profile = await bookable_provider(client)
+    first = await _invite(client, crew.admin, crew.handle, profile["id"])
+    assert first.status_code == 201, first.text
+
+    async def none_pending(*_args: object) -> bool:
+        return False
+
+    monkeypatch.setattr(team_repository, "has_pending_invitation", none_pending)
+    again = await _invite(client, crew.admin, crew.handle, profile["id"])
+    assert (again.status_code, again.json()["code"]) == (409, "already_invited")
+    listed = await client.get(f"/teams/{crew.handle}/invitations", headers=crew.admin.headers)
+    assert [one["id"] for one in listed.json()["items"]] == [first.json()["id"]]
 
 
 async def test_one_provider_added_at_once_joins_once(client: httpx.AsyncClient, crew: Crew) -> None:
