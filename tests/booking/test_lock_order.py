@@ -27,9 +27,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.booking import repository
+from slotwise.booking import lifecycle, repository
+from slotwise.booking.queue import _answer_of, _Cancel, _Move
+from slotwise.booking.schemas import RescheduleRequest
+from tests.booking.test_queue import DAY, claims_of, state_of
+from tests.booking.test_queue_cancel import booked
 from tests.booking.test_seats import group_service, seat
-from tests.factories import Clock, bookable_provider, signed_in
+from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, signed_in
 
 _LOCK = text("SELECT id FROM appointments WHERE id = :id FOR UPDATE")
 _LOCK_NOWAIT = text("SELECT id FROM appointments WHERE id = :id FOR UPDATE NOWAIT")
@@ -139,3 +143,53 @@ async def test_a_sessions_seats_are_locked_in_the_order_of_their_ids(
         assert [one.appointment.id for one in seats] == ordered
 
     await _locks_in_id_order(app, ordered, locking)
+
+
+async def test_batches_that_cancel_and_move_take_every_lock_first(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two batches, each cancelling one provider's appointment and moving the other's: each
+    takes both providers' locks (and its clients') before it changes anything, so the
+    second waits for the first whole rather than each holding the lock the other's move
+    waits for (a deadlock: the batch PostgreSQL picks is given up and its jobs written
+    alone, a second later)."""
+    _, first_provider = await bookable_provider(client)
+    _, second_provider = await bookable_provider(client)
+    clients = [await signed_in(client) for _ in range(4)]
+    cancelled_1 = await booked(client, clients[0], first_provider, "09:00")
+    moved_1 = await booked(client, clients[1], second_provider, "10:00")
+    cancelled_2 = await booked(client, clients[2], second_provider, "09:00")
+    moved_2 = await booked(client, clients[3], first_provider, "10:00")
+    real = lifecycle.cancel_each
+
+    async def slow_cancel_each(*given: Any) -> Any:
+        answers = await real(*given)
+        await asyncio.sleep(0.3)  # the other batch's cancellations run meanwhile, if they can
+        return answers
+
+    monkeypatch.setattr(lifecycle, "cancel_each", slow_cancel_each)
+
+    def cancel(account: Account, appointment_id: uuid.UUID) -> Any:
+        claims = claims_of(app, account)
+        return _Cancel(claims, appointment_id, None, BOOKING_NOW, _answer_of())
+
+    def move(account: Account, appointment_id: uuid.UUID, at: str) -> Any:
+        data = RescheduleRequest.model_validate({"new_start_time": f"{DAY}T{at}:00Z"})
+        claims = claims_of(app, account)
+        return _Move(claims, appointment_id, data, [], BOOKING_NOW, _answer_of())
+
+    batches = [
+        [cancel(clients[0], cancelled_1), move(clients[1], moved_1, "14:00")],
+        [cancel(clients[2], cancelled_2), move(clients[3], moved_2, "15:00")],
+    ]
+    writer = state_of(app).bookings
+    await asyncio.gather(*(writer._write(batch) for batch in batches))
+    jobs = [job for batch in batches for job in batch]
+    assert not any(job.alone for job in jobs)  # no batch was given up
+    answers = [job.answer.result() for job in jobs]
+    assert [answer.status.value for answer in answers] == [
+        "cancelled",
+        "pending",
+        "cancelled",
+        "pending",
+    ]

@@ -12,15 +12,16 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from slotwise.booking import create, reschedule
+from slotwise.booking import create, queue, reschedule
 from slotwise.booking.create import Booked
 from slotwise.booking.errors import SlotUnavailable
 from slotwise.booking.models import Appointment, AppointmentEvent
-from slotwise.booking.schemas import AppointmentCreate, RescheduleRequest
+from slotwise.booking.schemas import AppointmentCreate, AppointmentRead, RescheduleRequest
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
-from tests.booking.test_queue_cancel import booked, outcome
+from tests.booking.test_queue_cancel import booked
+from tests.booking.test_queue_cancel import outcome as cancel_outcome
 from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, count_rows, signed_in
 
 # A reschedule: the appointment's id and its new start ("HH:MM" on DAY).
@@ -69,6 +70,14 @@ def on_day(at: str) -> datetime:
     return datetime.fromisoformat(f"{DAY}T{at}:00+00:00")
 
 
+def outcome(answer: Any) -> str:
+    """A reschedule's answer (the appointment as the API shows it) by its status; a
+    booking's, a cancellation's or a refusal's as ``test_queue_cancel`` names them."""
+    if isinstance(answer, AppointmentRead):
+        return answer.status.value
+    return cancel_outcome(answer)
+
+
 async def test_bookings_cancellations_and_reschedules_arriving_together_share_a_commit(
     app: FastAPI, client: httpx.AsyncClient, clock: Clock
 ) -> None:
@@ -103,7 +112,7 @@ async def test_bookings_cancellations_and_reschedules_arriving_together_share_a_
     assert await start_of(app, theirs) == on_day("13:00")
     assert await count_rows(app, AppointmentEvent, appointment_id=mine) == events_before + 1
     assert found[2].start_at == on_day("11:00")
-    assert found[2].sequence == 1
+    assert [event.action for event in found[2].history][-1] == "rescheduled"
 
 
 async def test_a_later_reschedule_of_the_batch_sees_the_earlier_ones_change(
@@ -274,3 +283,49 @@ async def test_reschedules_arriving_together_through_the_api(
     assert responses[0].json()["start_at"].startswith(f"{DAY}T13:00:00")
     assert responses[2].json()["code"] == "slot_unavailable"
     assert commits.count < 3  # one transaction per reschedule would be 3
+
+
+async def test_each_reschedule_of_one_appointment_is_answered_as_it_moved_it(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """The same appointment moved twice in one batch: each caller hears of their own move
+    (the answer is taken when it is made), the row ends where the second put it."""
+    owner, provider = await bookable_provider(client)
+    mine = await signed_in(client)
+    moved = await booked(client, mine, provider, "09:00")
+    with Commits(app) as commits:
+        first, second = await together(app, [(mine, (moved, "11:00")), (owner, (moved, "13:00"))])
+    assert commits.count == 1
+    assert first.start_at == on_day("11:00")
+    assert [event.action for event in first.history].count("rescheduled") == 1
+    assert second.start_at == on_day("13:00")
+    assert [event.action for event in second.history].count("rescheduled") == 2
+    assert await start_of(app, moved) == on_day("13:00")
+
+
+async def test_a_booking_refused_for_a_change_of_its_batch_is_answered_after_the_commit(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A booking of the time a reschedule of its batch takes is refused by the write; the
+    refusal waits for the commit that makes it true (were the batch given up, the booking
+    would be decided again, alone)."""
+    _, provider = await bookable_provider(client)
+    first, second = await signed_in(client), await signed_in(client)
+    mine = await booked(client, first, provider, "09:00")
+    order: list[str] = []
+    real = queue._refuse
+
+    def refusing(job: Any, exc: BaseException) -> None:
+        order.append(f"refused {getattr(exc, 'code', exc)}")
+        real(job, exc)
+
+    monkeypatch.setattr(queue, "_refuse", refusing)
+    engine = state_of(app).db.engine.sync_engine
+    committed = lambda _connection: order.append("commit")  # noqa: E731
+    event.listen(engine, "commit", committed)
+    try:
+        found = await together(app, [(first, (mine, "11:00")), (second, asked(provider, "11:00"))])
+    finally:
+        event.remove(engine, "commit", committed)
+    assert [outcome(answer) for answer in found] == ["pending", "slot_unavailable"]
+    assert order == ["commit", "refused slot_unavailable"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -218,23 +218,18 @@ class Cancellation:
 
 
 async def cancel_each(
-    session: AsyncSession, asked: Sequence[Cancellation], *, locking: Iterable[uuid.UUID] = ()
+    session: AsyncSession,
+    asked: Sequence[Cancellation],
+    found: Mapping[uuid.UUID, repository.Found],
 ) -> list[Appointment | AppError]:
     """Cancellations made together (the booking queue's), each as ``cancel`` makes one,
     in the session's transaction: for each, the appointment cancelled, or the refusal
-    (nothing written for it). The appointments, with the other rows of their collective
-    team bookings, are read and locked in one statement, in the order of their ids. Then,
-    when more than one provider's lock is in play, the locks of their providers and of
-    those ``locking`` names (the ones the transaction locks next: its bookings'), all at
-    once in the order every write takes them (``repository.lock_providers``), so that
-    handing on a freed time never waits, holding one provider's lock, for another's (the
-    waiter's client lock is taken when the hand-on books them). Then each is decided
-    and written in turn: one of an appointment an earlier one cancelled (itself, or a row
-    of its team booking) is refused as it would be after it (InvalidTransition)."""
-    found = await repository.get_many_locked(session, [one.appointment_id for one in asked])
-    providers = {one.appointment.provider_id for one in found.values()}.union(locking)
-    if len(providers) > 1:  # one lock alone is taken in no other's order
-        await repository.lock_providers(session, list(providers))
+    (nothing written for it). ``found``: the appointments, with the other rows of their
+    collective team bookings, read and locked by the caller, with every lock the
+    transaction will take as it goes (``booking.queue``: so that handing on a freed time
+    never waits, holding one provider's lock, for another's). Each is decided and written
+    in turn: one of an appointment an earlier one cancelled (itself, or a row of its team
+    booking) is refused as it would be after it (InvalidTransition)."""
     answers: list[Appointment | AppError] = []
     for one in asked:
         try:

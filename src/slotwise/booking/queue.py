@@ -43,9 +43,12 @@ A batch refused as a whole writes its cancellations alone, as its bookings.
 
 A signed-in caller's reschedule (``move``: POST /appointments/{id}/reschedule) goes the same
 way, after the batch's cancellations and before its bookings (``reschedule.move_each``):
-read and locked in one statement with the others of its batch, decided and judged by
-``reschedule.plan`` (a refusal writes nothing of it), written by ``reschedule.carry_out``,
-answered once the transaction commits. (A guest's cancellation or reschedule, by its manage
+read and locked in one statement with the batch's cancellations (``_lock_changes``, which
+also takes, at once and in order, every provider's and client's lock the batch will take),
+decided and judged by ``reschedule.plan`` (a refusal writes nothing of it), written by
+``reschedule.carry_out``, answered once the transaction commits. In a batch that cancels or
+moves appointments, a booking the write refuses is answered at the commit too: a change of
+the batch may be why. (A guest's cancellation or reschedule, by its manage
 token, is a request of its own.)
 """
 
@@ -71,7 +74,7 @@ from slotwise.booking.errors import TermsChanged, refused
 from slotwise.booking.guests import GuestPolicy
 from slotwise.booking.models import Appointment
 from slotwise.booking.pools import Pool, Pools
-from slotwise.booking.schemas import AppointmentCreate, RescheduleRequest
+from slotwise.booking.schemas import AppointmentCreate, AppointmentRead, RescheduleRequest
 from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
 from slotwise.db import Database
 from slotwise.errors import AppError
@@ -124,13 +127,13 @@ class _Move:
     data: RescheduleRequest
     reminder_offsets: list[int]
     now: datetime
-    answer: asyncio.Future[Appointment]
+    answer: asyncio.Future[AppointmentRead]  # as moved: a later move may change the row
     alone: bool = False  # written in a batch of its own
 
 
 _Queued = _Job | _Cancel | _Move
 # A cancellation's or a reschedule's outcome: the appointment, or the refusal.
-_Changed = tuple[_Cancel | _Move, Appointment | AppError]
+_Changed = tuple[_Cancel, Appointment | AppError] | tuple[_Move, AppointmentRead | AppError]
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +226,7 @@ class BookingQueue:
         data: RescheduleRequest,
         reminder_offsets: list[int],
         now: datetime,
-    ) -> Appointment:
+    ) -> AppointmentRead:
         """A signed-in caller's reschedule, decided and written with the bookings,
         cancellations and reschedules that arrive alongside (``reschedule.move_each``); its
         refusal raised as the API's error."""
@@ -337,7 +340,7 @@ class BookingQueue:
             if isinstance(outcome, AppError):
                 _refuse(change, outcome)
             elif not change.answer.done():
-                change.answer.set_result(outcome)
+                change.answer.set_result(outcome)  # type: ignore[arg-type]  # as _Changed pairs them
         self._requeue(later)
 
     def _requeue(self, jobs: list[_Queued]) -> None:
@@ -388,32 +391,29 @@ class BookingQueue:
                 continue
             if found := await self._decide(session, job, user, later):
                 decided.append(found)
-        booked_with = {
-            option.known.terms.provider_id
-            for found in decided
-            for option in [found.option, *(option for option, _ in found.candidates or ())]
-        }
+        locked = await _lock_changes(session, cancelling, moving, decided)
         if cancelling:
             asked = [
                 lifecycle.Cancellation(user, job.appointment_id, job.reason, job.now)
                 for job, user in cancelling
             ]
-            outcomes = await lifecycle.cancel_each(session, asked, locking=booked_with)
+            outcomes = await lifecycle.cancel_each(session, asked, locked)
             changed.extend(zip((job for job, _ in cancelling), outcomes, strict=True))
         if moving:
             moves = [
                 reschedule.Move(user, job.appointment_id, job.data, job.reminder_offsets, job.now)
                 for job, user in moving
             ]
-            outcomes = await reschedule.move_each(
-                session, moves, kept_terms=self.terms, locking=booked_with
-            )
-            changed.extend(zip((job for job, _ in moving), outcomes, strict=True))
+            answers = await reschedule.move_each(session, moves, locked, kept_terms=self.terms)
+            changed.extend(zip((job for job, _ in moving), answers, strict=True))
+        # A booking the write refuses may be refused for a change of this batch (a time a
+        # reschedule took, or a waiter was given): answered once that change is committed.
+        at_commit = bool(cancelling or moving)
         written: list[_Decided] = []
         taken: list[tuple[_Job, Refusal]] = []
         pending = decided
         for _ in range(ROUNDS):
-            pending = await self._round(session, pending, written, taken, later)
+            pending = await self._round(session, pending, written, taken, later, at_commit)
             if not pending:
                 break
         later.extend(found.job for found in pending)  # the next batch takes them up
@@ -426,11 +426,13 @@ class BookingQueue:
         written: list[_Decided],
         taken: list[tuple[_Job, Refusal]],
         later: list[_Queued],
+        at_commit: bool,
     ) -> list[_Decided]:
         """One write of the bookings that do not compete (``scheduling.arrange``), pooled
         ones given a candidate first (``_choose``); those that waited on one are settled by
         its fate (``scheduling.settle``) where that decides them (a pooled one is chosen
-        again at the next write instead). Returns those still to write."""
+        again at the next write instead). Returns those still to write. ``at_commit``:
+        refusals are answered once the transaction commits (``taken``), not at once."""
         still: list[_Decided] = []
         locked = any(found.candidates for found in decided)
         if locked:
@@ -453,6 +455,8 @@ class BookingQueue:
             elif found.candidates:  # another candidate may be free: the next write tells
                 found.judged = True
                 still.append(found)
+            elif at_commit:
+                taken.append((found.job, outcome))
             else:
                 _refuse(found.job, refused(outcome))
         for found, waiting in zip(decided, placed, strict=True):
@@ -470,8 +474,8 @@ class BookingQueue:
             refusal = scheduling.settle(found.option.proposal, blocker.option.proposal, outcome)
             if refusal is None:
                 still.append(found)
-            elif outcome is None:  # its time went to a booking answered at the commit
-                taken.append((found.job, refusal))
+            elif outcome is None or at_commit:  # answered at the commit: its time went
+                taken.append((found.job, refusal))  # to a booking, or a change made it so
             else:
                 _refuse(found.job, refused(refusal))
         return still
@@ -665,6 +669,50 @@ class BookingQueue:
             return
         job.fresh = True
         later.append(job)
+
+
+async def _lock_changes(
+    session: AsyncSession,
+    cancelling: list[tuple[_Cancel, User]],
+    moving: list[tuple[_Move, User]],
+    decided: list[_Decided],
+) -> dict[uuid.UUID, repository.Found]:
+    """The appointments the batch cancels and moves, with the other rows of their
+    collective team bookings, read and locked in one statement (in the order of their ids);
+    then, when more than one lock is in play, every lock the batch takes as it goes, all at
+    once in the order every write takes them (``repository.lock_in_order``): the providers
+    of those appointments and of the batch's bookings (every candidate's), and the clients
+    of the moved rows and of the bookings. So no cancellation's hand-on, reschedule's
+    judgment or booking's write waits, holding one of these locks, for another that a
+    writer holding that one waits for. (A waiter given a freed time is locked when the
+    hand-on books them: not known before.) Nothing is read or locked for a batch that
+    changes no appointment."""
+    if not cancelling and not moving:
+        return {}
+    cancelled_ids = {job.appointment_id for job, _ in cancelling}
+    moved_ids = {job.appointment_id for job, _ in moving}
+    found = await repository.get_many_locked(session, [*cancelled_ids, *moved_ids])
+    rows = [one.appointment for one in found.values()]
+    cancelled, moved = _with_teams(rows, cancelled_ids), _with_teams(rows, moved_ids)
+    providers = {row.provider_id for row in rows}
+    clients = {row.client_key for row in moved}
+    for booking in decided:
+        options = [booking.option, *(option for option, _ in booking.candidates or ())]
+        providers.update(option.known.terms.provider_id for option in options)
+        clients.add(booking.option.proposal.client_key)
+    # The steps that take locks as the batch goes: each cancelled row's provider's (its
+    # hand-on), each reschedule's (its judgment takes all its rows' at once, in order), the
+    # bookings' write. One step alone takes its locks in order without help.
+    steps = len({row.provider_id for row in cancelled}) + len(moving) + bool(decided)
+    if steps > 1 and len(providers) + len(clients) > 1:
+        await repository.lock_in_order(session, providers, clients)
+    return found
+
+
+def _with_teams(rows: list[Appointment], ids: set[uuid.UUID]) -> list[Appointment]:
+    """The rows of these ids, with the other rows of their collective team bookings."""
+    teams = {row.team_booking_id for row in rows if row.id in ids} - {None}
+    return [row for row in rows if row.id in ids or row.team_booking_id in teams]
 
 
 def _counted(option: _Option) -> tuple[uuid.UUID | None, Interval]:

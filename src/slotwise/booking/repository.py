@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple
@@ -526,47 +526,60 @@ async def standings_page(
 
 
 def _lock_keys(bookings: list[tuple[uuid.UUID, str]]) -> dict[str, list[Any]]:
-    """The providers' locks, then the clients', each in sorted order."""
-    providers = sorted({str(provider_id) for provider_id, _ in bookings})
-    clients = sorted({client_key for _, client_key in bookings})
+    """The bookings' ((provider id, client key) pairs) locks: ``_ordered``."""
+    return _ordered(
+        [provider_id for provider_id, _ in bookings], [client_key for _, client_key in bookings]
+    )
+
+
+def _ordered(providers: Iterable[uuid.UUID], clients: Iterable[str]) -> dict[str, list[Any]]:
+    """The providers' locks (seed 1), then the clients' (seed 2), each in sorted order: the
+    one order every transaction takes them in."""
+    provider_keys = sorted({str(provider_id) for provider_id in providers})
+    client_keys = sorted(set(clients))
     return {
-        "lock_keys": providers + clients,
-        "lock_seeds": [1] * len(providers) + [2] * len(clients),
+        "lock_keys": provider_keys + client_keys,
+        "lock_seeds": [1] * len(provider_keys) + [2] * len(client_keys),
     }
 
 
-def _lock_providers() -> Select[Any]:
-    """PostgreSQL: the booking locks of the providers bound as ``providers`` (an array of
-    their ids as text, sorted), in the array's order (a function scan's rows)."""
+def _lock_in_order() -> Select[Any]:
+    """PostgreSQL: the booking locks bound as ``lock_keys`` and ``lock_seeds`` (``_lock_keys``),
+    in the arrays' order (a function scan's rows)."""
     keys = (
-        func.unnest(cast(bindparam("providers"), postgresql.ARRAY(Text())))
-        .table_valued(column("key", Text()))
+        func.unnest(
+            cast(bindparam("lock_keys"), postgresql.ARRAY(Text())),
+            cast(bindparam("lock_seeds"), postgresql.ARRAY(BigInteger())),
+        )
+        .table_valued(column("key", Text()), column("seed", BigInteger()))
         .render_derived(name="lock")
     )
-    taken = func.pg_advisory_xact_lock(func.hashtextextended(keys.c.key, 1))
+    taken = func.pg_advisory_xact_lock(func.hashtextextended(keys.c.key, keys.c.seed))
     return select(func.count(taken)).select_from(keys)
 
 
-_LOCK_PROVIDERS = _lock_providers()
+_LOCK_IN_ORDER = _lock_in_order()
 
 
 async def lock_provider(session: AsyncSession, provider_id: uuid.UUID) -> None:
     """The provider's booking lock alone, the very lock a write takes first (``_lock_keys``:
     the provider's id, seed 1), held until the commit (PostgreSQL; SQLite's BEGIN IMMEDIATE
     already serializes writers). The waitlist takes it before it reads who is in line."""
-    await lock_providers(session, [provider_id])
+    await lock_in_order(session, [provider_id])
 
 
-async def lock_providers(session: AsyncSession, provider_ids: list[uuid.UUID]) -> None:
-    """The providers' booking locks (``lock_provider``), in the order every write takes
-    them (``_lock_keys``): a transaction that will take some of them one by one (the
-    booking queue's cancellations, whose freed time the waitlist hands on under its
-    provider's lock) takes them all first, so that it never holds one while it waits for
-    another that a writer holding that one waits for."""
+async def lock_in_order(
+    session: AsyncSession, provider_ids: Iterable[uuid.UUID], client_keys: Iterable[str] = ()
+) -> None:
+    """The providers' booking locks, then the clients', each sorted: the order every write
+    takes them (``_lock_keys``). A transaction that will take some of them one at a time
+    (the booking queue's cancellations and reschedules, whose judgments and hand-ons lock
+    their providers and clients as they come) takes them all first, so that it never holds
+    one while it waits for another that a writer holding that one waits for."""
     connection = await session.connection()
-    if connection.dialect.name == "postgresql" and provider_ids:
-        keys = sorted({str(provider_id) for provider_id in provider_ids})
-        await connection.execute(_LOCK_PROVIDERS, {"providers": keys})
+    values = _ordered(provider_ids, client_keys)
+    if connection.dialect.name == "postgresql" and values["lock_keys"]:
+        await connection.execute(_LOCK_IN_ORDER, values)
 
 
 @cache

@@ -9,7 +9,7 @@ member's refusal is the answer)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -25,7 +25,8 @@ from slotwise.booking.errors import InvalidTransition, TermsChanged, refused
 from slotwise.booking.integrity import raise_for_constraint
 from slotwise.booking.lifecycle import check_window
 from slotwise.booking.models import ACTIVE_STATUSES, Appointment, Status
-from slotwise.booking.schemas import RescheduleRequest
+from slotwise.booking.present import appointment_read
+from slotwise.booking.schemas import AppointmentRead, RescheduleRequest
 from slotwise.booking.terms import ATTEMPTS, TermsCache, covering
 from slotwise.errors import AppError
 from slotwise.notifications import outbox
@@ -87,27 +88,22 @@ class Move:
 async def move_each(
     session: AsyncSession,
     asked: Sequence[Move],
+    found: Mapping[uuid.UUID, repository.Found],
     *,
     kept_terms: TermsCache,
-    locking: Iterable[uuid.UUID] = (),
-) -> list[Appointment | AppError]:
+) -> list[AppointmentRead | AppError]:
     """Reschedules made together (the booking queue's), each as ``reschedule`` makes one,
-    in the session's transaction: for each, the appointment moved, or the refusal (nothing
-    written for it). The appointments, with the other rows of their collective team
-    bookings, are read and locked in one statement, in the order of their ids; then, when
-    more than one provider's lock is in play, the locks of their providers and of those
-    ``locking`` names (the transaction's bookings'), all at once, in the order every write
-    takes them (as ``lifecycle.cancel_each`` does). Then each is planned and carried out
+    in the session's transaction: for each, the appointment as moved (as the answer shows
+    it, taken at once: a later reschedule of the batch may move it again), or the refusal
+    (nothing written for it). ``found``: the appointments, with the other rows of their
+    collective team bookings, read and locked by the caller, with every lock the
+    transaction will take as it goes (``booking.queue``). Each is planned and carried out
     in turn, so a later one sees an earlier one's new time taken and its old one free.
 
     A refusal comes from ``plan``, before anything of it is written; anything ``carry_out``
     raises is raised, for the whole transaction to be given up (the queue then writes each
     of its jobs alone)."""
-    found = await repository.get_many_locked(session, [one.appointment_id for one in asked])
-    providers = {one.appointment.provider_id for one in found.values()}.union(locking)
-    if len(providers) > 1:  # one lock alone is taken in no other's order
-        await repository.lock_providers(session, list(providers))
-    answers: list[Appointment | AppError] = []
+    answers: list[AppointmentRead | AppError] = []
     for one in asked:
         try:
             access = await access_rules.of_found(session, found.get(one.appointment_id), one.user)
@@ -118,7 +114,7 @@ async def move_each(
         moved = await carry_out(
             session, planned, data=one.data, reminder_offsets=one.reminder_offsets, now=one.now
         )
-        answers.append(moved)
+        answers.append(appointment_read(moved))
     return answers
 
 

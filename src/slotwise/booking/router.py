@@ -494,14 +494,13 @@ async def reschedule_appointment(
 
     await _synced_before_move(app, acting, now)
     # Decided and written with the bookings that arrive alongside (booking.queue).
-    moved = await app.bookings.move(
+    return await app.bookings.move(
         claims=claims,
         appointment_id=appointment_id,
         data=data,
         reminder_offsets=app.settings.reminder_offsets_minutes,
         now=now,
     )
-    return appointment_read(moved)
 
 
 async def _signed_in_access(
