@@ -10,11 +10,23 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotwise.db.engine import POOL_SIZE, make_engine
+from slotwise.db.sqlite import defer_next
 
 metadata = MetaData()
 items = Table(
@@ -181,3 +193,71 @@ async def test_the_pool_keeps_its_connections_under_more_readers_than_it_holds(
     finally:
         await engine.dispose()
     assert len(opened) == held
+
+
+async def _warm(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:  # the pool's connection is open
+        await connection.execute(select(1))
+
+
+async def test_a_deferred_write_travels_with_the_next_statement(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    await _warm(engine)
+    trips.clear()
+    async with engine.begin() as connection:
+        await defer_next(connection)
+        await connection.execute(insert(items), [{"name": "a"}, {"name": "b"}])
+        assert trips == []  # not sent yet
+        names = (await connection.execute(select(items.c.name).order_by(items.c.id))).all()
+    # BEGIN, the INSERT and the SELECT in one trip, which sees the rows; then the COMMIT.
+    assert [name for (name,) in names] == ["a", "b"]
+    assert trips == ["_run", "_end"]
+    async with engine.connect() as connection:
+        assert (await connection.execute(select(func.count()).select_from(items))).scalar() == 2
+
+
+async def test_a_deferred_write_travels_with_the_commit_and_a_rollback_drops_it(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    await _warm(engine)
+    trips.clear()
+    async with engine.begin() as connection:
+        await defer_next(connection)
+        await connection.execute(insert(items).values(name="kept"))
+    assert trips == ["_end"]  # BEGIN, the INSERT and the COMMIT in one trip
+    trips.clear()
+    async with engine.connect() as connection:
+        await defer_next(connection)
+        await connection.execute(insert(items).values(name="dropped"))
+        await connection.rollback()
+    assert trips == []  # nothing was sent: no transaction to end
+    async with engine.connect() as connection:
+        names = (await connection.execute(select(items.c.name))).scalars().all()
+    assert names == ["kept"]
+
+
+async def _taken_again(engine: AsyncEngine, *, then_select: bool) -> None:
+    """A transaction whose deferred INSERT breaks the unique name, then a SELECT or not."""
+    async with engine.begin() as connection:
+        await connection.execute(insert(items).values(name="fresh"))
+        await defer_next(connection)
+        await connection.execute(insert(items).values(name="taken"))
+        if then_select:
+            await connection.execute(select(1))
+
+
+async def test_a_deferred_writes_error_is_raised_by_the_trip_that_sends_it(
+    engine: AsyncEngine,
+) -> None:
+    """Its error comes with the next statement, or the commit, and its transaction is
+    rolled back whole; the connection serves the next one."""
+    async with engine.begin() as connection:
+        await connection.execute(insert(items).values(name="taken"))
+    with pytest.raises(IntegrityError):
+        await _taken_again(engine, then_select=True)
+    with pytest.raises(IntegrityError):
+        await _taken_again(engine, then_select=False)
+    async with engine.connect() as connection:
+        names = (await connection.execute(select(items.c.name))).scalars().all()
+    assert names == ["taken"]

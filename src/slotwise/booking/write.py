@@ -258,7 +258,10 @@ def _written(rows: list[Row], outcomes: list[Refusal | None]) -> list[Row]:
 
 
 async def _insert(session: AsyncSession, written: list[Row]) -> None:
-    """The rows judged clear, with their history and messages: one INSERT per table."""
+    """The rows judged clear, with their history and messages: one INSERT per table, sent
+    with the next statement (SQLite: ``insert_rows``' ``deferred``; the webhook events'
+    query usually follows at once, ``_report``). Nothing reads their outcome: judged clear
+    under the locks, they fail only if the transaction does."""
     await insert_rows(
         session,
         [
@@ -266,6 +269,7 @@ async def _insert(session: AsyncSession, written: list[Row]) -> None:
             (_EVENTS, [event for row in written for event in row.events]),
             (_MESSAGES, [message for row in written for message in row.messages]),
         ],
+        deferred=True,
     )
 
 

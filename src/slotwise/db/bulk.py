@@ -33,18 +33,25 @@ from sqlalchemy.sql.elements import Cast, ColumnElement
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine, Uuid
 
+from slotwise.db import sqlite
 from slotwise.db.base import Base
 from slotwise.db.types import UTCDateTime
 
 
 async def insert_rows(
-    session: AsyncSession, tables: list[tuple[Table, list[dict[str, Any]]]]
+    session: AsyncSession,
+    tables: list[tuple[Table, list[dict[str, Any]]]],
+    *,
+    deferred: bool = False,
 ) -> None:
     """Rows into several tables, in the order given (a row's parents before it), in the
     session's transaction. On PostgreSQL one statement: the tables' INSERTs as
     data-modifying CTEs, each row set sent as one array per column and unnested (one round
     trip, one execution, rather than a statement per table and an execution per row);
-    foreign keys are checked at the statement's end. Elsewhere one INSERT per table."""
+    foreign keys are checked at the statement's end. On SQLite one INSERT per table;
+    ``deferred``: sent with the session's next statement or its commit
+    (``sqlite.defer_next``), for a caller that reads nothing of them before it, and to whom
+    their errors may come from that statement."""
     tables = [(table, rows) for table, rows in tables if rows]
     if not tables:
         return
@@ -52,6 +59,8 @@ async def insert_rows(
     dialect = connection.dialect
     if dialect.name != "postgresql":
         for table, rows in tables:
+            if deferred:
+                await sqlite.defer_next(connection)
             await connection.execute(table.insert(), rows)
         return
     shape = tuple((table.name, tuple(rows[0])) for table, rows in tables)

@@ -12,6 +12,11 @@ the transaction's first statement rather than on a trip of its own: a listing ta
 Deferring BEGIN changes nothing a transaction can see: nothing else runs on the connection
 between the BEGIN and the statement it now travels with, and a BEGIN IMMEDIATE that waits
 for the write lock still does so before its transaction's first statement.
+
+A write whose outcome nothing reads at once (``insert_rows``' INSERTs: no rows returned, ids
+made by the caller) may be deferred the same way (``defer_next``): it travels with the next
+statement's trip, or with the COMMIT, run before it in the order written; a ROLLBACK drops
+it. Its error, if any, is raised by that trip, with that statement.
 """
 
 from __future__ import annotations
@@ -27,25 +32,39 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 # What one trip answers: the rows (None for a statement that returns none), the cursor's
 # description, rowcount and lastrowid, and whether a transaction is open after it.
 _Outcome = tuple[list[Any] | None, Any, int, int | None, bool]
+# A statement as a trip carries it: its text, its parameters, and whether they are many rows'.
+_Statement = tuple[str, Any, bool]
+
+
+def _send(connection: sqlite3.Connection, begin: str | None, deferred: list[_Statement]) -> None:
+    """In aiosqlite's thread: the deferred BEGIN, if any, then the deferred writes."""
+    if begin is not None:
+        connection.execute(begin)
+    for operation, parameters, many in deferred:
+        if many:
+            connection.executemany(operation, parameters)
+        else:
+            connection.execute(operation, () if parameters is None else parameters)
 
 
 def _run(
     connection: sqlite3.Connection,
     begin: str | None,
+    deferred: list[_Statement],
     operation: str,
     parameters: Any,
     many: bool,
 ) -> _Outcome:
-    """In aiosqlite's thread: the deferred BEGIN, if any, then the statement, its rows
-    fetched and its cursor closed."""
-    if begin is not None:
-        connection.execute(begin)
+    """In aiosqlite's thread: the deferred BEGIN and writes, if any, then the statement,
+    its rows fetched and its cursor closed."""
+    _send(connection, begin, deferred)
     cursor = connection.cursor()
     try:
         if many:
@@ -59,10 +78,13 @@ def _run(
         cursor.close()
 
 
-def _end(connection: sqlite3.Connection, commit: bool) -> None:
+def _end(
+    connection: sqlite3.Connection, begin: str | None, deferred: list[_Statement], commit: bool
+) -> None:
     if commit:
+        _send(connection, begin, deferred)
         connection.commit()
-    else:
+    else:  # what was deferred is dropped with the transaction
         connection.rollback()
 
 
@@ -109,11 +131,22 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
         adapted = self._adapt_connection
         assert isinstance(adapted, OneTripConnection)
+        if adapted.defer:  # sent with the next trip: nothing of it is read now
+            adapted.defer = False
+            adapted.deferred.append((operation, parameters, many))
+            self._rows, self._description, self._rowcount, self._lastrowid = (
+                collections.deque(),
+                None,
+                -1,
+                None,
+            )
+            return
         async with adapted._execute_mutex:
             begin, adapted.pending_begin = adapted.pending_begin, None
+            deferred, adapted.deferred = adapted.deferred, []
             try:
                 outcome = await self._connection._execute(
-                    _run, self._connection._conn, begin, operation, parameters, many
+                    _run, self._connection._conn, begin, deferred, operation, parameters, many
                 )
             except BaseException:
                 # Whether a transaction is open is unknown (the BEGIN may have run, or a
@@ -128,7 +161,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("in_transaction", "pending_begin")
+    __slots__ = ("defer", "deferred", "in_transaction", "pending_begin")
 
     _cursor_cls = OneTripCursor
 
@@ -136,6 +169,12 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         self.pending_begin: str | None = None
         self.in_transaction = False
+        self.defer = False  # the next statement is deferred (``defer_next``)
+        self.deferred: list[_Statement] = []  # writes to send before the next statement
+
+    def defer_next(self) -> None:
+        """The next statement (a write nothing reads at once) waits for the next trip."""
+        self.defer = True
 
     def begin(self, statement: str) -> None:
         """Begin a transaction with ``statement`` (BEGIN or BEGIN IMMEDIATE), sent with the
@@ -150,14 +189,20 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def _end(self, *, commit: bool) -> None:
         # A BEGIN never sent has nothing to end; with no transaction open, neither has
-        # SQLite (its COMMIT and ROLLBACK do nothing then), so no trip is made.
-        self.pending_begin = None
-        if not self.in_transaction or not self._connection._connection:
+        # SQLite (its COMMIT and ROLLBACK do nothing then), so no trip is made. Writes
+        # deferred are sent with a COMMIT (their BEGIN with them) and dropped by a ROLLBACK.
+        begin, self.pending_begin = self.pending_begin, None
+        deferred, self.deferred = self.deferred, []
+        self.defer = False
+        if not commit or not deferred:
+            begin = None
+        if not (self.in_transaction or (deferred and commit)) or not self._connection._connection:
             return
         try:
-            await_(self._connection._execute(_end, self._connection._conn, commit))
+            await_(self._connection._execute(_end, self._connection._conn, begin, deferred, commit))
         except Exception as error:
-            self._handle_exception(error)  # still open as far as we know: a ROLLBACK follows
+            self.in_transaction = True  # open as far as we know: a ROLLBACK follows
+            self._handle_exception(error)
         self.in_transaction = False
 
 
@@ -171,3 +216,11 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
 def dbapi() -> OneTripDBAPI:
     return OneTripDBAPI(aiosqlite, sqlite3)
+
+
+async def defer_next(connection: AsyncConnection) -> None:
+    """The connection's next statement, a write whose outcome nothing reads at once, sent
+    with the trip after it (``OneTripConnection.defer_next``)."""
+    adapted = (await connection.get_raw_connection()).dbapi_connection
+    assert isinstance(adapted, OneTripConnection), "SQLite through this module's adapter"
+    adapted.defer_next()
