@@ -16,17 +16,18 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     event,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from slotwise.db.engine import POOL_SIZE, make_engine
-from slotwise.db.sqlite import defer_next
+from slotwise.db.sqlite import deferred
 
 metadata = MetaData()
 items = Table(
@@ -206,8 +207,8 @@ async def test_a_deferred_write_travels_with_the_next_statement(
     await _warm(engine)
     trips.clear()
     async with engine.begin() as connection:
-        await defer_next(connection)
-        await connection.execute(insert(items), [{"name": "a"}, {"name": "b"}])
+        async with deferred(connection):
+            await connection.execute(insert(items), [{"name": "a"}, {"name": "b"}])
         assert trips == []  # not sent yet
         names = (await connection.execute(select(items.c.name).order_by(items.c.id))).all()
     # BEGIN, the INSERT and the SELECT in one trip, which sees the rows; then the COMMIT.
@@ -222,14 +223,13 @@ async def test_a_deferred_write_travels_with_the_commit_and_a_rollback_drops_it(
 ) -> None:
     await _warm(engine)
     trips.clear()
-    async with engine.begin() as connection:
-        await defer_next(connection)
+    async with engine.begin() as connection, deferred(connection):
         await connection.execute(insert(items).values(name="kept"))
     assert trips == ["_end"]  # BEGIN, the INSERT and the COMMIT in one trip
     trips.clear()
     async with engine.connect() as connection:
-        await defer_next(connection)
-        await connection.execute(insert(items).values(name="dropped"))
+        async with deferred(connection):
+            await connection.execute(insert(items).values(name="dropped"))
         await connection.rollback()
     assert trips == []  # nothing was sent: no transaction to end
     async with engine.connect() as connection:
@@ -241,8 +241,8 @@ async def _taken_again(engine: AsyncEngine, *, then_select: bool) -> None:
     """A transaction whose deferred INSERT breaks the unique name, then a SELECT or not."""
     async with engine.begin() as connection:
         await connection.execute(insert(items).values(name="fresh"))
-        await defer_next(connection)
-        await connection.execute(insert(items).values(name="taken"))
+        async with deferred(connection):
+            await connection.execute(insert(items).values(name="taken"))
         if then_select:
             await connection.execute(select(1))
 
@@ -261,3 +261,52 @@ async def test_a_deferred_writes_error_is_raised_by_the_trip_that_sends_it(
     async with engine.connect() as connection:
         names = (await connection.execute(select(items.c.name))).scalars().all()
     assert names == ["taken"]
+
+
+async def test_a_deferral_left_without_its_statement_ends_with_its_block(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    """A statement that fails before reaching the driver (here a missing parameter) leaves
+    no deferral behind for the next one."""
+    await _warm(engine)
+    async with engine.begin() as connection:
+        with pytest.raises(StatementError):
+            async with deferred(connection):
+                await connection.execute(insert(items).values(name=bindparam("missing")))
+        trips.clear()
+        rows = (await connection.execute(select(items.c.name))).all()
+        assert rows == []
+        assert trips == ["_run"]  # sent at once, and its rows read
+
+
+async def test_a_failed_commit_leaves_no_transaction_open(engine: AsyncEngine) -> None:
+    """A COMMIT whose deferred write is refused rolls its transaction back in the thread:
+    the connection holds no transaction (nor SQLite's write lock) whoever ends it next."""
+    async with engine.begin() as connection:
+        await connection.execute(insert(items).values(name="taken"))
+    async with engine.connect() as connection:
+        await connection.begin()
+        await connection.execute(insert(items).values(name="partial"))
+        async with deferred(connection):
+            await connection.execute(insert(items).values(name="taken"))
+        with pytest.raises(IntegrityError):
+            await connection.commit()
+        raw = (await connection.get_raw_connection()).dbapi_connection
+        assert not raw._connection._conn.in_transaction
+    async with engine.connect() as connection:
+        names = (await connection.execute(select(items.c.name))).scalars().all()
+    assert names == ["taken"]
+
+
+async def test_inside_a_savepoint_a_write_is_sent_as_it_comes(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    """Its failure must be the savepoint's (rolled back to it), not the next statement's."""
+    await _warm(engine)
+    async with engine.begin() as connection:
+        await connection.execute(insert(items).values(name="taken"))
+        async with connection.begin_nested():
+            trips.clear()
+            async with deferred(connection):
+                await connection.execute(insert(items).values(name="inside"))
+            assert trips == ["_run"]

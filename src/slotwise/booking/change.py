@@ -22,7 +22,7 @@ from typing_extensions import Unpack
 from slotwise.availability import changes
 from slotwise.booking import announce, busy, events
 from slotwise.booking.models import Appointment, AppointmentEvent
-from slotwise.db import Unnested, table_of, unnested, unsaved
+from slotwise.db import Unnested, deferred, table_of, unnested, unsaved
 from slotwise.notifications import outbox
 from slotwise.notifications.models import OutboxMessage
 from slotwise.webhooks import queue
@@ -72,6 +72,8 @@ async def write(
     connection = await session.connection()
     params = {f"set_{key}": value for key, value in change.values.items()}
     params["of_appointment"] = appointment.id
+    if announced is None:
+        announced = announce.of_change(appointment, change.values)
     if connection.dialect.name == "postgresql":
         rows = batch.rows
         statement, part = _statement(
@@ -82,11 +84,14 @@ async def write(
             params.update(part.values(connection.dialect, rows))
         await connection.execute(statement, params)
     else:
-        await connection.execute(_update(tuple(change.values)), params)
-        await connection.execute(_INSERT_HISTORY, change.history)
-        await batch.write(session)
-    if announced is None:
-        announced = announce.of_change(appointment, change.values)
+        # With a webhook event to queue, the writes travel with its query (one trip to
+        # SQLite's thread, ``db.deferred``): their errors are still raised in here.
+        later = announced is not None
+        async with deferred(connection, later):
+            await connection.execute(_update(tuple(change.values)), params)
+        async with deferred(connection, later):
+            await connection.execute(_INSERT_HISTORY, change.history)
+        await batch.write(session, deferred=later)
     if announced is not None:
         await queue.enqueue(session, [announced])
     changes.moved(session.sync_session, busy.moved_appointment(appointment))

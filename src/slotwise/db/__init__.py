@@ -8,6 +8,8 @@
 - ``bulk``: many rows written at once (``insert_rows``, ``unnested``,
   ``insert_ignoring_duplicates``).
 - ``lists``: a list bound as one parameter (``one_of``, ``padded``).
+- ``sqlite``: SQLite's one-trip driver adapter; ``deferred``, a write sent with the next
+  statement's trip.
 
 Other modules import these names from ``slotwise.db`` itself.
 """
@@ -17,6 +19,7 @@ from slotwise.db.bulk import Unnested, insert_ignoring_duplicates, insert_rows, 
 from slotwise.db.engine import make_engine
 from slotwise.db.lists import one_of, padded
 from slotwise.db.sessions import READ_METHODS, Database, SessionDep, get_session
+from slotwise.db.sqlite import deferred
 from slotwise.db.types import UTCDateTime
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "TimestampMixin",
     "UTCDateTime",
     "Unnested",
+    "deferred",
     "get_session",
     "insert_ignoring_duplicates",
     "insert_rows",

@@ -50,7 +50,7 @@ async def insert_rows(
     trip, one execution, rather than a statement per table and an execution per row);
     foreign keys are checked at the statement's end. On SQLite one INSERT per table;
     ``deferred``: sent with the session's next statement or its commit
-    (``sqlite.defer_next``), for a caller that reads nothing of them before it, and to whom
+    (``sqlite.deferred``), for a caller that reads nothing of them before it, and to whom
     their errors may come from that statement."""
     tables = [(table, rows) for table, rows in tables if rows]
     if not tables:
@@ -59,9 +59,8 @@ async def insert_rows(
     dialect = connection.dialect
     if dialect.name != "postgresql":
         for table, rows in tables:
-            if deferred:
-                await sqlite.defer_next(connection)
-            await connection.execute(table.insert(), rows)
+            async with sqlite.deferred(connection, deferred):
+                await connection.execute(table.insert(), rows)
         return
     shape = tuple((table.name, tuple(rows[0])) for table, rows in tables)
     statement, parts = _unnested_insert(shape)

@@ -14,7 +14,7 @@ between the BEGIN and the statement it now travels with, and a BEGIN IMMEDIATE t
 for the write lock still does so before its transaction's first statement.
 
 A write whose outcome nothing reads at once (``insert_rows``' INSERTs: no rows returned, ids
-made by the caller) may be deferred the same way (``defer_next``): it travels with the next
+made by the caller) may be deferred the same way (``deferred``): it travels with the next
 statement's trip, or with the COMMIT, run before it in the order written; a ROLLBACK drops
 it. Its error, if any, is raised by that trip, with that statement.
 """
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
@@ -81,11 +83,20 @@ def _run(
 def _end(
     connection: sqlite3.Connection, begin: str | None, deferred: list[_Statement], commit: bool
 ) -> None:
-    if commit:
+    """In aiosqlite's thread: COMMIT, the deferred BEGIN and writes sent before it; or
+    ROLLBACK, what was deferred dropped with the transaction. A COMMIT that fails (a
+    deferred write refused, the database busy) rolls the transaction back before it
+    raises: the connection goes back to the pool with none open, whoever ends it next."""
+    if not commit:
+        connection.rollback()
+        return
+    try:
         _send(connection, begin, deferred)
         connection.commit()
-    else:  # what was deferred is dropped with the transaction
-        connection.rollback()
+    except BaseException:
+        if connection.in_transaction:
+            connection.rollback()
+        raise
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -218,9 +229,20 @@ def dbapi() -> OneTripDBAPI:
     return OneTripDBAPI(aiosqlite, sqlite3)
 
 
-async def defer_next(connection: AsyncConnection) -> None:
-    """The connection's next statement, a write whose outcome nothing reads at once, sent
-    with the trip after it (``OneTripConnection.defer_next``)."""
-    adapted = (await connection.get_raw_connection()).dbapi_connection
-    assert isinstance(adapted, OneTripConnection), "SQLite through this module's adapter"
-    adapted.defer_next()
+@asynccontextmanager
+async def deferred(connection: AsyncConnection, when: bool = True) -> AsyncIterator[None]:
+    """The one statement executed inside, a write whose outcome nothing reads at once, sent
+    with the connection's next trip (``OneTripConnection.defer_next``). Sent as it comes on
+    any other database, inside a savepoint (its failure must be the savepoint's, not the
+    statement's after it), and when not ``when``. Left without its statement (it failed
+    before reaching the driver), the deferral ends with the block."""
+    adapted = None
+    if when and connection.dialect.name == "sqlite" and not connection.in_nested_transaction():
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        assert isinstance(adapted, OneTripConnection), "SQLite through this module's adapter"
+        adapted.defer_next()
+    try:
+        yield
+    finally:
+        if adapted is not None:
+            adapted.defer = False

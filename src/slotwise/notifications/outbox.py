@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking.facts import BookingFacts, Party, Status
 from slotwise.calendars import entries, ics
+from slotwise.db import deferred as deferring
 from slotwise.db import table_of
 from slotwise.notifications.models import OutboxMessage, OutboxStatus
 
@@ -122,15 +123,19 @@ class Batch:
         written (so reminders the batch schedules anew are kept)."""
         self.withdrawn.append(appointment_id)
 
-    async def write(self, session: AsyncSession) -> None:
+    async def write(self, session: AsyncSession, *, deferred: bool = False) -> None:
         """Into the caller's transaction, after the session's pending changes (so the
-        appointment the messages refer to is written before them)."""
+        appointment the messages refer to is written before them). ``deferred``: on SQLite,
+        sent with the session's next statement (``db.deferred``), for a caller that makes
+        one next and reads nothing of these before it."""
         await session.flush()
         connection = await session.connection()
         for appointment_id in self.withdrawn:
-            await connection.execute(WITHDRAW_REMINDERS, {"of_appointment": appointment_id})
+            async with deferring(connection, deferred):
+                await connection.execute(WITHDRAW_REMINDERS, {"of_appointment": appointment_id})
         if self.rows:
-            await connection.execute(_INSERT_MESSAGES, self.rows)
+            async with deferring(connection, deferred):
+                await connection.execute(_INSERT_MESSAGES, self.rows)
         self.rows, self.withdrawn = [], []
 
 
