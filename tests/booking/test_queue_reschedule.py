@@ -14,13 +14,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, select
 
-from slotwise.booking import create, queue, reschedule
-from slotwise.booking.create import Booked
+from slotwise.booking import queue, reschedule
 from slotwise.booking.errors import SlotUnavailable
 from slotwise.booking.models import Appointment, AppointmentEvent
 from slotwise.booking.schemas import AppointmentCreate, AppointmentRead, RescheduleRequest
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
-from tests.booking.test_queue_cancel import booked
+from tests.booking.test_queue_cancel import booked, break_first_booking
 from tests.booking.test_queue_cancel import outcome as cancel_outcome
 from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, count_rows, signed_in
 
@@ -204,17 +203,7 @@ async def test_a_batch_refused_as_a_whole_writes_its_reschedules_alone_too(
     first, second = await signed_in(client), await signed_in(client)
     mine = await booked(client, first, provider, "09:00")
     events_before = await count_rows(app, AppointmentEvent, appointment_id=mine)
-    real = create.new_booking
-    broken_once: list[bool] = []
-
-    def broken(known: Any, proposal: Any, **given: Any) -> Booked:
-        made = real(known, proposal, **given)
-        if not broken_once:
-            broken_once.append(True)
-            made.appointment.client_id = uuid.uuid4()
-        return made
-
-    monkeypatch.setattr(create, "new_booking", broken)
+    break_first_booking(monkeypatch)
     with Commits(app) as commits:
         found = await together(app, [(first, (mine, "11:00")), (second, asked(provider, "10:00"))])
     assert [outcome(answer) for answer in found] == ["pending", "booked"]
