@@ -48,8 +48,8 @@ also takes, at once and in order, every provider's and client's lock the batch w
 decided and judged by ``reschedule.plan`` (a refusal writes nothing of it), written by
 ``reschedule.carry_out``, answered once the transaction commits. In a batch that cancels or
 moves appointments, a booking the write refuses is answered at the commit too: a change of
-the batch may be why. (A guest's cancellation or reschedule, by its manage
-token, is a request of its own.)
+the batch may be why. (A guest's cancellation or reschedule, by its manage token, is a
+request of its own.)
 """
 
 from __future__ import annotations
@@ -361,7 +361,8 @@ class BookingQueue:
         """The callers, the decisions, the cancellations and reschedules (``changed``: what
         became of each), the write. Returns the jobs written and those whose time a booking
         written with them took (both answered once the transaction commits); refused
-        bookings are answered at once, and jobs to decide or write again put in ``later``.
+        bookings are answered at once (at the commit in a batch that cancels or moves
+        appointments), and jobs to decide or write again put in ``later``.
 
         The cancellations are written first, then the reschedules, then the bookings: a
         booking of the time one frees finds it free (unless the waitlist's first in line
