@@ -52,11 +52,13 @@ def outcome(answer: Any) -> str:
     return answer.code
 
 
-async def booked(client: httpx.AsyncClient, account: Account, provider: Any, at: str) -> uuid.UUID:
+async def booked(
+    client: httpx.AsyncClient, account: Account, provider: Any, at: str, *, day: str = DAY
+) -> uuid.UUID:
     response = await client.post(
         "/appointments/",
         headers=account.headers,
-        json={"provider_id": provider["id"], "start_datetime": f"{DAY}T{at}:00Z"},
+        json={"provider_id": provider["id"], "start_datetime": f"{day}T{at}:00Z"},
     )
     assert response.status_code == 201, response.text
     return uuid.UUID(response.json()["id"])
@@ -122,13 +124,7 @@ async def test_a_refused_cancellation_fails_none_of_the_others(
     first, second, stranger = [await signed_in(client) for _ in range(3)]
     mine = await booked(client, first, provider, "09:00")
     theirs = await booked(client, second, provider, "10:00")
-    later_day = await client.post(
-        "/appointments/",
-        headers=second.headers,
-        json={"provider_id": provider["id"], "start_datetime": "2027-03-10T10:00:00Z"},
-    )
-    assert later_day.status_code == 201, later_day.text
-    open_window = uuid.UUID(later_day.json()["id"])
+    open_window = await booked(client, second, provider, "10:00", day="2027-03-10")
     with Commits(app) as commits:
         found = await together(
             app,
