@@ -224,6 +224,11 @@ async def _connection(
         writer.close()
 
 
+WINDOW_SCALE = 1.0
+"""Every load's warm-up and window are multiplied by this. ``run_all.py --smoke`` (the CI
+test, which proves that every benchmark runs, not its figures) sets a quarter."""
+
+
 async def run_load(
     url: str,
     source: RequestSource,
@@ -237,6 +242,7 @@ async def run_load(
     request sources run out; figures cover requests completed after the warm-up."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    duration_s, warmup_s = duration_s * WINDOW_SCALE, warmup_s * WINDOW_SCALE
     recorders = [_Recorder() for _ in range(connections)]
     started = time.perf_counter()
     window_start = started + warmup_s

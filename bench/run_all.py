@@ -1,8 +1,9 @@
-"""Every benchmark, one summary: `uv run python bench/run_all.py [--quick] [--db sqlite]`.
+"""Every benchmark, one summary: `uv run python bench/run_all.py [--quick | --smoke] [--db sqlite]`.
 
-Full mode (about 6 minutes on 2 cores) gives the figures of docs/benchmarks.md and writes
-bench/results/latest.json and latest.md. Quick mode (small counts, about a minute; for CI)
-writes latest-quick.json and latest-quick.md instead, so it never overwrites the figures.
+Full mode (about 8 minutes on 2 cores) gives the figures of docs/benchmarks.md and writes
+bench/results/latest.json and latest.md. Quick mode (small counts, about 3 minutes) writes
+latest-quick.json and latest-quick.md instead, so it never overwrites the figures; smoke
+mode (CI's test) is quick mode with every load's window a quarter as long.
 
 Exits 0 when every benchmark ran (missed targets are reported, not failures), 1 when one
 crashed; with --strict, a missed target also exits 1. PostgreSQL parts are skipped, with
@@ -32,6 +33,7 @@ import bench_series
 import bench_slots
 import bench_stream
 import bench_teams
+import loadgen
 from support import (
     BENCH_DIR,
     DATABASES,
@@ -48,6 +50,12 @@ RESULTS_DIR = BENCH_DIR / "results"
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run every Slotwise benchmark.")
     parser.add_argument("--quick", action="store_true", help="small counts, for CI")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="quick mode with every load's window a quarter as long: proves that every "
+        "benchmark runs (the CI test); its figures are not worth reading",
+    )
     parser.add_argument("--db", choices=DATABASES, action="append", help="default: both")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a missed target")
     parser.add_argument(
@@ -58,6 +66,9 @@ def main() -> int:
         "(default: 180 in full mode, 0 in quick mode)",
     )
     args = parser.parse_args()
+    if args.smoke:
+        args.quick = True
+        loadgen.WINDOW_SCALE = 0.25
     databases = tuple(args.db or DATABASES)
     wait_s = args.wait_quiet if args.wait_quiet is not None else (0 if args.quick else 180)
     busy_before = wait_for_quiet(wait_s)
