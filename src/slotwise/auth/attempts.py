@@ -9,17 +9,16 @@ before its password is checked once either count is full.
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from slotwise.auth import service
 from slotwise.auth.passwords import PasswordHasher
 from slotwise.config import Settings
+from slotwise.db import Database
 from slotwise.ratelimit import RateLimiter
 from slotwise.users.models import User
 
 
 async def authenticate(
-    session: AsyncSession,
+    database: Database,
     hasher: PasswordHasher,
     limiter: RateLimiter,
     settings: Settings,
@@ -34,7 +33,7 @@ async def authenticate(
     for limit, scope, key in counts:
         await limiter.check(limit, scope, key)
     try:
-        return await service.authenticate(session, hasher, email=email, password=password)
+        return await service.authenticate(database, hasher, email=email, password=password)
     except service.InvalidCredentials:
         for limit, scope, key in counts:
             await limiter.count(limit, scope, key)

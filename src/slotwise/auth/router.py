@@ -28,19 +28,15 @@ router = APIRouter()
 
 
 async def _login(
-    request: Request,
-    session: SessionDep,
-    shared: Shared,
-    *,
-    email: str,
-    password: str,
-    now: WallClock,
+    request: Request, shared: Shared, *, email: str, password: str, now: WallClock
 ) -> TokenPair:
+    """The password checked outside any transaction (``service.authenticate``), then the
+    session started in a transaction of its own."""
     client_ip = client_address(request)
     settings = shared.settings
     await shared.limiter.hit(settings.rate_limit_login_ip, "login-ip", client_ip)
     user = await attempts.authenticate(
-        session,
+        shared.db,
         shared.hasher,
         shared.limiter,
         settings,
@@ -48,7 +44,8 @@ async def _login(
         password=password,
         client_ip=client_ip,
     )
-    return await service.login(session, settings, user=user, now=now)
+    async with shared.db.transaction(writes=True) as session:
+        return await service.login(session, settings, user=user, now=now)
 
 
 @router.post(
@@ -59,11 +56,11 @@ async def _login(
     summary="Create an account (provider or client)",
 )
 async def register(
-    request: Request, data: UserCreate, session: SessionDep, shared: SharedDep, now: WallClock
+    request: Request, data: UserCreate, shared: SharedDep, now: WallClock
 ) -> UserRead:
     limit = shared.settings.rate_limit_register_ip
     await shared.limiter.hit(limit, "register-ip", client_address(request))
-    user = await service.register(session, shared.hasher, data=data, now=now)
+    user = await service.register(shared.db, shared.hasher, data=data, now=now)
     return UserRead.model_validate(user)
 
 
@@ -95,13 +92,10 @@ class PasswordForm(BaseModel):
 async def login_form(
     request: Request,
     form: Annotated[PasswordForm, Form()],
-    session: SessionDep,
     shared: SharedDep,
     now: WallClock,
 ) -> TokenPair:
-    return await _login(
-        request, session, shared, email=form.username, password=form.password, now=now
-    )
+    return await _login(request, shared, email=form.username, password=form.password, now=now)
 
 
 @router.post(
@@ -111,9 +105,9 @@ async def login_form(
     summary="Log in with a JSON body",
 )
 async def login_json(
-    request: Request, data: LoginJSON, session: SessionDep, shared: SharedDep, now: WallClock
+    request: Request, data: LoginJSON, shared: SharedDep, now: WallClock
 ) -> TokenPair:
-    return await _login(request, session, shared, email=data.email, password=data.password, now=now)
+    return await _login(request, shared, email=data.email, password=data.password, now=now)
 
 
 @router.post(

@@ -21,6 +21,7 @@ from slotwise.auth.passwords import PasswordHasher, check_policy
 from slotwise.auth.schemas import TokenPair
 from slotwise.auth.tokens import InvalidToken, TokenClaims, TokenType, VerifiedAccessTokens
 from slotwise.config import Settings
+from slotwise.db import Database
 from slotwise.errors import Conflict, Forbidden, Unauthorized
 from slotwise.users import repository as users_repo
 from slotwise.users.models import User
@@ -53,32 +54,41 @@ class RefreshTokenReused(InvalidToken):
 
 
 async def register(
-    session: AsyncSession, hasher: PasswordHasher, *, data: UserCreate, now: datetime
+    database: Database, hasher: PasswordHasher, *, data: UserCreate, now: datetime
 ) -> User:
+    """A new account, committed. Its password is hashed first, outside the transaction (see
+    ``authenticate``); a taken email costs the hash too, so it is not told by the time."""
     check_policy(data.password, email=data.email)
-    if await users_repo.get_by_email(session, data.email) is not None:
-        raise EmailTaken()
-    user = User(
-        email=data.email,
-        full_name=data.full_name,
-        role=data.role,
-        timezone=data.timezone,
-        hashed_password=await hasher.hash(data.password),
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent registration of the same email won
-        raise EmailTaken() from exc
+    hashed_password = await hasher.hash(data.password)
+    async with database.transaction(writes=True) as session:
+        if await users_repo.get_by_email(session, data.email) is not None:
+            raise EmailTaken()
+        user = User(
+            email=data.email,
+            full_name=data.full_name,
+            role=data.role,
+            timezone=data.timezone,
+            hashed_password=hashed_password,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(user)
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a concurrent registration of the same email won
+            raise EmailTaken() from exc
     return user
 
 
 async def authenticate(
-    session: AsyncSession, hasher: PasswordHasher, *, email: str, password: str
+    database: Database, hasher: PasswordHasher, *, email: str, password: str
 ) -> User:
-    user = await users_repo.get_by_email(session, email)
+    """The account whose password this is. The password is checked outside any
+    transaction: a check takes tens of milliseconds of a thread, and a transaction open
+    that long would hold a pooled connection, and on SQLite a writing one the worker's one
+    write lock (``db.Database.transaction``), which every other write waits for."""
+    async with database.transaction(writes=False) as session:
+        user = await users_repo.get_by_email(session, email)
     valid = await hasher.verify(password, user.hashed_password if user else None)
     if user is None or not valid:
         raise InvalidCredentials()
@@ -116,8 +126,15 @@ async def _issue_pair(
 async def login(
     session: AsyncSession, settings: Settings, *, user: User, now: datetime
 ) -> TokenPair:
-    """Start a new session: a new refresh-token family."""
-    return await _issue_pair(session, settings, user=user, family_id=uuid.uuid4(), now=now)
+    """Start a new session for ``user`` as ``authenticate`` found them: a new refresh-token
+    family, unless the account changed meanwhile (its password, or it can no longer sign
+    in), which is read again in this transaction."""
+    current = await users_repo.get_by_id(session, user.id)
+    if current is None or current.hashed_password != user.hashed_password:
+        raise InvalidCredentials()
+    if not current.is_active or current.is_blocked:
+        raise AccountDisabled()
+    return await _issue_pair(session, settings, user=current, family_id=uuid.uuid4(), now=now)
 
 
 async def revoke_user_sessions(
