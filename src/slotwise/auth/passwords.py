@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from functools import cache
 from importlib import resources
 
@@ -39,18 +41,23 @@ def check_policy(password: str, *, email: str | None = None) -> None:
 
 
 class PasswordHasher:
-    """argon2id hashing; the work runs in a thread so the event loop is never blocked."""
+    """argon2id hashing; the work runs in a thread so the event loop is never blocked, at most
+    one hash a CPU at a time: each takes the memory cost (64 MiB by default), and hashes
+    beyond the CPUs would only wait for them anyway."""
 
     def __init__(self, *, time_cost: int, memory_kib: int) -> None:
         self._hash = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib),))
         self._dummy = self._hash.hash("slotwise-timing-equaliser")
+        self._slots = asyncio.Semaphore(os.cpu_count() or 1)
 
     async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self._hash.hash, password)
+        async with self._slots:
+            return await anyio.to_thread.run_sync(self._hash.hash, password)
 
     async def verify(self, password: str, hashed: str | None) -> bool:
         """Verify; with no hash (unknown user) spend the same time and return False."""
-        if hashed is None:
-            await anyio.to_thread.run_sync(self._hash.verify, password, self._dummy)
-            return False
-        return await anyio.to_thread.run_sync(self._hash.verify, password, hashed)
+        async with self._slots:
+            if hashed is None:
+                await anyio.to_thread.run_sync(self._hash.verify, password, self._dummy)
+                return False
+            return await anyio.to_thread.run_sync(self._hash.verify, password, hashed)

@@ -128,8 +128,9 @@ async def login(
 ) -> TokenPair:
     """Start a new session for ``user`` as ``authenticate`` found them: a new refresh-token
     family, unless the account changed meanwhile (its password, or it can no longer sign
-    in), which is read again in this transaction."""
-    current = await users_repo.get_by_id(session, user.id)
+    in). The account is read again with its row locked: a password change committed after
+    this read waits for the session's commit, and then ends it with the others."""
+    current = await users_repo.get_for_update(session, user.id)
     if current is None or current.hashed_password != user.hashed_password:
         raise InvalidCredentials()
     if not current.is_active or current.is_blocked:
