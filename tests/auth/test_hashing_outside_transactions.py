@@ -1,22 +1,24 @@
-"""A password is hashed or checked outside any transaction: on SQLite a writing transaction
-holds the worker's one write lock, and a hash (tens of milliseconds, here most of a second)
-held inside it kept every other write of the worker waiting; on PostgreSQL it held a pooled
-connection. And the session a login starts is for the account as its password was checked."""
+"""A password is hashed or checked outside any transaction (sign-up, login, reset): on SQLite
+a writing transaction holds the worker's one write lock, and a hash (tens of milliseconds,
+here most of a second) held inside it kept every other write of the worker waiting; on
+PostgreSQL it held a pooled connection. And what is written after the hash is for the
+account, and the reset token, as they still are."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
-from slotwise.auth import service
-from slotwise.auth.models import RefreshToken
+from slotwise.auth import service, tokens
+from slotwise.auth.models import PasswordResetToken, RefreshToken
 from slotwise.main import create_app
+from slotwise.users import repository as users_repo
 from slotwise.users.models import User
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, count_rows, register, unique_email
@@ -49,6 +51,63 @@ async def test_a_write_is_answered_while_a_login_and_a_sign_up_hash(slow_app: Fa
         assert not signing_up.done(), "the write waited for the sign-up's hash"
         assert (await logging_in).status_code == 200
         await signing_up
+
+
+async def _reset_token(app: FastAPI, email: str) -> str:
+    """A reset token of the account's, as a forgotten-password request stores one."""
+    token = tokens.new_secret_token()
+    async with app.state.slotwise.db.transaction(writes=True) as session:
+        user = await users_repo.get_by_email(session, email)
+        assert user is not None
+        now = datetime.now(UTC)
+        session.add(
+            PasswordResetToken(
+                token_hash=tokens.fingerprint(token),
+                user_id=user.id,
+                created_at=now,
+                expires_at=now + timedelta(hours=1),
+            )
+        )
+    return token
+
+
+async def test_a_write_is_answered_while_a_reset_hashes(slow_app: FastAPI) -> None:
+    """On SQLite this waited for the reset's hash before."""
+    transport = httpx.ASGITransport(app=slow_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as client:
+        email = str((await register(client))["email"])
+        token = await _reset_token(slow_app, email)
+        body = {"token": token, "new_password": "a-new-and-unusual-passphrase"}
+        resetting = asyncio.create_task(client.post("/auth/reset-password", json=body))
+        await asyncio.sleep(0.25)
+
+        asked = await client.post("/auth/forgot-password", json={"email": email})
+
+        assert asked.status_code == 202, asked.text
+        assert not resetting.done(), "the write waited for the reset's hash"
+        assert (await resetting).status_code == 204
+
+
+async def test_of_two_resets_with_one_token_one_wins(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    email = str((await register(client))["email"])
+    token = await _reset_token(app, email)
+    passwords = ["the-first-new-passphrase", "the-second-new-passphrase"]
+
+    answers = await asyncio.gather(
+        *(
+            client.post("/auth/reset-password", json={"token": token, "new_password": password})
+            for password in passwords
+        )
+    )
+
+    assert sorted(answer.status_code for answer in answers) == [204, 400]
+    (won,) = [p for p, a in zip(passwords, answers, strict=True) if a.status_code == 204]
+    (lost,) = [p for p, a in zip(passwords, answers, strict=True) if a.status_code == 400]
+    form = {"username": email}
+    assert (await client.post("/auth/login", data=form | {"password": won})).status_code == 200
+    assert (await client.post("/auth/login", data=form | {"password": lost})).status_code == 401
 
 
 async def _checked(app: FastAPI, email: str) -> User:

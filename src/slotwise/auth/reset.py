@@ -16,8 +16,10 @@ from slotwise.apikeys import service as api_keys
 from slotwise.auth import service, tokens
 from slotwise.auth.models import PasswordResetToken
 from slotwise.auth.passwords import PasswordHasher, check_policy
+from slotwise.db import Database
 from slotwise.errors import AppError
 from slotwise.users import repository as users_repo
+from slotwise.users.models import User
 
 
 class InvalidResetToken(AppError):
@@ -76,7 +78,7 @@ async def request_reset(
 
 
 async def reset_password(
-    session: AsyncSession,
+    database: Database,
     hasher: PasswordHasher,
     *,
     token: str,
@@ -86,30 +88,45 @@ async def reset_password(
 ) -> None:
     """Spend the token, set the password, end every session of the user.
 
+    The new password is hashed outside any transaction (``service.authenticate`` says why),
+    between a read that finds the token good and the transaction that spends it, which
+    finds it good again with its row locked: of two resets with one token, one wins.
     Access tokens already issued stop working too: they are JWTs checked against the wall
     clock, so the cutoff is the wall-clock time (``wall_now``), not the request clock.
     """
-    row = await session.scalar(
-        select(PasswordResetToken)
-        .where(PasswordResetToken.token_hash == tokens.fingerprint(token))
-        .with_for_update()
-    )
+    fingerprint = tokens.fingerprint(token)
+    async with database.transaction(writes=False) as session:
+        user = await _spendable(session, fingerprint, now, lock=False)
+    check_policy(new_password, email=user.email)
+    hashed_password = await hasher.hash(new_password)
+    async with database.transaction(writes=True) as session:
+        user = await _spendable(session, fingerprint, now, lock=True)
+        user.hashed_password = hashed_password
+        user.updated_at = now
+        # This token and any other outstanding one of the user are spent.
+        await session.execute(
+            update(PasswordResetToken)
+            .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+            .values(used_at=now)
+        )
+        await service.revoke_user_sessions(session, user_id=user.id, now=now)
+        # Whoever knew the old password may have made API keys: they end with the sessions.
+        await api_keys.revoke_all(session, user_id=user.id, now=wall_now)
+        user.tokens_valid_after = wall_now
+        await session.flush()
+
+
+async def _spendable(session: AsyncSession, fingerprint: str, now: datetime, *, lock: bool) -> User:
+    """The user whose unused, unexpired reset token this is (``lock``: the token's row and
+    the user's locked), if they may still sign in; else InvalidResetToken."""
+    query = select(PasswordResetToken).where(PasswordResetToken.token_hash == fingerprint)
+    row = await session.scalar(query.with_for_update() if lock else query)
     if row is None or row.used_at is not None or row.expires_at <= now:
         raise InvalidResetToken()
-    user = await users_repo.get_by_id(session, row.user_id)
+    if lock:
+        user = await users_repo.get_for_update(session, row.user_id)
+    else:
+        user = await users_repo.get_by_id(session, row.user_id)
     if user is None or not user.is_active or user.is_blocked:
         raise InvalidResetToken()
-    check_policy(new_password, email=user.email)
-    user.hashed_password = await hasher.hash(new_password)
-    user.updated_at = now
-    # This token and any other outstanding one of the user are spent.
-    await session.execute(
-        update(PasswordResetToken)
-        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
-        .values(used_at=now)
-    )
-    await service.revoke_user_sessions(session, user_id=user.id, now=now)
-    # Whoever knew the old password may have made API keys: they end with the sessions.
-    await api_keys.revoke_all(session, user_id=user.id, now=wall_now)
-    user.tokens_valid_after = wall_now
-    await session.flush()
+    return user

@@ -203,7 +203,6 @@ async def forgot_password(
 async def reset_password(
     data: ResetPasswordRequest,
     request: Request,
-    session: SessionDep,
     shared: SharedDep,
     now: NowDep,
     wall: WallClock,
@@ -211,7 +210,7 @@ async def reset_password(
     limit = shared.settings.rate_limit_reset_ip
     await shared.limiter.hit(limit, "reset-submit-ip", client_address(request))
     await reset.reset_password(
-        session,
+        shared.db,
         shared.hasher,
         token=data.token,
         new_password=data.new_password,
