@@ -1,14 +1,14 @@
 """A password is hashed or checked outside any transaction (sign-up, login, reset): on SQLite
-a writing transaction holds the worker's one write lock, and a hash (tens of milliseconds,
-here most of a second) held inside it kept every other write of the worker waiting; on
-PostgreSQL it held a pooled connection. And what is written after the hash is for the
-account, and the reset token, as they still are."""
+a writing transaction holds the worker's one write lock, and a hash (tens of milliseconds)
+held inside it kept every other write of the worker waiting; on PostgreSQL it held a pooled
+connection. The hasher is held at a gate here, so that "meanwhile" is certain. And what is
+written after the hash is for the account, and the reset token, as they are then."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -17,40 +17,66 @@ from sqlalchemy import update
 
 from slotwise.auth import service, tokens
 from slotwise.auth.models import PasswordResetToken, RefreshToken
-from slotwise.main import create_app
 from slotwise.users import repository as users_repo
 from slotwise.users.models import User
-from tests.conftest import make_settings
 from tests.factories import PASSWORD, count_rows, register, unique_email
 
 
-@pytest.fixture
-async def slow_app(database_url: str) -> AsyncIterator[FastAPI]:
-    """Argon2 at 64 MiB and 8 passes: most of a second a hash on this machine."""
-    settings = make_settings(database_url, argon2_time_cost=8, argon2_memory_kib=65536)
-    application = create_app(settings)
-    yield application
-    await application.state.slotwise.aclose()
+class _Gate:
+    """Holds every call of the app's hasher's ``method`` (``hash`` or ``verify``) until
+    ``opened`` is set; ``entered`` is set once one waits there."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, app: FastAPI, method: str) -> None:
+        hasher = app.state.slotwise.hasher
+        real = getattr(hasher, method)
+        self.entered, self.opened = asyncio.Event(), asyncio.Event()
+
+        async def held(*args: Any) -> Any:
+            self.entered.set()
+            await self.opened.wait()
+            return await real(*args)
+
+        monkeypatch.setattr(hasher, method, held)
 
 
-async def test_a_write_is_answered_while_a_login_and_a_sign_up_hash(slow_app: FastAPI) -> None:
-    """On SQLite this waited for both hashes before; PostgreSQL has no write lock to wait on."""
-    transport = httpx.ASGITransport(app=slow_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as client:
-        email = str((await register(client))["email"])
-        form = {"username": email, "password": PASSWORD}
-        logging_in = asyncio.create_task(client.post("/auth/login", data=form))
-        signing_up = asyncio.create_task(register(client))
-        await asyncio.sleep(0.25)  # both are hashing in their threads by now
+async def _write_while_held(
+    client: httpx.AsyncClient, gate: _Gate, started: asyncio.Task[Any], email: str
+) -> Any:
+    """A write of its own (a reset link's token and mail) while ``started`` waits at the
+    gate: it must be answered (within 10 s; before, on SQLite, it waited for the gate
+    forever). Then the gate opens and ``started``'s result comes back."""
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    try:
+        asked = await asyncio.wait_for(
+            client.post("/auth/forgot-password", json={"email": email}), 10
+        )
+    finally:
+        gate.opened.set()
+    assert asked.status_code == 202, asked.text
+    return await started
 
-        # A write of its own (a reset link's token and mail): it needs the write lock.
-        asked = await client.post("/auth/forgot-password", json={"email": email})
 
-        assert asked.status_code == 202, asked.text
-        assert not logging_in.done(), "the write waited for the login's password check"
-        assert not signing_up.done(), "the write waited for the sign-up's hash"
-        assert (await logging_in).status_code == 200
-        await signing_up
+async def test_a_write_is_answered_while_a_login_checks_its_password(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    email = str((await register(client))["email"])
+    gate = _Gate(monkeypatch, app, "verify")
+    form = {"username": email, "password": PASSWORD}
+    logging_in = asyncio.create_task(client.post("/auth/login", data=form))
+
+    answer = await _write_while_held(client, gate, logging_in, email)
+    assert answer.status_code == 200, answer.text
+
+
+async def test_a_write_is_answered_while_a_sign_up_hashes(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    email = str((await register(client))["email"])
+    gate = _Gate(monkeypatch, app, "hash")
+    signing_up = asyncio.create_task(register(client))
+
+    account = await _write_while_held(client, gate, signing_up, email)
+    assert account["email"] != email
 
 
 async def _reset_token(app: FastAPI, email: str) -> str:
@@ -71,21 +97,44 @@ async def _reset_token(app: FastAPI, email: str) -> str:
     return token
 
 
-async def test_a_write_is_answered_while_a_reset_hashes(slow_app: FastAPI) -> None:
-    """On SQLite this waited for the reset's hash before."""
-    transport = httpx.ASGITransport(app=slow_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as client:
-        email = str((await register(client))["email"])
-        token = await _reset_token(slow_app, email)
-        body = {"token": token, "new_password": "a-new-and-unusual-passphrase"}
-        resetting = asyncio.create_task(client.post("/auth/reset-password", json=body))
-        await asyncio.sleep(0.25)
+async def test_a_write_is_answered_while_a_reset_hashes(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    email = str((await register(client))["email"])
+    token = await _reset_token(app, email)
+    gate = _Gate(monkeypatch, app, "hash")
+    body = {"token": token, "new_password": "a-new-and-unusual-passphrase"}
+    resetting = asyncio.create_task(client.post("/auth/reset-password", json=body))
 
-        asked = await client.post("/auth/forgot-password", json={"email": email})
+    answer = await _write_while_held(client, gate, resetting, email)
+    assert answer.status_code == 204, answer.text
 
-        assert asked.status_code == 202, asked.text
-        assert not resetting.done(), "the write waited for the reset's hash"
-        assert (await resetting).status_code == 204
+
+async def test_a_session_begun_while_a_reset_hashes_ends_with_the_reset(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    email = str((await register(client))["email"])
+    token = await _reset_token(app, email)
+    gate = _Gate(monkeypatch, app, "hash")
+    body = {"token": token, "new_password": "a-new-and-unusual-passphrase"}
+    resetting = asyncio.create_task(client.post("/auth/reset-password", json=body))
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    # The old password still opens a session while the new one is hashed...
+    form = {"username": email, "password": PASSWORD}
+    try:
+        login = await asyncio.wait_for(client.post("/auth/login", data=form), 10)
+    finally:
+        gate.opened.set()
+    assert login.status_code == 200, login.text
+    assert (await resetting).status_code == 204
+
+    # ...and the reset ends it, its access token too (the same second as the reset's cutoff
+    # or not).
+    pair = login.json()
+    me = await client.get("/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
+    assert me.status_code == 401
+    refreshed = await client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert refreshed.status_code == 401
 
 
 async def test_of_two_resets_with_one_token_one_wins(

@@ -48,7 +48,7 @@ class PasswordHasher:
     def __init__(self, *, time_cost: int, memory_kib: int) -> None:
         self._hash = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib),))
         self._dummy = self._hash.hash("slotwise-timing-equaliser")
-        self._slots = asyncio.Semaphore(os.cpu_count() or 1)
+        self._slots = asyncio.Semaphore(len(os.sched_getaffinity(0)))
 
     async def hash(self, password: str) -> str:
         async with self._slots:

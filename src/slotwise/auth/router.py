@@ -212,6 +212,8 @@ async def reset_password(
     await reset.reset_password(
         shared.db,
         shared.hasher,
+        shared.settings,
+        shared.redis,
         token=data.token,
         new_password=data.new_password,
         now=now,

@@ -176,22 +176,20 @@ async def end_other_sessions(
     redis: Redis | None,
     *,
     user_id: uuid.UUID,
-    keep: uuid.UUID,
+    keep: uuid.UUID | None,
     now: datetime,
 ) -> None:
-    """End every session of the user but ``keep``: refresh tokens revoked, and the access
-    tokens of those that may still hold one (a pair issued within an access token's
-    lifetime) refused."""
+    """End every session of the user but ``keep`` (None: every one): refresh tokens
+    revoked, and the access tokens of those that may still hold one (a pair issued within
+    an access token's lifetime) refused."""
     await revoke_user_sessions(session, user_id=user_id, now=now, keep=keep)
-    live = await session.scalars(
-        select(RefreshToken.family_id)
-        .where(
-            RefreshToken.user_id == user_id,
-            RefreshToken.family_id != keep,
-            RefreshToken.issued_at >= now - _access_lifetime(settings),
-        )
-        .distinct()
+    query = select(RefreshToken.family_id).where(
+        RefreshToken.user_id == user_id,
+        RefreshToken.issued_at >= now - _access_lifetime(settings),
     )
+    if keep is not None:
+        query = query.where(RefreshToken.family_id != keep)
+    live = await session.scalars(query.distinct())
     await revocation.end_sessions(
         session, redis, live, access_lifetime=_access_lifetime(settings), now=now
     )
