@@ -19,7 +19,7 @@ from slotwise.auth import service, tokens
 from slotwise.auth.models import PasswordResetToken, RefreshToken
 from slotwise.users import repository as users_repo
 from slotwise.users.models import User
-from tests.factories import PASSWORD, count_rows, register, unique_email
+from tests.factories import PASSWORD, count_rows, register, signed_in, unique_email
 
 
 class _Gate:
@@ -135,6 +135,39 @@ async def test_a_session_begun_while_a_reset_hashes_ends_with_the_reset(
     assert me.status_code == 401
     refreshed = await client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert refreshed.status_code == 401
+
+
+async def test_a_write_is_answered_while_a_password_change_hashes(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await signed_in(client)
+    gate = _Gate(monkeypatch, app, "hash")
+    change = {"current_password": PASSWORD, "new_password": "a-new-and-unusual-passphrase"}
+    changing = asyncio.create_task(client.patch("/users/me", json=change, headers=account.headers))
+
+    answer = await _write_while_held(client, gate, changing, account.email)
+    assert answer.status_code == 200, answer.text
+
+
+async def test_a_password_changed_while_another_change_hashes_refuses_that_change(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await signed_in(client)
+    gate = _Gate(monkeypatch, app, "hash")
+    change = {"current_password": PASSWORD, "new_password": "a-new-and-unusual-passphrase"}
+    changing = asyncio.create_task(client.patch("/users/me", json=change, headers=account.headers))
+    await asyncio.wait_for(gate.entered.wait(), 10)
+    user = await _checked(app, account.email)
+    monkeypatch.undo()  # the hasher as it is, for the change made meanwhile
+    other = await app.state.slotwise.hasher.hash("x-y-z-w-1")
+    try:
+        await asyncio.wait_for(_change(app, user, hashed_password=other), 10)
+    finally:
+        gate.opened.set()
+
+    answer = await changing
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["code"] == "current_password_incorrect"
 
 
 async def test_of_two_resets_with_one_token_one_wins(

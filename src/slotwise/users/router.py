@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from slotwise.apikeys.scopes import Scope, needs, session_only
-from slotwise.auth.deps import AdminUser, CurrentClaims, CurrentUser
+from slotwise.auth.deps import AdminUser, CurrentUser, OptionalClaims
 from slotwise.db import SessionDep
-from slotwise.errors import responses
+from slotwise.errors import Unauthorized, responses
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.ratelimit import client_address
 from slotwise.shared import SharedDep, WallClock
@@ -35,22 +35,21 @@ async def read_me(user: CurrentUser) -> UserRead:
 @session_only
 async def update_me(
     data: UserSelfUpdate,
-    user: CurrentUser,
-    claims: CurrentClaims,
+    claims: OptionalClaims,
     request: Request,
-    session: SessionDep,
     shared: SharedDep,
     now: WallClock,
 ) -> UserRead:
+    if claims is None:
+        raise Unauthorized()
     updated = await service.update_self(
-        session,
+        shared.db,
         shared.hasher,
         shared.settings,
         shared.redis,
         shared.limiter,
-        user=user,
+        claims=claims,
         data=data,
-        current_session=claims.session_id,
         client_ip=client_address(request),
         now=now,
     )

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from slotwise.auth import attempts
+from slotwise.auth import attempts, callers
 from slotwise.auth import service as auth_service
 from slotwise.auth.passwords import PasswordHasher, check_policy
+from slotwise.auth.tokens import InvalidToken, TokenClaims
 from slotwise.config import Settings
+from slotwise.db import Database
 from slotwise.errors import Conflict, Forbidden, InvalidInput, NotFound
 from slotwise.ratelimit import RateLimiter
 from slotwise.users import repository
@@ -50,22 +52,25 @@ async def get(session: AsyncSession, *, user_id: uuid.UUID) -> User:
 
 
 async def update_self(
-    session: AsyncSession,
+    database: Database,
     hasher: PasswordHasher,
     settings: Settings,
     redis: Redis | None,
     limiter: RateLimiter,
     *,
-    user: User,
+    claims: TokenClaims,
     data: UserSelfUpdate,
-    current_session: uuid.UUID,
     client_ip: str,
     now: datetime,
 ) -> User:
-    if data.full_name is not None:
-        user.full_name = data.full_name
-    if "timezone" in data.model_fields_set:
-        user.timezone = data.timezone
+    """The signed-in user's own change, committed. A new password's checks (the current
+    one, then the hash of the new) run outside any transaction (``auth.service.
+    authenticate`` says why), between a read of the account and the transaction that
+    writes the change, which reads it again with its row locked: a password changed
+    meanwhile makes the current one given here no longer current (403)."""
+    async with database.transaction(writes=False) as session:
+        user = await callers.user_for_claims(session, redis, claims)
+    hashed_password = None
     if data.new_password is not None:
         if data.current_password is None:
             raise CurrentPasswordRequired()
@@ -79,14 +84,26 @@ async def update_self(
         ):
             raise CurrentPasswordIncorrect()
         check_policy(data.new_password, email=user.email)
-        user.hashed_password = await hasher.hash(data.new_password)
-        # End every other session at once, access tokens included; this one goes on.
-        await auth_service.end_other_sessions(
-            session, settings, redis, user_id=user.id, keep=current_session, now=now
-        )
-    user.updated_at = now
-    await session.flush()
-    return user
+        hashed_password = await hasher.hash(data.new_password)
+    async with database.transaction(writes=True) as session:
+        current = await repository.get_for_update(session, user.id)
+        if not callers.may_sign_in(current, claims):
+            raise InvalidToken()
+        if data.full_name is not None:
+            current.full_name = data.full_name
+        if "timezone" in data.model_fields_set:
+            current.timezone = data.timezone
+        if hashed_password is not None:
+            if current.hashed_password != user.hashed_password:
+                raise CurrentPasswordIncorrect()
+            current.hashed_password = hashed_password
+            # End every other session at once, access tokens included; this one goes on.
+            await auth_service.end_other_sessions(
+                session, settings, redis, user_id=current.id, keep=claims.session_id, now=now
+            )
+        current.updated_at = now
+        await session.flush()
+    return current
 
 
 async def admin_update(
