@@ -19,7 +19,7 @@ from slotwise.auth import service, tokens
 from slotwise.auth.models import PasswordResetToken, RefreshToken
 from slotwise.users import repository as users_repo
 from slotwise.users.models import User
-from tests.factories import PASSWORD, count_rows, register, signed_in, unique_email
+from tests.factories import PASSWORD, Account, count_rows, register, signed_in
 
 
 class _Gate:
@@ -137,13 +137,21 @@ async def test_a_session_begun_while_a_reset_hashes_ends_with_the_reset(
     assert refreshed.status_code == 401
 
 
-async def test_a_write_is_answered_while_a_password_change_hashes(
+async def _changing_password(
     app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[Account, _Gate, asyncio.Task[httpx.Response]]:
+    """A signed-in account changing its password, the new one's hash held at the gate."""
     account = await signed_in(client)
     gate = _Gate(monkeypatch, app, "hash")
     change = {"current_password": PASSWORD, "new_password": "a-new-and-unusual-passphrase"}
     changing = asyncio.create_task(client.patch("/users/me", json=change, headers=account.headers))
+    return account, gate, changing
+
+
+async def test_a_write_is_answered_while_a_password_change_hashes(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account, gate, changing = await _changing_password(app, client, monkeypatch)
 
     answer = await _write_while_held(client, gate, changing, account.email)
     assert answer.status_code == 200, answer.text
@@ -152,10 +160,7 @@ async def test_a_write_is_answered_while_a_password_change_hashes(
 async def test_a_password_changed_while_another_change_hashes_refuses_that_change(
     app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    account = await signed_in(client)
-    gate = _Gate(monkeypatch, app, "hash")
-    change = {"current_password": PASSWORD, "new_password": "a-new-and-unusual-passphrase"}
-    changing = asyncio.create_task(client.patch("/users/me", json=change, headers=account.headers))
+    account, gate, changing = await _changing_password(app, client, monkeypatch)
     await asyncio.wait_for(gate.entered.wait(), 10)
     user = await _checked(app, account.email)
     monkeypatch.undo()  # the hasher as it is, for the change made meanwhile
@@ -208,27 +213,21 @@ async def _change(app: FastAPI, user: User, **values: object) -> None:
         await session.execute(update(User).where(User.id == user.id).values(**values))
 
 
-async def test_a_password_changed_after_the_check_starts_no_session(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    email = str((await register(client, email=unique_email()))["email"])
-    user = await _checked(app, email)
-    new_hash = await app.state.slotwise.hasher.hash("another-password-42")
-    await _change(app, user, hashed_password=new_hash)
-
-    with pytest.raises(service.InvalidCredentials):
-        await _log_in(app, user)
-    assert await count_rows(app, RefreshToken, user_id=user.id) == 0
-
-
-async def test_an_account_blocked_after_the_check_starts_no_session(
-    app: FastAPI, client: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("changed", "refusal"),
+    [("password", service.InvalidCredentials), ("blocked", service.AccountDisabled)],
+)
+async def test_an_account_changed_after_the_check_starts_no_session(
+    app: FastAPI, client: httpx.AsyncClient, changed: str, refusal: type[Exception]
 ) -> None:
     email = str((await register(client))["email"])
     user = await _checked(app, email)
-    await _change(app, user, is_blocked=True)
+    if changed == "password":
+        await _change(app, user, hashed_password=await app.state.slotwise.hasher.hash("x-y-z-1"))
+    else:
+        await _change(app, user, is_blocked=True)
 
-    with pytest.raises(service.AccountDisabled):
+    with pytest.raises(refusal):
         await _log_in(app, user)
     assert await count_rows(app, RefreshToken, user_id=user.id) == 0
 
