@@ -97,14 +97,23 @@ async def _reset_token(app: FastAPI, email: str) -> str:
     return token
 
 
-async def test_a_write_is_answered_while_a_reset_hashes(
+async def _resetting(
     app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[str, _Gate, asyncio.Task[httpx.Response]]:
+    """An account's email, and its password reset under way, the new one's hash held at
+    the gate."""
     email = str((await register(client))["email"])
     token = await _reset_token(app, email)
     gate = _Gate(monkeypatch, app, "hash")
     body = {"token": token, "new_password": "a-new-and-unusual-passphrase"}
     resetting = asyncio.create_task(client.post("/auth/reset-password", json=body))
+    return email, gate, resetting
+
+
+async def test_a_write_is_answered_while_a_reset_hashes(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    email, gate, resetting = await _resetting(app, client, monkeypatch)
 
     answer = await _write_while_held(client, gate, resetting, email)
     assert answer.status_code == 204, answer.text
@@ -113,11 +122,7 @@ async def test_a_write_is_answered_while_a_reset_hashes(
 async def test_a_session_begun_while_a_reset_hashes_ends_with_the_reset(
     app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    email = str((await register(client))["email"])
-    token = await _reset_token(app, email)
-    gate = _Gate(monkeypatch, app, "hash")
-    body = {"token": token, "new_password": "a-new-and-unusual-passphrase"}
-    resetting = asyncio.create_task(client.post("/auth/reset-password", json=body))
+    email, gate, resetting = await _resetting(app, client, monkeypatch)
     await asyncio.wait_for(gate.entered.wait(), 10)
     # The old password still opens a session while the new one is hashed...
     form = {"username": email, "password": PASSWORD}
