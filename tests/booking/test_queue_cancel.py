@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,8 @@ from slotwise.booking.models import Appointment, AppointmentEvent, Status
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.errors import AppError
 from slotwise.models import OutboxMessage
+from slotwise.webhooks.models import WebhookDelivery
+from tests.booking.test_change import statements_of
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
 from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, count_rows, signed_in
 
@@ -214,3 +217,69 @@ async def test_cancellations_arriving_together_through_the_api(
     assert [r.json()["cancel_reason"] for r in responses[:3]] == ["Ill", "Away", "Closed"]
     assert all(r.json()["status"] == "cancelled" for r in responses[:3])
     assert commits.count < 3  # one transaction per cancellation would be 3
+
+
+async def test_a_batchs_cancellations_hand_their_times_on_together(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """The times a batch's cancellations free go to their waiters in one hand-on per
+    provider, after the cancellations are written: each waiter booked, each change heard by
+    the provider's webhook, and the waitlist, the webhook subscriptions and the provider's
+    lock each asked once for the whole batch."""
+    owner, provider = await bookable_provider(client)
+    subscribed = await client.post(
+        "/webhooks",
+        headers=owner.headers,
+        json={
+            "url": "https://hooks.example.com/in",
+            "event_types": ["booking.cancelled", "booking.created"],
+        },
+    )
+    assert subscribed.status_code == 201, subscribed.text
+    first, second = await signed_in(client), await signed_in(client)
+    times = ("09:00", "10:00")
+    ids = [
+        await booked(client, one, provider, at)
+        for one, at in zip((first, second), times, strict=True)
+    ]
+    waiters = [await signed_in(client) for _ in times]
+    entries = []
+    for waiter, at in zip(waiters, times, strict=True):
+        joined = await client.post(
+            "/waitlist",
+            headers=waiter.headers,
+            json={
+                "provider_id": provider["id"],
+                "start_datetime": f"{DAY}T{at}:00Z",
+                "mode": "book",
+            },
+        )
+        assert joined.status_code == 201, joined.text
+        entries.append(joined.json()["id"])
+    with statements_of(app) as seen:
+        found = await together(app, [(first, ids[0]), (second, ids[1])])
+    assert [outcome(answer) for answer in found] == ["cancelled", "cancelled"]
+    for waiter, entry_id, at in zip(waiters, entries, times, strict=True):
+        got = (await client.get(f"/waitlist/{entry_id}", headers=waiter.headers)).json()
+        assert got["status"] == "booked", got
+        mine = await client.get(f"/appointments/{got['appointment_id']}", headers=waiter.headers)
+        assert mine.json()["start_at"] == f"{DAY}T{at}:00Z"
+    assert await count_rows(app, WebhookDelivery, event_type="booking.cancelled") == 2
+    # Two booked before, two for the waiters.
+    assert await count_rows(app, WebhookDelivery, event_type="booking.created") == 4
+    asked = Counter(
+        kind
+        for statement in seen
+        for kind, opening in ASKED_ONCE.items()
+        if statement.startswith(opening)
+    )
+    on_postgresql = state_of(app).db.engine.dialect.name == "postgresql"
+    assert asked == {"webhooks": 1, "waitlist": 1, **({"lock": 1} if on_postgresql else {})}
+
+
+# What a batch asks once however many of one provider's appointments it cancels.
+ASKED_ONCE = {
+    "webhooks": "SELECT DISTINCT webhook_subscriptions.provider_id",
+    "waitlist": "SELECT waitlist_entries.id",
+    "lock": "SELECT count(pg_advisory_xact_lock(",  # the provider's lock, for the hand-on
+}

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
+from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
 
 from slotwise.config import Settings
+from slotwise.webhooks import queue
+from slotwise.webhooks.events import EventType
+from slotwise.webhooks.models import WebhookDelivery
+from tests.booking.test_change import statements_of
 from tests.factories import BOOKING_NOW, Clock, provider_with_profile, signed_in, signed_in_admin
 
 HOOK = "http://127.0.0.1:9/hook"
@@ -136,3 +144,43 @@ async def test_rotating_keeps_the_old_secret_for_the_overlap(
     assert body["secret"] != hook["secret"]
     until = BOOKING_NOW + timedelta(hours=24)
     assert body["previous_secret_valid_until"] == until.isoformat().replace("+00:00", "Z")
+
+
+async def test_a_transaction_asks_once_who_subscribes_to_a_providers_events(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """``queue.enqueue`` reads a provider's subscriptions once a transaction (a batch that
+    changes many of its appointments asks once), each provider's on its first event, and
+    every event still reaches whoever wants it: the provider's own subscription and an
+    admin's for every provider."""
+    owner, subscribed = await provider_with_profile(client)
+    _, unsubscribed = await provider_with_profile(client)
+    hook = {"url": HOOK, "event_types": ["booking.created"]}
+    assert (await client.post("/webhooks", headers=owner.headers, json=hook)).status_code == 201
+    admin = await signed_in_admin(client, settings)
+    hook = {"url": HOOK, "event_types": ["booking.cancelled"]}
+    assert (await client.post("/webhooks", headers=admin.headers, json=hook)).status_code == 201
+
+    def made(profile: dict[str, Any], kind: EventType) -> queue.Event:
+        provider_id = uuid.UUID(profile["id"])
+        return queue.event(kind, provider_id=provider_id, data={}, now=BOOKING_NOW)
+
+    database = app.state.slotwise.db
+    with statements_of(app) as seen:
+        async with database.transaction(writes=True) as session:
+            await queue.enqueue(session, [made(subscribed, EventType.BOOKING_CREATED)])
+            await queue.enqueue(session, [made(subscribed, EventType.BOOKING_CANCELLED)])
+            await queue.enqueue(
+                session,
+                [
+                    made(unsubscribed, EventType.BOOKING_CREATED),
+                    made(subscribed, EventType.BOOKING_CREATED),
+                ],
+            )
+            await queue.enqueue(session, [made(unsubscribed, EventType.BOOKING_CANCELLED)])
+    asked = [s for s in seen if s.startswith("SELECT DISTINCT webhook_subscriptions")]
+    assert len(asked) == 2  # the subscribed provider's, then the other's
+    async with database.transaction(writes=False) as session:
+        found = (await session.execute(select(WebhookDelivery.event_type))).scalars().all()
+    # The owner's hook: its provider's two booking.created; the admin's: both cancellations.
+    assert sorted(found) == ["booking.cancelled", "booking.cancelled"] + ["booking.created"] * 2

@@ -143,9 +143,15 @@ async def hand_on_freed(
 ) -> None:
     """An appointment that took time and no longer does (cancelled, declined): its time
     goes to the first in its waitlist, in this transaction (``booking.waitlist``)."""
+    if freed := _freed(appointment, before=before):
+        await waitlist.promote(session, provider_id=appointment.provider_id, freed=[freed], now=now)
+
+
+def _freed(appointment: Appointment, *, before: Status) -> Interval | None:
+    """The blocked span an appointment that took time and no longer does freed."""
     if before in HOLDING_STATUSES and appointment.status not in HOLDING_STATUSES:
-        freed = Interval(appointment.blocked_start_at, appointment.blocked_end_at)
-        await waitlist.promote(session, provider_id=appointment.provider_id, freed=freed, now=now)
+        return Interval(appointment.blocked_start_at, appointment.blocked_end_at)
+    return None
 
 
 async def set_status(
@@ -229,8 +235,13 @@ async def cancel_each(
     transaction will take as it goes (``booking.queue``: so that handing on a freed time
     never waits, holding one provider's lock, for another's). Each is decided and written
     in turn: one of an appointment an earlier one cancelled (itself, or a row of its team
-    booking) is refused as it would be after it (InvalidTransition)."""
+    booking) is refused as it would be after it (InvalidTransition). The times they free
+    are then handed on together, a provider's at once (one look at its waitlist), in the
+    order of the providers' ids; a team booking's other rows hand theirs on as they are
+    cancelled."""
     answers: list[Appointment | AppError] = []
+    freed: dict[uuid.UUID, list[Interval]] = {}
+    latest: datetime | None = None  # the hand-on's time: the latest cancellation's
     for one in asked:
         try:
             access = await access_rules.of_found(session, found.get(one.appointment_id), one.user)
@@ -238,10 +249,17 @@ async def cancel_each(
         except AppError as refusal:
             answers.append(refusal)
             continue
+        before = access.appointment.status
         cancelled = await _write_cancel(
-            session, access, reason=one.reason, now=one.now, hand_on=True
+            session, access, reason=one.reason, now=one.now, hand_on=False
         )
+        if span := _freed(cancelled, before=before):
+            freed.setdefault(cancelled.provider_id, []).append(span)
+            latest = one.now if latest is None else max(latest, one.now)
         answers.append(cancelled)
+    for provider_id, spans in sorted(freed.items()):
+        assert latest is not None
+        await waitlist.promote(session, provider_id=provider_id, freed=spans, now=latest)
     return answers
 
 

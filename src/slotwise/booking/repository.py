@@ -40,7 +40,7 @@ from slotwise.booking.models import (
     ClientStanding,
     Status,
 )
-from slotwise.db import one_of, padded
+from slotwise.db import one_of, padded, transaction_memo
 from slotwise.providers.models import Provider, Service
 from slotwise.scheduling import Interval
 from slotwise.users.models import User
@@ -575,11 +575,26 @@ async def lock_in_order(
     takes them (``_lock_keys``). A transaction that will take some of them one at a time
     (the booking queue's cancellations and reschedules, whose judgments and hand-ons lock
     their providers and clients as they come) takes them all first, so that it never holds
-    one while it waits for another that a writer holding that one waits for."""
+    one while it waits for another that a writer holding that one waits for.
+
+    Locks the transaction already holds from an earlier call are not asked for again (a
+    batch's hand-ons lock providers its first step locked): they are held until it ends.
+    Those taken inside a savepoint are not counted as held (its rollback may release
+    them)."""
     connection = await session.connection()
     values = _ordered(provider_ids, client_keys)
-    if connection.dialect.name == "postgresql" and values["lock_keys"]:
-        await connection.execute(_LOCK_IN_ORDER, values)
+    if connection.dialect.name != "postgresql" or not values["lock_keys"]:
+        return
+    held = transaction_memo(session, _HELD_LOCKS)
+    keys = list(zip(values["lock_keys"], values["lock_seeds"], strict=True))
+    if all(key in held for key in keys):
+        return
+    await connection.execute(_LOCK_IN_ORDER, values)
+    if not session.in_nested_transaction():
+        held.update(dict.fromkeys(keys))
+
+
+_HELD_LOCKS = "slotwise.booking.held_locks"  # ``transaction_memo``: (key, seed) -> None
 
 
 @cache

@@ -184,7 +184,7 @@ async def carry_out(
     for part, before in zip(planned.parts, freed, strict=True):
         if before is not None:
             await waitlist.promote(
-                session, provider_id=part.access.appointment.provider_id, freed=before, now=now
+                session, provider_id=part.access.appointment.provider_id, freed=[before], now=now
             )
     return planned.access.appointment
 

@@ -308,12 +308,12 @@ async def end_session(
 
 
 async def promote(
-    session: AsyncSession, *, provider_id: uuid.UUID, freed: Interval, now: datetime
+    session: AsyncSession, *, provider_id: uuid.UUID, freed: list[Interval], now: datetime
 ) -> None:
-    """The provider time ``freed`` (a blocked span) has just been freed in this session's
-    transaction: under the provider's booking lock, hand it to the first in line for it."""
+    """The provider times ``freed`` (blocked spans) have just been freed in this session's
+    transaction: under the provider's booking lock, hand each to the first in line for it."""
     await repository.lock_provider(session, provider_id)
-    await _hand_on(session, provider_id, [freed], now=now)
+    await _hand_on(session, provider_id, freed, now=now)
 
 
 async def pass_expired(session: AsyncSession, *, provider_id: uuid.UUID, now: datetime) -> None:

@@ -1,8 +1,9 @@
 """The database layer; every SQLite/PostgreSQL difference lives here.
 
 - ``engine``: ``make_engine``, SQLite's pragmas and BEGIN IMMEDIATE, PostgreSQL's pool.
-- ``sessions``: ``Database`` (sessions, transactions, SQLite's single writer) and
-  ``SessionDep``, the request's session.
+- ``sessions``: ``Database`` (sessions, transactions, SQLite's single writer),
+  ``SessionDep``, the request's session, and ``transaction_memo``, what a transaction keeps
+  until it ends.
 - ``types``: column types, ``UTCDateTime`` for instants.
 - ``base``: the models' declarative ``Base``, ``TimestampMixin``, ``table_of``, ``unsaved``.
 - ``bulk``: many rows written at once (``insert_rows``, ``unnested``,
@@ -18,7 +19,13 @@ from slotwise.db.base import NAMING_CONVENTION, Base, TimestampMixin, table_of, 
 from slotwise.db.bulk import Unnested, insert_ignoring_duplicates, insert_rows, unnested
 from slotwise.db.engine import make_engine
 from slotwise.db.lists import one_of, padded
-from slotwise.db.sessions import READ_METHODS, Database, SessionDep, get_session
+from slotwise.db.sessions import (
+    READ_METHODS,
+    Database,
+    SessionDep,
+    get_session,
+    transaction_memo,
+)
 from slotwise.db.sqlite import deferred
 from slotwise.db.types import UTCDateTime
 
@@ -39,6 +46,7 @@ __all__ = [
     "one_of",
     "padded",
     "table_of",
+    "transaction_memo",
     "unnested",
     "unsaved",
     "utcnow",

@@ -90,6 +90,22 @@ class Database:
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def transaction_memo(session: AsyncSession, key: str) -> dict[Any, Any]:
+    """A dictionary kept in ``session.info`` under ``key`` for as long as the session's
+    current transaction lasts: what a transaction learned that stays true until it ends
+    (a lock it holds, a row it read that nothing else writes meanwhile). A new transaction
+    starts with an empty one; with no transaction begun, nothing is kept."""
+    transaction = session.sync_session.get_transaction()
+    if transaction is None:
+        return {}
+    kept = session.info.get(key)
+    if kept is None or kept[0] is not transaction:
+        kept = (transaction, {})
+        session.info[key] = kept
+    memo: dict[Any, Any] = kept[1]
+    return memo
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request (``Database.transaction``), writing unless the method
     only reads."""

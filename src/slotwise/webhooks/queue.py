@@ -28,9 +28,9 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from slotwise.db import UTCDateTime, one_of, padded, table_of
+from slotwise.db import UTCDateTime, one_of, padded, table_of, transaction_memo
 from slotwise.users.models import Role, User
 from slotwise.webhooks.events import PAYLOAD_VERSION, EventType
 from slotwise.webhooks.models import (
@@ -158,6 +158,32 @@ def _wanted(*, postgresql: bool) -> Select[uuid.UUID | None, str]:
 
 
 _WANTED = {False: _wanted(postgresql=False), True: _wanted(postgresql=True)}
+_WANTED_MEMO = "slotwise.webhooks.wanted"  # ``transaction_memo``: provider id -> event types
+
+
+async def _wanted_by(
+    session: AsyncSession, connection: AsyncConnection, providers: set[uuid.UUID]
+) -> dict[uuid.UUID, frozenset[str]]:
+    """The event types someone subscribes to for each provider (theirs, and every
+    provider's). Read once a transaction for a provider: a batch that changes many of one
+    provider's appointments asks once (a subscription made meanwhile hears the changes of
+    transactions that begin after it, as if it had been made just after this one's first
+    question)."""
+    known: dict[uuid.UUID, frozenset[str]] = transaction_memo(session, _WANTED_MEMO)
+    asked = sorted(providers - known.keys())
+    if asked:
+        postgresql = connection.dialect.name == "postgresql"
+        rows = (
+            await connection.execute(
+                _WANTED[postgresql], {"providers": asked if postgresql else padded(asked)}
+            )
+        ).all()
+        everyone = {str(row.event_type) for row in rows if row.provider_id is None}
+        for provider_id in asked:
+            known[provider_id] = frozenset(
+                everyone | {str(row.event_type) for row in rows if row.provider_id == provider_id}
+            )
+    return known
 
 
 async def still_entitled(session: AsyncSession, subscription_id: uuid.UUID) -> bool:
@@ -177,17 +203,8 @@ async def enqueue(session: AsyncSession, events: Sequence[Event]) -> None:
     if not events:
         return
     connection = await session.connection()
-    postgresql = connection.dialect.name == "postgresql"
-    providers = sorted({item.provider_id for item in events})
-    rows = await connection.execute(
-        _WANTED[postgresql], {"providers": providers if postgresql else padded(providers)}
-    )
-    wanted = {(row.provider_id, str(row.event_type)) for row in rows}
-    events = [
-        item
-        for item in events
-        if (item.provider_id, item.type.value) in wanted or (None, item.type.value) in wanted
-    ]
+    wanted = await _wanted_by(session, connection, {item.provider_id for item in events})
+    events = [item for item in events if item.type.value in wanted[item.provider_id]]
     if not events:
         return
     await connection.execute(

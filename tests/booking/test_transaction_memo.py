@@ -1,0 +1,112 @@
+"""What a transaction keeps until it ends (``db.transaction_memo``): the booking locks it
+holds, asked for once (``repository.lock_in_order``), and the webhook subscriptions it read
+(``webhooks.queue.enqueue``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
+
+from slotwise.booking import repository
+from slotwise.db import Database, transaction_memo
+
+PROVIDER = uuid.uuid4()
+OTHER = uuid.uuid4()
+ONE = text("SELECT 1")
+
+
+@pytest.fixture
+async def database(database_url: str) -> Any:
+    db = Database(database_url)
+    yield db
+    await db.dispose()
+
+
+@contextmanager
+def locks_asked(db: Database) -> Iterator[list[str]]:
+    """The lock statements the database is sent inside the block."""
+    seen: list[str] = []
+
+    def _seen(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "pg_advisory_xact_lock" in statement:
+            seen.append(statement)
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", _seen)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", _seen)
+
+
+def _postgresql_only(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("booking locks are PostgreSQL's; SQLite serializes its writers whole")
+
+
+async def test_a_memo_lasts_as_long_as_its_transaction(database: Database) -> None:
+    session = database.session(writes=False)
+    try:
+        assert transaction_memo(session, "k") == {}  # no transaction yet: nothing kept
+        transaction_memo(session, "k")["nothing"] = True
+        await session.execute(ONE)
+        kept = transaction_memo(session, "k")
+        assert kept == {}
+        kept["seen"] = True
+        assert transaction_memo(session, "k") is kept
+        assert transaction_memo(session, "other") == {}
+        await session.commit()
+        await session.execute(ONE)  # the session's next transaction
+        assert transaction_memo(session, "k") == {}
+    finally:
+        await session.close()
+
+
+async def test_locks_held_are_not_asked_for_again(database: Database) -> None:
+    _postgresql_only(database)
+    with locks_asked(database) as asked:
+        async with database.transaction(writes=True) as session:
+            await repository.lock_in_order(session, [PROVIDER], ["client@example.com"])
+            await repository.lock_provider(session, PROVIDER)
+            await repository.lock_in_order(session, [PROVIDER], ["client@example.com"])
+            assert len(asked) == 1
+            await repository.lock_in_order(session, [PROVIDER, OTHER])  # one more: all asked
+            assert len(asked) == 2
+            await repository.lock_provider(session, OTHER)
+            assert len(asked) == 2
+        async with database.transaction(writes=True) as session:  # held no more
+            await repository.lock_provider(session, PROVIDER)
+        assert len(asked) == 3
+
+
+async def test_a_lock_skipped_is_still_held(database: Database) -> None:
+    """The memo says what the transaction holds: another transaction still waits for it."""
+    _postgresql_only(database)
+    async with database.transaction(writes=True) as holder:
+        await repository.lock_provider(holder, PROVIDER)
+        await repository.lock_provider(holder, PROVIDER)  # not asked again, still held
+        async with database.transaction(writes=True) as other:
+            await other.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(DBAPIError, match="lock timeout"):
+                await repository.lock_provider(other, PROVIDER)
+
+
+async def test_a_lock_taken_in_a_savepoint_is_asked_for_again(database: Database) -> None:
+    """A savepoint rolled back may release what it locked: only locks taken outside one
+    count as held."""
+    _postgresql_only(database)
+    with locks_asked(database) as asked:
+        async with database.transaction(writes=True) as session:
+            await session.execute(ONE)
+            savepoint = await session.begin_nested()
+            await repository.lock_provider(session, PROVIDER)
+            await savepoint.rollback()
+            await repository.lock_provider(session, PROVIDER)
+            await repository.lock_provider(session, PROVIDER)
+    assert len(asked) == 2
