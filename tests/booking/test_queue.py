@@ -23,11 +23,14 @@ from slotwise.booking.create import Booked
 from slotwise.booking.queue import BookingQueue, _Job
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import TermsCache
+from slotwise.config import Settings
 from slotwise.db import Database
 from slotwise.errors import AppError
 from slotwise.main import create_app
 from slotwise.models import Appointment, AppointmentEvent, OutboxMessage
 from slotwise.state import AppState, get_now
+from slotwise.webhooks.models import WebhookDelivery
+from tests.booking.test_change import statements_of
 from tests.conftest import make_settings
 from tests.factories import (
     BOOKING_NOW,
@@ -36,6 +39,7 @@ from tests.factories import (
     bookable_provider,
     count_rows,
     signed_in,
+    signed_in_admin,
 )
 
 DAY = "2027-03-03"
@@ -379,3 +383,35 @@ async def test_a_writer_waits_no_longer_than_its_coalescing_time() -> None:
     started = loop.time()
     assert await writer._fair_share(returning=9) == 1  # the others did not come back
     assert loop.time() - started >= queue.COALESCE_SECONDS * 0.99  # timers may fire a hair early
+
+
+async def test_a_batchs_webhook_events_reach_their_subscribers(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, settings: Settings
+) -> None:
+    """A batch of bookings of two providers, one whose owner subscribes and one only an
+    admin's subscription to every provider hears: each booking's booking.created reaches
+    whoever wants it. On PostgreSQL the write's own statement says who subscribes
+    (``queue.wanted_by``), so nothing more is asked; SQLite asks once."""
+    owner, subscribed = await bookable_provider(client)
+    _, other = await bookable_provider(client)
+    created = {"url": "https://hooks.example.com/in", "event_types": ["booking.created"]}
+    assert (await client.post("/webhooks", headers=owner.headers, json=created)).status_code == 201
+    clients = [await signed_in(client) for _ in range(4)]
+    jobs = [
+        (account, asked(subscribed if i % 2 == 0 else other, f"{9 + i:02d}:00"))
+        for i, account in enumerate(clients)
+    ]
+    with statements_of(app) as seen:
+        found = await answers(app, jobs)
+    assert [code(answer) for answer in found] == ["booked"] * 4
+    deliveries = await count_rows(app, WebhookDelivery, event_type="booking.created")
+    assert deliveries == 2  # the subscribed provider's two; nobody hears the other's
+    on_postgresql = state_of(app).db.engine.dialect.name == "postgresql"
+    asked_who = [s for s in seen if s.startswith("SELECT DISTINCT webhook_subscriptions")]
+    assert len(asked_who) == (0 if on_postgresql else 1)
+    admin = await signed_in_admin(client, settings)
+    assert (await client.post("/webhooks", headers=admin.headers, json=created)).status_code == 201
+    later = [(account, asked(other, f"{14 + i}:00")) for i, account in enumerate(clients[:2])]
+    assert [code(answer) for answer in await answers(app, later)] == ["booked"] * 2
+    # Now also the admin's hook: two for the other provider's, and the owner's two before.
+    assert await count_rows(app, WebhookDelivery, event_type="booking.created") == 4

@@ -738,8 +738,9 @@ def _judged_unnested(seats: bool = False, holds: bool = False) -> Select[Any]:
 
 async def _judge_and_insert(session: AsyncSession, rows: list[Row]) -> list[Refusal | None]:
     """PostgreSQL: one statement judges every claim and inserts those found clear, with
-    their history and messages; a row per claim, with its answers and whether it was
-    written."""
+    their history and messages; a row per claim, with its answers, whether it was
+    written, and the webhook events its provider's subscribers want (``queue.wanted_by``).
+    """
     connection = await session.connection()
     dialect = connection.dialect
     events = [event for row in rows for event in row.events]
@@ -760,12 +761,15 @@ async def _judge_and_insert(session: AsyncSession, rows: list[Row]) -> list[Refu
         values.update(unnested(_MESSAGES.name, tuple(messages[0]), "m").values(dialect, messages))
     result = await connection.execute(statement, values)
     outcomes: list[Refusal | None] = []
+    wanted: dict[uuid.UUID, list[str] | None] = {}
     for row, found in zip(rows, result.all(), strict=True):
         outcome = verdict(row.claim, _read(found._mapping))
         if outcome is None and not found._mapping["written"]:
             # Judged clear, refused by an exclusion constraint: a writer without the locks.
             outcome = Refusal(Reason.SLOT_UNAVAILABLE)
         outcomes.append(outcome)
+        wanted[row.claim.provider_id] = found._mapping["wanted"]
+    queue.know_wanted(session, wanted)  # their events are queued without asking again
     return outcomes
 
 
@@ -813,6 +817,7 @@ def _judge_and_insert_statement(
         j.n,
         *(j[name] for name in _ANSWERS),
         j.a_id.in_(select(taken.c.id)).label("written"),
+        queue.wanted_by(j.c_provider_id).label("wanted"),  # who hears of the provider's
     ).order_by(j.n)
     for prefix, table, keys in (("e", _EVENTS, event_keys), ("m", _MESSAGES, message_keys)):
         if not keys:

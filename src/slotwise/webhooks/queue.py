@@ -18,11 +18,14 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Integer,
+    ScalarSelect,
     Select,
     String,
     Uuid,
     and_,
     bindparam,
+    distinct,
+    func,
     insert,
     literal,
     or_,
@@ -135,9 +138,10 @@ _QUEUE = insert(_DELIVERIES).from_select(
 )
 
 
-def _wanted(*, postgresql: bool) -> Select[uuid.UUID | None, str]:
-    """What the active subscriptions of the providers bound as ``providers`` (and the
-    admins', every provider's: provider_id null) want: (provider_id, event_type) rows."""
+def _subscribed(provider: ColumnElement[bool]) -> Select[uuid.UUID | None, str]:
+    """(provider_id, event_type) of the active subscriptions whose provider matches
+    ``provider`` (a condition on ``webhook_subscriptions.provider_id``), and the admins',
+    every provider's (provider_id null), whose owner may hear them."""
     return (
         select(WebhookSubscription.provider_id, WebhookSubscriptionEvent.event_type)
         .join(
@@ -148,13 +152,35 @@ def _wanted(*, postgresql: bool) -> Select[uuid.UUID | None, str]:
         .where(
             WebhookSubscription.is_active,
             entitled(),
-            or_(
-                one_of(WebhookSubscription.provider_id, "providers", postgresql=postgresql),
-                WebhookSubscription.provider_id.is_(None),
-            ),
+            or_(provider, WebhookSubscription.provider_id.is_(None)),
         )
-        .distinct()
     )
+
+
+def _wanted(*, postgresql: bool) -> Select[uuid.UUID | None, str]:
+    """What the active subscriptions of the providers bound as ``providers`` (and the
+    admins', every provider's: provider_id null) want: (provider_id, event_type) rows."""
+    return _subscribed(
+        one_of(WebhookSubscription.provider_id, "providers", postgresql=postgresql)
+    ).distinct()
+
+
+def wanted_by(provider_id: ColumnElement[uuid.UUID]) -> ScalarSelect[Any]:
+    """PostgreSQL: the event types someone subscribes to for the provider ``provider_id``
+    (a column of the enclosing statement), as an array: a column a statement that writes
+    a provider's appointments returns, so that queuing their events asks nothing more
+    (``know_wanted``)."""
+    subscribed = _subscribed(WebhookSubscription.provider_id == provider_id)
+    types = func.array_agg(distinct(WebhookSubscriptionEvent.event_type))
+    return subscribed.with_only_columns(types).scalar_subquery()
+
+
+def know_wanted(session: AsyncSession, wanted: dict[uuid.UUID, list[str] | None]) -> None:
+    """What this transaction read of who subscribes (``wanted_by``: the event types, or
+    None for none, wanted of each provider), kept for ``enqueue`` until it ends."""
+    known: dict[uuid.UUID, frozenset[str]] = transaction_memo(session, _WANTED_MEMO)
+    for provider_id, types in wanted.items():
+        known.setdefault(provider_id, frozenset(types or ()))
 
 
 _WANTED = {False: _wanted(postgresql=False), True: _wanted(postgresql=True)}
