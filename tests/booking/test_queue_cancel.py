@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from slotwise.booking import create
+from slotwise.booking import create, waitlist
 from slotwise.booking.create import Booked
 from slotwise.booking.models import Appointment, AppointmentEvent, Status
 from slotwise.booking.schemas import AppointmentCreate
@@ -243,19 +243,10 @@ async def test_a_batchs_cancellations_hand_their_times_on_together(
         for one, at in zip((first, second), times, strict=True)
     ]
     waiters = [await signed_in(client) for _ in times]
-    entries = []
-    for waiter, at in zip(waiters, times, strict=True):
-        joined = await client.post(
-            "/waitlist",
-            headers=waiter.headers,
-            json={
-                "provider_id": provider["id"],
-                "start_datetime": f"{DAY}T{at}:00Z",
-                "mode": "book",
-            },
-        )
-        assert joined.status_code == 201, joined.text
-        entries.append(joined.json()["id"])
+    entries = [
+        await waiting(client, waiter, provider, at)
+        for waiter, at in zip(waiters, times, strict=True)
+    ]
     with statements_of(app) as seen:
         found = await together(app, [(first, ids[0]), (second, ids[1])])
     assert [outcome(answer) for answer in found] == ["cancelled", "cancelled"]
@@ -275,6 +266,42 @@ async def test_a_batchs_cancellations_hand_their_times_on_together(
     )
     on_postgresql = state_of(app).db.engine.dialect.name == "postgresql"
     assert asked == {"webhooks": 1, "waitlist": 1, **({"lock": 1} if on_postgresql else {})}
+
+
+async def test_each_time_a_batch_frees_is_tried_for_its_own_first_waiters(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handed on together, each freed time still tries the first ``MAX_TRIED`` of its own
+    line: a long line for one time does not use up the tries of another's."""
+    monkeypatch.setattr(waitlist, "MAX_TRIED", 2)
+    _, provider = await bookable_provider(client)
+    first, second = await signed_in(client), await signed_in(client)
+    ids = [await booked(client, first, provider, "09:00")]
+    ids.append(await booked(client, second, provider, "10:00"))
+    waiters = [await signed_in(client) for _ in range(3)]
+    entries = [
+        await waiting(client, waiter, provider, at)
+        for waiter, at in zip(waiters, ("09:00", "09:00", "10:00"), strict=True)
+    ]
+    found = await together(app, [(first, ids[0]), (second, ids[1])])
+    assert [outcome(answer) for answer in found] == ["cancelled", "cancelled"]
+    statuses = [
+        (await client.get(f"/waitlist/{entry_id}", headers=waiter.headers)).json()["status"]
+        for waiter, entry_id in zip(waiters, entries, strict=True)
+    ]
+    assert statuses == ["booked", "waiting", "booked"]
+
+
+async def waiting(client: httpx.AsyncClient, waiter: Account, provider: Any, at: str) -> str:
+    """The waiter in the provider's line for ``at`` on DAY, to be booked when it frees."""
+    joined = await client.post(
+        "/waitlist",
+        headers=waiter.headers,
+        json={"provider_id": provider["id"], "start_datetime": f"{DAY}T{at}:00Z", "mode": "book"},
+    )
+    assert joined.status_code == 201, joined.text
+    entry_id: str = joined.json()["id"]
+    return entry_id
 
 
 # What a batch asks once however many of one provider's appointments it cancels.

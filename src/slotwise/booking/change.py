@@ -84,8 +84,10 @@ async def write(
             params.update(part.values(connection.dialect, rows))
         await connection.execute(statement, params)
     else:
-        # With a webhook event to queue, the writes travel with its query (one trip to
-        # SQLite's thread, ``db.deferred``): their errors are still raised in here.
+        # With a webhook event to queue, the writes travel with the transaction's next
+        # statement (``db.deferred``: the question of who subscribes, unless the
+        # transaction asked it already, else a later statement or the COMMIT); an error
+        # of theirs is raised there and fails the transaction.
         later = announced is not None
         async with deferred(connection, later):
             await connection.execute(_update(tuple(change.values)), params)

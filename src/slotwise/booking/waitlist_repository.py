@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking.models import Appointment, Status, WaitlistEntry, WaitlistStatus
@@ -97,24 +97,28 @@ async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
 async def waiting_for(
     session: AsyncSession, *, provider_id: uuid.UUID, spans: list[Interval], limit: int
 ) -> list[WaitlistEntry]:
-    """The provider's waiting entries whose blocked time overlaps any of ``spans``, in line
-    order."""
-    overlaps = [
-        and_(
-            WaitlistEntry.blocked_start_at < span.end_at,
-            WaitlistEntry.blocked_end_at > span.start_at,
-        )
-        for span in spans
-    ]
-    result = await session.execute(
-        select(WaitlistEntry)
+    """The provider's waiting entries whose blocked time overlaps any of ``spans``, at most
+    the first ``limit`` in line for each span, in line order (one query however many
+    spans: a batch's cancellations of one provider hand their times on together)."""
+    firsts = [
+        select(WaitlistEntry.id)
         .where(
             WaitlistEntry.provider_id == provider_id,
             WaitlistEntry.status == WaitlistStatus.WAITING.value,
-            or_(*overlaps),
+            WaitlistEntry.blocked_start_at < span.end_at,
+            WaitlistEntry.blocked_end_at > span.start_at,
         )
         .order_by(WaitlistEntry.seq)
         .limit(limit)
+        .subquery()
+        for span in spans
+    ]
+    ids = [select(first.c.id) for first in firsts]
+    chosen = union_all(*ids) if len(ids) > 1 else ids[0]
+    result = await session.execute(
+        select(WaitlistEntry)
+        .where(WaitlistEntry.id.in_(chosen))
+        .order_by(WaitlistEntry.seq)
         .execution_options(populate_existing=True)
     )
     return list(result.scalars())

@@ -259,9 +259,10 @@ def _written(rows: list[Row], outcomes: list[Refusal | None]) -> list[Row]:
 
 async def _insert(session: AsyncSession, written: list[Row]) -> None:
     """The rows judged clear, with their history and messages: one INSERT per table, sent
-    with the next statement (SQLite: ``insert_rows``' ``deferred``; the webhook events'
-    query usually follows at once, ``_report``). Nothing reads their outcome: judged clear
-    under the locks, they fail only if the transaction does."""
+    with the next statement (SQLite: ``insert_rows``' ``deferred``: the question of who
+    subscribes to their webhook events, unless the transaction asked it already, else a
+    later statement or the COMMIT). Nothing reads their outcome: judged clear under the
+    locks, they fail only if the transaction does."""
     await insert_rows(
         session,
         [
