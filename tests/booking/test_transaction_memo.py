@@ -4,7 +4,9 @@ holds, asked for once (``repository.lock_in_order``), and the webhook subscripti
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -110,3 +112,18 @@ async def test_a_lock_taken_in_a_savepoint_is_asked_for_again(database: Database
             await repository.lock_provider(session, PROVIDER)
             await repository.lock_provider(session, PROVIDER)
     assert len(asked) == 2
+
+
+async def test_a_memo_keeps_no_session_alive(database: Database) -> None:
+    """Dropped, a session that kept a memo is freed at once, not at the next full
+    collection (the served worker runs few: docs/benchmarks.md, "Garbage collection")."""
+    gc.disable()
+    try:
+        async with database.transaction(writes=False) as session:
+            await session.execute(ONE)
+            transaction_memo(session, "k")["seen"] = True
+            gone = weakref.ref(session.sync_session)
+        del session
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -5,6 +5,7 @@ one transaction per request."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -99,8 +100,10 @@ def transaction_memo(session: AsyncSession, key: str) -> dict[Any, Any]:
     if transaction is None:
         return {}
     kept = session.info.get(key)
-    if kept is None or kept[0] is not transaction:
-        kept = (transaction, {})
+    if kept is None or kept[0]() is not transaction:
+        # A weak reference: the transaction refers to the session, and a strong one here
+        # would keep the session, and all it loaded, alive until a full collection.
+        kept = (weakref.ref(transaction), {})
         session.info[key] = kept
     memo: dict[Any, Any] = kept[1]
     return memo
