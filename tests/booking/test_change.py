@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import aiosqlite
@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 from slotwise.booking import change
 from slotwise.booking.models import AppointmentEvent
+from slotwise.db import Database
 from slotwise.notifications import outbox
 from slotwise.notifications.models import OutboxMessage, OutboxStatus
 from tests.availability.test_slot_cache import HOURS, cache_in_use, hours
@@ -25,11 +26,16 @@ from tests.factories import Clock, bookable_provider, count_rows, signed_in
 DAY = "2027-03-03"  # two days after BOOKING_NOW: the reminders (24 h before) are ahead
 
 
-@contextmanager
-def statements_of(app: FastAPI) -> Iterator[list[str]]:
+def statements_of(app: FastAPI) -> AbstractContextManager[list[str]]:
     """The statements the app runs inside the block."""
+    return statements_on(app.state.slotwise.db)
+
+
+@contextmanager
+def statements_on(database: Database) -> Iterator[list[str]]:
+    """The statements the database is sent inside the block."""
     seen: list[str] = []
-    engine = app.state.slotwise.db.engine.sync_engine
+    engine = database.engine.sync_engine
 
     def _seen(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(" ".join(statement.split()))

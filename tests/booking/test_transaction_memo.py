@@ -7,16 +7,15 @@ from __future__ import annotations
 import gc
 import uuid
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from slotwise.booking import repository
 from slotwise.db import Database, transaction_memo
+from tests.booking.test_change import statements_on
 
 PROVIDER = uuid.uuid4()
 OTHER = uuid.uuid4()
@@ -30,21 +29,9 @@ async def database(database_url: str) -> Any:
     await db.dispose()
 
 
-@contextmanager
-def locks_asked(db: Database) -> Iterator[list[str]]:
-    """The lock statements the database is sent inside the block."""
-    seen: list[str] = []
-
-    def _seen(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "pg_advisory_xact_lock" in statement:
-            seen.append(statement)
-
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", _seen)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", _seen)
+def locks_asked(asked: list[str]) -> list[str]:
+    """The lock statements among those sent."""
+    return [statement for statement in asked if "pg_advisory_xact_lock" in statement]
 
 
 def _postgresql_only(db: Database) -> None:
@@ -72,19 +59,19 @@ async def test_a_memo_lasts_as_long_as_its_transaction(database: Database) -> No
 
 async def test_locks_held_are_not_asked_for_again(database: Database) -> None:
     _postgresql_only(database)
-    with locks_asked(database) as asked:
+    with statements_on(database) as seen:
         async with database.transaction(writes=True) as session:
             await repository.lock_in_order(session, [PROVIDER], ["client@example.com"])
             await repository.lock_provider(session, PROVIDER)
             await repository.lock_in_order(session, [PROVIDER], ["client@example.com"])
-            assert len(asked) == 1
+            assert len(locks_asked(seen)) == 1
             await repository.lock_in_order(session, [PROVIDER, OTHER])  # one more: all asked
-            assert len(asked) == 2
+            assert len(locks_asked(seen)) == 2
             await repository.lock_provider(session, OTHER)
-            assert len(asked) == 2
+            assert len(locks_asked(seen)) == 2
         async with database.transaction(writes=True) as session:  # held no more
             await repository.lock_provider(session, PROVIDER)
-        assert len(asked) == 3
+        assert len(locks_asked(seen)) == 3
 
 
 async def test_a_lock_skipped_is_still_held(database: Database) -> None:
@@ -103,7 +90,7 @@ async def test_a_lock_taken_in_a_savepoint_is_asked_for_again(database: Database
     """A savepoint rolled back may release what it locked: only locks taken outside one
     count as held."""
     _postgresql_only(database)
-    with locks_asked(database) as asked:
+    with statements_on(database) as seen:
         async with database.transaction(writes=True) as session:
             await session.execute(ONE)
             savepoint = await session.begin_nested()
@@ -111,7 +98,7 @@ async def test_a_lock_taken_in_a_savepoint_is_asked_for_again(database: Database
             await savepoint.rollback()
             await repository.lock_provider(session, PROVIDER)
             await repository.lock_provider(session, PROVIDER)
-    assert len(asked) == 2
+    assert len(locks_asked(seen)) == 2
 
 
 async def test_a_memo_keeps_no_session_alive(database: Database) -> None:

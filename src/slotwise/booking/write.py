@@ -818,7 +818,7 @@ def _judge_and_insert_statement(
         j.n,
         *(j[name] for name in _ANSWERS),
         j.a_id.in_(select(taken.c.id)).label("written"),
-        queue.wanted_by(j.c_provider_id).label("wanted"),  # who hears of the provider's
+        queue.wanted_by(j.c_provider_id).label("wanted"),  # who subscribes to its events
     ).order_by(j.n)
     for prefix, table, keys in (("e", _EVENTS, event_keys), ("m", _MESSAGES, message_keys)):
         if not keys:
