@@ -122,8 +122,9 @@ async def test_this_workers_report_is_the_databases_notice(
     assert len(ours) == 5  # every appointment above: this worker reported its changes
     if settings.database_url.startswith("postgresql"):
 
-        async def all_heard() -> bool:
-            return _last_by_appointment(notices).keys() >= ours.keys()
+        async def all_heard() -> bool:  # each appointment's last notice, as it left it
+            heard = _last_by_appointment(notices)
+            return all(heard.get(appointment_id) == move for appointment_id, move in ours.items())
 
         assert await eventually(all_heard)
         theirs = _last_by_appointment(notices)

@@ -87,7 +87,7 @@ async def answers(
     writer: two would share them, see test_two_writers_share_a_burst)."""
     writer = state_of(app).bookings
     writer.writers = 1
-    return await asyncio.gather(
+    found = await asyncio.gather(
         *(
             writer.submit(
                 claims=claims_of(app, account) if account else None, data=data, now=BOOKING_NOW
@@ -96,6 +96,8 @@ async def answers(
         ),
         return_exceptions=True,
     )
+    await writer.aclose()  # every batch committed (a refusal is answered before its commit)
+    return found
 
 
 def code(answer: Booked | BaseException) -> str:

@@ -51,9 +51,11 @@ async def together(app: FastAPI, jobs: list[Job]) -> list[Any]:
             )
         return writer.submit(claims=claims, data=job, now=BOOKING_NOW)
 
-    return await asyncio.gather(
+    found = await asyncio.gather(
         *(submitted(account, job) for account, job in jobs), return_exceptions=True
     )
+    await writer.aclose()  # every batch committed (a refusal is answered before its commit)
+    return found
 
 
 async def start_of(app: FastAPI, appointment_id: uuid.UUID) -> datetime:
