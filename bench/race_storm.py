@@ -21,8 +21,10 @@ The storm:
   then two at once, as from two tabs), or cancel or reschedule one of the appointments it
   holds (guests through their manage token): to a random grid time, or nudged 15-30 minutes
   from where it is, into its own time and against its neighbours' edges; or hold a grid
-  time (``POST /holds``) and, most often, book it with the hold's token at once (the rest
-  are left to end: a hold takes its time while it lasts); or join the waitlist of a time
+  time (``POST /holds``; half of them on the next day, planned ahead, so that some holds
+  find a free time after the first waves have filled the day) and, most often, book it
+  with the hold's token at once (the rest are left to end: a hold takes its time while it
+  lasts); or join the waitlist of a time
   another client was told is booked (a full slot or session; now and then a random grid
   time, which may be free: ``slot_available``), asking for the place to be booked for them or
   offered, while others cancel and reschedule, which hands freed places to the first in line.
@@ -398,16 +400,21 @@ class Storm:
         await self._booked(client, provider, body, "book")
 
     async def hold_and_book(self, client: Client, rng: random.Random) -> None:
-        """A hold of a grid time, then (three times in four) its booking with the token."""
+        """A hold of a grid time (today's or, half the time, the next day's), then (three
+        times in four) its booking with the token.
+
+        Every choice is drawn before the hold is asked for, so the clients' choices stay the
+        seed's whatever the server answers."""
         provider = rng.choice(self.world.providers)
         service_id = rng.choice(provider.service_ids)
         session = service_id in provider.group_ids
-        start = provider.grid(rng, session=session)
+        start = provider.grid(rng, next_day=rng.random() < 0.5, session=session)
+        book_it = rng.random() >= 0.25
         body: dict[str, Any] = {"provider_id": str(provider.id), "start_datetime": start}
         if service_id is not None:
             body["service_id"] = str(service_id)
         held = await self.call("hold", "/api/v1/holds", body, client.headers)
-        if held is None or held.status_code != 201 or rng.random() < 0.25:
+        if held is None or held.status_code != 201 or not book_it:
             return
         body["hold_token"] = held.json()["hold_token"]
         if client.guest is not None:
