@@ -26,8 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from slotwise.db.engine import POOL_SIZE, make_engine
-from slotwise.db.sqlite import deferred
+from slotwise.db.engine import POOL_SIZE, lone_read, make_engine
+from slotwise.db.sqlite import OneTripConnection, deferred
 
 metadata = MetaData()
 items = Table(
@@ -53,9 +53,11 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     made: list[str] = []
     real = aiosqlite.Connection._execute
 
-    async def counted(self: aiosqlite.Connection, fn: object, *args: object) -> object:
+    async def counted(
+        self: aiosqlite.Connection, fn: object, *args: object, **kwargs: object
+    ) -> object:
         made.append(getattr(fn, "__name__", repr(fn)))
-        return await real(self, fn, *args)
+        return await real(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     return made
@@ -71,6 +73,37 @@ async def test_a_read_transaction_is_two_trips(engine: AsyncEngine, trips: list[
     # BEGIN travels with the SELECT; then the ROLLBACK that returns it to the pool.
     assert rows == []
     assert trips == ["_run", "_end"]
+
+
+async def test_a_lone_read_is_one_trip_and_no_transaction(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(select(1))
+    trips.clear()
+
+    async with engine.connect() as connection:
+        await connection.execution_options(**lone_read("sqlite"))
+        rows = (await connection.execute(select(items.c.id))).all()
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        assert isinstance(adapted, OneTripConnection)
+        assert not adapted.in_transaction  # no BEGIN went with it
+    # No BEGIN with the SELECT, and no ROLLBACK: nothing to end.
+    assert rows == []
+    assert trips == ["_run"]
+
+    # Each statement is a transaction of its own: a write is committed as it is made,
+    # seen by another connection while this one's block has not ended.
+    async with engine.connect() as connection:
+        await connection.execution_options(**lone_read("sqlite"))
+        await connection.execute(insert(items).values(name="alone"))
+        async with engine.connect() as other:
+            assert (await other.execute(select(items.c.name))).scalars().all() == ["alone"]
+    # The connection back in the pool begins transactions again, for its next user.
+    async with engine.connect() as connection:
+        await connection.execute(insert(items).values(name="undone"))
+        await connection.rollback()
+        assert (await connection.execute(select(items.c.name))).scalars().all() == ["alone"]
 
 
 async def test_a_transaction_with_no_statement_makes_no_trip(

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
@@ -35,7 +35,7 @@ from slotwise.availability.schedules import (
 )
 from slotwise.availability.schedules import read as read_schedule
 from slotwise.availability.schemas import SlotQuery, SlotsRead
-from slotwise.db import Database
+from slotwise.db import Database, lone_read
 from slotwise.errors import InvalidInput
 from slotwise.providers import service as providers_service
 from slotwise.providers.models import Provider
@@ -91,12 +91,11 @@ class SlotListings:
         self.db = database
         self.cache = cache
         # A listing from a kept schedule is one statement, run on a bare connection (no
-        # ORM session); on PostgreSQL as a transaction of its own (within one it would see
-        # the same: READ COMMITTED), which spares the BEGIN and ROLLBACK round trips.
-        # SQLite's keeps its transaction, whose BEGIN the engine emits itself. Set on the
-        # connection, not as an engine's option: an engine with options has a listener,
-        # and an engine with any listener dispatches events at every statement.
-        self._isolation_level = None if database.is_sqlite else "AUTOCOMMIT"
+        # ORM session) as a transaction of its own (``db.lone_read``), which spares the
+        # BEGIN and ROLLBACK round trips (on SQLite, trips to aiosqlite's thread). Set on
+        # the connection, not as an engine's option: an engine with options has a
+        # listener, and an engine with any listener dispatches events at every statement.
+        self._lone_read = lone_read(database.engine.dialect.name)
         self.busy = busy
         self.schedules = schedules if schedules is not None else KeptSchedules()
         # Listings being computed: a burst of requests for one that is not cached waits for
@@ -220,7 +219,7 @@ class SlotListings:
         if session is not None:
             busy = await session.run_sync(lambda sync_session: read(sync_session.connection()))
         else:
-            busy = await _on_own_connection(self.db.engine, read, self._isolation_level)
+            busy = await _on_own_connection(self.db.engine, read, self._lone_read)
         calendar_busy: tuple[scheduling.Interval, ...] = ()
         if reach is not None:
             calendar_busy = tuple(one for one in rules.busy if one.overlaps(reach))
@@ -263,21 +262,20 @@ class SlotListings:
 
 
 async def _on_own_connection(
-    engine: AsyncEngine, read: Callable[[Connection], T], isolation_level: str | None
+    engine: AsyncEngine, read: Callable[[Connection], T], options: dict[str, Any]
 ) -> T:
-    """``read`` on a connection of the engine's pool (at ``isolation_level``, if given),
+    """``read`` on a connection of the engine's pool (with these execution ``options``),
     checked out, used and handed back in one pass through SQLAlchemy's greenlet.
     `async with engine.connect()` passes three times (check-out, statement, return) and
     shields the return in a task of its own: on PostgreSQL a tenth of a listing's CPU
     (docs/benchmarks.md). The pool and its check-out events are the same; a failure or a
     cancellation inside ``read`` still returns the connection (the `with` block)."""
-    return await greenlet_spawn(_checked_out, engine.sync_engine, read, isolation_level)
+    return await greenlet_spawn(_checked_out, engine.sync_engine, read, options)
 
 
-def _checked_out(engine: Engine, read: Callable[[Connection], T], isolation_level: str | None) -> T:
+def _checked_out(engine: Engine, read: Callable[[Connection], T], options: dict[str, Any]) -> T:
     with engine.connect() as connection:
-        if isolation_level is not None:
-            connection.execution_options(isolation_level=isolation_level)
+        connection.execution_options(**options)
         return read(connection)
 
 

@@ -1,6 +1,7 @@
 """The database layer; every SQLite/PostgreSQL difference lives here.
 
-- ``engine``: ``make_engine``, SQLite's pragmas and BEGIN IMMEDIATE, PostgreSQL's pool.
+- ``engine``: ``make_engine``, SQLite's pragmas and BEGIN IMMEDIATE, PostgreSQL's pool;
+  ``lone_read``, a connection's statements outside any transaction.
 - ``sessions``: ``Database`` (sessions, transactions, SQLite's single writer),
   ``SessionDep``, the request's session, and ``transaction_memo``, what a transaction keeps
   until it ends.
@@ -17,7 +18,7 @@ Other modules import these names from ``slotwise.db`` itself.
 
 from slotwise.db.base import NAMING_CONVENTION, Base, TimestampMixin, table_of, unsaved, utcnow
 from slotwise.db.bulk import Unnested, insert_ignoring_duplicates, insert_rows, unnested
-from slotwise.db.engine import make_engine
+from slotwise.db.engine import lone_read, make_engine
 from slotwise.db.lists import one_of, padded
 from slotwise.db.sessions import (
     READ_METHODS,
@@ -42,6 +43,7 @@ __all__ = [
     "get_session",
     "insert_ignoring_duplicates",
     "insert_rows",
+    "lone_read",
     "make_engine",
     "one_of",
     "padded",

@@ -19,6 +19,23 @@ from slotwise.db import sqlite
 # the database grows), not throughput.
 POOL_SIZE = {"sqlite": 3, "postgresql": 20}
 
+# The execution option that makes a SQLite connection's statements transactions of their
+# own: no BEGIN is sent (see ``_configure_sqlite``).
+SQLITE_AUTOCOMMIT = "slotwise_sqlite_autocommit"
+
+
+def lone_read(dialect: str) -> dict[str, Any]:
+    """Execution options for a connection that runs one statement, a read, outside any
+    transaction: the statement sees one snapshot by itself (PostgreSQL's READ COMMITTED
+    would see the same within a transaction), and no BEGIN or ROLLBACK is sent around it.
+    On PostgreSQL that is the driver's autocommit. On SQLite it is this module's own
+    option rather than the dialect's AUTOCOMMIT, whose setting and reset each cost a trip
+    to aiosqlite's thread (the connection is in SQLite's autocommit mode already: BEGIN is
+    ours to send)."""
+    if dialect == "sqlite":
+        return {SQLITE_AUTOCOMMIT: True}
+    return {"isolation_level": "AUTOCOMMIT"}
+
 
 def make_engine(
     url: str, *, pool_size: int | None = None, foreign_keys: bool = True
@@ -67,10 +84,13 @@ def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
         # Writers ask for BEGIN IMMEDIATE: SQLite then takes the write lock at the start,
         # so their check-then-write cannot interleave (see sessions.Database.transaction).
         # The adapter sends it with the transaction's first statement (db/sqlite.py).
+        # A connection for lone reads (``lone_read``) gets none: each statement is its own.
+        options = conn.get_execution_options()
+        if options.get(SQLITE_AUTOCOMMIT):
+            return
         adapted = conn.connection.dbapi_connection
         assert isinstance(adapted, sqlite.OneTripConnection)
-        immediate = conn.get_execution_options().get("sqlite_immediate")
-        adapted.begin("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        adapted.begin("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
 
 
 def _discard_if_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
