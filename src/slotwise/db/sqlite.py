@@ -6,8 +6,9 @@ does in SQLite. SQLAlchemy's adapter makes four for every statement that returns
 (open a cursor, execute, fetch, close) and three for one that does not, so a listing's one
 SELECT inside BEGIN and ROLLBACK took eight. This adapter, given to the engine as its DBAPI
 module (``make_engine``), does the whole of a statement in one trip, and sends BEGIN with
-the transaction's first statement rather than on a trip of its own: a listing takes two
-(BEGIN with its SELECT, then ROLLBACK), a transaction that never runs a statement none.
+the transaction's first statement rather than on a trip of its own: a read transaction
+takes two (BEGIN with its SELECT, then ROLLBACK), a transaction that never runs a statement
+none, and a lone read (``engine.lone_read``: no BEGIN at all, as a listing reads) one.
 
 Deferring BEGIN changes nothing a transaction can see: nothing else runs on the connection
 between the BEGIN and the statement it now travels with, and a BEGIN IMMEDIATE that waits
