@@ -21,7 +21,7 @@ The storm:
   then two at once, as from two tabs), or cancel or reschedule one of the appointments it
   holds (guests through their manage token): to a random grid time, or nudged 15-30 minutes
   from where it is, into its own time and against its neighbours' edges; or hold a grid
-  time (``POST /holds``; half of them on the next day, planned ahead, so that some holds
+  time (``POST /holds``; half of them two days on, planned ahead, so that some holds
   find a free time after the first waves have filled the day) and, most often, book it
   with the hold's token at once (the rest are left to end: a hold takes its time while it
   lasts); or join the waitlist of a time
@@ -165,10 +165,10 @@ class StormProvider:
     service_ids: tuple[uuid.UUID | None, ...]  # None: the profile's own 60-minute session
     group_ids: frozenset[uuid.UUID] = frozenset()  # those with more than one seat
 
-    def grid(self, rng: random.Random, *, next_day: bool = False, session: bool = False) -> str:
+    def grid(self, rng: random.Random, *, days_ahead: int = 0, session: bool = False) -> str:
         """A start on the 15-minute grid: mostly inside the hours, now and then on an edge;
         for a ``session`` (a group service's seat) mostly one of SESSION_STARTS."""
-        day = self.day + timedelta(days=1) if next_day else self.day
+        day = self.day + timedelta(days=days_ahead)
         first = -1 if rng.random() < 0.05 else 0  # 08:45: its slot would start before 09:00
         last = 16 if rng.random() < 0.05 else 15  # 13:00: nothing fits
         steps = rng.randint(first, last)
@@ -391,7 +391,7 @@ class Storm:
         provider = rng.choice(self.world.providers)
         service_id = rng.choice(provider.service_ids)
         session = service_id in provider.group_ids
-        start = provider.grid(rng, next_day=next_day, session=session)
+        start = provider.grid(rng, days_ahead=1 if next_day else 0, session=session)
         body: dict[str, Any] = {"provider_id": str(provider.id), "start_datetime": start}
         if service_id is not None:
             body["service_id"] = str(service_id)
@@ -400,15 +400,14 @@ class Storm:
         await self._booked(client, provider, body, "book")
 
     async def hold_and_book(self, client: Client, rng: random.Random) -> None:
-        """A hold of a grid time (today's or, half the time, the next day's), then (three
-        times in four) its booking with the token.
-
-        Every choice is drawn before the hold is asked for, so the clients' choices stay the
-        seed's whatever the server answers."""
+        """A hold of a grid time (the storm's day or, half the time, the day after the
+        closing waves' own: planned ahead, free of the rush), then (three times in four)
+        its booking with the token, drawn before the hold is asked for: how many holds are
+        booked does not depend on how many the server grants."""
         provider = rng.choice(self.world.providers)
         service_id = rng.choice(provider.service_ids)
         session = service_id in provider.group_ids
-        start = provider.grid(rng, next_day=rng.random() < 0.5, session=session)
+        start = provider.grid(rng, days_ahead=2 if rng.random() < 0.5 else 0, session=session)
         book_it = rng.random() >= 0.25
         body: dict[str, Any] = {"provider_id": str(provider.id), "start_datetime": start}
         if service_id is not None:

@@ -96,12 +96,22 @@ async def test_a_lone_read_is_one_trip_and_no_transaction(
     # seen by another connection while this one's block has not ended.
     async with engine.connect() as connection:
         await connection.execution_options(**lone_read("sqlite"))
+        lone = (await connection.get_raw_connection()).dbapi_connection
         await connection.execute(insert(items).values(name="alone"))
         async with engine.connect() as other:
             assert (await other.execute(select(items.c.name))).scalars().all() == ["alone"]
-    # The connection back in the pool begins transactions again, for its next user.
-    async with engine.connect() as connection:
+    # Back in the pool, that connection begins transactions again for its next user, a
+    # writer's BEGIN IMMEDIATE too (the pool hands out the others first: take them all).
+    immediate = engine.execution_options(sqlite_immediate=True)
+    async with immediate.connect() as first, immediate.connect() as second:
+        connections = {}
+        for connection in (first, second):
+            connections[id((await connection.get_raw_connection()).dbapi_connection)] = connection
+        connection = connections[id(lone)]
         await connection.execute(insert(items).values(name="undone"))
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        assert isinstance(adapted, OneTripConnection)
+        assert adapted.in_transaction
         await connection.rollback()
         assert (await connection.execute(select(items.c.name))).scalars().all() == ["alone"]
 

@@ -90,9 +90,11 @@ class SlotListings:
     ) -> None:
         self.db = database
         self.cache = cache
-        # A listing from a kept schedule is one statement, run on a bare connection (no
-        # ORM session) as a transaction of its own (``db.lone_read``), which spares the
-        # BEGIN and ROLLBACK round trips (on SQLite, trips to aiosqlite's thread). Set on
+        # A listing from a kept schedule is one statement (three with day or week limits
+        # or sessions' seats), run on a bare connection (no ORM session), each statement
+        # a transaction of its own (``db.lone_read``), which spares the BEGIN and ROLLBACK
+        # round trips (on SQLite, trips to aiosqlite's thread). Each sees its own snapshot:
+        # a change between them is one the slot cache hears of (``SlotCache.mark``). Set on
         # the connection, not as an engine's option: an engine with options has a
         # listener, and an engine with any listener dispatches events at every statement.
         self._lone_read = lone_read(database.engine.dialect.name)

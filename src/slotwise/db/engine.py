@@ -25,9 +25,11 @@ SQLITE_AUTOCOMMIT = "slotwise_sqlite_autocommit"
 
 
 def lone_read(dialect: str) -> dict[str, Any]:
-    """Execution options for a connection that runs one statement, a read, outside any
-    transaction: the statement sees one snapshot by itself (PostgreSQL's READ COMMITTED
-    would see the same within a transaction), and no BEGIN or ROLLBACK is sent around it.
+    """Execution options for a connection whose statements, reads, run outside any
+    transaction: each sees a snapshot of its own, as PostgreSQL's READ COMMITTED statements
+    do within one (on SQLite, a transaction would give them one snapshot together), and no
+    BEGIN or ROLLBACK is sent around them. For a read whose statements need no common
+    snapshot.
     On PostgreSQL that is the driver's autocommit. On SQLite it is this module's own
     option rather than the dialect's AUTOCOMMIT, whose setting and reset each cost a trip
     to aiosqlite's thread (the connection is in SQLite's autocommit mode already: BEGIN is
