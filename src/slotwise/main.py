@@ -249,8 +249,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = Metrics()
     install_error_handlers(app, redis=redis is not None)
 
-    # FastAPI tries routes in order (each costs a little): the hottest go first, slots
-    # and bookings, a provider's and a team's (which no other route's path can shadow).
+    # FastAPI tries routes in order (each costs a little): the hottest go first, slots,
+    # bookings and their cancellations and reschedules, a provider's and a team's. The
+    # first route whose path matches answers: tests/service/test_route_order.py checks
+    # that every route is the first to match its own paths.
     app.include_router(
         _document_common_errors(slots_router), prefix=API_PREFIX + "/providers", tags=["providers"]
     )

@@ -64,7 +64,9 @@ from slotwise.text import MultilineText, Text
 from slotwise.users.models import User
 
 router = APIRouter()
-# POST /appointments/ alone: the application tries it early (main.py).
+# The booking queue's routes (a booking, a signed-in cancellation or reschedule): the
+# application tries them early (main.py); tests/service/test_route_order.py checks that no
+# route's paths are taken by another.
 booking_router = APIRouter()
 guest_router = APIRouter()
 provider_router = APIRouter()
@@ -406,7 +408,7 @@ async def change_status(
         return appointment_read(updated)
 
 
-@router.post(
+@booking_router.post(
     "/{appointment_id}/cancel",
     response_model=AppointmentRead,
     responses=responses(401, 404, 409),
@@ -466,7 +468,7 @@ async def _cancelled(
     return appointment_read(cancelled)
 
 
-@router.post(
+@booking_router.post(
     "/{appointment_id}/reschedule",
     response_model=AppointmentRead,
     responses=responses(401, 404, 409, 422),
