@@ -270,6 +270,40 @@ async def test_a_batchs_cancellations_hand_their_times_on_together(
     assert asked == {"webhooks": 1, "waitlist": 1, **({"lock": 1} if on_postgresql else {})}
 
 
+async def test_a_batch_asks_once_who_subscribes_to_all_its_providers(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Cancellations of several providers' appointments in one batch: who subscribes to
+    their webhook events is one question for all of them, and each provider's hook still
+    hears of its own cancellation, and only of it."""
+    booked_ids, hooks = [], []
+    for _ in range(3):
+        owner, provider = await bookable_provider(client)
+        hook = await client.post(
+            "/webhooks",
+            headers=owner.headers,
+            json={"url": "https://hooks.example.com/in", "event_types": ["booking.cancelled"]},
+        )
+        assert hook.status_code == 201, hook.text
+        hooks.append(hook.json()["id"])
+        someone = await signed_in(client)
+        booked_ids.append((someone, await booked(client, someone, provider, "09:00")))
+    with statements_of(app) as seen:
+        found = await together(app, booked_ids)
+    assert [outcome(answer) for answer in found] == ["cancelled"] * 3
+    webhook_questions = [s for s in seen if s.startswith(ASKED_ONCE["webhooks"])]
+    assert len(webhook_questions) == 1
+    async with state_of(app).db.transaction(writes=False) as session:
+        heard = Counter(
+            await session.scalars(
+                select(WebhookDelivery.subscription_id).where(
+                    WebhookDelivery.event_type == "booking.cancelled"
+                )
+            )
+        )
+    assert heard == {uuid.UUID(hook_id): 1 for hook_id in hooks}
+
+
 async def test_each_time_a_batch_frees_is_tried_for_its_own_first_waiters(
     app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    func,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking.models import Appointment, Status, WaitlistEntry, WaitlistStatus
@@ -100,28 +111,38 @@ async def waiting_for(
     """The provider's waiting entries whose blocked time overlaps any of ``spans``, at most
     the first ``limit`` in line for each span, in line order (one query however many
     spans: a batch's cancellations of one provider hand their times on together)."""
+    values: dict[str, Any] = {"provider_id": provider_id, "limit": limit}
+    for number, span in enumerate(spans):
+        values[f"start_{number}"], values[f"end_{number}"] = span.start_at, span.end_at
+    result = await session.execute(_waiting_for(len(spans)), values)
+    return list(result.scalars())
+
+
+@lru_cache(maxsize=16)
+def _waiting_for(spans: int) -> Select[WaitlistEntry]:
+    """``waiting_for``'s statement for this many spans (``start_<n>``, ``end_<n>``), built
+    once: building it, and its cache key, cost a cancellation more than running it."""
     firsts = [
         select(WaitlistEntry.id)
         .where(
-            WaitlistEntry.provider_id == provider_id,
+            WaitlistEntry.provider_id == bindparam("provider_id"),
             WaitlistEntry.status == WaitlistStatus.WAITING.value,
-            WaitlistEntry.blocked_start_at < span.end_at,
-            WaitlistEntry.blocked_end_at > span.start_at,
+            WaitlistEntry.blocked_start_at < bindparam(f"end_{number}"),
+            WaitlistEntry.blocked_end_at > bindparam(f"start_{number}"),
         )
         .order_by(WaitlistEntry.seq)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
         .subquery()
-        for span in spans
+        for number in range(spans)
     ]
     ids = [select(first.c.id) for first in firsts]
     chosen = union_all(*ids) if len(ids) > 1 else ids[0]
-    result = await session.execute(
+    return (
         select(WaitlistEntry)
         .where(WaitlistEntry.id.in_(chosen))
         .order_by(WaitlistEntry.seq)
         .execution_options(populate_existing=True)
     )
-    return list(result.scalars())
 
 
 async def in_line_for_session(

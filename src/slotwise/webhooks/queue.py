@@ -212,6 +212,13 @@ async def _wanted_by(
     return known
 
 
+async def ask_wanted(session: AsyncSession, providers: set[uuid.UUID]) -> None:
+    """Who subscribes to these providers' events, asked now in one query for the rest of
+    the transaction (``enqueue`` then asks nothing of them): for a caller about to change
+    appointments of several providers, who would otherwise ask once for each."""
+    await _wanted_by(session, await session.connection(), providers)
+
+
 async def still_entitled(session: AsyncSession, subscription_id: uuid.UUID) -> bool:
     """Whether the subscription's owner may still hear its events (`entitled`), now."""
     found = await session.scalar(
