@@ -270,13 +270,14 @@ async def test_a_batchs_cancellations_hand_their_times_on_together(
     assert asked == {"webhooks": 1, "waitlist": 1, **({"lock": 1} if on_postgresql else {})}
 
 
-async def test_a_batch_asks_once_who_subscribes_to_all_its_providers(
+async def test_a_batch_asks_once_for_all_its_providers(
     app: FastAPI, client: httpx.AsyncClient, clock: Clock
 ) -> None:
     """Cancellations of several providers' appointments in one batch: who subscribes to
-    their webhook events is one question for all of them, and each provider's hook still
-    hears of its own cancellation, and only of it."""
-    booked_ids, hooks = [], []
+    their webhook events, and who waits for the times they free, are one question each for
+    all of them. Each provider's hook still hears of its own cancellation, and only of it,
+    and each freed time goes to its own provider's first in line."""
+    booked_ids, hooks, waiters = [], [], []
     for _ in range(3):
         owner, provider = await bookable_provider(client)
         hook = await client.post(
@@ -288,11 +289,24 @@ async def test_a_batch_asks_once_who_subscribes_to_all_its_providers(
         hooks.append(hook.json()["id"])
         someone = await signed_in(client)
         booked_ids.append((someone, await booked(client, someone, provider, "09:00")))
+        waiter = await signed_in(client)
+        waiters.append((waiter, provider, await waiting(client, waiter, provider, "09:00")))
     with statements_of(app) as seen:
         found = await together(app, booked_ids)
     assert [outcome(answer) for answer in found] == ["cancelled"] * 3
-    webhook_questions = [s for s in seen if s.startswith(ASKED_ONCE["webhooks"])]
-    assert len(webhook_questions) == 1
+    asked = Counter(
+        kind
+        for statement in seen
+        for kind, opening in ASKED_ONCE.items()
+        if statement.startswith(opening) and kind != "lock"
+    )
+    assert asked == {"webhooks": 1, "waitlist": 1}
+    for waiter, provider, entry_id in waiters:
+        got = (await client.get(f"/waitlist/{entry_id}", headers=waiter.headers)).json()
+        assert got["status"] == "booked", got
+        mine = await client.get(f"/appointments/{got['appointment_id']}", headers=waiter.headers)
+        assert mine.json()["provider_id"] == provider["id"]
+        assert mine.json()["start_at"] == f"{DAY}T09:00:00Z"
     async with state_of(app).db.transaction(writes=False) as session:
         heard = Counter(
             await session.scalars(

@@ -145,7 +145,7 @@ async def hand_on_freed(
     """An appointment that took time and no longer does (cancelled, declined): its time
     goes to the first in its waitlist, in this transaction (``booking.waitlist``)."""
     if freed := _freed(appointment, before=before):
-        await waitlist.promote(session, provider_id=appointment.provider_id, freed=[freed], now=now)
+        await waitlist.promote(session, {appointment.provider_id: [freed]}, now=now)
 
 
 def _freed(appointment: Appointment, *, before: Status) -> Interval | None:
@@ -266,9 +266,9 @@ async def cancel_each(
             freed.setdefault(cancelled.provider_id, []).append(span)
             latest = one.now if latest is None else max(latest, one.now)
         answers.append(cancelled)
-    for provider_id, spans in sorted(freed.items()):
+    if freed:
         assert latest is not None
-        await waitlist.promote(session, provider_id=provider_id, freed=spans, now=latest)
+        await waitlist.promote(session, freed, now=latest)
     return answers
 
 

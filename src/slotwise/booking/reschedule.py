@@ -183,9 +183,8 @@ async def carry_out(
     # The old times (or seats), freed, go to the first in their waitlists (booking.waitlist).
     for part, before in zip(planned.parts, freed, strict=True):
         if before is not None:
-            await waitlist.promote(
-                session, provider_id=part.access.appointment.provider_id, freed=[before], now=now
-            )
+            provider_id = part.access.appointment.provider_id
+            await waitlist.promote(session, {provider_id: [before]}, now=now)
     return planned.access.appointment
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -308,12 +309,18 @@ async def end_session(
 
 
 async def promote(
-    session: AsyncSession, *, provider_id: uuid.UUID, freed: list[Interval], now: datetime
+    session: AsyncSession, freed: Mapping[uuid.UUID, list[Interval]], *, now: datetime
 ) -> None:
-    """The provider times ``freed`` (blocked spans) have just been freed in this session's
-    transaction: under the provider's booking lock, hand each to the first in line for it."""
-    await repository.lock_provider(session, provider_id)
-    await _hand_on(session, provider_id, freed, now=now)
+    """Times (blocked spans) of providers ``freed`` have just been freed in this session's
+    transaction: under the providers' booking locks (taken in their order), hand each to
+    the first in line for it, provider by provider in the order of their ids. Who waits
+    is read once for all of them."""
+    providers = sorted(freed)
+    for provider_id in providers:
+        await repository.lock_provider(session, provider_id)
+    waiting = await entries.waiting_for(session, freed, limit=MAX_TRIED)
+    for provider_id in providers:
+        await _hand_on(session, provider_id, freed[provider_id], now=now, waiting=waiting)
 
 
 async def pass_expired(session: AsyncSession, *, provider_id: uuid.UUID, now: datetime) -> None:
@@ -356,11 +363,18 @@ _DEFERRED = "slotwise.waitlist.deferred"
 
 
 async def _hand_on(
-    session: AsyncSession, provider_id: uuid.UUID, spans: list[Interval], *, now: datetime
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    spans: list[Interval],
+    *,
+    now: datetime,
+    waiting: Mapping[uuid.UUID, list[WaitlistEntry]] | None = None,
 ) -> None:
     """Each waiting entry whose time overlaps ``spans``, in line order, is given its time
     if it is free; the provider's lock is held. Time released by the writes of the hand-over
-    itself (``hand_on_released``) is handed on after it, each span once."""
+    itself (``hand_on_released``) is handed on after it, each span once. ``waiting``: who
+    waits for ``spans``, read already (``promote``): a provider's hand-over changes only
+    its own entries, so another's, read before it, are still who waits."""
     if session.info.get(_HANDING):
         session.info.setdefault(_DEFERRED, []).append((provider_id, spans))
         return
@@ -368,12 +382,14 @@ async def _hand_on(
     try:
         handed: set[tuple[uuid.UUID, Interval]] = set()
         pending = [(provider_id, spans)]
+        read = waiting[provider_id] if waiting is not None else None
         while pending:
             provider, asked = pending.pop(0)
             fresh = [span for span in asked if (provider, span) not in handed]
             handed.update((provider, span) for span in fresh)
             if fresh:
-                await _hand_on_now(session, provider, fresh, now=now)
+                await _hand_on_now(session, provider, fresh, now=now, waiting=read)
+            read = None  # time the hand-over itself released: who waits for it, read anew
             pending += session.info.pop(_DEFERRED, [])
     finally:
         session.info.pop(_HANDING, None)
@@ -381,11 +397,16 @@ async def _hand_on(
 
 
 async def _hand_on_now(
-    session: AsyncSession, provider_id: uuid.UUID, spans: list[Interval], *, now: datetime
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    spans: list[Interval],
+    *,
+    now: datetime,
+    waiting: list[WaitlistEntry] | None = None,
 ) -> None:
-    waiting = await entries.waiting_for(
-        session, provider_id=provider_id, spans=spans, limit=MAX_TRIED
-    )
+    if waiting is None:
+        found = await entries.waiting_for(session, {provider_id: spans}, limit=MAX_TRIED)
+        waiting = found[provider_id]
     if not waiting:
         return
     policy = policy_of(session)

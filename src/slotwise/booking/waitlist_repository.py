@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -106,26 +107,32 @@ async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
 
 
 async def waiting_for(
-    session: AsyncSession, *, provider_id: uuid.UUID, spans: list[Interval], limit: int
-) -> list[WaitlistEntry]:
-    """The provider's waiting entries whose blocked time overlaps any of ``spans``, at most
-    the first ``limit`` in line for each span, in line order (one query however many
-    spans: a batch's cancellations of one provider hand their times on together)."""
-    values: dict[str, Any] = {"provider_id": provider_id, "limit": limit}
-    for number, span in enumerate(spans):
+    session: AsyncSession, freed: Mapping[uuid.UUID, list[Interval]], *, limit: int
+) -> dict[uuid.UUID, list[WaitlistEntry]]:
+    """For each provider of ``freed``, its waiting entries whose blocked time overlaps any
+    of its spans, at most the first ``limit`` in line for each span, in line order (one
+    query however many providers and spans: a batch's cancellations hand their times on
+    together)."""
+    pairs = [(provider_id, span) for provider_id, spans in freed.items() for span in spans]
+    values: dict[str, Any] = {"limit": limit}
+    for number, (provider_id, span) in enumerate(pairs):
+        values[f"provider_{number}"] = provider_id
         values[f"start_{number}"], values[f"end_{number}"] = span.start_at, span.end_at
-    result = await session.execute(_waiting_for(len(spans)), values)
-    return list(result.scalars())
+    found: dict[uuid.UUID, list[WaitlistEntry]] = {provider_id: [] for provider_id in freed}
+    for entry in (await session.execute(_waiting_for(len(pairs)), values)).scalars():
+        found[entry.provider_id].append(entry)
+    return found
 
 
-@lru_cache(maxsize=16)
-def _waiting_for(spans: int) -> Select[WaitlistEntry]:
-    """``waiting_for``'s statement for this many spans (``start_<n>``, ``end_<n>``), built
-    once: building it, and its cache key, cost a cancellation more than running it."""
+@lru_cache(maxsize=32)
+def _waiting_for(pairs: int) -> Select[WaitlistEntry]:
+    """``waiting_for``'s statement for this many (provider, span) pairs (``provider_<n>``,
+    ``start_<n>``, ``end_<n>``), built once: building it, and its cache key, cost a
+    cancellation more than running it."""
     firsts = [
         select(WaitlistEntry.id)
         .where(
-            WaitlistEntry.provider_id == bindparam("provider_id"),
+            WaitlistEntry.provider_id == bindparam(f"provider_{number}"),
             WaitlistEntry.status == WaitlistStatus.WAITING.value,
             WaitlistEntry.blocked_start_at < bindparam(f"end_{number}"),
             WaitlistEntry.blocked_end_at > bindparam(f"start_{number}"),
@@ -133,7 +140,7 @@ def _waiting_for(spans: int) -> Select[WaitlistEntry]:
         .order_by(WaitlistEntry.seq)
         .limit(bindparam("limit", type_=Integer))
         .subquery()
-        for number in range(spans)
+        for number in range(pairs)
     ]
     ids = [select(first.c.id) for first in firsts]
     chosen = union_all(*ids) if len(ids) > 1 else ids[0]
