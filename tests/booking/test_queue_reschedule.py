@@ -18,8 +18,10 @@ from slotwise.booking import queue, reschedule
 from slotwise.booking.errors import SlotUnavailable
 from slotwise.booking.models import Appointment, AppointmentEvent
 from slotwise.booking.schemas import AppointmentCreate, AppointmentRead, RescheduleRequest
+from slotwise.webhooks.models import WebhookDelivery
+from tests.booking.test_change import statements_of
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
-from tests.booking.test_queue_cancel import booked, break_first_booking
+from tests.booking.test_queue_cancel import ASKED_ONCE, booked, break_first_booking
 from tests.booking.test_queue_cancel import outcome as cancel_outcome
 from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, count_rows, signed_in
 
@@ -308,3 +310,48 @@ async def test_a_booking_refused_for_a_change_of_its_batch_is_answered_after_the
         event.remove(engine, "commit", committed)
     assert [outcome(answer) for answer in found] == ["pending", "slot_unavailable"]
     assert order == ["commit", "refused slot_unavailable"]
+
+
+async def test_a_batch_asks_once_who_subscribes_to_the_providers_it_changes(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Reschedules and a cancellation of three providers' appointments in one batch: who
+    subscribes to their webhook events is one question for all of them, and each provider's
+    hook hears of its own change, and only of it."""
+    jobs: list[Job] = []
+    hooks = []
+    for number in range(3):
+        owner, provider = await bookable_provider(client)
+        hook = await client.post(
+            "/webhooks",
+            headers=owner.headers,
+            json={
+                "url": "https://hooks.example.com/in",
+                "event_types": ["booking.rescheduled", "booking.cancelled"],
+            },
+        )
+        assert hook.status_code == 201, hook.text
+        hooks.append(uuid.UUID(hook.json()["id"]))
+        someone = await signed_in(client)
+        appointment_id = await booked(client, someone, provider, "09:00")
+        jobs.append((someone, appointment_id if number == 0 else (appointment_id, "11:00")))
+    with statements_of(app) as seen:
+        found = await together(app, jobs)
+    assert outcome(found[0]) == "cancelled"
+    assert [isinstance(answer, AppointmentRead) for answer in found[1:]] == [True, True]
+    assert [answer.start_at for answer in found[1:]] == [on_day("11:00")] * 2
+    questions = [s for s in seen if s.startswith(ASKED_ONCE["webhooks"])]
+    assert len(questions) == 1
+    async with state_of(app).db.transaction(writes=False) as session:
+        heard = list(
+            await session.execute(
+                select(WebhookDelivery.subscription_id, WebhookDelivery.event_type)
+            )
+        )
+    assert sorted(heard) == sorted(
+        [
+            (hooks[0], "booking.cancelled"),
+            (hooks[1], "booking.rescheduled"),
+            (hooks[2], "booking.rescheduled"),
+        ]
+    )

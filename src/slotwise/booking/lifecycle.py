@@ -27,7 +27,6 @@ from slotwise.notifications import outbox
 from slotwise.providers.models import Provider
 from slotwise.scheduling import Interval
 from slotwise.users.models import User
-from slotwise.webhooks import queue as webhooks
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     # A held guest booking is kept by its email's verification (booking.guests), not here.
@@ -239,18 +238,10 @@ async def cancel_each(
     booking) is refused as it would be after it (InvalidTransition). The times they free
     are then handed on together, a provider's at once (one look at its waitlist), in the
     order of the providers' ids; a team booking's other rows hand theirs on as they are
-    cancelled. Who subscribes to the providers' webhook events is asked once for all of
-    them."""
+    cancelled."""
     answers: list[Appointment | AppError] = []
     freed: dict[uuid.UUID, list[Interval]] = {}
     latest: datetime | None = None  # the hand-on's time: the latest cancellation's
-    providers = {
-        found[one.appointment_id].appointment.provider_id
-        for one in asked
-        if one.appointment_id in found
-    }
-    if len(providers) > 1:  # one question of who subscribes, not one a provider
-        await webhooks.ask_wanted(session, providers)
     for one in asked:
         try:
             access = await access_rules.of_found(session, found.get(one.appointment_id), one.user)

@@ -81,6 +81,7 @@ from slotwise.errors import AppError
 from slotwise.scheduling import Clash, Interval, Proposal, Reason, Refusal, round_robin
 from slotwise.scheduling.round_robin import Entrant
 from slotwise.users.models import User
+from slotwise.webhooks import queue as webhooks
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -393,6 +394,9 @@ class BookingQueue:
             if found := await self._decide(session, job, user, later):
                 decided.append(found)
         locked = await _lock_changes(session, cancelling, moving, decided)
+        providers = {one.appointment.provider_id for one in locked.values()}
+        if len(providers) > 1:  # who subscribes to their webhooks: one question, not one each
+            await webhooks.ask_wanted(session, providers)
         if cancelling:
             asked = [
                 lifecycle.Cancellation(user, job.appointment_id, job.reason, job.now)
