@@ -76,13 +76,19 @@ async def write(
         announced = announce.of_change(appointment, change.values)
     if connection.dialect.name == "postgresql":
         rows = batch.rows
+        # Who subscribes to the provider's webhook events, asked with the write the first
+        # time the transaction queues one of its events (``queue.know_wanted``).
+        provider_id = appointment.provider_id
+        asks = announced is not None and not queue.knows_wanted(session, provider_id)
         statement, part = _statement(
-            tuple(change.values), bool(batch.withdrawn), tuple(rows[0]) if rows else ()
+            tuple(change.values), bool(batch.withdrawn), tuple(rows[0]) if rows else (), asks
         )
         params.update({f"h_{key}": value for key, value in change.history.items()})
         if part is not None:
             params.update(part.values(connection.dialect, rows))
-        await connection.execute(statement, params)
+        written = (await connection.execute(statement, params)).first()
+        if asks and written is not None:
+            queue.know_wanted(session, {provider_id: written.wanted})
     else:
         # With a webhook event to queue, the writes travel with the transaction's next
         # statement (``db.deferred``: the question of who subscribes, unless the
@@ -114,15 +120,19 @@ def _update(keys: tuple[str, ...]) -> Update:
 
 @cache
 def _statement(
-    keys: tuple[str, ...], withdraws: bool, message_keys: tuple[str, ...]
+    keys: tuple[str, ...], withdraws: bool, message_keys: tuple[str, ...], asks: bool
 ) -> tuple[Select[Any], Unnested | None]:
     """PostgreSQL: the UPDATE, the history row (``h_<key>``), the withdrawal and the
     messages (unnested arrays, ``m_<key>``) as one statement; built once per shape."""
-    updated = _update(keys).returning(_APPOINTMENTS.c.id).cte("updated")
+    updated = (
+        _update(keys).returning(_APPOINTMENTS.c.id, _APPOINTMENTS.c.provider_id).cte("updated")
+    )
     history = insert(_EVENTS).values(
         {column.key: bindparam(f"h_{column.key}") for column in _EVENTS.columns}
     )
-    statement = select(updated.c.id).add_cte(history.cte("history"))
+    # ``asks``: also who subscribes to the provider's webhook events (``queue.wanted_by``).
+    answer = [queue.wanted_by(updated.c.provider_id).label("wanted")] if asks else []
+    statement = select(updated.c.id, *answer).add_cte(history.cte("history"))
     if withdraws:
         statement = statement.add_cte(outbox.WITHDRAW_REMINDERS.cte("withdrawn"))
     if not message_keys:

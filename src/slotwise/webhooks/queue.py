@@ -183,6 +183,11 @@ def know_wanted(session: AsyncSession, wanted: dict[uuid.UUID, list[str] | None]
         known.setdefault(provider_id, frozenset(types or ()))
 
 
+def knows_wanted(session: AsyncSession, provider_id: uuid.UUID) -> bool:
+    """Has this transaction read who subscribes to the provider's events?"""
+    return provider_id in transaction_memo(session, _WANTED_MEMO)
+
+
 _WANTED = {False: _wanted(postgresql=False), True: _wanted(postgresql=True)}
 _WANTED_MEMO = "slotwise.webhooks.wanted"  # ``transaction_memo``: provider id -> event types
 
