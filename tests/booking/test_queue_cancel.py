@@ -13,14 +13,15 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from slotwise.booking import create, waitlist
+from slotwise.booking import create, waitlist, waitlist_repository
 from slotwise.booking.create import Booked
-from slotwise.booking.models import Appointment, AppointmentEvent, Status
+from slotwise.booking.models import Appointment, AppointmentEvent, Status, WaitlistStatus
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.errors import AppError
 from slotwise.models import OutboxMessage
+from slotwise.scheduling import Interval
 from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_change import statements_of
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
@@ -368,3 +369,33 @@ ASKED_ONCE = {
     "waitlist": "SELECT waitlist_entries.id",
     "lock": "SELECT count(pg_advisory_xact_lock(",  # the provider's lock, for the hand-on
 }
+
+
+async def test_an_entry_served_before_its_providers_hand_over_is_left_alone(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """``promote`` reads every provider's line before the first hand-over: an entry an
+    earlier hand-over of the transaction served meanwhile is given nothing more."""
+    _, provider = await bookable_provider(client)
+    someone, waiter = await signed_in(client), await signed_in(client)
+    appointment_id = await booked(client, someone, provider, "10:00")
+    entry_id = uuid.UUID(await waiting(client, waiter, provider, "10:00"))
+    provider_id = uuid.UUID(provider["id"])
+    async with state_of(app).db.transaction(writes=True) as session:
+        row = await session.get(Appointment, appointment_id)
+        assert row is not None
+        span = Interval(row.blocked_start_at, row.blocked_end_at)
+        await session.execute(
+            update(Appointment)
+            .where(Appointment.id == appointment_id)
+            .values(status=Status.CANCELLED)
+        )
+        line = await waitlist_repository.waiting_for(session, {provider_id: [span]}, limit=5)
+        assert [entry.id for entry in line[provider_id]] == [entry_id]
+        line[provider_id][0].status = WaitlistStatus.BOOKED.value  # served meanwhile
+        await waitlist._hand_on(session, provider_id, [span], now=BOOKING_NOW, waiting=line)
+        theirs = await session.scalars(
+            select(Appointment.id).where(Appointment.client_id == uuid.UUID(waiter.id))
+        )
+        assert list(theirs) == []
+        await session.rollback()

@@ -236,9 +236,9 @@ async def cancel_each(
     never waits, holding one provider's lock, for another's). Each is decided and written
     in turn: one of an appointment an earlier one cancelled (itself, or a row of its team
     booking) is refused as it would be after it (InvalidTransition). The times they free
-    are then handed on together, a provider's at once (one look at its waitlist), in the
-    order of the providers' ids; a team booking's other rows hand theirs on as they are
-    cancelled."""
+    are then handed on together (one look at the waitlists of all their providers, then
+    each provider's hand-over in the order of their ids); a team booking's other rows hand
+    theirs on as they are cancelled."""
     answers: list[Appointment | AppError] = []
     freed: dict[uuid.UUID, list[Interval]] = {}
     latest: datetime | None = None  # the hand-on's time: the latest cancellation's

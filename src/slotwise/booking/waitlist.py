@@ -316,8 +316,7 @@ async def promote(
     the first in line for it, provider by provider in the order of their ids. Who waits
     is read once for all of them."""
     providers = sorted(freed)
-    for provider_id in providers:
-        await repository.lock_provider(session, provider_id)
+    await repository.lock_in_order(session, providers)
     waiting = await entries.waiting_for(session, freed, limit=MAX_TRIED)
     for provider_id in providers:
         await _hand_on(session, provider_id, freed[provider_id], now=now, waiting=waiting)
@@ -407,6 +406,9 @@ async def _hand_on_now(
     if waiting is None:
         found = await entries.waiting_for(session, {provider_id: spans}, limit=MAX_TRIED)
         waiting = found[provider_id]
+    # Read before an earlier hand-over of the transaction (``promote``): one that served
+    # an entry meanwhile leaves it to no one else.
+    waiting = [entry for entry in waiting if entry.status == WaitlistStatus.WAITING.value]
     if not waiting:
         return
     policy = policy_of(session)

@@ -114,11 +114,13 @@ async def waiting_for(
     query however many providers and spans: a batch's cancellations hand their times on
     together)."""
     pairs = [(provider_id, span) for provider_id, spans in freed.items() for span in spans]
+    found: dict[uuid.UUID, list[WaitlistEntry]] = {provider_id: [] for provider_id in freed}
+    if not pairs:
+        return found
     values: dict[str, Any] = {"limit": limit}
     for number, (provider_id, span) in enumerate(pairs):
         values[f"provider_{number}"] = provider_id
         values[f"start_{number}"], values[f"end_{number}"] = span.start_at, span.end_at
-    found: dict[uuid.UUID, list[WaitlistEntry]] = {provider_id: [] for provider_id in freed}
     for entry in (await session.execute(_waiting_for(len(pairs)), values)).scalars():
         found[entry.provider_id].append(entry)
     return found
