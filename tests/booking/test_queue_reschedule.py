@@ -21,7 +21,7 @@ from slotwise.booking.schemas import AppointmentCreate, AppointmentRead, Resched
 from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_change import statements_of
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
-from tests.booking.test_queue_cancel import ASKED_ONCE, booked, break_first_booking
+from tests.booking.test_queue_cancel import ASKED_ONCE, booked, break_first_booking, hooked
 from tests.booking.test_queue_cancel import outcome as cancel_outcome
 from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, count_rows, signed_in
 
@@ -322,16 +322,7 @@ async def test_a_batch_asks_once_who_subscribes_to_the_providers_it_changes(
     hooks = []
     for number in range(3):
         owner, provider = await bookable_provider(client)
-        hook = await client.post(
-            "/webhooks",
-            headers=owner.headers,
-            json={
-                "url": "https://hooks.example.com/in",
-                "event_types": ["booking.rescheduled", "booking.cancelled"],
-            },
-        )
-        assert hook.status_code == 201, hook.text
-        hooks.append(uuid.UUID(hook.json()["id"]))
+        hooks.append(await hooked(client, owner, "booking.rescheduled", "booking.cancelled"))
         someone = await signed_in(client)
         appointment_id = await booked(client, someone, provider, "09:00")
         jobs.append((someone, appointment_id if number == 0 else (appointment_id, "11:00")))
