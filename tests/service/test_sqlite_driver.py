@@ -1,5 +1,6 @@
 """SQLite's driver adapter (db/sqlite.py): one trip to aiosqlite's thread a statement, BEGIN
-sent with the transaction's first statement, and transactions that still behave as SQLite's.
+sent with the transaction's first statement, a lone read's SELECTs run on the event loop's
+thread, and transactions that still behave as SQLite's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, StatementError
@@ -75,7 +77,7 @@ async def test_a_read_transaction_is_two_trips(engine: AsyncEngine, trips: list[
     assert trips == ["_run", "_end"]
 
 
-async def test_a_lone_read_is_one_trip_and_no_transaction(
+async def test_a_lone_read_makes_no_trip_and_no_transaction(
     engine: AsyncEngine, trips: list[str]
 ) -> None:
     async with engine.connect() as connection:
@@ -85,19 +87,22 @@ async def test_a_lone_read_is_one_trip_and_no_transaction(
     async with engine.connect() as connection:
         await connection.execution_options(**lone_read("sqlite"))
         rows = (await connection.execute(select(items.c.id))).all()
+        again = (await connection.execute(select(func.count()).select_from(items))).scalar()
         adapted = (await connection.get_raw_connection()).dbapi_connection
         assert isinstance(adapted, OneTripConnection)
         assert not adapted.in_transaction  # no BEGIN went with it
-    # No BEGIN with the SELECT, and no ROLLBACK: nothing to end.
-    assert rows == []
-    assert trips == ["_run"]
+    # The SELECTs ran on this thread, without BEGIN, and no ROLLBACK: nothing to end.
+    assert (rows, again) == ([], 0)
+    assert trips == []
 
     # Each statement is a transaction of its own: a write is committed as it is made,
     # seen by another connection while this one's block has not ended.
     async with engine.connect() as connection:
         await connection.execution_options(**lone_read("sqlite"))
         lone = (await connection.get_raw_connection()).dbapi_connection
+        trips.clear()
         await connection.execute(insert(items).values(name="alone"))
+        assert trips == ["_run"]  # a write travels: it may wait for the write lock
         async with engine.connect() as other:
             assert (await other.execute(select(items.c.name))).scalars().all() == ["alone"]
     # Back in the pool, that connection begins transactions again for its next user, a
@@ -114,6 +119,45 @@ async def test_a_lone_read_is_one_trip_and_no_transaction(
         assert adapted.in_transaction
         await connection.rollback()
         assert (await connection.execute(select(items.c.name))).scalars().all() == ["alone"]
+
+
+async def test_a_lone_read_does_not_wait_for_a_writer(engine: AsyncEngine) -> None:
+    """A lone read runs on the event loop's thread: it must never wait there for a lock.
+    While a writer holds the write lock with a change not yet committed, it reads at once
+    what was committed (WAL mode), and the writer's change is kept."""
+    async with engine.begin() as connection:
+        await connection.execute(insert(items).values(name="committed"))
+    immediate = engine.execution_options(sqlite_immediate=True)
+    async with immediate.begin() as writer:
+        await writer.execute(insert(items).values(name="pending"))
+        async with engine.connect() as reader:
+            await reader.execution_options(**lone_read("sqlite"))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            names = (await reader.execute(select(items.c.name))).scalars().all()
+            waited = loop.time() - started
+    assert names == ["committed"]
+    assert waited < 1  # the busy timeout is 10 s: a read that waited would take them
+    async with engine.connect() as connection:
+        names = (await connection.execute(select(items.c.name).order_by(items.c.id))).all()
+    assert [name for (name,) in names] == ["committed", "pending"]
+
+
+async def test_a_failed_lone_read_leaves_the_connection_usable(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    async with engine.connect() as connection:
+        await connection.execution_options(**lone_read("sqlite"))
+        with pytest.raises(StatementError, match="no such table"):
+            await connection.execute(text("SELECT * FROM nowhere"))
+        await connection.rollback()
+        await connection.execute(insert(items).values(name="after"))
+        assert (await connection.execute(select(items.c.name))).scalars().all() == ["after"]
+    # A transaction begun on the same pooled connection is one again (BEGIN, then ROLLBACK).
+    trips.clear()
+    async with engine.connect() as connection:
+        await connection.execute(select(items.c.id))
+    assert trips == ["_run", "_end"]
 
 
 async def test_a_transaction_with_no_statement_makes_no_trip(

@@ -58,7 +58,10 @@ def make_engine(
         pooled = issubclass(SQLiteDialect_aiosqlite.get_pool_class(make_url(url)), QueuePool)
         engine = create_async_engine(
             url,
-            connect_args={"timeout": 30},
+            # A lone read's SELECT runs on the event loop's thread, not aiosqlite's (one
+            # thread at a time still: the connection is checked out by one task, and the
+            # trips before it have ended).
+            connect_args={"timeout": 30, "check_same_thread": False},
             module=sqlite.dbapi(),
             **(fixed if pooled else {}),
         )
@@ -86,12 +89,14 @@ def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
         # Writers ask for BEGIN IMMEDIATE: SQLite then takes the write lock at the start,
         # so their check-then-write cannot interleave (see sessions.Database.transaction).
         # The adapter sends it with the transaction's first statement (db/sqlite.py).
-        # A connection for lone reads (``lone_read``) gets none: each statement is its own.
+        # A connection for lone reads (``lone_read``) gets none: each statement is its own,
+        # and its SELECTs run on the calling thread (``sqlite.OneTripConnection.inline``).
         options = conn.get_execution_options()
-        if options.get(SQLITE_AUTOCOMMIT):
-            return
         adapted = conn.connection.dbapi_connection
         assert isinstance(adapted, sqlite.OneTripConnection)
+        adapted.inline = bool(options.get(SQLITE_AUTOCOMMIT))
+        if adapted.inline:
+            return
         adapted.begin("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
 
 

@@ -8,7 +8,8 @@ SELECT inside BEGIN and ROLLBACK took eight. This adapter, given to the engine a
 module (``make_engine``), does the whole of a statement in one trip, and sends BEGIN with
 the transaction's first statement rather than on a trip of its own: a read transaction
 takes two (BEGIN with its SELECT, then ROLLBACK), a transaction that never runs a statement
-none, and a lone read (``engine.lone_read``: no BEGIN at all, as a listing reads) one.
+none, and a lone read (``engine.lone_read``: no BEGIN at all, as a listing reads) none:
+its SELECTs run on the event loop's thread (``OneTripConnection.inline``).
 
 Deferring BEGIN changes nothing a transaction can see: nothing else runs on the connection
 between the BEGIN and the statement it now travels with, and a BEGIN IMMEDIATE that waits
@@ -153,27 +154,35 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
                 None,
             )
             return
-        async with adapted._execute_mutex:
-            begin, adapted.pending_begin = adapted.pending_begin, None
-            deferred, adapted.deferred = adapted.deferred, []
-            try:
-                outcome = await self._connection._execute(
-                    _run, self._connection._conn, begin, deferred, operation, parameters, many
-                )
-            except BaseException:
-                # Whether a transaction is open is unknown (the BEGIN may have run, or a
-                # cancelled wait left the statement running): the next end makes its trip.
-                adapted.in_transaction = True
-                raise
-            rows, self._description, self._rowcount, self._lastrowid, adapted.in_transaction = (
-                outcome
-            )
-            if rows is not None:
-                self._rows = collections.deque(rows)
+        if adapted.inline and _reads(operation, many) and not adapted.deferred:
+            # A lone read's SELECT (no BEGIN pending: each statement is its own
+            # transaction), run here, on the event loop's thread (``OneTripConnection.inline``).
+            outcome = _run(self._connection._conn, None, [], operation, parameters, many)
+        else:
+            async with adapted._execute_mutex:
+                begin, adapted.pending_begin = adapted.pending_begin, None
+                deferred, adapted.deferred = adapted.deferred, []
+                try:
+                    outcome = await self._connection._execute(
+                        _run, self._connection._conn, begin, deferred, operation, parameters, many
+                    )
+                except BaseException:
+                    # Whether a transaction is open is unknown (the BEGIN may have run, or a
+                    # cancelled wait left the statement running): the next end makes its trip.
+                    adapted.in_transaction = True
+                    raise
+        rows, self._description, self._rowcount, self._lastrowid, adapted.in_transaction = outcome
+        if rows is not None:
+            self._rows = collections.deque(rows)
+
+
+def _reads(operation: str, many: bool) -> bool:
+    """A statement that only reads (one SELECT): one that writes may wait for the lock."""
+    return not many and operation[:6].upper() == "SELECT"
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("defer", "deferred", "in_transaction", "pending_begin")
+    __slots__ = ("defer", "deferred", "in_transaction", "inline", "pending_begin")
 
     _cursor_cls = OneTripCursor
 
@@ -181,6 +190,12 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         self.pending_begin: str | None = None
         self.in_transaction = False
+        # Reads of a lone read's transaction (``engine.lone_read``; set by the engine's
+        # begin listener, reset at its end) run on the calling thread, the event loop's,
+        # not on a trip to aiosqlite's: a small indexed read costs SQLite far less than
+        # the trip, two thread hand-offs. In WAL mode a read never waits for a writer's
+        # lock, so it does not hold up the loop; a statement that writes still travels.
+        self.inline = False
         self.defer = False  # the next statement is deferred (``defer_next``)
         self.deferred: list[_Statement] = []  # writes to send before the next statement
 
@@ -206,6 +221,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         begin, self.pending_begin = self.pending_begin, None
         deferred, self.deferred = self.deferred, []
         self.defer = False
+        self.inline = False
         if not commit or not deferred:
             begin = None
         if not (self.in_transaction or (deferred and commit)) or not self._connection._connection:
