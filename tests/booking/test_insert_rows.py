@@ -111,3 +111,25 @@ async def test_several_tables_are_one_statement_on_postgresql(app: FastAPI) -> N
     assert [(c.user_id, c.from_role, c.to_role, c.changed_at) for c in changes] == [
         (user.id, Role.CLIENT, Role.PROVIDER, NOW)
     ] * 2
+
+
+async def test_sqlite_stores_what_sqlalchemys_own_insert_stores(app: FastAPI) -> None:
+    """On SQLite the rows go to the driver already converted (``bulk._positional_insert``):
+    each column's stored value is the very one SQLAlchemy's Core INSERT stores for it."""
+    database = app.state.slotwise.db
+    if not database.is_sqlite:
+        pytest.skip("SQLite's own INSERT per table")
+    table = table_of(OutboxMessage)
+    ours = message(recipient_name="Zoë", ics="BEGIN:VCALENDAR", appointment_id=None)
+    general = {**ours, "id": uuid.uuid4(), "message_id": "<general@slotwise>"}
+    async with database.transaction(writes=True) as session:
+        await insert_rows(session, [(table, [ours])])
+        await (await session.connection()).execute(table.insert(), [general])
+    async with database.engine.connect() as connection:
+        stored = (await connection.exec_driver_sql("SELECT * FROM outbox_messages")).all()
+    by_message = {row.message_id: row._asdict() for row in stored}
+    written, expected = by_message[ours["message_id"]], by_message["<general@slotwise>"]
+    assert written["due_at"] == "2027-03-01 12:00:00.000000"
+    for key in ("id", "message_id"):
+        written.pop(key), expected.pop(key)
+    assert written == expected
