@@ -60,9 +60,9 @@ async def insert_rows(
     if dialect.name != "postgresql":
         for table, rows in tables:
             text, columns = _positional_insert(dialect, table.name, tuple(rows[0]))
-            values = [tuple(_converted(columns, row)) for row in rows]
+            converted = [tuple(_converted(columns, row)) for row in rows]
             async with sqlite.deferred(connection, deferred):
-                await connection.exec_driver_sql(text, values)
+                await connection.exec_driver_sql(text, converted)
         return
     shape = tuple((table.name, tuple(rows[0])) for table, rows in tables)
     statement, parts = _unnested_insert(shape)
