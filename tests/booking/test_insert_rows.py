@@ -133,3 +133,14 @@ async def test_sqlite_stores_what_sqlalchemys_own_insert_stores(app: FastAPI) ->
     for key in ("id", "message_id"):
         written.pop(key), expected.pop(key)
     assert written == expected
+
+
+async def test_a_column_with_a_default_must_be_given(app: FastAPI) -> None:
+    """No Python-side default is added to the rows (on either database): leaving out a
+    column that has one is a mistake, refused before anything is sent."""
+    database = app.state.slotwise.db
+    row = message()
+    del row["created_at"]
+    with pytest.raises(ValueError, match="outbox_messages without created_at"):
+        async with database.transaction(writes=True) as session:
+            await insert_rows(session, [(table_of(OutboxMessage), [row])])

@@ -121,6 +121,27 @@ async def test_a_lone_read_makes_no_trip_and_no_transaction(
         assert (await connection.execute(select(items.c.name))).scalars().all() == ["alone"]
 
 
+async def test_without_wal_a_lone_read_still_travels(trips: list[str]) -> None:
+    """Where SQLite did not take WAL mode (here an in-memory database, whose one connection
+    every task shares), a read may wait for a writer: a lone read's SELECT then makes its
+    trip, never waiting on the event loop's thread."""
+    engine = make_engine("sqlite+aiosqlite://")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        trips.clear()
+        async with engine.connect() as connection:
+            await connection.execution_options(**lone_read("sqlite"))
+            rows = (await connection.execute(select(items.c.id))).all()
+            adapted = (await connection.get_raw_connection()).dbapi_connection
+            assert isinstance(adapted, OneTripConnection)
+            assert not adapted.wal
+        assert rows == []
+        assert trips == ["_run"]  # no BEGIN, but a trip
+    finally:
+        await engine.dispose()
+
+
 async def test_a_lone_read_does_not_wait_for_a_writer(engine: AsyncEngine) -> None:
     """A lone read runs on the event loop's thread: it must never wait there for a lock.
     While a writer holds the write lock with a change not yet committed, it reads at once

@@ -55,6 +55,8 @@ async def insert_rows(
     tables = [(table, rows) for table, rows in tables if rows]
     if not tables:
         return
+    for table, rows in tables:
+        _given_defaults(table.name, tuple(rows[0]))
     connection = await session.connection()
     dialect = connection.dialect
     if dialect.name != "postgresql":
@@ -70,6 +72,16 @@ async def insert_rows(
     for part, (_table, rows) in zip(parts, tables, strict=True):
         values.update(part.values(dialect, rows))
     await connection.execute(statement, values)
+
+
+@lru_cache(maxsize=64)
+def _given_defaults(table_name: str, keys: tuple[str, ...]) -> None:
+    """Rows are inserted with the columns they give, and no Python-side default is added
+    (as a text INSERT would): a column that has one must be given."""
+    table = Base.metadata.tables[table_name]
+    missing = [c.key for c in table.columns if c.default is not None and c.key not in keys]
+    if missing:
+        raise ValueError(f"rows of {table_name} without {', '.join(missing)}")
 
 
 # A column as a positional INSERT binds it: its key, and its type's conversion to the

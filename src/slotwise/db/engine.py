@@ -59,8 +59,9 @@ def make_engine(
         engine = create_async_engine(
             url,
             # A lone read's SELECT runs on the event loop's thread, not aiosqlite's (one
-            # thread at a time still: the connection is checked out by one task, and the
-            # trips before it have ended).
+            # thread at a time still: a pooled connection is checked out by one task, and
+            # the trips before it have ended; an in-memory database's one shared connection
+            # is not in WAL mode, so its statements all travel).
             connect_args={"timeout": 30, "check_same_thread": False},
             module=sqlite.dbapi(),
             **(fixed if pooled else {}),
@@ -79,6 +80,11 @@ def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # The mode SQLite took: an in-memory database, or a file system without the shared
+        # memory WAL needs, keeps its own, where a read may wait for a writer.
+        (mode,) = cursor.fetchone()
+        assert isinstance(dbapi_connection, sqlite.OneTripConnection)
+        dbapi_connection.wal = str(mode).lower() == "wal"
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON" if foreign_keys else "PRAGMA foreign_keys=OFF")
         cursor.execute("PRAGMA busy_timeout=10000")
@@ -90,12 +96,13 @@ def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
         # so their check-then-write cannot interleave (see sessions.Database.transaction).
         # The adapter sends it with the transaction's first statement (db/sqlite.py).
         # A connection for lone reads (``lone_read``) gets none: each statement is its own,
-        # and its SELECTs run on the calling thread (``sqlite.OneTripConnection.inline``).
+        # and in WAL mode its SELECTs run on the calling thread (``OneTripConnection.inline``).
         options = conn.get_execution_options()
         adapted = conn.connection.dbapi_connection
         assert isinstance(adapted, sqlite.OneTripConnection)
-        adapted.inline = bool(options.get(SQLITE_AUTOCOMMIT))
-        if adapted.inline:
+        lone = bool(options.get(SQLITE_AUTOCOMMIT))
+        adapted.inline = lone and adapted.wal
+        if lone:
             return
         adapted.begin("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
 

@@ -8,8 +8,9 @@ SELECT inside BEGIN and ROLLBACK took eight. This adapter, given to the engine a
 module (``make_engine``), does the whole of a statement in one trip, and sends BEGIN with
 the transaction's first statement rather than on a trip of its own: a read transaction
 takes two (BEGIN with its SELECT, then ROLLBACK), a transaction that never runs a statement
-none, and a lone read (``engine.lone_read``: no BEGIN at all, as a listing reads) none:
-its SELECTs run on the event loop's thread (``OneTripConnection.inline``).
+none, and a lone read (``engine.lone_read``: no BEGIN at all, as a listing reads) one a
+statement, or none in WAL mode: its SELECTs then run on the event loop's thread
+(``OneTripConnection.inline``).
 
 Deferring BEGIN changes nothing a transaction can see: nothing else runs on the connection
 between the BEGIN and the statement it now travels with, and a BEGIN IMMEDIATE that waits
@@ -66,8 +67,8 @@ def _run(
     parameters: Any,
     many: bool,
 ) -> _Outcome:
-    """In aiosqlite's thread: the deferred BEGIN and writes, if any, then the statement,
-    its rows fetched and its cursor closed."""
+    """In aiosqlite's thread (a lone read's SELECT: on the event loop's): the deferred
+    BEGIN and writes, if any, then the statement, its rows fetched and its cursor closed."""
     _send(connection, begin, deferred)
     cursor = connection.cursor()
     try:
@@ -182,7 +183,7 @@ def _reads(operation: str, many: bool) -> bool:
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("defer", "deferred", "in_transaction", "inline", "pending_begin")
+    __slots__ = ("defer", "deferred", "in_transaction", "inline", "pending_begin", "wal")
 
     _cursor_cls = OneTripCursor
 
@@ -193,9 +194,11 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         # Reads of a lone read's transaction (``engine.lone_read``; set by the engine's
         # begin listener, reset at its end) run on the calling thread, the event loop's,
         # not on a trip to aiosqlite's: a small indexed read costs SQLite far less than
-        # the trip, two thread hand-offs. In WAL mode a read never waits for a writer's
-        # lock, so it does not hold up the loop; a statement that writes still travels.
+        # the trip, two thread hand-offs. Only in WAL mode (``wal``, as the connection's
+        # PRAGMA answered), where a read does not wait for a writer's lock, so it does not
+        # hold up the loop; a statement that writes still travels.
         self.inline = False
+        self.wal = False
         self.defer = False  # the next statement is deferred (``defer_next``)
         self.deferred: list[_Statement] = []  # writes to send before the next statement
 
