@@ -65,9 +65,13 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return made
 
 
-async def test_a_read_transaction_is_two_trips(engine: AsyncEngine, trips: list[str]) -> None:
-    async with engine.connect() as connection:  # warm: the pool's connection is open
+async def _warm(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:  # the pool's connection is open
         await connection.execute(select(1))
+
+
+async def test_a_read_transaction_is_two_trips(engine: AsyncEngine, trips: list[str]) -> None:
+    await _warm(engine)
     trips.clear()
 
     async with engine.connect() as connection:
@@ -80,8 +84,7 @@ async def test_a_read_transaction_is_two_trips(engine: AsyncEngine, trips: list[
 async def test_a_lone_read_makes_no_trip_and_no_transaction(
     engine: AsyncEngine, trips: list[str]
 ) -> None:
-    async with engine.connect() as connection:
-        await connection.execute(select(1))
+    await _warm(engine)
     trips.clear()
 
     async with engine.connect() as connection:
@@ -184,8 +187,7 @@ async def test_a_failed_lone_read_leaves_the_connection_usable(
 async def test_a_transaction_with_no_statement_makes_no_trip(
     engine: AsyncEngine, trips: list[str]
 ) -> None:
-    async with engine.connect() as connection:
-        await connection.execute(select(1))
+    await _warm(engine)
     trips.clear()
 
     async with engine.begin():
@@ -302,11 +304,6 @@ async def test_the_pool_keeps_its_connections_under_more_readers_than_it_holds(
     finally:
         await engine.dispose()
     assert len(opened) == held
-
-
-async def _warm(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:  # the pool's connection is open
-        await connection.execute(select(1))
 
 
 async def test_a_deferred_write_travels_with_the_next_statement(
