@@ -102,17 +102,16 @@ class Placement:
     blocked_start_at: datetime
     blocked_end_at: datetime
     session_key: uuid.UUID | None = None
+    # The two times in UTC, made once: a batch compares each placement with many others.
+    time: Interval = field(init=False, repr=False, compare=False)
+    blocked: Interval = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "time", Interval(self.start_at, self.end_at))
+        object.__setattr__(self, "blocked", Interval(self.blocked_start_at, self.blocked_end_at))
 
     def same_session(self, other: "Placement") -> bool:
         return self.session_key is not None and self.session_key == other.session_key
-
-    @property
-    def time(self) -> Interval:
-        return Interval(self.start_at, self.end_at)
-
-    @property
-    def blocked(self) -> Interval:
-        return Interval(self.blocked_start_at, self.blocked_end_at)
 
 
 def read_instant(value: datetime, zone: ZoneInfo) -> datetime:
