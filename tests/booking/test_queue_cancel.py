@@ -21,6 +21,8 @@ from slotwise.booking.models import Appointment, AppointmentEvent, Status, Waitl
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.errors import AppError
 from slotwise.models import OutboxMessage
+from slotwise.notifications import outbox
+from slotwise.notifications.models import OutboxStatus
 from slotwise.scheduling import Interval
 from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_change import statements_of
@@ -271,12 +273,89 @@ async def test_a_batchs_cancellations_hand_their_times_on_together(
         if statement.startswith(opening)
     )
     if state_of(app).db.engine.dialect.name == "postgresql":
-        # Who subscribes travels with the first cancellation's write, not the second's.
+        # Both cancellations are one write (``change.write_each``), and who subscribes
+        # travels with it.
         assert asked == {"waitlist": 1, "lock": 1}
         writes = [s for s in seen if s.startswith(CHANGE_WRITE)]
-        assert ["array_agg(DISTINCT" in write for write in writes] == [True, False]
+        assert ["array_agg(DISTINCT" in write for write in writes] == [True]
     else:
         assert asked == {"webhooks": 1, "waitlist": 1}
+
+
+async def test_a_batchs_cancellations_are_written_together_each_row_its_own(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """A batch's cancellations are written together (``change.write_each``: on
+    PostgreSQL one statement): each appointment gets its own reason, sequence and history
+    row, its reminders withdrawn and its messages queued; one the batch does not cancel
+    keeps its reminders."""
+    _, provider = await bookable_provider(
+        client, requires_confirmation=False, cancellation_window_minutes=0
+    )
+    clients = [await signed_in(client) for _ in range(4)]
+    times = ("09:00", "10:00", "11:00", "12:00")
+    ids = [await booked(client, one, provider, at) for one, at in zip(clients, times, strict=True)]
+    reminders = {
+        appointment_id: await count_rows(
+            app, OutboxMessage, appointment_id=appointment_id, kind=outbox.REMINDER
+        )
+        for appointment_id in ids
+    }
+    assert all(reminders.values()), reminders
+    writer = state_of(app).bookings
+    writer.writers = 1
+    reasons = ["Ill", "Away", None]
+    with statements_of(app) as seen:
+        found = await asyncio.gather(
+            *(
+                writer.cancel(
+                    claims=claims_of(app, one), appointment_id=aid, reason=reason, now=BOOKING_NOW
+                )
+                for one, aid, reason in zip(clients, ids, reasons, strict=False)
+            )
+        )
+        await writer.aclose()
+    assert [outcome(answer) for answer in found] == ["cancelled"] * 3
+    async with state_of(app).db.transaction(writes=False) as session:
+        stored = {
+            row.id: row
+            for row in (
+                await session.execute(
+                    select(
+                        Appointment.id,
+                        Appointment.status,
+                        Appointment.cancel_reason,
+                        Appointment.sequence,
+                        Appointment.updated_at,
+                    ).where(Appointment.id.in_(ids))
+                )
+            ).all()
+        }
+    for answer, reason in zip(found, reasons, strict=True):
+        row = stored[answer.id]
+        assert (row.status, row.cancel_reason) == (Status.CANCELLED, reason)
+        assert (row.sequence, row.updated_at) == (answer.sequence, answer.updated_at)
+        assert await count_rows(app, AppointmentEvent, appointment_id=answer.id) == 2
+        cancelled = await count_rows(
+            app, OutboxMessage, appointment_id=answer.id, kind="booking_cancelled"
+        )
+        assert cancelled == 2  # the client's and the provider's
+        withdrawn = await count_rows(
+            app,
+            OutboxMessage,
+            appointment_id=answer.id,
+            kind=outbox.REMINDER,
+            status=OutboxStatus.CANCELLED,
+        )
+        assert withdrawn == reminders[answer.id]
+    kept = ids[3]
+    assert stored[kept].status is Status.CONFIRMED
+    pending = await count_rows(
+        app, OutboxMessage, appointment_id=kept, kind=outbox.REMINDER, status=OutboxStatus.PENDING
+    )
+    assert pending == reminders[kept]
+    if state_of(app).db.engine.dialect.name == "postgresql":
+        assert len([s for s in seen if s.startswith(CHANGE_WRITE)]) == 1, seen
 
 
 async def test_a_batch_asks_once_for_all_its_providers(

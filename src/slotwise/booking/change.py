@@ -10,6 +10,7 @@ values are set as committed, so no flush writes them again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -105,7 +106,109 @@ async def write(
     changes.moved(session.sync_session, busy.moved_appointment(appointment))
 
 
+async def write_each(session: AsyncSession, written: Sequence[tuple[Change, outbox.Batch]]) -> None:
+    """Changes of several appointments (each with its messages, and the webhook event
+    ``announce.of_change`` makes of it), written as ``write`` writes each. On PostgreSQL,
+    changes of the same columns whose messages have the same keys go in one statement
+    (one round trip for all: the booking queue's batch of cancellations), each row its
+    own values; otherwise, and on SQLite, one ``write`` each, in the order given."""
+    if not written:
+        return
+    connection = await session.connection()
+    shapes = {_shape(change, messages) for change, messages in written}
+    if connection.dialect.name != "postgresql" or len(written) == 1 or len(shapes) > 1:
+        for change, messages in written:
+            await write(session, change, messages)
+        return
+    ((keys, history_keys, message_keys),) = shapes
+    announced = [announce.of_change(change.appointment, change.values) for change, _ in written]
+    providers = {
+        change.appointment.provider_id
+        for (change, _), event in zip(written, announced, strict=True)
+        if event is not None
+    }
+    asks = any(not queue.knows_wanted(session, provider_id) for provider_id in providers)
+    withdrawn = [appointment_id for _, messages in written for appointment_id in messages.withdrawn]
+    for change, messages in written:
+        assert set(messages.withdrawn) <= {change.appointment.id}, "its own reminders"
+    statement, parts = _statement_of_each(keys, history_keys, bool(withdrawn), message_keys, asks)
+    dialect = connection.dialect
+    rows = [{"id": change.appointment.id, **change.values} for change, _ in written]
+    params = parts.updates.values(dialect, rows)
+    params.update(parts.history.values(dialect, [change.history for change, _ in written]))
+    if parts.withdrawn is not None:
+        params.update(
+            parts.withdrawn.values(dialect, [{"appointment_id": key} for key in withdrawn])
+        )
+    if parts.messages is not None:
+        params.update(
+            parts.messages.values(
+                dialect, [row for _, messages in written for row in messages.rows]
+            )
+        )
+    answer = (await connection.execute(statement, params)).all()
+    if asks:
+        queue.know_wanted(session, {row.provider_id: row.wanted for row in answer})
+    await queue.enqueue(session, [event for event in announced if event is not None])
+    for change, _ in written:
+        changes.moved(session.sync_session, busy.moved_appointment(change.appointment))
+
+
 _INSERT_HISTORY = insert(_EVENTS)
+
+
+def _shape(
+    change: Change, messages: outbox.Batch
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The columns a change sets, its history row's and its messages' keys (every message
+    of a batch has the same keys)."""
+    rows = messages.rows
+    return tuple(change.values), tuple(change.history), tuple(rows[0]) if rows else ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    updates: Unnested
+    history: Unnested
+    withdrawn: Unnested | None
+    messages: Unnested | None
+
+
+@cache
+def _statement_of_each(
+    keys: tuple[str, ...],
+    history_keys: tuple[str, ...],
+    withdraws: bool,
+    message_keys: tuple[str, ...],
+    asks: bool,
+) -> tuple[Select[Any], _Parts]:
+    """PostgreSQL: ``_statement`` for many changes of the same shape: each appointment's
+    new values, history rows, withdrawals and messages sent as arrays (``unnested``).
+    Built once per shape."""
+    updates = unnested(_APPOINTMENTS.name, ("id", *keys), "u")
+    given = updates.rows.c
+    updated = (
+        update(_APPOINTMENTS)
+        .where(_APPOINTMENTS.c.id == given[_APPOINTMENTS.c.id.name])
+        .values({key: given[_APPOINTMENTS.c[key].name] for key in keys})
+        .returning(_APPOINTMENTS.c.id, _APPOINTMENTS.c.provider_id)
+        .cte("updated")
+    )
+    history = unnested(_EVENTS.name, history_keys, "h")
+    answer = [queue.wanted_by(updated.c.provider_id).label("wanted")] if asks else []
+    statement = select(updated.c.id, updated.c.provider_id, *answer).add_cte(
+        history.insert().cte("history")
+    )
+    withdrawn = None
+    if withdraws:
+        withdrawn = unnested(_MESSAGES.name, ("appointment_id",), "w")
+        of = _MESSAGES.c.appointment_id == withdrawn.rows.c.appointment_id
+        statement = statement.add_cte(outbox.withdraw_reminders(of).cte("withdrawn"))
+    messages = None
+    if message_keys:
+        messages = unnested(_MESSAGES.name, message_keys, "m")
+        statement = statement.add_cte(messages.insert().cte("queued"))
+    return statement, _Parts(updates, history, withdrawn, messages)
 
 
 @cache

@@ -91,10 +91,7 @@ async def _write_status_changed(
     now: datetime,
     hand_on: bool = True,
 ) -> Appointment:
-    messages = outbox.Batch()
-    outbox.add_status_changed(
-        messages, booking=publish.acted_facts(access), before=before, offsets=offsets, now=now
-    )
+    messages = _status_messages(access, before=before, offsets=offsets, now=now)
     await change.write(session, moved, messages)
     if hand_on:
         await hand_on_freed(session, moved.appointment, before=before, now=now)
@@ -104,6 +101,17 @@ async def _write_status_changed(
             session, access, reason=moved.appointment.cancel_reason, now=now
         )
     return moved.appointment
+
+
+def _status_messages(
+    access: Access, *, before: Status, offsets: Sequence[int], now: datetime
+) -> outbox.Batch:
+    """The messages of a change of status already applied to ``access``'s appointment."""
+    messages = outbox.Batch()
+    outbox.add_status_changed(
+        messages, booking=publish.acted_facts(access), before=before, offsets=offsets, now=now
+    )
+    return messages
 
 
 async def _call_off_team_booking(
@@ -126,7 +134,7 @@ async def _call_off_team_booking(
             service_name=found.service_name,
         )
         before = other.status
-        moved = move(sibling, Status.CANCELLED, now=now, reason=reason, cancel_reason=reason)
+        moved = _cancellation(sibling, reason=reason, now=now)
         messages = outbox.Batch()
         outbox.add_status_changed(
             messages, booking=publish.acted_facts(sibling), before=before, offsets=(), now=now
@@ -197,11 +205,15 @@ def check_cancel(access: Access, provider: Provider, *, now: datetime) -> None:
     check_window(access, provider, now=now)
 
 
+def _cancellation(access: Access, *, reason: str | None, now: datetime) -> change.Change:
+    return move(access, Status.CANCELLED, now=now, reason=reason, cancel_reason=reason)
+
+
 async def _write_cancel(
     session: AsyncSession, access: Access, *, reason: str | None, now: datetime, hand_on: bool
 ) -> Appointment:
     before = access.appointment.status
-    moved = move(access, Status.CANCELLED, now=now, reason=reason, cancel_reason=reason)
+    moved = _cancellation(access, reason=reason, now=now)
     return await _write_status_changed(
         session,
         access,
@@ -238,10 +250,16 @@ async def cancel_each(
     booking) is refused as it would be after it (InvalidTransition). The times they free
     are then handed on together (one look at the waitlists of all their providers, then
     each provider's hand-over in the order of their ids); a team booking's other rows hand
-    theirs on as they are cancelled."""
+    theirs on as they are cancelled.
+
+    Each change is applied to its loaded appointment as it is decided, so the next
+    decision sees it; the writes of those outside team bookings are gathered and written
+    together (``change.write_each``: one statement on PostgreSQL), before a team
+    booking's (which reads and locks its other rows) and at the end."""
     answers: list[Appointment | AppError] = []
     freed: dict[uuid.UUID, list[Interval]] = {}
     latest: datetime | None = None  # the hand-on's time: the latest cancellation's
+    gathered: list[tuple[change.Change, outbox.Batch]] = []
     for one in asked:
         try:
             access = await access_rules.of_found(session, found.get(one.appointment_id), one.user)
@@ -250,13 +268,22 @@ async def cancel_each(
             answers.append(refusal)
             continue
         before = access.appointment.status
-        cancelled = await _write_cancel(
-            session, access, reason=one.reason, now=one.now, hand_on=False
-        )
+        if access.appointment.team_booking_id is None:
+            moved = _cancellation(access, reason=one.reason, now=one.now)
+            messages = _status_messages(access, before=before, offsets=(), now=one.now)
+            gathered.append((moved, messages))
+            cancelled = moved.appointment
+        else:
+            await change.write_each(session, gathered)
+            gathered = []
+            cancelled = await _write_cancel(
+                session, access, reason=one.reason, now=one.now, hand_on=False
+            )
         if span := _freed(cancelled, before=before):
             freed.setdefault(cancelled.provider_id, []).append(span)
             latest = one.now if latest is None else max(latest, one.now)
         answers.append(cancelled)
+    await change.write_each(session, gathered)
     if freed:
         assert latest is not None
         await waitlist.promote(session, freed, now=latest)

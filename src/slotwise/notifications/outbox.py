@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, literal_column, update
+from sqlalchemy import ColumnElement, Update, bindparam, insert, literal_column, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.booking.facts import BookingFacts, Party, Status
@@ -65,15 +65,20 @@ def _constant(text: str) -> Any:
 # is compared as text (``status || ''``), which no index serves: without statistics, SQLite's
 # planner would otherwise search the (status, due_at) index, every pending message, rather
 # than the appointment's own.
-WITHDRAW_REMINDERS = (
-    update(OutboxMessage)
-    .where(
-        OutboxMessage.appointment_id == bindparam("of_appointment"),
-        OutboxMessage.kind == _constant(REMINDER),
-        OutboxMessage.status.concat(_constant("")) == _constant(OutboxStatus.PENDING),
+def withdraw_reminders(of: ColumnElement[bool]) -> Update:
+    """The UPDATE that withdraws the pending reminders of the appointments ``of`` names."""
+    return (
+        update(OutboxMessage)
+        .where(
+            of,
+            OutboxMessage.kind == _constant(REMINDER),
+            OutboxMessage.status.concat(_constant("")) == _constant(OutboxStatus.PENDING),
+        )
+        .values(status=_constant(OutboxStatus.CANCELLED))
     )
-    .values(status=_constant(OutboxStatus.CANCELLED))
-)
+
+
+WITHDRAW_REMINDERS = withdraw_reminders(OutboxMessage.appointment_id == bindparam("of_appointment"))
 
 
 class Batch:
