@@ -356,6 +356,11 @@ async def test_a_batchs_cancellations_are_written_together_each_row_its_own(
     assert pending == reminders[kept]
     if state_of(app).db.engine.dialect.name == "postgresql":
         assert len([s for s in seen if s.startswith(CHANGE_WRITE)]) == 1, seen
+    else:  # one statement a table, executed for each row
+        for opening in ("UPDATE appointments SET", "INSERT INTO appointment_events"):
+            assert len([s for s in seen if s.startswith(opening)]) == 1, seen
+        withdrawals = [s for s in seen if s.startswith("UPDATE outbox_messages SET")]
+        assert len(withdrawals) == 1, seen
 
 
 async def test_a_batch_asks_once_for_all_its_providers(

@@ -3,7 +3,9 @@ guest's verified email, notes): its row's new values, its history row, and the m
 queues with the reminders they replace, in the session's transaction.
 
 On PostgreSQL one statement writes them all (data-modifying CTEs, as a new booking's write
-does); on SQLite, one statement per table. The loaded ``Appointment`` shows the change at
+does); on SQLite, one statement per table. ``write_each`` writes several such changes
+together (a batch's cancellations): still one statement on PostgreSQL, one a table on
+SQLite. The loaded ``Appointment`` shows the change at
 once (``apply``), for the messages and the answer, without the ORM's unit of work: the
 values are set as committed, so no flush writes them again.
 """
@@ -16,7 +18,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, Update, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from typing_extensions import Unpack
 
@@ -71,8 +73,7 @@ async def write(
     batch = messages or outbox.Batch()
     assert set(batch.withdrawn) <= {appointment.id}, "a change withdraws its own reminders"
     connection = await session.connection()
-    params = {f"set_{key}": value for key, value in change.values.items()}
-    params["of_appointment"] = appointment.id
+    params = _update_params(change)
     if announced is None:
         announced = announce.of_change(appointment, change.values)
     if connection.dialect.name == "postgresql":
@@ -108,20 +109,55 @@ async def write(
 
 async def write_each(session: AsyncSession, written: Sequence[tuple[Change, outbox.Batch]]) -> None:
     """Changes of several appointments (each with its messages, and the webhook event
-    ``announce.of_change`` makes of it), written as ``write`` writes each. On PostgreSQL,
-    changes of the same columns whose messages have the same keys go in one statement
-    (one round trip for all: the booking queue's batch of cancellations), each row its
-    own values; otherwise, and on SQLite, one ``write`` each, in the order given."""
-    if not written:
-        return
-    connection = await session.connection()
+    ``announce.of_change`` makes of it), written as ``write`` writes each. Changes of the
+    same columns whose messages have the same keys (the booking queue's batch of
+    cancellations) are written together, each row its own values: on PostgreSQL in one
+    statement (one round trip for all), on SQLite one statement a table, each executed
+    for every row. Otherwise one ``write`` each, in the order given."""
     shapes = {_shape(change, messages) for change, messages in written}
-    if connection.dialect.name != "postgresql" or len(written) == 1 or len(shapes) > 1:
+    if len(written) < 2 or len(shapes) > 1:
         for change, messages in written:
             await write(session, change, messages)
         return
+    for change, messages in written:
+        assert set(messages.withdrawn) <= {change.appointment.id}, "its own reminders"
     ((keys, history_keys, message_keys),) = shapes
     announced = [announce.of_change(change.appointment, change.values) for change, _ in written]
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await _write_each_in_one(
+            session, connection, written, announced, keys, history_keys, message_keys
+        )
+    else:
+        # As ``write``: with a webhook event to queue, the writes travel with the
+        # transaction's next statement.
+        later = any(event is not None for event in announced)
+        params = [_update_params(change) for change, _ in written]
+        async with deferred(connection, later):
+            await connection.execute(_update(keys), params)
+        async with deferred(connection, later):
+            await connection.execute(_INSERT_HISTORY, [change.history for change, _ in written])
+        together = outbox.Batch()
+        for _, messages in written:
+            together.withdrawn += messages.withdrawn
+            together.rows += messages.rows
+        await together.write(session, deferred=later)
+    await queue.enqueue(session, [event for event in announced if event is not None])
+    for change, _ in written:
+        changes.moved(session.sync_session, busy.moved_appointment(change.appointment))
+
+
+async def _write_each_in_one(
+    session: AsyncSession,
+    connection: AsyncConnection,
+    written: Sequence[tuple[Change, outbox.Batch]],
+    announced: list[queue.Event | None],
+    keys: tuple[str, ...],
+    history_keys: tuple[str, ...],
+    message_keys: tuple[str, ...],
+) -> None:
+    """PostgreSQL: ``write_each``'s one statement (``_statement_of_each``), asking who
+    subscribes to the providers' webhook events if the transaction has not."""
     providers = {
         change.appointment.provider_id
         for (change, _), event in zip(written, announced, strict=True)
@@ -129,8 +165,6 @@ async def write_each(session: AsyncSession, written: Sequence[tuple[Change, outb
     }
     asks = any(not queue.knows_wanted(session, provider_id) for provider_id in providers)
     withdrawn = [appointment_id for _, messages in written for appointment_id in messages.withdrawn]
-    for change, messages in written:
-        assert set(messages.withdrawn) <= {change.appointment.id}, "its own reminders"
     statement, parts = _statement_of_each(keys, history_keys, bool(withdrawn), message_keys, asks)
     dialect = connection.dialect
     rows = [{"id": change.appointment.id, **change.values} for change, _ in written]
@@ -149,9 +183,13 @@ async def write_each(session: AsyncSession, written: Sequence[tuple[Change, outb
     answer = (await connection.execute(statement, params)).all()
     if asks:
         queue.know_wanted(session, {row.provider_id: row.wanted for row in answer})
-    await queue.enqueue(session, [event for event in announced if event is not None])
-    for change, _ in written:
-        changes.moved(session.sync_session, busy.moved_appointment(change.appointment))
+
+
+def _update_params(change: Change) -> dict[str, Any]:
+    """``_update``'s parameters for the change."""
+    params = {f"set_{key}": value for key, value in change.values.items()}
+    params["of_appointment"] = change.appointment.id
+    return params
 
 
 _INSERT_HISTORY = insert(_EVENTS)

@@ -135,9 +135,10 @@ class Batch:
         one next and reads nothing of these before it."""
         await session.flush()
         connection = await session.connection()
-        for appointment_id in self.withdrawn:
+        if self.withdrawn:  # one execution for each appointment
+            withdrawn = [{"of_appointment": appointment_id} for appointment_id in self.withdrawn]
             async with deferring(connection, deferred):
-                await connection.execute(WITHDRAW_REMINDERS, {"of_appointment": appointment_id})
+                await connection.execute(WITHDRAW_REMINDERS, withdrawn)
         if self.rows:
             async with deferring(connection, deferred):
                 await connection.execute(_INSERT_MESSAGES, self.rows)
