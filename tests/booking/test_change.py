@@ -7,21 +7,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import timedelta
 from typing import Any
 
 import aiosqlite
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import event, select
+from sqlalchemy.orm import selectinload
 
 from slotwise.booking import change
-from slotwise.booking.models import AppointmentEvent
+from slotwise.booking.events import ActorRole
+from slotwise.booking.models import Appointment, AppointmentEvent
 from slotwise.db import Database
 from slotwise.notifications import outbox
 from slotwise.notifications.models import OutboxMessage, OutboxStatus
 from tests.availability.test_slot_cache import HOURS, cache_in_use, hours
-from tests.factories import Clock, bookable_provider, count_rows, signed_in
+from tests.factories import BOOKING_NOW, Clock, bookable_provider, count_rows, signed_in
 
 DAY = "2027-03-03"  # two days after BOOKING_NOW: the reminders (24 h before) are ahead
 
@@ -191,3 +194,44 @@ async def test_on_sqlite_a_changes_writes_travel_with_its_webhook_query(
     assert await count_rows(app, AppointmentEvent, appointment_id=aid) == 2
     assert await count_rows(app, OutboxMessage, appointment_id=aid, kind="booking_cancelled") == 2
     assert await _reminders(app, booked["id"], OutboxStatus.CANCELLED) == reminded
+
+
+async def test_two_changes_of_one_appointment_written_together_are_written_in_turn(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """``write_each`` writes changes of one shape together, each row its own: the same
+    appointment changed twice goes one change after the other, the second's values kept
+    and both history rows written."""
+    _, booked = await _confirmed(client)
+    aid = uuid.UUID(booked["id"])
+    database: Database = app.state.slotwise.db
+    async with database.transaction(writes=True) as session:
+        appointment = await session.scalar(
+            select(Appointment)
+            .where(Appointment.id == aid)
+            .options(selectinload(Appointment.events))
+        )
+        assert appointment is not None
+        written = [
+            (
+                change.apply(
+                    appointment,
+                    {"notes": notes},
+                    actor=None,
+                    role=ActorRole.ADMIN,
+                    action="notes_updated",
+                    now=BOOKING_NOW + timedelta(minutes=minutes),
+                ),
+                outbox.Batch(),
+            )
+            for minutes, notes in ((1, "first"), (2, "second"))
+        ]
+        with statements_on(database) as seen:
+            await change.write_each(session, written)
+    # One write each: on PostgreSQL a statement each, on SQLite an UPDATE each.
+    opening = "WITH history AS" if _on_postgresql(app) else "UPDATE appointments SET"
+    assert len([s for s in seen if s.startswith(opening)]) == 2, seen
+    async with database.transaction(writes=False) as session:
+        notes = await session.scalar(select(Appointment.notes).where(Appointment.id == aid))
+    assert notes == "second"
+    assert await count_rows(app, AppointmentEvent, appointment_id=aid, action="notes_updated") == 2

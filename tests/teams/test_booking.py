@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
-from slotwise.booking.models import Appointment, Status
+from slotwise.booking.models import Appointment, AppointmentEvent, Status
 from slotwise.config import Settings
 from slotwise.notifications.models import OutboxMessage
-from tests.factories import Clock, count_rows, guest_booking, signed_in
+from tests.booking.test_queue import claims_of, state_of
+from tests.factories import BOOKING_NOW, Clock, count_rows, guest_booking, signed_in
 from tests.teams.conftest import DAY, Crew, book, make_crew
 
 
@@ -224,3 +226,44 @@ async def test_a_guest_books_collectively_only_where_no_member_verifies_emails(
     assert (refused.status_code, refused.json()["code"]) == (409, "collective_needs_sign_in")
     round_robin = await book(client, crew, crew.round_robin, f"{DAY}T10:00:00Z")
     assert round_robin.status_code == 201
+
+
+async def test_a_batch_writes_the_cancellations_gathered_before_a_collective_one(
+    client: httpx.AsyncClient, app: FastAPI, crew: Crew
+) -> None:
+    """One batch cancels two one-to-one bookings, then a row of a collective booking (which
+    reads and locks its other rows, so the two gathered before it are written first), then
+    another one-to-one booking: every one of them, and every row of the collective booking,
+    is cancelled, each with its history."""
+    account = await signed_in(client)
+    provider = crew.members[0][1]
+    singles = []
+    for at in ("09:00", "11:00", "13:00"):
+        made = await client.post(
+            "/appointments/",
+            headers=account.headers,
+            json={"provider_id": provider["id"], "start_datetime": f"{DAY}T{at}:00Z"},
+        )
+        assert made.status_code == 201, made.text
+        singles.append(uuid.UUID(made.json()["id"]))
+    collective = await book(client, crew, crew.collective, f"{DAY}T15:00:00Z", account)
+    assert collective.status_code == 201, collective.text
+    team_row = uuid.UUID(collective.json()["appointments"][0]["id"])
+    writer = state_of(app).bookings
+    writer.writers = 1
+    claims = claims_of(app, account)
+    order = [singles[0], singles[1], team_row, singles[2]]
+    found = await asyncio.gather(
+        *(
+            writer.cancel(claims=claims, appointment_id=aid, reason="Away", now=BOOKING_NOW)
+            for aid in order
+        )
+    )
+    await writer.aclose()
+    assert [answer.status for answer in found] == [Status.CANCELLED] * 4
+    for aid in singles:
+        assert await count_rows(app, Appointment, id=aid, status=Status.CANCELLED) == 1
+        assert await count_rows(app, AppointmentEvent, appointment_id=aid) == 2
+    group = uuid.UUID(collective.json()["team_booking_id"])
+    cancelled = await count_rows(app, Appointment, team_booking_id=group, status=Status.CANCELLED)
+    assert cancelled == len(crew.members)

@@ -113,9 +113,12 @@ async def write_each(session: AsyncSession, written: Sequence[tuple[Change, outb
     same columns whose messages have the same keys (the booking queue's batch of
     cancellations) are written together, each row its own values: on PostgreSQL in one
     statement (one round trip for all), on SQLite one statement a table, each executed
-    for every row. Otherwise one ``write`` each, in the order given."""
+    for every row. Otherwise (or if an appointment is changed twice) one ``write`` each,
+    in the order given."""
     shapes = {_shape(change, messages) for change, messages in written}
-    if len(written) < 2 or len(shapes) > 1:
+    appointments = {change.appointment.id for change, _ in written}
+    # An appointment changed twice: each change in turn, as each saw the one before.
+    if len(written) < 2 or len(shapes) > 1 or len(appointments) < len(written):
         for change, messages in written:
             await write(session, change, messages)
         return
