@@ -184,3 +184,39 @@ async def test_a_transaction_asks_once_who_subscribes_to_a_providers_events(
         found = (await session.execute(select(WebhookDelivery.event_type))).scalars().all()
     # The owner's hook: its provider's two booking.created; the admin's: both cancellations.
     assert sorted(found) == ["booking.cancelled", "booking.cancelled"] + ["booking.created"] * 2
+
+
+async def test_an_events_data_is_made_only_if_someone_subscribes(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Most changes have no subscriber: an event's data (for a booking, the appointment as
+    the API shows it) is made when it is queued, and only for an event someone wants;
+    the delivery carries it in its payload."""
+    owner, subscribed = await provider_with_profile(client)
+    _, unsubscribed = await provider_with_profile(client)
+    hook = {"url": HOOK, "event_types": ["booking.created"]}
+    assert (await client.post("/webhooks", headers=owner.headers, json=hook)).status_code == 201
+    made: list[str] = []
+
+    def event(profile: dict[str, Any], kind: EventType) -> queue.Event:
+        def data() -> dict[str, Any]:
+            made.append(f"{profile['public_handle']} {kind.value}")
+            return {"handle": profile["public_handle"]}
+
+        provider_id = uuid.UUID(profile["id"])
+        return queue.event(kind, provider_id=provider_id, data=data, now=BOOKING_NOW)
+
+    async with app.state.slotwise.db.transaction(writes=True) as session:
+        await queue.enqueue(
+            session,
+            [
+                event(subscribed, EventType.BOOKING_CREATED),
+                event(subscribed, EventType.BOOKING_CANCELLED),  # not of its subscription
+                event(unsubscribed, EventType.BOOKING_CREATED),
+            ],
+        )
+    assert made == [f"{subscribed['public_handle']} booking.created"]
+    async with app.state.slotwise.db.transaction(writes=False) as session:
+        (payload,) = (await session.execute(select(WebhookDelivery.payload))).scalars().all()
+    assert payload["data"] == {"handle": subscribed["public_handle"]}
+    assert (payload["type"], payload["timestamp"]) == ("booking.created", BOOKING_NOW.isoformat())

@@ -22,12 +22,14 @@ _BY_STATUS = {
 
 
 def event(kind: EventType, appointment: Appointment, *, now: datetime) -> queue.Event:
+    """The event, its data (the appointment as the API shows it) made only if someone
+    subscribes, when it is queued with the change's write."""
+
+    def data() -> dict[str, Any]:
+        return {"appointment": appointment_read(appointment).model_dump(mode="json")}
+
     return queue.event(
-        kind,
-        provider_id=appointment.provider_id,
-        data={"appointment": appointment_read(appointment).model_dump(mode="json")},
-        now=now,
-        sequence=appointment.sequence,
+        kind, provider_id=appointment.provider_id, data=data, now=now, sequence=appointment.sequence
     )
 
 

@@ -9,7 +9,7 @@ availability whose schedule changed); this module knows no domain's tables.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,36 +47,49 @@ from slotwise.webhooks.models import (
 @dataclass(frozen=True, slots=True)
 class Event:
     """One event: its id (the ``webhook-id`` of every delivery and retry of it), whose
-    provider it concerns, and its payload as receivers get it."""
+    provider it concerns, and its payload as receivers get it (``payload``).
+
+    Its data is made when it is queued (``enqueue``), and only if someone subscribes to
+    it: most changes have no subscriber, and a booking's data is the appointment as the
+    API shows it, a model built and dumped. ``data`` reads what the event is about as it
+    is then: the caller queues it in the transaction that made the change, before
+    changing that again."""
 
     id: uuid.UUID
     type: EventType
     provider_id: uuid.UUID
-    payload: dict[str, Any]
     at: datetime
+    sequence: int | None
+    data: Callable[[], dict[str, Any]]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """``version``, ``id``, ``type``, ``timestamp``, the appointment's ``sequence``
+        (booking events: receivers order an appointment's events by it), ``data``."""
+        payload: dict[str, Any] = {
+            "version": PAYLOAD_VERSION,
+            "id": str(self.id),
+            "type": self.type.value,
+            "timestamp": self.at.isoformat(),
+        }
+        if self.sequence is not None:
+            payload["sequence"] = self.sequence
+        payload["data"] = self.data()
+        return payload
 
 
 def event(
     kind: EventType,
     *,
     provider_id: uuid.UUID,
-    data: dict[str, Any],
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
     now: datetime,
     sequence: int | None = None,
 ) -> Event:
-    """The payload: ``version``, ``id``, ``type``, ``timestamp``, the appointment's
-    ``sequence`` (booking events: receivers order an appointment's events by it), ``data``."""
-    event_id = uuid.uuid4()
-    payload: dict[str, Any] = {
-        "version": PAYLOAD_VERSION,
-        "id": str(event_id),
-        "type": kind.value,
-        "timestamp": now.isoformat(),
-    }
-    if sequence is not None:
-        payload["sequence"] = sequence
-    payload["data"] = data
-    return Event(event_id, kind, provider_id, payload, now)
+    """An event of ``kind`` about the provider's ``data`` (or what makes it, when it is
+    queued: ``Event``)."""
+    made = data if callable(data) else (lambda: data)
+    return Event(uuid.uuid4(), kind, provider_id, now, sequence, made)
 
 
 _SUBSCRIPTIONS = table_of(WebhookSubscription)
