@@ -135,10 +135,7 @@ async def _call_off_team_booking(
         )
         before = other.status
         moved = _cancellation(sibling, reason=reason, now=now)
-        messages = outbox.Batch()
-        outbox.add_status_changed(
-            messages, booking=publish.acted_facts(sibling), before=before, offsets=(), now=now
-        )
+        messages = _status_messages(sibling, before=before, offsets=(), now=now)
         messages.rows = [
             m for m in messages.rows if m["context"].get("recipient_role") == "provider"
         ]
