@@ -9,7 +9,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from slotwise import __version__, redis_client
 from slotwise.apikeys import scopes
@@ -219,13 +219,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # What start-up built (modules, the app, its models and routes) lives as long as the
-        # process: frozen, out of the collector's sight, so a full collection walks only what
-        # requests left behind. And a full collection at most every 50 collections of the
-        # middle generation rather than 10: requests allocate fast, and the objects alive
-        # across a request's awaits are promoted, so with the default, long listings set off
-        # a full collection every few requests, and those pauses were the tail of the booking
-        # latency (docs/benchmarks.md, "Garbage collection", has the measurements).
+        # What start-up built (modules, the app, its models and routes, those FastAPI would
+        # build at the first request too) lives as long as the process: frozen, out of the
+        # collector's sight, so a full collection walks only what requests left behind. And
+        # a full collection at most every 50 collections of the middle generation rather
+        # than 10: requests allocate fast, and the objects alive across a request's awaits
+        # are promoted, so with the default, long listings set off a full collection every
+        # few requests, and those pauses were the tail of the booking latency
+        # (docs/benchmarks.md, "Garbage collection", has the measurements).
+        _build_routes(_app)
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         sweeper.start()  # ended waitlist offers passed to the next in line
@@ -297,6 +299,14 @@ def create_app(settings: Settings) -> FastAPI:
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
     )
     return app
+
+
+def _build_routes(app: FastAPI) -> None:
+    """FastAPI builds an included router's routes (their dependants, fields and validators,
+    about 50,000 objects here) when a request first looks through it: built now, they are
+    frozen with the rest of start-up rather than walked by every full collection."""
+    for _context in iter_route_contexts(app.router.routes):
+        pass
 
 
 def app_factory() -> FastAPI:
