@@ -139,6 +139,14 @@ class Settings(BaseSettings):
     slot_cache_mb: int = Field(
         default=32, ge=0, description="Slot listings each worker keeps in memory; 0: none."
     )
+    admission_limit: int = Field(
+        default=128,
+        ge=0,
+        description=(
+            "Requests each worker works on at once; more wait their turn, in the order they "
+            "came (docs/operations.md, 'Admission'). 0: no limit."
+        ),
+    )
     search_max_providers: int = Field(
         default=100,
         ge=1,

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from slotwise import __version__, redis_client
+from slotwise.admission import AdmissionMiddleware, Turns
 from slotwise.apikeys import scopes
 from slotwise.apikeys.router import router as api_keys_router
 from slotwise.apikeys.uses import KeyUses
@@ -248,7 +249,8 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url="/redoc",
     )
     app.state.slotwise = state
-    app.state.metrics = Metrics()
+    turns = Turns(settings.admission_limit)
+    app.state.metrics = Metrics(turns)
     install_error_handlers(app, redis=redis is not None)
 
     # FastAPI tries routes in order (each costs a little): the hottest go first, slots,
@@ -295,6 +297,8 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    # Inside the request context: a request's wait for its turn is in its logged duration.
+    app.add_middleware(AdmissionMiddleware, turns=turns)
     app.add_middleware(
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
     )

@@ -12,8 +12,10 @@ from typing import Any
 
 import structlog
 from fastapi import HTTPException
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from slotwise.admission import Turns
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -42,8 +44,15 @@ def configure_logging(*, level: str, json_logs: bool) -> None:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, turns: Turns | None = None) -> None:
         self.registry = CollectorRegistry()
+        if turns is not None:
+            waiting = Gauge(
+                "slotwise_http_requests_waiting",
+                "Requests waiting for their turn (SLOTWISE_ADMISSION_LIMIT).",
+                registry=self.registry,
+            )
+            waiting.set_function(lambda: turns.waiting)
         self.requests = Counter(
             "slotwise_http_requests",
             "HTTP requests by method, route template and status.",

@@ -1,0 +1,255 @@
+"""Admission: at most so many requests at work in a worker, the others let in in the order
+they came; a place held until the response starts, never lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from slotwise.admission import AdmissionMiddleware, Turns
+from slotwise.config import Settings
+from slotwise.main import create_app
+
+Gate = dict[str, asyncio.Event]
+
+
+def _app(turns: Turns, gates: Gate, entered: list[str]) -> ASGIApp:
+    """An app whose requests note their entry and then wait on their gate (by path)."""
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        name = scope["path"].strip("/")
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        entered.append(name)
+        if name.startswith("boom"):
+            raise RuntimeError("a bug")
+        if name.startswith("stream"):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await gates[name].wait()
+            await send({"type": "http.response.body", "body": body})
+            return
+        await gates.setdefault(name, asyncio.Event()).wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return AdmissionMiddleware(inner, turns=turns)
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def _request(
+    app: ASGIApp, name: str, chunks: list[bytes] | None = None, paced: asyncio.Event | None = None
+) -> asyncio.Task[list[Message]]:
+    """The request run as a task; its body sent in ``chunks``, the last once ``paced`` is
+    set (a slow client)."""
+    parts = chunks or [b""]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if not parts:
+            await asyncio.Event().wait()  # the client neither sends nor leaves
+        part = parts.pop(0)
+        if not parts and paced is not None:
+            await paced.wait()
+        return {"type": "http.request", "body": part, "more_body": bool(parts)}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def run() -> list[Message]:
+        scope = {"type": "http", "method": "POST", "path": f"/{name}", "headers": []}
+        await app(scope, receive, send)
+        return sent
+
+    return asyncio.create_task(run())
+
+
+async def test_requests_past_the_limit_wait_and_go_in_in_the_order_they_came() -> None:
+    turns, gates, entered = Turns(2), {}, []
+    app = _app(turns, gates, entered)
+    tasks = [_request(app, f"r{i}") for i in range(5)]
+    await _settle()
+    assert entered == ["r0", "r1"]
+    assert (turns.at_work, turns.waiting) == (2, 3)
+
+    gates["r1"].set()  # the second answers: the third goes in, not a later one
+    await _settle()
+    assert entered == ["r0", "r1", "r2"]
+    gates["r0"].set()
+    await _settle()
+    assert entered == ["r0", "r1", "r2", "r3"]
+    for name in ("r2", "r3", "r4"):
+        gates.setdefault(name, asyncio.Event()).set()
+    answers = await asyncio.gather(*tasks)
+    assert entered == ["r0", "r1", "r2", "r3", "r4"]
+    assert all(sent[0]["status"] == 200 for sent in answers)
+    assert (turns.at_work, turns.waiting) == (0, 0)
+
+
+async def test_a_stream_gives_its_place_up_when_its_response_starts() -> None:
+    turns, entered = Turns(1), []
+    gates = {"stream": asyncio.Event()}
+    app = _app(turns, gates, entered)
+    stream = _request(app, "stream")
+    await _settle()
+    after = _request(app, "after")
+    await _settle()
+    assert entered == ["stream", "after"]  # in while the stream still streams
+    gates.setdefault("after", asyncio.Event()).set()
+    assert (await after)[0]["status"] == 200
+    gates["stream"].set()
+    await stream
+    assert turns.at_work == 0
+
+
+async def test_a_request_that_fails_gives_its_place_up() -> None:
+    turns, gates, entered = Turns(1), {}, []
+    app = _app(turns, gates, entered)
+    failing = _request(app, "boom")
+    waiting = _request(app, "next")
+    await _settle()
+    with pytest.raises(RuntimeError):
+        await failing
+    await _settle()
+    assert entered == ["boom", "next"]
+    gates["next"].set()
+    await waiting
+    assert turns.at_work == 0
+
+
+async def test_a_request_cancelled_in_line_takes_no_place_with_it() -> None:
+    turns, gates, entered = Turns(1), {}, []
+    app = _app(turns, gates, entered)
+    first = _request(app, "first")
+    gone = _request(app, "gone")
+    await _settle()
+    gone.cancel()  # its client left while it waited
+    await _settle()
+    gates["first"].set()
+    await first
+    assert (turns.at_work, turns.waiting) == (0, 0)
+    third = _request(app, "third")
+    await _settle()
+    assert entered == ["first", "third"]
+    gates["third"].set()
+    await third
+
+
+async def test_a_request_given_its_place_as_it_is_cancelled_passes_it_on() -> None:
+    turns, gates, entered = Turns(1), {}, []
+    app = _app(turns, gates, entered)
+    first = _request(app, "first")
+    gone = _request(app, "gone")
+    later = _request(app, "later")
+    await _settle()
+    gates["first"].set()
+    await asyncio.sleep(0)  # the first answered: its place is handed to "gone" ...
+    gone.cancel()  # ... cancelled before it could go in
+    await first
+    await _settle()
+    assert entered == ["first", "later"]
+    gates["later"].set()
+    await later
+    assert turns.at_work == 0
+
+
+async def test_a_request_that_outstays_its_patience_stops_counting() -> None:
+    turns, gates, entered = Turns(1, patience=0.05), {}, []
+    app = _app(turns, gates, entered)
+    stuck = _request(app, "stuck")  # held up elsewhere: a slow feed, a lock
+    waiting = _request(app, "waiting")
+    await _settle()
+    assert entered == ["stuck"]
+    await asyncio.sleep(0.02)
+    assert entered == ["stuck"]  # still within its patience
+    await asyncio.sleep(0.08)
+    assert entered == ["stuck", "waiting"]
+    assert turns.at_work == 1  # the one let in; the stuck one no longer counts
+    gates["waiting"].set()
+    await waiting
+    gates["stuck"].set()
+    await stuck  # its leaving gives no place twice
+    assert (turns.at_work, turns.waiting) == (0, 0)
+
+
+async def test_a_client_sending_its_body_slowly_holds_no_place() -> None:
+    turns, gates, entered = Turns(1), {}, []
+    app = _app(turns, gates, entered)
+    paced = asyncio.Event()
+    slow = _request(app, "slow", chunks=[b'{"a":', b"1}"], paced=paced)
+    quick = _request(app, "quick", chunks=[b"{}"])
+    await _settle()
+    assert entered == ["quick"]
+    assert turns.waiting == 0
+    paced.set()  # the rest of the slow body arrives: it waits its turn
+    await _settle()
+    assert turns.waiting == 1
+    gates["quick"].set()
+    await quick
+    await _settle()
+    gates["slow"].set()
+    sent = await slow
+    assert sent[1]["body"] == b'{"a":1}'  # read before its turn, given to the app whole
+
+
+async def test_no_limit_lets_every_request_in() -> None:
+    turns, gates, entered = Turns(0), {}, []
+    app = _app(turns, gates, entered)
+    tasks = [_request(app, f"r{i}") for i in range(50)]
+    await _settle()
+    assert len(entered) == 50
+    for gate in gates.values():
+        gate.set()
+    await asyncio.gather(*tasks)
+
+
+@pytest.fixture
+async def one_at_a_time(settings: Settings) -> AsyncIterator[tuple[FastAPI, asyncio.Event]]:
+    """The application with one place, and a route of its own that waits on an event."""
+    release = asyncio.Event()
+    application = create_app(settings.model_copy(update={"admission_limit": 1}))
+
+    async def hold() -> dict[str, str]:
+        await release.wait()
+        return {"held": "yes"}
+
+    application.add_api_route("/api/v1/hold", hold)
+    yield application, release
+    await application.state.slotwise.aclose()
+
+
+async def test_the_application_admits_by_its_setting_and_reports_who_waits(
+    one_at_a_time: tuple[FastAPI, asyncio.Event],
+) -> None:
+    application, release = one_at_a_time
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        held = asyncio.create_task(client.get("/api/v1/hold"))
+        await _settle()
+        health = asyncio.create_task(client.get("/health"))
+        await _settle()
+        assert not health.done()  # its turn comes after the held request's
+        metrics = application.state.metrics
+        assert metrics.registry.get_sample_value("slotwise_http_requests_waiting") == 1.0
+        release.set()
+        assert (await held).json() == {"held": "yes"}
+        assert (await health).status_code == 200
+        assert metrics.registry.get_sample_value("slotwise_http_requests_waiting") == 0.0
+
+
+def test_the_default_limit_admits_two_full_batches_of_bookings() -> None:
+    from slotwise.booking.queue import MAX_BATCH, WRITERS
+
+    assert Settings(_env_file=None).admission_limit == MAX_BATCH * WRITERS
