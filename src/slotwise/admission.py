@@ -10,7 +10,8 @@ that order: the same work, a shorter tail (docs/benchmarks.md, "Admission").
 
 A request holds its place from its admission until its response starts, so a stream (the
 live availability feed) holds none while it streams. Its body is read before it takes a
-place, so a client that sends slowly holds none either. And a request that has held its
+place, so a client that sends slowly holds none either (one that leaves meanwhile, or whose
+body is refused as too large, goes on at once to hear so). And a request that has held its
 place for ``PATIENCE_SECONDS`` (one waiting on a slow calendar feed, or on the database)
 stops counting: requests held up elsewhere never keep the worker from the others.
 """
@@ -112,7 +113,10 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or self.turns.limit == 0:
             await self.app(scope, receive, send)
             return
-        receive = await _read_ahead(receive)
+        receive, whole = await _read_ahead(receive)
+        if not whole:  # the client left, or its body is refused: answered without waiting
+            await self.app(scope, receive, send)
+            return
         ticket = await self.turns.take()
 
         async def sending(message: Message) -> None:
@@ -126,10 +130,10 @@ class AdmissionMiddleware:
             self.turns.leave(ticket)
 
 
-async def _read_ahead(receive: Receive) -> Receive:
+async def _read_ahead(receive: Receive) -> tuple[Receive, bool]:
     """The request's body read now, and a ``receive`` that gives it again, then goes on to
-    the client's. An error while reading (the body guard's 413) is raised where the app
-    reads, as it would have been."""
+    the client's; and whether the body came whole (not when the client left, or the body
+    guard refused it: its 413 is raised where the app reads, as it would have been)."""
     early: deque[Message] = deque()
     failure: Exception | None = None
     try:
@@ -140,6 +144,7 @@ async def _read_ahead(receive: Receive) -> Receive:
                 break
     except Exception as exc:
         failure = exc
+    whole = failure is None and early[-1]["type"] == "http.request"
 
     async def replay() -> Message:
         nonlocal failure
@@ -150,4 +155,4 @@ async def _read_ahead(receive: Receive) -> Receive:
             raise raised
         return await receive()
 
-    return replay
+    return replay, whole

@@ -135,7 +135,7 @@ async def test_a_request_cancelled_in_line_takes_no_place_with_it() -> None:
     first = _request(app, "first")
     gone = _request(app, "gone")
     await _settle()
-    gone.cancel()  # its client left while it waited
+    gone.cancel()  # cancelled while it waited (the server shutting down)
     await _settle()
     gates["first"].set()
     await first
@@ -156,6 +156,8 @@ async def test_a_request_given_its_place_as_it_is_cancelled_passes_it_on() -> No
     await _settle()
     gates["first"].set()
     await asyncio.sleep(0)  # the first answered: its place is handed to "gone" ...
+    assert (turns.at_work, turns.waiting) == (1, 1)  # "gone" holds it, "later" waits
+    assert entered == ["first"]
     gone.cancel()  # ... cancelled before it could go in
     await first
     await _settle()
@@ -202,6 +204,52 @@ async def test_a_client_sending_its_body_slowly_holds_no_place() -> None:
     gates["slow"].set()
     sent = await slow
     assert sent[1]["body"] == b'{"a":1}'  # read before its turn, given to the app whole
+
+
+async def _run_alone(app: ASGIApp, name: str, messages: list[Message | Exception]) -> None:
+    async def receive() -> Message:
+        item = messages.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    async def send(message: Message) -> None:
+        pass
+
+    await app({"type": "http", "method": "POST", "path": f"/{name}", "headers": []}, receive, send)
+
+
+async def test_a_request_whose_client_left_while_sending_does_not_wait() -> None:
+    turns, gates, entered = Turns(1), {}, []
+    app = _app(turns, gates, entered)
+    first = _request(app, "first")
+    await _settle()
+    left = {"type": "http.disconnect"}
+    gone = asyncio.create_task(
+        _run_alone(app, "gone", [{"type": "http.request", "body": b"{", "more_body": True}, left])
+    )
+    await _settle()
+    assert entered == ["first", "gone"]  # not in line behind the first: the app hears it left
+    assert turns.waiting == 0
+    gates["gone"].set()
+    await gone
+    gates["first"].set()
+    await first
+    assert turns.at_work == 0
+
+
+async def test_a_refused_body_is_answered_without_waiting_and_raised_where_the_app_reads() -> None:
+    turns, gates, entered = Turns(1), {}, []
+    app = _app(turns, gates, entered)
+    first = _request(app, "first")
+    await _settle()
+    too_large = RuntimeError("413: the body guard's refusal")
+    chunk = {"type": "http.request", "body": b"{", "more_body": True}
+    with pytest.raises(RuntimeError, match="413"):
+        await asyncio.wait_for(_run_alone(app, "big", [chunk, too_large]), 1)
+    assert (turns.at_work, turns.waiting) == (1, 0)  # only the first's place
+    gates["first"].set()
+    await first
 
 
 async def test_no_limit_lets_every_request_in() -> None:
