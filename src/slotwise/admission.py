@@ -11,7 +11,8 @@ that order: the same work, a shorter tail (docs/benchmarks.md, "Admission").
 A request holds its place from its admission until its response starts, so a stream (the
 live availability feed) holds none while it streams. Its body is read before it takes a
 place, so a client that sends slowly holds none either (one that leaves meanwhile, or whose
-body is refused as too large, goes on at once to hear so). And a request that has held its
+body is refused as too large, goes on at once to hear so); one whose client leaves while it
+waits is taken out of line and not worked on. And a request that has held its
 place for ``PATIENCE_SECONDS`` (one waiting on a slow calendar feed, or on the database)
 stops counting: requests held up elsewhere never keep the worker from the others.
 """
@@ -24,6 +25,8 @@ from collections import deque
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PATIENCE_SECONDS = 1.0
+CLIENT_LEFT = 499  # the status logged for a request whose client left while it waited
+_LEFT = "http.disconnect"
 
 
 class Ticket:
@@ -52,15 +55,21 @@ class Turns:
     def waiting(self) -> int:
         return sum(1 for _ticket, turn in self._line if not turn.done())
 
+    def take_now(self) -> Ticket | None:
+        """A place if one is free and nobody waits."""
+        if len(self._at_work) < self.limit and not self._line:
+            ticket = Ticket()
+            self._at_work[ticket] = asyncio.get_running_loop().time()
+            return ticket
+        return None
+
     async def take(self) -> Ticket:
         """A place, at once if one is free and nobody waits; else once those before have
         theirs and a place frees (one leaves, or outstays its patience)."""
+        if (now := self.take_now()) is not None:
+            return now
         ticket = Ticket()
-        loop = asyncio.get_running_loop()
-        if len(self._at_work) < self.limit and not self._line:
-            self._at_work[ticket] = loop.time()
-            return ticket
-        turn = loop.create_future()
+        turn = asyncio.get_running_loop().create_future()
         self._line.append((ticket, turn))
         self._watch()
         try:
@@ -113,11 +122,16 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or self.turns.limit == 0:
             await self.app(scope, receive, send)
             return
-        receive, whole = await _read_ahead(receive)
-        if not whole:  # the client left, or its body is refused: answered without waiting
-            await self.app(scope, receive, send)
+        body = _Body(receive)
+        await body.read()
+        if not body.whole:  # the client left, or its body is refused: answered without waiting
+            await self.app(scope, body.replay, send)
             return
-        ticket = await self.turns.take()
+        ticket = self.turns.take_now() or await self._wait(body)
+        if ticket is None:  # the client left while it waited: its request is not worked on
+            await send({"type": "http.response.start", "status": CLIENT_LEFT, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -125,34 +139,72 @@ class AdmissionMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, body.replay, sending)
         finally:
             self.turns.leave(ticket)
 
+    async def _wait(self, body: _Body) -> Ticket | None:
+        """A place when its turn comes, or None if the client leaves first (with the body
+        read, the client's next message is its leaving)."""
+        taking = asyncio.ensure_future(self.turns.take())
+        ticket: Ticket | None = None
+        try:
+            while ticket is None:
+                leaving = asyncio.ensure_future(body.source())
+                try:
+                    await asyncio.wait((taking, leaving), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    leaving.cancel()
+                if leaving.done() and not leaving.cancelled():
+                    if leaving.exception() is None and leaving.result()["type"] == _LEFT:
+                        return None
+                    body.keep(leaving)  # not its leaving: the app reads it in turn
+                if taking.done():
+                    ticket = taking.result()
+            return ticket
+        finally:
+            if ticket is None:  # it left, or was cancelled: out of line, or its place passed on
+                taking.cancel()
+                if taking.done() and not taking.cancelled():
+                    self.turns.leave(taking.result())
 
-async def _read_ahead(receive: Receive) -> tuple[Receive, bool]:
-    """The request's body read now, and a ``receive`` that gives it again, then goes on to
-    the client's; and whether the body came whole (not when the client left, or the body
-    guard refused it: its 413 is raised where the app reads, as it would have been)."""
-    early: deque[Message] = deque()
-    failure: Exception | None = None
-    try:
-        while True:
-            message = await receive()
-            early.append(message)
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                break
-    except Exception as exc:
-        failure = exc
-    whole = failure is None and early[-1]["type"] == "http.request"
 
-    async def replay() -> Message:
-        nonlocal failure
-        if early:
-            return early.popleft()
-        if failure is not None:
-            raised, failure = failure, None
+class _Body:
+    """A request's body, read before its turn, and a ``receive`` (``replay``) that gives it
+    again, then goes on to the client's. An error while reading (the body guard's 413) is
+    raised where the app reads, as it would have been."""
+
+    def __init__(self, source: Receive) -> None:
+        self.source = source
+        self.early: deque[Message] = deque()
+        self.failure: BaseException | None = None
+
+    async def read(self) -> None:
+        try:
+            while True:
+                message = await self.source()
+                self.early.append(message)
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+        except Exception as exc:
+            self.failure = exc
+
+    @property
+    def whole(self) -> bool:
+        """Read to its end (not cut short by the client leaving, or by the body guard)."""
+        return self.failure is None and self.early[-1]["type"] == "http.request"
+
+    def keep(self, read: asyncio.Future[Message]) -> None:
+        """A message (or error) read while the request waited, for the app in turn."""
+        if read.exception() is not None:
+            self.failure = read.exception()
+        else:
+            self.early.append(read.result())
+
+    async def replay(self) -> Message:
+        if self.early:
+            return self.early.popleft()
+        if self.failure is not None:
+            raised, self.failure = self.failure, None
             raise raised
-        return await receive()
-
-    return replay, whole
+        return await self.source()

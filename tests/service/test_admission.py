@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slotwise.admission import AdmissionMiddleware, Turns
 from slotwise.config import Settings
 from slotwise.main import create_app
+from tests.servers import free_port
 
 Gate = dict[str, asyncio.Event]
 
@@ -50,16 +52,21 @@ async def _settle() -> None:
 
 
 def _request(
-    app: ASGIApp, name: str, chunks: list[bytes] | None = None, paced: asyncio.Event | None = None
+    app: ASGIApp,
+    name: str,
+    chunks: list[bytes] | None = None,
+    paced: asyncio.Event | None = None,
+    leaves: asyncio.Event | None = None,
 ) -> asyncio.Task[list[Message]]:
     """The request run as a task; its body sent in ``chunks``, the last once ``paced`` is
-    set (a slow client)."""
+    set (a slow client); its client leaving once ``leaves`` is set (else it stays)."""
     parts = chunks or [b""]
     sent: list[Message] = []
 
     async def receive() -> Message:
         if not parts:
-            await asyncio.Event().wait()  # the client neither sends nor leaves
+            await (leaves or asyncio.Event()).wait()
+            return {"type": "http.disconnect"}
         part = parts.pop(0)
         if not parts and paced is not None:
             await paced.wait()
@@ -206,6 +213,28 @@ async def test_a_client_sending_its_body_slowly_holds_no_place() -> None:
     assert sent[1]["body"] == b'{"a":1}'  # read before its turn, given to the app whole
 
 
+async def test_a_request_whose_client_leaves_while_it_waits_is_not_worked_on() -> None:
+    turns, gates, entered = Turns(1), {}, []
+    app = _app(turns, gates, entered)
+    first = _request(app, "first")
+    leaves = asyncio.Event()
+    gone = _request(app, "gone", leaves=leaves)
+    later = _request(app, "later")
+    await _settle()
+    assert turns.waiting == 2
+    leaves.set()  # its client gives up
+    sent = await asyncio.wait_for(gone, 1)
+    assert sent[0]["status"] == 499  # logged as the client's leaving; nobody hears it
+    assert turns.waiting == 1
+    gates["first"].set()
+    await first
+    await _settle()
+    assert entered == ["first", "later"]  # "gone" never went in
+    gates["later"].set()
+    await later
+    assert (turns.at_work, turns.waiting) == (0, 0)
+
+
 async def _run_alone(app: ASGIApp, name: str, messages: list[Message | Exception]) -> None:
     async def receive() -> Message:
         item = messages.pop(0)
@@ -301,3 +330,53 @@ def test_the_default_limit_admits_two_full_batches_of_bookings() -> None:
     from slotwise.booking.queue import MAX_BATCH, WRITERS
 
     assert Settings(_env_file=None).admission_limit == MAX_BATCH * WRITERS
+
+
+async def test_under_uvicorn_a_client_that_leaves_in_line_is_not_worked_on() -> None:
+    # The app's own wait for disconnection is uvicorn's: its receive gives
+    # http.disconnect once the client closes, and never cancels the request.
+    turns, gates, entered = Turns(1), {}, []
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            _app(turns, gates, entered),
+            host="127.0.0.1",
+            port=port,
+            log_level="critical",
+            timeout_graceful_shutdown=1,  # a request still in line ends with the test
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    request = "POST /{} HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\n{{}}"
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        _reader, holding = await asyncio.open_connection("127.0.0.1", port)
+        holding.write(request.format("first").encode())
+        for _ in range(200):
+            if entered:
+                break
+            await asyncio.sleep(0.01)
+        _reader, leaving = await asyncio.open_connection("127.0.0.1", port)
+        leaving.write(request.format("gone").encode())
+        for _ in range(200):
+            if turns.waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert turns.waiting == 1
+        leaving.close()  # the client gives up while in line
+        for _ in range(200):
+            if not turns.waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert turns.waiting == 0
+        gates["first"].set()
+        holding.close()
+        await asyncio.sleep(0.1)
+        assert entered == ["first"]
+        assert turns.at_work == 0
+    finally:
+        server.should_exit = True
+        await serving
