@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slotwise.admission import AdmissionMiddleware, Turns
+from slotwise.booking.queue import MAX_BATCH, WRITERS
 from slotwise.config import Settings
 from slotwise.main import create_app
 from tests.servers import free_port
@@ -327,8 +328,6 @@ async def test_the_application_admits_by_its_setting_and_reports_who_waits(
 
 
 def test_the_default_limit_admits_two_full_batches_of_bookings() -> None:
-    from slotwise.booking.queue import MAX_BATCH, WRITERS
-
     assert Settings(_env_file=None).admission_limit == MAX_BATCH * WRITERS
 
 
