@@ -49,9 +49,9 @@ from slotwise.providers import service as providers_service
 from slotwise.scheduling import ranking
 
 DEFAULT_DAYS = 7
-# Listings computed at once: enough to overlap their reads (a cold search over 50 providers
-# took 157 ms at 8, 95 ms at 20: docs/benchmarks.md), half the default pool at most, so that
-# a search leaves connections to the other requests of the worker.
+# Listings computed at once: enough to overlap their reads (docs/benchmarks.md has the
+# measurements), half the default pool at most, so that a search leaves connections to the
+# other requests of the worker.
 CONCURRENT_READS = 10
 # Zones differ by up to 26 hours (UTC-12 to UTC+14): a client's date reaches this many of a
 # provider's dates either side of the same date.
