@@ -6,7 +6,9 @@ one) and calls it as an ASGI app directly, without uvicorn or sockets:
 
 1. N requests, `--concurrency` at a time, unprofiled: wall time and this process's CPU
    time per request, the SQL statements each runs (counted with engine events) and the
-   time spent inside them.
+   time spent inside them. `--repeat K` runs them K times and also prints the least and
+   the median CPU a request: on a machine whose speed drifts, the least of several runs
+   is the steadiest figure to compare code by (old and new still taking turns).
 2. The same N under cProfile (standard library, timing CPU: waits on the database are not
    counted): own time summed by layer (package), then the top functions by own time
    (`--dump FILE` keeps the stats for pstats). cProfile inflates call-heavy code, so read
@@ -31,6 +33,7 @@ import gc
 import itertools
 import json
 import pstats
+import statistics
 import sys
 import time
 from collections import Counter
@@ -293,10 +296,12 @@ async def profile(
     top: int,
     dump: str | None,
     slot_cache_mb: int | None,
+    repeat: int = 1,
 ) -> None:
     warmup = max(concurrency * 5, 20)
-    # Each caller's share of the warm-up and of the two measured runs (``drive``).
-    per_caller = warmup // concurrency + 2 * (requests // concurrency)
+    # Each caller's share of the warm-up and of the measured runs (``drive``): step 1's
+    # ``repeat`` and the profiled one.
+    per_caller = warmup // concurrency + (repeat + 1) * (requests // concurrency)
     async with scenario(name, url, callers=concurrency, per_caller=per_caller) as make_stream:
         app = create_app(settings_for(url, slot_cache_mb))
         gc.freeze()  # as the served app's lifespan does at start-up
@@ -322,9 +327,12 @@ async def profile(
 
         streams = [make_stream() for _ in range(concurrency)]
         await drive(app, streams, warmup)
-        sql.update(count=0, seconds=0.0)
-        kinds.clear()
-        elapsed, cpu, statuses = await drive(app, streams, requests)
+        per_request: list[float] = []
+        for _ in range(repeat):
+            sql.update(count=0, seconds=0.0)
+            kinds.clear()
+            elapsed, cpu, statuses = await drive(app, streams, requests)
+            per_request.append(cpu / sum(statuses.values()) * 1000)
         done = sum(statuses.values())
         print(
             f"{name} on {url.split(':')[0]}, {concurrency} at a time: {done} requests in "
@@ -332,6 +340,12 @@ async def profile(
             f"ms each; statuses {dict(statuses)}"
         )
         print(f"this process's CPU: {cpu / done * 1000:.3f} ms per request (no HTTP parsing)")
+        if repeat > 1:
+            print(
+                f"   over {repeat} runs: least {min(per_request):.3f} ms, median "
+                f"{statistics.median(per_request):.3f} ms "
+                f"({', '.join(f'{one:.3f}' for one in per_request)})"
+            )
         print(
             f"SQL: {sql['count'] / done:.1f} statements per request, "
             f"{sql['seconds'] / done * 1000:.2f} ms per request inside them"
@@ -395,7 +409,15 @@ def main() -> int:
         help="the slot cache's size (0: off, every listing computed afresh); default as served",
     )
     parser.add_argument("--dump", help="also write the profile's stats to this file (pstats)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run step 1 this many times, and print the least and the median CPU a request",
+    )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat takes 1 or more")
     loadgen.install_uvloop()
     with bench_database(args.db, "profile") as url:
         asyncio.run(
@@ -407,6 +429,7 @@ def main() -> int:
                 top=args.top,
                 dump=args.dump,
                 slot_cache_mb=args.slot_cache_mb,
+                repeat=args.repeat,
             )
         )
     return 0
