@@ -480,3 +480,49 @@ async def test_an_entry_served_before_its_providers_hand_over_is_left_alone(
         )
         assert list(theirs) == []
         await session.rollback()
+
+
+async def test_a_batch_asks_who_waits_only_where_its_read_found_someone_on_sqlite(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """On SQLite nobody joins a line while a batch's write transaction holds the write lock,
+    so the statement that reads and locks its changes also says whether anyone is in each
+    provider's line, and a time freed where nobody waits goes to nobody without asking. On
+    PostgreSQL a line can be joined until the batch holds the provider's lock: both freed
+    times are asked about then, as before. Either way the waiter gets their time."""
+    booked_ids = []
+    for _ in range(2):
+        _, provider = await bookable_provider(client)
+        someone = await signed_in(client)
+        booked_ids.append((someone, await booked(client, someone, provider, "09:00")))
+    waiter = await signed_in(client)
+    entry_id = await waiting(client, waiter, provider, "09:00")  # in the second's line only
+    with statements_of(app) as seen:
+        found = await together(app, booked_ids)
+    assert [outcome(answer) for answer in found] == ["cancelled"] * 2
+    got = (await client.get(f"/waitlist/{entry_id}", headers=waiter.headers)).json()
+    assert got["status"] == "booked", got
+    mine = await client.get(f"/appointments/{got['appointment_id']}", headers=waiter.headers)
+    assert mine.json()["provider_id"] == provider["id"]
+    asked = [s for s in seen if s.startswith(ASKED_ONCE["waitlist"])]
+    assert len(asked) == 1
+    # One (provider, span) pair is one subquery; two are joined by UNION ALL.
+    both_asked = "UNION ALL" in asked[0]
+    assert both_asked == (state_of(app).db.engine.dialect.name == "postgresql")
+
+
+async def test_a_batch_that_frees_times_nobody_waits_for_asks_nobody_on_sqlite(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """No line at all: on SQLite the batch does not ask who waits; on PostgreSQL it asks
+    once, under the provider's lock."""
+    _, provider = await bookable_provider(client)
+    first, second = await signed_in(client), await signed_in(client)
+    ids = [await booked(client, first, provider, "09:00")]
+    ids.append(await booked(client, second, provider, "10:00"))
+    with statements_of(app) as seen:
+        found = await together(app, [(first, ids[0]), (second, ids[1])])
+    assert [outcome(answer) for answer in found] == ["cancelled", "cancelled"]
+    asked = [s for s in seen if s.startswith(ASKED_ONCE["waitlist"])]
+    on_postgresql = state_of(app).db.engine.dialect.name == "postgresql"
+    assert len(asked) == (1 if on_postgresql else 0)

@@ -346,3 +346,34 @@ async def test_a_batch_asks_once_who_subscribes_to_the_providers_it_changes(
             (hooks[2], "booking.rescheduled"),
         ]
     )
+
+
+async def test_a_reschedule_asks_who_waits_for_its_old_time_only_if_its_read_found_someone(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """On SQLite the read that locks a batch's reschedules says whether anyone is in their
+    providers' lines (nobody joins one while the batch holds the write lock): a move whose
+    provider has nobody waiting hands its old time to nobody without asking, and one whose
+    provider has a waiter for the old time gives it to them. On PostgreSQL both ask."""
+    _, quiet = await bookable_provider(client)
+    _, busy = await bookable_provider(client)
+    mover, other = await signed_in(client), await signed_in(client)
+    moved_quiet = await booked(client, mover, quiet, "09:00")
+    moved_busy = await booked(client, other, busy, "09:00")
+    waiter = await signed_in(client)
+    joined = await client.post(
+        "/waitlist",
+        headers=waiter.headers,
+        json={"provider_id": busy["id"], "start_datetime": f"{DAY}T09:00:00Z", "mode": "book"},
+    )
+    assert joined.status_code == 201, joined.text
+    with statements_of(app) as seen:
+        found = await together(
+            app, [(mover, (moved_quiet, "11:00")), (other, (moved_busy, "11:00"))]
+        )
+    assert [answer.start_at for answer in found] == [on_day("11:00")] * 2
+    got = (await client.get(f"/waitlist/{joined.json()['id']}", headers=waiter.headers)).json()
+    assert got["status"] == "booked", got
+    asked = [s for s in seen if s.startswith(ASKED_ONCE["waitlist"])]
+    on_postgresql = state_of(app).db.engine.dialect.name == "postgresql"
+    assert len(asked) == (2 if on_postgresql else 1)

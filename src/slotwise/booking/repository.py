@@ -33,6 +33,7 @@ from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from slotwise.availability import changes
 from slotwise.availability.busy import Moved
+from slotwise.booking import waitlist_repository as entries
 from slotwise.booking.models import (
     HOLDING_STATUSES,
     Appointment,
@@ -303,12 +304,16 @@ def _one_locked(key: str) -> Select[Appointment, Provider, User, str]:
 
 
 @cache
-def _many_locked(*, postgresql: bool) -> Select[Appointment, Provider, User, str]:
+def _many_locked(*, postgresql: bool) -> Select[*tuple[Any, ...]]:
     """``_one_locked("id")`` for the ids bound as ``ids``, in one statement; a hold is no
-    appointment (``access.of_found``), so none is locked, nor kept from its release."""
-    return _locked_with_teams(
+    appointment (``access.of_found``), so none is locked, nor kept from its release. On
+    SQLite each row also says whether anyone is in its provider's line (``get_many_locked``)."""
+    query = _locked_with_teams(
         lambda rows: and_(one_of(rows.id, "ids", postgresql=postgresql), rows.status != HOLD)
     )
+    if postgresql:
+        return query
+    return query.add_columns(entries.anyone_waits(Appointment.provider_id))
 
 
 def _locked_with_teams(
@@ -354,8 +359,12 @@ async def get_many_locked(
     on_postgresql = session.get_bind().dialect.name == "postgresql"
     ids = sorted(set(appointment_ids))
     values = {"ids": ids if on_postgresql else padded(ids)}
-    result = await session.execute(_many_locked(postgresql=on_postgresql), values)
-    found = (Found(*row) for row in result.unique().all())
+    rows = (await session.execute(_many_locked(postgresql=on_postgresql), values)).unique().all()
+    found = [Found(*row[:4]) for row in rows]
+    if not on_postgresql:
+        # Nobody joins a line before this write transaction ends (SQLite's write lock): who
+        # waits for the providers' freed times need not be asked again when nobody does.
+        entries.note_lines(session, {row[0].provider_id: row[4] for row in rows})
     return {one.appointment.id: one for one in found}
 
 

@@ -314,7 +314,12 @@ async def promote(
     """Times (blocked spans) of providers ``freed`` have just been freed in this session's
     transaction: under the providers' booking locks (taken in their order), hand each to
     the first in line for it, provider by provider in the order of their ids. Who waits
-    is read once for all of them."""
+    is read once for all of them; a provider the transaction already found with nobody in
+    line (``entries.note_lines``) is left out, and so is the read when none is left."""
+    empty = entries.nobody_waits(session)
+    freed = {provider_id: spans for provider_id, spans in freed.items() if provider_id not in empty}
+    if not freed:
+        return
     providers = sorted(freed)
     await repository.lock_in_order(session, providers)
     waiting = await entries.waiting_for(session, freed, limit=MAX_TRIED)

@@ -19,8 +19,10 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from slotwise.booking.models import Appointment, Status, WaitlistEntry, WaitlistStatus
+from slotwise.db import transaction_memo
 from slotwise.scheduling import Interval
 
 IN_LINE = (WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value)
@@ -124,6 +126,37 @@ async def waiting_for(
     for entry in (await session.execute(_waiting_for(len(pairs)), values)).scalars():
         found[entry.provider_id].append(entry)
     return found
+
+
+def anyone_waits(provider_id: QueryableAttribute[uuid.UUID]) -> ColumnElement[bool]:
+    """Whether anyone is in the provider's line (a waiting entry), as a column: asked along
+    with a statement that reads the provider's rows anyway (``note_lines``)."""
+    return (
+        select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.provider_id == provider_id,
+            WaitlistEntry.status == WaitlistStatus.WAITING.value,
+        )
+        .exists()
+    )
+
+
+def note_lines(session: AsyncSession, lines: Mapping[uuid.UUID, bool]) -> None:
+    """What a statement found of these providers' lines (``anyone_waits``), kept for the
+    rest of the transaction: only where nobody can join a line before it ends, SQLite's
+    write transactions (BEGIN IMMEDIATE holds the write lock, and joining is a write). A
+    transaction's own hand-overs only take entries out of line, so a line found empty
+    stays empty; ``waiting_for``'s callers then skip it (``booking.waitlist.promote``)."""
+    empty = transaction_memo(session, _NOBODY_WAITS)
+    empty.update((provider_id, None) for provider_id, waits in lines.items() if not waits)
+
+
+def nobody_waits(session: AsyncSession) -> set[uuid.UUID]:
+    """The providers this transaction found with nobody in line (``note_lines``)."""
+    return set(transaction_memo(session, _NOBODY_WAITS))
+
+
+_NOBODY_WAITS = "slotwise.booking.nobody_waits"  # ``transaction_memo``: provider id -> None
 
 
 @lru_cache(maxsize=32)
