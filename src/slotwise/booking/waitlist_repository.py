@@ -128,7 +128,9 @@ async def waiting_for(
     return found
 
 
-def anyone_waits(provider_id: QueryableAttribute[uuid.UUID]) -> ColumnElement[bool]:
+def anyone_waits(
+    provider_id: ColumnElement[uuid.UUID] | QueryableAttribute[uuid.UUID],
+) -> ColumnElement[bool]:
     """Whether anyone is in the provider's line (a waiting entry), as a column: asked along
     with a statement that reads the provider's rows anyway (``note_lines``)."""
     return (
@@ -143,10 +145,12 @@ def anyone_waits(provider_id: QueryableAttribute[uuid.UUID]) -> ColumnElement[bo
 
 def note_lines(session: AsyncSession, lines: Mapping[uuid.UUID, bool]) -> None:
     """What a statement found of these providers' lines (``anyone_waits``), kept for the
-    rest of the transaction: only where nobody can join a line before it ends, SQLite's
-    write transactions (BEGIN IMMEDIATE holds the write lock, and joining is a write). A
-    transaction's own hand-overs only take entries out of line, so a line found empty
-    stays empty; ``waiting_for``'s callers then skip it (``booking.waitlist.promote``)."""
+    rest of the transaction. Only for a statement after which nobody can join those lines
+    until the transaction ends: one under the providers' booking locks (joining a line
+    takes the provider's: ``booking.waitlist``), or any of SQLite's write transactions
+    (BEGIN IMMEDIATE holds the write lock, and joining is a write). A transaction's own
+    hand-overs only take entries out of line, so a line found empty stays empty;
+    ``booking.waitlist.promote`` then skips it."""
     empty = transaction_memo(session, _NOBODY_WAITS)
     empty.update((provider_id, None) for provider_id, waits in lines.items() if not waits)
 

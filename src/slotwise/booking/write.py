@@ -64,7 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from slotwise.availability import changes
-from slotwise.booking import busy, repository
+from slotwise.booking import busy, repository, waitlist_repository
 from slotwise.booking.models import Appointment, AppointmentEvent, ClientStanding
 from slotwise.db import insert_rows, padded, table_of
 from slotwise.db.bulk import element_type, unnested
@@ -171,6 +171,7 @@ class Answers:
     week_count: int
     taken_seats: frozenset[int] = frozenset()  # a seat's claim: its session's seats taken
     hold_count: int = 0  # a hold's claim: its holder's live holds with the provider
+    anyone_waits: bool | None = None  # asked (``lines``): anyone in the provider's line
 
 
 def verdict(claim: Claim, answers: Answers) -> Refusal | None:
@@ -385,8 +386,13 @@ async def check_moves(session: AsyncSession, claims: list[Claim]) -> list[Refusa
     in it. The claims are of different providers and clients (one booking, or the members'
     rows of a collective one), so none counts against another."""
     await lock(session, claims)
-    judged = await judge(session, claims)
-    return [_move_verdict(claim, answers) for claim, answers in zip(claims, judged, strict=True)]
+    judged = await judge(session, claims, lines=True)
+    # Under the providers' locks nobody joins their lines until the commit: what the
+    # judgment found of them holds for the hand-on of the times the moves free.
+    pairs = list(zip(claims, judged, strict=True))
+    lines = {claim.provider_id: bool(answers.anyone_waits) for claim, answers in pairs}
+    waitlist_repository.note_lines(session, lines)
+    return [_move_verdict(claim, answers) for claim, answers in pairs]
 
 
 async def lock(session: AsyncSession, claims: list[Claim]) -> None:
@@ -525,7 +531,12 @@ class _Fields:
 
 
 def _answers(
-    asked: Any, *, ranges: bool = False, seats: bool = False, holds: bool = False
+    asked: Any,
+    *,
+    ranges: bool = False,
+    seats: bool = False,
+    holds: bool = False,
+    lines: bool = False,
 ) -> list[ColumnElement[Any]]:
     """The judgment of one claim, as labelled columns over its fields. A count is computed
     only where its cap is asked for. The day's and week's counts are of sessions (a group
@@ -539,6 +550,8 @@ def _answers(
     ``holds``: the claims may be holds (fields ``holder`` and ``hold_cap``, null for a
     claim that is not): the holder's live holds with the provider are counted
     (``hold_count``).
+
+    ``lines``: whether anyone is in the claim's provider's line (``anyone_waits``).
 
     ``ranges`` (PostgreSQL): the overlaps also as ``tstzrange && tstzrange``, the very
     expressions of the exclusion constraints, so that their GiST indexes (which the planner
@@ -650,6 +663,11 @@ def _answers(
         ),
         *taken_seats,
         *hold_count,
+        *(
+            [waitlist_repository.anyone_waits(asked.provider_id).label("anyone_waits")]
+            if lines
+            else []
+        ),
     ]
 
 
@@ -669,11 +687,15 @@ def _read(found: Any, suffix: str = "") -> Answers:
         week_count=int(found["week_count" + suffix] or 0),
         taken_seats=frozenset(int(n) for n in seats.split(",")) if seats else frozenset(),
         hold_count=int(found.get("hold_count" + suffix) or 0),
+        anyone_waits=found.get("anyone_waits" + suffix),
     )
 
 
-async def judge(session: AsyncSession, claims: list[Claim]) -> list[Answers]:
-    """The judgment of each claim, in one query (read after the locks)."""
+async def judge(
+    session: AsyncSession, claims: list[Claim], *, lines: bool = False
+) -> list[Answers]:
+    """The judgment of each claim, in one query (read after the locks); ``lines``: also
+    whether anyone is in each claim's provider's line (``Answers.anyone_waits``)."""
     connection = await session.connection()
     seats, holds = _seats(claims), _holds(claims)
 
@@ -687,23 +709,27 @@ async def judge(session: AsyncSession, claims: list[Claim]) -> list[Answers]:
 
     if connection.dialect.name == "postgresql":
         values = _arrays([values_of(claim) for claim in claims], "c_")
-        result = await connection.execute(_judged_unnested(seats, holds), values)
+        result = await connection.execute(_judged_unnested(seats, holds, lines), values)
         return [_read(row._mapping) for row in result.all()]
     asking = padded(claims)
     values = {}
     for i, claim in enumerate(asking):
         values.update({f"{name}_{i}": value for name, value in values_of(claim).items()})
-    row = (await connection.execute(_judged_padded(len(asking), seats, holds), values)).one()
+    statement = _judged_padded(len(asking), seats, holds, lines)
+    row = (await connection.execute(statement, values)).one()
     return [_read(row._mapping, f"_{i}") for i in range(len(claims))]
 
 
 @cache
-def _judged_padded(count: int, seats: bool = False, holds: bool = False) -> Select[Any]:
+def _judged_padded(
+    count: int, seats: bool = False, holds: bool = False, lines: bool = False
+) -> Select[Any]:
     """The judgments of ``count`` claims as one row, their columns suffixed ``_<i>``
     (built once per padded count)."""
     columns: list[ColumnElement[Any]] = []
     for i in range(count):
-        for answer in _answers(_Fields(suffix=f"_{i}"), seats=seats, holds=holds):
+        asked = _Fields(suffix=f"_{i}")
+        for answer in _answers(asked, seats=seats, holds=holds, lines=lines):
             columns.append(answer.element.label(f"{answer.name}_{i}"))
     return select(*columns)
 
@@ -730,10 +756,12 @@ _HOLD_CLAIMS = [(f"c_{name}", kind) for name, kind in _HOLD_FIELDS]
 
 
 @cache
-def _judged_unnested(seats: bool = False, holds: bool = False) -> Select[Any]:
+def _judged_unnested(seats: bool = False, holds: bool = False, lines: bool = False) -> Select[Any]:
     fields = _CLAIMS + (_SEAT_CLAIMS if seats else []) + (_HOLD_CLAIMS if holds else [])
     asked = _unnest(fields, "asked")
-    answers = _answers(_Fields(asked.c, prefix="c_"), ranges=True, seats=seats, holds=holds)
+    answers = _answers(
+        _Fields(asked.c, prefix="c_"), ranges=True, seats=seats, holds=holds, lines=lines
+    )
     return select(*answers).select_from(asked).order_by(asked.c.n)
 
 
