@@ -39,9 +39,9 @@ class Turns:
     """A worker's places: ``limit`` requests at work at once (0: any number), the others
     waiting in line. One per app, shared by its middleware and its metrics."""
 
-    def __init__(self, limit: int, *, patience: float = PATIENCE_SECONDS) -> None:
+    def __init__(self, limit: int, *, patience: float | None = None) -> None:
         self.limit = limit
-        self.patience = patience
+        self.patience = PATIENCE_SECONDS if patience is None else patience
         self._at_work: dict[Ticket, float] = {}  # in the order admitted: when
         self._line: deque[tuple[Ticket, asyncio.Future[None]]] = deque()
         self._timer: asyncio.TimerHandle | None = None

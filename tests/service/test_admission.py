@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from slotwise import admission
 from slotwise.admission import AdmissionMiddleware, Turns
 from slotwise.booking.queue import MAX_BATCH, WRITERS
 from slotwise.config import Settings
@@ -294,8 +295,13 @@ async def test_no_limit_lets_every_request_in() -> None:
 
 
 @pytest.fixture
-async def one_at_a_time(settings: Settings) -> AsyncIterator[tuple[FastAPI, asyncio.Event]]:
-    """The application with one place, and a route of its own that waits on an event."""
+async def one_at_a_time(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[FastAPI, asyncio.Event]]:
+    """The application with one place, and a route of its own that waits on an event. The
+    held request keeps its place however slow the machine is (a second's patience ran out
+    on a loaded one, and the next was let in)."""
+    monkeypatch.setattr(admission, "PATIENCE_SECONDS", 60.0)
     release = asyncio.Event()
     application = create_app(settings.model_copy(update={"admission_limit": 1}))
 
