@@ -14,10 +14,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, select
 
-from slotwise.booking import queue, reschedule
+from slotwise.booking import queue, reschedule, waitlist
 from slotwise.booking.errors import SlotUnavailable
 from slotwise.booking.models import Appointment, AppointmentEvent
 from slotwise.booking.schemas import AppointmentCreate, AppointmentRead, RescheduleRequest
+from slotwise.booking.waitlist_schemas import WaitlistCreate
+from slotwise.users.models import User
 from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_change import statements_of
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
@@ -377,3 +379,34 @@ async def test_a_reschedule_asks_who_waits_for_its_old_time_only_if_its_provider
     assert got["status"] == "booked", got
     asked = [s for s in seen if s.startswith(ASKED_ONCE["waitlist"])]
     assert len(asked) == 1
+
+
+async def test_someone_joining_the_line_while_a_move_waits_for_the_lock_gets_the_old_time(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """A waiter joins the old time's line, and holds the provider's lock (SQLite: the write
+    lock) while the move's batch waits for it. The move looks at the line only once it
+    holds the lock, so it sees the waiter, who is given the time it frees."""
+    _, provider = await bookable_provider(client)
+    mover, waiter = await signed_in(client), await signed_in(client)
+    moving = await booked(client, mover, provider, "09:00")
+    state = state_of(app)
+    asked = WaitlistCreate.model_validate(
+        {"provider_id": provider["id"], "start_datetime": f"{DAY}T09:00:00Z", "mode": "book"}
+    )
+    async with state.db.transaction(writes=True) as session:
+        joined = await waitlist.join(
+            session,
+            kept_terms=state.terms,
+            user=await session.get(User, uuid.UUID(waiter.id)),
+            data=asked,
+            now=BOOKING_NOW,
+            policy=waitlist.WaitlistPolicy.from_settings(state.settings),
+        )
+        moved = asyncio.create_task(together(app, [(mover, (moving, "11:00"))]))
+        await asyncio.sleep(0.3)
+        assert not moved.done()  # waiting for the lock the join holds
+    (answer,) = await moved
+    assert answer.start_at == on_day("11:00")
+    got = (await client.get(f"/waitlist/{joined.entry.id}", headers=waiter.headers)).json()
+    assert got["status"] == "booked", got

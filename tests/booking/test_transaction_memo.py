@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from slotwise.booking import repository
+from slotwise.booking import repository, waitlist_repository
 from slotwise.db import Database, transaction_memo
 from tests.booking.test_change import statements_on
 
@@ -99,6 +99,23 @@ async def test_a_lock_taken_in_a_savepoint_is_asked_for_again(database: Database
             await repository.lock_provider(session, PROVIDER)
             await repository.lock_provider(session, PROVIDER)
     assert len(locks_asked(seen)) == 2
+
+
+async def test_a_line_found_empty_inside_a_savepoint_is_not_kept(database: Database) -> None:
+    """What a savepoint found of a provider's line may not outlive it (its rollback may
+    release the lock that kept the line shut, or put back an entry it took out of line);
+    what the transaction itself found is kept until it ends."""
+    async with database.transaction(writes=True) as session:
+        await session.execute(ONE)
+        savepoint = await session.begin_nested()
+        waitlist_repository.note_lines(session, {PROVIDER: False})
+        await savepoint.rollback()
+        assert waitlist_repository.nobody_waits(session) == set()
+        waitlist_repository.note_lines(session, {PROVIDER: False})
+        assert waitlist_repository.nobody_waits(session) == {PROVIDER}
+    async with database.transaction(writes=True) as session:
+        await session.execute(ONE)
+        assert waitlist_repository.nobody_waits(session) == set()
 
 
 async def test_a_memo_keeps_no_session_alive(database: Database) -> None:

@@ -150,9 +150,16 @@ def note_lines(session: AsyncSession, lines: Mapping[uuid.UUID, bool]) -> None:
     takes the provider's: ``booking.waitlist``), or any of SQLite's write transactions
     (BEGIN IMMEDIATE holds the write lock, and joining is a write). A transaction's own
     hand-overs only take entries out of line, so a line found empty stays empty;
-    ``booking.waitlist.promote`` then skips it."""
+    ``booking.waitlist.promote`` then skips it. Nothing is kept from inside a savepoint:
+    its rollback may release a lock taken in it, or put back an entry it took out of line."""
+    if session.in_nested_transaction():
+        return
     empty = transaction_memo(session, _NOBODY_WAITS)
-    empty.update((provider_id, None) for provider_id, waits in lines.items() if not waits)
+    for provider_id, waits in lines.items():
+        if waits:  # the latest look wins (it cannot find someone in a line found empty)
+            empty.pop(provider_id, None)
+        else:
+            empty[provider_id] = None
 
 
 def nobody_waits(session: AsyncSession) -> set[uuid.UUID]:

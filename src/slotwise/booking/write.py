@@ -390,7 +390,7 @@ async def check_moves(session: AsyncSession, claims: list[Claim]) -> list[Refusa
     # Under the providers' locks nobody joins their lines until the commit: what the
     # judgment found of them holds for the hand-on of the times the moves free.
     pairs = list(zip(claims, judged, strict=True))
-    lines = {claim.provider_id: bool(answers.anyone_waits) for claim, answers in pairs}
+    lines = {claim.provider_id: answers.anyone_waits is not False for claim, answers in pairs}
     waitlist_repository.note_lines(session, lines)
     return [_move_verdict(claim, answers) for claim, answers in pairs]
 
@@ -687,8 +687,12 @@ def _read(found: Any, suffix: str = "") -> Answers:
         week_count=int(found["week_count" + suffix] or 0),
         taken_seats=frozenset(int(n) for n in seats.split(",")) if seats else frozenset(),
         hold_count=int(found.get("hold_count" + suffix) or 0),
-        anyone_waits=found.get("anyone_waits" + suffix),
+        anyone_waits=_maybe_bool(found.get("anyone_waits" + suffix)),
     )
+
+
+def _maybe_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 async def judge(
