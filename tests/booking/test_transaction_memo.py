@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import uuid
 import weakref
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -72,6 +73,21 @@ async def test_locks_held_are_not_asked_for_again(database: Database) -> None:
         async with database.transaction(writes=True) as session:  # held no more
             await repository.lock_provider(session, PROVIDER)
         assert len(locks_asked(seen)) == 3
+
+
+async def test_the_locks_a_write_takes_are_not_asked_for_again(database: Database) -> None:
+    """A write's first statement takes its providers' and clients' locks (and releases
+    their expired holds): a hand-on after it, which locks the provider, asks nothing."""
+    _postgresql_only(database)
+    with statements_on(database) as seen:
+        async with database.transaction(writes=True) as session:
+            pairs = [(PROVIDER, "client@example.com")]
+            await repository.lock_and_release(session, pairs, now=datetime.now(UTC))
+            await repository.lock_provider(session, PROVIDER)
+            await repository.lock_in_order(session, [PROVIDER], ["client@example.com"])
+            assert len(locks_asked(seen)) == 1
+            await repository.lock_provider(session, OTHER)
+            assert len(locks_asked(seen)) == 2
 
 
 async def test_a_lock_skipped_is_still_held(database: Database) -> None:

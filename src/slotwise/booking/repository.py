@@ -133,9 +133,11 @@ async def lock_and_release(
     clients = sorted({client_key for _, client_key in bookings})
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
-        values = {**_lock_keys(bookings), "providers": providers, "clients": clients, "now": now}
+        locks = _lock_keys(bookings)
+        values = {**locks, "providers": providers, "clients": clients, "now": now}
         rows = (await connection.execute(_LOCK_AND_RELEASE, values)).all()
         rows = [row for row in rows if row.id is not None]
+        _held(session, locks)  # a hand-on after the write asks for none of them again
     else:  # SQLite's write lock, taken by BEGIN IMMEDIATE, already serializes writers
         values = {"providers": padded(providers), "clients": padded(clients), "now": now}
         rows = (await connection.execute(_RELEASE, values)).all()
@@ -595,12 +597,19 @@ async def lock_in_order(
     if connection.dialect.name != "postgresql" or not values["lock_keys"]:
         return
     held = transaction_memo(session, _HELD_LOCKS)
-    keys = list(zip(values["lock_keys"], values["lock_seeds"], strict=True))
+    keys = zip(values["lock_keys"], values["lock_seeds"], strict=True)
     if all(key in held for key in keys):
         return
     await connection.execute(_LOCK_IN_ORDER, values)
+    _held(session, values)
+
+
+def _held(session: AsyncSession, values: dict[str, list[Any]]) -> None:
+    """The locks just taken (``_ordered``'s keys and seeds), held until the transaction
+    ends; not those taken inside a savepoint (its rollback may release them)."""
     if not session.in_nested_transaction():
-        held.update(dict.fromkeys(keys))
+        keys = zip(values["lock_keys"], values["lock_seeds"], strict=True)
+        transaction_memo(session, _HELD_LOCKS).update(dict.fromkeys(keys))
 
 
 _HELD_LOCKS = "slotwise.booking.held_locks"  # ``transaction_memo``: (key, seed) -> None
