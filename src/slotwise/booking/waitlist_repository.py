@@ -133,14 +133,19 @@ def anyone_waits(
 ) -> ColumnElement[bool]:
     """Whether anyone is in the provider's line (a waiting entry), as a column: asked along
     with a statement that reads the provider's rows anyway (``note_lines``)."""
-    return (
-        select(WaitlistEntry.id)
-        .where(
-            WaitlistEntry.provider_id == provider_id,
-            WaitlistEntry.status == WaitlistStatus.WAITING.value,
-        )
-        .exists()
-    )
+    return select(WaitlistEntry.id).where(*_waiting_with(provider_id)).exists()
+
+
+def _waiting_with(
+    provider_id: ColumnElement[uuid.UUID] | QueryableAttribute[uuid.UUID],
+) -> list[ColumnElement[bool]]:
+    """The provider's entries in line for a freed time: ``waiting_for`` reads them, and
+    ``anyone_waits`` says whether there are any (one notion, or an empty line could hide
+    one that ``waiting_for`` would hand a time to)."""
+    return [
+        WaitlistEntry.provider_id == provider_id,
+        WaitlistEntry.status == WaitlistStatus.WAITING.value,
+    ]
 
 
 def note_lines(session: AsyncSession, lines: Mapping[uuid.UUID, bool]) -> None:
@@ -178,8 +183,7 @@ def _waiting_for(pairs: int) -> Select[WaitlistEntry]:
     firsts = [
         select(WaitlistEntry.id)
         .where(
-            WaitlistEntry.provider_id == bindparam(f"provider_{number}"),
-            WaitlistEntry.status == WaitlistStatus.WAITING.value,
+            *_waiting_with(bindparam(f"provider_{number}")),
             WaitlistEntry.blocked_start_at < bindparam(f"end_{number}"),
             WaitlistEntry.blocked_end_at > bindparam(f"start_{number}"),
         )
