@@ -23,6 +23,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis import asyncio as aioredis
+from starlette.routing import BaseRoute
 
 from slotwise import migrate
 from slotwise.config import Environment, Settings
@@ -293,11 +294,49 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
+# The routes of the first application a test worker built, and that application: every later
+# one takes them (see app_for).
+_BUILT: list[tuple[list[BaseRoute], FastAPI]] = []
+
+
+def app_for(settings: Settings) -> FastAPI:
+    """``create_app(settings)``, with the routes of the first application this test worker
+    built in place of its own.
+
+    FastAPI builds an included router's routes (dependants, fields, validators) for each
+    application, the first time a request looks through the router: about half a second of
+    every test's time, for routes that are the same in every application ``create_app``
+    makes (they do not depend on settings). Given the first application's routes, an
+    application finds them built. Those routes look up dependency overrides in the first
+    application's ``dependency_overrides``, so every application shares that dictionary;
+    ``closed`` empties it after each test (one application a test, then: a test that
+    needs a second one, as another worker, builds it with ``create_app``). An application
+    built another way (another class, app-level dependencies) keeps its own routes."""
+    application = create_app(settings)
+    if type(application) is not FastAPI or application.router.dependencies:
+        return application
+    if not _BUILT:
+        _BUILT.append((list(application.router.routes), application))
+        return application
+    routes, first = _BUILT[0]
+    assert len(routes) == len(application.router.routes), "create_app's routes changed"
+    # A list of its own (a route a test adds stays its application's), of the same routes.
+    application.router.routes = list(routes)
+    application.dependency_overrides = first.dependency_overrides
+    return application
+
+
+async def closed(application: FastAPI) -> None:
+    """A test's application closed, and the dependency overrides it set forgotten."""
+    application.dependency_overrides.clear()
+    await application.state.slotwise.aclose()
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
+    application = app_for(settings)
     yield application
-    await application.state.slotwise.aclose()
+    await closed(application)
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from slotwise.main import create_app
-from tests.conftest import make_settings, redis_or_skip
+from tests.conftest import app_for, closed, make_settings, redis_or_skip
 from tests.factories import PASSWORD, register
 
 WRONG = "wrong-wrong-wrong-1"
@@ -29,9 +28,9 @@ async def app(request: pytest.FixtureRequest, database_url: str) -> AsyncIterato
         rate_limit_login_account="3/minute",
         rate_limit_login_account_ceiling="5/minute",
     )
-    application = create_app(settings)
+    application = app_for(settings)
     yield application
-    await application.state.slotwise.aclose()
+    await closed(application)
 
 
 @pytest.fixture

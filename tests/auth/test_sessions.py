@@ -14,8 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from slotwise.main import create_app
-from tests.conftest import make_settings, redis_or_skip
+from tests.conftest import app_for, closed, make_settings, redis_or_skip
 from tests.factories import PASSWORD, Account, bookable_provider, login, signed_in
 
 NEW_PASSWORD = "another-long-passphrase-42"
@@ -29,9 +28,9 @@ async def app(request: pytest.FixtureRequest, database_url: str) -> AsyncIterato
         redis_url = await redis_or_skip()
     # Rate limits off: in Redis, their counts outlive the test.
     settings = make_settings(database_url, redis_url=redis_url, rate_limit_enabled=False)
-    application = create_app(settings)
+    application = app_for(settings)
     yield application
-    await application.state.slotwise.aclose()
+    await closed(application)
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -14,9 +14,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from slotwise.main import create_app
 from slotwise.state import get_now
-from tests.conftest import make_settings
+from tests.conftest import app_for, closed, make_settings
 from tests.external.conftest import CALENDAR_SETTINGS
 from tests.external.helpers import connect, new_york_provider, sync
 from tests.external.ics_server import CalendarServer
@@ -31,10 +30,10 @@ async def app(request: pytest.FixtureRequest, database_url: str) -> AsyncIterato
     settings = make_settings(
         database_url, calendar_sync_before_booking=request.param, **CALENDAR_SETTINGS
     )
-    application = create_app(settings)
+    application = app_for(settings)
     application.dependency_overrides[get_now] = lambda: BOOKING_NOW
     yield application
-    await application.state.slotwise.aclose()
+    await closed(application)
 
 
 def syncs_first(app: FastAPI) -> bool:

@@ -15,11 +15,10 @@ from fastapi import FastAPI
 
 from slotwise.booking.publish import reminder_still_due
 from slotwise.config import Settings
-from slotwise.main import create_app
 from slotwise.notifications.sender import SmtpSender
 from slotwise.notifications.worker import Worker
 from slotwise.state import get_now
-from tests.conftest import make_settings
+from tests.conftest import app_for, closed, make_settings
 from tests.factories import BOOKING_NOW, Clock
 from tests.servers import free_port
 
@@ -90,9 +89,9 @@ def settings(database_url: str, smtp: SmtpServer) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
+    application = app_for(settings)
     yield application
-    await application.state.slotwise.aclose()
+    await closed(application)
 
 
 @pytest.fixture
