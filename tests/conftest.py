@@ -304,15 +304,14 @@ def app_for(settings: Settings) -> FastAPI:
     built in place of its own.
 
     FastAPI builds an included router's routes (dependants, fields, validators) for each
-    application, the first time a request looks through the router: about a third of a
-    second of every API test's time, for routes that are the same in every application
-    ``create_app`` makes (they do not depend on settings). Given the first application's
-    routes, an application finds them built. Those routes look up dependency overrides in
-    the first application's ``dependency_overrides``, so every application shares that
-    dictionary; ``closed`` empties it after each test (one application a test, then: a test
-    that needs a second one, as another worker, builds it with ``create_app``). An
-    application built another way (another class, app-level dependencies) keeps its own
-    routes."""
+    application, the first time a request looks through the router: most of an API test's
+    time, for routes that are the same in every application ``create_app`` makes (they do
+    not depend on settings). Given the first application's routes, an application finds them
+    built. Those routes look up dependency overrides in the first application's
+    ``dependency_overrides``, so every application shares that dictionary; ``closed``
+    empties it after each test (one application a test, then: a test that needs a second
+    one, as another worker, builds it with ``create_app``). An application built another way
+    (another class, app-level dependencies) keeps its own routes."""
     application = create_app(settings)
     if type(application) is not FastAPI or application.router.dependencies:
         return application

@@ -120,9 +120,8 @@ class ErrorBody(BaseModel):
     """The body of every error response."""
 
     # Every route names this body for its error statuses (``responses``), and FastAPI makes
-    # a validator of it for each, in each application: about 1,300, all unused but by the
-    # OpenAPI document. Deferred, each is built the first time it is used, if ever. (An
-    # application's routes, and so each test's, took a fifth less time to build.)
+    # a validator of it for each, in each application, all unused but by the OpenAPI
+    # document. Deferred, each is built the first time it is used, if ever.
     model_config = ConfigDict(defer_build=True)
 
     code: str = Field(description="Stable, machine-readable error code.", examples=["not_found"])
