@@ -92,6 +92,17 @@ class _BearerClaims(SecurityBase):
 optional_claims = _BearerClaims(bearer)
 
 
+async def signed_in_claims(
+    claims: Annotated[TokenClaims | None, Depends(optional_claims)],
+) -> TokenClaims:
+    """A signed-in caller's verified token, its user not looked up (a route that looks its
+    caller up later, or in a batch): an anonymous caller is 401 before the request's
+    parameters and body are read, as on every route that needs a caller."""
+    if claims is None:
+        raise Unauthorized()
+    return claims
+
+
 def reads_token(dependant: Dependant) -> bool:
     """Does a route (its dependant) read the caller's bearer token, even optionally?"""
     reads = dependant.call is bearer or dependant.call is optional_claims
@@ -120,6 +131,7 @@ def require_role(*roles: Role) -> Callable[[User], Awaitable[User]]:
 
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 OptionalClaims = Annotated[TokenClaims | None, Depends(optional_claims)]
+SignedInClaims = Annotated[TokenClaims, Depends(signed_in_claims)]
 CurrentUser = Annotated[User, Depends(current_user)]
 CurrentClaims = Annotated[TokenClaims, Depends(token_claims)]
 AdminUser = Annotated[User, Depends(require_role(Role.ADMIN))]

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth import callers
-from slotwise.auth.deps import AdminUser, CurrentUser, OptionalClaims
+from slotwise.auth.deps import AdminUser, CurrentUser, OptionalClaims, SignedInClaims
 from slotwise.auth.tokens import TokenClaims
 from slotwise.booking import access as access_rules
 from slotwise.booking import create, guests, holds, idempotency, lifecycle, queries, sessions
@@ -53,7 +53,7 @@ from slotwise.booking.schemas import (
 )
 from slotwise.dates import ApiAwareDatetime
 from slotwise.db import READ_METHODS, SessionDep
-from slotwise.errors import Unauthorized, responses, status_for
+from slotwise.errors import responses, status_for
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.providers import service as providers_service
 from slotwise.ratelimit import client_address
@@ -386,15 +386,13 @@ async def change_status(
     request: Request,
     appointment_id: AppointmentId,
     data: StatusChange,
-    claims: OptionalClaims,
+    claims: SignedInClaims,
     now: NowDep,
 ) -> AppointmentRead:
     to = Status(data.status)
     if to is Status.CANCELLED:
         return await _cancelled(request, appointment_id, claims, data.reason, now)
     app: AppState = request.app.state.slotwise
-    if claims is None:
-        raise Unauthorized()
     async with app.db.transaction(writes=True) as session:
         acting = await _signed_in_access(app, session, claims, appointment_id, lock=True)
         updated = await lifecycle.set_status(
@@ -424,7 +422,7 @@ async def change_status(
 async def cancel(
     request: Request,
     appointment_id: AppointmentId,
-    claims: OptionalClaims,
+    claims: SignedInClaims,
     now: NowDep,
     data: CancelRequest | None = None,
 ) -> AppointmentRead:
@@ -443,7 +441,7 @@ async def cancel(
 async def delete_appointment(
     request: Request,
     appointment_id: AppointmentId,
-    claims: OptionalClaims,
+    claims: SignedInClaims,
     now: NowDep,
     reason: Annotated[MultilineText | None, Query(max_length=500)] = None,
 ) -> AppointmentRead:
@@ -453,14 +451,12 @@ async def delete_appointment(
 async def _cancelled(
     request: Request,
     appointment_id: uuid.UUID,
-    claims: TokenClaims | None,
+    claims: TokenClaims,
     reason: str | None,
     now: datetime,
 ) -> AppointmentRead:
     """A signed-in caller's cancellation, decided and written with the bookings and
     cancellations that arrive alongside (``booking.queue``, ``lifecycle.cancel_each``)."""
-    if claims is None:
-        raise Unauthorized()
     app: AppState = request.app.state.slotwise
     cancelled = await app.bookings.cancel(
         claims=claims, appointment_id=appointment_id, reason=reason, now=now
@@ -479,7 +475,7 @@ async def reschedule_appointment(
     request: Request,
     appointment_id: AppointmentId,
     data: RescheduleRequest,
-    claims: OptionalClaims,
+    claims: SignedInClaims,
     now: NowDep,
 ) -> AppointmentRead:
     """The client, the provider or an admin moves the appointment (a client within the
@@ -487,8 +483,6 @@ async def reschedule_appointment(
     team booking moves with every other member's part, all or none: each member's terms
     must accept the new time (else that member's refusal)."""
     app: AppState = request.app.state.slotwise
-    if claims is None:
-        raise Unauthorized()
     signed_in = claims
 
     async def acting(session: AsyncSession, lock: bool) -> Access:

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Request, status
 
 from slotwise.apikeys.scopes import Scope, needs
 from slotwise.auth import callers
-from slotwise.auth.deps import CurrentUser, OptionalClaims
+from slotwise.auth.deps import CurrentUser, SignedInClaims
 from slotwise.db import SessionDep
-from slotwise.errors import Unauthorized, responses
+from slotwise.errors import responses
 from slotwise.external import service, sync
 from slotwise.external.keys import CalendarKeys
 from slotwise.external.models import ExternalCalendar
@@ -110,14 +110,12 @@ async def get_calendar(calendar: OwnCalendar) -> CalendarRead:
 )
 @needs(Scope.MANAGE)
 async def sync_calendar(
-    calendar_id: uuid.UUID, request: Request, claims: OptionalClaims, now: NowDep
+    calendar_id: uuid.UUID, request: Request, claims: SignedInClaims, now: NowDep
 ) -> CalendarRead:
     """The request's own session is not used: the fetch takes as long as the calendar
     takes, and no transaction (on SQLite, no write lock) is held across it. The caller and
     the calendar are checked in a short read, the busy time written in a short write."""
     state: AppState = request.app.state.slotwise
-    if claims is None:
-        raise Unauthorized()
     async with state.db.transaction(writes=False) as session:
         user = await callers.user_for_claims(session, state.redis, claims)
         provider = await providers_service.get_own(session, user=user)

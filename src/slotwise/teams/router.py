@@ -147,7 +147,7 @@ async def add_member(
     description="404 `team_member_not_found`: you are not a member of this team.",
 )
 @needs(Scope.MANAGE)
-async def leave_team(team: ViewedTeam, user: CurrentUser, session: SessionDep, now: NowDep) -> None:
+async def leave_team(user: CurrentUser, team: ViewedTeam, session: SessionDep, now: NowDep) -> None:
     await invitations.leave(session, user=user, team=team, now=now)
 
 

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from slotwise.apikeys.scopes import Scope, needs, session_only
-from slotwise.auth.deps import AdminUser, CurrentUser, OptionalClaims
+from slotwise.auth.deps import AdminUser, CurrentUser, SignedInClaims
 from slotwise.db import SessionDep
-from slotwise.errors import Unauthorized, responses
+from slotwise.errors import responses
 from slotwise.pagination import Page, PageParams, page_params
 from slotwise.ratelimit import client_address
 from slotwise.shared import SharedDep, WallClock
@@ -35,13 +35,11 @@ async def read_me(user: CurrentUser) -> UserRead:
 @session_only
 async def update_me(
     data: UserSelfUpdate,
-    claims: OptionalClaims,
+    claims: SignedInClaims,
     request: Request,
     shared: SharedDep,
     now: WallClock,
 ) -> UserRead:
-    if claims is None:
-        raise Unauthorized()
     updated = await service.update_self(
         shared.db,
         shared.hasher,
