@@ -12,18 +12,19 @@ values are set as committed, so no flush writes them again.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Select, Update, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from typing_extensions import Unpack
 
 from slotwise.availability import changes
-from slotwise.booking import announce, busy, events
+from slotwise.booking import announce, busy, events, repository, waitlist_repository
 from slotwise.booking.models import Appointment, AppointmentEvent
 from slotwise.db import Unnested, deferred, table_of, unnested, unsaved
 from slotwise.notifications import outbox
@@ -64,11 +65,16 @@ async def write(
     messages: outbox.Batch | None = None,
     *,
     announced: queue.Event | None = None,
+    lines: bool = False,
 ) -> None:
     """The change, its history row and ``messages`` (with the withdrawal of the
     appointment's reminders, if the batch withdraws them) written in the session's
     transaction, with the webhook event it makes (``announce.of_change``, or
-    ``announced``); the slot cache is told of it at the commit."""
+    ``announced``); the slot cache is told of it at the commit. ``lines``: the change
+    frees time the waitlist is offered next (``waitlist.promote``): where the transaction
+    holds the provider's lock already (PostgreSQL), the write also says whether anyone is
+    in the provider's line (``_asks_lines``), and the hand-on skips the look when nobody
+    is."""
     appointment = change.appointment
     batch = messages or outbox.Batch()
     assert set(batch.withdrawn) <= {appointment.id}, "a change withdraws its own reminders"
@@ -82,8 +88,13 @@ async def write(
         # time the transaction queues one of its events (``queue.know_wanted``).
         provider_id = appointment.provider_id
         asks = announced is not None and not queue.knows_wanted(session, provider_id)
+        waits = lines and _asks_lines(session, {provider_id})
         statement, part = _statement(
-            tuple(change.values), bool(batch.withdrawn), tuple(rows[0]) if rows else (), asks
+            tuple(change.values),
+            bool(batch.withdrawn),
+            tuple(rows[0]) if rows else (),
+            asks,
+            waits,
         )
         params.update({f"h_{key}": value for key, value in change.history.items()})
         if part is not None:
@@ -91,6 +102,8 @@ async def write(
         written = (await connection.execute(statement, params)).first()
         if asks and written is not None:
             queue.know_wanted(session, {provider_id: written.wanted})
+        if waits and written is not None:
+            waitlist_repository.note_lines(session, {provider_id: written.anyone_waits})
     else:
         # With a webhook event to queue, the writes travel with the transaction's next
         # statement (``db.deferred``: the question of who subscribes, unless the
@@ -107,7 +120,9 @@ async def write(
     changes.moved(session.sync_session, busy.moved_appointment(appointment))
 
 
-async def write_each(session: AsyncSession, written: Sequence[tuple[Change, outbox.Batch]]) -> None:
+async def write_each(
+    session: AsyncSession, written: Sequence[tuple[Change, outbox.Batch]], *, lines: bool = False
+) -> None:
     """Changes of several appointments (each with its messages, and the webhook event
     ``announce.of_change`` makes of it), written as ``write`` writes each. Changes of the
     same columns whose messages have the same keys (the booking queue's batch of
@@ -120,7 +135,7 @@ async def write_each(session: AsyncSession, written: Sequence[tuple[Change, outb
     # An appointment changed twice: each change in turn, as each saw the one before.
     if len(written) < 2 or len(shapes) > 1 or len(appointments) < len(written):
         for change, messages in written:
-            await write(session, change, messages)
+            await write(session, change, messages, lines=lines)
         return
     for change, messages in written:
         assert set(messages.withdrawn) <= {change.appointment.id}, "its own reminders"
@@ -129,7 +144,7 @@ async def write_each(session: AsyncSession, written: Sequence[tuple[Change, outb
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
         await _write_each_in_one(
-            session, connection, written, announced, keys, history_keys, message_keys
+            session, connection, written, announced, keys, history_keys, message_keys, lines
         )
     else:
         # As ``write``: with a webhook event to queue, the writes travel with the
@@ -158,17 +173,23 @@ async def _write_each_in_one(
     keys: tuple[str, ...],
     history_keys: tuple[str, ...],
     message_keys: tuple[str, ...],
+    lines: bool,
 ) -> None:
     """PostgreSQL: ``write_each``'s one statement (``_statement_of_each``), asking who
-    subscribes to the providers' webhook events if the transaction has not."""
+    subscribes to the providers' webhook events if the transaction has not, and with
+    ``lines`` whether anyone is in their lines (``write``)."""
     providers = {
         change.appointment.provider_id
         for (change, _), event in zip(written, announced, strict=True)
         if event is not None
     }
     asks = any(not queue.knows_wanted(session, provider_id) for provider_id in providers)
+    changed = {change.appointment.provider_id for change, _ in written}
+    waits = lines and _asks_lines(session, changed)
     withdrawn = [appointment_id for _, messages in written for appointment_id in messages.withdrawn]
-    statement, parts = _statement_of_each(keys, history_keys, bool(withdrawn), message_keys, asks)
+    statement, parts = _statement_of_each(
+        keys, history_keys, bool(withdrawn), message_keys, asks, waits
+    )
     dialect = connection.dialect
     rows = [{"id": change.appointment.id, **change.values} for change, _ in written]
     params = parts.updates.values(dialect, rows)
@@ -186,6 +207,21 @@ async def _write_each_in_one(
     answer = (await connection.execute(statement, params)).all()
     if asks:
         queue.know_wanted(session, {row.provider_id: row.wanted for row in answer})
+    if waits:
+        waitlist_repository.note_lines(
+            session, {row.provider_id: row.anyone_waits for row in answer}
+        )
+
+
+def _asks_lines(session: AsyncSession, providers: set[uuid.UUID]) -> bool:
+    """Should a write that frees these providers' time ask whether anyone is in their
+    lines? Only under every one's lock, taken by an earlier statement: nobody can join a
+    line from then until the commit (``waitlist_repository.note_lines``); and only while
+    some line is not known yet."""
+    known = waitlist_repository.nobody_waits(session)
+    return not providers <= known and all(
+        repository.holds_provider_lock(session, provider_id) for provider_id in providers
+    )
 
 
 def _update_params(change: Change) -> dict[str, Any]:
@@ -222,6 +258,7 @@ def _statement_of_each(
     withdraws: bool,
     message_keys: tuple[str, ...],
     asks: bool,
+    lines: bool,
 ) -> tuple[Select[Any], _Parts]:
     """PostgreSQL: ``_statement`` for many changes of the same shape: each appointment's
     new values, history rows, withdrawals and messages sent as arrays (``unnested``).
@@ -236,7 +273,7 @@ def _statement_of_each(
         .cte("updated")
     )
     history = unnested(_EVENTS.name, history_keys, "h")
-    answer = [queue.wanted_by(updated.c.provider_id).label("wanted")] if asks else []
+    answer = _answer(updated.c.provider_id, asks, lines)
     statement = select(updated.c.id, updated.c.provider_id, *answer).add_cte(
         history.insert().cte("history")
     )
@@ -252,6 +289,18 @@ def _statement_of_each(
     return statement, _Parts(updates, history, withdrawn, messages)
 
 
+def _answer(provider_id: ColumnElement[uuid.UUID], asks: bool, lines: bool) -> list[Any]:
+    """What a write's statement says besides its rows: with ``asks``, who subscribes to the
+    provider's webhook events (``queue.wanted_by``); with ``lines``, whether anyone is in
+    the provider's line (``waitlist_repository.anyone_waits``)."""
+    answer: list[Any] = []
+    if asks:
+        answer.append(queue.wanted_by(provider_id).label("wanted"))
+    if lines:
+        answer.append(waitlist_repository.anyone_waits(provider_id).label("anyone_waits"))
+    return answer
+
+
 @cache
 def _update(keys: tuple[str, ...]) -> Update:
     """The appointment bound as ``of_appointment`` given the values ``set_<key>``."""
@@ -264,7 +313,11 @@ def _update(keys: tuple[str, ...]) -> Update:
 
 @cache
 def _statement(
-    keys: tuple[str, ...], withdraws: bool, message_keys: tuple[str, ...], asks: bool
+    keys: tuple[str, ...],
+    withdraws: bool,
+    message_keys: tuple[str, ...],
+    asks: bool,
+    lines: bool,
 ) -> tuple[Select[Any], Unnested | None]:
     """PostgreSQL: the UPDATE, the history row (``h_<key>``), the withdrawal and the
     messages (unnested arrays, ``m_<key>``) as one statement; built once per shape."""
@@ -274,8 +327,7 @@ def _statement(
     history = insert(_EVENTS).values(
         {column.key: bindparam(f"h_{column.key}") for column in _EVENTS.columns}
     )
-    # ``asks``: also who subscribes to the provider's webhook events (``queue.wanted_by``).
-    answer = [queue.wanted_by(updated.c.provider_id).label("wanted")] if asks else []
+    answer = _answer(updated.c.provider_id, asks, lines)
     statement = select(updated.c.id, *answer).add_cte(history.cte("history"))
     if withdraws:
         statement = statement.add_cte(outbox.WITHDRAW_REMINDERS.cte("withdrawn"))

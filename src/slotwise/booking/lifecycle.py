@@ -271,7 +271,7 @@ async def cancel_each(
             gathered.append((moved, messages))
             cancelled = moved.appointment
         else:
-            await change.write_each(session, gathered)
+            await change.write_each(session, gathered, lines=True)
             gathered = []
             cancelled = await _write_cancel(
                 session, access, reason=one.reason, now=one.now, hand_on=False
@@ -280,7 +280,7 @@ async def cancel_each(
             freed.setdefault(cancelled.provider_id, []).append(span)
             latest = one.now if latest is None else max(latest, one.now)
         answers.append(cancelled)
-    await change.write_each(session, gathered)
+    await change.write_each(session, gathered, lines=True)
     if freed:
         assert latest is not None
         await waitlist.promote(session, freed, now=latest)

@@ -597,19 +597,29 @@ async def lock_in_order(
     if connection.dialect.name != "postgresql" or not values["lock_keys"]:
         return
     held = transaction_memo(session, _HELD_LOCKS)
-    keys = zip(values["lock_keys"], values["lock_seeds"], strict=True)
-    if all(key in held for key in keys):
+    if all(key in held for key in _keys(values)):
         return
     await connection.execute(_LOCK_IN_ORDER, values)
     _held(session, values)
+
+
+def holds_provider_lock(session: AsyncSession, provider_id: uuid.UUID) -> bool:
+    """Does this transaction hold the provider's booking lock, taken by an earlier
+    statement (``lock_in_order``, a write's first step) outside a savepoint? PostgreSQL's
+    locks only: on SQLite a write transaction holds the database's write lock instead."""
+    return (str(provider_id), 1) in transaction_memo(session, _HELD_LOCKS)
 
 
 def _held(session: AsyncSession, values: dict[str, list[Any]]) -> None:
     """The locks just taken (``_ordered``'s keys and seeds), held until the transaction
     ends; not those taken inside a savepoint (its rollback may release them)."""
     if not session.in_nested_transaction():
-        keys = zip(values["lock_keys"], values["lock_seeds"], strict=True)
-        transaction_memo(session, _HELD_LOCKS).update(dict.fromkeys(keys))
+        transaction_memo(session, _HELD_LOCKS).update(dict.fromkeys(_keys(values)))
+
+
+def _keys(values: dict[str, list[Any]]) -> Iterable[tuple[str, int]]:
+    """``_ordered``'s locks as (key, seed) pairs, as ``_HELD_LOCKS`` keeps them."""
+    return zip(values["lock_keys"], values["lock_seeds"], strict=True)
 
 
 _HELD_LOCKS = "slotwise.booking.held_locks"  # ``transaction_memo``: (key, seed) -> None
