@@ -13,8 +13,9 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,6 +29,7 @@ from starlette.routing import BaseRoute
 from slotwise import migrate
 from slotwise.config import Environment, Settings
 from slotwise.main import create_app
+from slotwise.state import get_now
 
 POSTGRES_URL = os.environ.get(
     "SLOTWISE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -330,6 +332,26 @@ async def closed(application: FastAPI) -> None:
     """A test's application closed, and the dependency overrides it set forgotten."""
     application.dependency_overrides.clear()
     await application.state.slotwise.aclose()
+
+
+@contextlib.asynccontextmanager
+async def served(
+    database_url: str,
+    clock: Callable[[], datetime],
+    address: str = "203.0.113.7",
+    **settings: object,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An application of its own with these settings (beside the test's ``app``, so built
+    by ``create_app``: see ``app_for``), its clock ``clock``, and a client calling from
+    ``address``."""
+    application = create_app(make_settings(database_url, **settings))
+    application.dependency_overrides[get_now] = clock
+    try:
+        transport = httpx.ASGITransport(app=application, client=(address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
+            yield application, c
+    finally:
+        await application.state.slotwise.aclose()
 
 
 @pytest.fixture

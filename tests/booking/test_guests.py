@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,11 +21,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from slotwise import migrate
 from slotwise.db import make_engine
-from slotwise.main import create_app
 from slotwise.notifications import render
 from slotwise.notifications.models import OutboxMessage
-from slotwise.state import get_now
-from tests.conftest import make_settings
+from tests.conftest import served
 from tests.factories import (
     Account,
     Clock,
@@ -60,21 +56,6 @@ async def post(
     if way == "idempotent":
         headers["Idempotency-Key"] = f"guests-{next(_keys)}"
     return await client.post("/appointments/", json=body, headers=headers)
-
-
-@asynccontextmanager
-async def served(
-    database_url: str, clock: Clock, address: str = "203.0.113.7", **settings: Any
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """An application with these settings, and a client calling from ``address``."""
-    app = create_app(make_settings(database_url, **settings))
-    app.dependency_overrides[get_now] = clock
-    try:
-        transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
-            yield app, c
-    finally:
-        await app.state.slotwise.aclose()
 
 
 def code(response: httpx.Response) -> str | int:

@@ -4,8 +4,6 @@ by itself when the hold ends (no job), counted toward anti-abuse limits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,11 +13,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from slotwise.booking.models import Appointment, AppointmentEvent
-from slotwise.main import create_app
 from slotwise.notifications.models import OutboxMessage
-from slotwise.state import get_now
 from slotwise.webhooks.models import WebhookDelivery
-from tests.conftest import make_settings
+from tests.conftest import served
 from tests.factories import (
     Account,
     Clock,
@@ -51,21 +47,6 @@ async def starts(client: httpx.AsyncClient, provider: dict[str, Any], day: str =
 
 def code(response: httpx.Response) -> str | int:
     return response.json().get("code", response.status_code)
-
-
-@asynccontextmanager
-async def served(
-    database_url: str, clock: Clock, address: str = "203.0.113.7", **settings: Any
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """An application with these settings, and a client calling from ``address``."""
-    app = create_app(make_settings(database_url, **settings))
-    app.dependency_overrides[get_now] = clock
-    try:
-        transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
-            yield app, c
-    finally:
-        await app.state.slotwise.aclose()
 
 
 async def test_a_hold_answers_its_token_and_expiry_in_the_providers_zone(
