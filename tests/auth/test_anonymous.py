@@ -5,6 +5,7 @@ who may not use it."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 from fastapi import FastAPI
@@ -77,3 +78,17 @@ async def test_an_anonymous_caller_is_refused_before_its_request_is_read(
             checked += 1
     assert answered == []
     assert checked > 50
+
+
+async def test_a_body_that_is_not_json_is_refused_as_such_first(
+    client: httpx.AsyncClient,
+) -> None:
+    """The one exception (docs/api.md, "Errors"): FastAPI reads the body before it solves
+    the route's dependencies, so a body that does not parse is a 422 whoever sends it."""
+    response = await client.post(
+        f"/appointments/{uuid.uuid4()}/cancel",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["details"][0]["type"] == "json_invalid"
