@@ -22,6 +22,7 @@ from slotwise.booking.waitlist_schemas import WaitlistCreate
 from slotwise.users.models import User
 from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_change import statements_of
+from tests.booking.test_holds import hold
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
 from tests.booking.test_queue_cancel import ASKED_ONCE, booked, break_first_booking, hooked
 from tests.booking.test_queue_cancel import outcome as cancel_outcome
@@ -414,3 +415,33 @@ async def test_someone_joining_the_line_while_a_move_waits_for_the_lock_gets_the
     assert answer.start_at == on_day("11:00")
     got = (await client.get(f"/waitlist/{joined.entry.id}", headers=waiter.headers)).json()
     assert got["status"] == "booked", got
+
+
+# The release of expired holds, in every statement that makes one (the write's first step).
+RELEASE = "appointments.hold_until <="
+
+
+async def test_a_batch_that_moves_and_books_releases_expired_holds_once(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """A batch that moves and books takes every lock it will need first; that step also
+    releases the expired holds of every provider and client it locks, so neither the move's
+    judgment nor the bookings' write asks again (on SQLite, whose write lock serializes
+    writers, the release alone). The time an expired hold kept is booked in that batch,
+    and a reschedule can take one too."""
+    _, provider = await bookable_provider(client)
+    mover, booker = await signed_in(client), await signed_in(client)
+    moving = await booked(client, mover, provider, "09:00")
+    clock.now = BOOKING_NOW - timedelta(minutes=30)  # holds for 10 minutes: lapsed by then
+    for at in ("11:00", "12:00"):
+        held = await hold(client, provider["id"], f"{DAY}T{at}:00Z")
+        assert held.status_code == 201, held.text
+    clock.now = BOOKING_NOW
+    with statements_of(app) as seen:
+        found = await together(
+            app, [(mover, (moving, "11:00")), (booker, asked(provider, "12:00"))]
+        )
+    assert outcome(found[1]) == "booked"
+    assert found[0].start_at == on_day("11:00")
+    assert await start_of(app, moving) == on_day("11:00")
+    assert len([s for s in seen if RELEASE in s]) == 1

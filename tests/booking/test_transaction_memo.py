@@ -1,5 +1,6 @@
 """What a transaction keeps until it ends (``db.transaction_memo``): the booking locks it
-holds, asked for once (``repository.lock_in_order``), and the webhook subscriptions it read
+holds, asked for once (``repository.lock_in_order``), the expired holds it released
+(``repository.lock_and_release``), and the webhook subscriptions it read
 (``webhooks.queue.enqueue``)."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import gc
 import uuid
 import weakref
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -81,13 +82,45 @@ async def test_the_locks_a_write_takes_are_not_asked_for_again(database: Databas
     _postgresql_only(database)
     with statements_on(database) as seen:
         async with database.transaction(writes=True) as session:
-            pairs = [(PROVIDER, "client@example.com")]
-            await repository.lock_and_release(session, pairs, now=datetime.now(UTC))
+            now = datetime.now(UTC)
+            await repository.lock_and_release(session, [PROVIDER], ["client@example.com"], now=now)
             await repository.lock_provider(session, PROVIDER)
             await repository.lock_in_order(session, [PROVIDER], ["client@example.com"])
             assert len(locks_asked(seen)) == 1
             await repository.lock_provider(session, OTHER)
             assert len(locks_asked(seen)) == 2
+
+
+def releases_asked(asked: list[str]) -> list[str]:
+    """The releases of expired holds among the statements sent (a write's first step)."""
+    return [statement for statement in asked if "appointments.hold_until <=" in statement]
+
+
+async def test_a_release_made_is_not_asked_for_again(database: Database) -> None:
+    """Expired holds released (and, on PostgreSQL, the locks taken) for some providers and
+    clients at some time: a later write's first step for some of them, at that time or
+    before, asks nothing; for another client, at a later time, or after a release inside a
+    savepoint (its rollback may undo it), it asks again, as it does in a new transaction."""
+    now = datetime.now(UTC)
+    earlier, later = now - timedelta(seconds=1), now + timedelta(seconds=1)
+    with statements_on(database) as seen:
+        async with database.transaction(writes=True) as session:
+            await repository.lock_and_release(session, [PROVIDER, OTHER], ["a", "b"], now=now)
+            await repository.lock_and_release(session, [PROVIDER], ["b"], now=now)
+            await repository.lock_and_release(session, [OTHER], [], now=earlier)
+            assert len(releases_asked(seen)) == 1
+            await repository.lock_and_release(session, [PROVIDER], ["c"], now=now)
+            assert len(releases_asked(seen)) == 2
+            await repository.lock_and_release(session, [PROVIDER], ["c"], now=later)
+            assert len(releases_asked(seen)) == 3
+            savepoint = await session.begin_nested()
+            await repository.lock_and_release(session, [OTHER], ["d"], now=now)
+            await savepoint.rollback()
+            await repository.lock_and_release(session, [OTHER], ["d"], now=now)
+            assert len(releases_asked(seen)) == 5
+        async with database.transaction(writes=True) as session:
+            await repository.lock_and_release(session, [PROVIDER], ["b"], now=now)
+        assert len(releases_asked(seen)) == 6
 
 
 async def test_a_lock_skipped_is_still_held(database: Database) -> None:

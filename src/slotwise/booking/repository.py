@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -117,23 +117,32 @@ class Released(NamedTuple):
 
 
 async def lock_and_release(
-    session: AsyncSession, bookings: list[tuple[uuid.UUID, str]], *, now: datetime
+    session: AsyncSession,
+    providers: Iterable[uuid.UUID],
+    clients: Iterable[str],
+    *,
+    now: datetime,
 ) -> list[Released]:
     """What a booking's write does first: take the locks of these providers and clients
-    ((provider id, client key) pairs; see ``_lock_keys``), then release their holds past
-    ``hold_until``: a held guest booking is cancelled, with a history row; a hold
-    (``booking.holds``), never a booking, is deleted. So an expired hold never refuses a
-    booking (the exclusion constraints, which cannot read the clock, count a hold until it
-    is released). On PostgreSQL one statement takes the locks and finds (and cancels) the
-    expired holds of both kinds; the judgment that follows is a statement of its own, whose
-    snapshot, taken after the locks, sees every booking committed before them. Deleting
-    expired holds costs a statement only when there are some. What was released is
-    returned, for its time to go to waiters (``write``)."""
-    providers = sorted({provider_id for provider_id, _ in bookings})
-    clients = sorted({client_key for _, client_key in bookings})
+    (``_ordered``), then release their holds past ``hold_until``: a held guest booking is
+    cancelled, with a history row; a hold (``booking.holds``), never a booking, is deleted.
+    So an expired hold never refuses a booking (the exclusion constraints, which cannot
+    read the clock, count a hold until it is released). On PostgreSQL one statement takes
+    the locks and finds (and cancels) the expired holds of both kinds; the judgment that
+    follows is a statement of its own, whose snapshot, taken after the locks, sees every
+    booking committed before them. Deleting expired holds costs a statement only when there
+    are some. What was released is returned, for its time to go to waiters (``write``).
+
+    Nothing is asked when this transaction already took these locks and released these
+    providers' and clients' holds at ``now`` or later (a batch's first step, for the writes
+    that follow it): under the locks nobody else holds, or releases, their time meanwhile."""
     connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        locks = _lock_keys(bookings)
+    postgresql = connection.dialect.name == "postgresql"
+    providers, clients = sorted(set(providers)), sorted(set(clients))
+    locks = _ordered(providers, clients)
+    if _released_already(session, locks, now=now, postgresql=postgresql):
+        return []
+    if postgresql:
         values = {**locks, "providers": providers, "clients": clients, "now": now}
         rows = (await connection.execute(_LOCK_AND_RELEASE, values)).all()
         rows = [row for row in rows if row.id is not None]
@@ -141,6 +150,7 @@ async def lock_and_release(
     else:  # SQLite's write lock, taken by BEGIN IMMEDIATE, already serializes writers
         values = {"providers": padded(providers), "clients": padded(clients), "now": now}
         rows = (await connection.execute(_RELEASE, values)).all()
+    _note_released(session, locks, now=now)
     if not rows:
         return []
     freed = [
@@ -536,13 +546,6 @@ async def standings_page(
 # make the judgment authoritative and its refusals orderly 409s.
 
 
-def _lock_keys(bookings: list[tuple[uuid.UUID, str]]) -> dict[str, list[Any]]:
-    """The bookings' ((provider id, client key) pairs) locks: ``_ordered``."""
-    return _ordered(
-        [provider_id for provider_id, _ in bookings], [client_key for _, client_key in bookings]
-    )
-
-
 def _ordered(providers: Iterable[uuid.UUID], clients: Iterable[str]) -> dict[str, list[Any]]:
     """The providers' locks (seed 1), then the clients' (seed 2), each in sorted order: the
     one order every transaction takes them in."""
@@ -555,7 +558,7 @@ def _ordered(providers: Iterable[uuid.UUID], clients: Iterable[str]) -> dict[str
 
 
 def _lock_in_order() -> Select[Any]:
-    """PostgreSQL: the booking locks bound as ``lock_keys`` and ``lock_seeds`` (``_lock_keys``),
+    """PostgreSQL: the booking locks bound as ``lock_keys`` and ``lock_seeds`` (``_ordered``),
     in the arrays' order (a function scan's rows)."""
     keys = (
         func.unnest(
@@ -573,7 +576,7 @@ _LOCK_IN_ORDER = _lock_in_order()
 
 
 async def lock_provider(session: AsyncSession, provider_id: uuid.UUID) -> None:
-    """The provider's booking lock alone, the very lock a write takes first (``_lock_keys``:
+    """The provider's booking lock alone, the very lock a write takes first (``_ordered``:
     the provider's id, seed 1), held until the commit (PostgreSQL; SQLite's BEGIN IMMEDIATE
     already serializes writers). The waitlist takes it before it reads who is in line."""
     await lock_in_order(session, [provider_id])
@@ -583,7 +586,7 @@ async def lock_in_order(
     session: AsyncSession, provider_ids: Iterable[uuid.UUID], client_keys: Iterable[str] = ()
 ) -> None:
     """The providers' booking locks, then the clients', each sorted: the order every write
-    takes them (``_lock_keys``). A transaction that will take some of them one at a time
+    takes them (``_ordered``). A transaction that will take some of them one at a time
     (the booking queue's cancellations and reschedules, whose judgments and hand-ons lock
     their providers and clients as they come) takes them all first, so that it never holds
     one while it waits for another that a writer holding that one waits for.
@@ -623,6 +626,33 @@ def _keys(values: dict[str, list[Any]]) -> Iterable[tuple[str, int]]:
 
 
 _HELD_LOCKS = "slotwise.booking.held_locks"  # ``transaction_memo``: (key, seed) -> None
+
+
+def _released_already(
+    session: AsyncSession, values: dict[str, list[Any]], *, now: datetime, postgresql: bool
+) -> bool:
+    """Did this transaction release the expired holds of every provider and client of
+    ``values`` (``_ordered``) at ``now`` or later, and (PostgreSQL) does it hold their
+    locks?"""
+    released = transaction_memo(session, _RELEASED)
+    if not all(released.get(key, _NEVER) >= now for key in _keys(values)):
+        return False
+    held = transaction_memo(session, _HELD_LOCKS)
+    return not postgresql or all(key in held for key in _keys(values))
+
+
+def _note_released(session: AsyncSession, values: dict[str, list[Any]], *, now: datetime) -> None:
+    """The providers' and clients' expired holds released at ``now``: not inside a
+    savepoint (its rollback may undo the release)."""
+    if not session.in_nested_transaction():
+        released = transaction_memo(session, _RELEASED)
+        for key in _keys(values):
+            released[key] = max(now, released.get(key, _NEVER))
+
+
+# ``transaction_memo``: (key, seed) -> the latest ``now`` its expired holds were released at
+_RELEASED = "slotwise.booking.released"
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 @cache

@@ -426,17 +426,27 @@ def _holds(claims: list[Claim]) -> bool:
 
 async def _lock_and_release(session: AsyncSession, claims: list[Claim]) -> None:
     """The write's first step: the locks, and the release of expired holds (and unverified
-    guest bookings), whose time goes at once to whoever waits for it (``RELEASED_KEY``),
-    before anything else is judged: a place freed goes to the first in line, as a
-    cancelled one does. Only the locked providers' releases are handed on (a client's own
-    lapsed hold with another provider is released too, but that provider is not locked)."""
-    pairs = [(claim.provider_id, claim.client_key) for claim in claims]
-    now = max(claim.now for claim in claims)
-    released = await repository.lock_and_release(session, pairs, now=now)
-    if not released:
-        return
-    locked = {claim.provider_id for claim in claims}
-    freed = [item for item in released if item.provider_id in locked]
+    guest bookings), before anything else is judged (``lock_and_release``)."""
+    await lock_and_release(
+        session,
+        {claim.provider_id for claim in claims},
+        {claim.client_key for claim in claims},
+        now=max(claim.now for claim in claims),
+    )
+
+
+async def lock_and_release(
+    session: AsyncSession, providers: set[uuid.UUID], clients: set[str], *, now: datetime
+) -> None:
+    """The locks of these providers and clients, and the release of their expired holds
+    (and unverified guest bookings), whose time goes at once to whoever waits for it
+    (``RELEASED_KEY``): a place freed goes to the first in line, as a cancelled one does.
+    Only the locked providers' releases are handed on (a client's own lapsed hold with
+    another provider is released too, but that provider is not locked). Taken here by a
+    batch for every write it makes, a write's own first step asks nothing
+    (``repository.lock_and_release``)."""
+    released = await repository.lock_and_release(session, providers, clients, now=now)
+    freed = [item for item in released if item.provider_id in providers]
     hand_on: HandOn | None = session.info.get(RELEASED_KEY)
     if freed and hand_on is not None:
         await hand_on(session, freed, now=now)
