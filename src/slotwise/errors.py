@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -154,13 +154,14 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def error_response(
     request: Request, status: int, code: str, message: str, details: Any = None
-) -> JSONResponse:
+) -> Response:
     request_id = getattr(request.state, "request_id", None)
     body = ErrorBody(code=code, message=message, details=details, request_id=request_id)
-    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+    # Serialised by pydantic in one pass (the same JSON as JSONResponse would write).
+    return Response(body.model_dump_json(), status_code=status, media_type="application/json")
 
 
-async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     response = error_response(request, status_for(exc), exc.code, exc.detail_message, exc.details)
     if isinstance(exc, RateLimited | DependencyUnavailable):
@@ -183,7 +184,7 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     return error_response(
         request,
@@ -204,7 +205,7 @@ _HTTP_CODES = {
 }
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a body not UTF-8
         not_text = {"loc": ["body"], "msg": "The body is not UTF-8 text", "type": "json_invalid"}
@@ -220,7 +221,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> Response:
     """The database could not be reached or stayed locked: tell the client to retry."""
     log.warning("database_unavailable", error=str(exc)[:200])
     response = error_response(
@@ -234,7 +235,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
 
 
-async def _database_error_or_crash(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error_or_crash(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DBAPIError)
     transient = getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
     if transient or exc.connection_invalidated or isinstance(exc.orig, OSError | ConnectionError):
@@ -242,7 +243,7 @@ async def _database_error_or_crash(request: Request, exc: Exception) -> JSONResp
     return await _unexpected_error(request, exc)
 
 
-async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+async def _redis_error(request: Request, exc: Exception) -> Response:
     """Redis is down or unreachable and the request cannot do without it (the denylist:
     a token that cannot be checked is not taken as unrevoked, a logout that cannot be
     recorded is not reported done). The rate limiter does without (ratelimit.py)."""
@@ -250,7 +251,7 @@ async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
     return await _app_error(request, DependencyUnavailable("redis"))
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", exc_info=exc)
     return error_response(request, 500, "internal_error", "An unexpected error occurred.")
 
