@@ -33,7 +33,15 @@ from slotwise.scheduling import Interval
 from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_change import statements_of
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
-from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, count_rows, signed_in
+from tests.factories import (
+    BOOKING_NOW,
+    Account,
+    Clock,
+    bookable_provider,
+    count_rows,
+    guest_booking,
+    signed_in,
+)
 
 Job = tuple[Account, AppointmentCreate | uuid.UUID]
 
@@ -557,3 +565,40 @@ async def test_a_batch_that_frees_times_nobody_waits_for_asks_nobody_on_sqlite(
     asked = [s for s in seen if s.startswith(ASKED_ONCE["waitlist"])]
     on_postgresql = state_of(app).db.engine.dialect.name == "postgresql"
     assert len(asked) == (1 if on_postgresql else 0)
+
+
+@pytest.mark.parametrize("with_booking", [False, True])
+async def test_a_batch_cancels_an_unverified_booking_whose_hold_lapsed_once(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, with_booking: bool
+) -> None:
+    """The provider cancels a guest's unverified booking whose hold has lapsed (nothing has
+    released it yet), alone or in a batch that also books, whose writes release the
+    providers' expired holds: the provider's cancellation is the one the row gets, once,
+    as a lone one would be (the release leaves a row the batch changes to the change)."""
+    owner, provider = await bookable_provider(client, verify_guest_email=True)
+    clock.now = BOOKING_NOW - timedelta(minutes=30)  # held for 15 minutes: lapsed by then
+    held = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
+    )
+    assert held.json()["status"] == "pending_verification", held.text
+    clock.now = BOOKING_NOW
+    held_id = uuid.UUID(held.json()["id"])
+    jobs: list[Job] = [(owner, held_id)]
+    if with_booking:
+        jobs.append((await signed_in(client), asked(provider, "11:00")))
+    found = await together(app, jobs)
+    assert [outcome(answer) for answer in found] == ["cancelled"] + ["booked"] * with_booking
+    async with state_of(app).db.transaction(writes=False) as session:
+        row = await session.get(Appointment, held_id)
+        history = (
+            await session.scalars(
+                select(AppointmentEvent)
+                .where(AppointmentEvent.appointment_id == held_id)
+                .order_by(AppointmentEvent.at, AppointmentEvent.id)
+            )
+        ).all()
+    assert row is not None
+    assert row.status is Status.CANCELLED
+    assert row.cancel_reason == "Away"
+    cancellations = [event for event in history if event.to_status == Status.CANCELLED.value]
+    assert [(event.actor_role, event.reason) for event in cancellations] == [("provider", "Away")]

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from slotwise.availability import sources
 from slotwise.availability.busy import Busy, Moved, Taken
 from slotwise.booking.models import HOLDING_STATUSES, Appointment, Status
-from slotwise.booking.repository import _HELD, HOLD, LONGEST_BLOCK, blocking, takes_time
+from slotwise.booking.repository import LONGEST_BLOCK, RELEASED, blocking, takes_time
 from slotwise.providers.models import Provider
 
 _PROVIDER_ID: BindParameter[uuid.UUID] = bindparam("provider_id")
@@ -40,9 +40,7 @@ _HOLDS = frozenset({Status.PENDING_VERIFICATION.value, Status.HELD.value})
 # week limits need when an appointment starts and which session it is, and so do a group
 # service's sessions; only their reads give it (`_FULL`), the read of busy time leaves it
 # unknown.
-_HOLD_UNTIL = case((Appointment.status.in_([_HELD, HOLD]), Appointment.hold_until)).label(
-    "hold_until"
-)
+_HOLD_UNTIL = case((Appointment.status.in_(RELEASED), Appointment.hold_until)).label("hold_until")
 # Not a hold that ended at ``now`` (only holds carry ``hold_until``: a verified guest
 # booking's is cleared, ``booking.guests``).
 _LIVE = or_(Appointment.hold_until.is_(None), Appointment.hold_until > bindparam("now"))

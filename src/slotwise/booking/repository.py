@@ -62,8 +62,11 @@ def takes_time() -> ColumnElement[bool]:
     return Appointment.status.in_([literal_column(f"'{status}'") for status in HOLDING_STATUSES])
 
 
-_HELD: ColumnElement[Any] = literal_column(f"'{Status.PENDING_VERIFICATION}'")
 HOLD: ColumnElement[Any] = literal_column(f"'{Status.HELD}'")
+# What the release of expired holds takes once its ``hold_until`` has passed: unverified
+# guest bookings and holds (``_release``; ``lapsed`` for a row read; ``busy``'s listings).
+_RELEASED_STATUSES = (Status.PENDING_VERIFICATION, Status.HELD)
+RELEASED: list[ColumnElement[Any]] = [literal_column(f"'{one}'") for one in _RELEASED_STATUSES]
 _CANCELLED: ColumnElement[Any] = literal_column(f"'{Status.CANCELLED}'")
 
 
@@ -193,6 +196,12 @@ async def lock_and_release(
 HOLD_EXPIRED = "The guest did not verify their email in time."
 
 
+def lapsed(appointment: Appointment, now: datetime) -> bool:
+    """Would a release of expired holds at ``now`` take this row?"""
+    until = appointment.hold_until
+    return appointment.status in _RELEASED_STATUSES and until is not None and until <= now
+
+
 def _release(*, postgresql: bool, after: ColumnElement[bool] | None = None) -> Any:
     """The UPDATE that finds the expired holds of the providers and clients bound as
     ``providers`` and ``clients`` (arrays on PostgreSQL), at ``now``: it cancels held guest
@@ -202,7 +211,7 @@ def _release(*, postgresql: bool, after: ColumnElement[bool] | None = None) -> A
     return (
         update(Appointment)
         .where(
-            Appointment.status.in_([_HELD, HOLD]),
+            Appointment.status.in_(RELEASED),
             Appointment.hold_until <= bindparam("now"),
             or_(
                 one_of(Appointment.provider_id, "providers", postgresql=postgresql),
