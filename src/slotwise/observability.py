@@ -123,6 +123,10 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        # Bound once, as logging is configured for the app (``configure_logging``, called by
+        # ``create_app`` before its first request builds this): through the module's lazy
+        # proxy, every line, even one the level filters out, would build a logger again.
+        self.access_log = access_log.bind()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -212,7 +216,7 @@ class RequestContextMiddleware:
         count, latency = self.metrics.series(method, template, status)
         count.inc()
         latency.observe(elapsed)
-        access_log.info(
+        self.access_log.info(
             "request",
             method=method,
             path=scope["path"],
