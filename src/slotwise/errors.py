@@ -157,7 +157,8 @@ def error_response(
 ) -> Response:
     request_id = getattr(request.state, "request_id", None)
     body = ErrorBody(code=code, message=message, details=details, request_id=request_id)
-    # Serialised by pydantic in one pass (the same JSON as JSONResponse would write).
+    # Serialised by pydantic in one pass: the JSON a JSONResponse of the JSON-mode dump
+    # would write (a float may be written in another notation, e.g. 0.00001 for 1e-05).
     return Response(body.model_dump_json(), status_code=status, media_type="application/json")
 
 

@@ -11,13 +11,17 @@ import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from slotwise.booking import repository, waitlist_repository
+from slotwise.booking import holds, repository, waitlist_repository
+from slotwise.booking.schemas import HoldCreate
 from slotwise.db import Database, transaction_memo
 from tests.booking.test_change import statements_on
+from tests.factories import BOOKING_NOW, Clock, bookable_provider
 
 PROVIDER = uuid.uuid4()
 OTHER = uuid.uuid4()
@@ -121,6 +125,37 @@ async def test_a_release_made_is_not_asked_for_again(database: Database) -> None
         async with database.transaction(writes=True) as session:
             await repository.lock_and_release(session, [PROVIDER], ["b"], now=now)
         assert len(releases_asked(seen)) == 6
+
+
+async def test_a_hold_written_after_a_release_is_released_again_if_asked(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """A release covers the holds on file when it ran: a hold written after it in the same
+    transaction (a waitlist's offer holds a time until it starts, which may be past the
+    release's clock) has the next write's first step ask again for its provider and
+    client."""
+    _, provider = await bookable_provider(client)
+    state = app.state.slotwise
+    asked = HoldCreate.model_validate(
+        {"provider_id": provider["id"], "start_datetime": "2027-03-03T10:00:00Z"}
+    )
+    with statements_on(state.db) as seen:
+        async with state.db.transaction(writes=True) as session:
+            held = await holds.take(
+                session,
+                kept_terms=state.terms,
+                user=None,
+                address="203.0.113.7",
+                data=asked,
+                now=BOOKING_NOW,
+                policy=holds.HoldPolicy.from_settings(state.settings),
+            )
+            assert len(releases_asked(seen)) == 1  # the hold's own write released first
+            mine = ([held.hold.provider_id], [held.hold.client_key])
+            await repository.lock_and_release(session, *mine, now=BOOKING_NOW)
+            assert len(releases_asked(seen)) == 2
+            await repository.lock_and_release(session, *mine, now=BOOKING_NOW)
+            assert len(releases_asked(seen)) == 2
 
 
 async def test_a_lock_skipped_is_still_held(database: Database) -> None:

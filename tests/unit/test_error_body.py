@@ -1,5 +1,6 @@
-"""The error body as ``errors.error_response`` writes it: the JSON a ``JSONResponse`` of
-the body's JSON-mode dump would carry, byte for byte (pydantic serialises it in one pass)."""
+"""The error body as ``errors.error_response`` writes it: for the values error details
+hold (text, integers, ids, instants, lists of them), the bytes a ``JSONResponse`` of the
+body's JSON-mode dump would carry (pydantic serialises it in one pass)."""
 
 from __future__ import annotations
 

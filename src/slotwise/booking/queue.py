@@ -690,7 +690,11 @@ async def _lock_changes(
     of the moved rows and of the bookings. So no cancellation's hand-on, reschedule's
     judgment or booking's write waits, holding one of these locks, for another that a
     writer holding that one waits for. (A waiter given a freed time is locked when the
-    hand-on books them: not known before.) Nothing is read or locked for a batch that
+    hand-on books them: not known before.) A batch that moves or books takes them as its
+    writes' first step (``write.lock_and_release``: the expired holds of those providers
+    and clients released, their time handed to waiters, before the batch's changes), so
+    that each write after it asks nothing; not where that release would take a row the
+    batch changes (``repository.lapsed``). Nothing is read or locked for a batch that
     changes no appointment."""
     if not cancelling and not moving:
         return {}

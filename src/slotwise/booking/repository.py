@@ -637,6 +637,17 @@ def _keys(values: dict[str, list[Any]]) -> Iterable[tuple[str, int]]:
 _HELD_LOCKS = "slotwise.booking.held_locks"  # ``transaction_memo``: (key, seed) -> None
 
 
+def unreleased(
+    session: AsyncSession, providers: Iterable[uuid.UUID], clients: Iterable[str]
+) -> None:
+    """Holds just written for these providers and clients: a release made before them no
+    longer covers them (a waitlist's offer holds a time until it starts, which may already
+    be past the release's clock), so the next write releases again."""
+    released = transaction_memo(session, _RELEASED)
+    for key in _keys(_ordered(providers, clients)):
+        released.pop(key, None)
+
+
 def _released_already(
     session: AsyncSession, values: dict[str, list[Any]], *, now: datetime, postgresql: bool
 ) -> bool:

@@ -273,6 +273,11 @@ async def _insert(session: AsyncSession, written: list[Row]) -> None:
         ],
         deferred=True,
     )
+    held = [row.claim for row in written if row.appointment.get("hold_until") is not None]
+    if held:  # a later write of the transaction releases these again if they lapse
+        repository.unreleased(
+            session, {claim.provider_id for claim in held}, {claim.client_key for claim in held}
+        )
 
 
 async def _report(session: AsyncSession, written: list[Row]) -> None:
