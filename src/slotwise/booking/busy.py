@@ -26,13 +26,19 @@ from sqlalchemy.engine import Connection
 
 from slotwise.availability import sources
 from slotwise.availability.busy import Busy, Moved, Taken
-from slotwise.booking.models import HOLDING_STATUSES, Appointment, Status
-from slotwise.booking.repository import LONGEST_BLOCK, RELEASED, blocking, takes_time
+from slotwise.booking.models import HOLDING_STATUSES, Appointment
+from slotwise.booking.repository import (
+    LONGEST_BLOCK,
+    RELEASED,
+    RELEASED_STATUSES,
+    blocking,
+    takes_time,
+)
 from slotwise.providers.models import Provider
 
 _PROVIDER_ID: BindParameter[uuid.UUID] = bindparam("provider_id")
 _TAKING = frozenset(status.value for status in HOLDING_STATUSES)
-_HOLDS = frozenset({Status.PENDING_VERIFICATION.value, Status.HELD.value})
+_HOLDS = frozenset(status.value for status in RELEASED_STATUSES)
 
 # What a listing keeps of each appointment it reads (`Taken`). Every row read takes time (the
 # statements' conditions), so the status is read only as a hold's end: a held guest

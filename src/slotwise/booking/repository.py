@@ -65,8 +65,8 @@ def takes_time() -> ColumnElement[bool]:
 HOLD: ColumnElement[Any] = literal_column(f"'{Status.HELD}'")
 # What the release of expired holds takes once its ``hold_until`` has passed: unverified
 # guest bookings and holds (``_release``; ``lapsed`` for a row read; ``busy``'s listings).
-_RELEASED_STATUSES = (Status.PENDING_VERIFICATION, Status.HELD)
-RELEASED: list[ColumnElement[Any]] = [literal_column(f"'{one}'") for one in _RELEASED_STATUSES]
+RELEASED_STATUSES = (Status.PENDING_VERIFICATION, Status.HELD)
+RELEASED: list[ColumnElement[Any]] = [literal_column(f"'{one}'") for one in RELEASED_STATUSES]
 _CANCELLED: ColumnElement[Any] = literal_column(f"'{Status.CANCELLED}'")
 
 
@@ -199,7 +199,7 @@ HOLD_EXPIRED = "The guest did not verify their email in time."
 def lapsed(appointment: Appointment, now: datetime) -> bool:
     """Would a release of expired holds at ``now`` take this row?"""
     until = appointment.hold_until
-    return appointment.status in _RELEASED_STATUSES and until is not None and until <= now
+    return appointment.status in RELEASED_STATUSES and until is not None and until <= now
 
 
 def _release(*, postgresql: bool, after: ColumnElement[bool] | None = None) -> Any:
