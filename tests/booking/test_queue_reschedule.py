@@ -445,3 +445,65 @@ async def test_a_batch_that_moves_and_books_releases_expired_holds_once(
     assert found[0].start_at == on_day("11:00")
     assert await start_of(app, moving) == on_day("11:00")
     assert len([s for s in seen if RELEASE in s]) == 1
+
+
+# A move's judgment (the answers for every claim, in one statement), and its row's write
+# (PostgreSQL: one statement with its history and messages; SQLite: one a table).
+JUDGED = "SELECT (SELECT providers.rules_version"
+MOVED = ("WITH history AS (INSERT INTO appointment_events", "UPDATE appointments SET start_at=")
+
+
+async def test_reschedules_that_cannot_meet_are_judged_together_and_written_together(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Moves of a batch whose new times meet neither the times the others leave nor those
+    they take are judged in one statement and written in one: what judging and writing each
+    after the one before gives, in two round trips instead of two each."""
+    _, provider = await bookable_provider(client)
+    accounts = [await signed_in(client) for _ in range(3)]
+    ids = [await booked(client, one, provider, f"{9 + i:02d}:00") for i, one in enumerate(accounts)]
+    with statements_of(app) as seen, Commits(app) as commits:
+        found = await together(
+            app, [(one, (ids[i], f"{13 + i}:00")) for i, one in enumerate(accounts)]
+        )
+    assert commits.count == 1
+    assert [answer.start_at for answer in found] == [on_day(f"{13 + i}:00") for i in range(3)]
+    for i, answer in enumerate(found):
+        assert await start_of(app, ids[i]) == on_day(f"{13 + i}:00")
+        assert [event.action for event in answer.history] == ["created", "rescheduled"]
+    assert len([s for s in seen if s.startswith(JUDGED)]) == 1
+    assert len([s for s in seen if s.startswith(MOVED)]) == 1
+
+
+async def test_moves_into_a_day_with_room_for_one_more_are_judged_in_turn(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Two clients' moves into a day with room for one more booking: judged at once, each
+    would find room; judged each after the one before, the second is refused the limit."""
+    _, provider = await bookable_provider(client, max_bookings_per_day=2)
+    first, second, third = [await signed_in(client) for _ in range(3)]
+    await booked(client, first, provider, "09:00")  # one of DAY's two
+    later = "2027-03-10"
+    ids = [
+        await booked(client, second, provider, "10:00", day=later),
+        await booked(client, third, provider, "12:00", day=later),
+    ]
+    found = await together(app, [(second, (ids[0], "11:00")), (third, (ids[1], "13:00"))])
+    assert [outcome(answer) for answer in found] == ["pending", "limit_reached"]
+    assert found[1].details == {"limit": "per_day", "maximum": 2}
+    assert await start_of(app, ids[0]) == on_day("11:00")
+    assert await start_of(app, ids[1]) == datetime.fromisoformat(f"{later}T12:00:00+00:00")
+
+
+async def test_an_appointment_moved_twice_in_a_batch_is_judged_where_the_first_move_put_it(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """The provider moves a client's appointment into the client's cancellation window and
+    the client moves it again in the same batch: the second move is judged on the row as
+    the first left it, so the client is refused, as the window says."""
+    owner, provider = await bookable_provider(client, cancellation_window_minutes=48 * 60)
+    mine = await signed_in(client)
+    moving = await booked(client, mine, provider, "10:00", day="2027-03-10")
+    found = await together(app, [(owner, (moving, "11:00")), (mine, (moving, "13:00"))])
+    assert [outcome(answer) for answer in found] == ["pending", "policy_window_closed"]
+    assert await start_of(app, moving) == on_day("11:00")

@@ -46,7 +46,8 @@ way, after the batch's cancellations and before its bookings (``reschedule.move_
 read and locked in one statement with the batch's cancellations (``_lock_changes``, which
 also takes, at once and in order, every provider's and client's lock the batch will take),
 decided and judged by ``reschedule.plan`` (a refusal writes nothing of it), written by
-``reschedule.carry_out``, answered once the transaction commits. In a batch that cancels or
+``reschedule.carry_out``, answered once the transaction commits; several that cannot meet
+are judged in one statement and written in one. In a batch that cancels or
 moves appointments, a booking the write refuses is answered at the commit too: a change of
 the batch may be why. (A guest's cancellation or reschedule, by its manage token, is a
 request of its own.)

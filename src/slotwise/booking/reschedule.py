@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from slotwise import scheduling
 from slotwise.booking import access as access_rules
-from slotwise.booking import change, publish, repository, waitlist, write
+from slotwise.booking import change, publish, repository, waitlist, waitlist_repository, write
 from slotwise.booking.access import Access
 from slotwise.booking.errors import InvalidTransition, TermsChanged, refused
 from slotwise.booking.integrity import raise_for_constraint
@@ -102,7 +102,12 @@ async def move_each(
 
     A refusal comes from ``plan``, before anything of it is written; anything ``carry_out``
     raises is raised, for the whole transaction to be given up (the queue then writes each
-    of its jobs alone)."""
+    of its jobs alone).
+
+    Moves that cannot change one another's judgment (``_apart``) are judged in one
+    statement and written in one (``_together``), with the same outcome."""
+    if len(asked) > 1 and (together := await _together(session, asked, found, kept_terms)):
+        return together
     answers: list[AppointmentRead | AppError] = []
     for one in asked:
         try:
@@ -130,9 +135,7 @@ async def plan(
     locks; its refusal raised. Nothing of the reschedule is written (the locks' release of
     expired holds is, as any write's)."""
     appointment = access.appointment
-    if appointment.status not in ACTIVE_STATUSES:
-        raise InvalidTransition(details={"from": appointment.status.value, "to": "rescheduled"})
-    check_window(access, access.provider, now=now)
+    _check_movable(access, now=now)
     accesses = [access]
     start_time, end_time = data.new_start_time, data.new_end_time
     if appointment.team_booking_id is not None:  # its members' rows move together, or none
@@ -143,19 +146,44 @@ async def plan(
     # own provider or an admin moves a row as staff; anyone else's new time for it (a
     # client's, a guest's, another member's of a collective booking) is held to its
     # provider's listing, notice, horizon and limits, like a booking.
-    parts = [
-        Part(
-            one,
-            scheduling.Request(
-                service_id=one.appointment.service_id,
-                start_time=start_time,
-                end_time=end_time,
-                kind=Kind.STAFF_MOVE if one.is_staff else Kind.CLIENT_MOVE,
-            ),
-        )
-        for one in accesses
-    ]
+    parts = [_part(one, start_time, end_time) for one in accesses]
     return Planned(access, parts, await _decided(session, kept_terms, parts, now))
+
+
+def _check_movable(access: Access, *, now: datetime) -> None:
+    """A reschedule's own refusals: an appointment no longer active, or a client past the
+    provider's cancellation window."""
+    appointment = access.appointment
+    if appointment.status not in ACTIVE_STATUSES:
+        raise InvalidTransition(details={"from": appointment.status.value, "to": "rescheduled"})
+    check_window(access, access.provider, now=now)
+
+
+def _part(access: Access, start_time: datetime, end_time: datetime | None) -> Part:
+    return Part(
+        access,
+        scheduling.Request(
+            service_id=access.appointment.service_id,
+            start_time=start_time,
+            end_time=end_time,
+            kind=Kind.STAFF_MOVE if access.is_staff else Kind.CLIENT_MOVE,
+        ),
+    )
+
+
+def _claim(part: Part, terms: scheduling.Terms, placement: Placement, now: datetime) -> write.Claim:
+    """The part's new time as the write judges it: its own current time aside. A client's
+    new time counts toward the provider's day and week limits like a booking; the provider
+    and admins move bookings past them."""
+    return write.claim_for(
+        terms,
+        placement,
+        client_key=part.access.appointment.client_key,
+        now=now,
+        count_day_and_week=part.request.kind is not Kind.STAFF_MOVE,
+        check_standing=False,
+        exclude_id=part.access.appointment.id,
+    )
 
 
 async def carry_out(
@@ -234,18 +262,8 @@ async def _decided(
             await _placed(session, kept_terms, part, now=now, fresh=index in stale)
             for index, part in enumerate(parts)
         ]
-        # A client's new time counts toward the provider's day and week limits like a
-        # booking (its own old time aside); the provider and admins move bookings past them.
         claims = [
-            write.claim_for(
-                terms,
-                placement,
-                client_key=part.access.appointment.client_key,
-                now=now,
-                count_day_and_week=part.request.kind is not Kind.STAFF_MOVE,
-                check_standing=False,
-                exclude_id=part.access.appointment.id,
-            )
+            _claim(part, terms, placement, now)
             for part, (terms, placement) in zip(parts, placed, strict=True)
         ]
         outcomes = await write.check_moves(session, claims)
@@ -299,6 +317,32 @@ async def _move(
     """The part's row moved to its decided time, with its history, messages (its
     provider's alone: ``provider_only``) and webhook event; the time (or seat) it freed,
     or None when it freed none."""
+    moved, messages, freed = _moving(
+        part,
+        decided,
+        data=data,
+        reminder_offsets=reminder_offsets,
+        now=now,
+        provider_only=provider_only,
+    )
+    try:
+        await change.write(session, moved, messages)
+    except IntegrityError as exc:
+        raise_for_constraint(exc)
+    return freed
+
+
+def _moving(
+    part: Part,
+    decided: Decided,
+    *,
+    data: RescheduleRequest,
+    reminder_offsets: list[int],
+    now: datetime,
+    provider_only: bool,
+) -> tuple[change.Change, outbox.Batch, Interval | None]:
+    """``_move``'s change, shown on the loaded row (``change.apply``), and its messages, to
+    be written; and the time (or seat) it frees, or None."""
     access, placement = part.access, decided.placement
     appointment = access.appointment
     before_start, before_status = appointment.start_at, appointment.status
@@ -347,13 +391,116 @@ async def _move(
         messages.rows = [
             m for m in messages.rows if m["context"].get("recipient_role") == "provider"
         ]
-    try:
-        await change.write(session, moved, messages)
-    except IntegrityError as exc:
-        raise_for_constraint(exc)
     if (
         before_blocked != Interval(appointment.blocked_start_at, appointment.blocked_end_at)
         or before_session != appointment.session_key
     ):
-        return before_blocked
-    return None
+        return moved, messages, before_blocked
+    return moved, messages, None
+
+
+# -- several moves of a batch at once ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A move of the batch decided on its provider's terms, not yet judged."""
+
+    index: int  # its place among the batch's moves
+    move: Move
+    part: Part
+    claim: write.Claim
+    terms: scheduling.Terms
+    placement: Placement
+
+
+async def _together(
+    session: AsyncSession,
+    asked: Sequence[Move],
+    found: Mapping[uuid.UUID, repository.Found],
+    kept_terms: TermsCache,
+) -> list[AppointmentRead | AppError] | None:
+    """``move_each``'s answers, the moves judged in one statement and written in one, when
+    none of them can change another's judgment (``_apart``) and nobody waits in their
+    providers' lines (whose hand-on of a freed time would come before the next judgment);
+    None, with nothing written, when that is not so: then each is planned and carried out
+    in turn. Every move is decided (``_placed``), judged (``write.check_moves``) and
+    written (``change.write_each``, as ``change.write`` writes one) as alone."""
+    answers: list[AppointmentRead | AppError | None] = [None] * len(asked)
+    ready: list[_Ready] = []
+    for index, move in enumerate(asked):
+        try:
+            access = await access_rules.of_found(session, found.get(move.appointment_id), move.user)
+            if access.appointment.team_booking_id is not None:
+                return None  # its members' rows move together: planned as a whole
+            _check_movable(access, now=move.now)
+            part = _part(access, move.data.new_start_time, move.data.new_end_time)
+            terms, placement = await _placed(session, kept_terms, part, now=move.now, fresh=False)
+        except AppError as refusal:
+            answers[index] = refusal
+            continue
+        claim = _claim(part, terms, placement, move.now)
+        ready.append(_Ready(index, move, part, claim, terms, placement))
+    if not _apart(ready):
+        return None
+    outcomes = await write.check_moves(session, [one.claim for one in ready]) if ready else []
+    lines = {one.claim.provider_id for one in ready} - waitlist_repository.nobody_waits(session)
+    stale = any(
+        isinstance(outcome, Refusal) and outcome.reason is Reason.TERMS_CHANGED
+        for outcome in outcomes
+    )
+    if stale or (lines and len(ready) > 1):
+        return None
+    gathered: list[tuple[change.Change, outbox.Batch]] = []
+    freed: list[tuple[uuid.UUID, Interval, datetime]] = []
+    for one, outcome in zip(ready, outcomes, strict=True):
+        if isinstance(outcome, Refusal):
+            answers[one.index] = refused(outcome)
+            continue
+        moved, messages, before = _moving(
+            one.part,
+            Decided(one.terms, one.placement, outcome),
+            data=one.move.data,
+            reminder_offsets=one.move.reminder_offsets,
+            now=one.move.now,
+            provider_only=False,
+        )
+        gathered.append((moved, messages))
+        if before is not None:
+            freed.append((moved.appointment.provider_id, before, one.move.now))
+        answers[one.index] = appointment_read(moved.appointment)
+    try:
+        await change.write_each(session, gathered)
+    except IntegrityError as exc:
+        raise_for_constraint(exc)
+    for provider_id, before, now in freed:  # as ``carry_out`` hands each on
+        await waitlist.promote(session, {provider_id: [before]}, now=now)
+    assert all(answer is not None for answer in answers)
+    return [answer for answer in answers if answer is not None]
+
+
+def _apart(ready: Sequence[_Ready]) -> bool:
+    """Can no move of these change another's judgment, so that judging them at once gives
+    what judging each after the earlier ones were written gives? Not when a later one's new
+    time meets the time an earlier one leaves or takes (the provider's or the client's:
+    the blocked spans, which hold the times), when two count toward the same provider's day
+    or week limits, for a seat (its session's seats), or for one appointment moved twice."""
+    if len({one.part.access.appointment.id for one in ready}) < len(ready):
+        return False
+    for later, one in enumerate(ready):
+        appointment = one.part.access.appointment
+        if one.placement.session_key is not None or appointment.session_key != appointment.id:
+            return False
+        for earlier in ready[:later]:
+            same_provider = earlier.claim.provider_id == one.claim.provider_id
+            if not same_provider and earlier.claim.client_key != one.claim.client_key:
+                continue
+            left = earlier.part.access.appointment
+            if one.placement.blocked.overlaps(
+                Interval(left.blocked_start_at, left.blocked_end_at)
+            ) or one.placement.blocked.overlaps(earlier.placement.blocked):
+                return False
+            limited = (one.claim.day_cap, one.claim.week_cap, earlier.claim.day_cap)
+            if same_provider and any(cap is not None for cap in (*limited, earlier.claim.week_cap)):
+                return False
+    return True

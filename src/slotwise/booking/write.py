@@ -388,8 +388,9 @@ async def check_moves(session: AsyncSession, claims: list[Claim]) -> list[Refusa
     """Bookings' new times (each claim's ``exclude_id``), judged together under one set of
     locks in the session's transaction: for each, the refusal, or the seat number the
     appointment takes there (1 when not a seat); the caller then updates the appointments
-    in it. The claims are of different providers and clients (one booking, or the members'
-    rows of a collective one), so none counts against another."""
+    in it. None counts against another: the claims are of different providers and clients
+    (the members' rows of a collective booking), or moves that cannot meet
+    (``reschedule._apart``)."""
     await lock(session, claims)
     judged = await judge(session, claims, lines=True)
     # Under the providers' locks nobody joins their lines until the commit: what the
