@@ -26,23 +26,36 @@ from tests.booking.test_holds import hold
 from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
 from tests.booking.test_queue_cancel import ASKED_ONCE, booked, break_first_booking, hooked
 from tests.booking.test_queue_cancel import outcome as cancel_outcome
-from tests.factories import BOOKING_NOW, Account, Clock, bookable_provider, count_rows, signed_in
+from tests.factories import (
+    BOOKING_NOW,
+    Account,
+    Clock,
+    bookable_provider,
+    count_rows,
+    guest_booking,
+    signed_in,
+)
 
 # A reschedule: the appointment's id and its new start ("HH:MM" on DAY).
 Moving = tuple[uuid.UUID, str]
 Job = tuple[Account, AppointmentCreate | uuid.UUID | Moving]
 
 
-async def together(app: FastAPI, jobs: list[Job]) -> list[Any]:
+async def together(
+    app: FastAPI, jobs: list[Job], clocks: list[datetime] | None = None
+) -> list[Any]:
     """Bookings (a body), cancellations (an appointment's id) and reschedules (an id and a
-    time) handed to the worker's one writer at once: they reach it as one batch."""
+    time) handed to the worker's one writer at once: they reach it as one batch. Each job
+    is asked at its clock (``clocks``, by default BOOKING_NOW for all)."""
     writer = state_of(app).bookings
     writer.writers = 1
 
-    def submitted(account: Account, job: AppointmentCreate | uuid.UUID | Moving) -> Any:
+    def submitted(
+        account: Account, job: AppointmentCreate | uuid.UUID | Moving, now: datetime
+    ) -> Any:
         claims = claims_of(app, account)
         if isinstance(job, uuid.UUID):
-            return writer.cancel(claims=claims, appointment_id=job, reason=None, now=BOOKING_NOW)
+            return writer.cancel(claims=claims, appointment_id=job, reason=None, now=now)
         if isinstance(job, tuple):
             appointment_id, at = job
             return writer.move(
@@ -52,12 +65,14 @@ async def together(app: FastAPI, jobs: list[Job]) -> list[Any]:
                     {"new_start_time": f"{DAY}T{at}:00Z", "reason": "Clash"}
                 ),
                 reminder_offsets=[60],
-                now=BOOKING_NOW,
+                now=now,
             )
-        return writer.submit(claims=claims, data=job, now=BOOKING_NOW)
+        return writer.submit(claims=claims, data=job, now=now)
 
+    at = clocks or [BOOKING_NOW] * len(jobs)
     found = await asyncio.gather(
-        *(submitted(account, job) for account, job in jobs), return_exceptions=True
+        *(submitted(account, job, now) for (account, job), now in zip(jobs, at, strict=True)),
+        return_exceptions=True,
     )
     await writer.aclose()  # every batch committed (a refusal is answered before its commit)
     return found
@@ -507,3 +522,79 @@ async def test_an_appointment_moved_twice_in_a_batch_is_judged_where_the_first_m
     found = await together(app, [(owner, (moving, "11:00")), (mine, (moving, "13:00"))])
     assert [outcome(answer) for answer in found] == ["pending", "policy_window_closed"]
     assert await start_of(app, moving) == on_day("11:00")
+
+
+async def test_an_appointment_moved_twice_in_a_batch_may_be_moved_where_the_first_leaves_it(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """The provider moves a client's appointment out of the client's cancellation window
+    and the client moves it again in the same batch: the client's move is checked on the
+    row as the provider's left it, so it is made, as the window allows."""
+    owner, provider = await bookable_provider(client, cancellation_window_minutes=48 * 60)
+    mine = await signed_in(client)
+    moving = await booked(client, mine, provider, "10:00")  # inside the window
+    found = await together(app, [(owner, (moving, "14:00")), (mine, (moving, "15:00"))])
+    assert [outcome(answer) for answer in found] == ["pending", "pending"]
+    assert await start_of(app, moving) == on_day("15:00")
+    assert [event.action for event in found[1].history].count("rescheduled") == 2
+
+
+async def test_each_move_of_a_batch_that_released_no_holds_releases_at_its_own_clock(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """A batch that changes a guest's unverified booking whose hold has lapsed releases no
+    expired holds first (the change comes first): each move's judgment releases them at
+    the move's own clock. A hold still live at the first move's clock keeps its time from
+    that move; by the second's, it has lapsed and is released."""
+    owner, provider = await bookable_provider(client, verify_guest_email=True)
+    first, second = await signed_in(client), await signed_in(client)
+    clock.now = BOOKING_NOW - timedelta(minutes=40)
+    ids = [
+        await booked(client, one, provider, at) for one, at in ((first, "09:00"), (second, "11:00"))
+    ]
+    clock.now = BOOKING_NOW - timedelta(minutes=30)  # unverified for 15 minutes
+    guest = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
+    )
+    assert guest.json()["status"] == "pending_verification", guest.text
+    clock.now = BOOKING_NOW - timedelta(minutes=20)  # held for 10 minutes
+    held = await hold(client, provider["id"], f"{DAY}T13:00:00Z")
+    assert held.status_code == 201, held.text
+    clock.now = BOOKING_NOW
+    found = await together(
+        app,
+        [
+            (owner, uuid.UUID(guest.json()["id"])),
+            (first, (ids[0], "13:00")),  # the hold lapses 2 minutes after this move's clock
+            (second, (ids[1], "15:00")),
+        ],
+        [BOOKING_NOW, BOOKING_NOW - timedelta(minutes=12), BOOKING_NOW],
+    )
+    assert [outcome(answer) for answer in found] == ["cancelled", "slot_unavailable", "pending"]
+    assert await start_of(app, ids[0]) == on_day("09:00")
+    assert await start_of(app, ids[1]) == on_day("15:00")
+
+
+async def test_a_time_handed_on_by_a_move_counts_for_the_next_move_of_the_batch(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """A move frees a time someone waits for, and the waiter, in the same batch, moves an
+    appointment of their own with another provider to that very time: the freed time is
+    handed on before the next move is judged, so the waiter's move meets their new booking
+    and is refused, as it would be a moment later."""
+    _, busy = await bookable_provider(client)
+    _, other = await bookable_provider(client)
+    mover, waiter = await signed_in(client), await signed_in(client)
+    leaving = await booked(client, mover, busy, "09:00")
+    elsewhere = await booked(client, waiter, other, "14:00")
+    joined = await client.post(
+        "/waitlist",
+        headers=waiter.headers,
+        json={"provider_id": busy["id"], "start_datetime": f"{DAY}T09:00:00Z", "mode": "book"},
+    )
+    assert joined.status_code == 201, joined.text
+    found = await together(app, [(mover, (leaving, "11:00")), (waiter, (elsewhere, "09:00"))])
+    assert [outcome(answer) for answer in found] == ["pending", "client_conflict"]
+    got = (await client.get(f"/waitlist/{joined.json()['id']}", headers=waiter.headers)).json()
+    assert got["status"] == "booked", got
+    assert await start_of(app, elsewhere) == on_day("14:00")

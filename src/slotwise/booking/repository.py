@@ -648,6 +648,20 @@ def unreleased(
         released.pop(key, None)
 
 
+def released_already(
+    session: AsyncSession,
+    providers: Iterable[uuid.UUID],
+    clients: Iterable[str],
+    *,
+    now: datetime,
+) -> bool:
+    """Would ``lock_and_release`` ask nothing for these providers and clients at ``now``
+    (this transaction released their expired holds at ``now`` or later, under their
+    locks)?"""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    return _released_already(session, _ordered(providers, clients), now=now, postgresql=postgresql)
+
+
 def _released_already(
     session: AsyncSession, values: dict[str, list[Any]], *, now: datetime, postgresql: bool
 ) -> bool:

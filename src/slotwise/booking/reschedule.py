@@ -421,11 +421,20 @@ async def _together(
     kept_terms: TermsCache,
 ) -> list[AppointmentRead | AppError] | None:
     """``move_each``'s answers, the moves judged in one statement and written in one, when
-    none of them can change another's judgment (``_apart``) and nobody waits in their
-    providers' lines (whose hand-on of a freed time would come before the next judgment);
-    None, with nothing written, when that is not so: then each is planned and carried out
-    in turn. Every move is decided (``_placed``), judged (``write.check_moves``) and
-    written (``change.write_each``, as ``change.write`` writes one) as alone."""
+    none of them can change another's judgment (``_apart``), none moves an appointment
+    another moves, the transaction released the expired holds they would release (a
+    batch's first step, ``booking.queue``) and nobody waits in their providers' lines
+    (whose hand-on of a freed time would come before the next judgment); None, with
+    nothing written, when that is not so: then each is planned and carried out in turn.
+    Every move is decided (``_placed``), judged (``write.check_moves``) and written
+    (``change.write_each``, as ``change.write`` writes one) as alone."""
+    if len({move.appointment_id for move in asked}) < len(asked):
+        return None  # moved twice: the second is checked where the first leaves the row
+    rows = [hit.appointment for move in asked if (hit := found.get(move.appointment_id))]
+    providers, clients = {row.provider_id for row in rows}, {row.client_key for row in rows}
+    latest = max(move.now for move in asked)
+    if not repository.released_already(session, providers, clients, now=latest):
+        return None  # each move's judgment releases expired holds at its own clock
     answers: list[AppointmentRead | AppError | None] = [None] * len(asked)
     ready: list[_Ready] = []
     for index, move in enumerate(asked):
@@ -484,9 +493,7 @@ def _apart(ready: Sequence[_Ready]) -> bool:
     what judging each after the earlier ones were written gives? Not when a later one's new
     time meets the time an earlier one leaves or takes (the provider's or the client's:
     the blocked spans, which hold the times), when two count toward the same provider's day
-    or week limits, for a seat (its session's seats), or for one appointment moved twice."""
-    if len({one.part.access.appointment.id for one in ready}) < len(ready):
-        return False
+    or week limits, or for a seat (its session's seats)."""
     for later, one in enumerate(ready):
         appointment = one.part.access.appointment
         if one.placement.session_key is not None or appointment.session_key != appointment.id:
