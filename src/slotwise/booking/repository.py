@@ -25,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -315,6 +316,7 @@ def _one(key: str, *, lock: bool) -> Select[Appointment, Provider, User, str]:
 
 
 _SIBLING = aliased(Appointment, name="sibling")
+_ASKED = aliased(Appointment, name="asked")
 
 
 @cache
@@ -345,11 +347,18 @@ def _locked_with_teams(
     of their ids: a change of any row of one may change them all (``lifecycle``,
     ``reschedule``), and two changes entering by different rows would otherwise each hold
     one and wait for the other's (a deadlock). A row of no team booking matches no other
-    (its ``team_booking_id`` is NULL)."""
-    groups = select(_SIBLING.team_booking_id).where(matches(_SIBLING))
+    (its ``team_booking_id`` is NULL). The rows are found by their ids, each branch by its
+    index (the id's, the team booking's), never by a scan of every appointment: written as
+    ``matches OR team_booking_id IN (...)``, PostgreSQL filtered the whole table."""
+    wanted = union_all(
+        select(_ASKED.id).where(matches(_ASKED)),
+        select(_SIBLING.id)
+        .join(_ASKED, _ASKED.team_booking_id == _SIBLING.team_booking_id)
+        .where(matches(_ASKED)),
+    )
     return (
         _found_query()
-        .where(or_(matches(Appointment), Appointment.team_booking_id.in_(groups)))
+        .where(Appointment.id.in_(wanted))
         .order_by(Appointment.id)
         .with_for_update(of=Appointment)
     )
