@@ -28,6 +28,10 @@ async def _one(session: AsyncSession, appointment_id: uuid.UUID) -> object:
     return await repository.get(session, appointment_id, lock=True)
 
 
+async def _by_token(session: AsyncSession, _appointment_id: uuid.UUID) -> object:
+    return await repository.get_by_token_hash(session, "0" * 64, lock=True)  # a guest's
+
+
 async def _plan(app: FastAPI, read: Read, appointment_id: uuid.UUID) -> list[str]:
     """The plan of the read's statement, as the database would run it (PostgreSQL: with
     sequential scans priced out, so that a plan left with no index to use shows it)."""
@@ -77,6 +81,6 @@ async def test_the_reads_that_lock_a_changes_rows_search_by_index(
     assert made.status_code == 201, made.text
     appointment_id = uuid.UUID(made.json()["id"])
     sqlite = app.state.slotwise.db.is_sqlite
-    for read in (_many, _one):
+    for read in (_many, _one, _by_token):
         plan = await _plan(app, read, appointment_id)
         assert _scans_every_appointment(plan, sqlite=sqlite) == [], "\n".join(plan)
