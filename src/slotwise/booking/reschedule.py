@@ -194,10 +194,11 @@ async def carry_out(
     reminder_offsets: list[int],
     now: datetime,
 ) -> Appointment:
-    """The planned moves written, and the times they freed handed to their waitlists."""
-    freed = [
-        await _move(
-            session,
+    """The planned moves written, each row in turn, and the times they freed handed to
+    their waitlists."""
+    freed = []
+    for part, one in zip(planned.parts, planned.decided, strict=True):
+        moved, messages, before = _moving(
             part,
             one,
             data=data,
@@ -206,8 +207,8 @@ async def carry_out(
             # The client hears once, of the row acted on; each other member of theirs.
             provider_only=part.access is not planned.access,
         )
-        for part, one in zip(planned.parts, planned.decided, strict=True)
-    ]
+        await _written(session, [(moved, messages)])
+        freed.append(before)
     # The old times (or seats), freed, go to the first in their waitlists (booking.waitlist).
     for part, before in zip(planned.parts, freed, strict=True):
         if before is not None:
@@ -304,32 +305,13 @@ async def _placed(
         fresh = True
 
 
-async def _move(
-    session: AsyncSession,
-    part: Part,
-    decided: Decided,
-    *,
-    data: RescheduleRequest,
-    reminder_offsets: list[int],
-    now: datetime,
-    provider_only: bool,
-) -> Interval | None:
-    """The part's row moved to its decided time, with its history, messages (its
-    provider's alone: ``provider_only``) and webhook event; the time (or seat) it freed,
-    or None when it freed none."""
-    moved, messages, freed = _moving(
-        part,
-        decided,
-        data=data,
-        reminder_offsets=reminder_offsets,
-        now=now,
-        provider_only=provider_only,
-    )
+async def _written(session: AsyncSession, moves: list[tuple[change.Change, outbox.Batch]]) -> None:
+    """The moves' rows written with their history, messages and webhook events
+    (``change.write_each``); a constraint's refusal raised as the API's error."""
     try:
-        await change.write(session, moved, messages)
+        await change.write_each(session, moves)
     except IntegrityError as exc:
         raise_for_constraint(exc)
-    return freed
 
 
 def _moving(
@@ -341,8 +323,9 @@ def _moving(
     now: datetime,
     provider_only: bool,
 ) -> tuple[change.Change, outbox.Batch, Interval | None]:
-    """``_move``'s change, shown on the loaded row (``change.apply``), and its messages, to
-    be written; and the time (or seat) it frees, or None."""
+    """The part's row moved to its decided time (``change.apply``: shown on the loaded row)
+    with its history, and its messages (its provider's alone: ``provider_only``), to be
+    written (``_written``); and the time (or seat) it frees, or None."""
     access, placement = part.access, decided.placement
     appointment = access.appointment
     before_start, before_status = appointment.start_at, appointment.status
@@ -478,10 +461,7 @@ async def _together(
         if before is not None:
             freed.append((moved.appointment.provider_id, before, one.move.now))
         answers[one.index] = appointment_read(moved.appointment)
-    try:
-        await change.write_each(session, gathered)
-    except IntegrityError as exc:
-        raise_for_constraint(exc)
+    await _written(session, gathered)
     for provider_id, before, now in freed:  # as ``carry_out`` hands each on
         await waitlist.promote(session, {provider_id: [before]}, now=now)
     assert all(answer is not None for answer in answers)
