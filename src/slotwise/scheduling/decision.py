@@ -13,7 +13,7 @@ counts) is judged by the write, which answers each row with one of the same `Rea
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -115,11 +115,12 @@ class Placement:
 
 
 def read_instant(value: datetime, zone: ZoneInfo) -> datetime:
-    """An offset-less datetime is a wall time in the provider's zone (RFC 5545 resolution,
-    as `resolve_wall_time`)."""
+    """The instant asked, in UTC: an offset-less datetime is a wall time in the provider's
+    zone (RFC 5545 resolution, as `resolve_wall_time`). In UTC, a placement's intervals are
+    made without converting it again (OverflowError at the calendar's ends, as there)."""
     if value.tzinfo is None:
         return resolve_wall_time(value.date(), value.time(), zone)
-    return value
+    return value.astimezone(UTC)
 
 
 def requested_date(terms: Terms, request: Request) -> date | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -82,6 +82,27 @@ def test_a_slot_on_offer_is_placed_with_its_buffers() -> None:
     assert isinstance(placed, Placement)
     assert (placed.start_at, placed.end_at) == (at(3, 10), at(3, 11))
     assert (placed.blocked_start_at, placed.blocked_end_at) == (at(3, 10), at(3, 11, 15))
+
+
+@given(minutes=st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59))
+def test_an_instant_asked_with_any_offset_is_placed_in_utc(minutes: int) -> None:
+    """Whatever offset the client wrote the time with, the placement holds the instant in
+    UTC (its intervals are made without converting it again), the same as asked in UTC."""
+    offset = timezone(timedelta(minutes=minutes))
+    asked = decide(terms_with(), Request(SERVICE, at(3, 10).astimezone(offset)), now=NOW)
+    assert isinstance(asked, Placement)
+    assert asked == decide(terms_with(), Request(SERVICE, at(3, 10)), now=NOW)
+    assert (asked.start_at.tzinfo, asked.end_at.tzinfo) == (UTC, UTC)
+    assert (asked.blocked_start_at.tzinfo, asked.blocked_end_at.tzinfo) == (UTC, UTC)
+
+
+def test_an_instant_utc_cannot_hold_is_refused_not_raised() -> None:
+    late = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-14)))
+    early = datetime(1, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=14)))
+    for start in (late, early):
+        assert reason(decide(terms_with(), Request(None, start), now=NOW)) is (
+            Reason.OUTSIDE_AVAILABILITY
+        )
 
 
 def test_refusals_come_in_the_order_a_client_would_fix_them() -> None:
