@@ -205,9 +205,10 @@ async def _load(
     window_start = started + plan.warmup_s
     deadline = window_start + plan.duration_s
     recorder = Recorder()
-    await asyncio.gather(
-        *(_client(client, changes, server, handle, deadline, recorder) for client in clients)
-    )
+    with loadgen.frozen_heap():
+        await asyncio.gather(
+            *(_client(client, changes, server, handle, deadline, recorder) for client in clients)
+        )
     window_end = min(deadline, time.perf_counter())
     window = max(window_end - window_start, 1e-9)
     per_kind: dict[str, loadgen.LoadResult] = {}
