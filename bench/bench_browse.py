@@ -201,11 +201,11 @@ async def _client(
 async def _load(
     clients: list[Client], changes: tuple[str, ...], server: Server, handle: str, plan: Plan
 ) -> tuple[dict[str, loadgen.LoadResult], loadgen.LoadResult, Recorder]:
-    started = time.perf_counter()
-    window_start = started + plan.warmup_s
-    deadline = window_start + plan.duration_s
     recorder = Recorder()
-    with loadgen.frozen_heap():
+    with loadgen.frozen_heap():  # first: its collection is no part of the window
+        started = time.perf_counter()
+        window_start = started + plan.warmup_s
+        deadline = window_start + plan.duration_s
         await asyncio.gather(
             *(_client(client, changes, server, handle, deadline, recorder) for client in clients)
         )

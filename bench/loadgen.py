@@ -264,10 +264,10 @@ async def run_load(
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     duration_s, warmup_s = duration_s * WINDOW_SCALE, warmup_s * WINDOW_SCALE
     recorders = [_Recorder() for _ in range(connections)]
-    started = time.perf_counter()
-    window_start = started + warmup_s
-    deadline = window_start + duration_s
-    with frozen_heap():
+    with frozen_heap():  # first: its collection is no part of the window
+        started = time.perf_counter()
+        window_start = started + warmup_s
+        deadline = window_start + duration_s
         await asyncio.gather(
             *(
                 _connection(host, port, source(index), deadline, recorders[index])
