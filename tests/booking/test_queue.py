@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.exc import OperationalError
 
 from slotwise.auth import callers
@@ -327,6 +327,75 @@ async def test_a_database_failure_fails_each_booking_and_writes_nothing(
     monkeypatch.undo()
     [booked] = await answers(app, [(first, asked(provider, "10:00"))])
     assert code(booked) == "booked"  # the writer goes on once the database is back
+
+
+class Takes:
+    """What each call of the one write was given: whether each row was a probe."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.probes: list[list[bool]] = []
+        real = write.take
+
+        async def take(session: Any, rows: list[write.Row], **given: Any) -> list[Any]:
+            self.probes.append([row.probe for row in rows])
+            return await real(session, rows, **given)
+
+        monkeypatch.setattr(write, "take", take)
+
+
+async def test_a_time_the_last_write_took_is_judged_without_building_rows(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst for a slot just taken: the one booking of it the batch admits goes to the
+    write as a probe (its claim alone), and none of the burst's rows are built."""
+    _, provider = await bookable_provider(client)
+    first, *others = [await signed_in(client) for _ in range(4)]
+    [booked] = await answers(app, [(first, asked(provider, "10:00"))])
+    assert code(booked) == "booked"
+    built: list[AppointmentCreate] = []
+    real_booking = create.new_booking
+
+    def new_booking(*args: Any, **given: Any) -> Booked:
+        built.append(given["data"])
+        return real_booking(*args, **given)
+
+    monkeypatch.setattr(create, "new_booking", new_booking)
+    takes = Takes(monkeypatch)
+    found = await answers(app, [(account, asked(provider, "10:00")) for account in others])
+    assert [code(answer) for answer in found] == ["slot_unavailable"] * 3
+    assert takes.probes == [[True]]  # one admitted, the others settled by its fate
+    assert built == []
+    assert await count_rows(app, Appointment) == 1
+
+
+async def test_a_probe_that_finds_the_time_free_is_written_whole_in_its_batch(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's memory of taken times only spares work: a time freed behind its back
+    (another worker cancels) is found clear by the probe, and the booking is written whole
+    at the batch's next write; the one that waited on it is refused as before."""
+    _, provider = await bookable_provider(client)
+    first, second, third = [await signed_in(client) for _ in range(3)]
+    [booked] = await answers(app, [(first, asked(provider, "10:00"))])
+    assert isinstance(booked, Booked)
+    async with state_of(app).db.transaction(writes=True) as session:  # another worker's
+        await session.execute(
+            update(Appointment)
+            .where(Appointment.id == booked.appointment.id)
+            .values(status="cancelled")
+        )
+    takes = Takes(monkeypatch)
+    with Commits(app) as commits:
+        found = await answers(
+            app, [(second, asked(provider, "10:00")), (third, asked(provider, "10:00"))]
+        )
+    assert [code(answer) for answer in found] == ["booked", "slot_unavailable"]
+    assert takes.probes == [[True], [False]]
+    assert commits.count == 1
+    written = found[0]
+    assert isinstance(written, Booked)
+    assert await count_rows(app, AppointmentEvent, appointment_id=written.appointment.id) == 1
+    assert await count_rows(app, OutboxMessage, appointment_id=written.appointment.id) >= 2
 
 
 def enqueue(writer: BookingQueue, count: int) -> None:

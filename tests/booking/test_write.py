@@ -17,6 +17,7 @@ from slotwise.booking import create, write
 from slotwise.booking.models import Appointment, ClientStanding
 from slotwise.booking.schemas import AppointmentCreate
 from slotwise.booking.terms import TermsCache
+from slotwise.notifications.models import OutboxMessage
 from slotwise.scheduling import Limits, Proposal, Reason
 from tests.factories import BOOKING_NOW, Clock, bookable_provider, count_rows, guest_booking
 
@@ -168,3 +169,54 @@ async def test_on_postgresql_the_judgment_searches_the_constraints_indexes_by_ti
     conditions = [line for line in plan.splitlines() if "Index Cond" in line]
     assert any("provider_id" in c and "tstzrange(blocked_start_at" in c for c in conditions), plan
     assert any("client_key" in c and "tstzrange(start_at" in c for c in conditions), plan
+
+
+async def test_a_probe_is_judged_as_a_row_and_never_written(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """A probe (``write.probe``: a claim without its rows, for a booking its writer expects
+    refused) gets the verdict a whole row would; clear, it is answered None and nothing of
+    it is written, beside a whole row that is."""
+    _, provider = await bookable_provider(client)
+    taken = await client.post(
+        "/appointments/", json=guest_booking(provider["id"], f"{DAY}T10:00:00Z")
+    )
+    assert taken.status_code == 201
+    state = app.state.slotwise
+    guests = state.bookings.guests
+    before = await count_rows(app, Appointment)
+    messages_before = await count_rows(app, OutboxMessage)
+    rows: list[write.Row] = []
+    async with state.db.transaction(writes=True) as session:
+        known, _ = await TermsCache().get(session, str(provider["id"]), now=BOOKING_NOW)
+        for at, whole, stale in [
+            ("09:00", True, False),
+            ("11:00", False, False),
+            ("10:00", False, False),
+            ("13:00", False, True),
+        ]:
+            data = AppointmentCreate.model_validate(
+                guest_booking(provider["id"], f"{DAY}T{at}:00Z")
+            )
+            terms = replace(known.terms, version=known.terms.version - 1) if stale else known.terms
+            client_key = create.check_caller(None, data)
+            proposal = create.propose(
+                terms, user=None, data=data, client_key=client_key, now=BOOKING_NOW
+            )
+            assert isinstance(proposal, Proposal), proposal
+            if whole:
+                booked = create.new_booking(
+                    known, proposal, user=None, data=data, now=BOOKING_NOW, guests=guests
+                )
+                rows.append(create.row_of(session, booked, proposal, guests))
+            else:
+                claim = create.claim_of(proposal, guest=True, now=BOOKING_NOW, guests=guests)
+                rows.append(write.probe(claim))
+        outcomes = await write.take(session, rows)
+    reasons = [None if outcome is None else outcome.reason for outcome in outcomes]
+    assert reasons == [None, None, Reason.SLOT_UNAVAILABLE, Reason.TERMS_CHANGED]
+    assert await count_rows(app, Appointment) == before + 1
+    assert await count_rows(app, Appointment, id=rows[0].appointment["id"]) == 1
+    assert await count_rows(app, Appointment, start_at=datetime(2027, 3, 3, 11, tzinfo=UTC)) == 0
+    written_messages = await count_rows(app, OutboxMessage) - messages_before
+    assert written_messages == len(rows[0].messages) > 0

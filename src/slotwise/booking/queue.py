@@ -79,7 +79,7 @@ from slotwise.booking.schemas import AppointmentCreate, AppointmentRead, Resched
 from slotwise.booking.terms import ATTEMPTS, Known, TermsCache
 from slotwise.db import Database
 from slotwise.errors import AppError
-from slotwise.scheduling import Clash, Interval, Proposal, Reason, Refusal, round_robin
+from slotwise.scheduling import Clash, Interval, Placement, Proposal, Reason, Refusal, round_robin
 from slotwise.scheduling.round_robin import Entrant
 from slotwise.users.models import User
 from slotwise.webhooks import queue as webhooks
@@ -159,6 +159,8 @@ class _Decided:
     # chosen again on the judgment of every candidate (``_choose``).
     judged: bool = False
     booked: Booked | None = None  # built once the write is to take it (``_booked``)
+    # A probe of it (``_row``) found its time clear after all: written whole from now on.
+    cleared: bool = False
 
 
 class BookingQueue:
@@ -191,6 +193,8 @@ class BookingQueue:
         self._running: set[asyncio.Task[None]] = set()
         self._in_flight = 0  # jobs in the batches being written
         self._arrived = asyncio.Event()  # set when a job is queued
+        # The providers' times the last write took or found taken (``_row``).
+        self._taken_lately: set[_Time] = set()
 
     async def submit(
         self, *, claims: TokenClaims | None, data: AppointmentCreate, now: datetime
@@ -445,16 +449,19 @@ class BookingQueue:
             decided, still = await self._choose(session, decided, taken, later)
         placed = scheduling.arrange([found.option.proposal for found in decided])
         admitted = [index for index, waiting in enumerate(placed) if waiting is None]
-        rows = [
-            create.row_of(
-                session, self._booked(decided[i]), decided[i].option.proposal, self.guests
-            )
-            for i in admitted
-        ]
-        outcomes = dict(zip(admitted, await write.take(session, rows, locked=locked), strict=True))
+        rows = [self._row(session, decided[i]) for i in admitted]
+        judged = await write.take(session, rows, locked=locked)
+        if rows:
+            self._taken_lately = _taken_by(rows, judged)
+        outcomes = dict(zip(admitted, judged, strict=True))
+        cleared = {i for i, row in zip(admitted, rows, strict=True) if row.probe}
+        cleared.intersection_update(i for i, outcome in outcomes.items() if outcome is None)
         for index, outcome in outcomes.items():
             found = decided[index]
-            if outcome is None:
+            if index in cleared:  # its time is free after all: written at the next write
+                found.cleared = True
+                still.append(found)
+            elif outcome is None:
                 written.append(found)
             elif outcome.reason is Reason.TERMS_CHANGED:
                 self._again(found.job, later)
@@ -474,7 +481,9 @@ class BookingQueue:
                 found.judged = True
                 still.append(found)
                 continue
-            if outcome is not None and outcome.reason is Reason.TERMS_CHANGED:
+            if waiting.blocker in cleared or (
+                outcome is not None and outcome.reason is Reason.TERMS_CHANGED
+            ):
                 still.append(found)
                 continue
             refusal = scheduling.settle(found.option.proposal, blocker.option.proposal, outcome)
@@ -651,6 +660,21 @@ class BookingQueue:
         guest = found.user is None
         return create.claim_of(option.proposal, guest=guest, now=found.job.now, guests=self.guests)
 
+    def _row(self, session: AsyncSession, found: _Decided) -> write.Row:
+        """What the write takes of an admitted booking: its rows, or only its claim (a
+        probe) when the last write took or found taken the provider's very time, so that
+        a burst for one slot does not build the rows of bookings the write refuses. The
+        database judges a probe as any row; found clear, it is written whole next."""
+        proposal = found.option.proposal
+        if (
+            not found.cleared
+            and found.candidates is None
+            and proposal.placement.session_key is None
+            and _time_of(proposal.terms.provider_id, proposal.placement) in self._taken_lately
+        ):
+            return write.probe(self._claim(found, found.option))
+        return create.row_of(session, self._booked(found), proposal, self.guests)
+
     def _booked(self, found: _Decided) -> Booked:
         """The booking's rows, built when the write is to take it: most of those that
         wait on another of their batch are settled by its fate, and never written."""
@@ -736,6 +760,25 @@ def _counted(option: _Option) -> tuple[uuid.UUID | None, Interval]:
     """What round robin counts for a candidate: their service, in the booking's period."""
     placement = option.proposal.placement
     return placement.offering.id, round_robin.period(placement.start_at)
+
+
+# A provider's time: the provider, and the span a booking blocks (its buffers included).
+_Time = tuple[uuid.UUID, datetime, datetime]
+
+
+def _time_of(provider_id: uuid.UUID, placed: Placement | write.Claim) -> _Time:
+    return provider_id, placed.blocked_start_at, placed.blocked_end_at
+
+
+def _taken_by(rows: list[write.Row], outcomes: list[Refusal | None]) -> set[_Time]:
+    """The providers' times a write took (a row written, not a seat: a session has room
+    for more) or found taken (SLOT_UNAVAILABLE)."""
+    return {
+        _time_of(row.claim.provider_id, row.claim)
+        for row, outcome in zip(rows, outcomes, strict=True)
+        if (outcome is None and not row.probe and row.claim.session_key is None)
+        or (outcome is not None and outcome.reason is Reason.SLOT_UNAVAILABLE)
+    }
 
 
 def _taken(proposal: Proposal, placed: list[Proposal]) -> bool:

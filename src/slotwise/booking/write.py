@@ -76,6 +76,8 @@ from slotwise.webhooks import queue
 _APPOINTMENTS = table_of(Appointment)
 _EVENTS = table_of(AppointmentEvent)
 _MESSAGES = table_of(OutboxMessage)
+# A probe's appointment: every column, none given (its row is judged, never inserted).
+_NO_APPOINTMENT: dict[str, Any] = dict.fromkeys(column.key for column in _APPOINTMENTS.columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,15 @@ class Row:
     messages: list[dict[str, Any]]
     # Its webhook event (booking.created), queued if it is written.
     announced: queue.Event | None = None
+    probe: bool = False  # only judged, never written (``probe``)
+
+
+def probe(claim: Claim) -> Row:
+    """A claim to judge without its rows, for a booking its writer expects refused (its time
+    was just taken): ``take`` answers it as any row, but writes nothing when it is clear.
+    So a burst for one slot does not build the rows of every booking the write refuses,
+    and the database still decides each one."""
+    return Row(claim=claim, appointment=dict(_NO_APPOINTMENT), events=[], messages=[], probe=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +224,7 @@ def batch_verdicts(rows: list[Row], judged: list[Answers]) -> list[Refusal | Non
         if key is not None and row.claim.capacity is not None:
             answers = replace(answers, taken_seats=taken.get(key, answers.taken_seats))
         outcome = verdict(row.claim, answers)
-        if outcome is None and key is not None and row.claim.capacity is not None:
+        if outcome is None and key is not None and row.claim.capacity is not None and not row.probe:
             seat_no = free_seat(answers.taken_seats)
             row.appointment["seat_no"] = seat_no
             taken[key] = answers.taken_seats | {seat_no}
@@ -234,7 +245,8 @@ async def take(
     session: AsyncSession, rows: list[Row], *, locked: bool = False
 ) -> list[Refusal | None]:
     """Write what the database allows of ``rows``, in the session's transaction: for each,
-    None (written, with its history and messages) or the refusal. Rows must not compete
+    None (written, with its history and messages; a probe: clear, and not written) or the
+    refusal. Rows must not compete
     with each other (``scheduling.arrange``). ``locked``: this transaction took the claims'
     locks already (``lock``: the booking queue counts a pooled booking's candidates under
     them first)."""
@@ -255,7 +267,11 @@ async def take(
 
 
 def _written(rows: list[Row], outcomes: list[Refusal | None]) -> list[Row]:
-    return [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+    return [
+        row
+        for row, outcome in zip(rows, outcomes, strict=True)
+        if outcome is None and not row.probe
+    ]
 
 
 async def _insert(session: AsyncSession, written: list[Row]) -> None:
@@ -813,7 +829,7 @@ async def _judge_and_insert(session: AsyncSession, rows: list[Row]) -> list[Refu
     wanted: dict[uuid.UUID, list[str] | None] = {}
     for row, found in zip(rows, result.all(), strict=True):
         outcome = verdict(row.claim, _read(found._mapping))
-        if outcome is None and not found._mapping["written"]:
+        if outcome is None and not found._mapping["written"] and not row.probe:
             # Judged clear, refused by an exclusion constraint: a writer without the locks.
             outcome = Refusal(Reason.SLOT_UNAVAILABLE)
         outcomes.append(outcome)
@@ -856,7 +872,9 @@ def _judge_and_insert_statement(
         postgresql.insert(_APPOINTMENTS)
         .from_select(
             list(appointment_keys),
-            select(*(j[f"a_{key}"] for key in appointment_keys)).where(clear).order_by(j.n),
+            select(*(j[f"a_{key}"] for key in appointment_keys))
+            .where(clear, j.a_id.is_not(None))  # a probe's row has no id: judged only
+            .order_by(j.n),
         )
         .on_conflict_do_nothing()
         .returning(_APPOINTMENTS.c.id)
