@@ -32,7 +32,7 @@ from slotwise.notifications.models import OutboxStatus
 from slotwise.scheduling import Interval
 from slotwise.webhooks.models import WebhookDelivery
 from tests.booking.test_change import statements_of
-from tests.booking.test_queue import DAY, Commits, asked, claims_of, state_of
+from tests.booking.test_queue import DAY, Commits, Takes, asked, claims_of, state_of
 from tests.factories import (
     BOOKING_NOW,
     Account,
@@ -195,6 +195,32 @@ async def test_a_cancellation_frees_its_time_for_a_booking_of_its_batch(
     with Commits(app) as commits:
         found = await together(app, [(second, asked(provider, "10:00")), (first, mine)])
     assert [outcome(answer) for answer in found] == ["booked", "cancelled"]
+    assert commits.count == 1
+    assert await count_rows(app, Appointment, provider_id=uuid.UUID(provider["id"])) == 2
+
+
+async def test_a_time_just_taken_and_freed_by_its_batch_is_probed_then_booked(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue's last write took 10:00, so the booking of it goes to the write as a probe
+    (``write.probe``); the cancellation of its batch freed it, so the probe finds it clear,
+    and the booking is written whole at the batch's next write, ahead of the one that waited
+    on it, which is refused."""
+    _, provider = await bookable_provider(client)
+    first, second, third = [await signed_in(client) for _ in range(3)]
+    mine = await booked(client, first, provider, "10:00")
+    takes = Takes(monkeypatch)
+    with Commits(app) as commits:
+        found = await together(
+            app,
+            [
+                (second, asked(provider, "10:00")),
+                (third, asked(provider, "10:00")),
+                (first, mine),
+            ],
+        )
+    assert [outcome(answer) for answer in found] == ["booked", "slot_unavailable", "cancelled"]
+    assert takes.probes == [[True], [False]]
     assert commits.count == 1
     assert await count_rows(app, Appointment, provider_id=uuid.UUID(provider["id"])) == 2
 

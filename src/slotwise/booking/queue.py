@@ -422,8 +422,11 @@ class BookingQueue:
         written: list[_Decided] = []
         taken: list[tuple[_Job, Refusal]] = []
         pending = decided
-        for _ in range(ROUNDS):
-            pending = await self._round(session, pending, written, taken, later, at_commit)
+        for n in range(ROUNDS):
+            last = n == ROUNDS - 1  # no probe then: one found clear would leave the batch
+            pending = await self._round(
+                session, pending, written, taken, later, at_commit, probing=not last
+            )
             if not pending:
                 break
         later.extend(found.job for found in pending)  # the next batch takes them up
@@ -437,30 +440,35 @@ class BookingQueue:
         taken: list[tuple[_Job, Refusal]],
         later: list[_Queued],
         at_commit: bool,
+        *,
+        probing: bool,
     ) -> list[_Decided]:
         """One write of the bookings that do not compete (``scheduling.arrange``), pooled
         ones given a candidate first (``_choose``); those that waited on one are settled by
         its fate (``scheduling.settle``) where that decides them (a pooled one is chosen
-        again at the next write instead). Returns those still to write. ``at_commit``:
-        refusals are answered once the transaction commits (``taken``), not at once."""
+        again at the next write instead). Returns those still to write, a probe found clear
+        first: it goes before the others at the next write, as it did at this one.
+        ``at_commit``: refusals are answered once the transaction commits (``taken``), not
+        at once. ``probing``: a booking of a time just taken may go as a probe (``_row``)."""
         still: list[_Decided] = []
         locked = any(found.candidates for found in decided)
         if locked:
             decided, still = await self._choose(session, decided, taken, later)
         placed = scheduling.arrange([found.option.proposal for found in decided])
         admitted = [index for index, waiting in enumerate(placed) if waiting is None]
-        rows = [self._row(session, decided[i]) for i in admitted]
+        rows = [self._row(session, decided[i], probing) for i in admitted]
         judged = await write.take(session, rows, locked=locked)
         if rows:
             self._taken_lately = _taken_by(rows, judged)
         outcomes = dict(zip(admitted, judged, strict=True))
         cleared = {i for i, row in zip(admitted, rows, strict=True) if row.probe}
         cleared.intersection_update(i for i, outcome in outcomes.items() if outcome is None)
+        ahead: list[_Decided] = []  # before any booking that waits at this write
         for index, outcome in outcomes.items():
             found = decided[index]
             if index in cleared:  # its time is free after all: written at the next write
                 found.cleared = True
-                still.append(found)
+                ahead.append(found)
             elif outcome is None:
                 written.append(found)
             elif outcome.reason is Reason.TERMS_CHANGED:
@@ -493,7 +501,7 @@ class BookingQueue:
                 taken.append((found.job, refusal))  # to a booking, or a change made it so
             else:
                 _refuse(found.job, refused(refusal))
-        return still
+        return ahead + still
 
     async def _decide(
         self, session: AsyncSession, job: _Job, user: User | None, later: list[_Queued]
@@ -660,14 +668,16 @@ class BookingQueue:
         guest = found.user is None
         return create.claim_of(option.proposal, guest=guest, now=found.job.now, guests=self.guests)
 
-    def _row(self, session: AsyncSession, found: _Decided) -> write.Row:
+    def _row(self, session: AsyncSession, found: _Decided, probing: bool) -> write.Row:
         """What the write takes of an admitted booking: its rows, or only its claim (a
         probe) when the last write took or found taken the provider's very time, so that
         a burst for one slot does not build the rows of bookings the write refuses. The
-        database judges a probe as any row; found clear, it is written whole next."""
+        database judges a probe as any row; found clear, it is written whole next, ahead
+        of the bookings that waited. Never a pooled booking's or a seat's."""
         proposal = found.option.proposal
         if (
-            not found.cleared
+            probing
+            and not found.cleared
             and found.candidates is None
             and proposal.placement.session_key is None
             and _time_of(proposal.terms.provider_id, proposal.placement) in self._taken_lately
