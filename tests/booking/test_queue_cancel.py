@@ -5,9 +5,10 @@ on its own."""
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from slotwise.booking import create, waitlist, waitlist_repository
+from slotwise.booking import create, queue, waitlist, waitlist_repository
 from slotwise.booking.create import Booked
 from slotwise.booking.models import (
     Appointment,
@@ -223,6 +224,76 @@ async def test_a_time_just_taken_and_freed_by_its_batch_is_probed_then_booked(
     assert takes.probes == [[True], [False]]
     assert commits.count == 1
     assert await count_rows(app, Appointment, provider_id=uuid.UUID(provider["id"])) == 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_the_queues_memory_of_taken_times_changes_no_answer(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+) -> None:
+    """The same batches of bookings and cancellations, run on one day with the queue's
+    memory of taken times (probes) and on another without it: every answer, and who holds
+    each time at the end, are the same."""
+    rng = random.Random(seed)
+    _, provider = await bookable_provider(client)
+    accounts = [await signed_in(client) for _ in range(4)]
+    ids = [
+        uuid.UUID((await client.get("/auth/me", headers=a.headers)).json()["id"]) for a in accounts
+    ]
+    times = ["10:00", "11:00", "12:00"]
+    steps: list[list[tuple[str, int, str]]] = [
+        [("book", i, at) for i, at in enumerate(times)]  # every time taken: probes follow
+    ]
+    for _ in range(5):
+        steps.append(
+            [
+                (rng.choice(["book", "book", "cancel"]), rng.randrange(4), rng.choice(times))
+                for _ in range(rng.randint(3, 6))
+            ]
+        )
+
+    async def run(day: str) -> tuple[list[list[str]], dict[str, int]]:
+        held: dict[tuple[int, str], uuid.UUID] = {}
+        answers: list[list[str]] = []
+        for step in steps:
+            jobs: list[Job] = []
+            asked_for: list[tuple[str, int, str]] = []
+            for kind, who, at in step:
+                if kind == "cancel" and (who, at) not in held:
+                    continue
+                data = AppointmentCreate.model_validate(
+                    {"provider_id": provider["id"], "start_datetime": f"{day}T{at}:00Z"}
+                )
+                jobs.append((accounts[who], held[who, at] if kind == "cancel" else data))
+                asked_for.append((kind, who, at))
+            found = await together(app, jobs)
+            for (kind, who, at), answer in zip(asked_for, found, strict=True):
+                if kind == "book" and isinstance(answer, Booked):
+                    held[who, at] = answer.appointment.id
+                elif kind == "cancel" and outcome(answer) == "cancelled":
+                    del held[who, at]
+            answers.append([outcome(answer) for answer in found])
+        async with state_of(app).db.transaction(writes=False) as session:
+            rows = await session.execute(
+                select(Appointment.start_at, Appointment.client_id).where(
+                    Appointment.provider_id == uuid.UUID(provider["id"]),
+                    Appointment.status == Status.CONFIRMED,
+                    Appointment.start_at >= datetime.fromisoformat(f"{day}T00:00:00+00:00"),
+                    Appointment.start_at < datetime.fromisoformat(f"{day}T23:59:00+00:00"),
+                )
+            )
+            holders = {start.strftime("%H:%M"): ids.index(whose) for start, whose in rows}
+        return answers, holders
+
+    takes = Takes(monkeypatch)
+    with_memory = await run(DAY)
+    assert any(True in probes for probes in takes.probes)  # the memory was put to use
+    monkeypatch.setattr(queue, "_taken_by", lambda _rows, _outcomes: set())
+    without = await run("2027-03-04")
+    assert with_memory == without
 
 
 async def test_a_batch_refused_as_a_whole_writes_its_cancellations_alone_too(
