@@ -8,8 +8,10 @@ waits; a writer takes its share of the queued jobs (``_fair_share``) and, in one
 transaction, looks up the callers (one query), decides each booking on the provider's
 kept terms (``create.propose``), sets aside those that compete with an earlier one of the
 batch (``scheduling.arrange``) and hands the rest to the one write (``write.take``), which
-says of each what became of it. While a batch is written the next requests queue, and form
-the next batch; a lone request goes at once.
+says of each what became of it (one whose very time the last write took or found taken
+goes as a probe, its claim alone, and is written whole if found clear: ``_row``). While a
+batch is written the next requests queue, and form the next batch; a lone request goes at
+once.
 
 Each job is answered by what became of it: a refusal (409, 422, 401) as soon as it is
 known, a booking once it is committed. A booking that competes with an earlier one of the
