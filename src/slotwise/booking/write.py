@@ -246,10 +246,9 @@ async def take(
 ) -> list[Refusal | None]:
     """Write what the database allows of ``rows``, in the session's transaction: for each,
     None (written, with its history and messages; a probe: clear, and not written) or the
-    refusal. Rows must not compete
-    with each other (``scheduling.arrange``). ``locked``: this transaction took the claims'
-    locks already (``lock``: the booking queue counts a pooled booking's candidates under
-    them first)."""
+    refusal. Rows must not compete with each other (``scheduling.arrange``). ``locked``:
+    this transaction took the claims' locks already (``lock``: the booking queue counts a
+    pooled booking's candidates under them first)."""
     if not rows:
         return []
     claims = [row.claim for row in rows]
